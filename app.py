@@ -1,0 +1,12 @@
+"""The order-hub Chalice app: creates the app, registers middleware and blueprints. Nothing else."""
+
+from chalice import Chalice
+
+from chalicelib.entrypoints import auth, http_api, queue_handlers, schedules, workflow_tasks
+
+app = Chalice(app_name="order-hub")
+app.register_middleware(auth.require_operator_token, "http")
+app.register_blueprint(http_api.bp)
+app.register_blueprint(queue_handlers.bp)
+app.register_blueprint(workflow_tasks.bp)
+app.register_blueprint(schedules.bp)

@@ -1,0 +1,104 @@
+"""PynamoDB models of the single table: orders, delivery markers and heartbeats share one table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    JSONAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib import resources
+
+TABLE = resources.TABLE
+
+
+def _index(spec: resources.IndexSpec) -> type[GlobalSecondaryIndex[Any]]:
+    """A PynamoDB index class built from the resource specification, so both cannot disagree."""
+    meta = type("Meta", (), {"index_name": spec.name, "projection": AllProjection()})
+    attrs = {
+        "Meta": meta,
+        spec.partition_key: UnicodeAttribute(hash_key=True),
+        spec.sort_key: UnicodeAttribute(range_key=True),
+    }
+    return type(f"{spec.name.capitalize()}Index", (GlobalSecondaryIndex,), attrs)
+
+
+_ByChannel, _ByStatus, _ByStore, _AllOrders = (_index(spec) for spec in TABLE.indexes)
+
+
+class _TableModel(Model):
+    class Meta:
+        table_name = TABLE.name
+        region: str | None = None
+        host: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class OrderModel(_TableModel):
+    """One order: the canonical document plus the keys its indexes need."""
+
+    class Meta(_TableModel.Meta):
+        pass
+
+    version = VersionAttribute()
+    document = JSONAttribute()
+    status = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    store = UnicodeAttribute()
+    external_id = UnicodeAttribute()
+    execution_arn = UnicodeAttribute(null=True)
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+    gsi2pk = UnicodeAttribute()
+    gsi2sk = UnicodeAttribute()
+    gsi3pk = UnicodeAttribute()
+    gsi3sk = UnicodeAttribute()
+    gsi4pk = UnicodeAttribute()
+    gsi4sk = UnicodeAttribute()
+
+    by_channel = _ByChannel()
+    by_status = _ByStatus()
+    by_store = _ByStore()
+    all_orders = _AllOrders()
+
+
+class DeliveryModel(_TableModel):
+    """A delivery already applied (the sender's event id), kept for the dedup window."""
+
+    class Meta(_TableModel.Meta):
+        pass
+
+    order_id = UnicodeAttribute()
+    expires_at = TTLAttribute()
+
+
+class HeartbeatModel(_TableModel):
+    """The last time a scheduled job ran, shown by /health."""
+
+    class Meta(_TableModel.Meta):
+        pass
+
+    at = UTCDateTimeAttribute()
+    runs = NumberAttribute(default=0)
+
+
+MODELS: tuple[type[_TableModel], ...] = (OrderModel, DeliveryModel, HeartbeatModel)
+
+
+def bind(table_name: str, region: str, host: str | None) -> None:
+    """Point every model at the deployed table (called by the composition root, never at import)."""
+    for model in MODELS:
+        model.Meta.table_name = table_name
+        model.Meta.region = region
+        model.Meta.host = host
+        model._connection = None

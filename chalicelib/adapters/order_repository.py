@@ -1,0 +1,200 @@
+"""OrderRepository on DynamoDB through PynamoDB: versioned aggregates, transactional dedup, no scans."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.adapters.models import DeliveryModel, HeartbeatModel, OrderModel
+from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, InvalidInput, NotFound
+from chalicelib.domain.order import Order, OrderStatus, utcnow
+from chalicelib.domain.ports import OrderPage, StoredOrder
+
+# Long enough to outlast every sender's retry schedule (Shopify retries for up to 48 hours).
+DELIVERY_DEDUP_WINDOW = timedelta(days=30)
+_CONDITION_FAILED = "ConditionalCheckFailed"
+
+
+def order_key(order_id: str) -> tuple[str, str]:
+    return f"ORDER#{order_id}", "ORDER"
+
+
+def delivery_key(delivery_id: str) -> tuple[str, str]:
+    return f"DELIVERY#{delivery_id}", "DELIVERY"
+
+
+def _to_model(order: Order, version: int | None) -> OrderModel:
+    pk, sk = order_key(order.order_id)
+    placed = order.placed_at.isoformat()
+    model = OrderModel(
+        pk,
+        sk,
+        document=order.to_json(),
+        status=order.status.value,
+        channel=order.channel,
+        store=order.store,
+        external_id=order.external_id,
+        gsi1pk=f"CHANNEL#{order.channel}#{order.external_id}",
+        gsi1sk=order.store,
+        gsi2pk=f"STATUS#{order.status.value}",
+        gsi2sk=f"{order.updated_at.isoformat()}#{order.order_id}",
+        gsi3pk=f"STORE#{order.channel}#{order.store}",
+        gsi3sk=f"{placed}#{order.order_id}",
+        gsi4pk="ORDERS",
+        gsi4sk=f"{placed}#{order.order_id}",
+    )
+    if version is not None:
+        model.version = version
+    return model
+
+
+def _to_stored(model: OrderModel) -> StoredOrder:
+    return StoredOrder(
+        order=Order.model_validate(model.document),
+        version=int(model.version or 0),
+        execution_arn=model.execution_arn,
+    )
+
+
+def _encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError as exc:
+        raise InvalidInput("cursor is not one this API gave out") from exc
+    if not isinstance(key, dict):
+        raise InvalidInput("cursor is not one this API gave out")
+    return key
+
+
+class DynamoOrderRepository:
+    def get(self, order_id: str) -> StoredOrder | None:
+        try:
+            return _to_stored(OrderModel.get(*order_key(order_id), consistent_read=True))
+        except OrderModel.DoesNotExist:
+            return None
+
+    def get_by_channel(self, channel: str, store: str, external_id: str) -> StoredOrder | None:
+        for model in OrderModel.by_channel.query(
+            f"CHANNEL#{channel}#{external_id}", OrderModel.gsi1sk == store, limit=1
+        ):
+            return _to_stored(model)
+        return None
+
+    def find_by_external_id(self, channel: str, external_id: str) -> list[StoredOrder]:
+        return [_to_stored(m) for m in OrderModel.by_channel.query(f"CHANNEL#{channel}#{external_id}")]
+
+    def save(self, order: Order, *, expected_version: int | None, delivery_id: str | None = None) -> int:
+        model = _to_model(order, expected_version)
+        new_version = (expected_version or 0) + 1
+        if delivery_id is None:
+            try:
+                model.save()
+            except PutError as exc:
+                if exc.cause_response_code == f"{_CONDITION_FAILED}Exception":
+                    raise ConcurrentUpdate(order.order_id) from exc
+                raise
+            return new_version
+        marker = self._delivery_marker(delivery_id, order.order_id)
+        try:
+            with TransactWrite(connection=self._connection()) as tx:
+                tx.save(marker, condition=DeliveryModel.pk.does_not_exist())
+                tx.save(model)
+        except TransactWriteError as exc:
+            reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
+            if reasons and reasons[0] == _CONDITION_FAILED:
+                raise DuplicateDelivery(delivery_id) from exc
+            if len(reasons) > 1 and reasons[1] == _CONDITION_FAILED:
+                raise ConcurrentUpdate(order.order_id) from exc
+            raise
+        return new_version
+
+    def record_delivery(self, delivery_id: str, order_id: str) -> None:
+        try:
+            self._delivery_marker(delivery_id, order_id).save(condition=DeliveryModel.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == f"{_CONDITION_FAILED}Exception":
+                raise DuplicateDelivery(delivery_id) from exc
+            raise
+
+    def has_delivery(self, delivery_id: str) -> bool:
+        try:
+            DeliveryModel.get(*delivery_key(delivery_id), consistent_read=True)
+        except DeliveryModel.DoesNotExist:
+            return False
+        return True
+
+    def attach_execution(self, order_id: str, execution_arn: str) -> None:
+        # Bumping the version makes any writer holding an older copy reload rather than drop the ARN.
+        pk, sk = order_key(order_id)
+        try:
+            OrderModel._get_connection().update_item(
+                pk,
+                sk,
+                actions=[OrderModel.execution_arn.set(execution_arn), OrderModel.version.add(1)],
+                condition=OrderModel.pk.exists(),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == f"{_CONDITION_FAILED}Exception":
+                raise NotFound(order_id) from exc
+            raise
+
+    def list_orders(
+        self, *, status: OrderStatus | None, channel: str | None, limit: int, cursor: str | None
+    ) -> OrderPage:
+        start = _decode_cursor(cursor)
+        channel_filter = (OrderModel.channel == channel) if channel else None
+        if status is not None:
+            results = OrderModel.by_status.query(
+                f"STATUS#{status.value}",
+                filter_condition=channel_filter,
+                scan_index_forward=False,
+                limit=limit,
+                last_evaluated_key=start,
+            )
+        else:
+            results = OrderModel.all_orders.query(
+                "ORDERS",
+                filter_condition=channel_filter,
+                scan_index_forward=False,
+                limit=limit,
+                last_evaluated_key=start,
+            )
+        orders = [_to_stored(m).order for m in results]
+        return OrderPage(orders=orders, next_cursor=_encode_cursor(results.last_evaluated_key))
+
+    @staticmethod
+    def _delivery_marker(delivery_id: str, order_id: str) -> DeliveryModel:
+        pk, sk = delivery_key(delivery_id)
+        return DeliveryModel(pk, sk, order_id=order_id, expires_at=utcnow() + DELIVERY_DEDUP_WINDOW)
+
+    @staticmethod
+    def _connection() -> Connection:
+        meta = OrderModel.Meta
+        return Connection(region=meta.region, host=meta.host)
+
+
+class DynamoHeartbeats:
+    def beat(self, name: str, at: datetime) -> None:
+        HeartbeatModel("SYSTEM", f"HEARTBEAT#{name}").update(
+            actions=[HeartbeatModel.at.set(at), HeartbeatModel.runs.add(1)]
+        )
+
+    def last(self, name: str) -> datetime | None:
+        try:
+            return HeartbeatModel.get("SYSTEM", f"HEARTBEAT#{name}").at
+        except HeartbeatModel.DoesNotExist:
+            return None

@@ -1,0 +1,32 @@
+"""WorkflowStarter on Step Functions: one execution per order, named after it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+class StepFunctionsWorkflow:
+    def __init__(self, sfn: Any, state_machine_arn: str) -> None:
+        self._sfn = sfn
+        self._arn = state_machine_arn
+
+    def start(self, order_id: str, payload: dict[str, Any]) -> str:
+        try:
+            response = self._sfn.start_execution(
+                stateMachineArn=self._arn, name=order_id, input=json.dumps(payload)
+            )
+            return str(response["executionArn"])
+        except ClientError as exc:
+            # AWS answers a repeat with identical input with the running execution; other repeats
+            # (and every repeat on the local emulator) with ExecutionAlreadyExists: both mean started.
+            if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
+            return self.execution_arn(order_id)
+
+    def execution_arn(self, order_id: str) -> str:
+        # arn:aws:states:<region>:<account>:stateMachine:<name> → ...:execution:<name>:<execution>
+        prefix, _, machine = self._arn.rpartition(":stateMachine:")
+        return f"{prefix}:execution:{machine}:{order_id}"

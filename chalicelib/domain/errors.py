@@ -1,0 +1,27 @@
+"""The small tree of domain errors that adapters translate vendor errors into and views map to HTTP."""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base of every error the hub raises on purpose."""
+
+
+class InvalidInput(HubError):
+    """The caller sent something the hub cannot accept (answered 400, never retried)."""
+
+
+class NotFound(HubError):
+    """The thing asked for does not exist."""
+
+
+class ConcurrentUpdate(HubError):
+    """Another writer changed the aggregate first; reload and retry."""
+
+
+class DuplicateDelivery(HubError):
+    """This delivery was already applied: an at-least-once duplicate, safe to drop."""
+
+
+class MalformedDelivery(HubError):
+    """A queued delivery that can never be processed: it belongs in the DLQ for an operator."""

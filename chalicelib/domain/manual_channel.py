@@ -1,0 +1,115 @@
+"""The `manual` channel: orders an operator or a back-office system posts in canonical form."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chalicelib.domain import money
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.order import (
+    Address,
+    Customer,
+    Line,
+    Order,
+    Totals,
+    derive_order_id,
+)
+
+CHANNEL = "manual"
+
+
+class ManualLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    line_id: str | None = None
+    sku: str | None = None
+    title: str
+    quantity: int = Field(gt=0)
+    unit_price: str
+    discount: str = "0"
+    tax: str = "0"
+
+
+class ManualTotals(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    discount: str = "0"
+    shipping: str = "0"
+    tax: str | None = None
+    total: str | None = None
+
+
+class ManualOrder(BaseModel):
+    """What `POST /api/orders` accepts: the canonical order's channel-owned fields."""
+
+    model_config = ConfigDict(extra="forbid")
+    store: str = Field(default="default", min_length=1, max_length=200)
+    external_id: str = Field(min_length=1, max_length=200)
+    external_number: str | None = None
+    currency: str = Field(min_length=3, max_length=3)
+    placed_at: datetime
+    updated_at: datetime | None = None
+    customer: Customer = Field(default_factory=Customer)
+    shipping_address: Address | None = None
+    billing_address: Address | None = None
+    lines: list[ManualLine] = Field(min_length=1)
+    totals: ManualTotals = Field(default_factory=ManualTotals)
+
+
+def parse_manual_order(body: Any) -> ManualOrder:
+    try:
+        return ManualOrder.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidInput(problems) from exc
+
+
+def normalise_manual(payload: dict[str, Any]) -> Order:
+    """Turn a manual order into a canonical one; missing totals are computed, given ones are kept."""
+    src = parse_manual_order(payload)
+    cur = src.currency.upper()
+    try:
+        lines = [_line(i, line, cur) for i, line in enumerate(src.lines, start=1)]
+        subtotal = sum((line.total for line in lines), Decimal(0))
+        discount = money.to_amount(src.totals.discount, cur)
+        shipping = money.to_amount(src.totals.shipping, cur)
+        line_tax = sum((line.tax for line in lines), Decimal(0))
+        tax = money.to_amount(src.totals.tax, cur) if src.totals.tax is not None else line_tax
+        computed_total = subtotal - discount + shipping + tax
+        total = money.to_amount(src.totals.total, cur) if src.totals.total is not None else computed_total
+    except money.MoneyError as exc:
+        raise InvalidInput(str(exc)) from exc
+    return Order(
+        order_id=derive_order_id(CHANNEL, src.store, src.external_id),
+        channel=CHANNEL,
+        store=src.store,
+        external_id=src.external_id,
+        external_number=src.external_number,
+        currency=cur,
+        placed_at=src.placed_at,
+        updated_at=src.updated_at or src.placed_at,
+        customer=src.customer,
+        shipping_address=src.shipping_address,
+        billing_address=src.billing_address,
+        lines=lines,
+        totals=Totals(subtotal=subtotal, discount=discount, shipping=shipping, tax=tax, total=total),
+    )
+
+
+def _line(position: int, src: ManualLine, currency: str) -> Line:
+    unit_price = money.to_amount(src.unit_price, currency)
+    discount = money.to_amount(src.discount, currency)
+    return Line(
+        line_id=src.line_id or str(position),
+        sku=src.sku,
+        title=src.title,
+        quantity=src.quantity,
+        unit_price=unit_price,
+        discount=discount,
+        tax=money.to_amount(src.tax, currency),
+        total=unit_price * src.quantity - discount,
+    )

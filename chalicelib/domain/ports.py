@@ -1,0 +1,66 @@
+"""The ports the use cases depend on; adapters implement them with AWS, fakes implement them in tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.domain.order import Order, OrderStatus
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    order: Order
+    version: int
+    execution_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    orders: list[Order]
+    next_cursor: str | None
+
+
+class OrderRepository(Protocol):
+    def get(self, order_id: str) -> StoredOrder | None: ...
+
+    def get_by_channel(self, channel: str, store: str, external_id: str) -> StoredOrder | None: ...
+
+    def find_by_external_id(self, channel: str, external_id: str) -> list[StoredOrder]: ...
+
+    def save(self, order: Order, *, expected_version: int | None, delivery_id: str | None = None) -> int:
+        """Write the order if its stored version is still `expected_version` (None: must not exist).
+
+        With `delivery_id`, record that delivery in the same transaction. Raises ConcurrentUpdate or
+        DuplicateDelivery. Returns the new version.
+        """
+        ...
+
+    def record_delivery(self, delivery_id: str, order_id: str) -> None:
+        """Remember a delivery that changed nothing (stale); raises DuplicateDelivery if seen."""
+        ...
+
+    def has_delivery(self, delivery_id: str) -> bool: ...
+
+    def attach_execution(self, order_id: str, execution_arn: str) -> None: ...
+
+    def list_orders(
+        self, *, status: OrderStatus | None, channel: str | None, limit: int, cursor: str | None
+    ) -> OrderPage: ...
+
+
+class WorkflowStarter(Protocol):
+    def start(self, order_id: str, payload: dict[str, Any]) -> str:
+        """Start the order's lifecycle execution, named after the order; already started is success."""
+        ...
+
+
+class DeliveryQueue(Protocol):
+    def send(self, body: dict[str, Any], *, group_id: str, deduplication_id: str) -> str: ...
+
+
+class Heartbeats(Protocol):
+    def beat(self, name: str, at: datetime) -> None: ...
+
+    def last(self, name: str) -> datetime | None: ...

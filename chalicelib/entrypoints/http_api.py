@@ -1,0 +1,114 @@
+"""HTTP routes for health, manual order intake and order queries."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from chalice import Blueprint, NotFoundError, Response
+
+from chalicelib.composition import deduplication_id, services
+from chalicelib.domain.delivery import Delivery
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.manual_channel import CHANNEL as MANUAL
+from chalicelib.domain.manual_channel import normalise_manual
+from chalicelib.domain.order import OrderStatus
+from chalicelib.entrypoints.errors import http_errors
+from chalicelib.entrypoints.health import health_report
+
+bp = Blueprint(__name__)
+
+MAX_PAGE = 100
+
+
+@bp.route("/health", methods=["GET"])
+def health() -> Response:
+    report = health_report(services())
+    return Response(body=report, status_code=200 if report["status"] == "ok" else 503)
+
+
+@bp.route("/api/orders", methods=["POST"], content_types=["application/json"])
+@http_errors
+def create_manual_order() -> Response:
+    """Accept an order in canonical form (channel `manual`): validate, enqueue, answer 202."""
+    request = bp.current_request
+    body = request.json_body
+    if not isinstance(body, dict):
+        raise InvalidInput("body must be a JSON object")
+    order = normalise_manual(body)  # rejects what the queue handler could never process
+    key = request.headers.get("idempotency-key")
+    delivery_id = f"manual:{key}" if key else "manual:" + hashlib.sha256(_bytes(request.raw_body)).hexdigest()
+    svc = services()
+    delivery = Delivery(
+        delivery_id=delivery_id,
+        channel=MANUAL,
+        store=order.store,
+        topic="orders/create",
+        received_at=svc.now(),
+        payload=body,
+    )
+    svc.ingest_queue.send(
+        delivery.to_message(),
+        group_id=delivery.message_group(order.external_id),
+        deduplication_id=deduplication_id(delivery_id),
+    )
+    return Response(
+        body={"order_id": order.order_id, "delivery_id": delivery_id, "status": "accepted"},
+        status_code=202,
+    )
+
+
+@bp.route("/api/orders", methods=["GET"])
+@http_errors
+def list_orders() -> dict[str, Any]:
+    params = _query(bp.current_request.query_params)
+    status = _status(params.get("status"))
+    try:
+        limit = min(max(int(params.get("limit", "50")), 1), MAX_PAGE)
+    except ValueError as exc:
+        raise InvalidInput("limit must be an integer") from exc
+    page = services().orders.list_orders(
+        status=status, channel=params.get("channel"), limit=limit, cursor=params.get("cursor")
+    )
+    return {"orders": [o.to_json() for o in page.orders], "next_cursor": page.next_cursor}
+
+
+@bp.route("/api/orders/{order_id}", methods=["GET"])
+def get_order(order_id: str) -> dict[str, Any]:
+    stored = services().orders.get(order_id)
+    if stored is None:
+        raise NotFoundError(f"order {order_id} does not exist")
+    return stored.order.to_json()
+
+
+@bp.route("/api/orders/by-channel/{channel}/{external_id}", methods=["GET"])
+@http_errors
+def get_order_by_channel(channel: str, external_id: str) -> dict[str, Any]:
+    params = _query(bp.current_request.query_params)
+    matches = services().orders.find_by_external_id(channel, external_id)
+    if "store" in params:
+        matches = [m for m in matches if m.order.store == params["store"]]
+    if not matches:
+        raise NotFoundError(f"no {channel} order {external_id}")
+    if len(matches) > 1:
+        stores = sorted(m.order.store for m in matches)
+        raise InvalidInput(f"several stores have this order, pass ?store= one of {stores}")
+    return matches[0].order.to_json()
+
+
+def _status(value: str | None) -> OrderStatus | None:
+    if not value:
+        return None
+    try:
+        return OrderStatus(value.upper())
+    except ValueError:
+        raise InvalidInput(f"unknown status {value!r}") from None
+
+
+def _bytes(body: str | bytes) -> bytes:
+    return body.encode() if isinstance(body, str) else body
+
+
+def _query(params: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(params or {})

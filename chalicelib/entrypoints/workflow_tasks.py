@@ -1,0 +1,32 @@
+"""Lambda functions that Step Functions Tasks invoke; each delegates to one use case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib import resources
+from chalicelib.composition import services
+from chalicelib.domain import lifecycle
+
+bp = Blueprint(__name__)
+
+
+@bp.lambda_function(name=resources.FUNCTION_VALIDATE_ORDER)
+def validate_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    return lifecycle.validate_order(event["order_id"], orders=svc.orders, now=svc.now)
+
+
+@bp.lambda_function(name=resources.FUNCTION_RECORD_FAILURE)
+def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    error = event.get("error") or {}
+    return lifecycle.record_failure(
+        event["order_id"],
+        str(error.get("Error", "Unknown")),
+        str(error.get("Cause", "")),
+        orders=svc.orders,
+        now=svc.now,
+    )

@@ -1,0 +1,177 @@
+"""The one resource specification that both the CDK stack and the local stack provision from."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+APP_NAME = "order-hub"
+
+# Lambda's own advice: a queue's visibility timeout should be at least six times the function timeout.
+DEFAULT_FUNCTION_TIMEOUT_SECONDS = 30
+# SQS's maximum: an operator has two weeks to inspect and redrive a poison message.
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """A global secondary index over generic key attributes (single-table design)."""
+
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    key: str
+    name: str
+    partition_key: str
+    sort_key: str
+    indexes: tuple[IndexSpec, ...]
+    ttl_attribute: str
+    env_var: str
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """An SQS queue and its dead-letter queue; `max_receive_count` receives, then the DLQ."""
+
+    key: str
+    name: str
+    fifo: bool
+    visibility_timeout_seconds: int
+    max_receive_count: int
+    retention_seconds: int = 14 * 24 * 3600
+    content_based_deduplication: bool = False
+    description: str = ""
+
+    @property
+    def dlq_name(self) -> str:
+        stem = self.name.removesuffix(".fifo")
+        return f"{stem}-dlq.fifo" if self.fifo else f"{stem}-dlq"
+
+    @property
+    def env_var(self) -> str:
+        return f"HUB_QUEUE_URL_{self.key.upper()}"
+
+    @property
+    def dlq_env_var(self) -> str:
+        return f"HUB_DLQ_URL_{self.key.upper()}"
+
+
+@dataclass(frozen=True)
+class Substitution:
+    """What a `${Placeholder}` in an ASL definition resolves to: a function, queue, table or state machine."""
+
+    kind: str  # "function" | "queue_url" | "queue_arn" | "table_name" | "table_arn"
+    target: str
+
+
+@dataclass(frozen=True)
+class StateMachineSpec:
+    key: str
+    name: str
+    definition_file: str
+    substitutions: dict[str, Substitution] = field(default_factory=dict)
+
+    @property
+    def env_var(self) -> str:
+        return f"HUB_STATE_MACHINE_ARN_{self.key.upper()}"
+
+    def definition_path(self, root: Path) -> Path:
+        return root / "step_functions" / self.definition_file
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    key: str
+    name: str
+    description: str
+    env_var: str
+
+
+TABLE = TableSpec(
+    key="main",
+    name=f"{APP_NAME}-main",
+    partition_key="pk",
+    sort_key="sk",
+    indexes=(
+        # by-channel id: CHANNEL#<channel>#<store>#<external id>
+        IndexSpec("gsi1", "gsi1pk", "gsi1sk"),
+        # by status + time: STATUS#<status>, sorted by updated time
+        IndexSpec("gsi2", "gsi2pk", "gsi2sk"),
+        # by store + time: STORE#<channel>#<store>, sorted by placed time
+        IndexSpec("gsi3", "gsi3pk", "gsi3sk"),
+        # every order, newest first: ORDERS, sorted by placed time
+        IndexSpec("gsi4", "gsi4pk", "gsi4sk"),
+    ),
+    ttl_attribute="expires_at",
+    env_var="HUB_TABLE_NAME",
+)
+
+INGEST_QUEUE = QueueSpec(
+    key="ingest",
+    name=f"{APP_NAME}-ingest.fifo",
+    fifo=True,
+    visibility_timeout_seconds=6 * DEFAULT_FUNCTION_TIMEOUT_SECONDS,
+    max_receive_count=5,
+    description="Accepted channel deliveries, one message group per channel:store:order.",
+)
+
+QUEUES: tuple[QueueSpec, ...] = (INGEST_QUEUE,)
+
+# Lambda functions the state machines call, by Chalice function name.
+FUNCTION_VALIDATE_ORDER = "validate_order"
+FUNCTION_RECORD_FAILURE = "record_failure"
+
+ORDER_LIFECYCLE = StateMachineSpec(
+    key="order_lifecycle",
+    name=f"{APP_NAME}-order-lifecycle",
+    definition_file="order_lifecycle.asl.json",
+    substitutions={
+        "ValidateOrderFunctionArn": Substitution("function", FUNCTION_VALIDATE_ORDER),
+        "RecordFailureFunctionArn": Substitution("function", FUNCTION_RECORD_FAILURE),
+    },
+)
+
+STATE_MACHINES: tuple[StateMachineSpec, ...] = (ORDER_LIFECYCLE,)
+
+OPERATOR_TOKEN_SECRET = SecretSpec(
+    key="operator_token",
+    name=f"{APP_NAME}/operator-token",
+    description="Bearer token operators use for /api/* and /status.",
+    env_var="HUB_OPERATOR_TOKEN_SECRET_ID",
+)
+
+SECRETS: tuple[SecretSpec, ...] = (OPERATOR_TOKEN_SECRET,)
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def placeholders(definition_text: str) -> set[str]:
+    """Every `${Name}` placeholder used in an ASL definition."""
+    return set(_PLACEHOLDER.findall(definition_text))
+
+
+def substitute(definition_text: str, values: dict[str, str]) -> str:
+    """Resolve every placeholder; an unresolved one is an error, never a silent leftover."""
+    missing = placeholders(definition_text) - values.keys()
+    if missing:
+        raise KeyError(f"unresolved placeholders: {sorted(missing)}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], definition_text)
+
+
+def queue(key: str) -> QueueSpec:
+    for spec in QUEUES:
+        if spec.key == key:
+            return spec
+    raise KeyError(key)
+
+
+def state_machine(key: str) -> StateMachineSpec:
+    for spec in STATE_MACHINES:
+        if spec.key == key:
+            return spec
+    raise KeyError(key)

@@ -1,0 +1,64 @@
+"""Run-time settings read from the environment, once, when first needed (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from chalicelib import resources
+
+
+class ConfigurationError(RuntimeError):
+    """A required setting is missing: the deployment (CDK or local stack) did not provide it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    table_name: str
+    queue_urls: Mapping[str, str]
+    dlq_urls: Mapping[str, str]
+    state_machine_arns: Mapping[str, str]
+    operator_token: str | None
+    operator_token_secret_id: str | None
+    aws_endpoint: str | None
+    local: bool
+
+    def queue_url(self, key: str) -> str:
+        try:
+            return self.queue_urls[key]
+        except KeyError:
+            raise ConfigurationError(f"{resources.queue(key).env_var} is not set") from None
+
+    def state_machine_arn(self, key: str) -> str:
+        try:
+            return self.state_machine_arns[key]
+        except KeyError:
+            spec = resources.state_machine(key)
+            raise ConfigurationError(f"{spec.env_var} is not set") from None
+
+
+def from_environ(environ: Mapping[str, str]) -> Settings:
+    queue_urls = {q.key: environ[q.env_var] for q in resources.QUEUES if q.env_var in environ}
+    dlq_urls = {q.key: environ[q.dlq_env_var] for q in resources.QUEUES if q.dlq_env_var in environ}
+    machines = {m.key: environ[m.env_var] for m in resources.STATE_MACHINES if m.env_var in environ}
+    return Settings(
+        stage=environ.get("HUB_STAGE", "dev"),
+        region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        table_name=environ.get(resources.TABLE.env_var, resources.TABLE.name),
+        queue_urls=queue_urls,
+        dlq_urls=dlq_urls,
+        state_machine_arns=machines,
+        operator_token=environ.get("HUB_OPERATOR_TOKEN") or None,
+        operator_token_secret_id=environ.get(resources.OPERATOR_TOKEN_SECRET.env_var) or None,
+        aws_endpoint=environ.get("AWS_ENDPOINT_URL") or None,
+        local=environ.get("HUB_LOCAL") == "1",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return from_environ(os.environ)

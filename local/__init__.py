@@ -1,0 +1,1 @@
+"""The local runtime and simulators: the whole hub on one machine, never deployed."""

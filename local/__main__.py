@@ -1,0 +1,69 @@
+"""`python -m local run`: start the local stack in the foreground until Ctrl-C (or SIGTERM)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from local.stack import LocalStack, Options, StackError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local")
+    parser.add_argument("command", choices=["run"])
+    parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    options = Options.from_environ(dict(os.environ))
+    token_was_set = bool(options.operator_token)
+    stack = LocalStack(options)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"order-hub: {exc}", file=sys.stderr)
+        return 2
+    _banner(stack, token_was_set)
+    demo = None
+    if options.demo:
+        from local.demo import DemoTraffic
+
+        demo = DemoTraffic(stack.hub_url, options.operator_token, stop=stop)
+        demo.start()
+    stop.wait()
+    print("\norder-hub: stopping...", flush=True)
+    stack.stop()
+    if demo is not None:
+        demo.join(timeout=5)
+    print("order-hub: stopped, nothing left running", flush=True)
+    return 0
+
+
+def _banner(stack: LocalStack, token_was_set: bool) -> None:
+    token = stack.options.operator_token
+    lines = [
+        "",
+        "order-hub local stack is up",
+        f"  hub API        {stack.hub_url}   (health: {stack.hub_url}/health)",
+        f"  AWS endpoint   {stack.aws_url}   (moto + in-process Lambda)",
+        f"  operator token {token}"
+        + ("" if token_was_set else "   (generated; set HUB_OPERATOR_TOKEN to fix it)"),
+        f"  try: curl -H 'Authorization: Bearer {token}' {stack.hub_url}/api/orders",
+        "  Ctrl-C stops everything.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""The whole hub on one machine: moto, the AWS gateway, the HTTP API, event sources and schedules."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.provision import ACCOUNT_ID, ROOT, Provisioned
+
+log = logging.getLogger("local.stack")
+
+APP_NAME = "order-hub"
+STAGE = "local"
+REGION = "us-east-1"
+START_DEADLINE_SECONDS = 30
+
+
+class StackError(RuntimeError):
+    """The stack cannot start; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    hub: int
+    aws: int
+    moto: int
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str]) -> Ports:
+        return cls(
+            hub=int(environ.get("HUB_PORT", "8000")),
+            aws=int(environ.get("HUB_LOCAL_AWS_PORT", "4566")),
+            moto=int(environ.get("HUB_LOCAL_MOTO_PORT", "4567")),
+        )
+
+
+@dataclass
+class Options:
+    ports: Ports
+    host: str = "127.0.0.1"
+    operator_token: str = ""
+    demo: bool = False
+    # Tests shorten every queue's visibility timeout so retries and redrives happen in seconds.
+    visibility_override: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str]) -> Options:
+        visibility = environ.get("HUB_LOCAL_QUEUE_VISIBILITY_SECONDS")
+        return cls(
+            ports=Ports.from_environ(environ),
+            host=environ.get("HUB_HOST", "127.0.0.1"),
+            operator_token=environ.get("HUB_OPERATOR_TOKEN", ""),
+            demo=environ.get("HUB_DEMO", "0") == "1",
+            visibility_override=int(visibility) if visibility else None,
+        )
+
+
+def ensure_free(host: str, port: int, variable: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers themselves do: connections in TIME_WAIT do not make a port busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise StackError(
+                f"port {port} ({variable}) is already in use on {host}: stop whatever holds it "
+                f"(`ss -ltnp 'sport = :{port}'` shows it) or set {variable} to a free port"
+            ) from None
+
+
+def _die_with_parent() -> None:
+    # Linux: the child gets SIGTERM if this process dies, even by SIGKILL; nothing is left behind.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def _wait_for(url: str, deadline: float, what: str, method: str = "GET") -> None:
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=2):
+                return
+        except OSError as exc:
+            last = exc
+            time.sleep(0.05)
+    raise StackError(f"{what} did not answer at {url} in time: {last}")
+
+
+class LocalStack:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.stop_event = threading.Event()
+        self._moto: subprocess.Popen[bytes] | None = None
+        self._stoppers: list[Callable[[], None]] = []
+        self.provisioned: Provisioned | None = None
+        self.gateway: Any = None
+        self.scheduler: Any = None
+        self.pollers: list[Any] = []
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://{self.options.host}:{self.options.ports.hub}"
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://{self.options.host}:{self.options.ports.aws}"
+
+    def start(self) -> None:
+        started = time.monotonic()
+        deadline = started + START_DEADLINE_SECONDS
+        opts = self.options
+        for port, variable in (
+            (opts.ports.hub, "HUB_PORT"),
+            (opts.ports.aws, "HUB_LOCAL_AWS_PORT"),
+            (opts.ports.moto, "HUB_LOCAL_MOTO_PORT"),
+        ):
+            ensure_free(opts.host, port, variable)
+        if not opts.operator_token:
+            opts.operator_token = secrets.token_urlsafe(24)
+        try:
+            self._start_moto(deadline)
+            self._configure_process_env()
+            self._start_gateway_and_provision()
+            self._start_app()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("stack ready in %.1f s", time.monotonic() - started)
+
+    def _start_moto(self, deadline: float) -> None:
+        ports = self.options.ports
+        env = {**os.environ, "MOTO_PORT": str(ports.aws)}
+        # The Step Functions interpreter inside moto calls http://localhost:$MOTO_PORT: our gateway.
+        self._moto = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", self.options.host, "-p", str(ports.moto)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks involved
+        )
+        moto_url = f"http://{self.options.host}:{ports.moto}"
+        _wait_for(f"{moto_url}/moto-api/", deadline, "moto")
+        request = urllib.request.Request(
+            f"{moto_url}/moto-api/config",
+            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+    def _configure_process_env(self) -> None:
+        # What Lambda's environment would hold; set before the app is imported.
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ENDPOINT_URL": self.aws_url,
+                "HUB_LOCAL": "1",
+                "HUB_STAGE": STAGE,
+                "HUB_OPERATOR_TOKEN": self.options.operator_token,
+                "POWERTOOLS_SERVICE_NAME": APP_NAME,
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                **self.options.extra_env,
+            }
+        )
+
+    def _boto(self, service: str) -> Any:
+        import boto3
+
+        return boto3.session.Session().client(service, region_name=REGION, endpoint_url=self.aws_url)
+
+    def _start_gateway_and_provision(self) -> None:
+        from local.gateway import Gateway
+        from local.lambda_runtime import LambdaRuntime
+        from local.provision import provision
+
+        self._runtime_holder: dict[str, LambdaRuntime] = {}
+        self.gateway = Gateway(
+            host=self.options.host,
+            port=self.options.ports.aws,
+            moto_port=self.options.ports.moto,
+            runtime=_DeferredRuntime(self._runtime_holder),  # type: ignore[arg-type]
+            control={"/_local/schedules/": self._fire_schedule, "/_local/status": self._status},
+        )
+        self.gateway.start()
+        self._stoppers.append(self.gateway.stop)
+        self.provisioned = provision(
+            self._boto,
+            region=REGION,
+            stage=STAGE,
+            operator_token=self.options.operator_token,
+            visibility_override=self.options.visibility_override,
+        )
+        os.environ.update(self.provisioned.environment)
+
+    def _start_app(self) -> None:
+        from chalice.app import ScheduledEventConfig, SQSEventConfig
+        from chalice.config import Config
+        from chalice.local import create_local_server
+
+        from local.event_sources import SqsPoller
+        from local.lambda_runtime import LambdaRuntime
+        from local.scheduler import Scheduler
+
+        sys.path.insert(0, str(ROOT))
+        from app import app
+
+        runtime = LambdaRuntime(app, app_name=APP_NAME, stage=STAGE)
+        self._runtime_holder["runtime"] = runtime
+        assert self.provisioned is not None
+        schedules: dict[str, Any] = {}
+        for source in app.event_sources:
+            if isinstance(source, SQSEventConfig):
+                if source.queue is None or source.queue not in self.provisioned.queue_urls:
+                    raise StackError(f"{source.name} listens to an unknown queue {source.queue}")
+                self.pollers.append(
+                    SqsPoller(
+                        sqs=self._boto("sqs"),
+                        runtime=runtime,
+                        function=source.name,
+                        queue_url=self.provisioned.queue_urls[source.queue],
+                        batch_size=source.batch_size,
+                        region=REGION,
+                        stop=self.stop_event,
+                    )
+                )
+            elif isinstance(source, ScheduledEventConfig):
+                schedules[source.name] = source.schedule_expression
+            else:
+                raise StackError(f"the local stack cannot play {type(source).__name__} yet")
+        for poller in self.pollers:
+            poller.start()
+        self.scheduler = Scheduler(
+            runtime, schedules, region=REGION, account=ACCOUNT_ID, stop=self.stop_event
+        )
+        self.scheduler.start()
+
+        config = Config.create(
+            chalice_stage=STAGE, app_name=APP_NAME, lambda_timeout=30, lambda_memory_size=256
+        )
+        server = create_local_server(app, config, self.options.host, self.options.ports.hub)
+        thread = threading.Thread(target=server.serve_forever, name="hub-http", daemon=True)
+        thread.start()
+        self._stoppers.append(server.shutdown)
+
+    def _fire_schedule(self, name: str, body: bytes) -> tuple[int, Any]:
+        if self.scheduler is None or name not in self.scheduler.schedules:
+            return 404, {"message": f"no schedule named {name!r}"}
+        result = self.scheduler.fire(name)
+        return 200, {"function": name, "payload": result.payload, "error": result.function_error}
+
+    def _status(self, _: str, body: bytes) -> tuple[int, Any]:
+        runtime = self._runtime_holder.get("runtime")
+        return 200, {
+            "event_sources": {p.function: p.stats.as_dict() for p in self.pollers},
+            "schedules": self.scheduler.status() if self.scheduler else {},
+            "invocations": dict(runtime.invocations) if runtime else {},
+        }
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for poller in self.pollers:
+            poller.join(timeout=5)
+        if self.scheduler is not None:
+            self.scheduler.join(timeout=5)
+        for stopper in reversed(self._stoppers):
+            with contextlib.suppress(Exception):
+                stopper()
+        self._stoppers.clear()
+        if self._moto is not None and self._moto.poll() is None:
+            self._moto.terminate()
+            try:
+                self._moto.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._moto.kill()
+                self._moto.wait()
+        self._moto = None
+
+
+class _DeferredRuntime:
+    """Lets the gateway start (for provisioning) before the app and its functions are loaded."""
+
+    def __init__(self, holder: dict[str, Any]) -> None:
+        self._holder = holder
+
+    def __getattr__(self, name: str) -> Any:
+        from local.lambda_runtime import FunctionNotFound
+
+        runtime = self._holder.get("runtime")
+        if runtime is None:
+            if name == "resolve":
+
+                def not_loaded(function: str) -> str:
+                    raise FunctionNotFound(function)
+
+                return not_loaded
+            raise AttributeError(name)
+        return getattr(runtime, name)
