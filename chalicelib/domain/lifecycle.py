@@ -62,5 +62,9 @@ def record_failure(
         order.record("failed", now(), error=error, cause=cause[:1000], previous=previous.value)
         return {"order_id": order_id, "status": order.status.value, "error": error}
 
-    result: dict[str, Any] = mutate(orders, order_id, change)
+    try:
+        result: dict[str, Any] = mutate(orders, order_id, change)
+    except NotFound:
+        # Nothing to mark: the execution still ends in its Fail state, visible in Step Functions.
+        return {"order_id": order_id, "status": None, "error": error, "recorded": False}
     return result

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.domain import money
 from chalicelib.domain.errors import InvalidInput
@@ -49,8 +48,8 @@ class ManualOrder(BaseModel):
     external_id: str = Field(min_length=1, max_length=200)
     external_number: str | None = None
     currency: str = Field(min_length=3, max_length=3)
-    placed_at: datetime
-    updated_at: datetime | None = None
+    placed_at: AwareDatetime
+    updated_at: AwareDatetime | None = None
     customer: Customer = Field(default_factory=Customer)
     shipping_address: Address | None = None
     billing_address: Address | None = None

@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator, model_validator
 
 # Money travels as a decimal string ("129.90"), never as a JSON number.
 Amount = Annotated[Decimal, PlainSerializer(lambda d: f"{d:f}", return_type=str, when_used="json")]
@@ -149,6 +149,19 @@ class Order(BaseModel):
         if value.tzinfo is None:
             raise ValueError("timestamps must carry a time zone")
         return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _payment_in_minor_units(self) -> Order:
+        from chalicelib.domain.money import to_amount
+
+        p = self.payment
+        self.payment = p.model_copy(
+            update={
+                name: to_amount(getattr(p, name), self.currency)
+                for name in ("amount_authorized", "amount_captured", "amount_refunded")
+            }
+        )
+        return self
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -1,0 +1,149 @@
+"""In-memory fakes of the hub's ports; the contract tests hold them to the real adapters' behaviour."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, InvalidInput, NotFound
+from chalicelib.domain.order import Order, OrderStatus
+from chalicelib.domain.ports import OrderPage, StoredOrder
+
+
+class InMemoryOrderRepository:
+    def __init__(self) -> None:
+        self._orders: dict[str, StoredOrder] = {}
+        self._deliveries: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.fail_next_saves = 0  # simulate another writer winning the race
+
+    def get(self, order_id: str) -> StoredOrder | None:
+        stored = self._orders.get(order_id)
+        if stored is None:
+            return None
+        return StoredOrder(stored.order.model_copy(deep=True), stored.version, stored.execution_arn)
+
+    def get_by_channel(self, channel: str, store: str, external_id: str) -> StoredOrder | None:
+        for stored in self.find_by_external_id(channel, external_id):
+            if stored.order.store == store:
+                return stored
+        return None
+
+    def find_by_external_id(self, channel: str, external_id: str) -> list[StoredOrder]:
+        return [
+            s
+            for s in (self.get(oid) for oid in list(self._orders))
+            if s and s.order.channel == channel and s.order.external_id == external_id
+        ]
+
+    def save(
+        self, order: Order, *, expected_version: int | None, delivery_id: str | None = None
+    ) -> int:
+        with self._lock:
+            if delivery_id is not None and delivery_id in self._deliveries:
+                raise DuplicateDelivery(delivery_id)
+            current = self._orders.get(order.order_id)
+            current_version = current.version if current else None
+            if self.fail_next_saves > 0:
+                self.fail_next_saves -= 1
+                raise ConcurrentUpdate(order.order_id)
+            if current_version != expected_version:
+                raise ConcurrentUpdate(order.order_id)
+            version = (expected_version or 0) + 1
+            arn = current.execution_arn if current else None
+            self._orders[order.order_id] = StoredOrder(order.model_copy(deep=True), version, arn)
+            if delivery_id is not None:
+                self._deliveries[delivery_id] = order.order_id
+            return version
+
+    def record_delivery(self, delivery_id: str, order_id: str) -> None:
+        with self._lock:
+            if delivery_id in self._deliveries:
+                raise DuplicateDelivery(delivery_id)
+            self._deliveries[delivery_id] = order_id
+
+    def has_delivery(self, delivery_id: str) -> bool:
+        return delivery_id in self._deliveries
+
+    def attach_execution(self, order_id: str, execution_arn: str) -> None:
+        with self._lock:
+            current = self._orders.get(order_id)
+            if current is None:
+                raise NotFound(order_id)
+            self._orders[order_id] = StoredOrder(current.order, current.version + 1, execution_arn)
+
+    def list_orders(
+        self, *, status: OrderStatus | None, channel: str | None, limit: int, cursor: str | None
+    ) -> OrderPage:
+        orders = [s.order for s in self._orders.values()]
+        if status is not None:
+            orders = [o for o in orders if o.status == status]
+        if channel is not None:
+            orders = [o for o in orders if o.channel == channel]
+        if status is not None:
+            orders.sort(key=lambda o: (o.updated_at, o.order_id), reverse=True)
+        else:
+            orders.sort(key=lambda o: (o.placed_at, o.order_id), reverse=True)
+        start = 0
+        if cursor:
+            try:
+                start = int(json.loads(base64.urlsafe_b64decode(cursor))["offset"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InvalidInput("cursor is not one this API gave out") from exc
+        page = orders[start : start + limit]
+        more = start + limit < len(orders)
+        next_cursor = (
+            base64.urlsafe_b64encode(json.dumps({"offset": start + limit}).encode()).decode()
+            if more
+            else None
+        )
+        return OrderPage(orders=[o.model_copy(deep=True) for o in page], next_cursor=next_cursor)
+
+
+class RecordingWorkflow:
+    def __init__(self, fail_times: int = 0) -> None:
+        self.started: list[tuple[str, dict[str, Any]]] = []
+        self._fail_times = fail_times
+
+    def start(self, order_id: str, payload: dict[str, Any]) -> str:
+        if self._fail_times > 0:
+            self._fail_times -= 1
+            raise ConnectionError("states endpoint unreachable")
+        self.started.append((order_id, payload))
+        return f"arn:aws:states:us-east-1:123456789012:execution:lifecycle:{order_id}"
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, body: dict[str, Any], *, group_id: str, deduplication_id: str) -> str:
+        self.sent.append({"body": body, "group_id": group_id, "deduplication_id": deduplication_id})
+        return f"msg-{len(self.sent)}"
+
+
+class InMemoryHeartbeats:
+    def __init__(self) -> None:
+        self.beats: dict[str, datetime] = {}
+
+    def beat(self, name: str, at: datetime) -> None:
+        self.beats[name] = at
+
+    def last(self, name: str) -> datetime | None:
+        return self.beats.get(name)
+
+
+class StepClock:
+    """A clock that moves forward by `step` every time it is read."""
+
+    def __init__(self, start: datetime, step: timedelta = timedelta(seconds=1)) -> None:
+        self.now = start
+        self._step = step
+
+    def __call__(self) -> datetime:
+        current = self.now
+        self.now = current + self._step
+        return current
