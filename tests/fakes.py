@@ -39,9 +39,7 @@ class InMemoryOrderRepository:
             if s and s.order.channel == channel and s.order.external_id == external_id
         ]
 
-    def save(
-        self, order: Order, *, expected_version: int | None, delivery_id: str | None = None
-    ) -> int:
+    def save(self, order: Order, *, expected_version: int | None, delivery_id: str | None = None) -> int:
         with self._lock:
             if delivery_id is not None and delivery_id in self._deliveries:
                 raise DuplicateDelivery(delivery_id)

@@ -25,9 +25,7 @@ def make_app():
 
     @app.on_sqs_message(queue="q", batch_size=10)
     def consume(event):
-        failures = [
-            {"itemIdentifier": r.to_dict()["messageId"]} for r in event if r.body == "poison"
-        ]
+        failures = [{"itemIdentifier": r.to_dict()["messageId"]} for r in event if r.body == "poison"]
         return {"batchItemFailures": failures}
 
     @app.schedule(Rate(5, unit=Rate.MINUTES), name="tick")

@@ -1,0 +1,124 @@
+"""Boots the same local stack as `make run` (a separate process, free ports) for the whole session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+BOOT_DEADLINE = 60.0
+# Short visibility timeout so retries and redrives happen within seconds in tests.
+VISIBILITY_SECONDS = 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def eventually(check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll `check` until it returns something truthy (and return it) or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s; last result: {last!r}")
+
+
+@dataclass
+class Stack:
+    hub_url: str
+    aws_url: str
+    token: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    health: dict[str, Any]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self, service: str) -> Any:
+        return boto3.session.Session().client(
+            service,
+            region_name="us-east-1",
+            endpoint_url=self.aws_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        return requests.request(method, self.hub_url + path, headers=headers, timeout=30, **kwargs)
+
+    def queue_url(self, name: str) -> str:
+        return str(self.health["queues"][name])
+
+    def local_status(self) -> dict[str, Any]:
+        return dict(requests.get(f"{self.aws_url}/_local/status", timeout=10).json())
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    hub, aws, moto = free_port(), free_port(), free_port()
+    token = "integration-token"
+    env = {
+        **os.environ,
+        "HUB_PORT": str(hub),
+        "HUB_LOCAL_AWS_PORT": str(aws),
+        "HUB_LOCAL_MOTO_PORT": str(moto),
+        "HUB_OPERATOR_TOKEN": token,
+        "HUB_DEMO": "0",
+        "HUB_LOCAL_QUEUE_VISIBILITY_SECONDS": str(VISIBILITY_SECONDS),
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    log_path = ARTIFACTS / "local-stack.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local", "run"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    hub_url = f"http://127.0.0.1:{hub}"
+
+    def healthy() -> dict[str, Any] | None:
+        if process.poll() is not None:
+            pytest.fail(f"local stack exited with {process.returncode}: {log_path.read_text()[-3000:]}")
+        try:
+            response = requests.get(f"{hub_url}/health", timeout=2)
+        except requests.ConnectionError:
+            return None
+        return dict(response.json()) if response.status_code == 200 else None
+
+    try:
+        health = eventually(healthy, timeout=BOOT_DEADLINE, interval=0.2)
+        yield Stack(hub_url, f"http://127.0.0.1:{aws}", token, process, log_path, health)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()

@@ -1,0 +1,171 @@
+"""The first real path: HTTP → SQS FIFO → ingest handler → DynamoDB → Step Functions → Lambda task."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from chalicelib import resources
+from chalicelib.domain.order import derive_order_id
+from tests.integration.conftest import VISIBILITY_SECONDS, eventually
+
+
+def manual_order(external_id: str, **overrides):
+    body = {
+        "store": "it-store",
+        "external_id": external_id,
+        "currency": "EUR",
+        "placed_at": "2026-11-23T10:00:00Z",
+        "customer": {"email": "buyer@example.com", "name": "Buyer"},
+        "lines": [
+            {"sku": "MUG", "title": "Mug", "quantity": 2, "unit_price": "12.50"},
+            {"sku": "CAP", "title": "Cap", "quantity": 1, "unit_price": "19.95"},
+        ],
+        "totals": {"shipping": "4.90"},
+    }
+    body.update(overrides)
+    return body
+
+
+def wait_for_event(stack, order_id, event, timeout=20):
+    def has_event():
+        response = stack.api("GET", f"/api/orders/{order_id}")
+        if response.status_code != 200:
+            return None
+        order = response.json()
+        return order if any(h["event"] == event for h in order["history"]) else None
+
+    return eventually(has_event, timeout=timeout)
+
+
+def test_order_flows_from_http_to_a_validated_order(stack):
+    external_id = f"IT-{uuid.uuid4().hex[:8]}"
+    accepted = stack.api("POST", "/api/orders", json=manual_order(external_id))
+    assert accepted.status_code == 202
+    order_id = accepted.json()["order_id"]
+    assert order_id == derive_order_id("manual", "it-store", external_id)
+
+    order = wait_for_event(stack, order_id, "validated")
+    assert order["status"] == "RECEIVED"
+    assert order["totals"] == {
+        "subtotal": "44.95",
+        "discount": "0.00",
+        "shipping": "4.90",
+        "tax": "0.00",
+        "total": "49.85",
+    }
+    validated = next(h for h in order["history"] if h["event"] == "validated")
+    assert validated["detail"] == {"totals_consistent": True, "issues": []}
+
+    sfn = stack.client("stepfunctions")
+    arn = next(
+        m["stateMachineArn"]
+        for m in sfn.list_state_machines()["stateMachines"]
+        if m["name"] == resources.ORDER_LIFECYCLE.name
+    )
+    execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{order_id}"
+    assert sfn.describe_execution(executionArn=execution_arn)["status"] == "SUCCEEDED"
+
+    by_channel = stack.api("GET", f"/api/orders/by-channel/manual/{external_id}")
+    assert by_channel.json()["order_id"] == order_id
+    listed = stack.api("GET", "/api/orders", params={"status": "RECEIVED", "limit": 100}).json()
+    assert order_id in [o["order_id"] for o in listed["orders"]]
+
+
+def test_totals_that_do_not_add_up_are_flagged_not_hidden(stack):
+    external_id = f"IT-{uuid.uuid4().hex[:8]}"
+    body = manual_order(external_id, totals={"shipping": "4.90", "total": "10.00"})
+    order_id = stack.api("POST", "/api/orders", json=body).json()["order_id"]
+    order = wait_for_event(stack, order_id, "validated")
+    validated = next(h for h in order["history"] if h["event"] == "validated")
+    assert validated["detail"]["totals_consistent"] is False
+    assert order["totals"]["total"] == "10.00"  # the channel's own figure is kept
+
+
+def test_the_same_order_posted_three_times_is_one_order_and_one_execution(stack):
+    external_id = f"IT-{uuid.uuid4().hex[:8]}"
+    body = manual_order(external_id)
+    answers = [stack.api("POST", "/api/orders", json=body) for _ in range(3)]
+    assert {a.status_code for a in answers} == {202}
+    order_id = answers[0].json()["order_id"]
+    order = wait_for_event(stack, order_id, "validated")
+    assert [h["event"] for h in order["history"]] == ["received", "validated"]
+
+
+def test_a_newer_update_applies_and_an_older_one_is_ignored(stack):
+    external_id = f"IT-{uuid.uuid4().hex[:8]}"
+    order_id = stack.api("POST", "/api/orders", json=manual_order(external_id)).json()["order_id"]
+    wait_for_event(stack, order_id, "validated")
+    newer = manual_order(external_id, updated_at="2026-11-23T11:00:00Z")
+    newer["lines"][0]["quantity"] = 5
+    assert stack.api("POST", "/api/orders", json=newer).status_code == 202
+    order = wait_for_event(stack, order_id, "updated")
+    assert order["lines"][0]["quantity"] == 5
+    older = manual_order(external_id, updated_at="2026-11-23T10:30:00Z")
+    older["lines"][0]["quantity"] = 9
+    stack.api("POST", "/api/orders", json=older)
+    marker = manual_order(external_id, updated_at="2026-11-23T12:00:00Z")
+    marker["lines"][0]["quantity"] = 7
+    stack.api("POST", "/api/orders", json=marker)  # same message group: processed after `older`
+
+    def applied():
+        current = stack.api("GET", f"/api/orders/{order_id}").json()
+        return current if [h["event"] for h in current["history"]].count("updated") == 2 else None
+
+    current = eventually(applied)
+    assert current["lines"][0]["quantity"] == 7
+
+
+def test_bad_bodies_are_rejected_at_the_door_with_400(stack):
+    assert (
+        stack.api(
+            "POST", "/api/orders", data="{oops", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
+    missing = stack.api("POST", "/api/orders", json={"external_id": "x"})
+    assert missing.status_code == 400 and "currency" in missing.json()["Message"]
+
+
+def test_batch_with_one_poison_record__only_it_is_retried_then_dead_lettered(stack):
+    """Two good deliveries and one that can never be parsed, sent as one SQS batch."""
+    sqs = stack.client("sqs")
+    spec = resources.INGEST_QUEUE
+    queue_url, dlq_url = stack.queue_url(spec.name), stack.queue_url(spec.dlq_name)
+    before = stack.local_status()["event_sources"]["ingest_deliveries"]
+    good = []
+    entries = []
+    for i in range(2):
+        external_id = f"IT-{uuid.uuid4().hex[:8]}"
+        good.append(derive_order_id("manual", "it-store", external_id))
+        message = {
+            "delivery_id": f"batch-{external_id}",
+            "channel": "manual",
+            "store": "it-store",
+            "topic": "orders/create",
+            "received_at": "2026-11-23T10:00:00+00:00",
+            "payload": manual_order(external_id),
+        }
+        entries.append({"Id": f"good{i}", "MessageBody": json.dumps(message), "MessageGroupId": external_id})
+    poison_marker = f"poison-{uuid.uuid4().hex}"
+    entries.append({"Id": "poison", "MessageBody": poison_marker, "MessageGroupId": poison_marker})
+    for entry in entries:
+        entry["MessageDeduplicationId"] = uuid.uuid4().hex
+    assert not sqs.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed")
+
+    for order_id in good:
+        order = wait_for_event(stack, order_id, "validated")
+        assert [h["event"] for h in order["history"]] == ["received", "validated"]
+
+    def dead_lettered():
+        messages = sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=1
+        ).get("Messages", [])
+        return [m for m in messages if m["Body"] == poison_marker]
+
+    timeout = spec.max_receive_count * (VISIBILITY_SECONDS + 3) + 10
+    [dead] = eventually(dead_lettered, timeout=timeout)
+    assert int(dead["Attributes"]["ApproximateReceiveCount"]) >= spec.max_receive_count
+    after = stack.local_status()["event_sources"]["ingest_deliveries"]
+    assert after["failed"] - before["failed"] == spec.max_receive_count
+    assert after["succeeded"] - before["succeeded"] == 2
