@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    for noisy in ("botocore", "pynamodb"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     options = Options.from_environ(dict(os.environ))
     token_was_set = bool(options.operator_token)
     stack = LocalStack(options)

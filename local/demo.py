@@ -52,12 +52,50 @@ class DemoTraffic:
         self._every = every
         self._rng = random.Random()
         self._thread = threading.Thread(target=self._run, name="demo", daemon=True)
+        self._watcher = threading.Thread(target=self._watch, name="demo-watch", daemon=True)
+        self._seen: dict[str, int] = {}
 
     def start(self) -> None:
         self._thread.start()
+        self._watcher.start()
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
+        self._watcher.join(timeout)
+
+    def _watch(self) -> None:
+        """Narrates each order's life: every new history event of the most recent orders."""
+        session = requests.Session()
+        while not self._stop.wait(2.0):
+            try:
+                page = session.get(
+                    f"{self._url}/api/orders", params={"limit": 20}, headers=self._headers, timeout=10
+                ).json()
+            except (requests.RequestException, ValueError) as exc:
+                log.warning("demo watcher: %s", exc)
+                continue
+            for order in reversed(page.get("orders", [])):
+                self._narrate(order)
+
+    def _narrate(self, order: dict[str, Any]) -> None:
+        history = order.get("history", [])
+        seen = self._seen.get(order["order_id"], 0)
+        for entry in history[seen:]:
+            detail = entry.get("detail", {})
+            note = ""
+            if entry["event"] == "validated":
+                note = (
+                    "totals add up" if detail.get("totals_consistent") else f"FLAGGED {detail.get('issues')}"
+                )
+            log.info(
+                "%s %-10s %-10s %s %s",
+                order["external_id"],
+                order["status"],
+                entry["event"],
+                f"{order['totals']['total']} {order['currency']}",
+                note,
+            )
+        self._seen[order["order_id"]] = len(history)
 
     def _run(self) -> None:
         number = self._rng.randint(1, 50_000)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalice.local import ChaliceRequestHandler
+
 from local.provision import ACCOUNT_ID, ROOT, Provisioned
 
 log = logging.getLogger("local.stack")
@@ -152,6 +154,8 @@ class LocalStack:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks involved
+            # Its own session: Ctrl-C reaches only us, and we stop moto last, after its clients.
+            start_new_session=True,
         )
         moto_url = f"http://{self.options.host}:{ports.moto}"
         _wait_for(f"{moto_url}/moto-api/", deadline, "moto")
@@ -213,7 +217,7 @@ class LocalStack:
     def _start_app(self) -> None:
         from chalice.app import ScheduledEventConfig, SQSEventConfig
         from chalice.config import Config
-        from chalice.local import create_local_server
+        from chalice.local import LocalDevServer
 
         from local.event_sources import SqsPoller
         from local.lambda_runtime import LambdaRuntime
@@ -255,7 +259,13 @@ class LocalStack:
         config = Config.create(
             chalice_stage=STAGE, app_name=APP_NAME, lambda_timeout=30, lambda_memory_size=256
         )
-        server = create_local_server(app, config, self.options.host, self.options.ports.hub)
+        server = LocalDevServer(
+            _thread_local_requests(app),
+            config,
+            self.options.host,
+            self.options.ports.hub,
+            handler_cls=_QuietRequestHandler,
+        )
         thread = threading.Thread(target=server.serve_forever, name="hub-http", daemon=True)
         thread.start()
         self._stoppers.append(server.shutdown)
@@ -292,6 +302,22 @@ class LocalStack:
                 self._moto.kill()
                 self._moto.wait()
         self._moto = None
+
+
+def _thread_local_requests(app: Any) -> Any:
+    """Chalice's own trick (chalice.local): current_request per thread, for a threaded server."""
+    from chalice.local import CustomLocalChalice, LocalChalice
+
+    CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+    app.__class__ = CustomLocalChalice
+    return app
+
+
+class _QuietRequestHandler(ChaliceRequestHandler):
+    """Access lines go to the debug log instead of stderr, so the console shows what matters."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logging.getLogger("local.http").debug(format, *args)
 
 
 class _DeferredRuntime:
