@@ -6,7 +6,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit integration venv clean
+INFRA_PY    := infra/.venv/bin/python
+INFRA_STAMP := infra/.venv/.installed
+STAGE       ?= dev
+
+.PHONY: run test lint typecheck unit integration venv clean synth infra-check deploy
 
 venv: $(STAMP)
 
@@ -16,6 +20,25 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check "pip<26.3"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
+
+# The CDK toolchain (≈ 700 MB) lives in its own venv, installed only by the targets that need it.
+$(INFRA_STAMP): infra/requirements.txt requirements.txt
+	@test -x $(INFRA_PY) || $(PYTHON) -m venv infra/.venv
+	$(INFRA_PY) -m pip install --quiet --disable-pip-version-check "pip<26.3"
+	$(INFRA_PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	@touch $(INFRA_STAMP)
+
+synth: $(INFRA_STAMP)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} HUB_STAGE=$(STAGE) $(INFRA_PY) infra/app.py
+
+# Synthesise offline, then cfn-lint, cdk-nag and statelint; then the template tests on that synth.
+infra-check: $(INFRA_STAMP)
+	$(INFRA_PY) infra/check.py --outdir test-artifacts/infra
+	HUB_INFRA_ASSEMBLY=test-artifacts/infra/cdk.out $(INFRA_PY) -m pytest tests/infra/test_template.py
+
+# Needs AWS credentials; once per account and region first: cd infra && npx aws-cdk@2.1148.1 bootstrap
+deploy: $(INFRA_STAMP)
+	cd infra && npx --yes aws-cdk@2.1148.1 deploy --all -c stage=$(STAGE)
 
 run: $(STAMP)
 	HUB_DEMO=$${HUB_DEMO:-1} $(PY) -m local run
@@ -33,8 +56,8 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-test: $(STAMP) lint typecheck
-	$(PY) -m pytest
+test: $(STAMP) lint typecheck infra-check
+	$(PY) -m pytest --ignore=tests/infra/test_template.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

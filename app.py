@@ -2,11 +2,23 @@
 
 from chalice import Chalice
 
-from chalicelib.entrypoints import auth, http_api, queue_handlers, schedules, workflow_tasks
+from chalicelib.entrypoints import (
+    auth,
+    connections_api,
+    http_api,
+    operations_api,
+    queue_handlers,
+    schedules,
+    webhooks,
+    workflow_tasks,
+)
 
 app = Chalice(app_name="order-hub")
 app.register_middleware(auth.require_operator_token, "http")
 app.register_blueprint(http_api.bp)
+app.register_blueprint(connections_api.bp)
+app.register_blueprint(webhooks.bp)
+app.register_blueprint(operations_api.bp)
 app.register_blueprint(queue_handlers.bp)
 app.register_blueprint(workflow_tasks.bp)
 app.register_blueprint(schedules.bp)

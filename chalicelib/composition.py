@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from chalicelib import resources
+from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
 from chalicelib.domain.order import utcnow
-from chalicelib.domain.ports import DeliveryQueue, Heartbeats, OrderRepository, WorkflowStarter
+from chalicelib.domain.ports import (
+    DeliveryQueue,
+    Heartbeats,
+    OrderRepository,
+    RawArchive,
+    WorkflowStarter,
+)
 from chalicelib.settings import ConfigurationError, Settings, get_settings
 
 
@@ -23,6 +30,15 @@ class Services:
     heartbeats: Heartbeats
     now: Callable[[], datetime]
     operator_token: Callable[[], str | None]
+    connections: ConnectionRepository
+    secrets: SecretStore
+    raw_archive: RawArchive
+    # Builds (and caches, token and pacing included) the SP-API client of one Amazon connection.
+    spapi: Callable[[Connection, dict[str, str]], Any] = field(default=lambda c, s: None)
+
+    @property
+    def secret_prefix(self) -> str:
+        return f"{resources.APP_NAME}/{self.settings.stage}/connections/"
 
 
 _services: Services | None = None
@@ -43,8 +59,10 @@ def override(replacement: Services | None) -> None:
 
 def _build(settings: Settings) -> Services:
     from chalicelib.adapters import aws, models
+    from chalicelib.adapters.connections import DynamoConnectionRepository, SecretsManagerStore
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
     from chalicelib.adapters.order_repository import DynamoHeartbeats, DynamoOrderRepository
+    from chalicelib.adapters.raw_archive import DynamoRawArchive
     from chalicelib.adapters.workflow import StepFunctionsWorkflow
 
     models.bind(settings.table_name, settings.region, settings.aws_endpoint)
@@ -63,6 +81,10 @@ def _build(settings: Settings) -> Services:
         heartbeats=DynamoHeartbeats(),
         now=utcnow,
         operator_token=lambda: _operator_token(settings),
+        connections=DynamoConnectionRepository(),
+        secrets=SecretsManagerStore(aws.client("secretsmanager")),
+        raw_archive=DynamoRawArchive(),
+        spapi=_SpApiClients(settings),
     )
 
 
@@ -75,6 +97,31 @@ def _operator_token(settings: Settings) -> str | None:
         # Cached for five minutes: a rotated token takes effect without a redeploy.
         return str(parameters.get_secret(settings.operator_token_secret_id, max_age=300))
     return None
+
+
+class _SpApiClients:
+    """One client per Amazon connection and secret version, so its token cache and pacing persist."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._clients: dict[str, Any] = {}
+
+    def __call__(self, connection: Connection, secrets: dict[str, str]) -> Any:
+        from chalicelib.adapters.spapi import LWA_TOKEN_URL, SpApiClient, endpoint_for_marketplace
+
+        key = connection.connection_id + hashlib.sha256(repr(sorted(secrets.items())).encode()).hexdigest()
+        client = self._clients.get(key)
+        if client is None:
+            marketplace = connection.settings.get("marketplace_id", "")
+            client = SpApiClient(
+                endpoint=self._settings.amazon_spapi_endpoint or endpoint_for_marketplace(marketplace),
+                lwa_endpoint=self._settings.amazon_lwa_endpoint or LWA_TOKEN_URL,
+                client_id=secrets["lwa_client_id"],
+                client_secret=secrets["lwa_client_secret"],
+                refresh_token=secrets["refresh_token"],
+            )
+            self._clients[key] = client
+        return client
 
 
 class _LazyWorkflow:

@@ -1,7 +1,29 @@
-"""The hub's structured logger (Powertools, JSON lines): one instance, keys appended per order."""
+"""The hub's structured logger and metrics (Powertools: JSON log lines, CloudWatch EMF metrics)."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+NAMESPACE = "OrderHub"
 
 logger = Logger(service="order-hub")
+
+
+def count(
+    name: str, *, channel: str, store: str | None = None, reason: str | None = None, value: float = 1
+) -> None:
+    """One EMF metric line, flushed at once (works the same in a route, a queue handler or a task)."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="channel", value=channel)
+        if store:
+            metric.add_dimension(name="store", value=store[:250])
+        if reason:
+            metric.add_dimension(name="reason", value=reason)
+
+
+def seconds(name: str, value: float, *, channel: str, store: str | None = None) -> None:
+    with single_metric(name=name, unit=MetricUnit.Seconds, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="channel", value=channel)
+        if store:
+            metric.add_dimension(name="store", value=store[:250])

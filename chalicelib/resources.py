@@ -120,7 +120,17 @@ INGEST_QUEUE = QueueSpec(
     description="Accepted channel deliveries, one message group per channel:store:order.",
 )
 
-QUEUES: tuple[QueueSpec, ...] = (INGEST_QUEUE,)
+AMAZON_NOTIFICATIONS_QUEUE = QueueSpec(
+    key="amazon_notifications",
+    # SP-API delivers to a standard queue only (no FIFO): order is restored by the fence.
+    name=f"{APP_NAME}-amazon-notifications",
+    fifo=False,
+    visibility_timeout_seconds=6 * DEFAULT_FUNCTION_TIMEOUT_SECONDS,
+    max_receive_count=5,
+    description="SP-API ORDER_CHANGE notifications; SP-API's principal may SendMessage here.",
+)
+
+QUEUES: tuple[QueueSpec, ...] = (INGEST_QUEUE, AMAZON_NOTIFICATIONS_QUEUE)
 
 # Lambda functions the state machines call, by Chalice function name.
 FUNCTION_VALIDATE_ORDER = "validate_order"

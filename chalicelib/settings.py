@@ -26,6 +26,9 @@ class Settings:
     operator_token_secret_id: str | None
     aws_endpoint: str | None
     local: bool
+    # One base-URL override per external system (DESIGN §3); None means the real service.
+    amazon_spapi_endpoint: str | None = None
+    amazon_lwa_endpoint: str | None = None
 
     def queue_url(self, key: str) -> str:
         try:
@@ -56,6 +59,8 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         operator_token_secret_id=environ.get(resources.OPERATOR_TOKEN_SECRET.env_var) or None,
         aws_endpoint=environ.get("AWS_ENDPOINT_URL") or None,
         local=environ.get("HUB_LOCAL") == "1",
+        amazon_spapi_endpoint=environ.get("HUB_AMAZON_SPAPI_ENDPOINT") or None,
+        amazon_lwa_endpoint=environ.get("HUB_AMAZON_LWA_ENDPOINT") or None,
     )
 
 

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.demo:
         from local.demo import DemoTraffic
 
-        demo = DemoTraffic(stack.hub_url, options.operator_token, stop=stop)
+        demo = DemoTraffic(stack.hub_url, options.operator_token, channels=stack.channels, stop=stop)
         demo.start()
     stop.wait()
     print("\norder-hub: stopping...", flush=True)

@@ -1,15 +1,18 @@
-"""Demo traffic for `make run`: a steady trickle of realistic orders through the public API."""
+"""Demo traffic for `make run`: orders placed and changed in every simulated channel, narrated."""
 
 from __future__ import annotations
 
 import logging
 import random
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import requests
+
+from local.demo_channels import DemoChannels
 
 log = logging.getLogger("local.demo")
 
@@ -18,24 +21,17 @@ CATALOGUE = [
     ("HOODIE-GRY-L", "Hoodie, grey, L", Decimal("59.00")),
     ("MUG-LOGO", "Enamel mug", Decimal("12.50")),
     ("CAP-NAVY", "Cap, navy", Decimal("19.95")),
-    ("SOCKS-3PK", "Socks, 3-pack", Decimal("14.00")),
 ]
-STORES = ["eu-flagship", "outlet"]
-COUNTRIES = [("DE", "Berlin"), ("FR", "Lyon"), ("NL", "Utrecht"), ("US", "Portland")]
 
 
-def demo_order(rng: random.Random, number: int) -> dict[str, Any]:
+def manual_order(rng: random.Random, number: int) -> dict[str, Any]:
     picks = rng.sample(CATALOGUE, k=rng.randint(1, 3))
-    country, city = rng.choice(COUNTRIES)
-    now = datetime.now(UTC).isoformat()
     return {
-        "store": rng.choice(STORES),
-        "external_id": f"DEMO-{number:05d}",
-        "external_number": f"#{1000 + number}",
+        "store": "phone-orders",
+        "external_id": f"PHONE-{number:05d}",
         "currency": "EUR",
-        "placed_at": now,
-        "customer": {"email": f"customer{number}@example.com", "name": f"Demo Customer {number}"},
-        "shipping_address": {"name": f"Demo Customer {number}", "city": city, "country": country},
+        "placed_at": datetime.now(UTC).isoformat(),
+        "customer": {"email": f"caller{number}@example.com", "name": f"Caller {number}"},
         "lines": [
             {"sku": sku, "title": title, "quantity": rng.randint(1, 3), "unit_price": f"{price}"}
             for sku, title, price in picks
@@ -45,23 +41,101 @@ def demo_order(rng: random.Random, number: int) -> dict[str, Any]:
 
 
 class DemoTraffic:
-    def __init__(self, hub_url: str, token: str, *, stop: threading.Event, every: float = 3.0):
+    """Every few seconds one channel action: a new order somewhere, or a change to an earlier one."""
+
+    def __init__(
+        self,
+        hub_url: str,
+        token: str,
+        *,
+        channels: DemoChannels,
+        stop: threading.Event,
+        every: float = 2.0,
+        seed: int | None = None,
+    ) -> None:
         self._url = hub_url
         self._headers = {"Authorization": f"Bearer {token}"}
+        self._channels = channels
         self._stop = stop
         self._every = every
-        self._rng = random.Random()
-        self._thread = threading.Thread(target=self._run, name="demo", daemon=True)
-        self._watcher = threading.Thread(target=self._watch, name="demo-watch", daemon=True)
+        self._rng = random.Random(seed)
+        self._open: list[tuple[str, Any]] = []  # (channel, channel order id) that can still change
+        self._threads = [
+            threading.Thread(target=self._run, name="demo", daemon=True),
+            threading.Thread(target=self._watch, name="demo-watch", daemon=True),
+        ]
         self._seen: dict[str, int] = {}
+        self._number = self._rng.randint(1, 50_000)
 
     def start(self) -> None:
-        self._thread.start()
-        self._watcher.start()
+        for thread in self._threads:
+            thread.start()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-        self._watcher.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self.step()
+            except Exception as exc:  # the demo keeps going; the hub's answer is what matters
+                log.warning("demo step failed: %s", exc)
+
+    def step(self) -> None:
+        if self._open and self._rng.random() < 0.45:
+            channel, order_id = self._open.pop(self._rng.randrange(len(self._open)))
+            self._follow_up(channel, order_id)
+            return
+        choice = self._rng.choices(["shopify", "woocommerce", "amazon", "manual"], [4, 3, 3, 1])[0]
+        shop, woo, amazon = self._channels.shopify, self._channels.woocommerce, self._channels.amazon
+        if choice == "shopify":
+            order = shop.create_order()
+            self._open.append(("shopify", order["id"]))
+            log.info("shopify: order %s placed", order["name"])
+        elif choice == "woocommerce":
+            order = woo.create_order()
+            self._open.append(("woocommerce", order["id"]))
+            log.info("woocommerce: order #%s placed", order["number"])
+        elif choice == "amazon":
+            order = amazon.create_order()
+            self._open.append(("amazon", order["AmazonOrderId"]))
+            log.info("amazon: order %s placed (%s)", order["AmazonOrderId"], order["OrderStatus"])
+        else:
+            self._number += 1
+            body = manual_order(self._rng, self._number)
+            requests.post(f"{self._url}/api/orders", json=body, headers=self._headers, timeout=10)
+            log.info("manual: order %s posted", body["external_id"])
+
+    def _follow_up(self, channel: str, order_id: Any) -> None:
+        shop, woo, amazon = self._channels.shopify, self._channels.woocommerce, self._channels.amazon
+        roll = self._rng.random()
+        actions: dict[str, list[tuple[float, Callable[[], Any], str]]] = {
+            "shopify": [
+                (0.5, lambda: shop.mark_paid(order_id), "paid"),
+                (0.7, lambda: shop.fulfil_order(order_id), "fulfilled"),
+                (0.85, lambda: shop.refund_order(order_id), "refunded in part"),
+                (1.0, lambda: shop.cancel_order(order_id), "cancelled"),
+            ],
+            "woocommerce": [
+                (0.6, lambda: woo.update_status(order_id, "completed"), "completed"),
+                (0.8, lambda: woo.refund_order(order_id, "5.00"), "refunded 5.00"),
+                (1.0, lambda: woo.update_status(order_id, "cancelled"), "cancelled"),
+            ],
+            "amazon": [
+                (0.7, lambda: amazon.set_status(order_id, "Shipped"), "shipped"),
+                (1.0, lambda: amazon.set_status(order_id, "Canceled"), "cancelled"),
+            ],
+        }
+        for threshold, action, label in actions[channel]:
+            if roll <= threshold:
+                try:
+                    action()
+                except (ValueError, KeyError) as exc:  # not allowed in this order's state
+                    log.debug("demo: %s %s skipped: %s", channel, order_id, exc)
+                    return
+                log.info("%s: order %s %s", channel, order_id, label)
+                return
 
     def _watch(self) -> None:
         """Narrates each order's life: every new history event of the most recent orders."""
@@ -69,7 +143,7 @@ class DemoTraffic:
         while not self._stop.wait(2.0):
             try:
                 page = session.get(
-                    f"{self._url}/api/orders", params={"limit": 20}, headers=self._headers, timeout=10
+                    f"{self._url}/api/orders", params={"limit": 30}, headers=self._headers, timeout=10
                 ).json()
             except (requests.RequestException, ValueError) as exc:
                 log.warning("demo watcher: %s", exc)
@@ -88,26 +162,12 @@ class DemoTraffic:
                     "totals add up" if detail.get("totals_consistent") else f"FLAGGED {detail.get('issues')}"
                 )
             log.info(
-                "%s %-10s %-10s %s %s",
-                order["external_id"],
+                "  hub %-11s %-14s %-20s %-18s %s %s",
+                order["channel"],
+                order["external_number"] or order["external_id"],
                 order["status"],
                 entry["event"],
                 f"{order['totals']['total']} {order['currency']}",
                 note,
             )
         self._seen[order["order_id"]] = len(history)
-
-    def _run(self) -> None:
-        number = self._rng.randint(1, 50_000)
-        session = requests.Session()
-        while not self._stop.wait(self._every):
-            number += 1
-            order = demo_order(self._rng, number)
-            try:
-                answer = session.post(
-                    f"{self._url}/api/orders", json=order, headers=self._headers, timeout=10
-                )
-                answer.raise_for_status()
-                log.info("demo order %s accepted as %s", order["external_id"], answer.json()["order_id"])
-            except requests.RequestException as exc:
-                log.warning("demo order %s not accepted: %s", order["external_id"], exc)

@@ -113,6 +113,7 @@ class LocalStack:
         self.gateway: Any = None
         self.scheduler: Any = None
         self.pollers: list[Any] = []
+        self.channels: Any = None
 
     @property
     def hub_url(self) -> str:
@@ -138,7 +139,11 @@ class LocalStack:
             self._start_moto(deadline)
             self._configure_process_env()
             self._start_gateway_and_provision()
+            if opts.demo:
+                self._start_demo_channels()
             self._start_app()
+            if self.channels is not None:
+                self.channels.register(self.hub_url, opts.operator_token)
         except BaseException:
             self.stop()
             raise
@@ -181,6 +186,8 @@ class LocalStack:
                 "HUB_OPERATOR_TOKEN": self.options.operator_token,
                 "POWERTOOLS_SERVICE_NAME": APP_NAME,
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                # EMF metric lines are for CloudWatch; locally they would drown the console.
+                "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
                 **self.options.extra_env,
             }
         )
@@ -213,6 +220,24 @@ class LocalStack:
             visibility_override=self.options.visibility_override,
         )
         os.environ.update(self.provisioned.environment)
+
+    def _start_demo_channels(self) -> None:
+        from local.demo_channels import DemoChannels
+
+        assert self.provisioned is not None
+        from chalicelib import resources
+
+        self.channels = DemoChannels(
+            host=self.options.host,
+            hub_url=self.hub_url,
+            sqs=self._boto("sqs"),
+            amazon_queue_url=self.provisioned.queue_urls[resources.AMAZON_NOTIFICATIONS_QUEUE.name],
+        )
+        self.channels.start()
+        self._stoppers.append(self.channels.stop)
+        # The hub talks to the simulators, unless the user pointed a channel elsewhere.
+        for name, value in self.channels.environment().items():
+            os.environ.setdefault(name, value)
 
     def _start_app(self) -> None:
         from chalice.app import ScheduledEventConfig, SQSEventConfig

@@ -8,9 +8,10 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.domain.connections import Connection
 from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, InvalidInput, NotFound
 from chalicelib.domain.order import Order, OrderStatus
-from chalicelib.domain.ports import OrderPage, StoredOrder
+from chalicelib.domain.ports import ArchivedDelivery, OrderPage, StoredOrder
 
 
 class InMemoryOrderRepository:
@@ -145,3 +146,63 @@ class StepClock:
         current = self.now
         self.now = current + self._step
         return current
+
+
+class InMemoryConnectionRepository:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], Connection] = {}
+
+    def put(self, connection: Connection) -> bool:
+        key = (connection.channel, connection.store)
+        new = key not in self.items
+        self.items[key] = connection
+        return new
+
+    def get(self, channel: str, store: str) -> Connection | None:
+        return self.items.get((channel, store))
+
+    def get_by_id(self, connection_id: str) -> Connection | None:
+        return next((c for c in self.items.values() if c.connection_id == connection_id), None)
+
+    def list(self) -> list[Connection]:
+        return list(self.items.values())
+
+    def delete(self, connection: Connection) -> None:
+        self.items.pop((connection.channel, connection.store), None)
+
+
+class InMemorySecretStore:
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, str]] = {}
+
+    def put(self, name: str, value: dict[str, str]) -> str:
+        ref = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}"
+        self.values[ref] = dict(value)
+        return ref
+
+    def get(self, ref: str) -> dict[str, str]:
+        return dict(self.values[ref])
+
+    def delete(self, ref: str) -> None:
+        self.values.pop(ref, None)
+
+
+class InMemoryRawArchive:
+    def __init__(self) -> None:
+        self.items: dict[str, ArchivedDelivery] = {}
+
+    def put(self, delivery: Any, raw: bytes) -> None:
+        self.items.setdefault(
+            delivery.delivery_id,
+            ArchivedDelivery(
+                delivery.delivery_id,
+                delivery.channel,
+                delivery.store,
+                delivery.topic,
+                delivery.received_at,
+                raw,
+            ),
+        )
+
+    def get(self, delivery_id: str) -> ArchivedDelivery | None:
+        return self.items.get(delivery_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import (
+    BinaryAttribute,
     JSONAttribute,
     NumberAttribute,
     TTLAttribute,
@@ -92,7 +93,46 @@ class HeartbeatModel(_TableModel):
     runs = NumberAttribute(default=0)
 
 
-MODELS: tuple[type[_TableModel], ...] = (OrderModel, DeliveryModel, HeartbeatModel)
+class ConnectionModel(_TableModel):
+    """A registered store; its secrets live in Secrets Manager under `secret_ref`."""
+
+    class Meta(_TableModel.Meta):
+        pass
+
+    connection_id = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    store = UnicodeAttribute()
+    secret_ref = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    settings = JSONAttribute(default=dict)
+    # Listing connections: one small partition, never a scan.
+    gsi1pk = UnicodeAttribute(default="CONNECTIONS")
+    gsi1sk = UnicodeAttribute()
+
+    listing = _ByChannel()
+
+
+class RawDeliveryModel(_TableModel):
+    """An accepted delivery exactly as received (zlib-compressed), kept for replay until it expires."""
+
+    class Meta(_TableModel.Meta):
+        pass
+
+    channel = UnicodeAttribute()
+    store = UnicodeAttribute()
+    topic = UnicodeAttribute()
+    received_at = UTCDateTimeAttribute()
+    body = BinaryAttribute(legacy_encoding=False)
+    expires_at = TTLAttribute()
+
+
+MODELS: tuple[type[_TableModel], ...] = (
+    OrderModel,
+    DeliveryModel,
+    HeartbeatModel,
+    ConnectionModel,
+    RawDeliveryModel,
+)
 
 
 def bind(table_name: str, region: str, host: str | None) -> None:

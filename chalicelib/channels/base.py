@@ -54,4 +54,14 @@ class RefundNotice:
     reason: str | None = None
 
 
-ChannelEvent = OrderSnapshot | RefundNotice
+@dataclass(frozen=True)
+class StateNotice:
+    """A change of the channel's state of an order, without the order (WooCommerce's bare deletion)."""
+
+    channel: str
+    store: str
+    external_order_id: str
+    state: ChannelState
+
+
+ChannelEvent = OrderSnapshot | RefundNotice | StateNotice

@@ -25,3 +25,7 @@ class DuplicateDelivery(HubError):
 
 class MalformedDelivery(HubError):
     """A queued delivery that can never be processed: it belongs in the DLQ for an operator."""
+
+
+class OrderNotYetKnown(HubError):
+    """An event about an order the hub has not stored yet (it overtook the order): retry later."""

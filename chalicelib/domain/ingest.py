@@ -5,22 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from chalicelib.channels.base import ChannelEvent, ChannelState, OrderSnapshot, RefundNotice, StateNotice
 from chalicelib.domain.delivery import Delivery
-from chalicelib.domain.errors import DuplicateDelivery, MalformedDelivery
+from chalicelib.domain.errors import DuplicateDelivery, MalformedDelivery, OrderNotYetKnown
 from chalicelib.domain.manual_channel import CHANNEL as MANUAL
 from chalicelib.domain.manual_channel import normalise_manual
-from chalicelib.domain.order import Order
+from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.ports import OrderRepository, StoredOrder, WorkflowStarter
+from chalicelib.domain.status import is_forward
 
-Normaliser = Callable[[dict[str, Any]], Order]
+Normaliser = Callable[[str, dict[str, Any], str], ChannelEvent]
 
-# Channel → function turning that channel's order payload into a canonical order.
-NORMALISERS: dict[str, Normaliser] = {MANUAL: normalise_manual}
-
-# Fields the channel owns; everything else on the order (status, payment, history, ...) is the hub's.
+# Fields the channel owns; everything else on the order (status, fraud, history, ...) is the hub's.
 CHANNEL_FIELDS = (
     "external_number",
     "currency",
@@ -33,18 +33,71 @@ CHANNEL_FIELDS = (
     "totals",
 )
 
+# The hub's reaction to what the channel says happened (the lifecycle reacts to the status).
+_STATE_STATUS = {
+    ChannelState.CANCELLED: OrderStatus.CANCELLED,
+    ChannelState.REFUNDED: OrderStatus.REFUNDED,
+    ChannelState.PARTIALLY_REFUNDED: OrderStatus.PARTIALLY_REFUNDED,
+    ChannelState.DELETED: OrderStatus.ON_HOLD,
+}
+
 
 class Outcome(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     STALE = "stale"
     DUPLICATE = "duplicate"
+    REFUNDED = "refunded"
 
 
 @dataclass(frozen=True)
 class IngestResult:
     outcome: Outcome
     order_id: str | None
+
+
+def _manual(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
+    return OrderSnapshot(order=normalise_manual(payload), state=ChannelState.OPEN)
+
+
+def _shopify(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
+    from chalicelib.channels.shopify import parse_shopify
+
+    return parse_shopify(topic, payload, store)
+
+
+def _woocommerce(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
+    from chalicelib.channels.woocommerce import bare_deletion_id, parse_woocommerce
+
+    external_id = bare_deletion_id(topic, payload)
+    if external_id is not None:
+        # Core sends only {"id": n} for a deletion: a state change of an order we know, not a snapshot.
+        return StateNotice("woocommerce", store, external_id, ChannelState.DELETED)
+    return parse_woocommerce(topic, payload, store)
+
+
+def _amazon(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
+    from chalicelib.channels.amazon import normalise_amazon_order
+
+    return normalise_amazon_order(payload["order"], payload["items"], store)
+
+
+# Channel → function turning that channel's payload for a topic into a channel event.
+NORMALISERS: dict[str, Normaliser] = {
+    MANUAL: _manual,
+    "shopify": _shopify,
+    "woocommerce": _woocommerce,
+    "amazon": _amazon,
+}
+
+
+def normalise(delivery: Delivery) -> ChannelEvent:
+    normaliser = NORMALISERS.get(delivery.channel)
+    if normaliser is None:
+        raise MalformedDelivery(f"no normaliser for channel {delivery.channel!r}")
+    if delivery.payload is None:
+        raise MalformedDelivery("the delivery's body was not resolved from the raw archive")
+    return normaliser(delivery.topic, delivery.payload, delivery.store)
 
 
 def ingest(
@@ -60,10 +113,12 @@ def ingest(
     the delivery id is recorded in the same transaction as the change, and an update older than
     what is stored (by the channel's own `updated_at`) changes nothing.
     """
-    normalise = NORMALISERS.get(delivery.channel)
-    if normalise is None:
-        raise MalformedDelivery(f"no normaliser for channel {delivery.channel!r}")
-    candidate = normalise(delivery.payload)
+    event = normalise(delivery)
+    if isinstance(event, RefundNotice):
+        return _apply_refund(delivery, event, orders=orders, now=now)
+    if isinstance(event, StateNotice):
+        return _apply_state_notice(delivery, event, orders=orders, now=now)
+    candidate = event.order
     stored = orders.get(candidate.order_id)
 
     if orders.has_delivery(delivery.delivery_id):
@@ -72,11 +127,14 @@ def ingest(
 
     try:
         if stored is None:
-            candidate.record("received", now(), delivery_id=delivery.delivery_id)
+            candidate.record(
+                "received", now(), delivery_id=delivery.delivery_id, channel_state=event.state.value
+            )
+            _apply_channel_state(candidate, event.state, None, now)
             version = orders.save(candidate, expected_version=None, delivery_id=delivery.delivery_id)
             stored = StoredOrder(candidate, version)
             outcome = Outcome.CREATED
-        elif candidate.updated_at <= stored.order.updated_at:
+        elif not _is_newer(candidate, event.state, stored.order):
             orders.record_delivery(delivery.delivery_id, candidate.order_id)
             outcome = Outcome.STALE
         else:
@@ -86,7 +144,9 @@ def ingest(
                 now(),
                 delivery_id=delivery.delivery_id,
                 channel_updated_at=candidate.updated_at.isoformat(),
+                channel_state=event.state.value,
             )
+            _apply_channel_state(merged, event.state, _last_channel_state(stored.order), now)
             version = orders.save(merged, expected_version=stored.version, delivery_id=delivery.delivery_id)
             stored = StoredOrder(merged, version, stored.execution_arn)
             outcome = Outcome.UPDATED
@@ -98,14 +158,142 @@ def ingest(
     return IngestResult(outcome, candidate.order_id)
 
 
+# Channels stamp changes to the second (WooCommerce, Amazon): two changes can share one
+# `updated_at`. Between equal stamps, the state further along wins.
+_STATE_PROGRESS = {
+    state: rank
+    for rank, state in enumerate(
+        [
+            ChannelState.OPEN,
+            ChannelState.AUTHORIZED,
+            ChannelState.PAID,
+            ChannelState.PARTIALLY_FULFILLED,
+            ChannelState.FULFILLED,
+            ChannelState.PARTIALLY_REFUNDED,
+            ChannelState.REFUNDED,
+            ChannelState.CANCELLED,
+            ChannelState.DELETED,
+        ]
+    )
+}
+
+
+def _is_newer(candidate: Order, state: ChannelState, stored: Order) -> bool:
+    """The fence: the channel's own `updated_at`, then (for equal stamps) how far along the order is."""
+    if candidate.updated_at != stored.updated_at:
+        return candidate.updated_at > stored.updated_at
+    last = _last_channel_state(stored)
+    stored_rank = _STATE_PROGRESS.get(ChannelState(last), -1) if last else -1
+    candidate_key = (
+        _STATE_PROGRESS[state],
+        candidate.payment.amount_refunded,
+        candidate.payment.amount_captured,
+    )
+    stored_key = (stored_rank, stored.payment.amount_refunded, stored.payment.amount_captured)
+    return candidate_key > stored_key
+
+
 def _merge(current: Order, newer: Order) -> Order:
-    changes = {name: getattr(newer, name) for name in CHANNEL_FIELDS}
+    changes: dict[str, Any] = {name: getattr(newer, name) for name in CHANNEL_FIELDS}
+    if current.payment.reference is None:
+        # The channel holds the money (no payment of the hub's own yet): its view is the truth.
+        changes["payment"] = newer.payment
     return current.model_copy(update=changes, deep=True)
+
+
+def _last_channel_state(order: Order) -> str | None:
+    for entry in reversed(order.history):
+        if "channel_state" in entry.detail:
+            return str(entry.detail["channel_state"])
+    return None
+
+
+def _apply_channel_state(
+    order: Order, state: ChannelState, previous: str | None, now: Callable[[], datetime]
+) -> None:
+    """React to a change of the channel's own state (a cancellation, a refund, a deletion)."""
+    target = _STATE_STATUS.get(state)
+    if target is None or previous == state.value or not is_forward(order.status, target):
+        return
+    before = order.status
+    order.status = target
+    order.record(f"{state.value}_at_channel", now(), previous_status=before.value)
+
+
+def _apply_refund(
+    delivery: Delivery,
+    notice: RefundNotice,
+    *,
+    orders: OrderRepository,
+    now: Callable[[], datetime],
+) -> IngestResult:
+    if orders.has_delivery(delivery.delivery_id):
+        return IngestResult(Outcome.DUPLICATE, None)
+    stored = orders.get_by_channel(notice.channel, notice.store, notice.external_order_id)
+    if stored is None:
+        # The refund overtook the order: fail so the queue retries it once the order exists.
+        raise OrderNotYetKnown(f"{notice.channel} order {notice.external_order_id} is not stored yet")
+    order = stored.order.model_copy(deep=True)
+    known = {
+        str(h.detail.get("refund_id")): Decimal(str(h.detail.get("amount", "0")))
+        for h in order.history
+        if h.event == "refund_at_channel"
+    }
+    try:
+        if notice.refund_id in known:
+            orders.record_delivery(delivery.delivery_id, order.order_id)
+            return IngestResult(Outcome.DUPLICATE, order.order_id)
+        refunded = sum(known.values(), Decimal(0)) + notice.amount
+        # The order snapshot may already count this refund: take the larger, never the sum of both.
+        order.payment = order.payment.model_copy(
+            update={"amount_refunded": max(order.payment.amount_refunded, refunded)}
+        )
+        order.record(
+            "refund_at_channel",
+            now(),
+            delivery_id=delivery.delivery_id,
+            refund_id=notice.refund_id,
+            amount=f"{notice.amount:f}",
+            line_ids=list(notice.line_ids),
+            reason=notice.reason,
+        )
+        full = order.payment.amount_refunded >= order.totals.total
+        target = OrderStatus.REFUNDED if full else OrderStatus.PARTIALLY_REFUNDED
+        if is_forward(order.status, target):
+            order.status = target
+        orders.save(order, expected_version=stored.version, delivery_id=delivery.delivery_id)
+    except DuplicateDelivery:
+        return IngestResult(Outcome.DUPLICATE, order.order_id)
+    return IngestResult(Outcome.REFUNDED, order.order_id)
+
+
+def _apply_state_notice(
+    delivery: Delivery,
+    notice: StateNotice,
+    *,
+    orders: OrderRepository,
+    now: Callable[[], datetime],
+) -> IngestResult:
+    if orders.has_delivery(delivery.delivery_id):
+        return IngestResult(Outcome.DUPLICATE, None)
+    stored = orders.get_by_channel(notice.channel, notice.store, notice.external_order_id)
+    if stored is None:
+        raise OrderNotYetKnown(f"{notice.channel} order {notice.external_order_id} is not stored yet")
+    order = stored.order.model_copy(deep=True)
+    _apply_channel_state(order, notice.state, _last_channel_state(order), now)
+    order.record("channel_state", now(), delivery_id=delivery.delivery_id, channel_state=notice.state.value)
+    try:
+        orders.save(order, expected_version=stored.version, delivery_id=delivery.delivery_id)
+    except DuplicateDelivery:
+        return IngestResult(Outcome.DUPLICATE, order.order_id)
+    return IngestResult(Outcome.UPDATED, order.order_id)
 
 
 def _ensure_started(stored: StoredOrder | None, orders: OrderRepository, workflow: WorkflowStarter) -> None:
     """Start the lifecycle if it was not yet (also heals a crash between saving and starting)."""
     if stored is None or stored.execution_arn:
         return
+    if stored.order.status == OrderStatus.CANCELLED:
+        return  # first seen already cancelled at the channel: there is nothing to run
     arn = workflow.start(stored.order.order_id, {"order_id": stored.order.order_id})
     orders.attach_execution(stored.order.order_id, arn)

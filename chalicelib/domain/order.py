@@ -74,8 +74,10 @@ class Totals(_Part):
     discount: Amount = Decimal(0)
     shipping: Amount = Decimal(0)
     tax: Amount = Decimal(0)
-    # subtotal − discount + shipping + tax, as the channel computed it.
+    # subtotal − discount + shipping + tax, as the channel computed it (tax left out when included).
     total: Amount
+    # True when prices already include tax (EU/UK VAT shops): `tax` is then a part of the prices.
+    taxes_included: bool = False
 
 
 class Payment(_Part):

@@ -50,6 +50,24 @@ class OrderRepository(Protocol):
     ) -> OrderPage: ...
 
 
+@dataclass(frozen=True)
+class ArchivedDelivery:
+    delivery_id: str
+    channel: str
+    store: str
+    topic: str
+    received_at: datetime
+    raw: bytes
+
+
+class RawArchive(Protocol):
+    def put(self, delivery: Any, raw: bytes) -> None:
+        """Keep the delivery's exact bytes (idempotent: the first copy wins)."""
+        ...
+
+    def get(self, delivery_id: str) -> ArchivedDelivery | None: ...
+
+
 class WorkflowStarter(Protocol):
     def start(self, order_id: str, payload: dict[str, Any]) -> str:
         """Start the order's lifecycle execution, named after the order; already started is success."""

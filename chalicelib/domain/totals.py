@@ -21,7 +21,12 @@ def totals_issues(order: Order) -> list[str]:
     line_sum = sum((line.total for line in order.lines), Decimal(0))
     if t.subtotal != line_sum:
         issues.append(f"subtotal {t.subtotal:f} != sum of lines {line_sum:f}")
-    expected_total = t.subtotal - t.discount + t.shipping + t.tax
+    if t.taxes_included:
+        expected_total = t.subtotal - t.discount + t.shipping
+        formula = "subtotal - discount + shipping (tax included)"
+    else:
+        expected_total = t.subtotal - t.discount + t.shipping + t.tax
+        formula = "subtotal - discount + shipping + tax"
     if t.total != expected_total:
-        issues.append(f"total {t.total:f} != subtotal - discount + shipping + tax = {expected_total:f}")
+        issues.append(f"total {t.total:f} != {formula} = {expected_total:f}")
     return issues

@@ -8,7 +8,7 @@ from typing import Any
 
 from chalice import Blueprint, NotFoundError, Response
 
-from chalicelib.composition import deduplication_id, services
+from chalicelib.composition import services
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.manual_channel import CHANNEL as MANUAL
@@ -16,6 +16,7 @@ from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import OrderStatus
 from chalicelib.entrypoints.errors import http_errors
 from chalicelib.entrypoints.health import health_report
+from chalicelib.entrypoints.intake import enqueue
 
 bp = Blueprint(__name__)
 
@@ -47,12 +48,9 @@ def create_manual_order() -> Response:
         topic="orders/create",
         received_at=svc.now(),
         payload=body,
+        external_id=order.external_id,
     )
-    svc.ingest_queue.send(
-        delivery.to_message(),
-        group_id=delivery.message_group(order.external_id),
-        deduplication_id=deduplication_id(delivery_id),
-    )
+    enqueue(svc, delivery, _bytes(request.raw_body))
     return Response(
         body={"order_id": order.order_id, "delivery_id": delivery_id, "status": "accepted"},
         status_code=202,

@@ -2,27 +2,52 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice import Blueprint
 from chalice.app import SQSEvent
 
 from chalicelib import resources
-from chalicelib.composition import services
+from chalicelib.composition import Services, services
 from chalicelib.domain import ingest as ingest_use_case
+from chalicelib.domain.connections import credentials
 from chalicelib.domain.delivery import Delivery
-from chalicelib.observability import logger
+from chalicelib.domain.errors import MalformedDelivery
+from chalicelib.domain.ingest import Outcome
+from chalicelib.observability import count, logger, seconds
 
 bp = Blueprint(__name__)
 
 INGEST_BATCH_SIZE = 10
+# Each notification costs two SP-API calls paced at 0.5/s: small batches keep within the timeout.
+AMAZON_BATCH_SIZE = 5
+
+
+def resolve(delivery: Delivery, svc: Services) -> Delivery:
+    """Fetch a claim-checked body from the raw archive."""
+    if delivery.payload is not None:
+        return delivery
+    archived = svc.raw_archive.get(delivery.delivery_id)
+    if archived is None:
+        raise MalformedDelivery(f"delivery {delivery.delivery_id} is neither inline nor archived")
+    try:
+        payload = json.loads(archived.raw)
+    except ValueError as exc:
+        raise MalformedDelivery(f"archived delivery {delivery.delivery_id} is not JSON") from exc
+    return delivery.with_payload(payload)
 
 
 def ingest_record(record: SQSRecord) -> None:
-    delivery = Delivery.from_message(record.body)
     svc = services()
+    delivery = resolve(Delivery.from_message(record.body), svc)
     result = ingest_use_case.ingest(delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now)
     logger.info(
         "delivery applied",
@@ -33,6 +58,9 @@ def ingest_record(record: SQSRecord) -> None:
             "order_id": result.order_id,
         },
     )
+    name = "DeliveryDuplicate" if result.outcome is Outcome.DUPLICATE else "DeliveryProcessed"
+    count(name, channel=delivery.channel, store=delivery.store, reason=result.outcome.value)
+    seconds("DeliveryLag", (svc.now() - delivery.received_at).total_seconds(), channel=delivery.channel)
 
 
 @bp.on_sqs_message(queue=resources.INGEST_QUEUE.name, batch_size=INGEST_BATCH_SIZE)
@@ -41,5 +69,59 @@ def ingest_deliveries(event: SQSEvent) -> dict[str, Any]:
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     response = process_partial_response(
         event=event.to_dict(), record_handler=ingest_record, processor=processor
+    )
+    return dict(response)
+
+
+def amazon_notification_record(record: SQSRecord) -> None:
+    """An SP-API ORDER_CHANGE notification: fetch the order (notifications are triggers, not truth)."""
+    from chalicelib.channels.amazon import parse_order_change_notification
+
+    svc = services()
+    try:
+        body = json.loads(record.body)
+    except ValueError as exc:
+        raise MalformedDelivery("notification is not JSON") from exc
+    change = parse_order_change_notification(body)
+    if change is None:
+        count("WebhookIgnoredTopic", channel="amazon", reason=str(body.get("NotificationType"))[:64])
+        return
+    delivery_id = f"amazon:{change.notification_id}"
+    if svc.orders.has_delivery(delivery_id):
+        count("DeliveryDuplicate", channel="amazon", store=change.seller_id, reason="duplicate")
+        return
+    found = credentials("amazon", change.seller_id, connections=svc.connections, secrets=svc.secrets)
+    if found is None:
+        # Parked in the DLQ: once the seller is connected, an operator redrives it.
+        count("WebhookRejected", channel="amazon", store=change.seller_id, reason="unknown_store")
+        raise MalformedDelivery(f"no connection for Amazon seller {change.seller_id}")
+    connection, secrets = found
+    client = svc.spapi(connection, secrets)
+    order = client.get_order(change.amazon_order_id)
+    items = client.get_order_items(change.amazon_order_id)
+    delivery = Delivery(
+        delivery_id=delivery_id,
+        channel="amazon",
+        store=connection.store,
+        topic="ORDER_CHANGE",
+        received_at=svc.now(),
+        payload={"order": order, "items": items},
+        external_id=change.amazon_order_id,
+    )
+    svc.raw_archive.put(delivery, record.body.encode())
+    count("WebhookAccepted", channel="amazon", store=connection.store)
+    result = ingest_use_case.ingest(delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now)
+    name = "DeliveryDuplicate" if result.outcome is Outcome.DUPLICATE else "DeliveryProcessed"
+    count(name, channel="amazon", store=connection.store, reason=result.outcome.value)
+    seconds("DeliveryLag", (svc.now() - change.event_time).total_seconds(), channel="amazon")
+
+
+@bp.on_sqs_message(queue=resources.AMAZON_NOTIFICATIONS_QUEUE.name, batch_size=AMAZON_BATCH_SIZE)
+def amazon_notifications(event: SQSEvent) -> dict[str, Any]:
+    # A standard queue: records are independent, each fails alone.
+    response = process_partial_response(
+        event=event.to_dict(),
+        record_handler=amazon_notification_record,
+        processor=BatchProcessor(event_type=EventType.SQS),
     )
     return dict(response)

@@ -79,8 +79,54 @@ class Stack:
         return dict(requests.get(f"{self.aws_url}/_local/status", timeout=10).json())
 
 
+AMAZON_SELLER = "A1ITSELLER0001"
+AMAZON_MARKETPLACE = "ATVPDKIKX0DER"
+AMAZON_CREDENTIALS = {
+    "lwa_client_id": "amzn1.application-oa2-client.it",
+    "lwa_client_secret": "it-lwa-secret",
+    "refresh_token": "Atzr|it-refresh",
+}
+
+
+class AmazonNotifier:
+    """Where the Amazon simulator's notifications go: the stack's SP-API queue, once it is known."""
+
+    def __init__(self) -> None:
+        self.sqs: Any = None
+        self.queue_url: str | None = None
+
+    def __call__(self, notification: dict[str, Any]) -> None:
+        assert self.sqs is not None and self.queue_url, "stack not started"
+        import json
+
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(notification))
+
+
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def amazon_notifier() -> AmazonNotifier:
+    return AmazonNotifier()
+
+
+@pytest.fixture(scope="session")
+def amazon(amazon_notifier: AmazonNotifier) -> Iterator[Any]:
+    """A simulated SP-API seller the stack is pointed at (its endpoints must be known at start-up)."""
+    from local.simulators.amazon import AmazonSimulator
+
+    simulator = AmazonSimulator(
+        AMAZON_SELLER,
+        AMAZON_MARKETPLACE,
+        AMAZON_CREDENTIALS["lwa_client_id"],
+        AMAZON_CREDENTIALS["lwa_client_secret"],
+        AMAZON_CREDENTIALS["refresh_token"],
+        seed=7,
+        notify=amazon_notifier,
+    ).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(amazon: Any, amazon_notifier: AmazonNotifier) -> Iterator[Stack]:
     ARTIFACTS.mkdir(exist_ok=True)
     hub, aws, moto = free_port(), free_port(), free_port()
     token = "integration-token"
@@ -93,6 +139,8 @@ def stack() -> Iterator[Stack]:
         "HUB_DEMO": "0",
         "HUB_LOCAL_QUEUE_VISIBILITY_SECONDS": str(VISIBILITY_SECONDS),
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        "HUB_AMAZON_SPAPI_ENDPOINT": amazon.url,
+        "HUB_AMAZON_LWA_ENDPOINT": amazon.lwa_url,
     }
     log_path = ARTIFACTS / "local-stack.log"
     log = log_path.open("wb")
@@ -112,7 +160,12 @@ def stack() -> Iterator[Stack]:
 
     try:
         health = eventually(healthy, timeout=BOOT_DEADLINE, interval=0.2)
-        yield Stack(hub_url, f"http://127.0.0.1:{aws}", token, process, log_path, health)
+        running = Stack(hub_url, f"http://127.0.0.1:{aws}", token, process, log_path, health)
+        from chalicelib import resources
+
+        amazon_notifier.sqs = running.client("sqs")
+        amazon_notifier.queue_url = running.queue_url(resources.AMAZON_NOTIFICATIONS_QUEUE.name)
+        yield running
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)  # what Ctrl-C sends

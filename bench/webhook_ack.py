@@ -1,0 +1,216 @@
+"""Benchmark: Shopify webhook ack latency beside its floor (a bare SQS SendMessage), and a burst.
+
+Run: .venv/bin/python bench/webhook_ack.py [deliveries]   (record the printout in bench/RESULTS.md)
+
+It boots the local stack (HUB_DEMO=0) on free ports, registers a Shopify store, then in one run:
+1. floor: N bare SQS SendMessage calls of the same body to the same local endpoint (a FIFO queue);
+2. ack: N signed `orders/create` deliveries posted one after another to /webhooks/shopify;
+3. burst: 8 concurrent senders posting N deliveries in all; deliveries/s;
+and finally checks that every accepted delivery became exactly one order.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOP = "bench-shop.myshopify.com"
+SECRET = "bench-webhook-secret"
+TOKEN = "bench-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def order_body(number: int) -> bytes:
+    order = {
+        "id": 7_000_000_000 + number,
+        "name": f"#B{number}",
+        "email": "bench@example.com",
+        "created_at": "2026-11-23T10:00:00-05:00",
+        "updated_at": "2026-11-23T10:00:00-05:00",
+        "currency": "USD",
+        "financial_status": "paid",
+        "fulfillment_status": None,
+        "cancelled_at": None,
+        "gateway": "shopify_payments",
+        "total_price": "54.00",
+        "subtotal_price": "44.00",
+        "total_tax": "4.00",
+        "total_discounts": "0.00",
+        "line_items": [
+            {
+                "id": 9_000_000_000 + number,
+                "sku": "MUG",
+                "title": "Mug",
+                "variant_title": None,
+                "quantity": 2,
+                "price": "22.00",
+                "discount_allocations": [],
+                "tax_lines": [{"price": "4.00", "rate": 0.1, "title": "Tax"}],
+            }
+        ],
+        "shipping_lines": [{"id": 1, "title": "Standard", "price": "6.00", "discount_allocations": []}],
+        "customer": {"first_name": "Bench", "last_name": "Mark", "email": "bench@example.com"},
+        "shipping_address": {"name": "Bench Mark", "city": "Ottawa", "country_code": "CA"},
+    }
+    return json.dumps(order, separators=(",", ":")).encode()
+
+
+def headers_for(body: bytes, topic: str = "orders/create") -> dict[str, str]:
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).digest()
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
+        "X-Shopify-Shop-Domain": SHOP,
+        "X-Shopify-API-Version": "2024-04",
+        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+        "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Triggered-At": "2026-11-23T15:00:00Z",
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    hub, aws = free_port(), free_port()
+    env = {
+        **os.environ,
+        "HUB_PORT": str(hub),
+        "HUB_LOCAL_AWS_PORT": str(aws),
+        "HUB_LOCAL_MOTO_PORT": str(free_port()),
+        "HUB_OPERATOR_TOKEN": TOKEN,
+        "HUB_DEMO": "0",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url, aws_url = f"http://127.0.0.1:{hub}", f"http://127.0.0.1:{aws}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        connection = {"channel": "shopify", "store": SHOP, "webhook_secret": SECRET, "access_token": "x"}
+        requests.post(f"{url}/api/connections", json=connection, headers=auth, timeout=10).raise_for_status()
+
+        sqs = boto3.client(
+            "sqs",
+            region_name="us-east-1",
+            endpoint_url=aws_url,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+        floor_queue = sqs.create_queue(QueueName="bench-floor.fifo", Attributes={"FifoQueue": "true"})[
+            "QueueUrl"
+        ]
+        body = order_body(0)
+        session = requests.Session()
+        session.post(f"{url}/webhooks/shopify", data=body, headers=headers_for(body), timeout=10)  # warm-up
+        floor, ack = [], []
+        for i in range(n):
+            started = time.perf_counter()
+            sqs.send_message(
+                QueueUrl=floor_queue,
+                MessageBody=body.decode(),
+                MessageGroupId=str(i),
+                MessageDeduplicationId=uuid.uuid4().hex,
+            )
+            floor.append(time.perf_counter() - started)
+            payload = order_body(i + 1)
+            headers = headers_for(payload)
+            started = time.perf_counter()
+            answer = session.post(f"{url}/webhooks/shopify", data=payload, headers=headers, timeout=10)
+            ack.append(time.perf_counter() - started)
+            assert answer.status_code == 200, answer.text
+
+        def send(numbers: range) -> int:
+            local = requests.Session()
+            accepted = 0
+            for number in numbers:
+                payload = order_body(number)
+                answer = local.post(
+                    f"{url}/webhooks/shopify", data=payload, headers=headers_for(payload), timeout=30
+                )
+                accepted += answer.status_code == 200
+            return accepted
+
+        base = n + 1
+        chunks = [range(base + k * (n // 8), base + (k + 1) * (n // 8)) for k in range(8)]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            accepted_burst = sum(pool.map(send, chunks))
+        burst_seconds = time.perf_counter() - started
+
+        expected = 1 + n + accepted_burst  # warm-up order 0 + sequential + burst
+        deadline = time.monotonic() + 300
+        stored = 0
+        while time.monotonic() < deadline:
+            status = requests.get(f"{aws_url}/_local/status", timeout=10).json()
+            processed = status["event_sources"]["ingest_deliveries"]["succeeded"]
+            if processed >= expected:
+                break
+            time.sleep(0.5)
+        cursor, ids = None, set()
+        while True:
+            params = {"channel": "shopify", "limit": 100, **({"cursor": cursor} if cursor else {})}
+            page = requests.get(f"{url}/api/orders", params=params, headers=auth, timeout=30).json()
+            ids.update(o["order_id"] for o in page["orders"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        stored = len(ids)
+
+        def ms(v: float) -> str:
+            return f"{v * 1000:.1f} ms"
+
+        print(f"deliveries: sequential {n}, burst {len(chunks) * (n // 8)} from 8 senders")
+        for label, values in (("floor (bare SQS SendMessage)", floor), ("webhook ack", ack)):
+            print(f"{label:<29} p50 {ms(percentile(values, 0.5))}, p99 {ms(percentile(values, 0.99))}")
+        print(
+            f"ratio ack/floor: p50 {percentile(ack, 0.5) / percentile(floor, 0.5):.2f}x, "
+            f"p99 {percentile(ack, 0.99) / percentile(floor, 0.99):.2f}x; "
+            f"mean ack {ms(statistics.mean(ack))}"
+        )
+        rate = accepted_burst / burst_seconds
+        print(f"burst: {accepted_burst} accepted in {burst_seconds:.2f} s = {rate:.0f}/s")
+        print(f"orders stored: {stored} of {expected} accepted deliveries (each a distinct order)")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,455 @@
+"""Amazon SP-API client (LWA token exchange, Orders v0): paced, retrying throttles, errors translated."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from aws_lambda_powertools import Logger
+
+from chalicelib.domain.errors import HubError, InvalidInput, NotFound
+
+logger = Logger(service="order-hub", child=True)
+
+LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"  # noqa: S105 (a URL, not a secret)
+SPAPI_ENDPOINTS = {
+    "na": "https://sellingpartnerapi-na.amazon.com",
+    "eu": "https://sellingpartnerapi-eu.amazon.com",
+    "fe": "https://sellingpartnerapi-fe.amazon.com",
+}
+_REGION_MARKETPLACES = {
+    "na": ("ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1AM78C64UM0Y8", "A2Q3Y263D00KWC"),
+    "eu": (
+        "A1F83G8C2ARO7P", "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4", "A1RKKUPIHCS9HS",
+        "A1805IZSGTT6HS", "AMEN7PMS3EDWL", "A28R8C7NBKEWEA", "A2NODRKZP88ZB9", "A1C3SOZRARQ6R3",
+        "A33AVAJ2PDY3EV", "A2VIGQ35RCS4UG", "A21TJRUUN4KGV", "A17E79C6D8DWNP", "ARBP9OOSHTCHU",
+    ),
+    "fe": ("A1VC38T7YXB528", "A39IBJ37TRP1C6", "A19VAU5U5O7RUS"),
+}  # fmt: skip
+
+# Documented Orders v0 usage plans (requests per second, burst) per selling partner and application.
+OPERATION_LIMITS: dict[str, tuple[float, int]] = {
+    "getOrder": (0.5, 30),
+    "getOrderItems": (0.5, 30),
+    "getOrders": (0.0167, 20),
+}
+_RATE_HEADER = "x-amzn-RateLimit-Limit"
+_USER_AGENT = "order-hub/1.0 (Language=Python)"
+# Refresh an access token this long before LWA says it expires, so no request carries a dying token.
+_TOKEN_MARGIN_SECONDS = 60.0
+_TRANSIENT = frozenset({500, 502, 503, 504})
+
+
+class SpApiError(HubError):
+    """SP-API or LWA answered with an error the caller cannot fix by retrying right now."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.status = status
+        self.code = code
+
+
+class SpApiThrottled(SpApiError):
+    """Still throttled (429) after the allowed retries, or the next slot is further away than we may wait."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        status: int | None = 429,
+        code: str | None = "QuotaExceeded",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, operation=operation, status=status, code=code)
+        self.retry_after = retry_after  # seconds the caller should wait before trying again, when known
+
+
+class SpApiAuthError(SpApiError):
+    """LWA refused the credentials, or SP-API kept refusing a freshly exchanged access token."""
+
+
+class SpApiNotFound(SpApiError, NotFound):
+    """The order (or other resource) does not exist for this selling partner."""
+
+
+def endpoint_for_marketplace(marketplace_id: str) -> str:
+    """The production SP-API endpoint serving a marketplace (when HUB_AMAZON_SPAPI_ENDPOINT is unset)."""
+    for region, marketplaces in _REGION_MARKETPLACES.items():
+        if marketplace_id in marketplaces:
+            return SPAPI_ENDPOINTS[region]
+    raise InvalidInput(f"unknown Amazon marketplace id {marketplace_id!r}")
+
+
+class _TokenBucket:
+    """Client-side twin of SP-API's usage plan: a request takes a token, tokens refill at `rate` per second.
+
+    Tokens may go negative: each caller reserves its slot and sleeps until it comes, so concurrent
+    callers queue fairly instead of stampeding the moment a token appears.
+    """
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def reserve(self, max_wait: float) -> tuple[bool, float]:
+        """(reserved, seconds to wait before sending); nothing is reserved when the wait exceeds max_wait."""
+        with self._lock:
+            self._refill()
+            wait = max(0.0, (1.0 - self._tokens) / self.rate)
+            if wait > max_wait:
+                return False, wait
+            self._tokens -= 1.0
+            return True, wait
+
+    def drain(self) -> None:
+        # The server said no: whatever we believed about spare capacity was wrong.
+        with self._lock:
+            self._refill()
+            self._tokens = min(self._tokens, 0.0)
+
+    def set_rate(self, rate: float) -> None:
+        with self._lock:
+            self._refill()
+            self.rate = rate
+
+
+class SpApiClient:
+    """One selling partner's access to SP-API: LWA refresh-token exchange and the Orders v0 reads.
+
+    Build one per connection (quotas are per selling partner and application) and reuse it: it
+    caches the access token and paces each operation to its usage plan, learning the plan from
+    `x-amzn-RateLimit-Limit`. A 429 or a 5xx is retried with jittered exponential backoff
+    (Retry-After wins when sent); a 403 is retried once with a fresh token.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        lwa_endpoint: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        max_retries: int = 5,
+        max_wait: float = 60.0,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 32.0,
+        timeout: float | tuple[float, float] = (3.05, 15.0),
+        jitter: Callable[[], float] = random.random,
+        rate_limits: dict[str, tuple[float, int]] | None = None,
+    ) -> None:
+        self._endpoint = endpoint.rstrip("/")
+        self._lwa_endpoint = lwa_endpoint
+        self._credentials = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": client_id,
+            "client_secret": client_secret,
+        }
+        self._session = session or requests.Session()
+        self._clock = clock
+        self._sleep = sleep
+        self._max_retries = max_retries
+        self._max_wait = max_wait
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._timeout = timeout
+        self._jitter = jitter
+        self._limits = {**OPERATION_LIMITS, **(rate_limits or {})}
+        self._buckets: dict[str, _TokenBucket] = {}
+        self._buckets_lock = threading.Lock()
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        # Never let a secret reach a log line through an accidental %r.
+        return f"SpApiClient(endpoint={self._endpoint!r})"
+
+    # --- LWA ---------------------------------------------------------------------------------
+
+    def access_token(self) -> str:
+        """A valid LWA access token, exchanged from the refresh token, cached until shortly before expiry."""
+        with self._token_lock:
+            if self._token is not None and self._clock() < self._token_expires:
+                return self._token
+            token, expires_in = self._exchange_refresh_token()
+            margin = min(_TOKEN_MARGIN_SECONDS, expires_in / 2)
+            self._token, self._token_expires = token, self._clock() + expires_in - margin
+            return token
+
+    def _forget_token(self, token: str) -> None:
+        with self._token_lock:
+            if self._token == token:
+                self._token = None
+
+    def _exchange_refresh_token(self) -> tuple[str, float]:
+        attempt = 0
+        while True:
+            try:
+                response = self._session.post(
+                    self._lwa_endpoint,
+                    data=self._credentials,
+                    headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
+                    timeout=self._timeout,
+                )
+            except requests.RequestException as exc:
+                attempt = self._retry_or_raise(
+                    "lwaToken", attempt, None, f"LWA unreachable: {type(exc).__name__}"
+                )
+                continue
+            body = _json_or_empty(response)
+            if response.status_code == 200:
+                token = body.get("access_token")
+                if not isinstance(token, str) or not token:
+                    raise SpApiError(
+                        "LWA answered 200 without an access token", operation="lwaToken", status=200
+                    )
+                return token, _seconds(body.get("expires_in"), default=3600.0)
+            error = str(body.get("error") or f"HTTP {response.status_code}")
+            if response.status_code == 429 or response.status_code in _TRANSIENT:
+                attempt = self._retry_or_raise("lwaToken", attempt, response, f"LWA answered {error}")
+                continue
+            # invalid_client, invalid_grant, unauthorized_client...: retrying cannot help.
+            raise SpApiAuthError(
+                f"LWA refused the refresh-token exchange: {error}",
+                operation="lwaToken",
+                status=response.status_code,
+                code=error,
+            )
+
+    # --- Orders v0 ---------------------------------------------------------------------------
+
+    def get_order(self, order_id: str) -> dict[str, Any]:
+        """getOrder: the order (without PII unless Amazon grants it to this application)."""
+        return self._payload("getOrder", f"/orders/v0/orders/{quote(order_id, safe='')}", {})
+
+    def get_order_items(self, order_id: str) -> list[dict[str, Any]]:
+        """getOrderItems: every item of the order, following NextToken across pages."""
+        path = f"/orders/v0/orders/{quote(order_id, safe='')}/orderItems"
+        items: list[dict[str, Any]] = []
+        next_token: str | None = None
+        seen: set[str] = set()
+        while True:
+            payload = self._payload("getOrderItems", path, {"NextToken": next_token} if next_token else {})
+            page = payload.get("OrderItems")
+            if not isinstance(page, list):
+                raise SpApiError("getOrderItems answered without OrderItems", operation="getOrderItems")
+            items.extend(page)
+            next_token = payload.get("NextToken") or None
+            if next_token is None:
+                return items
+            if next_token in seen:
+                raise SpApiError("getOrderItems repeated a NextToken", operation="getOrderItems")
+            seen.add(next_token)
+
+    def get_orders(
+        self, marketplace_ids: list[str], last_updated_after: datetime, next_token: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """getOrders: one page of orders updated after a time, and the token for the next page (or None)."""
+        if last_updated_after.tzinfo is None:
+            raise ValueError("last_updated_after must carry a time zone")
+        params = {"MarketplaceIds": ",".join(marketplace_ids)}
+        if next_token:
+            # A NextToken carries the original filter; SP-API wants only the marketplaces beside it.
+            params["NextToken"] = next_token
+        else:
+            params["LastUpdatedAfter"] = last_updated_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        payload = self._payload("getOrders", "/orders/v0/orders", params)
+        orders = payload.get("Orders")
+        if not isinstance(orders, list):
+            raise SpApiError("getOrders answered without Orders", operation="getOrders")
+        return orders, payload.get("NextToken") or None
+
+    def rate_limit(self, operation: str) -> float:
+        """The rate (requests per second) the client currently paces an operation to."""
+        return self._bucket(operation).rate
+
+    # --- transport ---------------------------------------------------------------------------
+
+    def _payload(self, operation: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+        body = self._get(operation, path, params)
+        payload = body.get("payload")
+        if not isinstance(payload, dict):
+            raise SpApiError(f"{operation} answered without a payload", operation=operation)
+        return payload
+
+    def _get(self, operation: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+        bucket = self._bucket(operation)
+        attempt = 0
+        refreshed = False
+        while True:
+            self._pace(operation, bucket)
+            token = self.access_token()
+            try:
+                response = self._session.get(
+                    self._endpoint + path,
+                    params=params,
+                    headers={
+                        "x-amz-access-token": token,
+                        "Accept": "application/json",
+                        "User-Agent": _USER_AGENT,
+                    },
+                    timeout=self._timeout,
+                )
+            except requests.RequestException as exc:
+                attempt = self._retry_or_raise(operation, attempt, None, f"unreachable: {type(exc).__name__}")
+                continue
+            self._learn_rate(bucket, response)
+            status = response.status_code
+            if 200 <= status < 300:
+                body = _json_or_empty(response)
+                if not body:
+                    raise SpApiError(f"{operation} answered {status} without JSON", operation=operation)
+                return body
+            code, message = _first_error(response)
+            if status in (401, 403) and not refreshed:
+                # The token may have been revoked or expired early: one fresh exchange, then believe it.
+                refreshed = True
+                self._forget_token(token)
+                continue
+            if status == 429:
+                bucket.drain()
+            if status == 429 or status in _TRANSIENT:
+                attempt = self._retry_or_raise(operation, attempt, response, f"{code}: {message}")
+                continue
+            raise _error_for(operation, status, code, message)
+
+    def _bucket(self, operation: str) -> _TokenBucket:
+        with self._buckets_lock:
+            bucket = self._buckets.get(operation)
+            if bucket is None:
+                rate, burst = self._limits.get(operation, (1.0, 1))
+                bucket = self._buckets[operation] = _TokenBucket(rate, burst, self._clock)
+            return bucket
+
+    def _pace(self, operation: str, bucket: _TokenBucket) -> None:
+        reserved, wait = bucket.reserve(self._max_wait)
+        if not reserved:
+            raise SpApiThrottled(
+                f"{operation}: next request slot is {wait:.0f}s away, more than {self._max_wait:.0f}s",
+                operation=operation,
+                status=429,
+                code="QuotaExceeded",
+                retry_after=wait,
+            )
+        if wait > 0:
+            logger.debug("sp-api paced", extra={"operation": operation, "wait_seconds": round(wait, 3)})
+            self._sleep(wait)
+
+    @staticmethod
+    def _learn_rate(bucket: _TokenBucket, response: requests.Response) -> None:
+        header = response.headers.get(_RATE_HEADER)
+        if not header:
+            return
+        try:
+            rate = float(header)
+        except ValueError:
+            return
+        if rate > 0 and rate != bucket.rate:
+            bucket.set_rate(rate)
+
+    def _retry_or_raise(
+        self, operation: str, attempt: int, response: requests.Response | None, why: str
+    ) -> int:
+        """Sleep before retry number attempt+1 and return it, or raise once the retries are spent."""
+        status = response.status_code if response is not None else None
+        attempt += 1
+        retry_after = _retry_after_seconds(response) if response is not None else None
+        delay = retry_after
+        if delay is None:
+            delay = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
+            # Equal jitter: at least half the backoff, so a crowd of clients spreads out but still waits.
+            delay *= 0.5 + 0.5 * self._jitter()
+        if attempt > self._max_retries or delay > self._max_wait:
+            message = f"{operation} failed after {attempt - 1} retries: {why}"
+            if status == 429:
+                raise SpApiThrottled(
+                    message, operation=operation, status=status, code="QuotaExceeded", retry_after=delay
+                )
+            raise SpApiError(message, operation=operation, status=status)
+        logger.info(
+            "sp-api retry",
+            extra={
+                "operation": operation,
+                "status": status,
+                "attempt": attempt,
+                "delay_seconds": round(delay, 3),
+            },
+        )
+        self._sleep(delay)
+        return attempt
+
+
+def _seconds(value: object, *, default: float) -> float:
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        return default
+    return seconds if seconds > 0 else default
+
+
+def _json_or_empty(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _first_error(response: requests.Response) -> tuple[str, str]:
+    errors = _json_or_empty(response).get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("code") or response.status_code), str(errors[0].get("message") or "")
+    return str(response.status_code), response.reason or ""
+
+
+def _retry_after_seconds(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_for(operation: str, status: int, code: str, message: str) -> SpApiError:
+    text = f"{operation} answered {status} {code}: {message}"
+    if status in (401, 403):
+        return SpApiAuthError(text, operation=operation, status=status, code=code)
+    if status == 404:
+        return SpApiNotFound(text, operation=operation, status=status, code=code)
+    return SpApiError(text, operation=operation, status=status, code=code)

@@ -1,0 +1,279 @@
+"""Amazon SP-API channel: ORDER_CHANGE notifications in, getOrder + getOrderItems out as order snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from chalicelib.channels.base import ChannelState, OrderSnapshot
+from chalicelib.domain import money
+from chalicelib.domain.errors import InvalidInput, MalformedDelivery
+from chalicelib.domain.order import Address, Customer, Line, Order, Payment, Totals, derive_order_id
+
+CHANNEL = "amazon"
+ORDER_CHANGE = "ORDER_CHANGE"
+
+# Orders v0 OrderStatus → where the channel says the order is.
+_STATES: dict[str, ChannelState] = {
+    "Pending": ChannelState.OPEN,
+    "PendingAvailability": ChannelState.OPEN,
+    "Unshipped": ChannelState.PAID,
+    "PartiallyShipped": ChannelState.PARTIALLY_FULFILLED,
+    "Shipped": ChannelState.FULFILLED,
+    "InvoiceUnconfirmed": ChannelState.FULFILLED,
+    "Canceled": ChannelState.CANCELLED,
+    "Unfulfillable": ChannelState.CANCELLED,
+}
+
+# Amazon collects the buyer's money itself once an order leaves Pending; the seller never sees a card.
+_PAYMENT_STATUS: dict[str, str] = {
+    "Pending": "pending",
+    "PendingAvailability": "pending",
+    "Unshipped": "captured",
+    "PartiallyShipped": "captured",
+    "Shipped": "captured",
+    "InvoiceUnconfirmed": "captured",
+    "Canceled": "voided",
+    "Unfulfillable": "voided",
+}
+
+# Each marketplace sells in one currency: the last resort when a Pending order carries no amounts at all.
+MARKETPLACE_CURRENCY: dict[str, str] = {
+    "ATVPDKIKX0DER": "USD",  # US
+    "A2EUQ1WTGCTBG2": "CAD",  # CA
+    "A1AM78C64UM0Y8": "MXN",  # MX
+    "A2Q3Y263D00KWC": "BRL",  # BR
+    "A1F83G8C2ARO7P": "GBP",  # UK
+    "A1PA6795UKMFR9": "EUR",  # DE
+    "A13V1IB3VIYZZH": "EUR",  # FR
+    "APJ6JRA9NG5V4": "EUR",  # IT
+    "A1RKKUPIHCS9HS": "EUR",  # ES
+    "A1805IZSGTT6HS": "EUR",  # NL
+    "AMEN7PMS3EDWL": "EUR",  # BE
+    "A28R8C7NBKEWEA": "EUR",  # IE
+    "A2NODRKZP88ZB9": "SEK",  # SE
+    "A1C3SOZRARQ6R3": "PLN",  # PL
+    "A33AVAJ2PDY3EV": "TRY",  # TR
+    "A2VIGQ35RCS4UG": "AED",  # AE
+    "A21TJRUUN4KGV": "INR",  # IN
+    "A1VC38T7YXB528": "JPY",  # JP
+    "A39IBJ37TRP1C6": "AUD",  # AU
+    "A19VAU5U5O7RUS": "SGD",  # SG
+}
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    """What an ORDER_CHANGE notification tells: which order to fetch, and a hint of its new status."""
+
+    notification_id: str  # NotificationMetadata.NotificationId: the dedup key
+    seller_id: str  # selects the connection (the hub's `store`)
+    amazon_order_id: str
+    marketplace_id: str
+    order_status: str | None  # Summary.OrderStatus: a hint only; getOrder is the truth
+    change_type: str  # OrderStatusChange | BuyerRequestedChange
+    event_time: datetime
+    change_reason: str | None = None
+
+
+def parse_order_change_notification(body: Mapping[str, Any]) -> OrderChange | None:
+    """An SQS message body (the notification JSON itself) → the change; None for other notification types."""
+    if not isinstance(body, Mapping):
+        raise MalformedDelivery("an SP-API notification must be a JSON object")
+    notification_type = body.get("NotificationType")
+    if not isinstance(notification_type, str) or not notification_type:
+        raise MalformedDelivery("not an SP-API notification: NotificationType is missing")
+    if notification_type != ORDER_CHANGE:
+        return None
+
+    change = _object(_object(body, "Payload"), "OrderChangeNotification")
+    summary = _object(change, "Summary")
+    trigger = change.get("OrderChangeTrigger")
+    reason = trigger.get("ChangeReason") if isinstance(trigger, Mapping) else None
+    status = summary.get("OrderStatus")
+    try:
+        event_time = _timestamp(_text(body, "EventTime"), "EventTime")
+    except InvalidInput as exc:
+        raise MalformedDelivery(str(exc)) from exc
+    return OrderChange(
+        notification_id=_text(_object(body, "NotificationMetadata"), "NotificationId"),
+        seller_id=_text(change, "SellerId"),
+        amazon_order_id=_text(change, "AmazonOrderId"),
+        marketplace_id=_text(summary, "MarketplaceId"),
+        order_status=status if isinstance(status, str) and status else None,
+        change_type=_text(change, "OrderChangeType"),
+        event_time=event_time,
+        change_reason=reason if isinstance(reason, str) else None,
+    )
+
+
+def _object(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, Mapping):
+        raise MalformedDelivery(f"ORDER_CHANGE notification without {key}")
+    return value
+
+
+def _text(parent: Mapping[str, Any], key: str) -> str:
+    value = parent.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise MalformedDelivery(f"ORDER_CHANGE notification without {key}")
+    return value.strip()
+
+
+def normalise_amazon_order(
+    order: Mapping[str, Any], items: list[dict[str, Any]], store: str
+) -> OrderSnapshot:
+    """getOrder's payload and getOrderItems' OrderItems (all pages) → the canonical order and Amazon's state.
+
+    Amazon's money is per item: ItemPrice is the price of the whole quantity, PromotionDiscount,
+    ItemTax and the shipping figures likewise. The order's own OrderTotal is kept as the total
+    (absent while Pending, then computed); a difference is flagged downstream, never hidden.
+    """
+    amazon_order_id = _required(order, "AmazonOrderId")
+    status = _required(order, "OrderStatus")
+    state = _STATES.get(status)
+    if state is None:
+        raise InvalidInput(f"amazon order {amazon_order_id}: unknown OrderStatus {status!r}")
+    if not items:
+        raise InvalidInput(f"amazon order {amazon_order_id}: getOrderItems returned no items")
+    currency = _currency(order, items, amazon_order_id)
+    try:
+        lines = [_line(item, currency) for item in items]
+        shipping = sum((_net_shipping(item, currency) for item in items), Decimal(0))
+        shipping_tax = sum(
+            (
+                _money(item, "ShippingTax", currency) - _money(item, "ShippingDiscountTax", currency)
+                for item in items
+            ),
+            Decimal(0),
+        )
+        subtotal = sum((line.total for line in lines), Decimal(0))
+        tax = sum((line.tax for line in lines), Decimal(0)) + shipping_tax
+        order_total = order.get("OrderTotal")
+        total = _money(order, "OrderTotal", currency) if order_total else subtotal + shipping + tax
+    except money.MoneyError as exc:
+        raise InvalidInput(f"amazon order {amazon_order_id}: {exc}") from exc
+
+    captured = _PAYMENT_STATUS[status] == "captured"
+    address = order.get("ShippingAddress") if isinstance(order.get("ShippingAddress"), Mapping) else None
+    buyer = order.get("BuyerInfo") if isinstance(order.get("BuyerInfo"), Mapping) else {}
+    canonical = Order(
+        order_id=derive_order_id(CHANNEL, store, amazon_order_id),
+        channel=CHANNEL,
+        store=store,
+        external_id=amazon_order_id,
+        external_number=amazon_order_id,
+        currency=currency,
+        placed_at=_timestamp(_required(order, "PurchaseDate"), "PurchaseDate"),
+        updated_at=_timestamp(_required(order, "LastUpdateDate"), "LastUpdateDate"),
+        customer=Customer(
+            email=_optional(buyer, "BuyerEmail"),
+            # Amazon withholds PII without a restricted data token: either name may be missing.
+            name=_optional(address, "Name") or _optional(buyer, "BuyerName"),
+            phone=_optional(address, "Phone"),
+        ),
+        shipping_address=_address(address) if address else None,
+        lines=lines,
+        totals=Totals(
+            subtotal=subtotal, discount=money.to_amount(0, currency), shipping=shipping, tax=tax, total=total
+        ),
+        payment=Payment(
+            source=CHANNEL,
+            status=_PAYMENT_STATUS[status],
+            amount_authorized=total if captured else Decimal(0),
+            amount_captured=total if captured else Decimal(0),
+        ),
+    )
+    return OrderSnapshot(order=canonical, state=state)
+
+
+def _currency(order: Mapping[str, Any], items: list[dict[str, Any]], amazon_order_id: str) -> str:
+    # Pending orders have no OrderTotal yet; their items usually still carry priced amounts.
+    candidates = [order.get("OrderTotal")] + [item.get("ItemPrice") for item in items]
+    for amount in candidates:
+        if isinstance(amount, Mapping) and isinstance(amount.get("CurrencyCode"), str):
+            return str(amount["CurrencyCode"]).upper()
+    marketplace = order.get("MarketplaceId")
+    if isinstance(marketplace, str) and marketplace in MARKETPLACE_CURRENCY:
+        return MARKETPLACE_CURRENCY[marketplace]
+    raise InvalidInput(f"amazon order {amazon_order_id}: no currency in OrderTotal, items or MarketplaceId")
+
+
+def _line(item: Mapping[str, Any], currency: str) -> Line:
+    line_id = _required(item, "OrderItemId")
+    quantity = item.get("QuantityOrdered")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+        raise InvalidInput(f"amazon order item {line_id}: QuantityOrdered must be a whole number ≥ 0")
+    item_price = _money(item, "ItemPrice", currency)
+    discount = _money(item, "PromotionDiscount", currency)
+    # ItemPrice is already price × quantity; the unit price is derived, Amazon's line figure is kept.
+    unit_price = money.to_amount(item_price / quantity if quantity else 0, currency)
+    sku = _optional(item, "SellerSKU")
+    return Line(
+        line_id=line_id,
+        sku=sku,
+        title=_optional(item, "Title") or sku or _optional(item, "ASIN") or line_id,
+        quantity=quantity,
+        unit_price=unit_price,
+        discount=discount,
+        # ItemTax is charged on the undiscounted price; PromotionDiscountTax gives the discount's share back.
+        tax=_money(item, "ItemTax", currency) - _money(item, "PromotionDiscountTax", currency),
+        total=item_price - discount,
+    )
+
+
+def _net_shipping(item: Mapping[str, Any], currency: str) -> Decimal:
+    return _money(item, "ShippingPrice", currency) - _money(item, "ShippingDiscount", currency)
+
+
+def _money(parent: Mapping[str, Any], key: str, currency: str) -> Decimal:
+    """An SP-API Money object ({CurrencyCode, Amount}); absent means zero."""
+    value = parent.get(key)
+    if value is None:
+        return money.to_amount(0, currency)
+    if not isinstance(value, Mapping) or value.get("Amount") is None:
+        raise money.MoneyError(f"{key} is not a Money object")
+    code = value.get("CurrencyCode")
+    if isinstance(code, str) and code.upper() != currency:
+        raise money.MoneyError(f"{key} is in {code}, the order in {currency}")
+    return money.to_amount(value["Amount"], currency)
+
+
+def _address(src: Mapping[str, Any]) -> Address:
+    return Address(
+        name=_optional(src, "Name"),
+        line1=_optional(src, "AddressLine1"),
+        # Amazon splits long street addresses over up to three lines.
+        line2=" ".join(p for p in (_optional(src, "AddressLine2"), _optional(src, "AddressLine3")) if p)
+        or None,
+        city=_optional(src, "City"),
+        region=_optional(src, "StateOrRegion") or _optional(src, "County") or _optional(src, "District"),
+        postal_code=_optional(src, "PostalCode"),
+        country=_optional(src, "CountryCode"),
+    )
+
+
+def _required(src: Mapping[str, Any], key: str) -> str:
+    value = src.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"amazon order: {key} is missing")
+    return value.strip()
+
+
+def _optional(src: Mapping[str, Any] | None, key: str) -> str | None:
+    value = src.get(key) if src else None
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _timestamp(value: str, field: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} is not an ISO 8601 time: {value!r}") from exc
+    if parsed.tzinfo is None:
+        raise InvalidInput(f"{field} has no time zone: {value!r}")
+    return parsed

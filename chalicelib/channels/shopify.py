@@ -1,0 +1,380 @@
+"""Shopify channel adapter: webhook signature check, and order and refund payloads into channel events."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from chalicelib.channels.base import ChannelState, OrderSnapshot, RefundNotice
+from chalicelib.domain import money
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.order import Address, Customer, Line, Order, Payment, Totals, derive_order_id
+
+CHANNEL = "shopify"
+
+ORDER_TOPICS = frozenset(
+    {"orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled"}
+)
+REFUND_TOPIC = "refunds/create"
+TOPICS: frozenset[str] = ORDER_TOPICS | {REFUND_TOPIC}
+
+# financial_status values under which the buyer's money was (at least partly) taken.
+_CAPTURED = frozenset({"paid", "partially_paid", "partially_refunded", "refunded"})
+_AUTHORIZED = _CAPTURED | {"authorized"}
+
+
+def verify_shopify_hmac(secret: str, raw_body: bytes, header_value: str | None) -> bool:
+    """True when `header_value` is the base64 HMAC-SHA256 of exactly `raw_body` under `secret`.
+
+    Shopify signs the bytes it sent: verify before any JSON parsing, never over a re-serialised body.
+    """
+    if not secret or not raw_body or not header_value:
+        return False
+    expected = base64.b64encode(hmac.new(secret.encode(), raw_body, hashlib.sha256).digest())
+    try:
+        given = header_value.strip().encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(expected, given)
+
+
+def parse_shopify(topic: str, payload: Mapping[str, Any], store: str) -> OrderSnapshot | RefundNotice:
+    """Turn one Shopify webhook body (REST resource, API 2024-04+) into a channel event.
+
+    `orders/*` bodies are the order resource and give an `OrderSnapshot`; `refunds/create` bodies are
+    the refund resource and give a `RefundNotice`. A REST answer's wrapper (`{"order": {...}}`,
+    `{"refund": {...}}`) is accepted too, so reconciliation can feed what it fetched.
+    """
+    if not store:
+        raise InvalidInput("shopify: the shop domain (store) is required")
+    if not isinstance(payload, Mapping):
+        raise InvalidInput(f"shopify {topic}: the body is not a JSON object")
+    if topic in ORDER_TOPICS:
+        return _order_snapshot(topic, _unwrap(payload, "order"), store)
+    if topic == REFUND_TOPIC:
+        return _refund_notice(_unwrap(payload, "refund"), store)
+    raise InvalidInput(f"shopify: unsupported topic {topic!r}")
+
+
+def _unwrap(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    inner = payload.get(key)
+    return inner if "id" not in payload and isinstance(inner, Mapping) else payload
+
+
+# --- orders/* ---------------------------------------------------------------------------------------
+
+
+def _order_snapshot(topic: str, src: Mapping[str, Any], store: str) -> OrderSnapshot:
+    where = f"shopify {topic}"
+    external_id = str(_required(src, "id", where))
+    currency = _currency(_required(src, "currency", where), where)
+    items = _required(src, "line_items", where)
+    if not isinstance(items, list):
+        raise InvalidInput(f"{where}: line_items is not a list")
+    lines = [_line(item, currency, f"{where} line_items[{i}]") for i, item in enumerate(items)]
+    totals = _totals(src, lines, currency, where)
+    try:
+        order = Order(
+            order_id=derive_order_id(CHANNEL, store, external_id),
+            channel=CHANNEL,
+            store=store,
+            external_id=external_id,
+            external_number=_text(src.get("name")),
+            currency=currency,
+            placed_at=_timestamp(_required(src, "created_at", where), f"{where} created_at"),
+            updated_at=_timestamp(_required(src, "updated_at", where), f"{where} updated_at"),
+            customer=_customer(src),
+            shipping_address=_address(src.get("shipping_address")),
+            billing_address=_address(src.get("billing_address")),
+            lines=lines,
+            totals=totals,
+            payment=_payment(src, totals.total, currency, where),
+        )
+    except ValidationError as exc:
+        raise InvalidInput(f"{where}: {exc.errors()[0]['msg']}") from exc
+    return OrderSnapshot(order=order, state=_state(src))
+
+
+def _line(item: Any, currency: str, where: str) -> Line:
+    if not isinstance(item, Mapping):
+        raise InvalidInput(f"{where}: not an object")
+    line_id = str(_required(item, "id", where))
+    quantity = _required(item, "quantity", where)
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+        raise InvalidInput(f"{where}: quantity must be a whole number, got {quantity!r}")
+    unit_price = _amount(_required(item, "price", where), currency, f"{where} price")
+    discount = _sum(_allocations(item), currency, f"{where} discount_allocations")
+    tax = _sum((t.get("price") for t in _objects(item.get("tax_lines"))), currency, f"{where} tax_lines")
+    return Line(
+        line_id=line_id,
+        sku=_text(item.get("sku")),
+        title=_line_title(item, line_id),
+        quantity=quantity,
+        unit_price=unit_price,
+        discount=discount,
+        tax=tax,
+        total=unit_price * quantity - discount,
+    )
+
+
+def _line_title(item: Mapping[str, Any], line_id: str) -> str:
+    title = _text(item.get("title"))
+    variant = _text(item.get("variant_title"))
+    if title and variant and variant != "Default Title":
+        return f"{title} - {variant}"
+    return title or _text(item.get("name")) or f"line {line_id}"
+
+
+def _totals(src: Mapping[str, Any], lines: list[Line], currency: str, where: str) -> Totals:
+    shipping_lines = _objects(src.get("shipping_lines"))
+    shipping = _sum((s.get("price") for s in shipping_lines), currency, f"{where} shipping_lines")
+    shipping_discount = _sum(
+        (a for s in shipping_lines for a in _allocations(s)), currency, f"{where} shipping_lines"
+    )
+    line_discount = sum((line.discount for line in lines), Decimal(0))
+    total_discounts = _amount(src.get("total_discounts") or "0", currency, f"{where} total_discounts")
+    # Shopify allocates every discount to line items or shipping lines; total_discounts is the sum of
+    # those allocations. Line allocations are already inside line totals and shipping is taken before
+    # discounts, so the order-level discount is the shipping allocations plus anything left
+    # unallocated (orders from before allocations existed).
+    unallocated = max(total_discounts - line_discount - shipping_discount, Decimal(0))
+    return Totals(
+        subtotal=sum((line.total for line in lines), Decimal(0)),
+        discount=shipping_discount + unallocated,
+        shipping=shipping,
+        tax=_amount(src.get("total_tax") or "0", currency, f"{where} total_tax"),
+        # Shopify's own figure, kept even when the parts disagree.
+        total=_amount(_required(src, "total_price", where), currency, f"{where} total_price"),
+        taxes_included=src.get("taxes_included") is True,
+    )
+
+
+def _payment(src: Mapping[str, Any], total: Decimal, currency: str, where: str) -> Payment:
+    status = (_text(src.get("financial_status")) or "").lower() or None
+    names = src.get("payment_gateway_names")
+    gateways = [g for g in names if isinstance(g, str) and g.strip()] if isinstance(names, list) else []
+    outstanding_raw = src.get("total_outstanding")
+    outstanding = (
+        _amount(outstanding_raw, currency, f"{where} total_outstanding")
+        if outstanding_raw is not None
+        else Decimal(0)
+    )
+    captured = max(total - outstanding, Decimal(0)) if status in _CAPTURED else Decimal(0)
+    refunded = _sum(
+        (
+            t.get("amount")
+            for refund in _objects(src.get("refunds"))
+            for t in _objects(refund.get("transactions"))
+            if t.get("kind") == "refund" and t.get("status") == "success"
+        ),
+        currency,
+        f"{where} refunds",
+    )
+    if status == "refunded" and not refunded:
+        refunded = captured  # the body carried no refund details; refunded means all of it
+    return Payment(
+        source=gateways[0] if gateways else _text(src.get("gateway")),
+        status=status,
+        amount_authorized=total if status in _AUTHORIZED else Decimal(0),
+        amount_captured=captured,
+        amount_refunded=refunded,
+    )
+
+
+def _state(src: Mapping[str, Any]) -> ChannelState:
+    if src.get("cancelled_at"):
+        return ChannelState.CANCELLED
+    financial = (_text(src.get("financial_status")) or "").lower()
+    fulfillment = (_text(src.get("fulfillment_status")) or "").lower()
+    if financial == "refunded":
+        return ChannelState.REFUNDED
+    if financial == "partially_refunded":
+        return ChannelState.PARTIALLY_REFUNDED
+    if fulfillment == "fulfilled":
+        return ChannelState.FULFILLED
+    if fulfillment == "partial":
+        return ChannelState.PARTIALLY_FULFILLED
+    if financial == "paid":
+        return ChannelState.PAID
+    if financial == "authorized":
+        return ChannelState.AUTHORIZED
+    return ChannelState.OPEN
+
+
+def _customer(src: Mapping[str, Any]) -> Customer:
+    raw = src.get("customer")
+    person: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    addresses = [
+        a for a in (src.get("billing_address"), src.get("shipping_address")) if isinstance(a, Mapping)
+    ]
+    # Operations need a way to reach the buyer: fall back from the order to its customer to its addresses.
+    return Customer(
+        email=_first_text([src.get("email"), src.get("contact_email"), person.get("email")]),
+        name=_person_name(person) or _first_text(a.get("name") or _person_name(a) for a in addresses),
+        phone=_first_text([src.get("phone"), person.get("phone"), *(a.get("phone") for a in addresses)]),
+    )
+
+
+def _address(raw: Any) -> Address | None:
+    if not isinstance(raw, Mapping):
+        return None
+    address = Address(
+        name=_text(raw.get("name")) or _person_name(raw),
+        line1=_text(raw.get("address1")),
+        line2=_text(raw.get("address2")),
+        city=_text(raw.get("city")),
+        region=_text(raw.get("province_code")) or _text(raw.get("province")),
+        postal_code=_text(raw.get("zip")),
+        country=_text(raw.get("country_code")) or _text(raw.get("country")),
+    )
+    return address if any(address.model_dump().values()) else None
+
+
+def _person_name(raw: Mapping[str, Any]) -> str | None:
+    parts = [_text(raw.get("first_name")), _text(raw.get("last_name"))]
+    return " ".join(p for p in parts if p) or None
+
+
+# --- refunds/create ---------------------------------------------------------------------------------
+
+
+def _refund_notice(src: Mapping[str, Any], store: str) -> RefundNotice:
+    where = f"shopify {REFUND_TOPIC}"
+    refund_id = str(_required(src, "id", where))
+    order_id = str(_required(src, "order_id", where))
+    created_at = _timestamp(_required(src, "created_at", where), f"{where} created_at")
+    items = _objects(src.get("refund_line_items"))
+    transactions = _objects(src.get("transactions"))
+    if transactions:
+        amount, currency = _refunded_by_transactions(transactions, where)
+    else:
+        amount, currency = _refunded_by_lines(items, where)
+    line_ids = tuple(
+        dict.fromkeys(str(i["line_item_id"]) for i in items if i.get("line_item_id") is not None)
+    )
+    return RefundNotice(
+        channel=CHANNEL,
+        store=store,
+        external_order_id=order_id,
+        refund_id=refund_id,
+        amount=amount,
+        currency=currency,
+        created_at=created_at,
+        line_ids=line_ids,
+        reason=_text(src.get("note")),
+    )
+
+
+def _refunded_by_transactions(
+    transactions: list[Mapping[str, Any]], where: str
+) -> tuple[Decimal, str | None]:
+    """What actually went back to the buyer: successful refund transactions only."""
+    done = [t for t in transactions if t.get("kind") == "refund" and t.get("status") == "success"]
+    codes = {c.upper() for t in transactions if (c := _text(t.get("currency")))}
+    if len(codes) > 1:
+        raise InvalidInput(f"{where}: transactions in several currencies {sorted(codes)}")
+    currency = _currency(codes.pop(), where) if codes else None
+    amounts = (_required(t, "amount", f"{where} transaction") for t in done)
+    return _sum(amounts, currency, f"{where} transactions"), currency
+
+
+def _refunded_by_lines(items: list[Mapping[str, Any]], where: str) -> tuple[Decimal, str | None]:
+    """No transactions in the body: the refunded lines' subtotal and tax (shipping refunds not known)."""
+    codes = {c.upper() for i in items if (c := _set_currency(i, "subtotal"))}
+    currency = _currency(codes.pop(), where) if len(codes) == 1 else None
+    amounts = (_set_amount(i, key) for i in items for key in ("subtotal", "total_tax"))
+    return _sum(amounts, currency, f"{where} refund_line_items"), currency
+
+
+def _set_amount(obj: Mapping[str, Any], key: str) -> Any:
+    """Prefer the exact string in `<key>_set.shop_money` over the plain field (a JSON number there)."""
+    shop_money = _shop_money(obj, key)
+    return shop_money.get("amount") if shop_money else obj.get(key)
+
+
+def _set_currency(obj: Mapping[str, Any], key: str) -> str | None:
+    return _text(_shop_money(obj, key).get("currency_code"))
+
+
+def _shop_money(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    money_set = obj.get(f"{key}_set")
+    shop_money = money_set.get("shop_money") if isinstance(money_set, Mapping) else None
+    return shop_money if isinstance(shop_money, Mapping) else {}
+
+
+# --- field helpers ----------------------------------------------------------------------------------
+
+
+def _required(obj: Mapping[str, Any], key: str, where: str) -> Any:
+    value = obj.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidInput(f"{where}: missing required field {key!r}")
+    return value
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _first_text(values: Iterable[Any]) -> str | None:
+    return next((t for v in values if (t := _text(v))), None)
+
+
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _allocations(obj: Mapping[str, Any]) -> list[Any]:
+    return [_set_amount(a, "amount") for a in _objects(obj.get("discount_allocations"))]
+
+
+def _currency(value: Any, where: str) -> str:
+    code = str(value).strip().upper()
+    try:
+        money.minor_units(code)
+    except money.MoneyError as exc:
+        raise InvalidInput(f"{where}: {exc}") from exc
+    return code
+
+
+def _timestamp(value: Any, where: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise InvalidInput(f"{where}: not an ISO 8601 timestamp: {value!r}") from exc
+    if parsed.tzinfo is None:
+        raise InvalidInput(f"{where}: timestamp without a time zone: {value!r}")
+    return parsed
+
+
+def _amount(value: Any, currency: str | None, where: str) -> Decimal:
+    if isinstance(value, float):
+        # A few Shopify fields are JSON numbers (refund line subtotals); repr gives back the literal sent.
+        value = repr(value)
+    if isinstance(value, bool):
+        raise InvalidInput(f"{where}: not an amount: {value!r}")
+    try:
+        if currency is not None:
+            return money.to_amount(value, currency)
+        # No currency to round to: keep the exact figure rather than guess minor units.
+        exact = Decimal(str(value).strip())
+    except (money.MoneyError, InvalidOperation) as exc:
+        raise InvalidInput(f"{where}: not an amount: {value!r}") from exc
+    if not exact.is_finite():
+        raise InvalidInput(f"{where}: not an amount: {value!r}")
+    return exact
+
+
+def _sum(values: Iterable[Any], currency: str | None, where: str) -> Decimal:
+    total = sum((_amount(v, currency, where) for v in values if v is not None), Decimal(0))
+    return money.to_amount(total, currency) if currency is not None else total

@@ -1,0 +1,70 @@
+"""Operator actions on the plumbing: redrive a dead-letter queue, replay an archived delivery."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalice import BadRequestError, Blueprint, NotFoundError, Response
+
+from chalicelib import resources
+from chalicelib.composition import services
+from chalicelib.domain.delivery import Delivery
+from chalicelib.entrypoints.intake import enqueue
+from chalicelib.observability import logger
+
+bp = Blueprint(__name__)
+
+
+def _queue_spec(name: str) -> resources.QueueSpec:
+    for spec in resources.QUEUES:
+        if name in (spec.key, spec.name, spec.dlq_name, spec.name.removesuffix(".fifo")):
+            return spec
+    raise NotFoundError(f"no queue {name!r}; known: {[q.key for q in resources.QUEUES]}")
+
+
+@bp.route("/api/dlq/{queue}/redrive", methods=["POST"])
+def redrive_dlq(queue: str) -> dict[str, Any]:
+    from chalicelib.adapters import aws
+    from chalicelib.adapters.redrive import redrive
+
+    spec = _queue_spec(queue)
+    settings = services().settings
+    dlq_url = settings.dlq_urls.get(spec.key)
+    if dlq_url is None:
+        raise NotFoundError(f"{spec.dlq_env_var} is not set")
+    result = redrive(
+        aws.client("sqs"), dlq_url=dlq_url, source_url=settings.queue_url(spec.key), fifo=spec.fifo
+    )
+    logger.info("dlq redriven", extra={"queue": spec.name, "moved": result.moved})
+    return {"queue": spec.name, "moved": result.moved, "remaining": result.remaining}
+
+
+@bp.route("/api/deliveries/replay", methods=["POST"], content_types=["application/json"])
+def replay_delivery() -> Response:
+    """Run an archived delivery through ingestion again (fencing still applies: old news stays old).
+
+    The id travels in the body (`{"delivery_id": ...}`): delivery ids hold `/` and `:`.
+    """
+    body = bp.current_request.json_body
+    delivery_id = body.get("delivery_id") if isinstance(body, dict) else None
+    if not isinstance(delivery_id, str) or not delivery_id:
+        raise BadRequestError('body must be {"delivery_id": "..."}')
+    svc = services()
+    archived = svc.raw_archive.get(delivery_id)
+    if archived is None:
+        raise NotFoundError(f"no archived delivery {delivery_id} (kept 30 days)")
+    payload = json.loads(archived.raw)
+    replay_id = f"{delivery_id}#replay-{svc.now().strftime('%Y%m%dT%H%M%S%f')}"
+    external = payload.get("order_id") if archived.topic.startswith("refunds/") else payload.get("id")
+    delivery = Delivery(
+        delivery_id=replay_id,
+        channel=archived.channel,
+        store=archived.store,
+        topic=archived.topic,
+        received_at=svc.now(),
+        payload=payload,
+        external_id=str(external or payload.get("external_id") or "replay"),
+    )
+    enqueue(svc, delivery, archived.raw)
+    return Response(body={"delivery_id": replay_id, "status": "accepted"}, status_code=202)

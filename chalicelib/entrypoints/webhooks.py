@@ -1,0 +1,132 @@
+"""Channel webhooks: verify, reject or enqueue, answer. Parsing and persistence happen behind the queue."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from chalicelib.composition import services
+from chalicelib.domain.connections import credentials
+from chalicelib.domain.delivery import Delivery
+from chalicelib.entrypoints.intake import enqueue
+from chalicelib.observability import count, logger
+
+bp = Blueprint(__name__)
+
+# Bigger bodies are refused before any HMAC work (Shopify's largest orders stay far below this).
+MAX_BODY_BYTES = 2 * 1024 * 1024
+JSON_AND_FORM = ["application/json", "application/x-www-form-urlencoded"]
+
+
+def _raw_body() -> bytes:
+    raw = bp.current_request.raw_body
+    return raw.encode() if isinstance(raw, str) else bytes(raw or b"")
+
+
+def _answer(status: int, message: str, **extra: Any) -> Response:
+    return Response(body={"message": message, **extra}, status_code=status)
+
+
+def _reject(channel: str, store: str | None, reason: str, status: int, message: str) -> Response:
+    # Never the body, never the signature: only who and why.
+    logger.warning("webhook rejected", extra={"channel": channel, "store": store, "reason": reason})
+    count("WebhookRejected", channel=channel, store=store, reason=reason)
+    return _answer(status, message)
+
+
+def _json(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@bp.route("/webhooks/shopify", methods=["POST"], content_types=["application/json"])
+def shopify_webhook() -> Response:
+    from chalicelib.channels.shopify import TOPICS, verify_shopify_hmac
+
+    raw = _raw_body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _reject("shopify", None, "too_large", 413, "body over 2 MB")
+    headers = bp.current_request.headers
+    shop = headers.get("x-shopify-shop-domain", "")
+    svc = services()
+    found = credentials("shopify", shop, connections=svc.connections, secrets=svc.secrets)
+    if found is None:
+        return _reject("shopify", None, "unknown_store", 401, "unknown shop")
+    connection, secrets = found
+    store = connection.store
+    if not verify_shopify_hmac(secrets["webhook_secret"], raw, headers.get("x-shopify-hmac-sha256")):
+        return _reject("shopify", store, "bad_signature", 401, "invalid signature")
+    topic = headers.get("x-shopify-topic", "")
+    if topic not in TOPICS:
+        count("WebhookIgnoredTopic", channel="shopify", store=store, reason=topic[:64] or "none")
+        return _answer(200, "topic not handled", topic=topic)
+    payload = _json(raw)
+    if payload is None:
+        return _reject("shopify", store, "malformed", 400, "body is not a JSON object")
+    external_id = str(payload.get("order_id") if topic.startswith("refunds/") else payload.get("id"))
+    # One merchant action gives one Event-Id to each topic it fires; retries keep the Webhook-Id.
+    event_id = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id") or ""
+    if not event_id or external_id == "None":
+        return _reject("shopify", store, "malformed", 400, "missing event id or order id")
+    delivery = Delivery(
+        delivery_id=f"shopify:{store}:{event_id}:{topic}",
+        channel="shopify",
+        store=store,
+        topic=topic,
+        received_at=svc.now(),
+        payload=payload,
+        external_id=external_id,
+    )
+    enqueue(svc, delivery, raw)
+    return _answer(200, "accepted")
+
+
+@bp.route("/webhooks/woocommerce", methods=["POST"], content_types=JSON_AND_FORM)
+def woocommerce_webhook() -> Response:
+    from chalicelib.channels.woocommerce import TOPICS, is_ping, verify_wc_signature
+
+    raw = _raw_body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _reject("woocommerce", None, "too_large", 413, "body over 2 MB")
+    headers = bp.current_request.headers
+    if is_ping(headers.get("content-type"), raw) is not None:
+        # WooCommerce's unsigned creation ping: anything but exactly 200 fails the webhook's creation.
+        count("WebhookPing", channel="woocommerce")
+        return _answer(200, "pong")
+    svc = services()
+    source = headers.get("x-wc-webhook-source", "")
+    found = credentials("woocommerce", source, connections=svc.connections, secrets=svc.secrets)
+    if found is None:
+        return _reject("woocommerce", None, "unknown_store", 401, "unknown store")
+    connection, secrets = found
+    store = connection.store
+    if not verify_wc_signature(secrets["webhook_secret"], raw, headers.get("x-wc-webhook-signature")):
+        return _reject("woocommerce", store, "bad_signature", 401, "invalid signature")
+    topic = headers.get("x-wc-webhook-topic", "")
+    if topic not in TOPICS:
+        count("WebhookIgnoredTopic", channel="woocommerce", store=store, reason=topic[:64] or "none")
+        return _answer(200, "topic not handled", topic=topic)
+    payload = _json(raw)
+    if payload is None or "id" not in payload:
+        return _reject("woocommerce", store, "malformed", 400, "body is not a JSON order")
+    # Core's Delivery-ID is wp_hash(webhook id . time()): shared by every delivery of that webhook in
+    # the same second. With the body's hash it names one delivery; a true duplicate is byte-identical.
+    body_hash = hashlib.sha256(raw).hexdigest()[:32]
+    delivery_key = f"{headers.get('x-wc-webhook-delivery-id', '')}:{body_hash}"
+    delivery = Delivery(
+        delivery_id=f"woocommerce:{store}:{delivery_key}",
+        channel="woocommerce",
+        store=store,
+        topic=topic,
+        received_at=svc.now(),
+        payload=payload,
+        external_id=str(payload["id"]),
+    )
+    enqueue(svc, delivery, raw)
+    return _answer(200, "accepted")

@@ -1,0 +1,107 @@
+"""The demo stores: one simulated Shopify shop, WooCommerce site and Amazon seller, wired to the hub."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import requests
+
+from local.simulators.amazon import AmazonSimulator
+from local.simulators.shopify import ShopifySimulator
+from local.simulators.woocommerce import WooCommerceSimulator
+
+SHOP = "demo-outfitters.myshopify.com"
+WOO_SITE = "https://demo-woo.example/"
+AMAZON_SELLER = "A3DEMOSELLER01"
+AMAZON_MARKETPLACE = "ATVPDKIKX0DER"
+
+
+class DemoChannels:
+    """Starts the simulators, points their webhooks at the hub and registers them as connections."""
+
+    def __init__(self, *, host: str, hub_url: str, sqs: Any, amazon_queue_url: str, seed: int | None = None):
+        self._sqs = sqs
+        self._amazon_queue_url = amazon_queue_url
+        self.shopify = ShopifySimulator(
+            SHOP,
+            "demo-shopify-webhook-secret",
+            "shpat_demo_access_token",
+            host=host,
+            webhook_url=f"{hub_url}/webhooks/shopify",
+            seed=seed,
+            time_scale=0.01,  # Shopify's 4-hour retry schedule, compressed to minutes
+        )
+        self.woocommerce = WooCommerceSimulator(
+            WOO_SITE,
+            "demo-woo-webhook-secret",
+            "ck_demo_consumer_key",
+            "cs_demo_consumer_secret",
+            host=host,
+            webhook_url=f"{hub_url}/webhooks/woocommerce",
+            seed=seed,
+        )
+        self.amazon = AmazonSimulator(
+            AMAZON_SELLER,
+            AMAZON_MARKETPLACE,
+            "amzn1.application-oa2-client.demo",
+            "demo-lwa-client-secret",
+            "Atzr|demo-refresh-token",
+            host=host,
+            seed=seed,
+            notify=self._notify_amazon,
+        )
+
+    def _notify_amazon(self, notification: dict[str, Any]) -> None:
+        # What SP-API does: the notification JSON is the SQS message body.
+        self._sqs.send_message(QueueUrl=self._amazon_queue_url, MessageBody=json.dumps(notification))
+
+    def start(self) -> None:
+        self.shopify.start()
+        self.woocommerce.start()
+        self.amazon.start()
+
+    def stop(self) -> None:
+        for simulator in (self.shopify, self.woocommerce, self.amazon):
+            simulator.stop()
+
+    def environment(self) -> dict[str, str]:
+        """The base-URL overrides that point the hub at these simulators (DESIGN §3)."""
+        return {
+            "HUB_SHOPIFY_API_BASE": self.shopify.url,
+            "HUB_WOOCOMMERCE_API_BASE": self.woocommerce.url,
+            "HUB_AMAZON_SPAPI_ENDPOINT": self.amazon.url,
+            "HUB_AMAZON_LWA_ENDPOINT": self.amazon.lwa_url,
+        }
+
+    def connections(self) -> list[dict[str, str]]:
+        return [
+            {
+                "channel": "shopify",
+                "store": SHOP,
+                "webhook_secret": self.shopify.webhook_secret,
+                "access_token": self.shopify.access_token,
+            },
+            {
+                "channel": "woocommerce",
+                "store": WOO_SITE,
+                "webhook_secret": "demo-woo-webhook-secret",
+                "consumer_key": self.woocommerce.consumer_key,
+                "consumer_secret": self.woocommerce.consumer_secret,
+            },
+            {
+                "channel": "amazon",
+                "store": AMAZON_SELLER,
+                "marketplace_id": AMAZON_MARKETPLACE,
+                "lwa_client_id": "amzn1.application-oa2-client.demo",
+                "lwa_client_secret": "demo-lwa-client-secret",
+                "refresh_token": "Atzr|demo-refresh-token",
+            },
+        ]
+
+    def register(self, hub_url: str, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        for body in self.connections():
+            requests.post(
+                f"{hub_url}/api/connections", json=body, headers=headers, timeout=10
+            ).raise_for_status()

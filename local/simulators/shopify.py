@@ -1,0 +1,1436 @@
+"""An in-memory Shopify shop: realistic orders, webhooks signed and retried as Shopify does, its read APIs."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import heapq
+import hmac
+import json
+import logging
+import math
+import operator
+import random
+import re
+import threading
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+
+log = logging.getLogger("local.simulators.shopify")
+
+API_VERSION = "2024-04"
+# Since 2024-09-10 a failed delivery is retried 8 times over 4 hours with exponential backoff; Shopify
+# does not publish the exact steps, so these double each time and add up to 4 hours.
+RETRY_DELAYS_S: tuple[float, ...] = tuple(14_400 * 2**i / 255 for i in range(8))
+CONNECT_TIMEOUT_S = 1.0
+READ_TIMEOUT_S = 5.0
+UNAUTHORIZED_ERROR = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+REST_THROTTLED = (
+    "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."
+)
+
+_SHOP_TZ = timezone(timedelta(hours=-4))  # the simulated shop's time zone (Shopify stamps in shop time)
+_ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK"})
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """One POST of a webhook to the subscriber (the simulator's delivery log)."""
+
+    topic: str
+    webhook_id: str
+    event_id: str
+    attempt: int  # 1 = first try, 2..9 = retries
+    status: int | None  # HTTP status, None when no answer (refused, timed out)
+    error: str | None
+    order_id: int | None
+
+
+@dataclass(frozen=True)
+class DroppedWebhook:
+    """A webhook the simulator deliberately never sent (drop_rate): reconciliation has to find it."""
+
+    topic: str
+    event_id: str
+    order_id: int | None
+
+
+@dataclass
+class _Delivery:
+    topic: str
+    body: bytes
+    event_id: str
+    webhook_id: str
+    triggered_at: str
+    url: str  # fixed when the event fired, as Shopify does for retries
+    order_id: int | None
+    attempt: int = 1
+
+
+@dataclass(order=True)
+class _Due:
+    at: float
+    seq: int
+    delivery: _Delivery = field(compare=False)
+
+
+class _LeakyBucket:
+    """Shopify's rate limit: each call fills the bucket, which drains at a fixed rate."""
+
+    def __init__(self, size: float, leak_per_s: float) -> None:
+        self.size = size
+        self.leak_per_s = leak_per_s
+        self._level = 0.0
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _drain(self) -> float:
+        now = time.monotonic()
+        self._level = max(0.0, self._level - (now - self._at) * self.leak_per_s)
+        self._at = now
+        return self._level
+
+    def take(self, cost: float) -> tuple[bool, float]:
+        """Add `cost` if it fits; answers whether it did and the level afterwards."""
+        with self._lock:
+            if self._drain() + cost > self.size:
+                return False, self._level
+            self._level += cost
+            return True, self._level
+
+    def give_back(self, amount: float) -> float:
+        with self._lock:
+            self._level = max(0.0, self._drain() - amount)
+            return self._level
+
+
+@dataclass(frozen=True)
+class ApiReply:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ShopifySimulator:
+    """One Shopify shop in memory, its webhook sender and its Admin API (REST and a GraphQL subset).
+
+    Actions (`create_order`, `update_order`, `mark_paid`, `cancel_order`, `fulfil_order`,
+    `refund_order`) change the store and emit the webhooks Shopify emits for them, each topic event
+    with its own `X-Shopify-Event-Id`. A delivery succeeds on 2xx only; a failure is retried
+    `len(RETRY_DELAYS_S)` times with the original body and webhook id, delays scaled by `time_scale`.
+    Knobs: `duplicate_rate` (a second delivery of the event: same Event-Id and body, new Webhook-Id),
+    `drop_rate` (never sent), `reorder` (deliveries held back `reorder_window` at a time and released
+    newest first). `senders` deliveries are in flight at once (1 keeps the send order predictable).
+    """
+
+    def __init__(
+        self,
+        shop_domain: str,
+        webhook_secret: str,
+        access_token: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        webhook_url: str | None = None,
+        seed: int | None = None,
+        time_scale: float = 1.0,
+        duplicate_rate: float = 0.0,
+        drop_rate: float = 0.0,
+        reorder: bool = False,
+        reorder_window: int = 2,
+        senders: int = 4,
+    ) -> None:
+        self.shop_domain = shop_domain
+        self.webhook_secret = webhook_secret
+        self.access_token = access_token
+        self.webhook_url = webhook_url
+        self.time_scale = time_scale
+        self.duplicate_rate = duplicate_rate
+        self.drop_rate = drop_rate
+        self.reorder = reorder
+        self.reorder_window = reorder_window
+        self.rest_bucket = _LeakyBucket(40, 2.0)
+        self.graphql_bucket = _LeakyBucket(1000, 50.0)
+        self._rng = random.Random(seed)
+        # Faults draw from their own stream, so a seed gives the same orders whatever the knobs say.
+        self._fault_rng = random.Random(None if seed is None else seed + 1)
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._orders: dict[int, dict[str, Any]] = {}
+        self._next_id = 5_912_000_000_000 + self._rng.randrange(1_000_000) * 1000
+        self._next_number = 1001
+        self._last_stamp = datetime.now(_SHOP_TZ).replace(microsecond=0) - timedelta(seconds=1)
+        self._due: list[_Due] = []
+        self._held: list[_Delivery] = []
+        self._seq = 0
+        self._in_flight = 0
+        self._stopping = False
+        self._log: list[DeliveryAttempt] = []
+        self._dropped: list[DroppedWebhook] = []
+        self._api_failures: list[int] = []
+        simulator = self
+
+        class Handler(_ApiHandler):
+            owner = simulator
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self._threads = [threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)]
+        self._threads += [threading.Thread(target=self._send_loop, daemon=True) for _ in range(senders)]
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> ShopifySimulator:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and sending; deliveries still pending are discarded."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._threads[0].is_alive():
+            self.server.shutdown()  # waits for serve_forever, so only when it runs
+        self.server.server_close()
+        for thread in self._threads[1:]:
+            if thread.is_alive():
+                thread.join(timeout=READ_TIMEOUT_S + CONNECT_TIMEOUT_S)
+
+    def __enter__(self) -> ShopifySimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- what tests and the demo look at ----------------------------------------------------------
+
+    @property
+    def deliveries(self) -> list[DeliveryAttempt]:
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def dropped(self) -> list[DroppedWebhook]:
+        with self._lock:
+            return list(self._dropped)
+
+    def get_order(self, order_id: int) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self._order(order_id))
+
+    def orders(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(o) for o in self._orders.values()]
+
+    def fail_api(self, times: int = 1, status: int = 503) -> None:
+        """Answer the next `times` authenticated Admin API calls with `status` (Shopify's 5xx days)."""
+        with self._lock:
+            self._api_failures += [status] * times
+
+    def flush(self, timeout: float) -> bool:
+        """Release held deliveries and wait until every pending one was attempted; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._release_held()
+            while self._due or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    # --- merchant and buyer actions ---------------------------------------------------------------
+
+    def create_order(
+        self,
+        *,
+        currency: str | None = None,
+        items: Sequence[Mapping[str, Any]] | None = None,
+        shipping: Sequence[str] | None = None,
+        discount: Mapping[str, str] | None = None,
+        financial_status: str | None = None,
+        taxes_included: bool = False,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """Place an order as a checkout would: orders/create, and orders/paid when captured at once.
+
+        None picks at random (seeded); `items` [{title, price, quantity, sku?, variant_title?}],
+        `shipping` (prices of the shipping lines, [] for none), `discount` ({code, type:
+        percentage|fixed_amount|shipping, value}, {} for none). `overrides` replace top-level fields
+        of the finished order as given (they may make it inconsistent on purpose).
+        """
+        with self._lock:
+            spec = _OrderSpec.pick(
+                self._rng,
+                currency=currency,
+                items=items,
+                shipping=shipping,
+                discount=discount,
+                financial_status=financial_status,
+                taxes_included=taxes_included,
+            )
+            now = self._stamp()
+            order = _build_order(
+                spec,
+                order_id=self._new_id(),
+                number=self._next_number,
+                now=now,
+                new_id=self._new_id,
+                shop_domain=self.shop_domain,
+            )
+            self._next_number += 1
+            order.update(overrides)
+            self._orders[order["id"]] = order
+            self._emit("orders/create", order, order["id"])
+            if order["financial_status"] == "paid":
+                self._emit("orders/paid", order, order["id"])
+            return copy.deepcopy(order)
+
+    def update_order(self, order_id: int, **changes: Any) -> dict[str, Any]:
+        """Change top-level fields (note, tags, email, shipping_address, ...) as a merchant edit does."""
+        with self._lock:
+            order = self._order(order_id)
+            order.update({k: v for k, v in changes.items() if k != "id"})
+            return self._touch(order, self._stamp(), "orders/updated")
+
+    def mark_paid(self, order_id: int) -> dict[str, Any]:
+        """Capture the payment of an authorized or pending order."""
+        with self._lock:
+            order = self._order(order_id)
+            if order["financial_status"] not in ("pending", "authorized", "partially_paid"):
+                raise ValueError(f"order {order_id} is {order['financial_status']}, not payable")
+            order["financial_status"] = "paid"
+            order["total_outstanding"] = _fmt(Decimal(0), order["currency"])
+            return self._touch(order, self._stamp(), "orders/paid", "orders/updated")
+
+    def cancel_order(
+        self, order_id: int, *, reason: str = "customer", refund: bool = False
+    ) -> dict[str, Any]:
+        """Cancel as the admin does: voids an authorization; `refund` also refunds a paid order in full."""
+        with self._lock:
+            order = self._order(order_id)
+            if order["cancelled_at"]:
+                raise ValueError(f"order {order_id} is already cancelled")
+            now = self._stamp()
+            if refund and order["financial_status"] in ("paid", "partially_refunded"):
+                self._refund(order, None, None, note="Order cancelled", now=now)
+            elif order["financial_status"] in ("pending", "authorized"):
+                order["financial_status"] = "voided"
+            order["cancelled_at"] = now
+            order["cancel_reason"] = reason
+            return self._touch(order, now, "orders/cancelled", "orders/updated")
+
+    def fulfil_order(
+        self,
+        order_id: int,
+        line_item_ids: Sequence[int] | None = None,
+        *,
+        tracking_number: str | None = None,
+        tracking_company: str = "UPS",
+    ) -> dict[str, Any]:
+        """Ship some or all unfulfilled lines; orders/fulfilled once everything is shipped."""
+        with self._lock:
+            order = self._order(order_id)
+            if order["cancelled_at"]:
+                raise ValueError(f"order {order_id} is cancelled")
+            open_lines = [li for li in order["line_items"] if li["fulfillable_quantity"] > 0]
+            chosen = [li for li in open_lines if line_item_ids is None or li["id"] in line_item_ids]
+            if not chosen:
+                raise ValueError(f"order {order_id}: nothing left to fulfil among {line_item_ids}")
+            tracking = tracking_number or f"1Z{self._rng.randrange(10**15):015d}"
+            now = self._stamp()
+            order["fulfillments"].append(
+                _fulfillment(
+                    self._new_id(), order, chosen, tracking=tracking, company=tracking_company, now=now
+                )
+            )
+            for line in chosen:
+                line["fulfillable_quantity"] = 0
+                line["fulfillment_status"] = "fulfilled"
+            done = all(li["fulfillable_quantity"] == 0 for li in order["line_items"])
+            order["fulfillment_status"] = "fulfilled" if done else "partial"
+            # Shopify's own topic for a partial shipment; the hub acknowledges it as an unhandled topic.
+            first = "orders/fulfilled" if done else "orders/partially_fulfilled"
+            return self._touch(order, now, first, "orders/updated")
+
+    def refund_order(
+        self,
+        order_id: int,
+        line_item_ids: Sequence[int] | None = None,
+        amount: str | Decimal | None = None,
+        *,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """Refund lines (their full remaining quantity) and/or an amount; neither refunds everything left.
+
+        Emits refunds/create (the refund resource) then orders/updated; returns the refund.
+        """
+        with self._lock:
+            order, now = self._order(order_id), self._stamp()
+            refund = self._refund(order, line_item_ids, amount, note=note, now=now)
+            self._touch(order, now, "orders/updated")
+            return copy.deepcopy(refund)
+
+    # --- store internals (called with the lock held) -----------------------------------------------
+
+    def _order(self, order_id: int) -> dict[str, Any]:
+        try:
+            return self._orders[int(order_id)]
+        except KeyError:
+            raise KeyError(f"no order {order_id} in {self.shop_domain}") from None
+
+    def _new_id(self) -> int:
+        self._next_id += self._rng.randrange(1, 5000)
+        return self._next_id
+
+    def _stamp(self) -> str:
+        # Shopify stamps to the second; a strictly later second per change keeps `updated_at` a usable
+        # fence even when a test makes several changes within one real second.
+        now = datetime.now(_SHOP_TZ).replace(microsecond=0)
+        self._last_stamp = max(now, self._last_stamp + timedelta(seconds=1))
+        return self._last_stamp.isoformat()
+
+    def _touch(self, order: dict[str, Any], now: str, *topics: str) -> dict[str, Any]:
+        order["updated_at"] = now
+        for topic in topics:
+            self._emit(topic, order, order["id"])
+        return copy.deepcopy(order)
+
+    def _refund(
+        self,
+        order: dict[str, Any],
+        line_item_ids: Sequence[int] | None,
+        amount: str | Decimal | None,
+        *,
+        note: str | None,
+        now: str,
+    ) -> dict[str, Any]:
+        """Record a refund and emit refunds/create; the caller emits the orders/* topics."""
+        if order["financial_status"] not in ("paid", "partially_paid", "partially_refunded"):
+            raise ValueError(f"order {order['id']} is {order['financial_status']}: nothing to refund")
+        refund = _build_refund(
+            order,
+            line_item_ids,
+            amount,
+            refund_id=self._new_id(),
+            transaction_id=self._new_id(),
+            note=note,
+            now=now,
+        )
+        order["refunds"].append(refund)
+        cur = order["currency"]
+        refunded = sum((Decimal(r["transactions"][0]["amount"]) for r in order["refunds"]), Decimal(0))
+        captured = Decimal(order["total_price"]) - Decimal(order["total_outstanding"])
+        order["financial_status"] = "refunded" if refunded >= captured else "partially_refunded"
+        lines = refund["refund_line_items"]
+        current = {
+            "current_total_price": Decimal(order["total_price"]) - refunded,
+            "current_subtotal_price": Decimal(order["current_subtotal_price"])
+            - _set_sum(lines, "subtotal_set"),
+            "current_total_tax": Decimal(order["current_total_tax"]) - _set_sum(lines, "total_tax_set"),
+        }
+        for name, value in current.items():
+            order[name] = _fmt(value, cur)
+            order[f"{name}_set"] = _money_set(order[name], cur)
+        self._emit("refunds/create", refund, order["id"])
+        return refund
+
+    # --- webhook delivery -------------------------------------------------------------------------
+
+    def _emit(self, topic: str, resource: Mapping[str, Any], order_id: int | None) -> None:
+        """One topic event: serialised now (retries carry this body), signed, queued for delivery."""
+        if not self.webhook_url:
+            return
+        event_id = str(uuid.uuid4())
+        if self._fault_rng.random() < self.drop_rate:
+            self._dropped.append(DroppedWebhook(topic, event_id, order_id))
+            return
+        # Shopify sends compact UTF-8 JSON; a receiver that re-serialises it will not match the HMAC.
+        body = json.dumps(resource, separators=(",", ":"), ensure_ascii=False).encode()
+        triggered_at = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        copies = 2 if self._fault_rng.random() < self.duplicate_rate else 1
+        for _ in range(copies):
+            delivery = _Delivery(
+                topic, body, event_id, str(uuid.uuid4()), triggered_at, self.webhook_url, order_id
+            )
+            if self.reorder:
+                self._held.append(delivery)
+            else:
+                self._schedule(delivery, 0.0)
+        if self.reorder and len(self._held) >= self.reorder_window:
+            self._release_held()
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for delivery in reversed(held):
+            self._schedule(delivery, 0.0)
+
+    def _schedule(self, delivery: _Delivery, delay_s: float) -> None:
+        self._seq += 1
+        heapq.heappush(self._due, _Due(time.monotonic() + delay_s, self._seq, delivery))
+        self._cond.notify_all()
+
+    def _send_loop(self) -> None:
+        session = requests.Session()
+        while True:
+            with self._cond:
+                while not self._stopping and not (self._due and self._due[0].at <= time.monotonic()):
+                    self._cond.wait(self._due[0].at - time.monotonic() if self._due else None)
+                if self._stopping:
+                    return
+                delivery = heapq.heappop(self._due).delivery
+                self._in_flight += 1
+            try:
+                self._attempt(session, delivery)
+            finally:
+                with self._cond:
+                    self._in_flight -= 1
+                    self._cond.notify_all()
+
+    def _attempt(self, session: requests.Session, delivery: _Delivery) -> None:
+        status: int | None = None
+        error: str | None = None
+        try:
+            answer = session.post(
+                delivery.url,
+                data=delivery.body,
+                headers=self._headers(delivery),
+                timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                allow_redirects=False,  # Shopify counts a redirect as a failure
+            )
+            status = answer.status_code
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except requests.RequestException as exc:
+            error = type(exc).__name__
+        with self._cond:
+            self._log.append(
+                DeliveryAttempt(
+                    delivery.topic,
+                    delivery.webhook_id,
+                    delivery.event_id,
+                    delivery.attempt,
+                    status,
+                    error,
+                    delivery.order_id,
+                )
+            )
+            if error and delivery.attempt <= len(RETRY_DELAYS_S):
+                delay = RETRY_DELAYS_S[delivery.attempt - 1] * self.time_scale
+                delivery.attempt += 1
+                self._schedule(delivery, delay)
+            elif error:
+                log.warning(
+                    "shopify webhook %s %s given up after %d attempts",
+                    delivery.topic,
+                    delivery.event_id,
+                    delivery.attempt,
+                )
+
+    def _headers(self, delivery: _Delivery) -> dict[str, str]:
+        digest = hmac.new(self.webhook_secret.encode(), delivery.body, hashlib.sha256).digest()
+        return {
+            "Content-Type": "application/json",
+            "User-Agent": "Shopify-Captain-Hook",
+            "X-Shopify-Topic": delivery.topic,
+            "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
+            "X-Shopify-Shop-Domain": self.shop_domain,
+            "X-Shopify-API-Version": API_VERSION,
+            "X-Shopify-Webhook-Id": delivery.webhook_id,
+            "X-Shopify-Event-Id": delivery.event_id,
+            "X-Shopify-Triggered-At": delivery.triggered_at,
+        }
+
+    # --- Admin API --------------------------------------------------------------------------------
+
+    def handle_api(self, method: str, target: str, token: str | None, body: bytes) -> ApiReply:
+        """Answer one Admin API request (the HTTP handler's whole job, callable directly in tests)."""
+        parts = urlsplit(target)
+        route = _route(parts.path)
+        if route is None:
+            return ApiReply(404, {"errors": "Not Found"})
+        if not token or not hmac.compare_digest(token.encode(), self.access_token.encode()):
+            return ApiReply(401, {"errors": UNAUTHORIZED_ERROR})
+        with self._lock:
+            failure = self._api_failures.pop(0) if self._api_failures else None
+        if failure is not None:
+            return ApiReply(failure, {"errors": _STATUS_TEXT.get(failure, "Internal Server Error")})
+        kind, version, order_id = route
+        if kind == "graphql":
+            if method != "POST":
+                return ApiReply(405, {"errors": "Method Not Allowed"})
+            return _graphql(self, body)
+        if method != "GET":
+            return ApiReply(405, {"errors": "Method Not Allowed"})
+        allowed, level = self.rest_bucket.take(1)
+        headers = {
+            "X-Shopify-Shop-Api-Call-Limit": f"{math.ceil(level)}/{int(self.rest_bucket.size)}",
+            "X-Shopify-API-Version": version,
+        }
+        if not allowed:
+            return ApiReply(429, {"errors": REST_THROTTLED}, {**headers, "Retry-After": "2.0"})
+        if kind == "orders":
+            reply = _list_orders(self, {k: v[-1] for k, v in parse_qs(parts.query).items()}, version)
+        else:
+            with self._lock:
+                order = self._orders.get(order_id or 0)
+                found = copy.deepcopy(order) if order else None
+            if found is None:
+                reply = ApiReply(404, {"errors": "Not Found"})
+            elif kind == "refunds":
+                reply = ApiReply(200, {"refunds": found["refunds"]})
+            else:
+                reply = ApiReply(200, {"order": found})
+        return ApiReply(reply.status, reply.body, {**headers, **reply.headers})
+
+
+_STATUS_TEXT = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+_API_PATH = re.compile(
+    r"^/admin/api/(?P<version>\d{4}-\d{2}|unstable)/"
+    r"(?:orders(?:/(?P<id>\d+)(?P<refunds>/refunds)?)?|(?P<graphql>graphql))\.json$"
+)
+
+
+def _route(path: str) -> tuple[str, str, int | None] | None:
+    """(kind, api version, order id) of an Admin API path: kind is order, refunds, orders or graphql."""
+    match = _API_PATH.match(path)
+    if match is None:
+        return None
+    if match.group("graphql"):
+        return "graphql", match.group("version"), None
+    if match.group("id") is None:
+        return "orders", match.group("version"), None
+    kind = "refunds" if match.group("refunds") else "order"
+    return kind, match.group("version"), int(match.group("id"))
+
+
+class _ApiHandler(BaseHTTPRequestHandler):
+    owner: ShopifySimulator
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without this a keep-alive client waits ~40 ms per answer.
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        reply = self.owner.handle_api(
+            self.command, self.path, self.headers.get("X-Shopify-Access-Token"), body
+        )
+        data = json.dumps(reply.body, ensure_ascii=False).encode()
+        self.send_response(reply.status)
+        for name, value in {"Content-Type": "application/json; charset=utf-8", **reply.headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+
+# --- REST: GET orders.json with Link-header cursor pagination -----------------------------------------
+
+_LIST_FILTERS = ("status", "updated_at_min", "updated_at_max", "created_at_min", "created_at_max", "since_id")
+_PAGE_PARAMS = frozenset({"page_info", "limit", "fields"})
+
+
+class _BadRequest(ValueError):
+    def __init__(self, errors: Any) -> None:
+        super().__init__(str(errors))
+        self.errors = errors
+
+
+def _list_orders(sim: ShopifySimulator, params: dict[str, str], version: str) -> ApiReply:
+    """Orders newest first (created_at, then id); `page_info` carries the filters, as Shopify's does."""
+    try:
+        limit, cursor = _page_request(params)
+        filters = cursor["filters"]
+        matching = sorted((o for o in sim.orders() if _rest_match(o, filters)), key=_rest_key, reverse=True)
+    except _BadRequest as exc:
+        return ApiReply(400, {"errors": exc.errors})
+    except ValueError as exc:
+        return ApiReply(400, {"errors": str(exc)})
+    keys = [_rest_key(o) for o in matching]
+    if cursor.get("before") is not None:
+        page = [o for o, k in zip(matching, keys, strict=True) if k > tuple(cursor["before"])][-limit:]
+    elif cursor.get("after") is not None:
+        page = [o for o, k in zip(matching, keys, strict=True) if k < tuple(cursor["after"])][:limit]
+    else:
+        page = matching[:limit]
+    links = []
+    if page and _rest_key(page[0]) < keys[0]:
+        previous = {"filters": filters, "before": _rest_key(page[0])}
+        links.append(_link(sim, version, limit, previous, "previous"))
+    if page and _rest_key(page[-1]) > keys[-1]:
+        links.append(_link(sim, version, limit, {"filters": filters, "after": _rest_key(page[-1])}, "next"))
+    fields = [f for f in params.get("fields", "").split(",") if f]
+    body = [{k: o[k] for k in fields if k in o} if fields else o for o in page]
+    return ApiReply(200, {"orders": body}, {"Link": ", ".join(links)} if links else {})
+
+
+def _page_request(params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+    """The page size and the cursor ({filters, after | before}) a list request asks for."""
+    try:
+        limit = int(params.get("limit", "50"))
+    except ValueError:
+        raise _BadRequest({"limit": ["must be a number"]}) from None
+    if not 1 <= limit <= 250:
+        raise _BadRequest({"limit": ["must be between 1 and 250"]})
+    if "page_info" not in params:
+        cursor: dict[str, Any] = {"filters": {k: params[k] for k in _LIST_FILTERS if k in params}}
+    elif extra := sorted(set(params) - _PAGE_PARAMS):
+        message = f"cannot be combined with {', '.join(extra)}: only limit and fields may go with it"
+        raise _BadRequest({"page_info": [message]})
+    else:
+        try:
+            cursor = _decode(params["page_info"])
+            if not isinstance(cursor.get("filters"), dict):
+                raise ValueError("no filters")
+        except ValueError:
+            raise _BadRequest({"page_info": ["Invalid value."]}) from None
+    if cursor["filters"].get("status", "open") not in _STATUS:
+        raise _BadRequest({"status": [f"must be one of {', '.join(_STATUS)}"]})
+    return limit, cursor
+
+
+def _rest_key(order: Mapping[str, Any]) -> tuple[str, int]:
+    return _utc(order["created_at"]), int(order["id"])
+
+
+_STATUS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+    "open": lambda o: not o["cancelled_at"] and not o["closed_at"],
+    "closed": lambda o: bool(o["closed_at"]),
+    "cancelled": lambda o: bool(o["cancelled_at"]),
+    "any": lambda o: True,
+}
+
+
+def _rest_match(order: Mapping[str, Any], filters: Mapping[str, str]) -> bool:
+    bounds = [
+        ("updated_at", filters.get("updated_at_min"), filters.get("updated_at_max")),
+        ("created_at", filters.get("created_at_min"), filters.get("created_at_max")),
+    ]
+    in_range = all(
+        (low is None or _utc(order[name]) >= _utc(low)) and (high is None or _utc(order[name]) <= _utc(high))
+        for name, low, high in bounds
+    )
+    since_id = filters.get("since_id")
+    in_status = _STATUS[filters.get("status", "open")](order)
+    return in_status and in_range and (since_id is None or int(order["id"]) > int(since_id))
+
+
+def _link(sim: ShopifySimulator, version: str, limit: int, cursor: Mapping[str, Any], rel: str) -> str:
+    query = urlencode({"limit": limit, "page_info": _encode(cursor)})
+    return f'<{sim.url}/admin/api/{version}/orders.json?{query}>; rel="{rel}"'
+
+
+# --- GraphQL: a regex-matched subset -----------------------------------------------------------------
+# Supported: one `orders(first: N, after: "...", query: "...", sortKey: ID|CREATED_AT|UPDATED_AT,
+# reverse: true|false)` connection, arguments given inline or as $variables. The search query
+# understands `updated_at:` and `created_at:` with > >= < <= (quoted or bare ISO 8601 values),
+# `status:open|closed|cancelled|any`, and AND. The selection set is not read: every node carries id,
+# legacyResourceId, name, createdAt, updatedAt, cancelledAt, closedAt, displayFinancialStatus,
+# displayFulfillmentStatus, currencyCode and totalPriceSet; edges carry cursor; pageInfo carries
+# hasNextPage, hasPreviousPage, startCursor, endCursor. Cost: 2 + first requested, 2 + nodes actual.
+
+_GQL_ORDERS = re.compile(r"\borders\s*\(([^)]*)\)", re.S)
+_GQL_ARG = re.compile(r'(\w+)\s*:\s*(\$\w+|"(?:[^"\\]|\\.)*"|[\w.-]+)')
+_GQL_TERM = re.compile(r"^(?P<field>updated_at|created_at):(?P<op><=|>=|<|>)?['\"]?(?P<value>[^'\"]+)['\"]?$")
+_GQL_SORT = {"ID": "id", "CREATED_AT": "created_at", "UPDATED_AT": "updated_at"}
+
+
+def _graphql(sim: ShopifySimulator, body: bytes) -> ApiReply:
+    try:
+        request = json.loads(body)
+        query, variables = str(request["query"]), dict(request.get("variables") or {})
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ApiReply(400, {"errors": {"query": "Required parameter missing or invalid"}})
+    try:
+        args = _gql_arguments(query, variables)
+        first = int(args["first"])
+        if not 1 <= first <= 250:
+            raise ValueError("first must be between 1 and 250")
+        sort = _GQL_SORT[str(args.get("sortKey", "ID"))]
+        predicate = _gql_filter(str(args.get("query") or ""))
+        after = _decode(str(args["after"])) if args.get("after") else None
+    except (ValueError, KeyError, TypeError) as exc:
+        return ApiReply(200, {"errors": [{"message": f"unsupported by the simulator: {exc}"}]})
+    requested = 2 + first
+    allowed, level = sim.graphql_bucket.take(requested)
+    if not allowed:
+        error = {"message": "Throttled", "extensions": {"code": "THROTTLED"}}
+        return ApiReply(200, {"errors": [error], "extensions": _gql_cost(sim, requested, None, level)})
+
+    def key(order: Mapping[str, Any]) -> tuple[str, int]:
+        return (_utc(order[sort]) if sort != "id" else f"{int(order['id']):020d}"), int(order["id"])
+
+    reverse = args.get("reverse") in (True, "true")
+    matching = sorted((o for o in sim.orders() if predicate(o)), key=key, reverse=reverse)
+    if after is not None:
+        mark = (str(after["last_value"]), int(after["last_id"]))
+        matching = [o for o in matching if (key(o) < mark if reverse else key(o) > mark)]
+    page = matching[:first]
+    edges = [{"cursor": _gql_cursor(key(o)), "node": _gql_node(o)} for o in page]
+    level = sim.graphql_bucket.give_back(requested - (2 + len(page)))
+    info = {
+        "hasNextPage": len(matching) > first,
+        "hasPreviousPage": after is not None,
+        "startCursor": edges[0]["cursor"] if edges else None,
+        "endCursor": edges[-1]["cursor"] if edges else None,
+    }
+    data = {"orders": {"edges": edges, "pageInfo": info}}
+    return ApiReply(200, {"data": data, "extensions": _gql_cost(sim, requested, 2 + len(page), level)})
+
+
+def _gql_arguments(query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+    match = _GQL_ORDERS.search(query)
+    if match is None:
+        raise ValueError("only an orders(...) connection query is answered")
+    args: dict[str, Any] = {}
+    for name, raw in _GQL_ARG.findall(match.group(1)):
+        if raw.startswith("$"):
+            args[name] = variables.get(raw[1:])
+        elif raw.startswith('"'):
+            args[name] = json.loads(raw)
+        else:
+            args[name] = raw
+    if args.get("first") is None:
+        raise ValueError("you must provide first")
+    return args
+
+
+_COMPARE: dict[str, Callable[[str, str], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+def _gql_filter(search: str) -> Callable[[Mapping[str, Any]], bool]:
+    status = "any"
+    bounds: list[tuple[str, Callable[[str, str], bool], str]] = []
+    for term in search.replace(" AND ", " ").split():
+        if term.startswith("status:"):
+            status = term.split(":", 1)[1]
+            if status not in _STATUS:
+                raise ValueError(f"status {status!r}")
+            continue
+        match = _GQL_TERM.match(term)
+        if match is None:
+            raise ValueError(f"search term {term!r}")
+        bounds.append((match.group("field"), _COMPARE[match.group("op") or ">="], _utc(match.group("value"))))
+
+    def predicate(order: Mapping[str, Any]) -> bool:
+        in_range = all(compare(_utc(order[name]), bound) for name, compare, bound in bounds)
+        return in_range and _STATUS[status](order)
+
+    return predicate
+
+
+def _gql_node(order: Mapping[str, Any]) -> dict[str, Any]:
+    fulfillment = {"fulfilled": "FULFILLED", "partial": "PARTIALLY_FULFILLED"}
+    return {
+        "id": f"gid://shopify/Order/{order['id']}",
+        "legacyResourceId": str(order["id"]),
+        "name": order["name"],
+        "createdAt": _utc(order["created_at"]),
+        "updatedAt": _utc(order["updated_at"]),
+        "cancelledAt": _utc(order["cancelled_at"]) if order["cancelled_at"] else None,
+        "closedAt": _utc(order["closed_at"]) if order["closed_at"] else None,
+        "displayFinancialStatus": str(order["financial_status"]).upper(),
+        "displayFulfillmentStatus": fulfillment.get(order["fulfillment_status"] or "", "UNFULFILLED"),
+        "currencyCode": order["currency"],
+        "totalPriceSet": {"shopMoney": {"amount": order["total_price"], "currencyCode": order["currency"]}},
+    }
+
+
+def _gql_cursor(key: tuple[str, int]) -> str:
+    raw = json.dumps({"last_id": key[1], "last_value": key[0]}, separators=(",", ":"))
+    return base64.b64encode(raw.encode()).decode()
+
+
+def _gql_cost(sim: ShopifySimulator, requested: int, actual: int | None, level: float) -> dict[str, Any]:
+    bucket = sim.graphql_bucket
+    throttle = {
+        "maximumAvailable": float(bucket.size),
+        "currentlyAvailable": int(bucket.size - level),
+        "restoreRate": float(bucket.leak_per_s),
+    }
+    return {"cost": {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": throttle}}
+
+
+def _encode(cursor: Mapping[str, Any]) -> str:
+    raw = json.dumps(cursor, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(token: str) -> dict[str, Any]:
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("not a cursor")
+    return value
+
+
+def _utc(stamp: str) -> str:
+    """A Shopify timestamp as comparable UTC text (GraphQL's DateTime form)."""
+    parsed = datetime.fromisoformat(stamp)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- realistic orders (REST Admin API 2024-04 shapes) -------------------------------------------------
+
+# title, variant_title, sku, price in USD, grams
+_PRODUCTS: tuple[tuple[str, str | None, str, str, int], ...] = (
+    ("Merino Crew Sweater", "Charcoal / M", "MCS-CHR-M", "89.00", 420),
+    ("Café Crème Mug", None, "MUG-CC", "18.50", 380),
+    ("Waxed Canvas Tote", "Olive", "WCT-OLV", "68.00", 650),
+    ("Trail Socks 3-Pack", "L", "TS3-L", "24.00", 210),
+    ("Hinoki Bath Stool", None, "HBS-01", "145.00", 2100),
+    ("Ceremonial Matcha 30 g (抹茶)", None, "MATCHA-30", "21.00", 60),
+    ("Linen Tea Towel", "Natural", "LTT-NAT", "14.90", 120),
+    ("Cast-Iron Dutch Oven 24 cm", "Graphite", "CIDO-24-GR", "129.00", 4200),
+)
+_CURRENCIES = (("USD", 45), ("EUR", 20), ("JPY", 15), ("GBP", 10), ("CAD", 10))
+_FX = {"USD": "1", "CAD": "1.37", "EUR": "0.92", "GBP": "0.79", "JPY": "150"}
+_TAX = {
+    "USD": ("State Tax", "0.06"),
+    "CAD": ("GST", "0.05"),
+    "EUR": ("DE MwSt", "0.19"),
+    "GBP": ("GB VAT", "0.20"),
+    "JPY": ("JP Consumption Tax", "0.10"),
+}
+_SHIPPING = (("Standard", "7.95"), ("Express", "19.00"))
+_SURCHARGE = ("Oversize surcharge", "12.00")
+# address1, address2, city, province, province_code, zip, country, country_code
+_PLACES: dict[str, tuple[tuple[str, str | None, str, str, str, str, str, str], ...]] = {
+    "USD": (
+        ("350 Fifth Avenue", "Suite 4100", "New York", "New York", "NY", "10118", "United States", "US"),
+        ("1 Ferry Building", None, "San Francisco", "California", "CA", "94111", "United States", "US"),
+    ),
+    "CAD": (
+        (
+            "1000 Rue De La Gauchetière O",
+            "Bureau 2400",
+            "Montréal",
+            "Quebec",
+            "QC",
+            "H3B 4W5",
+            "Canada",
+            "CA",
+        ),
+    ),
+    "EUR": (
+        ("Friedrichstraße 43", None, "Berlin", "Berlin", "BE", "10117", "Germany", "DE"),
+        ("12 Rue de la Paix", "Bâtiment B", "Paris", "Paris", "75", "75002", "France", "FR"),
+    ),
+    "GBP": (("221B Baker Street", None, "London", "England", "ENG", "NW1 6XE", "United Kingdom", "GB"),),
+    "JPY": (("神宮前1-2-3", "原宿ビル4F", "渋谷区", "Tokyo", "JP-13", "150-0001", "Japan", "JP"),),
+}
+_PEOPLE = {
+    "USD": (("José", "Núñez"), ("Ava", "Thompson"), ("Bob", "Norman")),
+    "CAD": (("François", "Côté"), ("Liam", "Tremblay")),
+    "EUR": (("Jürgen", "Groß"), ("Amélie", "Lefèvre"), ("Søren", "Kjær")),
+    "GBP": (("Zoë", "Brontë"), ("Siobhán", "O'Connor")),
+    "JPY": (("花子", "山田"), ("Yūki", "Satō")),
+}
+_DIAL = {"USD": "+1212555", "CAD": "+1514555", "EUR": "+4930555", "GBP": "+4420794", "JPY": "+8135555"}
+
+
+def _q(currency: str) -> Decimal:
+    return Decimal(1) if currency in _ZERO_DECIMAL else Decimal("0.01")
+
+
+def _round(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(_q(currency), rounding=ROUND_HALF_EVEN)
+
+
+def _fmt(amount: Decimal, currency: str) -> str:
+    return f"{_round(amount, currency):f}"
+
+
+def _set_sum(objects: Sequence[Mapping[str, Any]], key: str) -> Decimal:
+    return sum((Decimal(o[key]["shop_money"]["amount"]) for o in objects), Decimal(0))
+
+
+def _money_set(amount: str, currency: str) -> dict[str, Any]:
+    money = {"amount": amount, "currency_code": currency}
+    return {"shop_money": dict(money), "presentment_money": dict(money)}
+
+
+def _priced(usd: str, currency: str) -> Decimal:
+    converted = Decimal(usd) * Decimal(_FX.get(currency, "1"))
+    step = Decimal(10) if currency in _ZERO_DECIMAL else Decimal("0.01")
+    return (converted / step).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * step
+
+
+@dataclass
+class _OrderSpec:
+    """What an order is made of, before Shopify's figures are worked out."""
+
+    currency: str
+    items: list[dict[str, Any]]
+    shipping: list[tuple[str, Decimal]]
+    discount: dict[str, str]
+    financial_status: str
+    taxes_included: bool
+    gateway: str
+    person: tuple[str, str] | None
+    place: tuple[str, str | None, str, str, str, str, str, str]
+    phone: str | None
+
+    @classmethod
+    def pick(
+        cls,
+        rng: random.Random,
+        *,
+        currency: str | None,
+        items: Sequence[Mapping[str, Any]] | None,
+        shipping: Sequence[str] | None,
+        discount: Mapping[str, str] | None,
+        financial_status: str | None,
+        taxes_included: bool,
+    ) -> _OrderSpec:
+        cur = (currency or rng.choices([c for c, _ in _CURRENCIES], [w for _, w in _CURRENCIES])[0]).upper()
+        if items is None:
+            chosen = rng.sample(_PRODUCTS, rng.choice((1, 1, 2, 2, 3)))
+            items = [
+                {"title": t, "variant_title": v, "sku": s, "price": _priced(p, cur), "grams": g,
+                 "quantity": rng.choice((1, 1, 1, 2, 3))}
+                for t, v, s, p, g in chosen
+            ]  # fmt: skip
+        if shipping is None:
+            roll = rng.random()
+            lines = [] if roll < 0.1 else [rng.choice(_SHIPPING)] + ([_SURCHARGE] if roll > 0.75 else [])
+            ship = [(title, _priced(price, cur)) for title, price in lines]
+        else:
+            titles = [s[0] for s in (*_SHIPPING, _SURCHARGE)]
+            ship = [(titles[i % len(titles)], Decimal(p)) for i, p in enumerate(shipping)]
+        if discount is None:
+            offers = [{"code": "WELCOME10", "type": "percentage", "value": "10"}]
+            offers.append({"code": "SAVE5", "type": "fixed_amount", "value": f"{_priced('5', cur)}"})
+            offers += [{"code": "FREESHIP", "type": "shipping", "value": "100"}] if ship else []
+            discount = rng.choice(offers) if rng.random() < 0.35 else {}
+        status = financial_status or rng.choices(("paid", "authorized", "pending"), (70, 20, 10))[0]
+        gateway = "manual" if status == "pending" else rng.choice(("shopify_payments",) * 4 + ("paypal",))
+        person = rng.choice(_PEOPLE.get(cur, _PEOPLE["USD"])) if rng.random() > 0.05 else None
+        phone = f"{_DIAL.get(cur, '+1212555')}{rng.randrange(10000):04d}" if rng.random() > 0.4 else None
+        return cls(
+            currency=cur,
+            items=[{**i, "price": Decimal(str(i["price"]))} for i in items],
+            shipping=ship,
+            discount=dict(discount),
+            financial_status=status,
+            taxes_included=taxes_included,
+            gateway=gateway,
+            person=person,
+            place=rng.choice(_PLACES.get(cur, _PLACES["USD"])),
+            phone=phone,
+        )
+
+
+def _allocate(discount: Mapping[str, str], bases: list[Decimal], currency: str) -> list[Decimal]:
+    """Spread a line-item discount over lines as Shopify does (percentage per line; fixed pro rata)."""
+    kind, total = discount.get("type"), sum(bases, Decimal(0))
+    if kind == "percentage":
+        rate = Decimal(discount["value"]) / 100
+        return [_round(b * rate, currency) for b in bases]
+    if kind != "fixed_amount" or not total:
+        return [Decimal(0)] * len(bases)
+    amount = min(Decimal(discount["value"]), total)
+    shares = [_round(amount * b / total, currency) for b in bases[:-1]]
+    return [*shares, amount - sum(shares, Decimal(0))]
+
+
+def _tax(base: Decimal, rate: Decimal, included: bool, currency: str) -> Decimal:
+    return _round(base * rate / (1 + rate) if included else base * rate, currency)
+
+
+def _tax_lines(amount: Decimal, title: str, rate: Decimal, currency: str) -> list[dict[str, Any]]:
+    if not amount:
+        return []
+    price = _fmt(amount, currency)
+    return [
+        {"channel_liable": False, "price": price, "price_set": _money_set(price, currency),
+         "rate": float(rate), "title": title}
+    ]  # fmt: skip
+
+
+def _allocation(amount: Decimal, currency: str) -> list[dict[str, Any]]:
+    if not amount:
+        return []
+    text = _fmt(amount, currency)
+    return [{"amount": text, "amount_set": _money_set(text, currency), "discount_application_index": 0}]
+
+
+def _line_item(
+    line_id: int, item: Mapping[str, Any], alloc: Decimal, tax: Decimal, spec: _OrderSpec
+) -> dict[str, Any]:
+    cur, (tax_title, rate) = spec.currency, _TAX.get(spec.currency, _TAX["USD"])
+    price = _fmt(item["price"], cur)
+    variant = item.get("variant_title")
+    return {
+        "id": line_id,
+        "admin_graphql_api_id": f"gid://shopify/LineItem/{line_id}",
+        "attributed_staffs": [],
+        "current_quantity": item["quantity"],
+        "fulfillable_quantity": item["quantity"],
+        "fulfillment_service": "manual",
+        "fulfillment_status": None,
+        "gift_card": False,
+        "grams": item.get("grams", 500),
+        "name": f"{item['title']} - {variant}" if variant else item["title"],
+        "price": price,
+        "price_set": _money_set(price, cur),
+        "product_exists": True,
+        "product_id": 8_100_000_000_000 + _stable_number(item["title"]),
+        "properties": [],
+        "quantity": item["quantity"],
+        "requires_shipping": True,
+        "sku": item.get("sku") or "",
+        "taxable": True,
+        "title": item["title"],
+        "total_discount": _fmt(Decimal(0), cur),
+        "total_discount_set": _money_set(_fmt(Decimal(0), cur), cur),
+        "variant_id": 45_000_000_000_000 + _stable_number(f"{item['title']}/{variant}"),
+        "variant_inventory_management": "shopify",
+        "variant_title": variant,
+        "vendor": "order-hub demo",
+        "tax_lines": _tax_lines(tax, tax_title, Decimal(rate), cur),
+        "duties": [],
+        "discount_allocations": _allocation(alloc, cur),
+    }
+
+
+def _stable_number(text: str) -> int:
+    """A stable small number for a product name (product and variant ids that repeat across orders)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % 10_000_000
+
+
+def _address(spec: _OrderSpec) -> dict[str, Any] | None:
+    if spec.person is None:
+        return None
+    first, last = spec.person
+    line1, line2, city, province, province_code, zip_code, country, country_code = spec.place
+    name = f"{last} {first}" if spec.currency == "JPY" and not first.isascii() else f"{first} {last}"
+    return {
+        "first_name": first, "address1": line1, "phone": spec.phone, "city": city, "zip": zip_code,
+        "province": province, "country": country, "last_name": last, "address2": line2, "company": None,
+        "latitude": None, "longitude": None, "name": name, "country_code": country_code,
+        "province_code": province_code,
+    }  # fmt: skip
+
+
+def _email(spec: _OrderSpec, order_id: int) -> str:
+    first, last = spec.person or ("guest", "")
+    ascii_name = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z.]", "", ascii_name.lower()).strip(".") or "customer"
+    return f"{slug}.{order_id % 1000}@example.com"
+
+
+def _customer(spec: _OrderSpec, customer_id: int, email: str, now: str) -> dict[str, Any] | None:
+    if spec.person is None:
+        return None
+    first, last = spec.person
+    return {
+        "id": customer_id, "email": email, "created_at": now, "updated_at": now, "first_name": first,
+        "last_name": last, "state": "enabled", "note": None, "verified_email": True,
+        "multipass_identifier": None, "tax_exempt": False, "phone": spec.phone,
+        "email_marketing_consent": {"state": "not_subscribed", "opt_in_level": "single_opt_in",
+                                    "consent_updated_at": None},
+        "sms_marketing_consent": None, "tags": "", "currency": spec.currency, "tax_exemptions": [],
+        "admin_graphql_api_id": f"gid://shopify/Customer/{customer_id}",
+        "default_address": {**(_address(spec) or {}), "id": customer_id + 1, "customer_id": customer_id,
+                            "default": True},
+    }  # fmt: skip
+
+
+def _build_order(
+    spec: _OrderSpec, *, order_id: int, number: int, now: str, new_id: Callable[[], int], shop_domain: str
+) -> dict[str, Any]:
+    cur = spec.currency
+    tax_title, rate_text = _TAX.get(cur, _TAX["USD"])
+    rate = Decimal(rate_text)
+    zero = _fmt(Decimal(0), cur)
+    gross = [i["price"] * i["quantity"] for i in spec.items]
+    line_discount = _allocate(spec.discount, gross, cur)
+    line_tax = [
+        _tax(g - d, rate, spec.taxes_included, cur) for g, d in zip(gross, line_discount, strict=True)
+    ]
+    items = [
+        _line_item(new_id(), item, d, t, spec)
+        for item, d, t in zip(spec.items, line_discount, line_tax, strict=True)
+    ]
+    free_shipping = spec.discount.get("type") == "shipping"
+    shipping_lines, ship_discount, ship_tax = [], Decimal(0), Decimal(0)
+    for title, price in spec.shipping:
+        off = price if free_shipping else Decimal(0)
+        # Sales tax in the US leaves shipping alone here; VAT and consumption tax apply to it.
+        tax = Decimal(0) if cur == "USD" else _tax(price - off, rate, spec.taxes_included, cur)
+        shipping_lines.append(
+            _shipping_line(new_id(), title, price, off=off, tax=tax, tax_title=tax_title, rate=rate, cur=cur)
+        )
+        ship_discount, ship_tax = ship_discount + off, ship_tax + tax
+    subtotal = sum(gross, Decimal(0)) - sum(line_discount, Decimal(0))
+    shipping = sum((p for _, p in spec.shipping), Decimal(0))
+    total_tax = sum(line_tax, Decimal(0)) + ship_tax
+    total = subtotal + shipping - ship_discount + (Decimal(0) if spec.taxes_included else total_tax)
+    discounts = sum(line_discount, Decimal(0)) + ship_discount
+    paid = spec.financial_status == "paid"
+    email = _email(spec, order_id)
+    token = uuid.uuid4().hex
+    money = {
+        "current_subtotal_price": subtotal, "current_total_discounts": discounts,
+        "current_total_price": total, "current_total_tax": total_tax, "subtotal_price": subtotal,
+        "total_discounts": discounts,
+        "total_line_items_price": sum(gross, Decimal(0)), "total_price": total, "total_tax": total_tax,
+    }  # fmt: skip
+    order: dict[str, Any] = {
+        "id": order_id,
+        "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+        "app_id": 580111,
+        "browser_ip": "203.0.113.24",
+        "buyer_accepts_marketing": False,
+        "cancel_reason": None,
+        "cancelled_at": None,
+        "cart_token": uuid.uuid4().hex,
+        "checkout_id": new_id(),
+        "checkout_token": uuid.uuid4().hex,
+        "closed_at": None,
+        "confirmation_number": token[:9].upper(),
+        "confirmed": True,
+        "contact_email": email,
+        "created_at": now,
+        "currency": cur,
+        "customer_locale": {"JPY": "ja", "EUR": "de", "CAD": "fr-CA"}.get(cur, "en"),
+        "discount_codes": _discount_codes(spec.discount, discounts, cur),
+        "discount_applications": _discount_applications(spec.discount, cur),
+        "email": email,
+        "estimated_taxes": False,
+        "financial_status": spec.financial_status,
+        "fulfillment_status": None,
+        "landing_site": "/",
+        "name": f"#{number}",
+        "note": None,
+        "note_attributes": [],
+        "number": number - 1000,
+        "order_number": number,
+        "order_status_url": f"https://{shop_domain}/orders/{token}/authenticate?key={token[:16]}",
+        "payment_gateway_names": [spec.gateway],
+        "phone": spec.phone,
+        "presentment_currency": cur,
+        "processed_at": now,
+        "source_name": "web",
+        "tags": "",
+        "tax_exempt": False,
+        "tax_lines": _tax_lines(total_tax, tax_title, rate, cur),
+        "taxes_included": spec.taxes_included,
+        "test": False,
+        "token": token,
+        "total_outstanding": zero if paid else _fmt(total, cur),
+        "total_shipping_price_set": _money_set(_fmt(shipping, cur), cur),
+        "total_tip_received": zero,
+        "total_weight": sum(int(i.get("grams", 500)) * int(i["quantity"]) for i in spec.items),
+        "updated_at": now,
+        "user_id": None,
+        "billing_address": _address(spec),
+        "customer": _customer(spec, new_id(), email, now),
+        "fulfillments": [],
+        "line_items": items,
+        "payment_terms": None,
+        "refunds": [],
+        "shipping_address": _address(spec) if spec.shipping else None,
+        "shipping_lines": shipping_lines,
+    }
+    for name, amount in money.items():
+        order[name] = _fmt(amount, cur)
+        order[f"{name}_set"] = _money_set(order[name], cur)
+    return order
+
+
+def _shipping_line(
+    line_id: int,
+    title: str,
+    price: Decimal,
+    *,
+    off: Decimal,
+    tax: Decimal,
+    tax_title: str,
+    rate: Decimal,
+    cur: str,
+) -> dict[str, Any]:
+    text, discounted = _fmt(price, cur), _fmt(price - off, cur)
+    return {
+        "id": line_id, "carrier_identifier": None, "code": title, "discounted_price": discounted,
+        "discounted_price_set": _money_set(discounted, cur), "is_removed": False, "phone": None,
+        "price": text, "price_set": _money_set(text, cur), "requested_fulfillment_service_id": None,
+        "source": "shopify", "title": title, "tax_lines": _tax_lines(tax, tax_title, rate, cur),
+        "discount_allocations": _allocation(off, cur),
+    }  # fmt: skip
+
+
+def _discount_codes(discount: Mapping[str, str], amount: Decimal, cur: str) -> list[dict[str, Any]]:
+    if not discount:
+        return []
+    return [{"code": discount["code"], "amount": _fmt(amount, cur), "type": discount["type"]}]
+
+
+def _discount_applications(discount: Mapping[str, str], cur: str) -> list[dict[str, Any]]:
+    if not discount:
+        return []
+    shipping = discount["type"] == "shipping"
+    return [
+        {
+            "target_type": "shipping_line" if shipping else "line_item",
+            "type": "discount_code",
+            "value": f"{Decimal(discount['value']):.1f}",
+            "value_type": "fixed_amount" if discount["type"] == "fixed_amount" else "percentage",
+            "allocation_method": "each" if shipping else "across",
+            "target_selection": "all",
+            "code": discount["code"],
+        }
+    ]
+
+
+def _fulfillment(
+    fulfillment_id: int,
+    order: Mapping[str, Any],
+    lines: list[dict[str, Any]],
+    *,
+    tracking: str,
+    company: str,
+    now: str,
+) -> dict[str, Any]:
+    url = f"https://www.ups.com/track?tracknum={tracking}" if company == "UPS" else None
+    return {
+        "id": fulfillment_id,
+        "admin_graphql_api_id": f"gid://shopify/Fulfillment/{fulfillment_id}",
+        "created_at": now,
+        "location_id": 71_000_000_001,
+        "name": f"{order['name']}.{len(order['fulfillments']) + 1}",
+        "order_id": order["id"],
+        "origin_address": {},
+        "receipt": {},
+        "service": "manual",
+        "shipment_status": None,
+        "status": "success",
+        "tracking_company": company,
+        "tracking_number": tracking,
+        "tracking_numbers": [tracking],
+        "tracking_url": url,
+        "tracking_urls": [url] if url else [],
+        "updated_at": now,
+        "line_items": copy.deepcopy(lines),
+    }
+
+
+def _build_refund(
+    order: dict[str, Any],
+    line_item_ids: Sequence[int] | None,
+    amount: str | Decimal | None,
+    *,
+    refund_id: int,
+    transaction_id: int,
+    note: str | None,
+    now: str,
+) -> dict[str, Any]:
+    """A refund resource; takes the refunded quantities off the order's lines once it is valid."""
+    cur = order["currency"]
+    by_id = {li["id"]: li for li in order["line_items"]}
+    full = line_item_ids is None and amount is None
+    if full:
+        chosen = [li for li in order["line_items"] if li["current_quantity"] > 0]
+    else:
+        unknown = [i for i in line_item_ids or [] if i not in by_id or by_id[i]["current_quantity"] == 0]
+        if unknown:
+            raise ValueError(f"order {order['id']}: no refundable line items {unknown}")
+        chosen = [by_id[i] for i in line_item_ids or []]
+    refund_lines = [_refund_line(new, li, cur) for new, li in enumerate(chosen, start=refund_id + 1)]
+    tax_on_top = Decimal(0) if order["taxes_included"] else _set_sum(refund_lines, "total_tax_set")
+    lines_total = _set_sum(refund_lines, "subtotal_set") + tax_on_top
+    captured = Decimal(order["total_price"]) - Decimal(order["total_outstanding"])
+    already = sum((Decimal(r["transactions"][0]["amount"]) for r in order["refunds"]), Decimal(0))
+    remaining = captured - already
+    value = remaining if full else _round(Decimal(str(amount)), cur) if amount is not None else lines_total
+    if value <= 0 or value > remaining:
+        raise ValueError(f"order {order['id']}: cannot refund {value} of {remaining} refundable")
+    for line in chosen:
+        line["current_quantity"] = 0
+        line["fulfillable_quantity"] = 0
+    text, zero = _fmt(value, cur), _money_set(_fmt(Decimal(0), cur), cur)
+    transaction = {
+        "id": transaction_id, "admin_graphql_api_id": f"gid://shopify/OrderTransaction/{transaction_id}",
+        "amount": text, "authorization": None, "created_at": now, "currency": cur, "device_id": None,
+        "error_code": None, "gateway": order["payment_gateway_names"][0], "kind": "refund",
+        "location_id": None, "message": "Refund processed", "order_id": order["id"], "parent_id": None,
+        "payment_id": f"c{order['checkout_id']}.{len(order['refunds']) + 2}", "processed_at": now,
+        "receipt": {}, "source_name": "web", "status": "success", "test": False, "user_id": None,
+        "manual_payment_gateway": order["payment_gateway_names"][0] == "manual",
+    }  # fmt: skip
+    return {
+        "id": refund_id,
+        "admin_graphql_api_id": f"gid://shopify/Refund/{refund_id}",
+        "created_at": now,
+        "note": note,
+        "order_id": order["id"],
+        "processed_at": now,
+        "restock": bool(chosen),
+        "return": None,
+        "user_id": None,
+        "total_duties_set": zero,
+        "total_additional_fees_set": zero,
+        "duties": [],
+        "additional_fees": [],
+        "order_adjustments": [],
+        "refund_line_items": refund_lines,
+        "transactions": [transaction],
+    }
+
+
+def _refund_line(refund_line_id: int, line: Mapping[str, Any], cur: str) -> dict[str, Any]:
+    quantity = int(line["current_quantity"])
+    share = Decimal(quantity) / Decimal(line["quantity"])
+    discount = sum((Decimal(a["amount"]) for a in line["discount_allocations"]), Decimal(0))
+    tax = sum((Decimal(t["price"]) for t in line["tax_lines"]), Decimal(0))
+    subtotal = _round((Decimal(line["price"]) * line["quantity"] - discount) * share, cur)
+    line_tax = _round(tax * share, cur)
+    return {
+        "id": refund_line_id,
+        "line_item_id": line["id"],
+        "location_id": 71_000_000_001,
+        "quantity": quantity,
+        "restock_type": "return" if line["fulfillment_status"] == "fulfilled" else "cancel",
+        # Shopify sends these two as JSON numbers; the *_set strings beside them are exact.
+        "subtotal": float(subtotal),
+        "subtotal_set": _money_set(_fmt(subtotal, cur), cur),
+        "total_tax": float(line_tax),
+        "total_tax_set": _money_set(_fmt(line_tax, cur), cur),
+        "line_item": copy.deepcopy(dict(line)),
+    }

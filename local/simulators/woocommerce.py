@@ -1,0 +1,1034 @@
+"""A local WooCommerce store: in-memory orders, webhooks delivered as core delivers them, REST v3 reads."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import logging
+import random
+import re
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable, Mapping
+from copy import deepcopy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+log = logging.getLogger("local.simulators.woocommerce")
+
+WC_VERSION = "9.4.2"
+WP_VERSION = "6.7.1"
+USER_AGENT = f"WooCommerce/{WC_VERSION} Hookshot (WordPress/{WP_VERSION})"
+TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored")
+ORDER_STATUSES = frozenset(
+    {"pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed"}
+)
+# Default of the woocommerce_max_webhook_delivery_failures filter; core disables once the count exceeds it.
+MAX_DELIVERY_FAILURES = 5
+_API = "/wp-json/wc/v3"
+_ORDER_PATH = re.compile(r"/wp-json/wc/v3/orders/([0-9]+)")
+
+
+@dataclass
+class Webhook:
+    """One WooCommerce webhook: core registers one per topic, each with its own id, status and failures."""
+
+    webhook_id: int
+    topic: str
+    delivery_url: str
+    status: str = "active"  # active | paused | disabled (disabled = switched off by failures)
+    failure_count: int = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One attempt (or a drop) as the simulator made it, for tests and the demo to inspect."""
+
+    webhook_id: int
+    topic: str
+    order_id: int
+    delivery_id: str
+    headers: dict[str, str]
+    body: bytes
+    outcome: str  # delivered | failed | dropped
+    status_code: int | None = None
+    error: str | None = None
+    duplicate: bool = False
+
+
+@dataclass
+class _Pending:
+    webhook_id: int
+    order_id: int
+    due: float
+    seq: int
+
+
+@dataclass
+class _Attempt:
+    hook: Webhook
+    order_id: int
+    url: str
+    delivery_id: str
+    headers: dict[str, str]
+    body: bytes
+    drop: bool
+    duplicate: bool
+
+
+@dataclass
+class _Stored:
+    data: dict[str, Any]
+    status_before_trash: str | None = None
+    refund_items: dict[int, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Market:
+    country: str
+    currency: str
+    symbol: str
+    prices_include_tax: bool
+    tax_rate: Decimal
+    tax_rate_id: int
+    rate_code: str
+    tax_label: str
+    tax_shipping: bool
+    people: tuple[tuple[str, str], ...]
+    addresses: tuple[tuple[str, str, str, str], ...]  # address_1, city, state, postcode
+    phone: str
+
+
+_MARKETS = (
+    _Market(
+        "US", "USD", "$", False, Decimal("0.0725"), 75, "US-CA-STATE TAX-1", "State Tax", False,
+        (("John", "Doe"), ("María", "García"), ("Chloé", "Nguyen")),
+        (("969 Market", "San Francisco", "CA", "94103"), ("1 Ferry Bldg", "San Francisco", "CA", "94111")),
+        "(415) 555-{:04d}",
+    ),
+    _Market(
+        "GB", "GBP", "£", True, Decimal("0.20"), 12, "GB-VAT-1", "VAT", True,
+        (("Siobhán", "O'Connor"), ("Oliver", "Smith")),
+        (("221B Baker Street", "London", "", "NW1 6XE"),),
+        "+44 20 7946 {:04d}",
+    ),
+    _Market(
+        "DE", "EUR", "€", True, Decimal("0.19"), 21, "DE-MWST-1", "MwSt.", True,
+        (("Jürgen", "Weiß"), ("Zoë", "Müller")),
+        (("Königstraße 12", "Stuttgart", "", "70173"),),
+        "+49 711 {:06d}",
+    ),
+    _Market(
+        "FR", "EUR", "€", True, Decimal("0.20"), 22, "FR-TVA-1", "TVA", True,
+        (("Éloïse", "Lefèvre"), ("François", "Dupont")),
+        (("8 Rue de l'Église", "Lyon", "", "69002"),),
+        "+33 4 78 {:06d}",
+    ),
+    _Market(
+        "JP", "JPY", "¥", True, Decimal("0.10"), 31, "JP-CT-1", "消費税", True,
+        (("太郎", "山田"), ("花子", "佐藤")),
+        (("千代田1-1", "千代田区", "JP13", "100-0001"),),
+        "03-5555-{:04d}",
+    ),
+)  # fmt: skip
+
+# (product_id, variation_id, name as WordPress stores it, sku, prices as the shop shows them per currency)
+_Product = tuple[int, int, str, str, dict[str, str]]
+_CATALOGUE: tuple[_Product, ...] = (
+    (93, 0, "Woo Single #1", "WOO-SINGLE-1", {"USD": "3.00", "GBP": "2.50", "EUR": "2.90", "JPY": "450"}),
+    (22, 23, "Ship Your Idea &ndash; Color: Black, Size: M", "SYI-BLK-M",
+     {"USD": "12.00", "GBP": "10.00", "EUR": "11.90", "JPY": "1800"}),
+    (31, 0, "Café Crème Mug", "MUG-CAFE", {"USD": "14.50", "GBP": "12.00", "EUR": "13.90", "JPY": "2200"}),
+    (47, 0, "抹茶 Matcha 100g", "MATCHA-100",
+     {"USD": "24.00", "GBP": "19.99", "EUR": "22.50", "JPY": "3300"}),
+    (58, 61, "Hoodie &ndash; Größe L", "HOOD-L",
+     {"USD": "45.00", "GBP": "39.00", "EUR": "42.00", "JPY": "6800"}),
+    (72, 0, "Beanie", "", {"USD": "9.99", "GBP": "8.00", "EUR": "9.50", "JPY": "1500"}),
+)  # fmt: skip
+
+# (method_id, instance_id, title, cost excluding tax per currency)
+_Method = tuple[str, int, str, dict[str, str]]
+_SHIPPING: tuple[_Method, ...] = (
+    ("flat_rate", 1, "Flat rate", {"USD": "10.00", "GBP": "3.95", "EUR": "4.90", "JPY": "700"}),
+    ("flat_rate", 3, "Express", {"USD": "24.00", "GBP": "8.95", "EUR": "9.90", "JPY": "1500"}),
+    ("free_shipping", 2, "Free shipping", {"USD": "0", "GBP": "0", "EUR": "0", "JPY": "0"}),
+)
+_GIFT_WRAP = {"USD": "4.00", "GBP": "3.00", "EUR": "3.50", "JPY": "500"}
+# method → (title, status the gateway leaves a fresh order in)
+_GATEWAYS = {
+    "stripe": ("Credit Card (Stripe)", "processing"),
+    "ppcp-gateway": ("PayPal", "processing"),
+    "bacs": ("Direct bank transfer", "on-hold"),
+    "cod": ("Cash on delivery", "processing"),
+}
+_GENERATION_KEYS = frozenset(
+    (
+        "id",
+        "currency",
+        "status",
+        "payment_method",
+        "item_count",
+        "coupon_percent",
+        "shipping_line_count",
+        "fee",
+    )
+)
+
+
+def wp_json_encode(value: Any) -> bytes:
+    """PHP json_encode's default output: compact, non-ASCII as \\uXXXX and "/" escaped as "\\/"."""
+    # "/" never appears outside a string in JSON, so replacing it everywhere only touches strings.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/").encode("ascii")
+
+
+def _wp_specialchars_decode(text: str) -> str:
+    table = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#039;": "'", "&#x27;": "'"}
+    return re.sub("|".join(map(re.escape, table)), lambda m: table[m.group(0)], text)
+
+
+def _q(amount: Decimal, dp: int) -> Decimal:
+    return amount.quantize(Decimal(1).scaleb(-dp), rounding=ROUND_HALF_UP)  # PHP round() is half-up
+
+
+def _s(amount: Decimal, dp: int) -> str:
+    return f"{_q(amount, dp):f}"
+
+
+def _plain(amount: Decimal) -> str:
+    # wc_format_decimal without a precision trims trailing zeros ("0.9" in the per-rate taxes arrays).
+    text = f"{amount:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _error(code: str, message: str, status: int, **data: Any) -> dict[str, Any]:
+    return {"code": code, "message": message, "data": {"status": status, **data}}
+
+
+class WooCommerceSimulator:
+    """An in-memory WooCommerce store that sends webhooks and answers REST v3 order reads like the real one.
+
+    Delivery is modelled on core: each topic is a webhook of its own; an action schedules one async
+    delivery per webhook and order unless one is already pending, and the body is built when it is sent
+    (so quick updates collapse into one delivery of the latest state); 200–302 is success, anything else
+    increments failure_count with no retry, and the webhook is disabled once that count exceeds 5.
+    """
+
+    def __init__(
+        self,
+        site_url: str,
+        webhook_secret: str,
+        consumer_key: str,
+        consumer_secret: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        webhook_url: str | None = None,
+        seed: int | None = None,
+        drop_rate: float = 0.0,
+        duplicate_rate: float = 0.0,
+        reorder_rate: float = 0.0,
+        delivery_delay: float = 0.02,
+        timeout: float = 60.0,
+        site_utc_offset: timedelta = timedelta(hours=-3),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.site_url = site_url.rstrip("/") + "/"
+        self.consumer_key = consumer_key
+        self.consumer_secret = consumer_secret
+        # Core may hold the secret HTML-escaped and signs with wp_specialchars_decode() of it.
+        self._stored_secret = (
+            webhook_secret.replace("&", "&amp;").replace('"', "&quot;").replace("'", "&#039;")
+        )
+        self.drop_rate = drop_rate
+        self.duplicate_rate = duplicate_rate
+        self.reorder_rate = reorder_rate
+        self.delivery_delay = delivery_delay
+        self.timeout = timeout  # core waits 60 s
+        self.site_utc_offset = site_utc_offset
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._rng = random.Random(seed)
+        self._salt = secrets.token_bytes(32)  # stands in for wp_salt() in wp_hash()
+        self._cond = threading.Condition(threading.RLock())
+        self._orders: dict[int, _Stored] = {}
+        self._hooks: dict[str, Webhook] = {}
+        self._pending: dict[tuple[int, int], _Pending] = {}
+        self._seq = 0
+        self._in_flight = 0
+        self._paused = False
+        self._stopping = False
+        self._next_post_id = 1000 + self._rng.randint(0, 500)
+        self._next_item_id = 10 * self._next_post_id
+        self._deliveries: list[Delivery] = []
+        if webhook_url:
+            self.set_webhook_url(webhook_url)
+
+        simulator = self
+
+        class Handler(_Handler):
+            owner = simulator
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._threads = [
+            threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},  # stop() answers within 50 ms instead of 500
+                name="woocommerce-api",
+                daemon=True,
+            ),
+            threading.Thread(target=self._dispatch, name="woocommerce-webhooks", daemon=True),
+        ]
+
+    # ----- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The REST API base: `{url}/wp-json/wc/v3/orders`."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> WooCommerceSimulator:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        started = self._threads[0].is_alive()
+        if started:
+            self._server.shutdown()  # waits for serve_forever, so only when it runs
+        self._server.server_close()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=5)
+
+    def __enter__(self) -> WooCommerceSimulator:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # ----- webhooks ----------------------------------------------------------------------------------
+
+    def set_webhook_url(self, url: str) -> None:
+        """Point every order webhook at `url`, creating them (active, ids 1–4) on first use."""
+        with self._cond:
+            for number, topic in enumerate(TOPICS, start=1):
+                hook = self._hooks.setdefault(
+                    topic, Webhook(webhook_id=number, topic=topic, delivery_url=url)
+                )
+                hook.delivery_url = url
+
+    def webhook(self, topic: str) -> Webhook:
+        with self._cond:
+            return dataclasses.replace(self._hooks[topic])
+
+    def set_webhook_status(self, topic: str, status: str) -> None:
+        if status not in ("active", "paused", "disabled"):
+            raise ValueError(f"not a webhook status: {status!r}")
+        with self._cond:
+            hook = self._hooks[topic]
+            if status == "active" and hook.status != "active":
+                hook.failure_count = 0  # as when an admin switches a disabled webhook back on
+            hook.status = status
+
+    def send_ping(self, topic: str = "order.created") -> bool:
+        """POST the creation ping (form-encoded `webhook_id=<id>`, unsigned); True only for exactly 200."""
+        hook = self.webhook(topic)
+        try:
+            response = requests.post(
+                hook.delivery_url,
+                data=f"webhook_id={hook.webhook_id}",
+                headers={"User-Agent": USER_AGENT, "Content-Type": "application/x-www-form-urlencoded"},
+                timeout=5,  # wp_safe_remote_post's default
+                allow_redirects=False,
+            )
+        except requests.RequestException:
+            return False
+        return response.status_code == 200
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        with self._cond:
+            return list(self._deliveries)
+
+    def pause_deliveries(self) -> None:
+        """Hold every scheduled delivery (Action Scheduler has not run yet); new actions still collapse."""
+        with self._cond:
+            self._paused = True
+
+    def resume_deliveries(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every scheduled delivery has been attempted; False if that did not happen in time."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    # ----- store actions -------------------------------------------------------------------------------
+
+    def create_order(self, **overrides: Any) -> dict[str, Any]:
+        """Place an order as checkout does: order.created, then order.updated once a gateway moved it on.
+
+        Generation knobs: id, currency (USD, GBP, EUR, JPY), status, payment_method (stripe,
+        ppcp-gateway, bacs, cod), item_count, coupon_percent, shipping_line_count, fee. Any other key
+        replaces that top-level field of the generated order verbatim.
+        """
+        knobs = {k: v for k, v in overrides.items() if k in _GENERATION_KEYS}
+        fields = {k: v for k, v in overrides.items() if k not in _GENERATION_KEYS}
+        with self._cond:
+            stored = _Stored(self._generate(knobs))
+            stored.data.update(deepcopy(fields))
+            order_id = int(stored.data["id"])
+            if order_id in self._orders:
+                raise ValueError(f"order {order_id} already exists")
+            self._orders[order_id] = stored
+            status = str(knobs.get("status") or _GATEWAYS[stored.data["payment_method"]][1])
+            self._schedule("order.created", order_id)
+            if status != "pending":
+                # The gateway's payment_complete()/on-hold step saves the order again in the same request.
+                self._set_status(stored, status)
+                self._schedule("order.updated", order_id)
+            return self._render(stored)
+
+    def get_order(self, order_id: int) -> dict[str, Any]:
+        with self._cond:
+            return self._render(self._stored(order_id))
+
+    def update_status(self, order_id: int, status: str) -> dict[str, Any]:
+        status = status.removeprefix("wc-")
+        if status not in ORDER_STATUSES:
+            raise ValueError(f"not a WooCommerce order status: {status!r}")
+        with self._cond:
+            stored = self._stored(order_id)
+            if stored.data["status"] != status:
+                self._set_status(stored, status)
+                self._touch(stored)
+                self._schedule("order.updated", order_id)
+            return self._render(stored)
+
+    def refund_order(
+        self, order_id: int, amount: str | Decimal, line_item_ids: list[int] | None = None, reason: str = ""
+    ) -> dict[str, Any]:
+        """wc_create_refund(): a refund object, the order's date_modified bumped, then order.updated."""
+        with self._cond:
+            stored = self._stored(order_id)
+            dp = self._dp(stored)
+            value = _q(Decimal(str(amount)), dp)
+            if value <= 0 or value > self._remaining(stored):
+                raise ValueError("Invalid refund amount.")
+            items = {
+                int(i["id"])
+                for key in ("line_items", "shipping_lines", "fee_lines")
+                for i in stored.data[key]
+            }
+            unknown = set(line_item_ids or ()) - items
+            if unknown:
+                raise ValueError(f"not items of order {order_id}: {sorted(unknown)}")
+            refund = self._add_refund(stored, value, reason, list(line_item_ids or ()))
+            if self._remaining(stored) == 0 and stored.data["status"] != "refunded":
+                stored.data["status"] = "refunded"  # woocommerce_order_fully_refunded_status
+            self._touch(stored)
+            self._schedule("order.updated", order_id)
+            return refund
+
+    def delete_order(self, order_id: int, *, force: bool = False) -> None:
+        """Trash the order (order.deleted carries only its id); force deletes it for good, firing nothing."""
+        with self._cond:
+            stored = self._stored(order_id)
+            if force:
+                del self._orders[order_id]
+                return
+            if stored.data["status"] == "trash":
+                return
+            stored.status_before_trash = stored.data["status"]
+            stored.data["status"] = "trash"
+            self._touch(stored)
+            self._schedule("order.deleted", order_id)
+
+    def restore_order(self, order_id: int) -> dict[str, Any]:
+        with self._cond:
+            stored = self._stored(order_id)
+            if stored.data["status"] != "trash":
+                raise ValueError(f"order {order_id} is not in the trash")
+            stored.data["status"] = stored.status_before_trash or "pending"
+            stored.status_before_trash = None
+            self._touch(stored)
+            self._schedule("order.restored", order_id)
+            return self._render(stored)
+
+    # ----- store internals (call with the lock held) -------------------------------------------------
+
+    def _stored(self, order_id: int) -> _Stored:
+        try:
+            return self._orders[int(order_id)]
+        except KeyError:
+            raise ValueError(f"Invalid ID: no order {order_id}") from None
+
+    def _now(self) -> tuple[str, str]:
+        gmt = self._clock().astimezone(UTC).replace(microsecond=0, tzinfo=None)
+        return (gmt + self.site_utc_offset).isoformat(), gmt.isoformat()
+
+    def _touch(self, stored: _Stored) -> None:
+        stored.data["date_modified"], stored.data["date_modified_gmt"] = self._now()
+
+    def _dp(self, stored: _Stored) -> int:
+        return 0 if stored.data["currency"] == "JPY" else 2
+
+    def _remaining(self, stored: _Stored) -> Decimal:
+        refunded = sum((abs(Decimal(r["total"])) for r in stored.data["refunds"]), Decimal(0))
+        return Decimal(stored.data["total"]) - refunded
+
+    def _post_id(self) -> int:
+        # Orders and refunds share one id sequence with every other post, so ids have gaps.
+        self._next_post_id += self._rng.randint(1, 4)
+        return self._next_post_id
+
+    def _item_id(self) -> int:
+        self._next_item_id += 1
+        return self._next_item_id
+
+    def _set_status(self, stored: _Stored, status: str) -> None:
+        data = stored.data
+        data["status"] = status
+        local, gmt = self._now()
+        if status in ("processing", "completed") and not data["date_paid_gmt"]:
+            data["date_paid"], data["date_paid_gmt"] = local, gmt  # maybe_set_date_paid()
+            if data["payment_method"] in ("stripe", "ppcp-gateway") and not data["transaction_id"]:
+                data["transaction_id"] = self._transaction_id(data["payment_method"])
+        if status == "completed":
+            data["date_completed"], data["date_completed_gmt"] = local, gmt
+        data["needs_payment"] = status in ("pending", "failed")
+        data["is_editable"] = status in ("pending", "on-hold", "auto-draft")
+        if status == "refunded" and self._remaining(stored) > 0:
+            # wc_order_fully_refunded(): setting the status by hand records a refund of what is left.
+            self._add_refund(stored, self._remaining(stored), "Order fully refunded.", [])
+
+    def _add_refund(self, stored: _Stored, amount: Decimal, reason: str, items: list[int]) -> dict[str, Any]:
+        refund_id = self._post_id()
+        dp = self._dp(stored)
+        stored.data["refunds"].insert(0, {"id": refund_id, "reason": reason, "total": "-" + _s(amount, dp)})
+        stored.refund_items[refund_id] = items
+        local, gmt = self._now()
+        return {
+            "id": refund_id,
+            "date_created": local,
+            "date_created_gmt": gmt,
+            "amount": _s(amount, dp),
+            "reason": reason,
+            "refunded_by": 1,
+            "refunded_payment": False,
+            "line_items": [{"refunded_item_id": item} for item in items],
+        }
+
+    def _render(self, stored: _Stored) -> dict[str, Any]:
+        data = deepcopy(stored.data)
+        base = f"{self.site_url}wp-json/wc/v3/orders"
+        data["_links"] = {"self": [{"href": f"{base}/{data['id']}"}], "collection": [{"href": base}]}
+        return data
+
+    def _transaction_id(self, method: str) -> str:
+        alphabet = string.ascii_letters + string.digits
+        if method == "stripe":
+            return "pi_3" + "".join(self._rng.choice(alphabet) for _ in range(23))
+        return "".join(self._rng.choice(string.ascii_uppercase + string.digits) for _ in range(17))
+
+    # ----- order generation ---------------------------------------------------------------------------
+
+    def _generate(self, knobs: Mapping[str, Any]) -> dict[str, Any]:
+        rng = self._rng
+        currency = knobs.get("currency")
+        markets = [m for m in _MARKETS if currency is None or m.currency == currency]
+        if not markets:
+            raise ValueError(f"the simulated store does not sell in {currency!r}")
+        market = rng.choice(markets)
+        method = str(knobs.get("payment_method") or rng.choice(tuple(_GATEWAYS)))
+        if method not in _GATEWAYS:
+            raise ValueError(f"the simulated store has no gateway {method!r}")
+        dp = 0 if market.currency == "JPY" else 2
+        coupon = Decimal(knobs.get("coupon_percent", rng.choice((0, 0, 0, 10, 15))))
+        products = rng.sample(_CATALOGUE, int(knobs.get("item_count", rng.choice((1, 1, 2, 3)))))
+        lines = [self._line(p, rng.choice((1, 1, 1, 2, 3)), market, dp, coupon) for p in products]
+        ship_count = int(knobs.get("shipping_line_count", rng.choices((0, 1, 2), weights=(1, 7, 2))[0]))
+        shipping = [self._shipping_line(s, market, dp) for s in rng.sample(_SHIPPING, ship_count)]
+        fees = [self._fee_line(market, dp)] if knobs.get("fee", rng.random() < 0.1) else []
+
+        # The order-level figures are sums of the items', as WC_Abstract_Order::calculate_totals() makes them.
+        def sum_of(rows: list[dict[str, Any]], key: str) -> Decimal:
+            return sum((Decimal(r[key]) for r in rows), Decimal(0))
+
+        cart_tax = sum_of(lines, "total_tax") + sum_of(fees, "total_tax")
+        shipping_tax = sum_of(shipping, "total_tax")
+        discount = sum_of(lines, "subtotal") - sum_of(lines, "total")
+        discount_tax = sum_of(lines, "subtotal_tax") - sum_of(lines, "total_tax")
+        items_total = sum_of(lines, "total") + sum_of(fees, "total") + sum_of(shipping, "total")
+        order_id = int(knobs.get("id") or self._post_id())
+        local, gmt = self._now()
+        coupons = [
+            {
+                "id": self._item_id(),
+                "code": f"save{coupon}",
+                "discount": _s(discount, dp),
+                "discount_tax": _s(discount_tax, dp),
+                "discount_type": "percent",
+                "nominal_amount": int(coupon),
+                "free_shipping": False,
+                "meta_data": [],
+            }
+        ]
+        tax_line = {
+            "id": self._item_id(),
+            "rate_code": market.rate_code,
+            "rate_id": market.tax_rate_id,
+            "label": market.tax_label,
+            "compound": False,
+            "tax_total": _s(cart_tax, dp),
+            "shipping_tax_total": _s(shipping_tax, dp),
+            "rate_percent": float(market.tax_rate * 100),
+            "meta_data": [],
+        }
+        billing, shipping_address = self._addresses(market, has_shipping=bool(shipping))
+        return {
+            "id": order_id,
+            "parent_id": 0,
+            "status": "pending",
+            "currency": market.currency,
+            "version": WC_VERSION,
+            "prices_include_tax": market.prices_include_tax,
+            "date_created": local,
+            "date_modified": local,
+            "discount_total": _s(discount, dp),
+            "discount_tax": _s(discount_tax, dp),
+            "shipping_total": _s(sum_of(shipping, "total"), dp),
+            "shipping_tax": _s(shipping_tax, dp),
+            "cart_tax": _s(cart_tax, dp),
+            "total": _s(items_total + cart_tax + shipping_tax, dp),
+            "total_tax": _s(cart_tax + shipping_tax, dp),
+            "customer_id": rng.choice((0, rng.randint(2, 400))),
+            "order_key": "wc_order_" + "".join(rng.choice(string.ascii_letters) for _ in range(13)),
+            "billing": billing,
+            "shipping": shipping_address,
+            "payment_method": method,
+            "payment_method_title": _GATEWAYS[method][0],
+            "transaction_id": "",
+            "customer_ip_address": f"203.0.113.{rng.randint(1, 254)}",
+            "customer_user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15",
+            "created_via": "checkout",
+            "customer_note": "",
+            "date_completed": None,
+            "date_paid": None,
+            "cart_hash": hashlib.md5(str(order_id).encode(), usedforsecurity=False).hexdigest(),
+            "number": str(order_id),
+            "meta_data": [],
+            "line_items": lines,
+            "tax_lines": [tax_line],
+            "shipping_lines": shipping,
+            "fee_lines": fees,
+            "coupon_lines": coupons if coupon else [],
+            "refunds": [],
+            "payment_url": f"{self.site_url}checkout/order-pay/{order_id}/",
+            "is_editable": True,
+            "needs_payment": True,
+            "needs_processing": True,
+            "date_created_gmt": gmt,
+            "date_modified_gmt": gmt,
+            "date_completed_gmt": None,
+            "date_paid_gmt": None,
+            "currency_symbol": market.symbol,
+        }
+
+    def _addresses(self, market: _Market, *, has_shipping: bool) -> tuple[dict[str, str], dict[str, str]]:
+        first, last = self._rng.choice(market.people)
+        street, city, state, postcode = self._rng.choice(market.addresses)
+        address = {
+            "first_name": first,
+            "last_name": last,
+            "company": "",
+            "address_1": street,
+            "address_2": "",
+            "city": city,
+            "state": state,
+            "postcode": postcode,
+            "country": market.country,
+        }
+        billing = {
+            **address,
+            "email": f"customer{self._rng.randint(100, 999)}@example.com",
+            "phone": market.phone.format(self._rng.randint(0, 9999)),
+        }
+        # Without anything to ship (local pickup, virtual goods) WooCommerce sends every field empty.
+        shipping = {**address, "phone": ""} if has_shipping else dict.fromkeys((*address, "phone"), "")
+        return billing, shipping
+
+    def _line(self, product: _Product, qty: int, market: _Market, dp: int, coupon: Decimal) -> dict[str, Any]:
+        product_id, variation_id, name, sku, prices = product
+        rate = market.tax_rate
+        gross = Decimal(prices[market.currency]) * qty  # as the shop shows it
+        discounted = _q(gross * (100 - coupon) / 100, dp)
+        if market.prices_include_tax:
+            subtotal, total = _q(gross / (1 + rate), dp), _q(discounted / (1 + rate), dp)
+            subtotal_tax, total_tax = gross - subtotal, discounted - total
+        else:
+            subtotal, total = gross, discounted
+            subtotal_tax, total_tax = _q(gross * rate, dp), _q(discounted * rate, dp)
+        return {
+            "id": self._item_id(),
+            "name": name,
+            "product_id": product_id,
+            "variation_id": variation_id,
+            "quantity": qty,
+            "tax_class": "",
+            "subtotal": _s(subtotal, dp),
+            "subtotal_tax": _s(subtotal_tax, dp),
+            "total": _s(total, dp),
+            "total_tax": _s(total_tax, dp),
+            "taxes": [
+                {"id": market.tax_rate_id, "total": _plain(total_tax), "subtotal": _plain(subtotal_tax)}
+            ],
+            "meta_data": [],
+            "sku": sku,
+            "price": float(subtotal / qty),  # a float, as WooCommerce sends it: never to be used for money
+            "image": {"id": product_id + 100, "src": f"{self.site_url}wp-content/uploads/{product_id}.jpg"},
+            "parent_name": None,
+        }
+
+    def _shipping_line(self, method: _Method, market: _Market, dp: int) -> dict[str, Any]:
+        method_id, instance_id, title, costs = method
+        cost = Decimal(costs[market.currency])  # shipping costs are entered excluding tax
+        tax = _q(cost * market.tax_rate, dp) if market.tax_shipping else Decimal(0)
+        return {
+            "id": self._item_id(),
+            "method_title": title,
+            "method_id": method_id,
+            "instance_id": str(instance_id),
+            "total": _s(cost, dp),
+            "total_tax": _s(tax, dp),
+            "taxes": [{"id": market.tax_rate_id, "total": _plain(tax), "subtotal": ""}] if tax else [],
+            "meta_data": [],
+        }
+
+    def _fee_line(self, market: _Market, dp: int) -> dict[str, Any]:
+        amount = Decimal(_GIFT_WRAP[market.currency])
+        tax = _q(amount * market.tax_rate, dp)
+        return {
+            "id": self._item_id(),
+            "name": "Gift wrapping",
+            "tax_class": "",
+            "tax_status": "taxable",
+            "amount": _plain(amount),
+            "total": _s(amount, dp),
+            "total_tax": _s(tax, dp),
+            "taxes": [{"id": market.tax_rate_id, "total": _plain(tax), "subtotal": ""}],
+            "meta_data": [],
+        }
+
+    # ----- webhook delivery ----------------------------------------------------------------------------
+
+    def _schedule(self, topic: str, order_id: int) -> None:
+        hook = self._hooks.get(topic)
+        if hook is None or hook.status != "active":
+            return
+        key = (hook.webhook_id, order_id)
+        if key in self._pending:
+            return  # core schedules no second action while one for this webhook and resource is pending
+        delay = self.delivery_delay
+        if self.reorder_rate and self._rng.random() < self.reorder_rate:
+            delay += 0.2  # a slower runner: later actions overtake this one
+        self._seq += 1
+        self._pending[key] = _Pending(hook.webhook_id, order_id, time.monotonic() + delay, self._seq)
+        self._cond.notify_all()
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._cond:
+                job = self._next_job()
+                while job is None:
+                    if self._stopping:
+                        return
+                    due = min((p.due for p in self._pending.values()), default=None)
+                    self._cond.wait(
+                        None if due is None or self._paused else max(due - time.monotonic(), 0.001)
+                    )
+                    job = self._next_job()
+                del self._pending[(job.webhook_id, job.order_id)]
+                self._in_flight += 1
+                attempt = self._prepare(job)
+            try:
+                self._attempt(attempt)
+            except Exception:  # a broken attempt must not stop every later delivery
+                log.exception("woocommerce simulator: delivery failed unexpectedly")
+            finally:
+                with self._cond:
+                    self._in_flight -= 1
+                    self._cond.notify_all()
+
+    def _next_job(self) -> _Pending | None:
+        if self._paused or self._stopping or not self._pending:
+            return None
+        job = min(self._pending.values(), key=lambda p: (p.due, p.seq))
+        return job if job.due <= time.monotonic() else None
+
+    def _prepare(self, job: _Pending) -> _Attempt:
+        hook = next(h for h in self._hooks.values() if h.webhook_id == job.webhook_id)
+        stored = self._orders.get(job.order_id)
+        payload: dict[str, Any]
+        if hook.topic == "order.deleted":
+            payload = {"id": job.order_id}  # build_payload(): a deleted resource is only its id
+        elif stored is None:
+            # Built at send time through the REST endpoint: a vanished order yields the endpoint's error.
+            payload = _error("woocommerce_rest_shop_order_invalid_id", "Invalid ID.", 404)
+        else:
+            payload = self._render(stored)
+        body = wp_json_encode(payload)
+        key = _wp_specialchars_decode(self._stored_secret).encode()
+        # get_new_delivery_id() is wp_hash(webhook id . time()): unique per webhook and second only.
+        stamp = int(self._clock().timestamp())
+        delivery_id = hmac.new(self._salt, f"{hook.webhook_id}{stamp}".encode(), hashlib.md5).hexdigest()
+        resource, event = hook.topic.split(".")
+        headers = {
+            "User-Agent": USER_AGENT,
+            "Content-Type": "application/json",
+            "X-WC-Webhook-Source": self.site_url,
+            "X-WC-Webhook-Topic": hook.topic,
+            "X-WC-Webhook-Resource": resource,
+            "X-WC-Webhook-Event": event,
+            "X-WC-Webhook-Signature": base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode(),
+            "X-WC-Webhook-ID": str(hook.webhook_id),
+            "X-WC-Webhook-Delivery-ID": delivery_id,
+        }
+        return _Attempt(
+            hook=hook,
+            order_id=job.order_id,
+            url=hook.delivery_url,
+            delivery_id=delivery_id,
+            headers=headers,
+            body=body,
+            drop=self._rng.random() < self.drop_rate,
+            duplicate=self._rng.random() < self.duplicate_rate,
+        )
+
+    def _attempt(self, attempt: _Attempt) -> None:
+        if attempt.drop:
+            self._record(attempt, "dropped", None, None, duplicate=False)
+            return
+        for duplicate in (False, True) if attempt.duplicate else (False,):
+            try:
+                response = requests.post(
+                    attempt.url,
+                    data=attempt.body,
+                    headers=attempt.headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,  # core sets 'redirection' => 0
+                )
+                response.close()
+                code: int | None = response.status_code
+                error = None
+            except requests.RequestException as exc:
+                code, error = None, f"{type(exc).__name__}: {exc}"
+            ok = code is not None and 200 <= code < 303  # 301 and 302 count as success in core
+            self._record(attempt, "delivered" if ok else "failed", code, error, duplicate=duplicate)
+
+    def _record(
+        self, attempt: _Attempt, outcome: str, code: int | None, error: str | None, *, duplicate: bool
+    ) -> None:
+        with self._cond:
+            hook = attempt.hook
+            if outcome == "delivered":
+                hook.failure_count = 0
+            elif outcome == "failed":
+                if hook.failure_count > MAX_DELIVERY_FAILURES:
+                    hook.status = "disabled"
+                else:
+                    hook.failure_count += 1
+            self._deliveries.append(
+                Delivery(
+                    webhook_id=hook.webhook_id,
+                    topic=hook.topic,
+                    order_id=attempt.order_id,
+                    delivery_id=attempt.delivery_id,
+                    headers=dict(attempt.headers),
+                    body=attempt.body,
+                    outcome=outcome,
+                    status_code=code,
+                    error=error,
+                    duplicate=duplicate,
+                )
+            )
+
+    # ----- REST v3 read API ----------------------------------------------------------------------------
+
+    def handle_api(
+        self, method: str, target: str, authorization: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        """Answer one REST request: (status, JSON body, extra headers)."""
+        parts = urlsplit(target)
+        path = parts.path.rstrip("/")
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        single = _ORDER_PATH.fullmatch(path)
+        if method != "GET" or (single is None and path != f"{_API}/orders"):
+            return (
+                404,
+                _error("rest_no_route", "No route was found matching the URL and request method.", 404),
+                {},
+            )
+        denied = self._authenticate(authorization, query, listing=single is None)
+        if denied is not None:
+            return 401, denied, {}
+        with self._cond:
+            if single is not None:
+                stored = self._orders.get(int(single.group(1)))
+                if stored is None:
+                    return 404, _error("woocommerce_rest_shop_order_invalid_id", "Invalid ID.", 404), {}
+                return 200, self._render(stored), {}
+            return self._list_orders(query)
+
+    def _authenticate(
+        self, authorization: str | None, query: Mapping[str, str], *, listing: bool
+    ) -> dict[str, Any] | None:
+        key = secret = None
+        if authorization and authorization[:6].lower() == "basic ":
+            try:
+                key, _, secret = base64.b64decode(authorization[6:].strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                key = secret = None
+        elif "consumer_key" in query:
+            key, secret = query["consumer_key"], query.get("consumer_secret", "")
+        if key is None or secret is None:
+            message = (
+                "Sorry, you cannot list resources." if listing else "Sorry, you cannot view this resource."
+            )
+            return _error("woocommerce_rest_cannot_view", message, 401)
+        if not hmac.compare_digest(key.encode(), self.consumer_key.encode()):
+            return _error("woocommerce_rest_authentication_error", "Consumer key is invalid.", 401)
+        if not hmac.compare_digest(secret.encode(), self.consumer_secret.encode()):
+            return _error("woocommerce_rest_authentication_error", "Consumer secret is invalid.", 401)
+        return None
+
+    def _list_orders(self, query: Mapping[str, str]) -> tuple[int, Any, dict[str, str]]:
+        try:
+            per_page = _int_param(query, "per_page", 10, 1, 100)
+            page = _int_param(query, "page", 1, 1, None)
+            orderby = _choice_param(
+                query, "orderby", "date", ("date", "id", "modified", "include", "title", "slug")
+            )
+            order = _choice_param(query, "order", "desc", ("asc", "desc"))
+            gmt = query.get("dates_are_gmt", "false").lower() in ("1", "true")
+            bounds = {
+                name: _date_param(query, name)
+                for name in ("after", "before", "modified_after", "modified_before")
+            }
+        except _InvalidParam as exc:
+            error = _error(
+                "rest_invalid_param", f"Invalid parameter(s): {exc.name}", 400, params={exc.name: exc.reason}
+            )
+            return 400, error, {}
+        statuses = {s for s in query.get("status", "any").split(",") if s}
+        rows = [s.data for s in self._orders.values()]
+        if "any" in statuses:
+            rows = [r for r in rows if r["status"] != "trash"]  # "any" leaves trashed orders out, as WP does
+        else:
+            rows = [r for r in rows if r["status"] in statuses]
+        for name, bound in bounds.items():
+            if bound is None:
+                continue
+            column = ("date_modified" if name.startswith("modified") else "date_created") + (
+                "_gmt" if gmt or bound.tzinfo is not None else ""
+            )  # without dates_are_gmt a bare date is compared with the site's local time, as WooCommerce does
+            limit = bound.astimezone(UTC).replace(tzinfo=None) if bound.tzinfo else bound
+            # WordPress date queries are exclusive at both ends.
+            if name.endswith("after"):
+                rows = [r for r in rows if datetime.fromisoformat(r[column]) > limit]
+            else:
+                rows = [r for r in rows if datetime.fromisoformat(r[column]) < limit]
+        sort_field = {"modified": "date_modified_gmt", "id": "id"}.get(orderby, "date_created_gmt")
+        rows.sort(key=lambda r: (r[sort_field], r["id"]), reverse=order == "desc")
+        total = len(rows)
+        pages = (total + per_page - 1) // per_page
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        body = [self._render(self._orders[r["id"]]) for r in chunk]
+        return 200, body, {"X-WP-Total": str(total), "X-WP-TotalPages": str(pages)}
+
+
+class _InvalidParam(ValueError):
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.name = name
+        self.reason = reason
+
+
+def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+        span = (
+            f"between {low} (inclusive) and {high} (inclusive)" if high else f"greater than or equal to {low}"
+        )
+        raise _InvalidParam(name, f"{name} must be {span}")
+    return int(raw)
+
+
+def _choice_param(query: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = query.get(name, default)
+    if value not in choices:
+        raise _InvalidParam(name, f"{name} is not one of {', '.join(choices)}.")
+    return value
+
+
+def _date_param(query: Mapping[str, str], name: str) -> datetime | None:
+    raw = query.get(name)
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        raise _InvalidParam(name, "Invalid date.") from None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: WooCommerceSimulator
+    protocol_version = "HTTP/1.1"
+    server_version = "Apache"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        status, payload, headers = self.owner.handle_api(
+            self.command, self.path, self.headers.get("Authorization")
+        )
+        body = wp_json_encode(payload)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle

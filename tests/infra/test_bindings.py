@@ -1,0 +1,110 @@
+"""The deployment's wiring checked without the CDK: only chalice and the app, as in the main venv.
+
+Every `${Placeholder}` in every ASL definition resolves through chalicelib.resources, the local stack and the
+CDK stack resolve the same placeholders, every Lambda function a definition names is a function of the
+Chalice app, and every function of the app has an explicit IAM entry in the CDK stack.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib import resources
+from infra.stacks import model
+from local import provision
+
+MACHINES = pytest.mark.parametrize("spec", resources.STATE_MACHINES, ids=lambda s: s.key)
+
+
+@pytest.fixture(scope="module")
+def app():
+    return model.load_app(model.ROOT)
+
+
+def test_every_definition_file_is_covered_by_the_spec():
+    on_disk = {p.name for p in (model.ROOT / "step_functions").glob("*.asl.json")}
+    in_spec = {spec.definition_file for spec in resources.STATE_MACHINES}
+    assert on_disk == in_spec, "each step_functions/*.asl.json needs a StateMachineSpec (and vice versa)"
+
+
+@MACHINES
+def test_every_placeholder_resolves_through_the_spec(spec):
+    text = model.definition_text(spec)
+    json.loads(text)
+    used = resources.placeholders(text)
+    assert used, f"{spec.definition_file} uses no placeholder: Lambda ARNs must not be hard-coded"
+    assert used - spec.substitutions.keys() == set(), "placeholders without a substitution"
+    assert spec.substitutions.keys() - used == set(), "substitutions the definition never uses"
+    for sub in spec.substitutions.values():
+        assert sub.kind in model.SUBSTITUTION_KINDS
+
+
+@MACHINES
+def test_every_function_a_definition_names_exists_in_the_chalice_app(spec, app):
+    lambda_functions = {f.name for f in app.pure_lambda_functions}
+    handlers = set(app.handler_map)
+    for placeholder, sub in spec.substitutions.items():
+        if sub.kind != "function":
+            continue
+        assert sub.target in lambda_functions, (
+            f"{placeholder} names {sub.target!r}; the app's @lambda_function are {sorted(lambda_functions)}"
+        )
+        assert sub.target in handlers
+
+
+@MACHINES
+def test_queue_and_table_targets_exist(spec):
+    queue_keys = {q.key for q in resources.QUEUES}
+    for placeholder, sub in spec.substitutions.items():
+        if sub.kind in ("queue_url", "queue_arn"):
+            assert sub.target in queue_keys, placeholder
+        if sub.kind in ("table_name", "table_arn"):
+            assert sub.target == resources.TABLE.key, placeholder
+
+
+@MACHINES
+def test_local_stack_resolves_the_same_placeholders(spec):
+    queue_urls = {}
+    for queue in resources.QUEUES:
+        queue_urls[queue.name] = f"http://localhost/q/{queue.name}"
+        queue_urls[queue.dlq_name] = f"http://localhost/q/{queue.dlq_name}"
+    values = provision.resolve_substitutions(spec, region="eu-west-1", stage="dev", queue_urls=queue_urls)
+    text = model.definition_text(spec)
+    assert values.keys() == resources.placeholders(text)
+    assert "${" not in resources.substitute(text, values)
+
+
+def test_infra_model_finds_no_problem(app):
+    assert model.problems(app, "dev") == []
+
+
+def test_every_chalice_function_has_an_iam_entry(app):
+    names = {fn.resource_name for fn in model.chalice_functions(app)}
+    assert names <= set(model.FUNCTION_ACCESS), (
+        "add new handlers to infra/stacks/model.py FUNCTION_ACCESS with what they may touch"
+    )
+
+
+def test_logical_ids_follow_chalice_package(app):
+    functions = {fn.resource_name: fn for fn in model.chalice_functions(app)}
+    assert functions[resources.FUNCTION_VALIDATE_ORDER].logical_id == "ValidateOrder"
+    assert functions[model.API_HANDLER].logical_id == "APIHandler"
+    ingest = next(fn for fn in functions.values() if fn.queues)
+    assert ingest.sqs_event_logical_id == f"{ingest.logical_id}SqsEventSource"
+
+
+def test_function_names_match_the_local_stack(app):
+    for fn in model.chalice_functions(app):
+        if fn.kind == "lambda_function":
+            arn = provision.function_arn("eu-west-1", resources.APP_NAME, "dev", fn.resource_name)
+            assert arn.endswith(":function:" + fn.function_name("dev"))
+
+
+def test_consumed_queues_outlast_the_function_timeout(app):
+    # Lambda's advice for SQS event sources: visibility timeout ≥ 6 × the function timeout.
+    by_name = {q.name: q for q in resources.QUEUES}
+    for fn in model.chalice_functions(app):
+        for queue in fn.queues:
+            assert by_name[queue].visibility_timeout_seconds >= 6 * model.FUNCTION_TIMEOUT_SECONDS
