@@ -117,6 +117,9 @@ INGEST_QUEUE = QueueSpec(
     fifo=True,
     visibility_timeout_seconds=6 * DEFAULT_FUNCTION_TIMEOUT_SECONDS,
     max_receive_count=5,
+    # EventBridge can target a FIFO queue only with content-based deduplication on (Shopify's
+    # EventBridge route); the hub's own sends still pass an explicit deduplication id.
+    content_based_deduplication=True,
     description="Accepted channel deliveries, one message group per channel:store:order.",
 )
 

@@ -45,9 +45,55 @@ def resolve(delivery: Delivery, svc: Services) -> Delivery:
     return delivery.with_payload(payload)
 
 
+def from_shopify_event(body: dict[str, Any], raw: str, svc: Services) -> Delivery | None:
+    """A Shopify webhook that came through EventBridge, as the delivery its HTTPS twin would be."""
+    from chalicelib.channels.shopify import TOPICS
+    from chalicelib.channels.shopify_events import unwrap
+
+    headers, payload = unwrap(body)
+    topic = headers["x-shopify-topic"]
+    found = credentials(
+        "shopify", headers["x-shopify-shop-domain"], connections=svc.connections, secrets=svc.secrets
+    )
+    if found is None:
+        count("WebhookRejected", channel="shopify", reason="unknown_store")
+        raise MalformedDelivery("EventBridge event from a shop with no connection")
+    store = found[0].store
+    if topic not in TOPICS:
+        count("WebhookIgnoredTopic", channel="shopify", store=store, reason=topic[:64])
+        return None
+    event_id = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id") or str(body.get("id"))
+    external_id = payload.get("order_id") if topic.startswith("refunds/") else payload.get("id")
+    delivery = Delivery(
+        # The same id as the HTTPS delivery of this event: both routes at once still apply it once.
+        delivery_id=f"shopify:{store}:{event_id}:{topic}",
+        channel="shopify",
+        store=store,
+        topic=topic,
+        received_at=svc.now(),
+        payload=payload,
+        external_id=str(external_id),
+    )
+    svc.raw_archive.put(delivery, raw.encode())
+    count("WebhookAccepted", channel="shopify", store=store, reason="eventbridge")
+    return delivery
+
+
 def ingest_record(record: SQSRecord) -> None:
+    from chalicelib.channels.shopify_events import is_shopify_event
+
     svc = services()
-    delivery = resolve(Delivery.from_message(record.body), svc)
+    try:
+        body = json.loads(record.body)
+    except ValueError as exc:
+        raise MalformedDelivery("queued delivery is not JSON") from exc
+    if isinstance(body, dict) and is_shopify_event(body):
+        converted = from_shopify_event(body, record.body, svc)
+        if converted is None:
+            return
+        delivery = converted
+    else:
+        delivery = resolve(Delivery.from_message(record.body), svc)
     result = ingest_use_case.ingest(delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now)
     logger.info(
         "delivery applied",

@@ -334,3 +334,64 @@ def test_dlq_redrive_and_delivery_replay(connected):
     assert events_of(order).count("received") == 1  # replayed old news changes nothing
     assert connected.api("POST", "/api/deliveries/replay", json={"delivery_id": "nope"}).status_code == 404
     assert connected.api("POST", "/api/deliveries/replay", json={}).status_code == 400
+
+
+def test_shopify_through_eventbridge__partner_source_rule_to_the_ingest_queue(connected):
+    """Shopify → partner event bus → rule → the ingest FIFO queue; the same event by HTTPS too: one order."""
+    events = connected.client("events")
+    # In AWS the bus is the partner bus `aws.partner/shopify.com/<id>/<name>`; moto cannot attach rules
+    # to a bus whose name holds '/', so a plain bus stands in for it. Source and envelope are Shopify's.
+    source = f"aws.partner/shopify.com/4242/it-{uuid.uuid4().hex[:6]}"
+    bus_arn = events.create_event_bus(Name=f"shopify-partner-{uuid.uuid4().hex[:6]}")["EventBusArn"]
+    rule = f"shopify-to-ingest-{uuid.uuid4().hex[:6]}"
+    events.put_rule(
+        Name=rule,
+        EventBusName=bus_arn,
+        EventPattern=json.dumps({"source": [{"prefix": "aws.partner/shopify.com"}]}),
+    )
+    queue_arn = connected.client("sqs").get_queue_attributes(
+        QueueUrl=connected.queue_url(resources.INGEST_QUEUE.name), AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    events.put_targets(
+        Rule=rule,
+        EventBusName=bus_arn,
+        Targets=[
+            {"Id": "ingest", "Arn": queue_arn, "SqsParameters": {"MessageGroupId": "shopify-eventbridge"}}
+        ],
+    )
+    shop_id = new_shopify_id()
+    order = shopify_order(shop_id)
+    event_id = str(uuid.uuid4())
+    metadata = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Shop-Domain": SHOP,
+        "X-Shopify-API-Version": "2024-04",
+        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+        "X-Shopify-Event-Id": event_id,
+        "X-Shopify-Triggered-At": "2026-11-23T15:00:00Z",
+    }
+    answer = events.put_events(
+        Entries=[
+            {
+                "Source": source,
+                "DetailType": "shopifyWebhook",
+                "Detail": json.dumps({"payload": order, "metadata": metadata}),
+                "EventBusName": bus_arn,
+            }
+        ]
+    )
+    assert answer["FailedEntryCount"] == 0
+    order_id = derive_order_id("shopify", SHOP, str(shop_id))
+    stored = order_when(connected, order_id, lambda o: "validated" in events_of(o))
+    assert stored["customer"]["name"] == "Jörg Šimůnek"
+    body = json.dumps(order).encode()
+    assert (
+        post_shopify(connected, body, shopify_headers(body, event_id=event_id)).status_code == 200
+    )  # HTTPS twin
+    marker_id = new_shopify_id()  # same queue group order: once this one is in, the twin was handled
+    marker = json.dumps(shopify_order(marker_id)).encode()
+    post_shopify(connected, marker, shopify_headers(marker))
+    order_when(connected, derive_order_id("shopify", SHOP, str(marker_id)), lambda o: True)
+    final = connected.api("GET", f"/api/orders/{order_id}").json()
+    assert events_of(final).count("received") == 1 and "updated" not in events_of(final)
