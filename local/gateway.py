@@ -6,12 +6,14 @@ import http.client
 import json
 import logging
 import re
+import socket
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+from local.http_server import NoDelayRequestHandler
 from local.lambda_runtime import FunctionNotFound, LambdaRuntime
 
 log = logging.getLogger("local.gateway")
@@ -68,7 +70,7 @@ class Gateway:
         self.server.server_close()
 
 
-class _GatewayHandler(BaseHTTPRequestHandler):
+class _GatewayHandler(NoDelayRequestHandler):
     owner: Gateway
     protocol_version = "HTTP/1.1"
 
@@ -153,6 +155,9 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         conn = http.client.HTTPConnection("127.0.0.1", self.owner.moto_port, timeout=120)
         try:
+            conn.connect()
+            # Bodies over 2000 bytes leave in a second write: no Nagle wait on it (see setup()).
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.request(self.command, self.path, body=body or None, headers=headers)
             response = conn.getresponse()
             data = response.read()

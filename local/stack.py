@@ -21,6 +21,7 @@ from typing import Any
 
 from chalice.local import ChaliceRequestHandler
 
+from local.http_server import NoDelayRequestHandler
 from local.provision import ACCOUNT_ID, ROOT, Provisioned
 
 log = logging.getLogger("local.stack")
@@ -338,7 +339,7 @@ def _thread_local_requests(app: Any) -> Any:
     return app
 
 
-class _QuietRequestHandler(ChaliceRequestHandler):
+class _QuietRequestHandler(NoDelayRequestHandler, ChaliceRequestHandler):
     """Access lines go to the debug log instead of stderr, so the console shows what matters."""
 
     def log_message(self, format: str, *args: Any) -> None:

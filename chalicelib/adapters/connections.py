@@ -32,9 +32,24 @@ def _to_connection(model: ConnectionModel) -> Connection:
     )
 
 
+# Every webhook looks its store up: a short cache saves a read per delivery. A connection deleted
+# elsewhere may still be honoured by a warm function for this long.
+CONNECTION_CACHE_SECONDS = 60.0
+
+
 class DynamoConnectionRepository:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._cache: dict[tuple[str, str], tuple[float, Connection | None]] = {}
+        self._lock = threading.Lock()
+
+    def _forget(self, channel: str, store: str) -> None:
+        with self._lock:
+            self._cache.pop((channel, store), None)
+
     def put(self, connection: Connection) -> bool:
         pk, sk = _key(connection.channel, connection.store)
+        self._forget(connection.channel, connection.store)
         existed = self.get(connection.channel, connection.store) is not None
         ConnectionModel(
             pk,
@@ -47,13 +62,22 @@ class DynamoConnectionRepository:
             settings=connection.settings,
             gsi1sk=f"{connection.connection_id}",
         ).save()
+        self._forget(connection.channel, connection.store)
         return not existed
 
     def get(self, channel: str, store: str) -> Connection | None:
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get((channel, store))
+        if cached is not None and now - cached[0] < CONNECTION_CACHE_SECONDS:
+            return cached[1]
         try:
-            return _to_connection(ConnectionModel.get(*_key(channel, store)))
+            found: Connection | None = _to_connection(ConnectionModel.get(*_key(channel, store)))
         except ConnectionModel.DoesNotExist:
-            return None
+            found = None
+        with self._lock:
+            self._cache[(channel, store)] = (now, found)
+        return found
 
     def get_by_id(self, connection_id: str) -> Connection | None:
         for model in ConnectionModel.listing.query("CONNECTIONS", ConnectionModel.gsi1sk == connection_id):
@@ -65,6 +89,7 @@ class DynamoConnectionRepository:
 
     def delete(self, connection: Connection) -> None:
         ConnectionModel(*_key(connection.channel, connection.store)).delete()
+        self._forget(connection.channel, connection.store)
 
 
 class SecretsManagerStore:

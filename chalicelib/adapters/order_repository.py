@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from pynamodb.connection import Connection
@@ -78,6 +79,11 @@ def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not isinstance(key, dict):
         raise InvalidInput("cursor is not one this API gave out")
     return key
+
+
+@lru_cache(maxsize=4)
+def _transaction_connection(region: str | None, host: str | None) -> Connection:
+    return Connection(region=region, host=host)
 
 
 class DynamoOrderRepository:
@@ -183,8 +189,9 @@ class DynamoOrderRepository:
 
     @staticmethod
     def _connection() -> Connection:
+        # One per process: a new Connection builds a botocore client, reading service models from disk.
         meta = OrderModel.Meta
-        return Connection(region=meta.region, host=meta.host)
+        return _transaction_connection(meta.region, meta.host)
 
 
 class DynamoHeartbeats:

@@ -14,8 +14,10 @@ from chalicelib.domain.errors import MalformedDelivery
 class Delivery:
     """One accepted delivery: what the sender said, who sent it, and the sender's own event id.
 
-    `payload` is None when the body was too large for a queue message: the exact bytes are then in
-    the raw archive under `delivery_id` (a claim check).
+    On the queue a delivery carries the sender's body as received (`raw`, text), so that the
+    consumer can archive it byte for byte and the webhook's answer waits on one call only. When the
+    body is too large for a queue message, it travels by claim check: `raw` and `payload` are None
+    and the exact bytes are in the raw archive under `delivery_id`.
     """
 
     delivery_id: str
@@ -25,33 +27,40 @@ class Delivery:
     received_at: datetime
     payload: dict[str, Any] | None
     external_id: str = ""
+    raw: str | None = None
 
     def to_message(self) -> dict[str, Any]:
-        return {
+        message: dict[str, Any] = {
             "delivery_id": self.delivery_id,
             "channel": self.channel,
             "store": self.store,
             "topic": self.topic,
             "received_at": self.received_at.isoformat(),
             "external_id": self.external_id,
-            "payload": self.payload,
         }
+        if self.raw is not None:
+            message["raw"] = self.raw
+        else:
+            message["payload"] = self.payload
+        return message
 
     @classmethod
     def from_message(cls, body: str) -> Delivery:
         try:
-            raw = json.loads(body)
-            payload = raw["payload"]
+            message = json.loads(body)
+            raw = message.get("raw")
+            payload = json.loads(raw) if isinstance(raw, str) else message.get("payload")
             return cls(
-                delivery_id=str(raw["delivery_id"]),
-                channel=str(raw["channel"]),
-                store=str(raw["store"]),
-                topic=str(raw["topic"]),
-                received_at=datetime.fromisoformat(raw["received_at"]),
+                delivery_id=str(message["delivery_id"]),
+                channel=str(message["channel"]),
+                store=str(message["store"]),
+                topic=str(message["topic"]),
+                received_at=datetime.fromisoformat(message["received_at"]),
                 payload=None if payload is None else dict(payload),
-                external_id=str(raw.get("external_id", "")),
+                external_id=str(message.get("external_id", "")),
+                raw=raw if isinstance(raw, str) else None,
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MalformedDelivery(f"not a delivery message: {exc}") from exc
 
     def with_payload(self, payload: dict[str, Any]) -> Delivery:

@@ -1,6 +1,8 @@
-"""Hands an accepted delivery to the ingest queue: keep the exact bytes, then enqueue."""
+"""Hands an accepted delivery to the ingest queue: its exact body inline, or by claim check when large."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from chalicelib.composition import Services, deduplication_id
 from chalicelib.domain.delivery import Delivery
@@ -11,18 +13,17 @@ MAX_INLINE_BYTES = 200 * 1024
 
 
 def enqueue(svc: Services, delivery: Delivery, raw: bytes) -> None:
-    """Keep the exact bytes, then queue the delivery (by claim check when the body is large)."""
-    svc.raw_archive.put(delivery, raw)
-    if len(raw) > MAX_INLINE_BYTES:
-        delivery = Delivery(
-            delivery.delivery_id,
-            delivery.channel,
-            delivery.store,
-            delivery.topic,
-            delivery.received_at,
-            None,
-            delivery.external_id,
-        )
+    """Queue the delivery with its exact body; the consumer archives it (one call before the answer)."""
+    try:
+        text = raw.decode("utf-8") if len(raw) <= MAX_INLINE_BYTES else None
+    except UnicodeDecodeError:
+        text = None
+    if text is None:
+        svc.raw_archive.put(delivery, raw)
+        large = len(raw) > MAX_INLINE_BYTES
+        delivery = replace(delivery, payload=None if large else delivery.payload, raw=None)
+    else:
+        delivery = replace(delivery, raw=text)
     svc.ingest_queue.send(
         delivery.to_message(),
         group_id=delivery.message_group(),

@@ -93,7 +93,10 @@ def ingest_record(record: SQSRecord) -> None:
             return
         delivery = converted
     else:
-        delivery = resolve(Delivery.from_message(record.body), svc)
+        delivery = Delivery.from_message(record.body)
+        if delivery.raw is not None:
+            svc.raw_archive.put(delivery, delivery.raw.encode("utf-8"))
+        delivery = resolve(delivery, svc)
     result = ingest_use_case.ingest(delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now)
     logger.info(
         "delivery applied",

@@ -39,7 +39,7 @@ def _reject(channel: str, store: str | None, reason: str, status: int, message: 
 
 def _json(raw: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(raw)
+        value = json.loads(raw.decode("utf-8"))  # RFC 8259: JSON between systems is UTF-8
     except ValueError:
         return None
     return value if isinstance(value, dict) else None

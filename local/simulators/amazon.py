@@ -17,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from local.http_server import NoDelayRequestHandler
 
 log = logging.getLogger("local.amazon")
 
@@ -603,7 +605,7 @@ class AmazonSimulator:
         return 200, {"payload": payload}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(NoDelayRequestHandler):
     owner: AmazonSimulator
     protocol_version = "HTTP/1.1"
     # Headers and body go out as separate writes: without this, Nagle + delayed ACK add ~40 ms a call.

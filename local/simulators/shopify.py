@@ -21,11 +21,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
+
+from local.http_server import NoDelayRequestHandler
 
 log = logging.getLogger("local.simulators.shopify")
 
@@ -626,7 +628,7 @@ def _route(path: str) -> tuple[str, str, int | None] | None:
     return kind, match.group("version"), int(match.group("id"))
 
 
-class _ApiHandler(BaseHTTPRequestHandler):
+class _ApiHandler(NoDelayRequestHandler):
     owner: ShopifySimulator
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; without this a keep-alive client waits ~40 ms per answer.

@@ -19,11 +19,13 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+
+from local.http_server import NoDelayRequestHandler
 
 log = logging.getLogger("local.simulators.woocommerce")
 
@@ -1006,7 +1008,7 @@ def _date_param(query: Mapping[str, str], name: str) -> datetime | None:
         raise _InvalidParam(name, "Invalid date.") from None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(NoDelayRequestHandler):
     owner: WooCommerceSimulator
     protocol_version = "HTTP/1.1"
     server_version = "Apache"
