@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 NAMESPACE = "OrderHub"
 
@@ -14,6 +15,8 @@ def count(
     name: str, *, channel: str, store: str | None = None, reason: str | None = None, value: float = 1
 ) -> None:
     """One EMF metric line, flushed at once (works the same in a route, a queue handler or a task)."""
+    if is_metrics_disabled():  # single_metric itself prints regardless of POWERTOOLS_METRICS_DISABLED
+        return
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="channel", value=channel)
         if store:
@@ -23,6 +26,8 @@ def count(
 
 
 def seconds(name: str, value: float, *, channel: str, store: str | None = None) -> None:
+    if is_metrics_disabled():
+        return
     with single_metric(name=name, unit=MetricUnit.Seconds, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="channel", value=channel)
         if store:

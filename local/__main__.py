@@ -59,6 +59,14 @@ def _banner(stack: LocalStack, token_was_set: bool) -> None:
         f"  AWS endpoint   {stack.aws_url}   (moto + in-process Lambda)",
         f"  operator token {token}"
         + ("" if token_was_set else "   (generated; set HUB_OPERATOR_TOKEN to fix it)"),
+        *(
+            [
+                f"  simulators     shopify {stack.channels.shopify.url}, woocommerce "
+                f"{stack.channels.woocommerce.url}, amazon {stack.channels.amazon.url}",
+            ]
+            if stack.channels is not None
+            else []
+        ),
         f"  try: curl -H 'Authorization: Bearer {token}' {stack.hub_url}/api/orders",
         "  Ctrl-C stops everything.",
         "",
