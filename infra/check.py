@@ -5,9 +5,11 @@
 1. spec       the resource spec, the ASL placeholders and the Chalice app agree (infra/stacks/model.py)
 2. asl        statelint on every step_functions/*.asl.json
 3. synth      `python infra/app.py` (offline; cdk-nag AwsSolutions runs as a validation plugin)
-4. expand     aws-sam-translator expands Chalice's AWS::Serverless::* resources
-5. cfn-lint   on the synthesized and the expanded template (errors fail; W3005 is ignored)
+4. synth-eb   the synth again with the optional Shopify EventBridge rule (context shopify_event_source set
+              to SAMPLE_SHOPIFY_EVENT_SOURCE; cdk-nag included), into <outdir>/cdk.out.shopify-events
+5. expand     aws-sam-translator expands Chalice's AWS::Serverless::* resources
 6. nag-sam    cdk-nag AwsSolutions on what the SAM expansion generated
+7. cfn-lint   on the synthesized, the expanded and the synth-eb template (errors fail; W3005 is ignored)
 
 Prints one line per step and exits non-zero when any step fails. Needs no credentials and no network once
 Chalice's Lambda wheels are cached in .chalice/deployments/ (the first synth downloads them from PyPI).
@@ -39,6 +41,10 @@ CFN_LINT_IGNORED = ("W3005",)
 # statelint: URI because definitions hold ${Placeholder}s (floats are written 2.0, as statelint wants).
 STATELINT_IGNORED = "URI"
 DEFAULT_REGION = "us-east-1"
+# What the second synth passes as context shopify_event_source (any well-formed partner source name), and
+# where its assembly goes, next to the main one (tests/infra/test_template.py reads it from there).
+SAMPLE_SHOPIFY_EVENT_SOURCE = "aws.partner/shopify.com/1234567/order-hub"
+SHOPIFY_EVENTS_ASSEMBLY = "cdk.out.shopify-events"
 
 
 @dataclass
@@ -55,6 +61,7 @@ class Checks:
         self.stage = stage
         self.outdir = outdir
         self.assembly = outdir / "cdk.out"
+        self.events_assembly = outdir / SHOPIFY_EVENTS_ASSEMBLY
         self.steps: list[Step] = []
 
     def run(self, name: str, body: Callable[[Step], None]) -> Step:
@@ -106,36 +113,54 @@ class Checks:
         step.summary = f"statelint --ignore={STATELINT_IGNORED}: {len(files) - failed}/{len(files)} valid"
 
     def synth(self, step: Step) -> None:
-        env = {**os.environ, "CDK_OUTDIR": str(self.assembly), "HUB_STAGE": self.stage}
-        (self.assembly / "validation-report.json").unlink(missing_ok=True)
-        result = _run(
-            [sys.executable, str(INFRA / "app.py")],
-            cwd=ROOT,
-            env=env,
-        )
-        report = self.assembly / "validation-report.json"
+        result = _run(self._synth_command(), cwd=ROOT, env=self._synth_env(self.assembly))
+        self._judge_synth(step, result.returncode, result.stdout + result.stderr, self.assembly)
+
+    def synth_events(self, step: Step) -> None:
+        env = self._synth_env(self.events_assembly, shopify_event_source=SAMPLE_SHOPIFY_EVENT_SOURCE)
+        result = _run(self._synth_command(), cwd=ROOT, env=env)
+        self._judge_synth(step, result.returncode, result.stdout + result.stderr, self.events_assembly)
+        if not step.ok:
+            return
+        template = json.loads(self.events_template_path().read_text())
+        buses = [
+            r["Properties"].get("EventSourceName")
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::Events::EventBus"
+        ]
+        if buses != [SAMPLE_SHOPIFY_EVENT_SOURCE]:
+            step.ok = False
+            step.summary = f"expected one partner event bus for {SAMPLE_SHOPIFY_EVENT_SOURCE}, found {buses}"
+            return
+        step.summary = f"-c shopify_event_source=<sample>: {step.summary}"
+
+    def _synth_command(self) -> list[str]:
+        return [sys.executable, str(INFRA / "app.py")]
+
+    def _synth_env(self, assembly: Path, shopify_event_source: str | None = None) -> dict[str, str]:
+        env = {**os.environ, "CDK_OUTDIR": str(assembly), "HUB_STAGE": self.stage}
+        env.pop("HUB_SHOPIFY_EVENT_SOURCE", None)  # the main synth is the default stack, whatever the shell
+        if shopify_event_source:
+            env["HUB_SHOPIFY_EVENT_SOURCE"] = shopify_event_source
+        (assembly / "validation-report.json").unlink(missing_ok=True)
+        return env
+
+    def _judge_synth(self, step: Step, returncode: int, output: str, assembly: Path) -> None:
+        report = assembly / "validation-report.json"
         violations = _nag_violations(report) if report.is_file() else []
-        if result.returncode != 0:
-            step.details = violations or _tail(result.stdout + result.stderr)
+        if returncode != 0:
+            step.details = violations or _tail(output)
             step.summary = f"synth failed ({len(violations)} unacknowledged cdk-nag findings)"
             return
-        template = self.template_path()
+        template = assembly / f"{self.stage}.template.json"
         resources = json.loads(template.read_text())["Resources"]
         step.ok = True
         step.summary = f"{template.name}: {len(resources)} resources; cdk-nag AwsSolutions: no findings left"
         step.details = violations  # warnings only, when any
 
     def expand(self, step: Step) -> None:
-        from samtranslator.translator.transform import transform
-
-        class NoManagedPolicies:
-            """Every role is defined in the stack; SAM never has to look a managed policy up."""
-
-            def load(self) -> dict[str, str]:
-                return {}
-
         template = json.loads(self.template_path().read_text())
-        expanded = transform(copy.deepcopy(template), {}, NoManagedPolicies())
+        expanded = expand_template(template)
         self.expanded_path().write_text(json.dumps(expanded, indent=1))
         serverless = [
             k for k, v in template["Resources"].items() if v["Type"].startswith("AWS::Serverless::")
@@ -147,7 +172,7 @@ class Checks:
         )
 
     def cfn_lint(self, step: Step) -> None:
-        files = [self.template_path(), self.expanded_path()]
+        files = [self.template_path(), self.expanded_path(), self.events_template_path()]
         files = [f for f in files if f.is_file()]
         if not files:
             step.summary = "no template to lint"
@@ -253,6 +278,23 @@ class Checks:
     def expanded_path(self) -> Path:
         return self.outdir / f"{self.stage}.expanded.json"
 
+    def events_template_path(self) -> Path:
+        return self.events_assembly / f"{self.stage}.template.json"
+
+
+def expand_template(template: dict[str, Any]) -> dict[str, Any]:
+    """The template with its AWS::Serverless::* resources expanded, as CloudFormation's transform would."""
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        """Every role is defined in the stack; SAM never has to look a managed policy up."""
+
+        def load(self) -> dict[str, str]:
+            return {}
+
+    expanded: dict[str, Any] = transform(copy.deepcopy(template), {}, NoManagedPolicies())
+    return expanded
+
 
 def _run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     # Only this venv's own tools and scripts, with paths this script computed: no shell, no user input.
@@ -313,10 +355,13 @@ def main(argv: list[str] | None = None) -> int:
         checks.run("asl", checks.asl)
         synth = checks.run("synth", checks.synth)
         if synth.ok:
+            # Not in parallel with the rest: a synth keeps two cores busy (Python and the jsii Node.js
+            # runtime), and measured no faster side by side on a two-core runner.
+            checks.run("synth-eb", checks.synth_events)
             expand = checks.run("expand", checks.expand)
-            checks.run("cfn-lint", checks.cfn_lint)
             if expand.ok:
                 checks.run("nag-sam", checks.nag_sam)
+            checks.run("cfn-lint", checks.cfn_lint)
     failed = [s.name for s in checks.steps if not s.ok]
     total = time.monotonic() - started
     if failed or not synth.ok:

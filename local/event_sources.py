@@ -102,6 +102,8 @@ class SqsPoller:
         self._region = region
         self._stop = stop
         self.stats = MappingStats()
+        # Like disabling an event-source mapping: messages wait in the queue (tests, benchmarks).
+        self.paused = threading.Event()
         self._queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -115,6 +117,9 @@ class SqsPoller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self.paused.is_set():
+                self._stop.wait(0.1)
+                continue
             try:
                 self.poll_once()
             except Exception as exc:  # the mapping keeps running, as Lambda's does

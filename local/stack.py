@@ -209,7 +209,11 @@ class LocalStack:
             port=self.options.ports.aws,
             moto_port=self.options.ports.moto,
             runtime=_DeferredRuntime(self._runtime_holder),  # type: ignore[arg-type]
-            control={"/_local/schedules/": self._fire_schedule, "/_local/status": self._status},
+            control={
+                "/_local/schedules/": self._fire_schedule,
+                "/_local/status": self._status,
+                "/_local/event-sources/": self._event_sources,
+            },
         )
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)
@@ -301,6 +305,17 @@ class LocalStack:
             return 404, {"message": f"no schedule named {name!r}"}
         result = self.scheduler.fire(name)
         return 200, {"function": name, "payload": result.payload, "error": result.function_error}
+
+    def _event_sources(self, action: str, body: bytes) -> tuple[int, Any]:
+        """`pause` or `resume` every SQS mapping, as disabling and enabling them in Lambda would."""
+        if action not in ("pause", "resume"):
+            return 404, {"message": "POST /_local/event-sources/pause or /resume"}
+        for poller in self.pollers:
+            if action == "pause":
+                poller.paused.set()
+            else:
+                poller.paused.clear()
+        return 200, {"event_sources": [p.function for p in self.pollers], "paused": action == "pause"}
 
     def _status(self, _: str, body: bytes) -> tuple[int, Any]:
         runtime = self._runtime_holder.get("runtime")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,11 @@ from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -29,6 +33,7 @@ from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib import resources
+from chalicelib.channels.shopify_events import PARTNER_SOURCE_PREFIX
 from infra.stacks import model
 
 # Stages whose data outlives `cdk destroy` and whose table refuses deletion.
@@ -48,6 +53,16 @@ TABLE_ACTIONS = (
     "dynamodb:ConditionCheckItem",
     "dynamodb:DescribeTable",
 )
+# EventBridge Scheduler retries an invocation it could not deliver (Lambda throttling or service errors; the
+# function runs asynchronously, its own errors are Lambda's to retry and alarm on). A scheduled job that
+# cannot start within this window goes to the scheduler DLQ, and alarms, rather than running late: every
+# schedule is periodic, the next run follows anyway.
+SCHEDULE_RETRY_ATTEMPTS = 3
+SCHEDULE_MAX_EVENT_AGE = Duration.minutes(15)
+# EventBridge's own defaults for a rule target, stated: a Shopify event is retried for a day before it
+# lands in the DLQ, since a dropped order event is only recovered by a reconciliation.
+SHOPIFY_EVENTS_RETRY_ATTEMPTS = 185
+SHOPIFY_EVENTS_MAX_EVENT_AGE = Duration.hours(24)
 
 
 def acknowledge(scope: Construct, rule: str, reason: str) -> None:
@@ -61,6 +76,10 @@ class HubStack(Stack):
 
     Physical names come from chalicelib.resources (Chalice's SQS triggers and the local stack use them), so
     one account and region holds one stage. Stages in PROTECTED_STAGES keep their data on deletion.
+
+    Chalice's @schedule handlers run from EventBridge Scheduler schedules (Chalice's own EventBridge rules are
+    removed). `shopify_event_source` (a partner event source name, see model.shopify_event_source) adds the
+    partner event bus and a rule that routes Shopify's events to the ingest queue.
     """
 
     def __init__(
@@ -71,6 +90,7 @@ class HubStack(Stack):
         source_dir: Path = model.ROOT,
         alarm_email: str | None = None,
         manage_api_gateway_account: bool = True,
+        shopify_event_source: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("stack_name", f"{resources.APP_NAME}-{stage}")
@@ -122,6 +142,8 @@ class HubStack(Stack):
         for fn in self.functions:
             self._wire_function(fn)
         self._harden_rest_api(manage_account_role=manage_api_gateway_account)
+        self.schedules = self._schedules()
+        self.shopify_event_rule = self._shopify_events(shopify_event_source) if shopify_event_source else None
 
         self.state_machines = {spec.key: self._state_machine(spec) for spec in resources.STATE_MACHINES}
         self._alarm(
@@ -473,6 +495,172 @@ class HubStack(Stack):
                 }
             ],
         )
+
+    # ------------------------------------------------------------------------------------ schedules
+
+    def _aws_only_dlq(self, construct_id: str, name: str, used_by: str) -> sqs.Queue:
+        """A standard dead-letter queue of an AWS service (not in the shared spec), with its alarm."""
+        dlq = sqs.Queue(
+            self,
+            construct_id,
+            queue_name=name,
+            retention_period=Duration.seconds(resources.DLQ_RETENTION_SECONDS),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            removal_policy=self.removal,
+        )
+        acknowledge(
+            dlq,
+            "AwsSolutions-SQS3",
+            f"This queue is itself a dead-letter queue: the DeadLetterConfig of {used_by}, which cdk-nag "
+            "does not recognise as such (it only knows SQS redrive policies). A DLQ of a DLQ would only "
+            "move the problem; the alarm on this queue is the safeguard.",
+        )
+        return dlq
+
+    def _schedules(self) -> dict[str, scheduler.CfnSchedule]:
+        """One EventBridge Scheduler schedule per @schedule handler, replacing Chalice's EventBridge rule."""
+        scheduled = model.schedules(self.functions)
+        if not scheduled:
+            return {}
+        dlq = self._aws_only_dlq(
+            "SchedulerDlq", model.SCHEDULER_DLQ_NAME, "the EventBridge Scheduler schedules"
+        )
+        self._alarm(
+            "dlq-scheduler",
+            dlq.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
+            ),
+            f"EventBridge Scheduler could not invoke a scheduled function (after {SCHEDULE_RETRY_ATTEMPTS} "
+            f"retries): the message in {model.SCHEDULER_DLQ_NAME} names the schedule and the error "
+            "(permissions, throttling, missing function). Fix the cause, then delete the message.",
+        )
+        # A scope of their own: hashed logical ids, which cannot collide with the Chalice template's.
+        scope = Construct(self, "Scheduler")
+        group_name = f"{resources.APP_NAME}-{self.stage}"
+        group = scheduler.CfnScheduleGroup(scope, "Group", name=group_name)
+        group_arn = self.format_arn(
+            service="scheduler",
+            resource="schedule-group",
+            resource_name=group_name,
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        return {fn.resource_name: self._schedule(scope, fn, group, group_arn, dlq) for fn in scheduled}
+
+    def _schedule(
+        self,
+        scope: Construct,
+        fn: model.ChaliceFunction,
+        group: scheduler.CfnScheduleGroup,
+        group_arn: str,
+        dlq: sqs.Queue,
+    ) -> scheduler.CfnSchedule:
+        name = fn.function_name(self.stage)
+        function_arn = self.chalice.get_function(fn.logical_id).function_arn
+        # Only this function (the unqualified ARN, no versions or aliases) and the DLQ, which Scheduler
+        # writes to with the schedule's role. Assumable by Scheduler for this account's hub group only.
+        role = iam.Role(
+            scope,
+            f"{fn.logical_id}Role",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": self.account, "aws:SourceArn": group_arn}},
+            ),
+            description=f"EventBridge Scheduler: invoke {name} ({fn.schedule})",
+            inline_policies={
+                "InvokeFunction": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function_arn]),
+                        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dlq.queue_arn]),
+                    ]
+                )
+            },
+        )
+        schedule = scheduler.CfnSchedule(
+            scope,
+            fn.logical_id,
+            name=name,
+            group_name=group.ref,
+            description=(fn.description or f"Runs {name}")[:512],
+            schedule_expression=fn.schedule,
+            schedule_expression_timezone="UTC",  # Chalice's cron() is UTC, as EventBridge rules are
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            state="ENABLED",
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=function_arn,
+                role_arn=role.role_arn,
+                input=self._scheduled_event(),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
+                    maximum_event_age_in_seconds=int(SCHEDULE_MAX_EVENT_AGE.to_seconds()),
+                ),
+                dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(arn=dlq.queue_arn),
+            ),
+        )
+        # Chalice's own trigger, an EventBridge rule that SAM would generate from the function's Events.
+        pass
+        return schedule
+
+    def _scheduled_event(self) -> str:
+        """The target input: the event a Chalice @schedule handler parses (chalice.app.CloudWatchEvent reads
+        every one of these keys), filled in with Scheduler's context attributes. Unlike an EventBridge rule,
+        Scheduler wraps nothing in an event envelope: the function receives this input and nothing else."""
+        return json.dumps(
+            {
+                "version": "0",
+                "id": "<aws.scheduler.execution-id>",
+                "detail-type": "Scheduled Event",
+                "source": "aws.scheduler",
+                "account": self.account,
+                "time": "<aws.scheduler.scheduled-time>",
+                "region": self.region,
+                "resources": ["<aws.scheduler.schedule-arn>"],
+                "detail": {},
+            }
+        )
+
+    # ------------------------------------------------------------------------- Shopify EventBridge
+
+    def _shopify_events(self, source_name: str) -> events.Rule:
+        """Shopify's partner event source → its event bus → a rule → the FIFO ingest queue.
+
+        The bus accepts the partner event source (it must bear the source's name, and the source must be
+        pending in this account and region); the ingest handler recognises the events by their source.
+        """
+        bus = events.EventBus(self, "ShopifyEventBus", event_source_name=source_name)
+        dlq = self._aws_only_dlq(
+            "ShopifyEventsDlq", model.SHOPIFY_EVENTS_DLQ_NAME, "the Shopify EventBridge rule's target"
+        )
+        self._alarm(
+            "dlq-shopify-events",
+            dlq.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
+            ),
+            f"EventBridge could not deliver Shopify events to {resources.INGEST_QUEUE.name} for "
+            f"{SHOPIFY_EVENTS_MAX_EVENT_AGE.to_hours()} hours: they are in {model.SHOPIFY_EVENTS_DLQ_NAME} "
+            "(the message attributes say why). Send their bodies to the ingest queue once it accepts them.",
+        )
+        rule = events.Rule(
+            self,
+            "ShopifyEventsRule",
+            rule_name=f"{resources.APP_NAME}-{self.stage}-shopify-events",
+            description="Shopify webhooks from the partner event source, to the ingest queue",
+            event_bus=bus,
+            event_pattern=events.EventPattern(source=events.Match.prefix(PARTNER_SOURCE_PREFIX)),
+        )
+        # The target adds the ingest queue's and the DLQ's policy statements for events.amazonaws.com,
+        # conditioned on aws:SourceArn = this rule.
+        rule.add_target(
+            events_targets.SqsQueue(
+                self.queues[resources.INGEST_QUEUE.key],
+                message_group_id="other",
+                dead_letter_queue=dlq,
+                retry_attempts=SHOPIFY_EVENTS_RETRY_ATTEMPTS,
+                max_event_age=SHOPIFY_EVENTS_MAX_EVENT_AGE,
+            )
+        )
+        CfnOutput(self, "ShopifyEventBusName", value=bus.event_bus_name, description="Shopify partner bus")
+        return rule
 
     # ------------------------------------------------------------------------------ state machines
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,21 @@ APP_METRICS_NAMESPACE = "OrderHub"
 WEBHOOK_REJECTED_METRIC = "WebhookRejected"
 
 SUBSTITUTION_KINDS = ("function", "queue_url", "queue_arn", "table_name", "table_arn")
+
+# EventBridge Scheduler accepts the rate() and cron() expressions Chalice's @schedule produces (and at()).
+SCHEDULE_EXPRESSION_PREFIXES = ("rate(", "cron(")
+
+# AWS-only queues: dead-letter queues of AWS services that the local stack does not run (EventBridge
+# Scheduler, EventBridge rule targets), so they are not in chalicelib.resources. Standard queues: neither
+# service accepts a FIFO queue as its dead-letter queue.
+SCHEDULER_DLQ_NAME = f"{resources.APP_NAME}-scheduler-dlq"
+SHOPIFY_EVENTS_DLQ_NAME = f"{resources.APP_NAME}-shopify-events-dlq"
+# The message group of Shopify's EventBridge events on the FIFO ingest queue. A rule target sets one fixed
+# group, so these events are consumed in arrival order, one batch at a time (HTTPS deliveries keep their
+# per-order groups); content-based deduplication, which FIFO targets need, is on for the ingest queue.
+SHOPIFY_EVENTS_MESSAGE_GROUP = "shopify-eventbridge"
+# A partner event source name as Shopify creates it: aws.partner/shopify.com/<app id>/<source name>.
+SHOPIFY_EVENT_SOURCE_PATTERN = re.compile(r"^aws\.partner/shopify\.com/\d+/[A-Za-z0-9._\-]+$")
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,8 @@ class ChaliceFunction:
     resource_name: str  # Chalice's name: "api_handler", or the handler's `name`
     kind: str  # "api", "lambda_function", or the event source config class (SQSEventConfig, ...)
     queues: tuple[str, ...] = ()  # names of the SQS queues it consumes
+    schedule: str = ""  # @schedule handlers: the expression, "rate(1 minute)" or "cron(...)"
+    description: str = ""  # @schedule handlers: the description given to the decorator
 
     @property
     def logical_id(self) -> str:
@@ -116,6 +134,11 @@ class ChaliceFunction:
     def sqs_event_logical_id(self) -> str:
         """The name of its SQS event inside the SAM function's `Events`."""
         return to_cfn_resource_name(f"{self.resource_name}-sqs-event-source")
+
+    @property
+    def schedule_event_logical_id(self) -> str:
+        """The name of its schedule event inside the SAM function's `Events` (an EventBridge rule)."""
+        return to_cfn_resource_name(f"{self.resource_name}-event")
 
     def function_name(self, stage: str) -> str:
         """The physical name, as `chalice deploy` would name it (and as the local stack's ARNs assume)."""
@@ -141,6 +164,13 @@ def _queue_name(config: Any) -> str:
     return str(config.queue_arn).rsplit(":", 1)[-1]
 
 
+def schedule_expression(config: Any) -> str:
+    """A ScheduledEventConfig's expression as text, exactly as `chalice package` renders it."""
+    expression = config.schedule_expression
+    to_string = getattr(expression, "to_string", None)  # chalice.Rate / chalice.Cron
+    return str(to_string() if to_string else expression)
+
+
 def chalice_functions(app: Any) -> list[ChaliceFunction]:
     """Every Lambda function the app packages into, in a stable order."""
     found: list[ChaliceFunction] = []
@@ -150,7 +180,17 @@ def chalice_functions(app: Any) -> list[ChaliceFunction]:
     for source in app.event_sources:
         kind = type(source).__name__
         queues = (_queue_name(source),) if kind == "SQSEventConfig" else ()
-        found.append(ChaliceFunction(source.name, kind, queues))
+        if kind == "ScheduledEventConfig":
+            found.append(
+                ChaliceFunction(
+                    source.name,
+                    kind,
+                    schedule=schedule_expression(source),
+                    description=str(source.description or ""),
+                )
+            )
+        else:
+            found.append(ChaliceFunction(source.name, kind, queues))
     if getattr(app, "websocket_handlers", None):
         raise NotImplementedError("websocket handlers are not wired into the CDK stack yet")
     return found
@@ -167,6 +207,10 @@ def check_functions(functions: list[ChaliceFunction], stage: str) -> list[str]:
         for queue in fn.queues:
             if queue not in queue_names:
                 problems.append(f"{fn.resource_name} consumes {queue!r}, which is not in resources.QUEUES")
+        if fn.kind == "ScheduledEventConfig" and not fn.schedule.startswith(SCHEDULE_EXPRESSION_PREFIXES):
+            problems.append(
+                f"{fn.resource_name}: schedule {fn.schedule!r} is not a rate() or cron() expression"
+            )
         if len(fn.function_name(stage)) > MAX_FUNCTION_NAME:
             problems.append(
                 f"function name {fn.function_name(stage)!r} exceeds {MAX_FUNCTION_NAME} characters"
@@ -181,6 +225,28 @@ def check_functions(functions: list[ChaliceFunction], stage: str) -> list[str]:
         for key in access.secrets:
             _known(problems, name, "secret", key, [s.key for s in resources.SECRETS])
     return problems
+
+
+def schedules(functions: list[ChaliceFunction]) -> list[ChaliceFunction]:
+    """The @schedule handlers: each gets an EventBridge Scheduler schedule instead of Chalice's rule."""
+    return [fn for fn in functions if fn.kind == "ScheduledEventConfig"]
+
+
+def shopify_event_source(value: str | None) -> str | None:
+    """The partner event source name from context `shopify_event_source` (the name, or its ARN), or None.
+
+    The AWS console shows the ARN (arn:aws:events:<region>::event-source/aws.partner/shopify.com/...);
+    the event bus that accepts the source must be named after the source itself.
+    """
+    if not value:
+        return None
+    name = value.strip().split(":event-source/", 1)[-1]
+    if not SHOPIFY_EVENT_SOURCE_PATTERN.match(name):
+        raise ValueError(
+            f"shopify_event_source {value!r}: expected aws.partner/shopify.com/<app id>/<source name> "
+            "(or its arn:aws:events:<region>::event-source/... ARN)"
+        )
+    return name
 
 
 def _known(problems: list[str], owner: str, what: str, key: str, keys: list[str]) -> None:

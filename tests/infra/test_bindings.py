@@ -108,3 +108,41 @@ def test_consumed_queues_outlast_the_function_timeout(app):
     for fn in model.chalice_functions(app):
         for queue in fn.queues:
             assert by_name[queue].visibility_timeout_seconds >= 6 * model.FUNCTION_TIMEOUT_SECONDS
+
+
+def test_every_schedule_handler_is_found_with_its_expression(app):
+    from chalice.app import ScheduledEventConfig
+
+    handlers = {s.name: s for s in app.event_sources if isinstance(s, ScheduledEventConfig)}
+    assert handlers, "the app has @schedule handlers (heartbeat)"
+    found = {fn.resource_name: fn for fn in model.schedules(model.chalice_functions(app))}
+    assert found.keys() == handlers.keys()
+    for name, fn in found.items():
+        expression = handlers[name].schedule_expression
+        assert fn.schedule == (expression if isinstance(expression, str) else expression.to_string())
+        assert fn.schedule.startswith(model.SCHEDULE_EXPRESSION_PREFIXES)
+        assert fn.schedule_event_logical_id == f"{fn.logical_id}Event"  # `chalice package`'s rule event
+
+
+def test_schedule_expressions_render_as_chalice_package_does():
+    from chalice import Cron, Rate
+
+    class Config:
+        def __init__(self, expression):
+            self.schedule_expression = expression
+
+    assert model.schedule_expression(Config(Rate(1, unit=Rate.MINUTES))) == "rate(1 minute)"
+    assert model.schedule_expression(Config(Rate(6, unit=Rate.HOURS))) == "rate(6 hours)"
+    assert model.schedule_expression(Config(Cron(0, 3, "*", "*", "?", "*"))) == "cron(0 3 * * ? *)"
+    assert model.schedule_expression(Config("rate(5 minutes)")) == "rate(5 minutes)"
+
+
+def test_shopify_event_source_takes_the_name_or_its_arn():
+    name = "aws.partner/shopify.com/1234567/order-hub"
+    assert model.shopify_event_source(name) == name
+    assert model.shopify_event_source(f"arn:aws:events:eu-west-1::event-source/{name}") == name
+    assert model.shopify_event_source(None) is None
+    assert model.shopify_event_source("") is None
+    for wrong in ("order-hub", "aws.partner/example.com/1/x", "aws.partner/shopify.com/app/x"):
+        with pytest.raises(ValueError, match=r"expected aws\.partner/shopify\.com/"):
+            model.shopify_event_source(wrong)
