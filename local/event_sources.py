@@ -104,6 +104,8 @@ class SqsPoller:
         self.stats = MappingStats()
         # Like disabling an event-source mapping: messages wait in the queue (tests, benchmarks).
         self.paused = threading.Event()
+        self._idle = threading.Event()  # set while no receive or batch is in progress
+        self._idle.set()
         self._queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -120,14 +122,26 @@ class SqsPoller:
             if self.paused.is_set():
                 self._stop.wait(0.1)
                 continue
+            self._idle.clear()
             try:
-                self.poll_once()
+                if not self.paused.is_set():
+                    self.poll_once()
             except Exception as exc:  # the mapping keeps running, as Lambda's does
                 with self.stats.lock:
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 if not self._stop.is_set():
                     log.warning("poller %s: %s", self.function, exc)
                     time.sleep(ERROR_PAUSE_SECONDS)
+            finally:
+                self._idle.set()
+
+    def pause(self, timeout: float = 30.0) -> bool:
+        """Stop polling; returns once the receive or batch in progress (if any) has finished."""
+        self.paused.set()
+        return self._idle.wait(timeout)
+
+    def resume(self) -> None:
+        self.paused.clear()
 
     def poll_once(self) -> int:
         response = self._sqs.receive_message(

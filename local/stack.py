@@ -312,9 +312,9 @@ class LocalStack:
             return 404, {"message": "POST /_local/event-sources/pause or /resume"}
         for poller in self.pollers:
             if action == "pause":
-                poller.paused.set()
+                poller.pause()
             else:
-                poller.paused.clear()
+                poller.resume()
         return 200, {"event_sources": [p.function for p in self.pollers], "paused": action == "pause"}
 
     def _status(self, _: str, body: bytes) -> tuple[int, Any]:

@@ -598,7 +598,9 @@ class HubStack(Stack):
             ),
         )
         # Chalice's own trigger, an EventBridge rule that SAM would generate from the function's Events.
-        pass
+        self.chalice.get_resource(fn.logical_id).add_property_deletion_override(
+            f"Events.{fn.schedule_event_logical_id}"
+        )
         return schedule
 
     def _scheduled_event(self) -> str:
@@ -653,7 +655,7 @@ class HubStack(Stack):
         rule.add_target(
             events_targets.SqsQueue(
                 self.queues[resources.INGEST_QUEUE.key],
-                message_group_id="other",
+                message_group_id=model.SHOPIFY_EVENTS_MESSAGE_GROUP,
                 dead_letter_queue=dlq,
                 retry_attempts=SHOPIFY_EVENTS_RETRY_ATTEMPTS,
                 max_event_age=SHOPIFY_EVENTS_MAX_EVENT_AGE,

@@ -146,3 +146,25 @@ def test_shopify_event_source_takes_the_name_or_its_arn():
     for wrong in ("order-hub", "aws.partner/example.com/1/x", "aws.partner/shopify.com/app/x"):
         with pytest.raises(ValueError, match=r"expected aws\.partner/shopify\.com/"):
             model.shopify_event_source(wrong)
+
+
+def test_a_new_schedule_handler_is_picked_up_without_infra_changes():
+    from chalice import Chalice, Cron, Rate
+
+    scratch = Chalice(app_name="scratch")
+
+    @scratch.schedule(Cron(0, 3, "*", "*", "?", "*"), name="nightly_report", description="Nightly.")
+    def nightly(event):  # pragma: no cover - never invoked
+        return None
+
+    @scratch.schedule(Rate(5, unit=Rate.MINUTES))
+    def every_five(event):  # pragma: no cover - never invoked
+        return None
+
+    found = {fn.resource_name: fn for fn in model.schedules(model.chalice_functions(scratch))}
+    assert {name: fn.schedule for name, fn in found.items()} == {
+        "nightly_report": "cron(0 3 * * ? *)",
+        "every_five": "rate(5 minutes)",
+    }
+    assert found["nightly_report"].description == "Nightly."
+    assert found["nightly_report"].logical_id == "NightlyReport"

@@ -128,3 +128,35 @@ def test_gateway__unknown_function_is_resource_not_found(stack):
     )
     assert ok["FunctionError"] == "Unhandled"
     assert json.loads(ok["Payload"].read())["errorType"] == "NotFound"
+
+
+def test_event_sources__paused_messages_wait_in_the_queue_and_flow_on_resume(stack):
+    from chalicelib.domain.order import derive_order_id
+
+    assert requests.post(f"{stack.aws_url}/_local/event-sources/pause", timeout=5).json()["paused"] is True
+    try:
+        external_id = f"PAUSE-{uuid.uuid4().hex[:8]}"
+        body = {
+            "store": "it-store",
+            "external_id": external_id,
+            "currency": "EUR",
+            "placed_at": "2026-11-23T10:00:00Z",
+            "lines": [{"title": "Mug", "quantity": 1, "unit_price": "9.00"}],
+        }
+        assert stack.api("POST", "/api/orders", json=body).status_code == 202
+        sqs = stack.client("sqs")
+        queue_url = stack.queue_url(resources.INGEST_QUEUE.name)
+
+        def waiting():
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            return int(attributes["ApproximateNumberOfMessages"]) >= 1
+
+        assert eventually(waiting, timeout=5)
+        order_id = derive_order_id("manual", "it-store", external_id)
+        assert stack.api("GET", f"/api/orders/{order_id}").status_code == 404
+    finally:
+        requests.post(f"{stack.aws_url}/_local/event-sources/resume", timeout=5)
+    assert eventually(lambda: stack.api("GET", f"/api/orders/{order_id}").status_code == 200, timeout=20)
+    assert requests.post(f"{stack.aws_url}/_local/event-sources/nope", timeout=5).status_code == 404
