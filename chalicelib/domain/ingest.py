@@ -220,6 +220,19 @@ def _apply_channel_state(
     order.record(f"{state.value}_at_channel", now(), previous_status=before.value)
 
 
+def _notice_target(
+    delivery: Delivery, notice: RefundNotice | StateNotice, orders: OrderRepository
+) -> StoredOrder | None:
+    """The order a notice is about; None for a duplicate delivery."""
+    if orders.has_delivery(delivery.delivery_id):
+        return None
+    stored = orders.get_by_channel(notice.channel, notice.store, notice.external_order_id)
+    if stored is None:
+        # The notice overtook its order: fail so the queue retries it once the order exists.
+        raise OrderNotYetKnown(f"{notice.channel} order {notice.external_order_id} is not stored yet")
+    return stored
+
+
 def _apply_refund(
     delivery: Delivery,
     notice: RefundNotice,
@@ -227,12 +240,9 @@ def _apply_refund(
     orders: OrderRepository,
     now: Callable[[], datetime],
 ) -> IngestResult:
-    if orders.has_delivery(delivery.delivery_id):
-        return IngestResult(Outcome.DUPLICATE, None)
-    stored = orders.get_by_channel(notice.channel, notice.store, notice.external_order_id)
+    stored = _notice_target(delivery, notice, orders)
     if stored is None:
-        # The refund overtook the order: fail so the queue retries it once the order exists.
-        raise OrderNotYetKnown(f"{notice.channel} order {notice.external_order_id} is not stored yet")
+        return IngestResult(Outcome.DUPLICATE, None)
     order = stored.order.model_copy(deep=True)
     known = {
         str(h.detail.get("refund_id")): Decimal(str(h.detail.get("amount", "0")))
@@ -274,11 +284,9 @@ def _apply_state_notice(
     orders: OrderRepository,
     now: Callable[[], datetime],
 ) -> IngestResult:
-    if orders.has_delivery(delivery.delivery_id):
-        return IngestResult(Outcome.DUPLICATE, None)
-    stored = orders.get_by_channel(notice.channel, notice.store, notice.external_order_id)
+    stored = _notice_target(delivery, notice, orders)
     if stored is None:
-        raise OrderNotYetKnown(f"{notice.channel} order {notice.external_order_id} is not stored yet")
+        return IngestResult(Outcome.DUPLICATE, None)
     order = stored.order.model_copy(deep=True)
     _apply_channel_state(order, notice.state, _last_channel_state(order), now)
     order.record("channel_state", now(), delivery_id=delivery.delivery_id, channel_state=notice.state.value)

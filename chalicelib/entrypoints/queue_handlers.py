@@ -48,7 +48,7 @@ def resolve(delivery: Delivery, svc: Services) -> Delivery:
 def from_shopify_event(body: dict[str, Any], raw: str, svc: Services) -> Delivery | None:
     """A Shopify webhook that came through EventBridge, as the delivery its HTTPS twin would be."""
     from chalicelib.channels.shopify import TOPICS
-    from chalicelib.channels.shopify_events import unwrap
+    from chalicelib.channels.shopify_events import shopify_delivery, unwrap
 
     headers, payload = unwrap(body)
     topic = headers["x-shopify-topic"]
@@ -62,18 +62,9 @@ def from_shopify_event(body: dict[str, Any], raw: str, svc: Services) -> Deliver
     if topic not in TOPICS:
         count("WebhookIgnoredTopic", channel="shopify", store=store, reason=topic[:64])
         return None
-    event_id = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id") or str(body.get("id"))
-    external_id = payload.get("order_id") if topic.startswith("refunds/") else payload.get("id")
-    delivery = Delivery(
-        # The same id as the HTTPS delivery of this event: both routes at once still apply it once.
-        delivery_id=f"shopify:{store}:{event_id}:{topic}",
-        channel="shopify",
-        store=store,
-        topic=topic,
-        received_at=svc.now(),
-        payload=payload,
-        external_id=str(external_id),
-    )
+    delivery = shopify_delivery(store, topic, headers, payload, svc.now())
+    if delivery is None:
+        raise MalformedDelivery("Shopify EventBridge event without event id or order id")
     svc.raw_archive.put(delivery, raw.encode())
     count("WebhookAccepted", channel="shopify", store=store, reason="eventbridge")
     return delivery

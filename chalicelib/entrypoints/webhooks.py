@@ -48,6 +48,7 @@ def _json(raw: bytes) -> dict[str, Any] | None:
 @bp.route("/webhooks/shopify", methods=["POST"], content_types=["application/json"])
 def shopify_webhook() -> Response:
     from chalicelib.channels.shopify import TOPICS, verify_shopify_hmac
+    from chalicelib.channels.shopify_events import shopify_delivery
 
     raw = _raw_body()
     if len(raw) > MAX_BODY_BYTES:
@@ -69,20 +70,9 @@ def shopify_webhook() -> Response:
     payload = _json(raw)
     if payload is None:
         return _reject("shopify", store, "malformed", 400, "body is not a JSON object")
-    external_id = str(payload.get("order_id") if topic.startswith("refunds/") else payload.get("id"))
-    # One merchant action gives one Event-Id to each topic it fires; retries keep the Webhook-Id.
-    event_id = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id") or ""
-    if not event_id or external_id == "None":
+    delivery = shopify_delivery(store, topic, headers, payload, svc.now())
+    if delivery is None:
         return _reject("shopify", store, "malformed", 400, "missing event id or order id")
-    delivery = Delivery(
-        delivery_id=f"shopify:{store}:{event_id}:{topic}",
-        channel="shopify",
-        store=store,
-        topic=topic,
-        received_at=svc.now(),
-        payload=payload,
-        external_id=external_id,
-    )
     enqueue(svc, delivery, raw)
     return _answer(200, "accepted")
 
