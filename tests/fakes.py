@@ -75,14 +75,24 @@ class InMemoryOrderRepository:
             self._orders[order_id] = StoredOrder(current.order, current.version + 1, execution_arn)
 
     def list_orders(
-        self, *, status: OrderStatus | None, channel: str | None, limit: int, cursor: str | None
+        self,
+        *,
+        status: OrderStatus | None,
+        channel: str | None,
+        limit: int,
+        cursor: str | None,
+        store: str | None = None,
     ) -> OrderPage:
+        if store is not None and channel is None:
+            raise InvalidInput("store needs its channel")
         orders = [s.order for s in self._orders.values()]
+        if store is not None:
+            orders = [o for o in orders if o.store == store]
         if status is not None:
             orders = [o for o in orders if o.status == status]
         if channel is not None:
             orders = [o for o in orders if o.channel == channel]
-        if status is not None:
+        if status is not None and store is None:
             orders.sort(key=lambda o: (o.updated_at, o.order_id), reverse=True)
         else:
             orders.sort(key=lambda o: (o.placed_at, o.order_id), reverse=True)

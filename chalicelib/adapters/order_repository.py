@@ -159,14 +159,30 @@ class DynamoOrderRepository:
             raise
 
     def list_orders(
-        self, *, status: OrderStatus | None, channel: str | None, limit: int, cursor: str | None
+        self,
+        *,
+        status: OrderStatus | None,
+        channel: str | None,
+        limit: int,
+        cursor: str | None,
+        store: str | None = None,
     ) -> OrderPage:
         start = _decode_cursor(cursor)
-        channel_filter = (OrderModel.channel == channel) if channel else None
-        if status is not None:
+        if store is not None:
+            if channel is None:
+                raise InvalidInput("store needs its channel")
+            # by store + time; a status narrows it with a filter on that one store's orders
+            results = OrderModel.by_store.query(
+                f"STORE#{channel}#{store}",
+                filter_condition=(OrderModel.status == status.value) if status else None,
+                scan_index_forward=False,
+                limit=limit,
+                last_evaluated_key=start,
+            )
+        elif status is not None:
             results = OrderModel.by_status.query(
                 f"STATUS#{status.value}",
-                filter_condition=channel_filter,
+                filter_condition=(OrderModel.channel == channel) if channel else None,
                 scan_index_forward=False,
                 limit=limit,
                 last_evaluated_key=start,
@@ -174,7 +190,7 @@ class DynamoOrderRepository:
         else:
             results = OrderModel.all_orders.query(
                 "ORDERS",
-                filter_condition=channel_filter,
+                filter_condition=(OrderModel.channel == channel) if channel else None,
                 scan_index_forward=False,
                 limit=limit,
                 last_evaluated_key=start,

@@ -46,8 +46,16 @@ class OrderRepository(Protocol):
     def attach_execution(self, order_id: str, execution_arn: str) -> None: ...
 
     def list_orders(
-        self, *, status: OrderStatus | None, channel: str | None, limit: int, cursor: str | None
-    ) -> OrderPage: ...
+        self,
+        *,
+        status: OrderStatus | None,
+        channel: str | None,
+        limit: int,
+        cursor: str | None,
+        store: str | None = None,
+    ) -> OrderPage:
+        """Newest first; by status (most recently updated first), by channel + store, or all."""
+        ...
 
 
 @dataclass(frozen=True)

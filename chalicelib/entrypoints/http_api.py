@@ -67,7 +67,11 @@ def list_orders() -> dict[str, Any]:
     except ValueError as exc:
         raise InvalidInput("limit must be an integer") from exc
     page = services().orders.list_orders(
-        status=status, channel=params.get("channel"), limit=limit, cursor=params.get("cursor")
+        status=status,
+        channel=params.get("channel"),
+        store=params.get("store"),
+        limit=limit,
+        cursor=params.get("cursor"),
     )
     return {"orders": [o.to_json() for o in page.orders], "next_cursor": page.next_cursor}
 

@@ -97,7 +97,7 @@ def policy_statements(template: dict[str, Any], queue_id: str) -> list[dict[str,
     ]
 
 
-def assert_tls_only_and_alarmed(template: dict[str, Any], queue_id: str) -> None:
+def assert_tls_only_and_alarmed(template: dict[str, Any], queue_id: str) -> dict[str, Any]:
     """The queue refuses plain HTTP and one alarm fires on its first visible message."""
     assert any(
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -114,6 +114,7 @@ def assert_tls_only_and_alarmed(template: dict[str, Any], queue_id: str) -> None
     assert alarms[0]["Threshold"] == 0
     assert alarms[0]["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarms[0]["AlarmActions"]
+    return alarms[0]
 
 
 def rendered(value: Any) -> str:
@@ -390,7 +391,8 @@ def test_no_eventbridge_rule_is_left_for_a_schedule(template, expanded):
 
 def test_scheduler_dlq_requires_tls_and_alarms(template):
     dlq_id, _ = queue_by_name(template, model.SCHEDULER_DLQ_NAME)
-    assert_tls_only_and_alarmed(template, dlq_id)
+    alarm = assert_tls_only_and_alarmed(template, dlq_id)
+    assert alarm["AlarmName"] == f"order-hub-{STAGE}-dlq-scheduler"
 
 
 # --------------------------------------------------------------- Shopify's EventBridge partner source
@@ -445,4 +447,5 @@ def test_only_this_rule_may_send_to_the_ingest_queue_and_its_dlq(events_template
 
 def test_shopify_events_dlq_requires_tls_and_alarms(events_template):
     dlq_id, _ = queue_by_name(events_template, model.SHOPIFY_EVENTS_DLQ_NAME)
-    assert_tls_only_and_alarmed(events_template, dlq_id)
+    alarm = assert_tls_only_and_alarmed(events_template, dlq_id)
+    assert alarm["AlarmName"] == f"order-hub-{STAGE}-dlq-shopify-events"

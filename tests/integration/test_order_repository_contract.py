@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from chalicelib import resources
-from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, NotFound
+from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, InvalidInput, NotFound
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import OrderStatus
 from tests.fakes import InMemoryOrderRepository
@@ -101,3 +101,18 @@ def test_list_orders__by_status_newest_first_in_pages(repo):
     second = repo.list_orders(status=status, channel=None, limit=2, cursor=first.next_cursor)
     assert saved[0] in [o.order_id for o in second.orders]
     assert repo.list_orders(status=status, channel="shopify", limit=10, cursor=None).orders == []
+
+
+def test_list_orders__by_channel_and_store_newest_first(repo):
+    store = f"store-{uuid.uuid4().hex[:8]}"
+    saved = []
+    for day in (1, 2, 3):
+        o = order(store, placed=f"2026-09-0{day}T00:00:00Z")
+        repo.save(o, expected_version=None)
+        saved.append(o.order_id)
+    page = repo.list_orders(status=None, channel="manual", store=store, limit=10, cursor=None)
+    assert [o.order_id for o in page.orders] == saved[::-1]
+    held = repo.list_orders(status=OrderStatus.ON_HOLD, channel="manual", store=store, limit=10, cursor=None)
+    assert held.orders == []
+    with pytest.raises(InvalidInput):
+        repo.list_orders(status=None, channel=None, store=store, limit=10, cursor=None)
