@@ -37,8 +37,9 @@ infra-check: $(INFRA_STAMP)
 	HUB_INFRA_ASSEMBLY=test-artifacts/infra/cdk.out $(INFRA_PY) -m pytest tests/infra/test_template.py
 
 # Needs AWS credentials; once per account and region first: cd infra && npx aws-cdk@2.1148.1 bootstrap
+# CDK_ARGS passes more, e.g. CDK_ARGS="-c shopify_event_source=aws.partner/shopify.com/123/order-hub"
 deploy: $(INFRA_STAMP)
-	cd infra && npx --yes aws-cdk@2.1148.1 deploy --all -c stage=$(STAGE)
+	cd infra && npx --yes aws-cdk@2.1148.1 deploy --all -c stage=$(STAGE) $(CDK_ARGS)
 
 run: $(STAMP)
 	HUB_DEMO=$${HUB_DEMO:-1} $(PY) -m local run

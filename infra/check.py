@@ -4,8 +4,8 @@
 
 1. spec       the resource spec, the ASL placeholders and the Chalice app agree (infra/stacks/model.py)
 2. asl        statelint on every step_functions/*.asl.json
-3. synth      `python infra/app.py` (offline; cdk-nag AwsSolutions runs as a validation plugin)
-4. synth-eb   the synth again with the optional Shopify EventBridge rule (context shopify_event_source set
+3. synth      infra/app.py's build() (offline; cdk-nag AwsSolutions runs as a validation plugin)
+4. synth-eb   build() again, with the optional Shopify EventBridge rule (context shopify_event_source set
               to SAMPLE_SHOPIFY_EVENT_SOURCE; cdk-nag included), into <outdir>/cdk.out.shopify-events
 5. expand     aws-sam-translator expands Chalice's AWS::Serverless::* resources
 6. nag-sam    cdk-nag AwsSolutions on what the SAM expansion generated
@@ -63,6 +63,8 @@ class Checks:
         self.assembly = outdir / "cdk.out"
         self.events_assembly = outdir / SHOPIFY_EVENTS_ASSEMBLY
         self.steps: list[Step] = []
+        self._synths: dict[str, dict[str, Any]] = {}  # what the synth worker reported, per step
+        self._synth_output = ""
 
     def run(self, name: str, body: Callable[[Step], None]) -> Step:
         step = Step(name)
@@ -72,7 +74,7 @@ class Checks:
         except Exception as exc:  # a check reports every failure instead of stopping at the first
             step.ok = False
             step.summary = step.summary or f"{type(exc).__name__}: {exc}"
-        step.seconds = time.monotonic() - started
+        step.seconds = step.seconds or time.monotonic() - started  # a step may time its own part
         self.steps.append(step)
         mark = "PASS" if step.ok else "FAIL"
         print(f"[{mark}] {name:<9} {step.seconds:6.1f}s  {step.summary}", flush=True)
@@ -113,13 +115,27 @@ class Checks:
         step.summary = f"statelint --ignore={STATELINT_IGNORED}: {len(files) - failed}/{len(files)} valid"
 
     def synth(self, step: Step) -> None:
-        result = _run(self._synth_command(), cwd=ROOT, env=self._synth_env(self.assembly))
-        self._judge_synth(step, result.returncode, result.stdout + result.stderr, self.assembly)
+        # Both synths in one child process: the second reuses the loaded jsii runtime and Chalice's
+        # packaging (seconds, where a second process takes as long as the first), and the child keeps the
+        # jsii runtime's noise out of this output.
+        result_file = self.outdir / "synth-result.json"
+        result_file.unlink(missing_ok=True)
+        for assembly in (self.assembly, self.events_assembly):
+            (assembly / "validation-report.json").unlink(missing_ok=True)
+        started = time.monotonic()
+        result = _run(
+            [sys.executable, __file__, "--stage", self.stage, "--outdir", str(self.outdir), "--synth-worker"],
+            cwd=ROOT,
+        )
+        self._synth_output = result.stdout + result.stderr
+        self._synths = json.loads(result_file.read_text()) if result_file.is_file() else {}
+        self._judge_synth(step, "synth", self.assembly)
+        # This step's share of the child's time: all of it but the second synth.
+        step.seconds = time.monotonic() - started - self._synths.get("synth-eb", {}).get("seconds", 0.0)
 
     def synth_events(self, step: Step) -> None:
-        env = self._synth_env(self.events_assembly, shopify_event_source=SAMPLE_SHOPIFY_EVENT_SOURCE)
-        result = _run(self._synth_command(), cwd=ROOT, env=env)
-        self._judge_synth(step, result.returncode, result.stdout + result.stderr, self.events_assembly)
+        self._judge_synth(step, "synth-eb", self.events_assembly)
+        step.seconds = self._synths.get("synth-eb", {}).get("seconds", 0.0)
         if not step.ok:
             return
         template = json.loads(self.events_template_path().read_text())
@@ -134,22 +150,34 @@ class Checks:
             return
         step.summary = f"-c shopify_event_source=<sample>: {step.summary}"
 
-    def _synth_command(self) -> list[str]:
-        return [sys.executable, str(INFRA / "app.py")]
+    def synth_worker(self) -> None:
+        """In the child process: build() the default stack, then the one with the Shopify rule."""
+        from infra import app as cdk_app
 
-    def _synth_env(self, assembly: Path, shopify_event_source: str | None = None) -> dict[str, str]:
-        env = {**os.environ, "CDK_OUTDIR": str(assembly), "HUB_STAGE": self.stage}
-        env.pop("HUB_SHOPIFY_EVENT_SOURCE", None)  # the main synth is the default stack, whatever the shell
-        if shopify_event_source:
-            env["HUB_SHOPIFY_EVENT_SOURCE"] = shopify_event_source
-        (assembly / "validation-report.json").unlink(missing_ok=True)
-        return env
+        os.environ.pop("HUB_SHOPIFY_EVENT_SOURCE", None)  # the default stack, whatever the shell says
+        results: dict[str, dict[str, Any]] = {}
+        for name, assembly, source in (
+            ("synth", self.assembly, None),
+            ("synth-eb", self.events_assembly, SAMPLE_SHOPIFY_EVENT_SOURCE),
+        ):
+            started = time.monotonic()
+            error = ""
+            try:
+                cdk_app.build(outdir=str(assembly), stage=self.stage, shopify_event_source=source)
+            except (Exception, SystemExit) as exc:  # cdk-nag's ValidationFailed, a bad context value, ...
+                error = f"{type(exc).__name__}: {exc}"
+            results[name] = {"error": error, "seconds": time.monotonic() - started}
+        (self.outdir / "synth-result.json").write_text(json.dumps(results))
 
-    def _judge_synth(self, step: Step, returncode: int, output: str, assembly: Path) -> None:
+    def _judge_synth(self, step: Step, name: str, assembly: Path) -> None:
+        found = self._synths.get(name)
         report = assembly / "validation-report.json"
         violations = _nag_violations(report) if report.is_file() else []
-        if returncode != 0:
-            step.details = violations or _tail(output)
+        if found is None and name != "synth":
+            step.summary = "not built: the synth worker failed (see synth)"
+            return
+        if found is None or found["error"]:
+            step.details = violations or ([found["error"]] if found else _tail(self._synth_output))
             step.summary = f"synth failed ({len(violations)} unacknowledged cdk-nag findings)"
             return
         template = assembly / f"{self.stage}.template.json"
@@ -335,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", default=os.environ.get("HUB_STAGE", "dev"))
     parser.add_argument("--outdir", type=Path, help="keep the assembly and expanded template here")
     parser.add_argument("--nag-sam-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--synth-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
@@ -343,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.nag_sam_worker:
         Checks(args.stage, args.outdir.resolve()).nag_sam_worker()
+        return 0
+    if args.synth_worker:
+        Checks(args.stage, args.outdir.resolve()).synth_worker()
         return 0
 
     started = time.monotonic()
@@ -354,10 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         checks.run("spec", checks.spec)
         checks.run("asl", checks.asl)
         synth = checks.run("synth", checks.synth)
+        checks.run("synth-eb", checks.synth_events)  # built by the same child process as synth
         if synth.ok:
-            # Not in parallel with the rest: a synth keeps two cores busy (Python and the jsii Node.js
-            # runtime), and measured no faster side by side on a two-core runner.
-            checks.run("synth-eb", checks.synth_events)
             expand = checks.run("expand", checks.expand)
             if expand.ok:
                 checks.run("nag-sam", checks.nag_sam)

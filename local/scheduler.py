@@ -16,6 +16,9 @@ from local.lambda_runtime import InvocationResult, LambdaRuntime
 
 log = logging.getLogger("local.scheduler")
 
+# The deployed schedule group is order-hub-<stage>; locally the stage is "local".
+APP_GROUP = "order-hub-local"
+
 _RATE_UNITS = {
     "MINUTES": 60,
     "HOURS": 3600,
@@ -117,16 +120,16 @@ class Schedule:
 
 
 def scheduled_event(function: str, region: str, account: str, at: datetime) -> dict[str, Any]:
-    """The event EventBridge delivers for a scheduled rule."""
+    """The input the deployed EventBridge Scheduler schedule sends (infra: HubStack._scheduled_event)."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": "Scheduled Event",
-        "source": "aws.events",
+        "source": "aws.scheduler",
         "account": account,
         "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
-        "resources": [f"arn:aws:events:{region}:{account}:rule/{function}"],
+        "resources": [f"arn:aws:scheduler:{region}:{account}:schedule/{APP_GROUP}/{function}"],
         "detail": {},
     }
 

@@ -60,7 +60,7 @@ TABLE_ACTIONS = (
 SCHEDULE_RETRY_ATTEMPTS = 3
 SCHEDULE_MAX_EVENT_AGE = Duration.minutes(15)
 # EventBridge's own defaults for a rule target, stated: a Shopify event is retried for a day before it
-# lands in the DLQ, since a dropped order event is only recovered by a reconciliation.
+# lands in the DLQ (Shopify does not send it again).
 SHOPIFY_EVENTS_RETRY_ATTEMPTS = 185
 SHOPIFY_EVENTS_MAX_EVENT_AGE = Duration.hours(24)
 
@@ -498,11 +498,11 @@ class HubStack(Stack):
 
     # ------------------------------------------------------------------------------------ schedules
 
-    def _aws_only_dlq(self, construct_id: str, name: str, used_by: str) -> sqs.Queue:
+    def _aws_only_dlq(self, key: str, name: str, used_by: str, alarm: str) -> sqs.Queue:
         """A standard dead-letter queue of an AWS service (not in the shared spec), with its alarm."""
         dlq = sqs.Queue(
             self,
-            construct_id,
+            f"{_camel(key)}Dlq",
             queue_name=name,
             retention_period=Duration.seconds(resources.DLQ_RETENTION_SECONDS),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
@@ -516,6 +516,13 @@ class HubStack(Stack):
             "does not recognise as such (it only knows SQS redrive policies). A DLQ of a DLQ would only "
             "move the problem; the alarm on this queue is the safeguard.",
         )
+        self._alarm(
+            f"dlq-{key}",
+            dlq.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
+            ),
+            alarm,
+        )
         return dlq
 
     def _schedules(self) -> dict[str, scheduler.CfnSchedule]:
@@ -524,16 +531,13 @@ class HubStack(Stack):
         if not scheduled:
             return {}
         dlq = self._aws_only_dlq(
-            "SchedulerDlq", model.SCHEDULER_DLQ_NAME, "the EventBridge Scheduler schedules"
-        )
-        self._alarm(
-            "dlq-scheduler",
-            dlq.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
-            ),
-            f"EventBridge Scheduler could not invoke a scheduled function (after {SCHEDULE_RETRY_ATTEMPTS} "
-            f"retries): the message in {model.SCHEDULER_DLQ_NAME} names the schedule and the error "
-            "(permissions, throttling, missing function). Fix the cause, then delete the message.",
+            "scheduler",
+            model.SCHEDULER_DLQ_NAME,
+            "the EventBridge Scheduler schedules",
+            f"EventBridge Scheduler gave up invoking a scheduled function (after {SCHEDULE_RETRY_ATTEMPTS} "
+            "retries, or at once for errors retrying cannot fix: permissions, a missing function). The "
+            f"message in {model.SCHEDULER_DLQ_NAME} names the schedule and the error: fix the cause, then "
+            "delete the message (the next scheduled run follows anyway).",
         )
         # A scope of their own: hashed logical ids, which cannot collide with the Chalice template's.
         scope = Construct(self, "Scheduler")
@@ -631,16 +635,14 @@ class HubStack(Stack):
         """
         bus = events.EventBus(self, "ShopifyEventBus", event_source_name=source_name)
         dlq = self._aws_only_dlq(
-            "ShopifyEventsDlq", model.SHOPIFY_EVENTS_DLQ_NAME, "the Shopify EventBridge rule's target"
-        )
-        self._alarm(
-            "dlq-shopify-events",
-            dlq.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
-            ),
-            f"EventBridge could not deliver Shopify events to {resources.INGEST_QUEUE.name} for "
-            f"{SHOPIFY_EVENTS_MAX_EVENT_AGE.to_hours()} hours: they are in {model.SHOPIFY_EVENTS_DLQ_NAME} "
-            "(the message attributes say why). Send their bodies to the ingest queue once it accepts them.",
+            "shopify-events",
+            model.SHOPIFY_EVENTS_DLQ_NAME,
+            "the Shopify EventBridge rule's target",
+            f"EventBridge gave up delivering Shopify events to {resources.INGEST_QUEUE.name} (after "
+            f"{SHOPIFY_EVENTS_MAX_EVENT_AGE.to_hours()} hours of retries, or at once for errors retrying "
+            f"cannot fix: permissions, a missing queue). They are in {model.SHOPIFY_EVENTS_DLQ_NAME}, the "
+            "message attributes say why: fix the cause, then send each body to the ingest queue with "
+            f"message group {model.SHOPIFY_EVENTS_MESSAGE_GROUP}.",
         )
         rule = events.Rule(
             self,

@@ -166,5 +166,5 @@ def test_scheduler__fires_on_cadence_and_on_demand(runtime):
     assert scheduler.due(now[0]) == ["tick"]
     assert scheduler.due(now[0]) == []  # moved to the next slot
     result = scheduler.fire("tick")
-    assert result.payload == {"source": "aws.events", "detail_type": "Scheduled Event"}
+    assert result.payload == {"source": "aws.scheduler", "detail_type": "Scheduled Event"}
     assert scheduler.status()["tick"]["runs"] == 1
