@@ -1,5 +1,10 @@
 """Amazon SP-API client (LWA token exchange, Orders v0): paced, retrying throttles, errors translated."""
 
+# Why not python-amazon-sp-api (2.1.35, evaluated): it takes no SP-API endpoint override (the URL comes
+# from a fixed marketplace list and its Host header is cut from it), hard-codes the LWA host, logs request
+# headers including x-amz-access-token at DEBUG, does no client-side pacing, retries 429s at a fixed delay
+# with one counter shared by all threads, and pulls seven more packages into the Lambda bundle.
+
 from __future__ import annotations
 
 import random
