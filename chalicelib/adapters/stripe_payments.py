@@ -1,0 +1,300 @@
+"""Stripe payments via the `stripe` library: PaymentIntent capture, cancel and refunds; errors translated."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+
+from chalicelib.domain.errors import HubError, InvalidInput
+
+if TYPE_CHECKING:
+    import stripe
+    from stripe.params import PaymentIntentCaptureParams, RefundCreateParams
+
+logger = Logger(service="order-hub", child=True)
+
+# Stripe refuses idempotency keys longer than 255 characters.
+_MAX_KEY_LENGTH = 255
+# Error codes that mean "the payment is not in a state that allows this": retrying cannot help,
+# the caller must look at the PaymentIntent again.
+_CONFLICT_CODES = frozenset(
+    {
+        "payment_intent_unexpected_state",
+        "charge_already_captured",
+        "charge_already_refunded",
+        "charge_not_refundable",
+        "charge_expired_for_capture",
+        "amount_too_large",
+    }
+)
+CANCELLATION_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer", "abandoned"})
+REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+
+
+class PaymentError(HubError):
+    """Stripe refused or failed a payment call; `code`, `decline_code` and `status` come from Stripe."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        decline_code: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.decline_code = decline_code
+        self.status = status
+        self.request_id = request_id
+
+
+class PaymentDeclined(PaymentError):
+    """The card was declined (by the issuer, or blocked by Radar): ask the customer for another method."""
+
+
+class PaymentConflict(PaymentError):
+    """The PaymentIntent is not in a state that allows this (already captured, canceled, refunded...)."""
+
+
+class PaymentUnavailable(PaymentError):
+    """Stripe could not be reached, failed, or throttled us after the library's retries: retry later."""
+
+
+@dataclass(frozen=True)
+class PaymentIntentView:
+    """What the hub needs of a PaymentIntent; amounts in the currency's minor units."""
+
+    id: str
+    status: str
+    amount: int
+    amount_capturable: int
+    amount_received: int
+    currency: str
+    capture_method: str | None = None
+    latest_charge_id: str | None = None
+    risk_score: int | None = None
+    risk_level: str | None = None
+    outcome_type: str | None = None
+    card_fingerprint: str | None = None
+    cancellation_reason: str | None = None
+    last_error_code: str | None = None
+    last_decline_code: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundView:
+    id: str
+    status: str | None
+    amount: int
+    currency: str
+    payment_intent_id: str | None
+    reason: str | None
+
+
+def idempotency_key(order_id: str, step: str, attempt: int = 0) -> str:
+    """The Idempotency-Key for one payment step of one order: the same step retried reuses it.
+
+    Bump `attempt` only for a deliberately new try (e.g. after a new payment method), never for a retry.
+    """
+    if not order_id or not step or attempt < 0:
+        raise InvalidInput("idempotency_key needs an order id, a step and a non-negative attempt")
+    key = f"order-hub:{order_id}:{step}:{attempt}"
+    if len(key) <= _MAX_KEY_LENGTH:
+        return key
+    # Hash instead of truncating, so two long order ids never collide on a common prefix.
+    return f"order-hub:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+class StripePayments:
+    """One Stripe account's payment operations. Build once per key and reuse (the client pools connections).
+
+    `api_base` points the library elsewhere (HUB_STRIPE_API_BASE, e.g. the local simulator). The
+    library retries connection errors, 409 and 5xx itself (`max_network_retries`, reusing the
+    Idempotency-Key), so every error that reaches the caller is final for this call.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_base: str | None = None,
+        max_network_retries: int = 2,
+        timeout: float = 30.0,
+    ) -> None:
+        if not api_key:
+            raise InvalidInput("a Stripe secret key is required")
+        import stripe
+
+        self._api_base = api_base.rstrip("/") if api_base else None
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": self._api_base} if self._api_base else None,
+            max_network_retries=max_network_retries,
+            http_client=stripe.RequestsClient(timeout=timeout),
+        )
+
+    def __repr__(self) -> str:
+        # Never let the secret key reach a log line through an accidental %r.
+        return f"StripePayments(api_base={self._api_base or 'https://api.stripe.com'!r})"
+
+    def retrieve(self, payment_intent_id: str) -> PaymentIntentView:
+        with _translated("retrieve", payment_intent_id):
+            intent = self._client.v1.payment_intents.retrieve(
+                payment_intent_id, params={"expand": ["latest_charge"]}
+            )
+        return _intent_view(intent)
+
+    def capture(
+        self, payment_intent_id: str, amount_minor: int | None, *, idempotency_key: str
+    ) -> PaymentIntentView:
+        """Capture `amount_minor` (all that is capturable when None); Stripe releases the rest."""
+        if amount_minor is not None and amount_minor <= 0:
+            raise InvalidInput(f"capture amount must be positive, not {amount_minor}")
+        params: PaymentIntentCaptureParams = {"expand": ["latest_charge"]}
+        if amount_minor is not None:
+            params["amount_to_capture"] = amount_minor
+        with _translated("capture", payment_intent_id):
+            intent = self._client.v1.payment_intents.capture(
+                payment_intent_id, params=params, options={"idempotency_key": idempotency_key}
+            )
+        return _intent_view(intent)
+
+    def cancel(self, payment_intent_id: str, *, reason: str, idempotency_key: str) -> PaymentIntentView:
+        """Void the authorisation (or abandon an unpaid intent); a captured intent needs `refund` instead."""
+        if reason not in CANCELLATION_REASONS:
+            raise InvalidInput(f"cancellation reason must be one of {sorted(CANCELLATION_REASONS)}")
+        with _translated("cancel", payment_intent_id):
+            intent = self._client.v1.payment_intents.cancel(
+                payment_intent_id,
+                params={"cancellation_reason": reason, "expand": ["latest_charge"]},
+                options={"idempotency_key": idempotency_key},
+            )
+        return _intent_view(intent)
+
+    def refund(
+        self,
+        payment_intent_id: str,
+        amount_minor: int | None,
+        *,
+        idempotency_key: str,
+        reason: str | None = None,
+    ) -> RefundView:
+        """Refund `amount_minor` of the captured amount (everything still unrefunded when None)."""
+        if amount_minor is not None and amount_minor <= 0:
+            raise InvalidInput(f"refund amount must be positive, not {amount_minor}")
+        if reason is not None and reason not in REFUND_REASONS:
+            raise InvalidInput(f"refund reason must be one of {sorted(REFUND_REASONS)}")
+        params: RefundCreateParams = {"payment_intent": payment_intent_id}
+        if amount_minor is not None:
+            params["amount"] = amount_minor
+        if reason is not None:
+            params["reason"] = reason
+        with _translated("refund", payment_intent_id):
+            refund = self._client.v1.refunds.create(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        return RefundView(
+            id=refund.id,
+            status=refund.status,
+            amount=refund.amount,
+            currency=refund.currency,
+            payment_intent_id=_id_of(refund.payment_intent),
+            reason=refund.reason,
+        )
+
+
+def _intent_view(intent: stripe.PaymentIntent) -> PaymentIntentView:
+    charge = intent.latest_charge
+    outcome = None if charge is None or isinstance(charge, str) else charge.outcome
+    card = None
+    if charge is not None and not isinstance(charge, str) and charge.payment_method_details is not None:
+        card = charge.payment_method_details.card
+    error = intent.last_payment_error
+    return PaymentIntentView(
+        id=intent.id,
+        status=intent.status,
+        amount=intent.amount,
+        amount_capturable=intent.amount_capturable,
+        amount_received=intent.amount_received,
+        currency=intent.currency,
+        capture_method=intent.capture_method,
+        latest_charge_id=_id_of(charge),
+        risk_score=outcome.risk_score if outcome is not None else None,
+        risk_level=outcome.risk_level if outcome is not None else None,
+        outcome_type=outcome.type if outcome is not None else None,
+        card_fingerprint=card.fingerprint if card is not None else None,
+        cancellation_reason=intent.cancellation_reason,
+        last_error_code=error.code if error is not None else None,
+        last_decline_code=error.decline_code if error is not None else None,
+    )
+
+
+def _id_of(value: Any) -> str | None:
+    """The id of an expandable field, whether Stripe sent the id or the expanded object."""
+    if value is None or isinstance(value, str):
+        return value
+    found = getattr(value, "id", None)
+    return found if isinstance(found, str) else None
+
+
+@contextmanager
+def _translated(operation: str, payment_intent_id: str) -> Iterator[None]:
+    import stripe
+
+    try:
+        yield
+    except stripe.StripeError as exc:
+        error = _payment_error(operation, exc)
+        # Only Stripe's classification goes to the log: never the key, the body or card details.
+        logger.warning(
+            "stripe call failed",
+            extra={
+                "operation": operation,
+                "payment_intent": payment_intent_id,
+                "error_class": type(error).__name__,
+                "stripe_code": error.code,
+                "decline_code": error.decline_code,
+                "http_status": error.status,
+                "request_id": error.request_id,
+            },
+        )
+        raise error from exc
+
+
+def _payment_error(operation: str, exc: stripe.StripeError) -> PaymentError:
+    import stripe
+
+    body = exc.json_body if isinstance(exc.json_body, dict) else {}
+    details = body.get("error")
+    if not isinstance(details, dict):
+        details = {}
+    code = exc.code or details.get("code")
+    decline_code = details.get("decline_code")
+    status = exc.http_status
+    message = f"stripe {operation}: {exc.user_message or type(exc).__name__}"
+    kind: Callable[..., PaymentError] = PaymentError
+    if isinstance(exc, stripe.CardError):
+        kind = PaymentDeclined
+    elif isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError | stripe.APIError):
+        kind = PaymentUnavailable
+    elif isinstance(exc, stripe.IdempotencyError):
+        # The key was first used with other parameters: the step it names already did something else.
+        kind, code = PaymentConflict, code or "idempotency_error"
+    elif code in _CONFLICT_CODES:
+        kind = PaymentConflict
+    elif status is not None and (status >= 500 or status == 409):
+        kind = PaymentUnavailable
+    return kind(
+        message,
+        code=code if isinstance(code, str) else None,
+        decline_code=decline_code if isinstance(decline_code, str) else None,
+        status=status,
+        request_id=exc.request_id,
+    )
