@@ -10,6 +10,7 @@ from typing import Any
 
 from chalicelib import resources
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
+from chalicelib.domain.fraud import FraudPolicy, VelocityCounter
 from chalicelib.domain.order import utcnow
 from chalicelib.domain.ports import (
     DeliveryQueue,
@@ -33,6 +34,8 @@ class Services:
     connections: ConnectionRepository
     secrets: SecretStore
     raw_archive: RawArchive
+    velocity: VelocityCounter | None = None
+    fraud_policy: FraudPolicy = field(default_factory=FraudPolicy)
     # Builds (and caches, token and pacing included) the SP-API client of one Amazon connection.
     spapi: Callable[[Connection, dict[str, str]], Any] = field(default=lambda c, s: None)
 
@@ -63,9 +66,11 @@ def _build(settings: Settings) -> Services:
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
     from chalicelib.adapters.order_repository import DynamoHeartbeats, DynamoOrderRepository
     from chalicelib.adapters.raw_archive import DynamoRawArchive
+    from chalicelib.adapters.velocity import DynamoVelocityCounter, bind_velocity
     from chalicelib.adapters.workflow import StepFunctionsWorkflow
 
     models.bind(settings.table_name, settings.region, settings.aws_endpoint)
+    bind_velocity(settings.table_name, settings.region, settings.aws_endpoint)
     return Services(
         settings=settings,
         orders=DynamoOrderRepository(),
@@ -85,6 +90,10 @@ def _build(settings: Settings) -> Services:
         secrets=SecretsManagerStore(aws.client("secretsmanager")),
         raw_archive=DynamoRawArchive(),
         spapi=_SpApiClients(settings),
+        velocity=DynamoVelocityCounter(),
+        fraud_policy=FraudPolicy.from_mapping(settings.fraud_policy)
+        if settings.fraud_policy
+        else FraudPolicy(),
     )
 
 
@@ -131,10 +140,16 @@ class _LazyWorkflow:
         self._factory = factory
         self._adapter: WorkflowStarter | None = None
 
-    def start(self, order_id: str, payload: dict[str, Any]) -> str:
+    def _get(self) -> WorkflowStarter:
         if self._adapter is None:
             self._adapter = self._factory()
-        return self._adapter.start(order_id, payload)
+        return self._adapter
+
+    def start(self, order_id: str, payload: dict[str, Any]) -> str:
+        return self._get().start(order_id, payload)
+
+    def complete_task(self, token: str, output: dict[str, Any]) -> bool:
+        return self._get().complete_task(token, output)
 
 
 class _LazyQueue:

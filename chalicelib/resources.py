@@ -138,6 +138,9 @@ QUEUES: tuple[QueueSpec, ...] = (INGEST_QUEUE, AMAZON_NOTIFICATIONS_QUEUE)
 # Lambda functions the state machines call, by Chalice function name.
 FUNCTION_VALIDATE_ORDER = "validate_order"
 FUNCTION_RECORD_FAILURE = "record_failure"
+FUNCTION_FRAUD_CHECK = "fraud_check"
+FUNCTION_REQUEST_REVIEW = "request_review"
+FUNCTION_REVIEW_TIMED_OUT = "review_timed_out"
 
 ORDER_LIFECYCLE = StateMachineSpec(
     key="order_lifecycle",
@@ -146,6 +149,9 @@ ORDER_LIFECYCLE = StateMachineSpec(
     substitutions={
         "ValidateOrderFunctionArn": Substitution("function", FUNCTION_VALIDATE_ORDER),
         "RecordFailureFunctionArn": Substitution("function", FUNCTION_RECORD_FAILURE),
+        "FraudCheckFunctionArn": Substitution("function", FUNCTION_FRAUD_CHECK),
+        "RequestReviewFunctionArn": Substitution("function", FUNCTION_REQUEST_REVIEW),
+        "ReviewTimedOutFunctionArn": Substitution("function", FUNCTION_REVIEW_TIMED_OUT),
     },
 )
 

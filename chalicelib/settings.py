@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from chalicelib import resources
 
@@ -29,6 +31,8 @@ class Settings:
     # One base-URL override per external system (DESIGN §3); None means the real service.
     amazon_spapi_endpoint: str | None = None
     amazon_lwa_endpoint: str | None = None
+    # HUB_FRAUD_POLICY: JSON overriding the fraud rules' thresholds and weights (domain/fraud.py).
+    fraud_policy: Mapping[str, Any] | None = None
 
     def queue_url(self, key: str) -> str:
         try:
@@ -61,7 +65,21 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         local=environ.get("HUB_LOCAL") == "1",
         amazon_spapi_endpoint=environ.get("HUB_AMAZON_SPAPI_ENDPOINT") or None,
         amazon_lwa_endpoint=environ.get("HUB_AMAZON_LWA_ENDPOINT") or None,
+        fraud_policy=_json_setting(environ, "HUB_FRAUD_POLICY"),
     )
+
+
+def _json_setting(environ: Mapping[str, str], name: str) -> Mapping[str, Any] | None:
+    raw = environ.get(name)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{name} must be a JSON object")
+    return value
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,7 @@ class InMemoryOrderRepository:
         self._deliveries: dict[str, str] = {}
         self._lock = threading.Lock()
         self.fail_next_saves = 0  # simulate another writer winning the race
+        self._review_tokens: dict[str, str | None] = {}
 
     def get(self, order_id: str) -> StoredOrder | None:
         stored = self._orders.get(order_id)
@@ -74,6 +75,17 @@ class InMemoryOrderRepository:
                 raise NotFound(order_id)
             self._orders[order_id] = StoredOrder(current.order, current.version + 1, execution_arn)
 
+    def set_review_token(self, order_id: str, token: str | None) -> None:
+        with self._lock:
+            current = self._orders.get(order_id)
+            if current is None:
+                raise NotFound(order_id)
+            self._review_tokens[order_id] = token
+            self._orders[order_id] = StoredOrder(current.order, current.version + 1, current.execution_arn)
+
+    def get_review_token(self, order_id: str) -> str | None:
+        return self._review_tokens.get(order_id)
+
     def list_orders(
         self,
         *,
@@ -115,7 +127,13 @@ class InMemoryOrderRepository:
 class RecordingWorkflow:
     def __init__(self, fail_times: int = 0) -> None:
         self.started: list[tuple[str, dict[str, Any]]] = []
+        self.completed: list[tuple[str, dict[str, Any]]] = []
+        self.expired_tokens: set[str] = set()
         self._fail_times = fail_times
+
+    def complete_task(self, token: str, output: dict[str, Any]) -> bool:
+        self.completed.append((token, output))
+        return token not in self.expired_tokens
 
     def start(self, order_id: str, payload: dict[str, Any]) -> str:
         if self._fail_times > 0:

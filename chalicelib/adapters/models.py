@@ -58,6 +58,8 @@ class OrderModel(_TableModel):
     store = UnicodeAttribute()
     external_id = UnicodeAttribute()
     execution_arn = UnicodeAttribute(null=True)
+    # The waiting fraud review's task token: a capability, so never in the order's JSON.
+    review_token = UnicodeAttribute(null=True)
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
     gsi2pk = UnicodeAttribute()

@@ -55,6 +55,24 @@ def _to_model(order: Order, version: int | None) -> OrderModel:
     return model
 
 
+# The attributes a save writes; everything else on the item is left as it is.
+_WRITTEN = (
+    "document",
+    "status",
+    "channel",
+    "store",
+    "external_id",
+    "gsi1pk",
+    "gsi1sk",
+    "gsi2pk",
+    "gsi2sk",
+    "gsi3pk",
+    "gsi3sk",
+    "gsi4pk",
+    "gsi4sk",
+)
+
+
 def _to_stored(model: OrderModel) -> StoredOrder:
     return StoredOrder(
         order=Order.model_validate(model.document),
@@ -106,10 +124,12 @@ class DynamoOrderRepository:
     def save(self, order: Order, *, expected_version: int | None, delivery_id: str | None = None) -> int:
         model = _to_model(order, expected_version)
         new_version = (expected_version or 0) + 1
+        # An update, not a put: what lives beside the document (execution ARN, review token) stays.
+        actions = [getattr(OrderModel, name).set(getattr(model, name)) for name in _WRITTEN]
         if delivery_id is None:
             try:
-                model.save()
-            except PutError as exc:
+                model.update(actions=actions)
+            except UpdateError as exc:
                 if exc.cause_response_code == f"{_CONDITION_FAILED}Exception":
                     raise ConcurrentUpdate(order.order_id) from exc
                 raise
@@ -118,7 +138,7 @@ class DynamoOrderRepository:
         try:
             with TransactWrite(connection=self._connection()) as tx:
                 tx.save(marker, condition=DeliveryModel.pk.does_not_exist())
-                tx.save(model)
+                tx.update(model, actions=actions)
         except TransactWriteError as exc:
             reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
             if reasons and reasons[0] == _CONDITION_FAILED:
@@ -157,6 +177,25 @@ class DynamoOrderRepository:
             if exc.cause_response_code == f"{_CONDITION_FAILED}Exception":
                 raise NotFound(order_id) from exc
             raise
+
+    def set_review_token(self, order_id: str, token: str | None) -> None:
+        pk, sk = order_key(order_id)
+        action = OrderModel.review_token.set(token) if token else OrderModel.review_token.remove()
+        try:
+            OrderModel._get_connection().update_item(
+                pk, sk, actions=[action, OrderModel.version.add(1)], condition=OrderModel.pk.exists()
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == f"{_CONDITION_FAILED}Exception":
+                raise NotFound(order_id) from exc
+            raise
+
+    def get_review_token(self, order_id: str) -> str | None:
+        try:
+            model = OrderModel.get(*order_key(order_id), consistent_read=True)
+        except OrderModel.DoesNotExist:
+            return None
+        return model.review_token
 
     def list_orders(
         self,

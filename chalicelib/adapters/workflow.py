@@ -26,6 +26,15 @@ class StepFunctionsWorkflow:
                 raise
             return self.execution_arn(order_id)
 
+    def complete_task(self, token: str, output: dict[str, Any]) -> bool:
+        try:
+            self._sfn.send_task_success(taskToken=token, output=json.dumps(output))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+                return False
+            raise
+        return True
+
     def execution_arn(self, order_id: str) -> str:
         # arn:aws:states:<region>:<account>:stateMachine:<name> → ...:execution:<name>:<execution>
         prefix, _, machine = self._arn.rpartition(":stateMachine:")

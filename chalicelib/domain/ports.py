@@ -45,6 +45,12 @@ class OrderRepository(Protocol):
 
     def attach_execution(self, order_id: str, execution_arn: str) -> None: ...
 
+    def set_review_token(self, order_id: str, token: str | None) -> None:
+        """Keep (or clear) the task token of the order's waiting review; never part of the order's JSON."""
+        ...
+
+    def get_review_token(self, order_id: str) -> str | None: ...
+
     def list_orders(
         self,
         *,
@@ -79,6 +85,10 @@ class RawArchive(Protocol):
 class WorkflowStarter(Protocol):
     def start(self, order_id: str, payload: dict[str, Any]) -> str:
         """Start the order's lifecycle execution, named after the order; already started is success."""
+        ...
+
+    def complete_task(self, token: str, output: dict[str, Any]) -> bool:
+        """Resume a task waiting on `token`; False when it no longer waits (timed out, already resumed)."""
         ...
 
 

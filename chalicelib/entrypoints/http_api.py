@@ -114,3 +114,15 @@ def _bytes(body: str | bytes) -> bytes:
 
 def _query(params: Mapping[str, str] | None) -> dict[str, str]:
     return dict(params or {})
+
+
+@bp.route("/api/orders/{order_id}/review", methods=["POST"], content_types=["application/json"])
+@http_errors
+def review_order(order_id: str) -> dict[str, Any]:
+    """An operator's fraud review, `{"decision": "approve" | "reject"}`; 409 unless the order waits."""
+    from chalicelib.domain import review
+
+    body = bp.current_request.json_body
+    decision = body.get("decision") if isinstance(body, dict) else None
+    svc = services()
+    return review.review(order_id, str(decision), orders=svc.orders, workflow=svc.workflow, now=svc.now)

@@ -8,7 +8,8 @@ from chalice import Blueprint
 
 from chalicelib import resources
 from chalicelib.composition import services
-from chalicelib.domain import lifecycle
+from chalicelib.domain import lifecycle, review
+from chalicelib.settings import ConfigurationError
 
 bp = Blueprint(__name__)
 
@@ -30,3 +31,25 @@ def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
         orders=svc.orders,
         now=svc.now,
     )
+
+
+@bp.lambda_function(name=resources.FUNCTION_FRAUD_CHECK)
+def fraud_check(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    if svc.velocity is None:
+        raise ConfigurationError("no velocity counter configured")
+    return review.fraud_check(
+        event["order_id"], orders=svc.orders, velocity=svc.velocity, policy=svc.fraud_policy, now=svc.now
+    )
+
+
+@bp.lambda_function(name=resources.FUNCTION_REQUEST_REVIEW)
+def request_review(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    return review.request_review(event["order_id"], event["task_token"], orders=svc.orders, now=svc.now)
+
+
+@bp.lambda_function(name=resources.FUNCTION_REVIEW_TIMED_OUT)
+def review_timed_out(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    return review.review_timed_out(event["order_id"], orders=svc.orders, now=svc.now)

@@ -365,6 +365,13 @@ class HubStack(Stack):
                     actions=["states:DescribeStateMachine"], resources=list(self.state_machine_arns.values())
                 )
             )
+        if access.task_results:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+                    resources=[self.state_machine_arns[key] for key in access.task_results],
+                )
+            )
         for key in access.secrets:
             self.secrets[key].grant_read(role)
         if access.redrive:

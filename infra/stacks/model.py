@@ -70,6 +70,7 @@ class Access:
     secrets: tuple[str, ...] = ()  # secret keys it reads
     redrive: bool = False  # move messages from every DLQ back to its source queue (operator redrive)
     connection_secrets: str = ""  # "read" or "manage" the per-store channel credentials (see below)
+    task_results: tuple[str, ...] = ()  # state machine keys whose waiting tasks it completes (task tokens)
 
 
 # Channel credentials: one secret per registered store, created at run time under this prefix
@@ -100,6 +101,8 @@ FUNCTION_ACCESS: dict[str, Access] = {
         secrets=(resources.OPERATOR_TOKEN_SECRET.key,),
         redrive=True,
         connection_secrets="manage",
+        # the operator's fraud review answers the lifecycle's waiting task
+        task_results=(resources.ORDER_LIFECYCLE.key,),
     ),
     # Ingest: applies deliveries to the table and starts the order's lifecycle execution.
     "ingest_deliveries": Access(start=(resources.ORDER_LIFECYCLE.key,)),
@@ -108,6 +111,9 @@ FUNCTION_ACCESS: dict[str, Access] = {
     # Step Functions tasks: each reads and writes the order.
     resources.FUNCTION_VALIDATE_ORDER: Access(),
     resources.FUNCTION_RECORD_FAILURE: Access(),
+    resources.FUNCTION_FRAUD_CHECK: Access(),
+    resources.FUNCTION_REQUEST_REVIEW: Access(),
+    resources.FUNCTION_REVIEW_TIMED_OUT: Access(),
     # Scheduled: writes its heartbeat item.
     "heartbeat": Access(),
 }

@@ -139,6 +139,8 @@ def stack(amazon: Any, amazon_notifier: AmazonNotifier) -> Iterator[Stack]:
         "HUB_DEMO": "0",
         "HUB_LOCAL_QUEUE_VISIBILITY_SECONDS": str(VISIBILITY_SECONDS),
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        # A high-value order alone is enough for a review here, so tests can reach the review stage.
+        "HUB_FRAUD_POLICY": '{"weights": {"high_value": 45}}',
         "HUB_AMAZON_SPAPI_ENDPOINT": amazon.url,
         "HUB_AMAZON_LWA_ENDPOINT": amazon.lwa_url,
     }

@@ -45,8 +45,9 @@ def test_order_flows_from_http_to_a_validated_order(stack):
     order_id = accepted.json()["order_id"]
     assert order_id == derive_order_id("manual", "it-store", external_id)
 
-    order = wait_for_event(stack, order_id, "validated")
-    assert order["status"] == "RECEIVED"
+    order = wait_for_event(stack, order_id, "fraud_checked")
+    assert order["status"] == "APPROVED"
+    assert order["fraud"]["decision"] == "approve"
     assert order["totals"] == {
         "subtotal": "44.95",
         "discount": "0.00",
@@ -65,11 +66,11 @@ def test_order_flows_from_http_to_a_validated_order(stack):
         if m["name"] == resources.ORDER_LIFECYCLE.name
     )
     execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{order_id}"
-    assert sfn.describe_execution(executionArn=execution_arn)["status"] == "SUCCEEDED"
+    assert eventually(lambda: sfn.describe_execution(executionArn=execution_arn)["status"] == "SUCCEEDED")
 
     by_channel = stack.api("GET", f"/api/orders/by-channel/manual/{external_id}")
     assert by_channel.json()["order_id"] == order_id
-    listed = stack.api("GET", "/api/orders", params={"status": "RECEIVED", "limit": 100}).json()
+    listed = stack.api("GET", "/api/orders", params={"status": "APPROVED", "limit": 100}).json()
     assert order_id in [o["order_id"] for o in listed["orders"]]
 
 
@@ -89,8 +90,8 @@ def test_the_same_order_posted_three_times_is_one_order_and_one_execution(stack)
     answers = [stack.api("POST", "/api/orders", json=body) for _ in range(3)]
     assert {a.status_code for a in answers} == {202}
     order_id = answers[0].json()["order_id"]
-    order = wait_for_event(stack, order_id, "validated")
-    assert [h["event"] for h in order["history"]] == ["received", "validated"]
+    order = wait_for_event(stack, order_id, "fraud_checked")
+    assert [h["event"] for h in order["history"]] == ["received", "validated", "fraud_checked"]
 
 
 def test_a_newer_update_applies_and_an_older_one_is_ignored(stack):
@@ -155,8 +156,8 @@ def test_batch_with_one_poison_record__only_it_is_retried_then_dead_lettered(sta
     assert not sqs.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed")
 
     for order_id in good:
-        order = wait_for_event(stack, order_id, "validated")
-        assert [h["event"] for h in order["history"]] == ["received", "validated"]
+        order = wait_for_event(stack, order_id, "fraud_checked")
+        assert [h["event"] for h in order["history"]] == ["received", "validated", "fraud_checked"]
 
     def dead_lettered():
         messages = sqs.receive_message(

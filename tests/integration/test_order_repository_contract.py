@@ -116,3 +116,18 @@ def test_list_orders__by_channel_and_store_newest_first(repo):
     assert held.orders == []
     with pytest.raises(InvalidInput):
         repo.list_orders(status=None, channel=None, store=store, limit=10, cursor=None)
+
+
+def test_saves_keep_the_execution_arn_and_the_review_token(repo):
+    o = order()
+    repo.save(o, expected_version=None)
+    repo.attach_execution(o.order_id, "arn:aws:states:us-east-1:123456789012:execution:m:keep")
+    repo.set_review_token(o.order_id, "token-1")
+    stored = repo.get(o.order_id)
+    repo.save(stored.order, expected_version=stored.version)
+    again = repo.get(o.order_id)
+    assert again.execution_arn.endswith(":keep") and repo.get_review_token(o.order_id) == "token-1"
+    repo.set_review_token(o.order_id, None)
+    assert repo.get_review_token(o.order_id) is None
+    with pytest.raises(NotFound):
+        repo.set_review_token("ord_does_not_exist", "t")

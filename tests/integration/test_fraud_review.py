@@ -1,0 +1,83 @@
+"""The lifecycle's fraud stage on the local stack: review waits on a task token until an operator decides."""
+
+from __future__ import annotations
+
+import uuid
+
+from chalicelib import resources
+from chalicelib.domain.order import derive_order_id
+from tests.integration.conftest import eventually
+
+
+def high_value_order(external_id: str) -> dict:
+    return {
+        "store": "it-fraud",
+        "external_id": external_id,
+        "currency": "EUR",
+        "placed_at": "2026-11-23T10:00:00Z",
+        "customer": {"email": f"{external_id.lower()}@example.com"},
+        "lines": [{"title": "E-bike", "quantity": 1, "unit_price": "2400.00"}],
+    }
+
+
+def order_in(stack, order_id: str, status: str) -> dict:
+    def check():
+        response = stack.api("GET", f"/api/orders/{order_id}")
+        return (
+            response.json() if response.status_code == 200 and response.json()["status"] == status else None
+        )
+
+    return eventually(check, timeout=30)
+
+
+def execution_status(stack, order_id: str) -> str:
+    sfn = stack.client("stepfunctions")
+    machine = next(
+        m["stateMachineArn"]
+        for m in sfn.list_state_machines()["stateMachines"]
+        if m["name"] == resources.ORDER_LIFECYCLE.name
+    )
+    arn = machine.replace(":stateMachine:", ":execution:") + f":{order_id}"
+    return str(sfn.describe_execution(executionArn=arn)["status"])
+
+
+def test_a_reviewed_order_waits_then_goes_on_when_an_operator_approves(stack):
+    external_id = f"FR-{uuid.uuid4().hex[:8]}"
+    assert stack.api("POST", "/api/orders", json=high_value_order(external_id)).status_code == 202
+    order_id = derive_order_id("manual", "it-fraud", external_id)
+    waiting = order_in(stack, order_id, "FRAUD_REVIEW")
+    assert waiting["fraud"]["decision"] == "review" and waiting["fraud"]["score"] >= 40
+    eventually(
+        lambda: (
+            "review_requested"
+            in [h["event"] for h in stack.api("GET", f"/api/orders/{order_id}").json()["history"]]
+        )
+    )
+    assert "token" not in str(stack.api("GET", f"/api/orders/{order_id}").json()).lower()
+    assert execution_status(stack, order_id) == "RUNNING"
+
+    answer = stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "approve"})
+    assert answer.status_code == 200 and answer.json()["workflow_resumed"] is True
+    approved = order_in(stack, order_id, "APPROVED")
+    assert [h["event"] for h in approved["history"]][-1] == "review_approved"
+    assert eventually(lambda: execution_status(stack, order_id) == "SUCCEEDED")
+    again = stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "reject"})
+    assert again.status_code == 409
+
+
+def test_an_operator_rejection_cancels_and_bad_decisions_are_refused(stack):
+    external_id = f"FR-{uuid.uuid4().hex[:8]}"
+    stack.api("POST", "/api/orders", json=high_value_order(external_id))
+    order_id = derive_order_id("manual", "it-fraud", external_id)
+    order_in(stack, order_id, "FRAUD_REVIEW")
+    eventually(
+        lambda: (
+            "review_requested"
+            in [h["event"] for h in stack.api("GET", f"/api/orders/{order_id}").json()["history"]]
+        )
+    )
+    assert stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "maybe"}).status_code == 400
+    assert stack.api("POST", "/api/orders/ord_nope/review", json={"decision": "approve"}).status_code == 404
+    assert stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "reject"}).status_code == 200
+    order_in(stack, order_id, "CANCELLED")
+    assert eventually(lambda: execution_status(stack, order_id) == "SUCCEEDED")
