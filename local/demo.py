@@ -83,6 +83,8 @@ class DemoTraffic:
                 log.warning("demo step failed: %s", exc)
 
     def step(self) -> None:
+        if self._rng.random() < 0.3 and self._review_one():
+            return
         if self._open and self._rng.random() < 0.45:
             channel, order_id = self._open.pop(self._rng.randrange(len(self._open)))
             self._follow_up(channel, order_id)
@@ -106,6 +108,28 @@ class DemoTraffic:
             body = manual_order(self._rng, self._number)
             requests.post(f"{self._url}/api/orders", json=body, headers=self._headers, timeout=10)
             log.info("manual: order %s posted", body["external_id"])
+
+    def _review_one(self) -> bool:
+        """Play the operator: decide one order waiting in the fraud review (mostly approve)."""
+        waiting = requests.get(
+            f"{self._url}/api/orders",
+            params={"status": "FRAUD_REVIEW", "limit": "5"},
+            headers=self._headers,
+            timeout=10,
+        ).json()["orders"]
+        ready = [o for o in waiting if o["history"] and o["history"][-1]["event"] == "review_requested"]
+        if not ready:
+            return False
+        order = ready[0]
+        decision = "approve" if self._rng.random() < 0.75 else "reject"
+        requests.post(
+            f"{self._url}/api/orders/{order['order_id']}/review",
+            json={"decision": decision},
+            headers=self._headers,
+            timeout=10,
+        )
+        log.info("operator: %s %s (fraud score %s)", decision, order["external_id"], order["fraud"]["score"])
+        return True
 
     def _follow_up(self, channel: str, order_id: Any) -> None:
         shop, woo, amazon = self._channels.shopify, self._channels.woocommerce, self._channels.amazon

@@ -243,6 +243,11 @@ class LocalStack:
         # The hub talks to the simulators, unless the user pointed a channel elsewhere.
         for name, value in self.channels.environment().items():
             os.environ.setdefault(name, value)
+        # Demo orders are small: a lower value threshold sends some of them to the fraud review.
+        os.environ.setdefault(
+            "HUB_FRAUD_POLICY",
+            '{"weights": {"high_value": 45}, "high_value": {"EUR": "250", "USD": "250", "GBP": "250"}}',
+        )
 
     def _start_app(self) -> None:
         from chalice.app import ScheduledEventConfig, SQSEventConfig
