@@ -151,6 +151,9 @@ class _LazyWorkflow:
     def complete_task(self, token: str, output: dict[str, Any]) -> bool:
         return self._get().complete_task(token, output)
 
+    def stop(self, order_id: str, cause: str) -> bool:
+        return self._get().stop(order_id, cause)
+
 
 class _LazyQueue:
     def __init__(self, factory: Callable[[], DeliveryQueue]) -> None:

@@ -128,8 +128,13 @@ class RecordingWorkflow:
     def __init__(self, fail_times: int = 0) -> None:
         self.started: list[tuple[str, dict[str, Any]]] = []
         self.completed: list[tuple[str, dict[str, Any]]] = []
+        self.stopped: list[tuple[str, str]] = []
         self.expired_tokens: set[str] = set()
         self._fail_times = fail_times
+
+    def stop(self, order_id: str, cause: str) -> bool:
+        self.stopped.append((order_id, cause))
+        return order_id in {o for o, _ in self.started}
 
     def complete_task(self, token: str, output: dict[str, Any]) -> bool:
         self.completed.append((token, output))

@@ -35,6 +35,18 @@ class StepFunctionsWorkflow:
             raise
         return True
 
+    def stop(self, order_id: str, cause: str) -> bool:
+        arn = self.execution_arn(order_id)
+        try:
+            if self._sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
+                return False
+            self._sfn.stop_execution(executionArn=arn, error="OrderCancelled", cause=cause[:32768])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("ExecutionDoesNotExist", "ValidationException"):
+                return False
+            raise
+        return True
+
     def execution_arn(self, order_id: str) -> str:
         # arn:aws:states:<region>:<account>:stateMachine:<name> → ...:execution:<name>:<execution>
         prefix, _, machine = self._arn.rpartition(":stateMachine:")

@@ -148,6 +148,9 @@ def ingest(
             )
             _apply_channel_state(merged, event.state, _last_channel_state(stored.order), now)
             version = orders.save(merged, expected_version=stored.version, delivery_id=delivery.delivery_id)
+            if merged.status == OrderStatus.CANCELLED != stored.order.status and stored.execution_arn:
+                # Cancelled at the channel: the lifecycle stops here (compensation joins with #4).
+                workflow.stop(merged.order_id, "cancelled at the channel")
             stored = StoredOrder(merged, version, stored.execution_arn)
             outcome = Outcome.UPDATED
     except DuplicateDelivery:

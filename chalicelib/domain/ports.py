@@ -91,6 +91,10 @@ class WorkflowStarter(Protocol):
         """Resume a task waiting on `token`; False when it no longer waits (timed out, already resumed)."""
         ...
 
+    def stop(self, order_id: str, cause: str) -> bool:
+        """Stop the order's running execution; False when none is running."""
+        ...
+
 
 class DeliveryQueue(Protocol):
     def send(self, body: dict[str, Any], *, group_id: str, deduplication_id: str) -> str: ...

@@ -126,3 +126,17 @@ def review_order(order_id: str) -> dict[str, Any]:
     decision = body.get("decision") if isinstance(body, dict) else None
     svc = services()
     return review.review(order_id, str(decision), orders=svc.orders, workflow=svc.workflow, now=svc.now)
+
+
+@bp.route("/api/orders/{order_id}/cancel", methods=["POST"], content_types=["application/json"])
+@http_errors
+def cancel_order(order_id: str) -> dict[str, Any]:
+    """Cancel from any stage (`{"reason": "..."}` optional); 409 once it is completed or refunded."""
+    from chalicelib.domain import cancellation
+
+    body = bp.current_request.json_body if bp.current_request.raw_body else None
+    reason = str(body.get("reason") or "operator request") if isinstance(body, dict) else "operator request"
+    svc = services()
+    return cancellation.cancel(
+        order_id, reason, source="operator", orders=svc.orders, workflow=svc.workflow, now=svc.now
+    )

@@ -308,7 +308,7 @@ class HubStack(Stack):
             removal_policy=self.removal,
         )
 
-    def _function_role(self, fn: model.ChaliceFunction) -> iam.Role:
+    def _function_role(self, fn: model.ChaliceFunction) -> iam.Role:  # noqa: PLR0912 - one branch per kind of access, flat on purpose
         access = model.FUNCTION_ACCESS[fn.resource_name]
         role = iam.Role(
             self,
@@ -372,6 +372,32 @@ class HubStack(Stack):
                     resources=[self.state_machine_arns[key] for key in access.task_results],
                 )
             )
+        if access.stop:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["states:DescribeExecution", "states:StopExecution"],
+                    resources=[
+                        self.format_arn(
+                            service="states",
+                            resource="execution",
+                            resource_name=f"{spec.name}:*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                        for spec in resources.STATE_MACHINES
+                        if spec.key in access.stop
+                    ],
+                )
+            )
+            for spec in resources.STATE_MACHINES:
+                if spec.key in access.stop:
+                    acknowledge(
+                        role,
+                        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+                        f"<AWS::AccountId>:execution:{spec.name}:*]",
+                        "Executions are named after orders at run time, so only the machine can be named: "
+                        "the wildcard spans this one state machine's executions (describe and stop to "
+                        "cancel an order).",
+                    )
         for key in access.secrets:
             self.secrets[key].grant_read(role)
         if access.redrive:

@@ -71,6 +71,7 @@ class Access:
     redrive: bool = False  # move messages from every DLQ back to its source queue (operator redrive)
     connection_secrets: str = ""  # "read" or "manage" the per-store channel credentials (see below)
     task_results: tuple[str, ...] = ()  # state machine keys whose waiting tasks it completes (task tokens)
+    stop: tuple[str, ...] = ()  # state machine keys whose executions it may describe and stop (cancellation)
 
 
 # Channel credentials: one secret per registered store, created at run time under this prefix
@@ -101,13 +102,20 @@ FUNCTION_ACCESS: dict[str, Access] = {
         secrets=(resources.OPERATOR_TOKEN_SECRET.key,),
         redrive=True,
         connection_secrets="manage",
-        # the operator's fraud review answers the lifecycle's waiting task
+        # the operator's fraud review answers the lifecycle's waiting task; a cancellation stops it
         task_results=(resources.ORDER_LIFECYCLE.key,),
+        stop=(resources.ORDER_LIFECYCLE.key,),
     ),
     # Ingest: applies deliveries to the table and starts the order's lifecycle execution.
-    "ingest_deliveries": Access(start=(resources.ORDER_LIFECYCLE.key,)),
+    "ingest_deliveries": Access(
+        start=(resources.ORDER_LIFECYCLE.key,), stop=(resources.ORDER_LIFECYCLE.key,)
+    ),
     # SP-API notifications: reads the seller's credentials to fetch the order, archives and ingests it.
-    "amazon_notifications": Access(start=(resources.ORDER_LIFECYCLE.key,), connection_secrets="read"),
+    "amazon_notifications": Access(
+        start=(resources.ORDER_LIFECYCLE.key,),
+        stop=(resources.ORDER_LIFECYCLE.key,),
+        connection_secrets="read",
+    ),
     # Step Functions tasks: each reads and writes the order.
     resources.FUNCTION_VALIDATE_ORDER: Access(),
     resources.FUNCTION_RECORD_FAILURE: Access(),

@@ -81,3 +81,26 @@ def test_an_operator_rejection_cancels_and_bad_decisions_are_refused(stack):
     assert stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "reject"}).status_code == 200
     order_in(stack, order_id, "CANCELLED")
     assert eventually(lambda: execution_status(stack, order_id) == "SUCCEEDED")
+
+
+def test_cancelling_an_order_waiting_for_review_stops_its_lifecycle(stack):
+    """The stop is requested while the execution runs (`lifecycle_stopped`). The emulator only marks an
+    execution ABORTED once its worker wakes, which a task-token wait does not do, so that is not polled."""
+    external_id = f"FR-{uuid.uuid4().hex[:8]}"
+    stack.api("POST", "/api/orders", json=high_value_order(external_id))
+    order_id = derive_order_id("manual", "it-fraud", external_id)
+    order_in(stack, order_id, "FRAUD_REVIEW")
+    eventually(lambda: execution_status(stack, order_id) == "RUNNING")
+    answer = stack.api(
+        "POST", f"/api/orders/{order_id}/cancel", json={"reason": "customer changed their mind"}
+    )
+    assert answer.status_code == 200
+    assert answer.json()["lifecycle_stopped"] is True and answer.json()["already_cancelled"] is False
+    cancelled = order_in(stack, order_id, "CANCELLED")
+    assert cancelled["history"][-1]["detail"]["previous_status"] == "FRAUD_REVIEW"
+    assert (
+        stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "approve"}).status_code == 409
+    )
+    again = stack.api("POST", f"/api/orders/{order_id}/cancel")
+    assert again.status_code == 200 and again.json()["already_cancelled"] is True
+    assert stack.api("POST", "/api/orders/ord_nope/cancel").status_code == 404
