@@ -206,7 +206,8 @@ def chalice_functions(app: Any) -> list[ChaliceFunction]:
         else:
             found.append(ChaliceFunction(source.name, kind, queues))
     if getattr(app, "websocket_handlers", None):
-        raise NotImplementedError("websocket handlers are not wired into the CDK stack yet")
+        # The hub has no websocket API; refuse rather than deploy handlers with nothing routed to them.
+        raise ValueError("the app defines websocket handlers, which this stack does not deploy")
     return found
 
 

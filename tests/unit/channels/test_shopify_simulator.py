@@ -3,13 +3,11 @@
 import json
 import re
 import socket
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 
 import pytest
 import requests
@@ -18,6 +16,7 @@ from chalicelib.channels.base import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.channels.shopify import parse_shopify, verify_shopify_hmac
 from chalicelib.domain.totals import totals_issues
 from local.simulators.shopify import RETRY_DELAYS_S, UNAUTHORIZED_ERROR, ShopifySimulator
+from tests.webhook_receiver import WebhookReceiver
 
 SHOP = "sim-store.myshopify.com"
 SECRET = "shpss_simulated_webhook_secret"
@@ -38,56 +37,25 @@ class Received:
         return json.loads(self.body)
 
 
-class Receiver:
-    """A webhook endpoint for tests: records every POST, answers `fail_status` to the first `fail_first`
-    deliveries (of `fail_topic` only, when set) and 200 to the rest."""
+class Receiver(WebhookReceiver):
+    """Answers `fail_status` to the first `fail_first` deliveries (of `fail_topic` only), then 200."""
+
+    path = "/webhooks/shopify"
 
     def __init__(self) -> None:
         self.fail_first = 0
         self.fail_status = 500
         self.fail_topic: str | None = None
         self.failed = 0
-        self.received: list[Received] = []
-        self._cond = threading.Condition()
-        receiver = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver._cond:
-                    receiver.received.append(Received(dict(self.headers), body))
-                    failing = receiver.failed < receiver.fail_first and receiver.fail_topic in (
-                        None,
-                        self.headers["X-Shopify-Topic"],
-                    )
-                    receiver.failed += failing
-                    receiver._cond.notify_all()
-                self.send_response(receiver.fail_status if failing else 200)
-                if failing and 300 <= receiver.fail_status < 400:
-                    self.send_header("Location", "/elsewhere")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    def record(self, headers: Message, body: bytes) -> Received:
+        return Received(dict(headers), body)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/shopify"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def wait_for(self, count: int, timeout: float = 2.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.received) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"received {len(self.received)} of {count} webhooks")
-                self._cond.wait(remaining)
-            return list(self.received)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def status_for(self, item: Received, index: int) -> int:
+        failing = self.failed < self.fail_first and self.fail_topic in (None, item.topic)
+        self.failed += failing
+        return self.fail_status if failing else 200
 
 
 @pytest.fixture

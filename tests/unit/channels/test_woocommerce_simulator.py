@@ -2,11 +2,8 @@
 
 import base64
 import json
-import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -15,6 +12,7 @@ from chalicelib.channels.base import ChannelState
 from chalicelib.channels.woocommerce import bare_deletion_id, is_ping, parse_woocommerce, verify_wc_signature
 from chalicelib.domain.totals import totals_issues
 from local.simulators.woocommerce import WooCommerceSimulator
+from tests.webhook_receiver import WebhookReceiver
 
 SITE = "https://shop.example"
 SECRET = "whsec-wc-0f3a"
@@ -22,53 +20,26 @@ KEY = "ck_4b1f0c2d9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c"
 CONSUMER_SECRET = "cs_9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d"
 
 
-class Receiver:
-    """A tiny webhook endpoint: records every request and answers with the statuses it is told to."""
+class Receiver(WebhookReceiver):
+    """Answers with the statuses it is told to, in order; `default_status` once they run out."""
+
+    path = "/webhooks/woocommerce"
 
     def __init__(self):
-        self.requests = []
-        self.statuses = []  # answers to give, in order; default_status once they run out
+        self.statuses = []
         self.default_status = 200
-        self._cond = threading.Condition()
-        receiver = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with receiver._cond:
-                    receiver.requests.append((self.headers, body))
-                    status = receiver.statuses.pop(0) if receiver.statuses else receiver.default_status
-                    receiver._cond.notify_all()
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    @property
+    def requests(self):
+        return self.received
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/woocommerce"
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+    def status_for(self, item, index):
+        return self.statuses.pop(0) if self.statuses else self.default_status
 
     def topics(self):
         with self._cond:
-            return [headers["X-WC-Webhook-Topic"] for headers, _ in self.requests]
-
-    def clear(self):
-        with self._cond:
-            self.requests.clear()
-
-    def wait_for(self, count, timeout=2.0):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.requests) < count:
-                remaining = deadline - time.monotonic()
-                assert remaining > 0, f"expected {count} requests, got {len(self.requests)}"
-                self._cond.wait(remaining)
-            return list(self.requests)
+            return [headers["X-WC-Webhook-Topic"] for headers, _ in self.received]
 
 
 class Clock:

@@ -1,10 +1,9 @@
 """The Stripe simulator: signed webhook events for each transition, retries, duplicates and its API rules."""
 
 import json
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 
 import pytest
 import requests
@@ -12,6 +11,7 @@ import stripe
 
 from chalicelib.channels.stripe_webhook import parse_event, verify_stripe_signature
 from local.simulators.stripe import RETRY_DELAYS_S, StripeSimulator
+from tests.webhook_receiver import WebhookReceiver
 
 KEY = "sk_test_simulator_unit"
 SECRET = "whsec_simulator_unit_secret"
@@ -27,47 +27,24 @@ class Received:
         return json.loads(self.body)
 
 
-class Receiver:
-    """A webhook endpoint for tests: answers `fail_status` to the first `fail_first` deliveries, then 200."""
+class Receiver(WebhookReceiver):
+    """Answers `fail_status` to the first `fail_first` deliveries, then 200."""
+
+    path = "/webhooks/stripe"
 
     def __init__(self) -> None:
         self.fail_first = 0
         self.fail_status = 500
-        self.received: list[Received] = []
-        self._cond = threading.Condition()
-        receiver = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver._cond:
-                    failing = len(receiver.received) < receiver.fail_first
-                    receiver.received.append(Received(self.headers["Stripe-Signature"], body))
-                    receiver._cond.notify_all()
-                self.send_response(receiver.fail_status if failing else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    def record(self, headers: Message, body: bytes) -> Received:
+        return Received(headers["Stripe-Signature"], body)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/stripe"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+    def status_for(self, item: Received, index: int) -> int:
+        return self.fail_status if index < self.fail_first else 200
 
     def wait_for(self, count: int, timeout: float = 1.5) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.received) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"received {len(self.received)} of {count} webhooks")
-                self._cond.wait(remaining)
-            return list(self.received)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return super().wait_for(count, timeout)
 
 
 @pytest.fixture
