@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -41,6 +41,11 @@ UNAUTHORIZED_ERROR = "[API] Invalid API key or access token (unrecognized login 
 REST_THROTTLED = (
     "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."
 )
+
+# OrderCaptureInput.finalCapture exists from this Admin API version on; older versions reject the field.
+FINAL_CAPTURE_SINCE = "2024-07"
+RISK_RECOMMENDATIONS = frozenset({"ACCEPT", "CANCEL", "INVESTIGATE", "NONE"})
+RISK_LEVELS = frozenset({"HIGH", "MEDIUM", "LOW", "NONE", "PENDING"})
 
 _SHOP_TZ = timezone(timedelta(hours=-4))  # the simulated shop's time zone (Shopify stamps in shop time)
 _ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK"})
@@ -66,6 +71,26 @@ class DroppedWebhook:
     topic: str
     event_id: str
     order_id: int | None
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One successful capture of an authorization (orderCapture, or mark_paid settling an order)."""
+
+    transaction_id: str  # gid://shopify/OrderTransaction/...
+    parent_transaction_id: str
+    amount: Decimal
+    currency: str
+    final_capture: bool | None  # as sent in orderCapture's input; None when not sent or not orderCapture
+
+
+class CaptureRejected(ValueError):
+    """orderCapture refused: the GraphQL API answers it as a userError on `field`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
 
 
 @dataclass
@@ -134,6 +159,11 @@ class ShopifySimulator:
     Knobs: `duplicate_rate` (a second delivery of the event: same Event-Id and body, new Webhook-Id),
     `drop_rate` (never sent), `reorder` (deliveries held back `reorder_window` at a time and released
     newest first). `senders` deliveries are in flight at once (1 keeps the send order predictable).
+
+    Payments: an order created `authorized` holds one AUTHORIZATION transaction for its total, a `paid`
+    one a SALE; `capture` (GraphQL `orderCapture`) takes money from an authorization, `multi_capture`
+    making new authorizations multi-capturable (Shopify Plus with Shopify Payments). `set_risk` sets
+    the order's `risk` summary; `fail_api` answers the next Admin API calls with an error status.
     """
 
     def __init__(
@@ -152,6 +182,7 @@ class ShopifySimulator:
         reorder: bool = False,
         reorder_window: int = 2,
         senders: int = 4,
+        multi_capture: bool = False,
     ) -> None:
         self.shop_domain = shop_domain
         self.webhook_secret = webhook_secret
@@ -162,6 +193,7 @@ class ShopifySimulator:
         self.drop_rate = drop_rate
         self.reorder = reorder
         self.reorder_window = reorder_window
+        self.multi_capture = multi_capture
         self.rest_bucket = _LeakyBucket(40, 2.0)
         self.graphql_bucket = _LeakyBucket(1000, 50.0)
         self._rng = random.Random(seed)
@@ -172,6 +204,8 @@ class ShopifySimulator:
         self._orders: dict[int, dict[str, Any]] = {}
         self._next_id = 5_912_000_000_000 + self._rng.randrange(1_000_000) * 1000
         self._next_number = 1001
+        # Payment transactions number on their own, so a seed gives the same orders as before they existed.
+        self._next_txn_id = 7_300_000_000_000 + self._next_id % 1_000_000 * 1000
         self._last_stamp = datetime.now(_SHOP_TZ).replace(microsecond=0) - timedelta(seconds=1)
         self._due: list[_Due] = []
         self._held: list[_Delivery] = []
@@ -180,7 +214,10 @@ class ShopifySimulator:
         self._stopping = False
         self._log: list[DeliveryAttempt] = []
         self._dropped: list[DroppedWebhook] = []
-        self._api_failures: list[int] = []
+        self._api_failures: list[tuple[int, float | None]] = []
+        # GraphQL-shaped payment transactions and risk summaries, per order id (REST orders carry neither).
+        self._transactions: dict[int, list[dict[str, Any]]] = {}
+        self._risk: dict[int, dict[str, Any]] = {}
         simulator = self
 
         class Handler(_ApiHandler):
@@ -241,10 +278,43 @@ class ShopifySimulator:
         with self._lock:
             return [copy.deepcopy(o) for o in self._orders.values()]
 
-    def fail_api(self, times: int = 1, status: int = 503) -> None:
-        """Answer the next `times` authenticated Admin API calls with `status` (Shopify's 5xx days)."""
+    def fail_api(self, times: int = 1, status: int = 503, *, retry_after: float | None = None) -> None:
+        """Answer the next `times` authenticated Admin API calls with `status` (Shopify's 5xx days).
+
+        `retry_after` (seconds) adds a Retry-After header, as Shopify sends with a 429.
+        """
         with self._lock:
-            self._api_failures += [status] * times
+            self._api_failures += [(status, retry_after)] * times
+
+    def set_risk(self, order_id: int, recommendation: str, levels: Sequence[str] = ()) -> None:
+        """Set the order's `risk`: the summary's recommendation and one assessment per risk level.
+
+        Orders start with ACCEPT and one LOW assessment (Shopify's own analysis of a clean order).
+        """
+        summary = _risk_summary(recommendation, levels)
+        with self._lock:
+            self._risk[self._order(order_id)["id"]] = summary
+
+    def transactions(self, order_id: int) -> list[dict[str, Any]]:
+        """The order's payment transactions as GraphQL OrderTransaction objects, oldest first."""
+        with self._lock:
+            return self._gql_transactions(self._order(order_id))
+
+    def captures(self, order_id: int) -> list[Capture]:
+        """Every successful capture taken from the order's authorizations, oldest first."""
+        with self._lock:
+            order = self._order(order_id)
+            return [
+                Capture(
+                    _gid("OrderTransaction", t["id"]),
+                    _gid("OrderTransaction", t["parent_id"]),
+                    t["amount"],
+                    order["presentment_currency"],
+                    t["final_capture"],
+                )
+                for t in self._transactions.get(order["id"], [])
+                if t["kind"] == "CAPTURE" and t["status"] == "SUCCESS"
+            ]
 
     def flush(self, timeout: float) -> bool:
         """Release held deliveries and wait until every pending one was attempted; False on timeout."""
@@ -300,6 +370,10 @@ class ShopifySimulator:
             self._next_number += 1
             order.update(overrides)
             self._orders[order["id"]] = order
+            self._risk[order["id"]] = _risk_summary("ACCEPT", ["LOW"])
+            if order["financial_status"] in ("authorized", "paid"):
+                kind = "AUTHORIZATION" if order["financial_status"] == "authorized" else "SALE"
+                self._add_transaction(order, kind, Decimal(order["total_price"]), now=now)
             self._emit("orders/create", order, order["id"])
             if order["financial_status"] == "paid":
                 self._emit("orders/paid", order, order["id"])
@@ -318,9 +392,68 @@ class ShopifySimulator:
             order = self._order(order_id)
             if order["financial_status"] not in ("pending", "authorized", "partially_paid"):
                 raise ValueError(f"order {order_id} is {order['financial_status']}, not payable")
+            now = self._stamp()
+            self._settle(order, now)
             order["financial_status"] = "paid"
             order["total_outstanding"] = _fmt(Decimal(0), order["currency"])
-            return self._touch(order, self._stamp(), "orders/paid", "orders/updated")
+            return self._touch(order, now, "orders/paid", "orders/updated")
+
+    def capture(
+        self,
+        order_id: int,
+        parent_transaction_id: int | str,
+        amount: str | Decimal,
+        *,
+        currency: str | None = None,
+        final_capture: bool | None = None,
+    ) -> dict[str, Any]:
+        """Capture from an authorization as `orderCapture` does; returns the capture transaction (GraphQL).
+
+        Raises CaptureRejected (Shopify's userError) for an unknown or voided parent, one already
+        captured, another currency than the presentment currency, or more than is left to capture.
+        A single-capture authorization is spent by its one capture (the rest is released); a
+        multi-capturable one stays open until `final_capture` or until nothing is left. The order
+        becomes paid or partially_paid and sends orders/paid (when paid in full) and orders/updated.
+        """
+        with self._lock:
+            order = self._orders.get(_legacy_id(order_id, "Order") or 0)
+            if order is None:
+                raise CaptureRejected("id", "Order does not exist")
+            txns = self._transactions.get(order["id"], [])
+            parent_id = _legacy_id(parent_transaction_id, "OrderTransaction")
+            auth = next((t for t in txns if t["id"] == parent_id), None)
+            if auth is None:
+                raise CaptureRejected("parentTransactionId", "Parent transaction does not exist")
+            if auth["kind"] != "AUTHORIZATION" or auth["status"] != "SUCCESS":
+                raise CaptureRejected(
+                    "parentTransactionId", "Parent transaction is not a successful authorization"
+                )
+            if any(t["kind"] == "VOID" and t["parent_id"] == auth["id"] for t in txns):
+                raise CaptureRejected("parentTransactionId", "The authorization has been voided")
+            remaining = self._capturable(order, auth)
+            if remaining <= 0:
+                raise CaptureRejected("parentTransactionId", "The authorization has already been captured")
+            cur = order["presentment_currency"]
+            if currency is not None and str(currency).upper() != cur:
+                raise CaptureRejected("currency", f"Currency must be the order's presentment currency {cur}")
+            value = _capture_amount(amount, cur)
+            if value > remaining:
+                message = (
+                    f"Amount cannot be greater than the capturable amount of {_fmt(remaining, cur)} {cur}"
+                )
+                raise CaptureRejected("amount", message)
+            now = self._stamp()
+            capture = self._add_transaction(
+                order, "CAPTURE", value, now=now, parent_id=auth["id"], final_capture=final_capture
+            )
+            if not auth["multi_capturable"] or final_capture is True or value == remaining:
+                auth["open"] = False
+            paid = self._paid(order)
+            order["total_outstanding"] = _fmt(max(Decimal(0), Decimal(order["total_price"]) - paid), cur)
+            in_full = Decimal(order["total_outstanding"]) == 0
+            order["financial_status"] = "paid" if in_full else "partially_paid"
+            self._touch(order, now, *(("orders/paid",) if in_full else ()), "orders/updated")
+            return self._gql_transactions(order)[txns.index(capture)]
 
     def cancel_order(
         self, order_id: int, *, reason: str = "customer", refund: bool = False
@@ -335,6 +468,10 @@ class ShopifySimulator:
                 self._refund(order, None, None, note="Order cancelled", now=now)
             elif order["financial_status"] in ("pending", "authorized"):
                 order["financial_status"] = "voided"
+                for auth in self._transactions.get(order["id"], []):
+                    if auth["kind"] == "AUTHORIZATION" and auth["open"]:
+                        auth["open"] = False
+                        self._add_transaction(order, "VOID", auth["amount"], now=now, parent_id=auth["id"])
             order["cancelled_at"] = now
             order["cancel_reason"] = reason
             return self._touch(order, now, "orders/cancelled", "orders/updated")
@@ -402,6 +539,10 @@ class ShopifySimulator:
         self._next_id += self._rng.randrange(1, 5000)
         return self._next_id
 
+    def _new_txn_id(self) -> int:
+        self._next_txn_id += 1
+        return self._next_txn_id
+
     def _stamp(self) -> str:
         # Shopify stamps to the second; a strictly later second per change keeps `updated_at` a usable
         # fence even when a test makes several changes within one real second.
@@ -437,6 +578,8 @@ class ShopifySimulator:
             now=now,
         )
         order["refunds"].append(refund)
+        paper = refund["transactions"][0]
+        self._add_transaction(order, "REFUND", Decimal(paper["amount"]), now=now, txn_id=paper["id"])
         cur = order["currency"]
         refunded = sum((Decimal(r["transactions"][0]["amount"]) for r in order["refunds"]), Decimal(0))
         captured = Decimal(order["total_price"]) - Decimal(order["total_outstanding"])
@@ -453,6 +596,77 @@ class ShopifySimulator:
             order[f"{name}_set"] = _money_set(order[name], cur)
         self._emit("refunds/create", refund, order["id"])
         return refund
+
+    def _add_transaction(
+        self,
+        order: Mapping[str, Any],
+        kind: str,
+        amount: Decimal,
+        *,
+        now: str,
+        parent_id: int | None = None,
+        final_capture: bool | None = None,
+        txn_id: int | None = None,
+    ) -> dict[str, Any]:
+        authorization = kind == "AUTHORIZATION"
+        txn = {
+            "id": txn_id or self._new_txn_id(),
+            "kind": kind,
+            "status": "SUCCESS",
+            "amount": amount,
+            "gateway": order["payment_gateway_names"][0] if order["payment_gateway_names"] else "manual",
+            "created_at": now,
+            "parent_id": parent_id,
+            "multi_capturable": authorization and self.multi_capture,
+            "open": authorization,  # an authorization is capturable until captured, closed or voided
+            "final_capture": final_capture,
+        }
+        self._transactions.setdefault(int(order["id"]), []).append(txn)
+        return txn
+
+    def _capturable(self, order: Mapping[str, Any], auth: Mapping[str, Any]) -> Decimal:
+        if not auth["open"]:
+            return Decimal(0)
+        children = self._transactions.get(int(order["id"]), [])
+        taken = sum(
+            (t["amount"] for t in children if t["kind"] == "CAPTURE" and t["parent_id"] == auth["id"]),
+            Decimal(0),
+        )
+        return Decimal(auth["amount"]) - taken
+
+    def _paid(self, order: Mapping[str, Any]) -> Decimal:
+        kinds = ("CAPTURE", "SALE")
+        txns = self._transactions.get(int(order["id"]), [])
+        return sum((t["amount"] for t in txns if t["kind"] in kinds and t["status"] == "SUCCESS"), Decimal(0))
+
+    def _settle(self, order: dict[str, Any], now: str) -> None:
+        """mark_paid's money: capture what open authorizations hold, a manual sale for the rest."""
+        outstanding = Decimal(order["total_outstanding"])
+        for auth in list(self._transactions.get(int(order["id"]), [])):
+            if auth["kind"] != "AUTHORIZATION" or not auth["open"]:
+                continue
+            take = min(outstanding, self._capturable(order, auth))
+            if take > 0:
+                self._add_transaction(order, "CAPTURE", take, now=now, parent_id=auth["id"])
+                outstanding -= take
+            auth["open"] = False
+        if outstanding > 0:
+            self._add_transaction(order, "SALE", outstanding, now=now)
+
+    def _gql_transactions(self, order: Mapping[str, Any]) -> list[dict[str, Any]]:
+        txns = self._transactions.get(int(order["id"]), [])
+        kinds = {t["id"]: t["kind"] for t in txns}
+        cur = order["presentment_currency"]
+        return [_gql_transaction(t, kinds, cur, self._capturable(order, t)) for t in txns]
+
+    def graphql_order(self, order_id: int) -> dict[str, Any] | None:
+        """The `order(id:)` node: the orders connection's fields plus risk and transactions."""
+        with self._lock:
+            order = self._orders.get(order_id)
+            if order is None:
+                return None
+            risk = copy.deepcopy(self._risk.get(order_id) or _risk_summary("NONE", []))
+            return {**_gql_node(order), "risk": risk, "transactions": self._gql_transactions(order)}
 
     # --- webhook delivery -------------------------------------------------------------------------
 
@@ -573,12 +787,14 @@ class ShopifySimulator:
         with self._lock:
             failure = self._api_failures.pop(0) if self._api_failures else None
         if failure is not None:
-            return ApiReply(failure, {"errors": _STATUS_TEXT.get(failure, "Internal Server Error")})
+            status, retry_after = failure
+            headers = {"Retry-After": f"{retry_after:.1f}"} if retry_after is not None else {}
+            return ApiReply(status, {"errors": _STATUS_TEXT.get(status, "Internal Server Error")}, headers)
         kind, version, order_id = route
         if kind == "graphql":
             if method != "POST":
                 return ApiReply(405, {"errors": "Method Not Allowed"})
-            return _graphql(self, body)
+            return _graphql(self, body, version)
         if method != "GET":
             return ApiReply(405, {"errors": "Method Not Allowed"})
         allowed, level = self.rest_bucket.take(1)
@@ -604,6 +820,7 @@ class ShopifySimulator:
 
 
 _STATUS_TEXT = {
+    429: REST_THROTTLED,
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
@@ -751,26 +968,54 @@ def _link(sim: ShopifySimulator, version: str, limit: int, cursor: Mapping[str, 
 
 
 # --- GraphQL: a regex-matched subset -----------------------------------------------------------------
-# Supported: one `orders(first: N, after: "...", query: "...", sortKey: ID|CREATED_AT|UPDATED_AT,
-# reverse: true|false)` connection, arguments given inline or as $variables. The search query
-# understands `updated_at:` and `created_at:` with > >= < <= (quoted or bare ISO 8601 values),
-# `status:open|closed|cancelled|any`, and AND. The selection set is not read: every node carries id,
-# legacyResourceId, name, createdAt, updatedAt, cancelledAt, closedAt, displayFinancialStatus,
-# displayFulfillmentStatus, currencyCode and totalPriceSet; edges carry cursor; pageInfo carries
-# hasNextPage, hasPreviousPage, startCursor, endCursor. Cost: 2 + first requested, 2 + nodes actual.
+# Supported, arguments given inline or as $variables (one operation per document):
+# - `orders(first: N, after: "...", query: "...", sortKey: ID|CREATED_AT|UPDATED_AT, reverse: true|false)`.
+#   The search query understands `updated_at:` and `created_at:` with > >= < <= (quoted or bare ISO 8601
+#   values), `status:open|closed|cancelled|any`, and AND. Every node carries id, legacyResourceId, name,
+#   createdAt, updatedAt, cancelledAt, closedAt, displayFinancialStatus, displayFulfillmentStatus,
+#   currencyCode and totalPriceSet; edges carry cursor; pageInfo carries hasNextPage, hasPreviousPage,
+#   startCursor, endCursor. Cost: 2 + first requested, 2 + nodes actual.
+# - `order(id: "gid://shopify/Order/N")`: null when unknown, else the node above plus `risk
+#   { recommendation assessments { riskLevel facts provider } }` and `transactions` (OrderTransaction:
+#   id kind status gateway createdAt manuallyCapturable multiCapturable errorCode amountSet
+#   parentTransaction { id kind }). Cost: 1, plus 1 each when risk or transactions are selected.
+# - `mutation { orderCapture(input: {id parentTransactionId amount currency finalCapture}) }` answering
+#   { transaction userErrors { field message } }; finalCapture only from API version 2024-07. Cost: 10.
+# The selection set is not read otherwise: every object carries all the fields listed.
 
 _GQL_ORDERS = re.compile(r"\borders\s*\(([^)]*)\)", re.S)
+_GQL_ORDER = re.compile(r"\border\s*\(([^)]*)\)", re.S)
+_GQL_CAPTURE = re.compile(r"\borderCapture\s*\(\s*input\s*:\s*(\$\w+|\{[^}]*\})\s*\)", re.S)
 _GQL_ARG = re.compile(r'(\w+)\s*:\s*(\$\w+|"(?:[^"\\]|\\.)*"|[\w.-]+)')
+_CAPTURE_INPUT = ("id", "parentTransactionId", "amount", "currency", "finalCapture")
+_CAPTURE_COST = 10
 _GQL_TERM = re.compile(r"^(?P<field>updated_at|created_at):(?P<op><=|>=|<|>)?['\"]?(?P<value>[^'\"]+)['\"]?$")
 _GQL_SORT = {"ID": "id", "CREATED_AT": "created_at", "UPDATED_AT": "updated_at"}
 
 
-def _graphql(sim: ShopifySimulator, body: bytes) -> ApiReply:
+def _graphql(sim: ShopifySimulator, body: bytes, version: str) -> ApiReply:
     try:
         request = json.loads(body)
         query, variables = str(request["query"]), dict(request.get("variables") or {})
     except (ValueError, KeyError, TypeError, AttributeError):
         return ApiReply(400, {"errors": {"query": "Required parameter missing or invalid"}})
+    if _GQL_CAPTURE.search(query):
+        return _gql_order_capture(sim, query, variables, version)
+    if _GQL_ORDER.search(query):
+        return _gql_order_query(sim, query, variables)
+    return _gql_orders(sim, query, variables)
+
+
+def _gql_throttled(sim: ShopifySimulator, requested: int) -> tuple[float, ApiReply | None]:
+    """Take a query's requested cost from the bucket: the level after, or Shopify's THROTTLED answer."""
+    allowed, level = sim.graphql_bucket.take(requested)
+    if allowed:
+        return level, None
+    error = {"message": "Throttled", "extensions": {"code": "THROTTLED"}}
+    return level, ApiReply(200, {"errors": [error], "extensions": _gql_cost(sim, requested, None, level)})
+
+
+def _gql_orders(sim: ShopifySimulator, query: str, variables: Mapping[str, Any]) -> ApiReply:
     try:
         args = _gql_arguments(query, variables)
         first = int(args["first"])
@@ -782,10 +1027,9 @@ def _graphql(sim: ShopifySimulator, body: bytes) -> ApiReply:
     except (ValueError, KeyError, TypeError) as exc:
         return ApiReply(200, {"errors": [{"message": f"unsupported by the simulator: {exc}"}]})
     requested = 2 + first
-    allowed, level = sim.graphql_bucket.take(requested)
-    if not allowed:
-        error = {"message": "Throttled", "extensions": {"code": "THROTTLED"}}
-        return ApiReply(200, {"errors": [error], "extensions": _gql_cost(sim, requested, None, level)})
+    level, throttled = _gql_throttled(sim, requested)
+    if throttled is not None:
+        return throttled
 
     def key(order: Mapping[str, Any]) -> tuple[str, int]:
         return (_utc(order[sort]) if sort != "id" else f"{int(order['id']):020d}"), int(order["id"])
@@ -811,18 +1055,163 @@ def _graphql(sim: ShopifySimulator, body: bytes) -> ApiReply:
 def _gql_arguments(query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
     match = _GQL_ORDERS.search(query)
     if match is None:
-        raise ValueError("only an orders(...) connection query is answered")
+        raise ValueError("only orders(...), order(id:) and orderCapture(input:) are answered")
+    args = _gql_object(match.group(1), variables)
+    if args.get("first") is None:
+        raise ValueError("you must provide first")
+    return args
+
+
+def _gql_object(text: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat `name: value` pairs (arguments or an input object literal); bare values stay text."""
     args: dict[str, Any] = {}
-    for name, raw in _GQL_ARG.findall(match.group(1)):
+    for name, raw in _GQL_ARG.findall(text):
         if raw.startswith("$"):
             args[name] = variables.get(raw[1:])
         elif raw.startswith('"'):
             args[name] = json.loads(raw)
         else:
-            args[name] = raw
-    if args.get("first") is None:
-        raise ValueError("you must provide first")
+            args[name] = {"true": True, "false": False, "null": None}.get(raw, raw)
     return args
+
+
+def _gql_order_query(sim: ShopifySimulator, query: str, variables: Mapping[str, Any]) -> ApiReply:
+    match = _GQL_ORDER.search(query)
+    raw_id = _gql_object(match.group(1), variables).get("id") if match else None
+    order_id = _legacy_id(raw_id, "Order")
+    if order_id is None:
+        error = {
+            "message": f"Invalid global id '{raw_id}'",
+            "extensions": {"code": "argumentLiteralsIncompatible"},
+        }
+        return ApiReply(200, {"errors": [error]})
+    requested = 1 + sum(1 for name in ("risk", "transactions") if re.search(rf"\b{name}\b", query))
+    level, throttled = _gql_throttled(sim, requested)
+    if throttled is not None:
+        return throttled
+    data = {"order": sim.graphql_order(order_id)}
+    return ApiReply(200, {"data": data, "extensions": _gql_cost(sim, requested, requested, level)})
+
+
+def _gql_order_capture(
+    sim: ShopifySimulator, query: str, variables: Mapping[str, Any], version: str
+) -> ApiReply:
+    match = _GQL_CAPTURE.search(query)
+    raw = match.group(1) if match else ""
+    value = variables.get(raw[1:]) if raw.startswith("$") else _gql_object(raw[1:-1], variables)
+    if not isinstance(value, dict):
+        return ApiReply(
+            200,
+            {
+                "errors": [
+                    {"message": "Variable $input of type OrderCaptureInput! was provided invalid value"}
+                ]
+            },
+        )
+    known = [
+        f for f in _CAPTURE_INPUT if f != "finalCapture" or _version_at_least(version, FINAL_CAPTURE_SINCE)
+    ]
+    problems = [
+        {"path": [k], "explanation": "Field is not defined on OrderCaptureInput"}
+        for k in value
+        if k not in known
+    ]
+    problems += [
+        {"path": [k], "explanation": "Expected value to not be null"}
+        for k in ("id", "parentTransactionId", "amount")
+        if value.get(k) is None
+    ]
+    if problems:
+        first = problems[0]
+        message = (
+            f"Variable $input of type OrderCaptureInput! was provided invalid value for "
+            f"{first['path'][0]} ({first['explanation']})"
+        )
+        error = {"message": message, "extensions": {"value": value, "problems": problems}}
+        return ApiReply(200, {"errors": [error]})
+    level, throttled = _gql_throttled(sim, _CAPTURE_COST)
+    if throttled is not None:
+        return throttled
+    try:
+        transaction = sim.capture(
+            value["id"],
+            value["parentTransactionId"],
+            str(value["amount"]),
+            currency=value.get("currency"),
+            final_capture=value.get("finalCapture"),
+        )
+        payload: dict[str, Any] = {"transaction": transaction, "userErrors": []}
+    except CaptureRejected as exc:
+        payload = {
+            "transaction": None,
+            "userErrors": [{"field": ["input", exc.field], "message": exc.message}],
+        }
+    data = {"orderCapture": payload}
+    return ApiReply(200, {"data": data, "extensions": _gql_cost(sim, _CAPTURE_COST, _CAPTURE_COST, level)})
+
+
+def _version_at_least(version: str, since: str) -> bool:
+    return version == "unstable" or version >= since
+
+
+def _legacy_id(value: object, type_name: str) -> int | None:
+    """The numeric id in `gid://shopify/<type_name>/N` (or a bare number); None when it is neither."""
+    text = str(value).strip() if value is not None else ""
+    prefix = f"gid://shopify/{type_name}/"
+    if text.startswith(prefix):
+        text = text[len(prefix) :]
+    return int(text) if text.isdigit() else None
+
+
+def _gid(type_name: str, legacy_id: int | None) -> str:
+    return f"gid://shopify/{type_name}/{legacy_id}"
+
+
+def _capture_amount(amount: str | Decimal, currency: str) -> Decimal:
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise CaptureRejected("amount", "Amount is invalid") from None
+    if not value.is_finite() or value <= 0:
+        raise CaptureRejected("amount", "Amount must be greater than 0")
+    if _round(value, currency) != value:
+        raise CaptureRejected("amount", f"Amount has more decimal places than {currency} allows")
+    return value
+
+
+def _risk_summary(recommendation: str, levels: Sequence[str]) -> dict[str, Any]:
+    """OrderRiskSummary: the recommendation and one OrderRiskAssessment (by Shopify) per risk level."""
+    upper = recommendation.upper()
+    if upper not in RISK_RECOMMENDATIONS:
+        raise ValueError(f"recommendation {recommendation!r} is not one of {sorted(RISK_RECOMMENDATIONS)}")
+    unknown = [lv for lv in levels if lv.upper() not in RISK_LEVELS]
+    if unknown:
+        raise ValueError(f"risk levels {unknown} are not among {sorted(RISK_LEVELS)}")
+    assessments: list[dict[str, Any]] = [
+        {"riskLevel": lv.upper(), "facts": [], "provider": None} for lv in levels
+    ]
+    return {"recommendation": upper, "assessments": assessments}
+
+
+def _gql_transaction(
+    txn: Mapping[str, Any], kinds: Mapping[int, str], currency: str, capturable: Decimal
+) -> dict[str, Any]:
+    money = {"amount": _fmt(txn["amount"], currency), "currencyCode": currency}
+    parent = txn["parent_id"]
+    return {
+        "id": _gid("OrderTransaction", txn["id"]),
+        "kind": txn["kind"],
+        "status": txn["status"],
+        "gateway": txn["gateway"],
+        "createdAt": _utc(txn["created_at"]),
+        "errorCode": None,
+        "manuallyCapturable": capturable > 0,
+        "multiCapturable": txn["multi_capturable"],
+        "amountSet": {"shopMoney": dict(money), "presentmentMoney": dict(money)},
+        "parentTransaction": {"id": _gid("OrderTransaction", parent), "kind": kinds.get(parent)}
+        if parent
+        else None,
+    }
 
 
 _COMPARE: dict[str, Callable[[str, str], bool]] = {

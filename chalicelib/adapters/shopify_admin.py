@@ -1,0 +1,567 @@
+"""Shopify Admin GraphQL client for the payment stage: order risk, authorizations and orderCapture."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from aws_lambda_powertools import Logger
+
+from chalicelib.domain.errors import HubError, InvalidInput, NotFound
+from chalicelib.domain.fraud import ShopifyRisk
+
+logger = Logger(service="order-hub", child=True)
+
+API_VERSION = "2024-04"  # the version the webhook subscriptions and the local simulator speak
+# OrderCaptureInput.finalCapture exists from 2024-07 on; older versions reject the field outright.
+FINAL_CAPTURE_SINCE = "2024-07"
+_TRANSIENT = frozenset({500, 502, 503, 504})
+_CAPTURED = frozenset({"SUCCESS", "PENDING"})
+_GID = re.compile(r"^gid://shopify/(?P<type>[A-Za-z]+)/(?P<id>\d+)$")
+
+_RISK_QUERY = """
+query OrderRisk($id: ID!) {
+  order(id: $id) { id risk { recommendation assessments { riskLevel } } }
+}
+"""
+_TRANSACTIONS_QUERY = """
+query OrderTransactions($id: ID!) {
+  order(id: $id) {
+    id
+    transactions {
+      id kind status manuallyCapturable
+      amountSet { presentmentMoney { amount currencyCode } }
+      parentTransaction { id }
+    }
+  }
+}
+"""
+_CAPTURE_MUTATION = """
+mutation OrderCapture($input: OrderCaptureInput!) {
+  orderCapture(input: $input) {
+    transaction {
+      id kind status errorCode
+      amountSet { presentmentMoney { amount currencyCode } }
+      parentTransaction { id }
+    }
+    userErrors { field message }
+  }
+}
+"""
+
+
+class ShopifyError(HubError):
+    """Shopify answered with an error the caller cannot fix by retrying the same request now."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.status = status
+        self.code = code
+
+
+class ShopifyRejected(ShopifyError):
+    """Shopify refused the mutation (its `userErrors`, or a failed capture): nothing was captured."""
+
+    def __init__(
+        self, message: str, *, operation: str | None = None, user_errors: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        super().__init__(message, operation=operation, code="USER_ERROR")
+        self.user_errors = user_errors  # (field path joined by ".", message)
+
+
+class ShopifyUnavailable(ShopifyError):
+    """Unreachable, 5xx, 429 or THROTTLED after the bounded retries: transient, try again later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        maybe_executed: bool = False,
+    ) -> None:
+        super().__init__(message, operation=operation, status=status, code=code)
+        self.retry_after = retry_after  # seconds to wait before trying again, when known
+        # True when the request may have reached Shopify (timeout, 5xx): a mutation may have happened.
+        self.maybe_executed = maybe_executed
+
+
+class ShopifyAuthError(ShopifyError):
+    """The access token was refused (401/403, ACCESS_DENIED): the connection needs new credentials."""
+
+
+class ShopifyNotFound(ShopifyError, NotFound):
+    """No such order in the shop (or not visible to this app)."""
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """A CAPTURE transaction; `replayed` when it was found already done instead of captured now."""
+
+    transaction_id: str  # gid://shopify/OrderTransaction/...
+    status: str  # SUCCESS | PENDING | ...
+    amount: Decimal
+    currency: str  # presentment currency
+    parent_transaction_id: str
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A successful AUTHORIZATION transaction and what was captured against it so far."""
+
+    transaction_id: str  # gid://shopify/OrderTransaction/...
+    amount: Decimal  # presentment money
+    currency: str
+    captured: Decimal  # by its successful (and pending) captures
+    capturable: bool = True  # Shopify's manuallyCapturable: False once spent, closed, voided or expired
+    captures: tuple[CaptureResult, ...] = ()
+
+    @property
+    def remaining(self) -> Decimal:
+        """What a capture may still take from this authorization."""
+        return max(Decimal(0), self.amount - self.captured) if self.capturable else Decimal(0)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    why: str
+    status: int | None
+    delay: float | None  # what the server asked us to wait; None: back off
+    maybe_executed: bool
+    code: str | None = None
+
+
+def order_gid(order_id: str | int) -> str:
+    """`gid://shopify/Order/N` from a legacy numeric id or a gid."""
+    return _gid(order_id, "Order")
+
+
+def transaction_gid(transaction_id: str | int) -> str:
+    """`gid://shopify/OrderTransaction/N` from a legacy numeric id or a gid."""
+    return _gid(transaction_id, "OrderTransaction")
+
+
+def _gid(value: str | int, type_name: str) -> str:
+    text = str(value).strip()
+    if text.isdigit():
+        return f"gid://shopify/{type_name}/{text}"
+    match = _GID.match(text)
+    if match is None or match["type"] != type_name:
+        raise InvalidInput(f"not a Shopify {type_name} id: {text[:80]!r}")
+    return text
+
+
+class ShopifyAdmin:
+    """One shop's Admin GraphQL API, for the payment stage.
+
+    Build one per connection and reuse it: it remembers the shop's cost bucket
+    (`extensions.cost.throttleStatus`) and waits before a query the bucket cannot pay for yet. A
+    THROTTLED answer is waited out for the time its requested cost needs to be restored, a 429 for
+    its Retry-After, a 5xx or a transport error with jittered backoff: at most `max_attempts` tries,
+    no single wait longer than `max_wait` seconds; then ShopifyUnavailable.
+    """
+
+    def __init__(
+        self,
+        shop: str,
+        access_token: str,
+        *,
+        api_base: str | None = None,
+        api_version: str = API_VERSION,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 3,
+        max_wait: float = 10.0,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if not shop or not access_token:
+            raise InvalidInput("a Shopify connection needs its shop domain and access token")
+        self._shop = shop
+        self._version = api_version
+        self._url = f"{(api_base or f'https://{shop}').rstrip('/')}/admin/api/{api_version}/graphql.json"
+        self._headers = {
+            "X-Shopify-Access-Token": access_token,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._max_attempts = max(1, max_attempts)
+        self._max_wait = max_wait
+        self._backoff = backoff
+        self._sleep = sleep
+        self._clock = clock
+        self._jitter = jitter
+        self._lock = threading.Lock()
+        # Last throttleStatus seen: (currentlyAvailable, restoreRate, maximumAvailable, when), and the
+        # requested cost each operation last had, to pace the next call of it.
+        self._bucket: tuple[float, float, float, float] | None = None
+        self._costs: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        # Never let the access token reach a log line through an accidental %r.
+        return f"ShopifyAdmin(shop={self._shop!r}, api_version={self._version!r})"
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def order_risk(self, order_id: str) -> ShopifyRisk | None:
+        """The order's `risk` summary (recommendation and assessment levels); None when it has none."""
+        order = self._order("orderRisk", _RISK_QUERY, order_id)
+        risk = order.get("risk")
+        return ShopifyRisk.from_graphql(risk if isinstance(risk, Mapping) else None)
+
+    def capturable_authorizations(self, order_id: str) -> list[Authorization]:
+        """Every successful AUTHORIZATION of the order with its successful captures, oldest first.
+
+        Fully captured, closed or voided ones are listed too (`capturable` False, `remaining` 0), so
+        a caller can tell "already captured" from "never authorized".
+        """
+        order = self._order("orderTransactions", _TRANSACTIONS_QUERY, order_id)
+        transactions = order.get("transactions")
+        return _authorizations(transactions if isinstance(transactions, list) else [])
+
+    # --- capture ------------------------------------------------------------------------------
+
+    def capture(
+        self,
+        order_id: str,
+        parent_transaction_id: str,
+        amount: Decimal,
+        currency: str,
+        *,
+        final_capture: bool = True,
+        captured_before: Decimal = Decimal(0),
+    ) -> CaptureResult:
+        """Capture `amount` (presentment currency) from an authorization; safe to call again.
+
+        Shopify's orderCapture takes no idempotency key, so a read comes before every write: when
+        the authorization already has successful captures totalling `captured_before + amount` or
+        more, the earlier capture is returned (`replayed=True`) and nothing is captured again. The
+        same read follows a rejection (another caller may have won) and an answer that never came
+        (timeout, 5xx: the capture may have happened), before any retry. A deliberate further partial
+        capture of a multi-capturable authorization passes what was captured before it.
+
+        `final_capture` is sent from API version 2024-07 on (the field does not exist before; there
+        Shopify's default applies: a single-capture authorization is spent by its one capture, a
+        multi-capturable one stays open). Raises ShopifyRejected for userErrors or a failed capture,
+        ShopifyUnavailable when Shopify stays unreachable, throttled or failing.
+        """
+        order, parent = order_gid(order_id), transaction_gid(parent_transaction_id)
+        if not amount.is_finite() or amount <= 0:
+            raise InvalidInput(f"capture amount must be positive, not {amount}")
+        target = captured_before + amount
+        attempt = 1
+        while True:
+            done = self._existing_capture(order, parent, amount, target)
+            if done is not None:
+                return done
+            try:
+                return self._order_capture(order, parent, amount, currency, final_capture)
+            except ShopifyRejected:
+                done = self._existing_capture(order, parent, amount, target)
+                if done is not None:
+                    return done
+                raise
+            except ShopifyUnavailable as exc:
+                if not exc.maybe_executed or attempt >= self._max_attempts:
+                    raise
+                logger.info(
+                    "shopify capture outcome unknown, reading before retrying",
+                    extra={"operation": "orderCapture", "attempt": attempt, "status": exc.status},
+                )
+                self._sleep(self._backoff_delay(attempt))
+                attempt += 1
+
+    def _existing_capture(
+        self, order: str, parent: str, amount: Decimal, target: Decimal
+    ) -> CaptureResult | None:
+        auth = next((a for a in self.capturable_authorizations(order) if a.transaction_id == parent), None)
+        if auth is None or not auth.captures or auth.captured < target:
+            return None
+        same = [c for c in auth.captures if c.amount == amount]
+        logger.info(
+            "shopify capture already done",
+            extra={"operation": "orderCapture", "order_id": order, "captured": f"{auth.captured:f}"},
+        )
+        return replace((same or list(auth.captures))[-1], replayed=True)
+
+    def _order_capture(
+        self, order: str, parent: str, amount: Decimal, currency: str, final_capture: bool
+    ) -> CaptureResult:
+        fields: dict[str, Any] = {
+            "id": order,
+            "parentTransactionId": parent,
+            "amount": f"{amount:f}",
+            "currency": currency.upper(),
+        }
+        if self._version == "unstable" or self._version >= FINAL_CAPTURE_SINCE:
+            fields["finalCapture"] = final_capture
+        data = self._execute("orderCapture", _CAPTURE_MUTATION, {"input": fields}, replay_unsure=False)
+        payload = data.get("orderCapture")
+        if not isinstance(payload, Mapping):
+            raise ShopifyError("orderCapture answered without a payload", operation="orderCapture")
+        user_errors = tuple(
+            (".".join(str(part) for part in e.get("field") or ()), str(e.get("message") or ""))
+            for e in payload.get("userErrors") or ()
+            if isinstance(e, Mapping)
+        )
+        if user_errors:
+            text = "; ".join(f"{field}: {message}" if field else message for field, message in user_errors)
+            raise ShopifyRejected(
+                f"orderCapture refused: {text}", operation="orderCapture", user_errors=user_errors
+            )
+        transaction = payload.get("transaction")
+        if not isinstance(transaction, Mapping):
+            raise ShopifyError("orderCapture answered without a transaction", operation="orderCapture")
+        result = _capture_result(transaction, parent)
+        if result.status in ("FAILURE", "ERROR"):
+            code = transaction.get("errorCode") or result.status
+            raise ShopifyRejected(f"orderCapture failed at the gateway: {code}", operation="orderCapture")
+        logger.info(
+            "shopify capture",
+            extra={"operation": "orderCapture", "order_id": order, "status": result.status},
+        )
+        return result
+
+    # --- transport ----------------------------------------------------------------------------
+
+    def _order(self, operation: str, query: str, order_id: str) -> Mapping[str, Any]:
+        gid = order_gid(order_id)
+        order = self._execute(operation, query, {"id": gid}).get("order")
+        if not isinstance(order, Mapping):
+            raise ShopifyNotFound(f"no order {gid} in {self._shop}", operation=operation)
+        return order
+
+    def _execute(
+        self, operation: str, query: str, variables: Mapping[str, Any], *, replay_unsure: bool = True
+    ) -> dict[str, Any]:
+        """POST one GraphQL document and return its `data`.
+
+        Requests Shopify did not run (THROTTLED, 429, refused connections) are retried after the
+        wait they need; ones it may have run (timeouts, 5xx) only when `replay_unsure`.
+        """
+        attempt = 1
+        while True:
+            self._pace(operation)
+            try:
+                response = self._session.post(
+                    self._url,
+                    json={"query": query, "variables": dict(variables)},
+                    headers=self._headers,
+                    timeout=self._timeout,
+                )
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                # Only a connect timeout proves the request never left; anything later may have run.
+                sent = not isinstance(exc, requests.ConnectTimeout)
+                failure = _Failure(f"unreachable: {type(exc).__name__}", None, None, maybe_executed=sent)
+            except requests.RequestException as exc:
+                raise ShopifyError(f"{operation}: {type(exc).__name__}", operation=operation) from exc
+            else:
+                outcome = self._read(operation, response)
+                if not isinstance(outcome, _Failure):
+                    return outcome
+                failure = outcome
+            delay = failure.delay if failure.delay is not None else self._backoff_delay(attempt)
+            if (
+                (failure.maybe_executed and not replay_unsure)
+                or attempt >= self._max_attempts
+                or delay > self._max_wait
+            ):
+                raise ShopifyUnavailable(
+                    f"{operation} gave up after {attempt} attempt(s): {failure.why}",
+                    operation=operation,
+                    status=failure.status,
+                    code=failure.code,
+                    retry_after=delay,
+                    maybe_executed=failure.maybe_executed,
+                )
+            logger.info(
+                "shopify retry",
+                extra={
+                    "operation": operation,
+                    "status": failure.status,
+                    "code": failure.code,
+                    "attempt": attempt,
+                    "delay_seconds": round(delay, 3),
+                },
+            )
+            self._sleep(delay)
+            attempt += 1
+
+    def _read(self, operation: str, response: requests.Response) -> _Failure | dict[str, Any]:
+        status = response.status_code
+        if status == 429:
+            return _Failure("HTTP 429", 429, _retry_after(response), maybe_executed=False)
+        if status in _TRANSIENT:
+            return _Failure(f"HTTP {status}", status, None, maybe_executed=True)
+        if status in (401, 403):
+            raise ShopifyAuthError(
+                f"{operation}: Shopify refused the access token", operation=operation, status=status
+            )
+        body = _json_or_empty(response)
+        if status != 200:
+            raise ShopifyError(f"{operation} answered HTTP {status}", operation=operation, status=status)
+        extensions = body.get("extensions")
+        cost = extensions.get("cost") if isinstance(extensions, Mapping) else None
+        if isinstance(cost, Mapping):
+            self._learn(operation, cost)
+        errors = [e for e in body.get("errors") or () if isinstance(e, Mapping)]
+        codes = [str((e.get("extensions") or {}).get("code") or "") for e in errors]
+        if "THROTTLED" in codes:
+            wait = self._restore_wait(cost)
+            return _Failure("THROTTLED", 200, wait, maybe_executed=False, code="THROTTLED")
+        if errors:
+            message = "; ".join(str(e.get("message") or "") for e in errors)[:500]
+            kind = ShopifyAuthError if "ACCESS_DENIED" in codes else ShopifyError
+            raise kind(
+                f"{operation} answered errors: {message}", operation=operation, status=200, code=codes[0]
+            )
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise ShopifyError(f"{operation} answered without data", operation=operation, status=200)
+        return data
+
+    def _learn(self, operation: str, cost: Mapping[str, Any]) -> None:
+        throttle = cost.get("throttleStatus")
+        if not isinstance(throttle, Mapping):
+            return
+        try:
+            available = float(throttle["currentlyAvailable"])
+            rate = float(throttle["restoreRate"])
+            maximum = float(throttle["maximumAvailable"])
+            requested = float(cost["requestedQueryCost"])
+        except (KeyError, TypeError, ValueError):
+            return
+        with self._lock:
+            self._bucket = (available, rate, maximum, self._clock())
+            self._costs[operation] = requested
+
+    def _projected(self) -> tuple[float, float] | None:
+        """(points available now, restore rate) as the last throttleStatus lets us project them."""
+        with self._lock:
+            if self._bucket is None:
+                return None
+            available, rate, maximum, at = self._bucket
+        return min(maximum, available + (self._clock() - at) * rate), rate
+
+    def _restore_wait(self, cost: Mapping[str, Any] | None) -> float | None:
+        """How long until the bucket holds the requested cost of a THROTTLED query (None: unknown)."""
+        projected = self._projected()
+        try:
+            requested = float((cost or {})["requestedQueryCost"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if projected is None or projected[1] <= 0:
+            return None
+        available, rate = projected
+        return max(0.0, requested - available) / rate
+
+    def _pace(self, operation: str) -> None:
+        # Wait for the points this operation last cost rather than spend a request on THROTTLED.
+        projected = self._projected()
+        cost = self._costs.get(operation)
+        if projected is None or cost is None or projected[1] <= 0 or projected[0] >= cost:
+            return
+        wait = (cost - projected[0]) / projected[1]
+        if wait <= self._max_wait:
+            logger.debug("shopify paced", extra={"operation": operation, "wait_seconds": round(wait, 3)})
+            self._sleep(wait)
+
+    def _backoff_delay(self, attempt: int) -> float:
+        # Equal jitter: at least half the backoff, so a crowd of clients spreads out but still waits.
+        return self._backoff * 2.0 ** (attempt - 1) * (0.5 + 0.5 * self._jitter())
+
+
+def _authorizations(transactions: list[Any]) -> list[Authorization]:
+    nodes = [t for t in transactions if isinstance(t, Mapping)]
+    auths = [t for t in nodes if t.get("kind") == "AUTHORIZATION" and t.get("status") == "SUCCESS"]
+    captures: dict[str, list[CaptureResult]] = {str(a.get("id")): [] for a in auths}
+    for node in nodes:
+        parent = (node.get("parentTransaction") or {}).get("id")
+        # A pending capture is money on its way: counting it keeps a second call from capturing again.
+        if node.get("kind") == "CAPTURE" and node.get("status") in _CAPTURED and parent in captures:
+            captures[parent].append(_capture_result(node, parent))
+    result = []
+    for auth in auths:
+        amount, currency = _money(auth)
+        taken = tuple(captures[str(auth.get("id"))])
+        result.append(
+            Authorization(
+                transaction_id=str(auth.get("id")),
+                amount=amount,
+                currency=currency,
+                captured=sum((c.amount for c in taken), Decimal(0)),
+                capturable=bool(auth.get("manuallyCapturable", True)),
+                captures=taken,
+            )
+        )
+    return result
+
+
+def _capture_result(transaction: Mapping[str, Any], parent: str) -> CaptureResult:
+    amount, currency = _money(transaction)
+    parent_id = (transaction.get("parentTransaction") or {}).get("id") or parent
+    return CaptureResult(
+        transaction_id=str(transaction.get("id")),
+        status=str(transaction.get("status") or ""),
+        amount=amount,
+        currency=currency,
+        parent_transaction_id=str(parent_id),
+    )
+
+
+def _money(transaction: Mapping[str, Any]) -> tuple[Decimal, str]:
+    money = ((transaction.get("amountSet") or {}).get("presentmentMoney")) or {}
+    try:
+        return Decimal(str(money["amount"])), str(money["currencyCode"])
+    except (KeyError, InvalidOperation) as exc:
+        raise ShopifyError(f"transaction {transaction.get('id')} has no readable amount") from exc
+
+
+def _json_or_empty(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
