@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from chalicelib import resources
+from chalicelib.domain.cancellation import Compensator
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
-from chalicelib.domain.fraud import FraudPolicy, VelocityCounter
-from chalicelib.domain.order import utcnow
+from chalicelib.domain.fraud import FraudPolicy, FraudSignals, VelocityCounter
+from chalicelib.domain.order import Order, utcnow
+from chalicelib.domain.payment import ChannelCapture, ChannelCapturer, PaymentCompensator, PaymentPolicy
+from chalicelib.domain.payment_gateway import PaymentGateway
 from chalicelib.domain.ports import (
     DeliveryQueue,
     Heartbeats,
@@ -20,6 +24,10 @@ from chalicelib.domain.ports import (
     WorkflowStarter,
 )
 from chalicelib.settings import ConfigurationError, Settings, get_settings
+
+
+def _no_payments() -> PaymentGateway:
+    raise ConfigurationError("no payment gateway configured")
 
 
 @dataclass
@@ -38,10 +46,22 @@ class Services:
     fraud_policy: FraudPolicy = field(default_factory=FraudPolicy)
     # Builds (and caches, token and pacing included) the SP-API client of one Amazon connection.
     spapi: Callable[[Connection, dict[str, str]], Any] = field(default=lambda c, s: None)
+    # The Stripe account's client (built from the registered Stripe connection, cached per key).
+    payments: Callable[[], PaymentGateway] = field(default=_no_payments)
+    # Captures a channel's own authorisation (Shopify), or None when the channel cannot.
+    channel_capturer: Callable[[Order], ChannelCapturer | None] = field(default=lambda order: None)
+    payment_policy: PaymentPolicy = field(default_factory=PaymentPolicy)
+    # What the channel and the payment provider say about an order's risk (Shopify risk, Stripe Radar).
+    fraud_signals: Callable[[Order], FraudSignals] = field(default=lambda order: FraudSignals())
 
     @property
     def secret_prefix(self) -> str:
         return f"{resources.APP_NAME}/{self.settings.stage}/connections/"
+
+    @property
+    def compensators(self) -> Sequence[Compensator]:
+        """Undo, in order, what each stage did for a cancelled order (fulfilment and publishing join)."""
+        return (PaymentCompensator(self.payments),)
 
 
 _services: Services | None = None
@@ -71,7 +91,7 @@ def _build(settings: Settings) -> Services:
 
     models.bind(settings.table_name, settings.region, settings.aws_endpoint)
     bind_velocity(settings.table_name, settings.region, settings.aws_endpoint)
-    return Services(
+    services = Services(
         settings=settings,
         orders=DynamoOrderRepository(),
         workflow=_LazyWorkflow(
@@ -94,7 +114,13 @@ def _build(settings: Settings) -> Services:
         fraud_policy=FraudPolicy.from_mapping(settings.fraud_policy)
         if settings.fraud_policy
         else FraudPolicy(),
+        payment_policy=PaymentPolicy(settings.payment_recovery_seconds, settings.payment_max_attempts),
     )
+    services.payments = _StripeClients(services)
+    shopify = _ShopifyClients(services)
+    services.channel_capturer = shopify.capturer
+    services.fraud_signals = _FraudSignalSource(services, shopify)
+    return services
 
 
 def _operator_token(settings: Settings) -> str | None:
@@ -131,6 +157,118 @@ class _SpApiClients:
             )
             self._clients[key] = client
         return client
+
+
+class _StripeClients:
+    """The registered Stripe account's client, rebuilt only when its key changes (rotation)."""
+
+    def __init__(self, svc: Services) -> None:
+        self._svc = svc
+        self._clients: dict[str, PaymentGateway] = {}
+
+    def __call__(self) -> PaymentGateway:
+        from chalicelib.adapters.stripe_payments import StripePayments
+        from chalicelib.domain.connections import STRIPE_ACCOUNT, credentials
+
+        found = credentials(
+            "stripe", STRIPE_ACCOUNT, connections=self._svc.connections, secrets=self._svc.secrets
+        )
+        if found is None:
+            raise ConfigurationError("no Stripe account connected (POST /api/connections channel stripe)")
+        key = found[1]["secret_key"]
+        fingerprint = hashlib.sha256(key.encode()).hexdigest()
+        client = self._clients.get(fingerprint)
+        if client is None:
+            client = StripePayments(key, api_base=self._svc.settings.stripe_api_base)
+            self._clients = {fingerprint: client}
+        return client
+
+
+class _ShopifyClients:
+    """One Admin GraphQL client per shop and token (its throttle bucket is learnt per client)."""
+
+    def __init__(self, svc: Services) -> None:
+        self._svc = svc
+        self._clients: dict[str, Any] = {}
+
+    def admin(self, store: str) -> Any:
+        from chalicelib.adapters.shopify_admin import ShopifyAdmin
+        from chalicelib.domain.connections import credentials
+
+        found = credentials("shopify", store, connections=self._svc.connections, secrets=self._svc.secrets)
+        if found is None:
+            raise ConfigurationError(f"no Shopify connection for {store}")
+        token = found[1]["access_token"]
+        key = store + hashlib.sha256(token.encode()).hexdigest()
+        client = self._clients.get(key)
+        if client is None:
+            client = ShopifyAdmin(store, token, api_base=self._svc.settings.shopify_api_base)
+            self._clients[key] = client
+        return client
+
+    def capturer(self, order: Order) -> ChannelCapturer | None:
+        return _ShopifyCapture(self.admin(order.store)) if order.channel == "shopify" else None
+
+
+class _ShopifyCapture:
+    """Captures a Shopify authorisation through orderCapture (the adapter reads before it writes)."""
+
+    def __init__(self, admin: Any) -> None:
+        self._admin = admin
+
+    def capture(self, order: Order, amount: Decimal) -> ChannelCapture:
+        from chalicelib.domain.errors import HubError
+
+        authorisations = self._admin.capturable_authorizations(order.external_id)
+        if not authorisations:
+            raise HubError(f"Shopify order {order.external_id} has no authorisation to capture")
+        first = authorisations[0]
+        result = self._admin.capture(
+            order.external_id, first.transaction_id, min(amount, first.amount), order.currency
+        )
+        return ChannelCapture(amount=result.amount, reference=result.transaction_id)
+
+
+class _FraudSignalSource:
+    """Signals from outside the order: Shopify's risk assessment, Stripe Radar's verdict and the card's
+    fingerprint. Unreachable sources leave their signal out (the rules still run) rather than stall."""
+
+    def __init__(self, svc: Services, shopify: _ShopifyClients) -> None:
+        self._svc = svc
+        self._shopify = shopify
+
+    def __call__(self, order: Order) -> FraudSignals:
+        from chalicelib.domain.errors import HubError
+        from chalicelib.domain.fraud import StripeRadar
+        from chalicelib.domain.payment import stripe_intent
+        from chalicelib.domain.payment_gateway import PaymentError
+        from chalicelib.observability import logger
+
+        intent_id = stripe_intent(order)
+        if intent_id is None:
+            if order.channel == "shopify":
+                try:
+                    return FraudSignals(
+                        shopify_risk=self._shopify.admin(order.store).order_risk(order.external_id)
+                    )
+                except (HubError, ConfigurationError) as exc:
+                    logger.warning(
+                        "fraud signal unavailable",
+                        extra={"order_id": order.order_id, "source": "shopify", "error": type(exc).__name__},
+                    )
+            return FraudSignals()
+        try:
+            intent = self._svc.payments().retrieve(intent_id)
+        except (PaymentError, ConfigurationError) as exc:
+            logger.warning(
+                "fraud signal unavailable",
+                extra={"order_id": order.order_id, "source": "stripe", "error": type(exc).__name__},
+            )
+            return FraudSignals()
+        radar = None
+        if intent.risk_level is not None or intent.risk_score is not None:
+            radar = StripeRadar(risk_level=intent.risk_level, risk_score=intent.risk_score)
+        return FraudSignals(card_fingerprint=intent.card_fingerprint, stripe_radar=radar)
 
 
 class _LazyWorkflow:

@@ -141,6 +141,9 @@ FUNCTION_RECORD_FAILURE = "record_failure"
 FUNCTION_FRAUD_CHECK = "fraud_check"
 FUNCTION_REQUEST_REVIEW = "request_review"
 FUNCTION_REVIEW_TIMED_OUT = "review_timed_out"
+FUNCTION_TAKE_PAYMENT = "take_payment"
+FUNCTION_REQUEST_PAYMENT_METHOD = "request_payment_method"
+FUNCTION_CANCEL_ORDER = "cancel_order"
 
 ORDER_LIFECYCLE = StateMachineSpec(
     key="order_lifecycle",
@@ -152,6 +155,9 @@ ORDER_LIFECYCLE = StateMachineSpec(
         "FraudCheckFunctionArn": Substitution("function", FUNCTION_FRAUD_CHECK),
         "RequestReviewFunctionArn": Substitution("function", FUNCTION_REQUEST_REVIEW),
         "ReviewTimedOutFunctionArn": Substitution("function", FUNCTION_REVIEW_TIMED_OUT),
+        "TakePaymentFunctionArn": Substitution("function", FUNCTION_TAKE_PAYMENT),
+        "RequestPaymentMethodFunctionArn": Substitution("function", FUNCTION_REQUEST_PAYMENT_METHOD),
+        "CancelOrderFunctionArn": Substitution("function", FUNCTION_CANCEL_ORDER),
     },
 )
 

@@ -33,6 +33,12 @@ class Settings:
     amazon_lwa_endpoint: str | None = None
     # HUB_FRAUD_POLICY: JSON overriding the fraud rules' thresholds and weights (domain/fraud.py).
     fraud_policy: Mapping[str, Any] | None = None
+    stripe_api_base: str | None = None
+    shopify_api_base: str | None = None
+    # Sales recovery: how long a PAYMENT_PENDING order waits for a new payment method, and how many
+    # payment attempts it gets before it is cancelled.
+    payment_recovery_seconds: int = 48 * 3600
+    payment_max_attempts: int = 3
 
     def queue_url(self, key: str) -> str:
         try:
@@ -66,7 +72,24 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         amazon_spapi_endpoint=environ.get("HUB_AMAZON_SPAPI_ENDPOINT") or None,
         amazon_lwa_endpoint=environ.get("HUB_AMAZON_LWA_ENDPOINT") or None,
         fraud_policy=_json_setting(environ, "HUB_FRAUD_POLICY"),
+        stripe_api_base=environ.get("HUB_STRIPE_API_BASE") or None,
+        shopify_api_base=environ.get("HUB_SHOPIFY_API_BASE") or None,
+        payment_recovery_seconds=_int_setting(environ, "HUB_PAYMENT_RECOVERY_SECONDS", 48 * 3600),
+        payment_max_attempts=_int_setting(environ, "HUB_PAYMENT_MAX_ATTEMPTS", 3),
     )
+
+
+def _int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise ConfigurationError(f"{name} must be at least 1")
+    return value
 
 
 def _json_setting(environ: Mapping[str, str], name: str) -> Mapping[str, Any] | None:

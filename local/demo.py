@@ -24,6 +24,26 @@ CATALOGUE = [
 ]
 
 
+# The customer's card at checkout (Stripe test payment methods): mostly fine, some declined, a few risky.
+CARDS = [
+    ("pm_card_visa", 60),
+    ("pm_card_mastercard", 12),
+    ("pm_card_chargeDeclined", 10),
+    ("pm_card_chargeDeclinedInsufficientFunds", 6),
+    ("pm_card_riskLevelElevated", 8),
+    ("pm_card_chargeDeclinedFraudulent", 4),
+]
+
+
+def pick_card(rng: random.Random) -> str:
+    return rng.choices([c for c, _ in CARDS], [w for _, w in CARDS])[0]
+
+
+def minor(amount: Decimal | str, currency: str) -> int:
+    exponent = 0 if currency.upper() == "JPY" else 2
+    return int(Decimal(str(amount)).scaleb(exponent))
+
+
 def manual_order(rng: random.Random, number: int) -> dict[str, Any]:
     picks = rng.sample(CATALOGUE, k=rng.randint(1, 3))
     return {
@@ -65,6 +85,7 @@ class DemoTraffic:
             threading.Thread(target=self._watch, name="demo-watch", daemon=True),
         ]
         self._seen: dict[str, int] = {}
+        self._declined: list[str] = []  # PaymentIntents whose customer may come back with another card
         self._number = self._rng.randint(1, 50_000)
 
     def start(self) -> None:
@@ -85,6 +106,9 @@ class DemoTraffic:
     def step(self) -> None:
         if self._rng.random() < 0.3 and self._review_one():
             return
+        if self._declined and self._rng.random() < 0.25:
+            self._recover_one()
+            return
         if self._open and self._rng.random() < 0.45:
             channel, order_id = self._open.pop(self._rng.randrange(len(self._open)))
             self._follow_up(channel, order_id)
@@ -95,6 +119,8 @@ class DemoTraffic:
             order = shop.create_order()
             self._open.append(("shopify", order["id"]))
             log.info("shopify: order %s placed", order["name"])
+        elif choice == "woocommerce" and self._rng.random() < 0.6:
+            self._woocommerce_with_stripe()
         elif choice == "woocommerce":
             order = woo.create_order()
             self._open.append(("woocommerce", order["id"]))
@@ -106,8 +132,40 @@ class DemoTraffic:
         else:
             self._number += 1
             body = manual_order(self._rng, self._number)
+            total = sum(Decimal(line["unit_price"]) * line["quantity"] for line in body["lines"]) + Decimal(
+                "4.90"
+            )
+            intent = self._authorise(total, "EUR")
+            body["payment"] = {"source": "stripe", "reference": intent["id"]}
             requests.post(f"{self._url}/api/orders", json=body, headers=self._headers, timeout=10)
-            log.info("manual: order %s posted", body["external_id"])
+            log.info("manual: order %s posted (card %s)", body["external_id"], intent["status"])
+
+    def _authorise(self, total: Decimal, currency: str) -> dict[str, Any]:
+        """The checkout's card payment: a manual-capture PaymentIntent, authorised or declined."""
+        card = pick_card(self._rng)
+        intent = self._channels.stripe.create_payment_intent(minor(total, currency), currency.lower(), card)
+        if intent["status"] == "requires_payment_method":
+            self._declined.append(intent["id"])
+        return intent
+
+    def _woocommerce_with_stripe(self) -> None:
+        """WooCommerce Stripe Gateway: order placed, card authorised, `_stripe_intent_id` saved, on-hold."""
+        woo = self._channels.woocommerce
+        order = woo.create_order(payment_method="stripe", status="pending")
+        intent = self._authorise(Decimal(order["total"]), order["currency"])
+        status = "on-hold" if intent["status"] == "requires_capture" else "failed"
+        woo.attach_stripe_intent(order["id"], intent["id"], status=status)
+        self._open.append(("woocommerce", order["id"]))
+        log.info("woocommerce: order #%s placed, paid by card (%s)", order["number"], intent["status"])
+
+    def _recover_one(self) -> None:
+        """A customer whose card was declined comes back with another one (sales recovery)."""
+        intent_id = self._declined.pop(0)
+        if self._rng.random() < 0.7:
+            intent = self._channels.stripe.confirm_payment_intent(intent_id, "pm_card_visa")
+            log.info("customer: new card for %s (%s)", intent_id, intent["status"])
+        else:
+            log.info("customer: never came back for %s (the order will be cancelled)", intent_id)
 
     def _review_one(self) -> bool:
         """Play the operator: decide one order waiting in the fraud review (mostly approve)."""

@@ -9,12 +9,15 @@ import requests
 
 from local.simulators.amazon import AmazonSimulator
 from local.simulators.shopify import ShopifySimulator
+from local.simulators.stripe import StripeSimulator
 from local.simulators.woocommerce import WooCommerceSimulator
 
 SHOP = "demo-outfitters.myshopify.com"
 WOO_SITE = "https://demo-woo.example/"
 AMAZON_SELLER = "A3DEMOSELLER01"
 AMAZON_MARKETPLACE = "ATVPDKIKX0DER"
+STRIPE_KEY = "sk_test_demo_order_hub"
+STRIPE_WEBHOOK_SECRET = "whsec_demo_order_hub"  # noqa: S105 (a demo value, local only)
 
 
 class DemoChannels:
@@ -51,6 +54,14 @@ class DemoChannels:
             seed=seed,
             notify=self._notify_amazon,
         )
+        self.stripe = StripeSimulator(
+            api_key=STRIPE_KEY,
+            host=host,
+            webhook_url=f"{hub_url}/webhooks/stripe",
+            webhook_secret=STRIPE_WEBHOOK_SECRET,
+            time_scale=0.01,
+            seed=seed,
+        )
 
     def _notify_amazon(self, notification: dict[str, Any]) -> None:
         # What SP-API does: the notification JSON is the SQS message body.
@@ -60,9 +71,10 @@ class DemoChannels:
         self.shopify.start()
         self.woocommerce.start()
         self.amazon.start()
+        self.stripe.start()
 
     def stop(self) -> None:
-        for simulator in (self.shopify, self.woocommerce, self.amazon):
+        for simulator in (self.shopify, self.woocommerce, self.amazon, self.stripe):
             simulator.stop()
 
     def environment(self) -> dict[str, str]:
@@ -72,6 +84,7 @@ class DemoChannels:
             "HUB_WOOCOMMERCE_API_BASE": self.woocommerce.url,
             "HUB_AMAZON_SPAPI_ENDPOINT": self.amazon.url,
             "HUB_AMAZON_LWA_ENDPOINT": self.amazon.lwa_url,
+            "HUB_STRIPE_API_BASE": self.stripe.url,
         }
 
     def connections(self) -> list[dict[str, str]]:
@@ -97,6 +110,7 @@ class DemoChannels:
                 "lwa_client_secret": "demo-lwa-client-secret",
                 "refresh_token": "Atzr|demo-refresh-token",
             },
+            {"channel": "stripe", "secret_key": STRIPE_KEY, "webhook_secret": STRIPE_WEBHOOK_SECRET},
         ]
 
     def register(self, hub_url: str, token: str) -> None:

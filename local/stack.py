@@ -243,11 +243,15 @@ class LocalStack:
         # The hub talks to the simulators, unless the user pointed a channel elsewhere.
         for name, value in self.channels.environment().items():
             os.environ.setdefault(name, value)
-        # Demo orders are small: a lower value threshold sends some of them to the fraud review.
+        # Demo orders are small: a lower value threshold sends some of them to the fraud review. Demo
+        # customers pay with Stripe's few test cards (one fingerprint each): card velocity is left out.
         os.environ.setdefault(
             "HUB_FRAUD_POLICY",
-            '{"weights": {"high_value": 45}, "high_value": {"EUR": "250", "USD": "250", "GBP": "250"}}',
+            '{"weights": {"high_value": 45}, "high_value": {"EUR": "250", "USD": "250", "GBP": "250"},'
+            ' "velocity": {"card": {"1h": 100000}}}',
         )
+        # Declined demo payments wait a minute for a new card (48 hours by default), then are cancelled.
+        os.environ.setdefault("HUB_PAYMENT_RECOVERY_SECONDS", "60")
 
     def _start_app(self) -> None:
         from chalice.app import ScheduledEventConfig, SQSEventConfig

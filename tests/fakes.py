@@ -21,6 +21,8 @@ class InMemoryOrderRepository:
         self._lock = threading.Lock()
         self.fail_next_saves = 0  # simulate another writer winning the race
         self._review_tokens: dict[str, str | None] = {}
+        self._payment_tokens: dict[str, str | None] = {}
+        self._payment_refs: dict[str, str] = {}
 
     def get(self, order_id: str) -> StoredOrder | None:
         stored = self._orders.get(order_id)
@@ -85,6 +87,23 @@ class InMemoryOrderRepository:
 
     def get_review_token(self, order_id: str) -> str | None:
         return self._review_tokens.get(order_id)
+
+    def set_payment_token(self, order_id: str, token: str | None) -> None:
+        with self._lock:
+            current = self._orders.get(order_id)
+            if current is None:
+                raise NotFound(order_id)
+            self._payment_tokens[order_id] = token
+            self._orders[order_id] = StoredOrder(current.order, current.version + 1, current.execution_arn)
+
+    def get_payment_token(self, order_id: str) -> str | None:
+        return self._payment_tokens.get(order_id)
+
+    def link_payment(self, reference: str, order_id: str) -> None:
+        self._payment_refs[reference] = order_id
+
+    def order_for_payment(self, reference: str) -> str | None:
+        return self._payment_refs.get(reference)
 
     def list_orders(
         self,

@@ -60,6 +60,8 @@ class OrderModel(_TableModel):
     execution_arn = UnicodeAttribute(null=True)
     # The waiting fraud review's task token: a capability, so never in the order's JSON.
     review_token = UnicodeAttribute(null=True)
+    # The waiting payment recovery's task token (PAYMENT_PENDING), kept the same way.
+    payment_token = UnicodeAttribute(null=True)
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
     gsi2pk = UnicodeAttribute()
@@ -83,6 +85,15 @@ class DeliveryModel(_TableModel):
 
     order_id = UnicodeAttribute()
     expires_at = TTLAttribute()
+
+
+class PaymentRefModel(_TableModel):
+    """Which order a payment (a Stripe PaymentIntent) pays: how a payment webhook finds its order."""
+
+    class Meta(_TableModel.Meta):
+        pass
+
+    order_id = UnicodeAttribute()
 
 
 class HeartbeatModel(_TableModel):
@@ -131,6 +142,7 @@ class RawDeliveryModel(_TableModel):
 MODELS: tuple[type[_TableModel], ...] = (
     OrderModel,
     DeliveryModel,
+    PaymentRefModel,
     HeartbeatModel,
     ConnectionModel,
     RawDeliveryModel,

@@ -12,7 +12,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.models import DeliveryModel, HeartbeatModel, OrderModel
+from chalicelib.adapters.models import DeliveryModel, HeartbeatModel, OrderModel, PaymentRefModel
 from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, InvalidInput, NotFound
 from chalicelib.domain.order import Order, OrderStatus, utcnow
 from chalicelib.domain.ports import OrderPage, StoredOrder
@@ -179,8 +179,40 @@ class DynamoOrderRepository:
             raise
 
     def set_review_token(self, order_id: str, token: str | None) -> None:
+        self._set_token(OrderModel.review_token, order_id, token)
+
+    def get_review_token(self, order_id: str) -> str | None:
+        model = self._model(order_id)
+        return model.review_token if model else None
+
+    def set_payment_token(self, order_id: str, token: str | None) -> None:
+        self._set_token(OrderModel.payment_token, order_id, token)
+
+    def get_payment_token(self, order_id: str) -> str | None:
+        model = self._model(order_id)
+        return model.payment_token if model else None
+
+    def link_payment(self, reference: str, order_id: str) -> None:
+        # Idempotent: the same reference always names the same order (a PaymentIntent pays one order).
+        PaymentRefModel(f"PAYREF#{reference}", "PAYREF", order_id=order_id).save()
+
+    def order_for_payment(self, reference: str) -> str | None:
+        try:
+            return PaymentRefModel.get(f"PAYREF#{reference}", "PAYREF", consistent_read=True).order_id
+        except PaymentRefModel.DoesNotExist:
+            return None
+
+    @staticmethod
+    def _model(order_id: str) -> OrderModel | None:
+        try:
+            return OrderModel.get(*order_key(order_id), consistent_read=True)
+        except OrderModel.DoesNotExist:
+            return None
+
+    @staticmethod
+    def _set_token(attribute: Any, order_id: str, token: str | None) -> None:
         pk, sk = order_key(order_id)
-        action = OrderModel.review_token.set(token) if token else OrderModel.review_token.remove()
+        action = attribute.set(token) if token else attribute.remove()
         try:
             OrderModel._get_connection().update_item(
                 pk, sk, actions=[action, OrderModel.version.add(1)], condition=OrderModel.pk.exists()
@@ -189,13 +221,6 @@ class DynamoOrderRepository:
             if exc.cause_response_code == f"{_CONDITION_FAILED}Exception":
                 raise NotFound(order_id) from exc
             raise
-
-    def get_review_token(self, order_id: str) -> str | None:
-        try:
-            model = OrderModel.get(*order_key(order_id), consistent_read=True)
-        except OrderModel.DoesNotExist:
-            return None
-        return model.review_token
 
     def list_orders(
         self,

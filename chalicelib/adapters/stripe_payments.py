@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.domain.errors import HubError, InvalidInput
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.payment_gateway import (
+    PaymentConflict,
+    PaymentDeclined,
+    PaymentError,
+    PaymentIntentView,
+    PaymentUnavailable,
+    RefundView,
+    idempotency_key,
+)
 
 if TYPE_CHECKING:
     import stripe
@@ -18,8 +25,6 @@ if TYPE_CHECKING:
 
 logger = Logger(service="order-hub", child=True)
 
-# Stripe refuses idempotency keys longer than 255 characters.
-_MAX_KEY_LENGTH = 255
 # Error codes that mean "the payment is not in a state that allows this": retrying cannot help,
 # the caller must look at the PaymentIntent again.
 _CONFLICT_CODES = frozenset(
@@ -34,82 +39,6 @@ _CONFLICT_CODES = frozenset(
 )
 CANCELLATION_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer", "abandoned"})
 REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
-
-
-class PaymentError(HubError):
-    """Stripe refused or failed a payment call; `code`, `decline_code` and `status` come from Stripe."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        decline_code: str | None = None,
-        status: int | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.decline_code = decline_code
-        self.status = status
-        self.request_id = request_id
-
-
-class PaymentDeclined(PaymentError):
-    """The card was declined (by the issuer, or blocked by Radar): ask the customer for another method."""
-
-
-class PaymentConflict(PaymentError):
-    """The PaymentIntent is not in a state that allows this (already captured, canceled, refunded...)."""
-
-
-class PaymentUnavailable(PaymentError):
-    """Stripe could not be reached, failed, or throttled us after the library's retries: retry later."""
-
-
-@dataclass(frozen=True)
-class PaymentIntentView:
-    """What the hub needs of a PaymentIntent; amounts in the currency's minor units."""
-
-    id: str
-    status: str
-    amount: int
-    amount_capturable: int
-    amount_received: int
-    currency: str
-    capture_method: str | None = None
-    latest_charge_id: str | None = None
-    risk_score: int | None = None
-    risk_level: str | None = None
-    outcome_type: str | None = None
-    card_fingerprint: str | None = None
-    cancellation_reason: str | None = None
-    last_error_code: str | None = None
-    last_decline_code: str | None = None
-
-
-@dataclass(frozen=True)
-class RefundView:
-    id: str
-    status: str | None
-    amount: int
-    currency: str
-    payment_intent_id: str | None
-    reason: str | None
-
-
-def idempotency_key(order_id: str, step: str, attempt: int = 0) -> str:
-    """The Idempotency-Key for one payment step of one order: the same step retried reuses it.
-
-    Bump `attempt` only for a deliberately new try (e.g. after a new payment method), never for a retry.
-    """
-    if not order_id or not step or attempt < 0:
-        raise InvalidInput("idempotency_key needs an order id, a step and a non-negative attempt")
-    key = f"order-hub:{order_id}:{step}:{attempt}"
-    if len(key) <= _MAX_KEY_LENGTH:
-        return key
-    # Hash instead of truncating, so two long order ids never collide on a common prefix.
-    return f"order-hub:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 class StripePayments:
@@ -233,6 +162,7 @@ def _intent_view(intent: stripe.PaymentIntent) -> PaymentIntentView:
         cancellation_reason=intent.cancellation_reason,
         last_error_code=error.code if error is not None else None,
         last_decline_code=error.decline_code if error is not None else None,
+        amount_refunded=charge.amount_refunded if charge is not None and not isinstance(charge, str) else 0,
     )
 
 
@@ -298,3 +228,15 @@ def _payment_error(operation: str, exc: stripe.StripeError) -> PaymentError:
         status=status,
         request_id=exc.request_id,
     )
+
+
+__all__ = [
+    "PaymentConflict",
+    "PaymentDeclined",
+    "PaymentError",
+    "PaymentIntentView",
+    "PaymentUnavailable",
+    "RefundView",
+    "StripePayments",
+    "idempotency_key",
+]

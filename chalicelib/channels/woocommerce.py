@@ -174,6 +174,7 @@ def _snapshot(topic: str, src: Mapping[str, Any], store: str, external_id: str) 
     paid = bool(src.get("date_paid_gmt") or src.get("date_paid")) or status in _PAID_STATUSES or refunded > 0
     state = _state(topic, status, paid, refunded, total)
     billing = _mapping(src.get("billing"))
+    intent = _stripe_intent(src)
     order = Order(
         order_id=derive_order_id(CHANNEL, store, external_id),
         channel=CHANNEL,
@@ -191,15 +192,29 @@ def _snapshot(topic: str, src: Mapping[str, Any], store: str, external_id: str) 
         lines=lines,
         totals=totals,
         payment=Payment(
-            source=_text(src.get("payment_method")),
+            # With WooCommerce Stripe Gateway the money sits in a PaymentIntent the hub can capture.
+            source="stripe" if intent else _text(src.get("payment_method")),
             status=_payment_status(status, paid, refunded, total),
             amount_authorized=total if paid else Decimal(0),
             amount_captured=total if paid else Decimal(0),
             amount_refunded=refunded,
-            reference=_text(src.get("transaction_id")),
+            reference=intent or _text(src.get("transaction_id")),
         ),
     )
     return OrderSnapshot(order=order, state=state)
+
+
+def _stripe_intent(src: Mapping[str, Any]) -> str | None:
+    """The PaymentIntent WooCommerce Stripe Gateway keeps in the order's `_stripe_intent_id` meta."""
+    method = (_text(src.get("payment_method")) or "").lower()
+    if not method.startswith("stripe"):
+        return None
+    for meta in src.get("meta_data") or []:
+        if isinstance(meta, Mapping) and meta.get("key") == "_stripe_intent_id":
+            value = _text(meta.get("value"))
+            if value and value.startswith("pi_"):
+                return value
+    return None
 
 
 def _state(topic: str, status: str, paid: bool, refunded: Decimal, total: Decimal) -> ChannelState:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from chalicelib.domain.errors import ConcurrentUpdate, NotFound
@@ -26,7 +27,10 @@ class Compensator(Protocol):
     name: str
 
     def compensate(self, order: Order, reason: str) -> dict[str, Any] | None:
-        """What it undid (recorded in the order's history), or None when there was nothing to undo."""
+        """What it undid (recorded in the order's history), or None when there was nothing to undo.
+
+        An optional `"payment"` entry holds updates of the order's `payment` part (status, refunded).
+        """
         ...
 
 
@@ -39,8 +43,12 @@ def cancel(
     workflow: WorkflowStarter,
     now: Callable[[], datetime],
     compensators: Sequence[Compensator] = (),
+    stop_workflow: bool = True,
 ) -> dict[str, Any]:
-    """Cancel (idempotent: an order already cancelled answers as it is), stop the lifecycle, compensate."""
+    """Cancel (idempotent: an order already cancelled answers as it is), stop the lifecycle, compensate.
+
+    `stop_workflow=False` is for the lifecycle's own cancelling Task (it must not abort its execution).
+    """
     stored = orders.get(order_id)
     if stored is None:
         raise NotFound(f"order {order_id} does not exist")
@@ -56,24 +64,68 @@ def cancel(
         return True
 
     newly: bool = mutate(orders, order_id, change)
+    return {
+        "order_id": order_id,
+        "status": OrderStatus.CANCELLED.value,
+        "already_cancelled": not newly,
+        **wind_down(
+            order_id,
+            f"cancelled by {source}: {reason}",
+            orders=orders,
+            workflow=workflow,
+            now=now,
+            compensators=compensators,
+            stop_workflow=stop_workflow,
+        ),
+    }
+
+
+def wind_down(
+    order_id: str,
+    cause: str,
+    *,
+    orders: OrderRepository,
+    workflow: WorkflowStarter,
+    now: Callable[[], datetime],
+    compensators: Sequence[Compensator] = (),
+    stop_workflow: bool = True,
+) -> dict[str, Any]:
+    """After an order is CANCELLED (here, or at its channel): stop what waits, undo what was done.
+
+    Safe to repeat: waiting tokens are cleared, a stopped execution stays stopped, and each compensator
+    acts only on what is still left to undo (its own idempotency keys guard the retries).
+    """
     orders.set_review_token(order_id, None)
-    stopped = workflow.stop(order_id, f"cancelled by {source}: {reason}"[:1000])
+    orders.set_payment_token(order_id, None)
+    stopped = workflow.stop(order_id, cause[:1000]) if stop_workflow else False
     done = []
-    cancelled = orders.get(order_id)
     for compensator in compensators:
-        outcome = compensator.compensate(cancelled.order if cancelled else stored.order, reason)
+        current = orders.get(order_id)
+        if current is None:
+            break
+        outcome = compensator.compensate(current.order, cause)
         if outcome is not None:
             done.append({"compensator": compensator.name, **outcome})
     if done:
 
         def record(order: Order) -> None:
-            order.record("compensated", now(), actions=done)
+            for outcome in done:
+                update = outcome.get("payment")
+                if isinstance(update, dict):
+                    order.payment = order.payment.model_copy(update=update)
+            order.record(
+                "compensated",
+                now(),
+                actions=[{k: _plain(v) for k, v in o.items() if k != "payment"} for o in done],
+            )
 
         mutate(orders, order_id, record)
-    return {
-        "order_id": order_id,
-        "status": OrderStatus.CANCELLED.value,
-        "already_cancelled": not newly,
-        "lifecycle_stopped": stopped,
-        "compensations": done,
-    }
+    return {"lifecycle_stopped": stopped, "compensations": [_public(o) for o in done]}
+
+
+def _plain(value: Any) -> Any:
+    return f"{value:f}" if isinstance(value, Decimal) else value
+
+
+def _public(outcome: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in outcome.items() if k != "payment"}

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from chalicelib.domain.errors import InvalidInput, NotFound
 
 CHANNELS = ("shopify", "woocommerce", "amazon")
+# Payment accounts are registered the same way; the hub uses one Stripe account per deployment.
+PAYMENT_PROVIDERS = ("stripe",)
+STRIPE_ACCOUNT = "default"
 
 
 class _Body(BaseModel):
@@ -54,9 +57,17 @@ class AmazonConnection(_Body):
     refresh_token: str = Field(min_length=1)
 
 
-ConnectionBody = Annotated[
-    ShopifyConnection | WooCommerceConnection | AmazonConnection, Field(discriminator="channel")
-]
+class StripeConnection(_Body):
+    """The Stripe account the hub takes payments with: its secret key and its webhook endpoint's secret."""
+
+    channel: Literal["stripe"]
+    store: Literal["default"] = "default"
+    secret_key: str = Field(min_length=1, pattern=r"^(sk|rk)_(test|live)_")
+    webhook_secret: str = Field(min_length=1, pattern=r"^whsec_")
+
+
+AnyConnection = ShopifyConnection | WooCommerceConnection | AmazonConnection | StripeConnection
+ConnectionBody = Annotated[AnyConnection, Field(discriminator="channel")]
 _BODY = TypeAdapter(ConnectionBody)
 
 # Fields of each body that are secrets: they go to Secrets Manager and nowhere else.
@@ -64,6 +75,7 @@ SECRET_FIELDS = {
     "shopify": ("webhook_secret", "access_token"),
     "woocommerce": ("webhook_secret", "consumer_key", "consumer_secret"),
     "amazon": ("lwa_client_id", "lwa_client_secret", "refresh_token"),
+    "stripe": ("secret_key", "webhook_secret"),
 }
 
 
@@ -134,9 +146,9 @@ class SecretStore(Protocol):
     def delete(self, ref: str) -> None: ...
 
 
-def parse_connection(body: Any) -> ShopifyConnection | WooCommerceConnection | AmazonConnection:
+def parse_connection(body: Any) -> AnyConnection:
     try:
-        parsed: ShopifyConnection | WooCommerceConnection | AmazonConnection = _BODY.validate_python(body)
+        parsed: AnyConnection = _BODY.validate_python(body)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -10,11 +10,13 @@ from enum import StrEnum
 from typing import Any
 
 from chalicelib.channels.base import ChannelEvent, ChannelState, OrderSnapshot, RefundNotice, StateNotice
+from chalicelib.domain.cancellation import Compensator, wind_down
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import DuplicateDelivery, MalformedDelivery, OrderNotYetKnown
 from chalicelib.domain.manual_channel import CHANNEL as MANUAL
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import Order, OrderStatus
+from chalicelib.domain.payment import paid_since_last_attempt, resume_payment, stripe_intent
 from chalicelib.domain.ports import OrderRepository, StoredOrder, WorkflowStarter
 from chalicelib.domain.status import is_forward
 
@@ -106,6 +108,7 @@ def ingest(
     orders: OrderRepository,
     workflow: WorkflowStarter,
     now: Callable[[], datetime],
+    compensators: Sequence[Compensator] = (),
 ) -> IngestResult:
     """Apply a delivery: create the order, update it if the channel's state is newer, or drop it.
 
@@ -148,17 +151,39 @@ def ingest(
             )
             _apply_channel_state(merged, event.state, _last_channel_state(stored.order), now)
             version = orders.save(merged, expected_version=stored.version, delivery_id=delivery.delivery_id)
-            if merged.status == OrderStatus.CANCELLED != stored.order.status and stored.execution_arn:
-                # Cancelled at the channel: the lifecycle stops here (compensation joins with #4).
-                workflow.stop(merged.order_id, "cancelled at the channel")
+            if merged.status == OrderStatus.CANCELLED != stored.order.status:
+                # Cancelled at the channel: the lifecycle stops here and what it did is undone.
+                wind_down(
+                    merged.order_id,
+                    "cancelled at the channel",
+                    orders=orders,
+                    workflow=workflow,
+                    now=now,
+                    compensators=compensators,
+                    stop_workflow=stored.execution_arn is not None,
+                )
+            elif merged.status == OrderStatus.PAYMENT_PENDING and (
+                paid_since_last_attempt(merged) or stripe_intent(merged) != stripe_intent(stored.order)
+            ):
+                # Paid at the channel (or a PaymentIntent attached) while the lifecycle waits: wake it.
+                _link_payment(merged, orders)
+                resume_payment(merged.order_id, "paid_at_channel", orders=orders, workflow=workflow, now=now)
             stored = StoredOrder(merged, version, stored.execution_arn)
             outcome = Outcome.UPDATED
     except DuplicateDelivery:
         # A concurrent copy of this delivery won the race; it also starts the workflow.
         return IngestResult(Outcome.DUPLICATE, candidate.order_id)
 
+    _link_payment(stored.order, orders)
     _ensure_started(stored, orders, workflow)
     return IngestResult(outcome, candidate.order_id)
+
+
+def _link_payment(order: Order, orders: OrderRepository) -> None:
+    """Let the payment's webhooks find the order (a Stripe PaymentIntent id → order id)."""
+    intent = stripe_intent(order)
+    if intent is not None:
+        orders.link_payment(intent, order.order_id)
 
 
 # Channels stamp changes to the second (WooCommerce, Amazon): two changes can share one
@@ -198,8 +223,8 @@ def _is_newer(candidate: Order, state: ChannelState, stored: Order) -> bool:
 
 def _merge(current: Order, newer: Order) -> Order:
     changes: dict[str, Any] = {name: getattr(newer, name) for name in CHANNEL_FIELDS}
-    if current.payment.reference is None:
-        # The channel holds the money (no payment of the hub's own yet): its view is the truth.
+    if stripe_intent(current) is None:
+        # The channel holds the money (no PaymentIntent of the hub's own): its view is the truth.
         changes["payment"] = newer.payment
     return current.model_copy(update=changes, deep=True)
 

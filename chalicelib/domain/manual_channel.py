@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chalicelib.domain import money
 from chalicelib.domain.errors import InvalidInput
@@ -14,6 +14,7 @@ from chalicelib.domain.order import (
     Customer,
     Line,
     Order,
+    Payment,
     Totals,
     derive_order_id,
 )
@@ -40,6 +41,22 @@ class ManualTotals(BaseModel):
     total: str | None = None
 
 
+class ManualPayment(BaseModel):
+    """Where the order's money is: a Stripe PaymentIntent the hub captures, or money taken elsewhere."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(min_length=1, max_length=64)
+    reference: str | None = Field(default=None, max_length=255)
+    # Already taken (cash, bank transfer received): the payment stage records it.
+    amount_captured: str = "0"
+
+    @model_validator(mode="after")
+    def _stripe_needs_intent(self) -> ManualPayment:
+        if self.source == "stripe" and not (self.reference or "").startswith("pi_"):
+            raise ValueError("a stripe payment needs its PaymentIntent id (pi_...) as reference")
+        return self
+
+
 class ManualOrder(BaseModel):
     """What `POST /api/orders` accepts: the canonical order's channel-owned fields."""
 
@@ -55,6 +72,7 @@ class ManualOrder(BaseModel):
     billing_address: Address | None = None
     lines: list[ManualLine] = Field(min_length=1)
     totals: ManualTotals = Field(default_factory=ManualTotals)
+    payment: ManualPayment | None = None
 
 
 def parse_manual_order(body: Any) -> ManualOrder:
@@ -80,6 +98,16 @@ def normalise_manual(payload: dict[str, Any]) -> Order:
         tax = money.to_amount(src.totals.tax, cur) if src.totals.tax is not None else line_tax
         computed_total = subtotal - discount + shipping + tax
         total = money.to_amount(src.totals.total, cur) if src.totals.total is not None else computed_total
+        payment = Payment()
+        if src.payment is not None:
+            captured = money.to_amount(src.payment.amount_captured, cur)
+            payment = Payment(
+                source=src.payment.source,
+                reference=src.payment.reference,
+                status="captured" if captured > 0 else "pending",
+                amount_authorized=captured,
+                amount_captured=captured,
+            )
     except money.MoneyError as exc:
         raise InvalidInput(str(exc)) from exc
     return Order(
@@ -96,6 +124,7 @@ def normalise_manual(payload: dict[str, Any]) -> Order:
         billing_address=src.billing_address,
         lines=lines,
         totals=Totals(subtotal=subtotal, discount=discount, shipping=shipping, tax=tax, total=total),
+        payment=payment,
     )
 
 

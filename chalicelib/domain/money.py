@@ -71,3 +71,10 @@ def to_minor(amount: Decimal, currency: str) -> int:
 
 def format_amount(amount: Decimal, currency: str) -> str:
     return f"{to_amount(amount, currency):f}"
+
+
+def from_minor(minor: int, currency: str) -> Decimal:
+    """The amount a payment API's smallest-unit integer stands for (Stripe's 1999 USD → 19.99)."""
+    if isinstance(minor, bool) or not isinstance(minor, int):
+        raise MoneyError(f"minor units must be an integer, not {minor!r}")
+    return to_amount(Decimal(minor).scaleb(-minor_units(currency)), currency)

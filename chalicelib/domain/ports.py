@@ -51,6 +51,18 @@ class OrderRepository(Protocol):
 
     def get_review_token(self, order_id: str) -> str | None: ...
 
+    def set_payment_token(self, order_id: str, token: str | None) -> None:
+        """Keep (or clear) the task token of the order's waiting payment recovery."""
+        ...
+
+    def get_payment_token(self, order_id: str) -> str | None: ...
+
+    def link_payment(self, reference: str, order_id: str) -> None:
+        """Remember which order a payment (a Stripe PaymentIntent id) pays; idempotent."""
+        ...
+
+    def order_for_payment(self, reference: str) -> str | None: ...
+
     def list_orders(
         self,
         *,

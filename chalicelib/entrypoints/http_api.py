@@ -138,5 +138,28 @@ def cancel_order(order_id: str) -> dict[str, Any]:
     reason = str(body.get("reason") or "operator request") if isinstance(body, dict) else "operator request"
     svc = services()
     return cancellation.cancel(
-        order_id, reason, source="operator", orders=svc.orders, workflow=svc.workflow, now=svc.now
+        order_id,
+        reason,
+        source="operator",
+        orders=svc.orders,
+        workflow=svc.workflow,
+        now=svc.now,
+        compensators=svc.compensators,
+    )
+
+
+@bp.route("/api/orders/{order_id}/payment/retry", methods=["POST"], content_types=["application/json"])
+@http_errors
+def retry_payment(order_id: str) -> dict[str, Any]:
+    """Try a PAYMENT_PENDING order's payment again now, optionally `{"payment_intent": "pi_..."}` (a new
+    one the customer paid with); 409 unless the order waits for a payment."""
+    from chalicelib.domain import payment
+
+    body = bp.current_request.json_body if bp.current_request.raw_body else None
+    intent = body.get("payment_intent") if isinstance(body, dict) else None
+    if intent is not None and not isinstance(intent, str):
+        raise InvalidInput("payment_intent must be a string")
+    svc = services()
+    return payment.retry_payment(
+        order_id, orders=svc.orders, workflow=svc.workflow, now=svc.now, payment_intent=intent
     )

@@ -88,7 +88,12 @@ def ingest_record(record: SQSRecord) -> None:
         if delivery.raw is not None:
             svc.raw_archive.put(delivery, delivery.raw.encode("utf-8"))
         delivery = resolve(delivery, svc)
-    result = ingest_use_case.ingest(delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now)
+    if delivery.channel == "stripe":
+        apply_stripe(delivery, svc)
+        return
+    result = ingest_use_case.ingest(
+        delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now, compensators=svc.compensators
+    )
     logger.info(
         "delivery applied",
         extra={
@@ -101,6 +106,26 @@ def ingest_record(record: SQSRecord) -> None:
     name = "DeliveryDuplicate" if result.outcome is Outcome.DUPLICATE else "DeliveryProcessed"
     count(name, channel=delivery.channel, store=delivery.store, reason=result.outcome.value)
     seconds("DeliveryLag", (svc.now() - delivery.received_at).total_seconds(), channel=delivery.channel)
+
+
+def apply_stripe(delivery: Delivery, svc: Services) -> None:
+    """A verified Stripe event (queued by POST /webhooks/stripe, grouped by PaymentIntent)."""
+    from chalicelib.domain.payment_events import apply_stripe_event
+
+    payload = delivery.payload or {}
+    data = payload.get("data")
+    resource = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(resource, dict) or not isinstance(payload.get("id"), str):
+        raise MalformedDelivery("queued Stripe event without id or data.object")
+    result = apply_stripe_event(
+        payload["id"], delivery.topic, resource, orders=svc.orders, workflow=svc.workflow, now=svc.now
+    )
+    logger.info(
+        "stripe event applied",
+        extra={"delivery_id": delivery.delivery_id, "outcome": result.outcome, "order_id": result.order_id},
+    )
+    name = "DeliveryDuplicate" if result.outcome == "duplicate" else "DeliveryProcessed"
+    count(name, channel="stripe", store=delivery.store, reason=result.outcome)
 
 
 @bp.on_sqs_message(queue=resources.INGEST_QUEUE.name, batch_size=INGEST_BATCH_SIZE)
@@ -150,7 +175,9 @@ def amazon_notification_record(record: SQSRecord) -> None:
     )
     svc.raw_archive.put(delivery, record.body.encode())
     count("WebhookAccepted", channel="amazon", store=connection.store)
-    result = ingest_use_case.ingest(delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now)
+    result = ingest_use_case.ingest(
+        delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now, compensators=svc.compensators
+    )
     name = "DeliveryDuplicate" if result.outcome is Outcome.DUPLICATE else "DeliveryProcessed"
     count(name, channel="amazon", store=connection.store, reason=result.outcome.value)
     seconds("DeliveryLag", (svc.now() - change.event_time).total_seconds(), channel="amazon")

@@ -120,3 +120,43 @@ def woocommerce_webhook() -> Response:
     )
     enqueue(svc, delivery, raw)
     return _answer(200, "accepted")
+
+
+@bp.route("/webhooks/stripe", methods=["POST"], content_types=["application/json"])
+def stripe_webhook() -> Response:
+    """Stripe events for the connected account, verified from Stripe-Signature (5-minute tolerance)."""
+    from chalicelib.channels.stripe_webhook import SIGNATURE_HEADER, parse_event, verify_stripe_signature
+    from chalicelib.domain.connections import STRIPE_ACCOUNT
+    from chalicelib.domain.errors import InvalidInput
+    from chalicelib.domain.payment_events import HANDLED, intent_of
+
+    raw = _raw_body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _reject("stripe", None, "too_large", 413, "body over 2 MB")
+    svc = services()
+    found = credentials("stripe", STRIPE_ACCOUNT, connections=svc.connections, secrets=svc.secrets)
+    if found is None:
+        return _reject("stripe", None, "unknown_store", 401, "no Stripe account connected")
+    header = bp.current_request.headers.get(SIGNATURE_HEADER.lower())
+    now = svc.now().timestamp()
+    if not verify_stripe_signature(found[1]["webhook_secret"], raw, header, now=now):
+        return _reject("stripe", STRIPE_ACCOUNT, "bad_signature", 401, "invalid signature")
+    try:
+        event = parse_event(raw)
+    except InvalidInput as exc:
+        return _reject("stripe", STRIPE_ACCOUNT, "malformed", 400, str(exc))
+    intent_id = intent_of(event.type, event.object)
+    if event.type not in HANDLED or intent_id is None:
+        count("WebhookIgnoredTopic", channel="stripe", store=STRIPE_ACCOUNT, reason=event.type[:64])
+        return _answer(200, "event type not handled", type=event.type)
+    delivery = Delivery(
+        delivery_id=f"stripe:{event.id}",
+        channel="stripe",
+        store=STRIPE_ACCOUNT,
+        topic=event.type,
+        received_at=svc.now(),
+        payload=_json(raw),
+        external_id=intent_id,
+    )
+    enqueue(svc, delivery, raw)
+    return _answer(200, "accepted")

@@ -8,7 +8,7 @@ from chalice import Blueprint
 
 from chalicelib import resources
 from chalicelib.composition import services
-from chalicelib.domain import lifecycle, review
+from chalicelib.domain import cancellation, lifecycle, payment, review
 from chalicelib.settings import ConfigurationError
 
 bp = Blueprint(__name__)
@@ -38,8 +38,15 @@ def fraud_check(event: dict[str, Any], context: Any) -> dict[str, Any]:
     svc = services()
     if svc.velocity is None:
         raise ConfigurationError("no velocity counter configured")
+    stored = svc.orders.get(event["order_id"])
+    signals = svc.fraud_signals(stored.order) if stored is not None else None
     return review.fraud_check(
-        event["order_id"], orders=svc.orders, velocity=svc.velocity, policy=svc.fraud_policy, now=svc.now
+        event["order_id"],
+        orders=svc.orders,
+        velocity=svc.velocity,
+        policy=svc.fraud_policy,
+        now=svc.now,
+        signals=signals,
     )
 
 
@@ -53,3 +60,40 @@ def request_review(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def review_timed_out(event: dict[str, Any], context: Any) -> dict[str, Any]:
     svc = services()
     return review.review_timed_out(event["order_id"], orders=svc.orders, now=svc.now)
+
+
+@bp.lambda_function(name=resources.FUNCTION_TAKE_PAYMENT)
+def take_payment(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    return payment.take_payment(
+        event["order_id"],
+        orders=svc.orders,
+        gateway=svc.payments,
+        channel_capturer=svc.channel_capturer,
+        policy=svc.payment_policy,
+        now=svc.now,
+    )
+
+
+@bp.lambda_function(name=resources.FUNCTION_REQUEST_PAYMENT_METHOD)
+def request_payment_method(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    return payment.request_payment_method(
+        event["order_id"], event["task_token"], orders=svc.orders, workflow=svc.workflow, now=svc.now
+    )
+
+
+@bp.lambda_function(name=resources.FUNCTION_CANCEL_ORDER)
+def cancel_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The lifecycle's own cancellation (fraud or review reject, payment never came): compensate, no stop."""
+    svc = services()
+    return cancellation.cancel(
+        event["order_id"],
+        str(event.get("reason") or "cancelled by the lifecycle"),
+        source=str(event.get("source") or "lifecycle"),
+        orders=svc.orders,
+        workflow=svc.workflow,
+        now=svc.now,
+        compensators=svc.compensators,
+        stop_workflow=False,
+    )

@@ -107,21 +107,32 @@ FUNCTION_ACCESS: dict[str, Access] = {
         stop=(resources.ORDER_LIFECYCLE.key,),
     ),
     # Ingest: applies deliveries to the table and starts the order's lifecycle execution.
+    # A channel's cancellation compensates (Stripe key), a payment at the channel resumes a waiting order;
+    # Stripe's webhooks come through here too.
     "ingest_deliveries": Access(
-        start=(resources.ORDER_LIFECYCLE.key,), stop=(resources.ORDER_LIFECYCLE.key,)
+        start=(resources.ORDER_LIFECYCLE.key,),
+        stop=(resources.ORDER_LIFECYCLE.key,),
+        task_results=(resources.ORDER_LIFECYCLE.key,),
+        connection_secrets="read",
     ),
     # SP-API notifications: reads the seller's credentials to fetch the order, archives and ingests it.
     "amazon_notifications": Access(
         start=(resources.ORDER_LIFECYCLE.key,),
         stop=(resources.ORDER_LIFECYCLE.key,),
+        task_results=(resources.ORDER_LIFECYCLE.key,),
         connection_secrets="read",
     ),
     # Step Functions tasks: each reads and writes the order.
     resources.FUNCTION_VALIDATE_ORDER: Access(),
     resources.FUNCTION_RECORD_FAILURE: Access(),
-    resources.FUNCTION_FRAUD_CHECK: Access(),
+    # Reads Stripe Radar's verdict on the order's PaymentIntent (the Stripe key is a connection secret).
+    resources.FUNCTION_FRAUD_CHECK: Access(connection_secrets="read"),
     resources.FUNCTION_REQUEST_REVIEW: Access(),
     resources.FUNCTION_REVIEW_TIMED_OUT: Access(),
+    # Payment: Stripe (its key) or the channel's API (its credentials); cancelling voids or refunds.
+    resources.FUNCTION_TAKE_PAYMENT: Access(connection_secrets="read"),
+    resources.FUNCTION_REQUEST_PAYMENT_METHOD: Access(task_results=(resources.ORDER_LIFECYCLE.key,)),
+    resources.FUNCTION_CANCEL_ORDER: Access(connection_secrets="read"),
     # Scheduled: writes its heartbeat item.
     "heartbeat": Access(),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import heapq
@@ -54,6 +55,10 @@ TEST_CARDS: dict[str, TestCard] = {
     "pm_card_riskLevelElevated": TestCard("visa", "9235", risk_level="elevated", risk_score=72),
     "pm_card_chargeDeclinedFraudulent": TestCard(
         "visa", "0019", "fraudulent", "Your card was declined.", "highest", 91, blocked=True
+    ),
+    # Stripe's 4000 0000 0000 0119: the card network failed while processing (retrying may succeed).
+    "pm_card_chargeDeclinedProcessingError": TestCard(
+        "visa", "0119", "processing_error", "An error occurred while processing your card. Try again."
     ),
 }
 
@@ -116,6 +121,9 @@ class StripeSimulator:
             tuple[str, str], tuple[str, int, bytes]
         ] = {}  # (key, idem) → (fp, status, body)
         self._failures: list[int] = []
+        self._lose_responses: list[str] = []  # path fragments: execute, then drop the connection
+        # Requests Stripe executed (not answered from the idempotency cache): method, path, key.
+        self.executed: list[tuple[str, str, str | None]] = []
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, str | None, int]] = []  # method, path, Idempotency-Key, status
         self.deliveries: list[Delivery] = []
@@ -160,6 +168,39 @@ class StripeSimulator:
         with self._lock:
             self._failures.extend([status] * n)
 
+    def lose_next_response(self, path_contains: str) -> None:
+        """The next request whose path contains `path_contains` is executed, then its answer is lost
+        (the connection drops): the client cannot know it worked, as after a network failure."""
+        with self._lock:
+            self._lose_responses.append(path_contains)
+
+    def executed_count(self, method: str, path_suffix: str) -> int:
+        with self._lock:
+            return sum(1 for m, p, _ in self.executed if m == method and p.endswith(path_suffix))
+
+    def create_payment_intent(
+        self, amount: int, currency: str, payment_method: str, *, capture_method: str = "manual"
+    ) -> dict[str, Any]:
+        """What a checkout does with the publishable key: create and confirm (declines keep the intent)."""
+        request = {"id": _new_id("req"), "idempotency_key": None}
+        with self._lock:
+            intent = self._create_intent(
+                {"amount": amount, "currency": currency, "capture_method": capture_method}, request
+            )
+            # A decline leaves the intent waiting for another payment method, as on Stripe.
+            with contextlib.suppress(StripeError):
+                self._confirm(intent, {"payment_method": payment_method}, request)
+            return copy.deepcopy(intent)
+
+    def confirm_payment_intent(self, intent_id: str, payment_method: str) -> dict[str, Any]:
+        """The customer tries again with another payment method (Stripe.js confirmCardPayment)."""
+        request = {"id": _new_id("req"), "idempotency_key": None}
+        with self._lock:
+            intent = self._intents[intent_id]
+            with contextlib.suppress(StripeError):
+                self._confirm(intent, {"payment_method": payment_method}, request)
+            return copy.deepcopy(intent)
+
     def payment_intent(self, intent_id: str) -> dict[str, Any]:
         with self._lock:
             return copy.deepcopy(self._intents[intent_id])
@@ -201,6 +242,13 @@ class StripeSimulator:
             extra["Idempotency-Key"] = idem
         with self._lock:
             failure = self._failures.pop(0) if self._failures else None
+            lose = next((f for f in self._lose_responses if f in path), None)
+            if lose is not None and failure is None:
+                self._lose_responses.remove(lose)
+        if lose is not None and failure is None:
+            self._authorised(method, path, query=query, body=body, headers=headers, idem=idem, extra=extra)
+            self._record(method, path, idem, 0)
+            return None
         if failure == 0:
             self._record(method, path, idem, 0)
             return None
@@ -249,6 +297,7 @@ class StripeSimulator:
                         )
                         return 400, _error("idempotency_error", message), None
                     return saved[1], {}, saved[2]
+            self.executed.append((method, path, idem))
             try:
                 status, answer = 200, self._route(method, path, params, extra["Request-Id"], idem)
             except StripeError as exc:

@@ -430,6 +430,21 @@ class WooCommerceSimulator:
                 self._schedule("order.updated", order_id)
             return self._render(stored)
 
+    def attach_stripe_intent(self, order_id: int, intent_id: str, status: str = "on-hold") -> dict[str, Any]:
+        """What WooCommerce Stripe Gateway does once the PaymentIntent is confirmed with manual capture:
+        `_stripe_intent_id` kept in the order's meta, the order put on-hold, saved (order.updated)."""
+        with self._cond:
+            stored = self._stored(order_id)
+            meta = [m for m in stored.data.get("meta_data", []) if m.get("key") != "_stripe_intent_id"]
+            next_id = 1 + max((int(m.get("id", 0)) for m in meta), default=0)
+            meta.append({"id": next_id, "key": "_stripe_intent_id", "value": intent_id})
+            stored.data["meta_data"] = meta
+            if stored.data["status"] != status:
+                self._set_status(stored, status)
+            self._touch(stored)
+            self._schedule("order.updated", order_id)
+            return self._render(stored)
+
     def refund_order(
         self, order_id: int, amount: str | Decimal, line_item_ids: list[int] | None = None, reason: str = ""
     ) -> dict[str, Any]:

@@ -125,10 +125,37 @@ def amazon(amazon_notifier: AmazonNotifier) -> Iterator[Any]:
     simulator.stop()
 
 
+STRIPE_SECRET_KEY = "sk_test_integration"
+STRIPE_WEBHOOK_SECRET = "whsec_integration"
+# Sales recovery waits this long for a new payment method before the order is cancelled.
+PAYMENT_RECOVERY_SECONDS = 6
+
+
 @pytest.fixture(scope="session")
-def stack(amazon: Any, amazon_notifier: AmazonNotifier) -> Iterator[Stack]:
+def hub_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def stripe(hub_port: int) -> Iterator[Any]:
+    """A simulated Stripe account; its webhooks go to the stack's POST /webhooks/stripe."""
+    from local.simulators.stripe import StripeSimulator
+
+    simulator = StripeSimulator(
+        api_key=STRIPE_SECRET_KEY,
+        webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/stripe",
+        webhook_secret=STRIPE_WEBHOOK_SECRET,
+        time_scale=0.001,
+        seed=11,
+    ).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(amazon: Any, amazon_notifier: AmazonNotifier, stripe: Any, hub_port: int) -> Iterator[Stack]:
     ARTIFACTS.mkdir(exist_ok=True)
-    hub, aws, moto = free_port(), free_port(), free_port()
+    hub, aws, moto = hub_port, free_port(), free_port()
     token = "integration-token"
     env = {
         **os.environ,
@@ -140,9 +167,13 @@ def stack(amazon: Any, amazon_notifier: AmazonNotifier) -> Iterator[Stack]:
         "HUB_LOCAL_QUEUE_VISIBILITY_SECONDS": str(VISIBILITY_SECONDS),
         "POWERTOOLS_LOG_LEVEL": "INFO",
         # A high-value order alone is enough for a review here, so tests can reach the review stage.
-        "HUB_FRAUD_POLICY": '{"weights": {"high_value": 45}}',
+        # Every test pays with Stripe's few test cards, each one fingerprint (as on Stripe): card velocity
+        # would otherwise reject orders by the order the tests run in.
+        "HUB_FRAUD_POLICY": '{"weights": {"high_value": 45}, "velocity": {"card": {"1h": 10000}}}',
         "HUB_AMAZON_SPAPI_ENDPOINT": amazon.url,
         "HUB_AMAZON_LWA_ENDPOINT": amazon.lwa_url,
+        "HUB_STRIPE_API_BASE": stripe.url,
+        "HUB_PAYMENT_RECOVERY_SECONDS": str(PAYMENT_RECOVERY_SECONDS),
     }
     log_path = ARTIFACTS / "local-stack.log"
     log = log_path.open("wb")
@@ -167,6 +198,16 @@ def stack(amazon: Any, amazon_notifier: AmazonNotifier) -> Iterator[Stack]:
 
         amazon_notifier.sqs = running.client("sqs")
         amazon_notifier.queue_url = running.queue_url(resources.AMAZON_NOTIFICATIONS_QUEUE.name)
+        registered = running.api(
+            "POST",
+            "/api/connections",
+            json={
+                "channel": "stripe",
+                "secret_key": STRIPE_SECRET_KEY,
+                "webhook_secret": STRIPE_WEBHOOK_SECRET,
+            },
+        )
+        assert registered.status_code in (200, 201), registered.text
         yield running
     finally:
         if process.poll() is None:

@@ -126,7 +126,7 @@ def test_shopify__same_delivery_five_times_is_one_order_and_one_execution(connec
     assert [a.status_code for a in answers] == [200] * 5
     order_id = derive_order_id("shopify", SHOP, str(shop_id))
     order = order_when(connected, order_id, lambda o: "fraud_checked" in events_of(o))
-    assert events_of(order) == ["received", "validated", "fraud_checked"]
+    assert events_of(order)[:3] == ["received", "validated", "fraud_checked"]
     assert order["customer"]["name"] == "Jörg Šimůnek"
     sfn = connected.client("stepfunctions")
     arn = next(
@@ -252,7 +252,8 @@ def test_woocommerce__ping_signed_deliveries_and_refunds(connected):
     ).start()
     try:
         assert simulator.send_ping() is True  # exactly 200
-        placed = simulator.create_order()
+        # Paid at checkout (PayPal): an unpaid order would be cancelled when the payment wait runs out.
+        placed = simulator.create_order(payment_method="ppcp-gateway")
         order_id = derive_order_id("woocommerce", WOO, str(placed["id"]))
         order_when(connected, order_id, lambda o: "validated" in events_of(o))
         simulator.refund_order(placed["id"], "1.00")

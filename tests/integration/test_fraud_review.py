@@ -9,8 +9,8 @@ from chalicelib.domain.order import derive_order_id
 from tests.integration.conftest import eventually
 
 
-def high_value_order(external_id: str) -> dict:
-    return {
+def high_value_order(external_id: str, stripe=None) -> dict:
+    body = {
         "store": "it-fraud",
         "external_id": external_id,
         "currency": "EUR",
@@ -18,6 +18,10 @@ def high_value_order(external_id: str) -> dict:
         "customer": {"email": f"{external_id.lower()}@example.com"},
         "lines": [{"title": "E-bike", "quantity": 1, "unit_price": "2400.00"}],
     }
+    if stripe is not None:
+        intent = stripe.create_payment_intent(240000, "eur", "pm_card_visa")
+        body["payment"] = {"source": "stripe", "reference": intent["id"]}
+    return body
 
 
 def order_in(stack, order_id: str, status: str) -> dict:
@@ -41,9 +45,10 @@ def execution_status(stack, order_id: str) -> str:
     return str(sfn.describe_execution(executionArn=arn)["status"])
 
 
-def test_a_reviewed_order_waits_then_goes_on_when_an_operator_approves(stack):
+def test_a_reviewed_order_waits_then_goes_on_when_an_operator_approves(stack, stripe):
     external_id = f"FR-{uuid.uuid4().hex[:8]}"
-    assert stack.api("POST", "/api/orders", json=high_value_order(external_id)).status_code == 202
+    body = high_value_order(external_id, stripe)
+    assert stack.api("POST", "/api/orders", json=body).status_code == 202
     order_id = derive_order_id("manual", "it-fraud", external_id)
     waiting = order_in(stack, order_id, "FRAUD_REVIEW")
     assert waiting["fraud"]["decision"] == "review" and waiting["fraud"]["score"] >= 40
@@ -58,16 +63,20 @@ def test_a_reviewed_order_waits_then_goes_on_when_an_operator_approves(stack):
 
     answer = stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "approve"})
     assert answer.status_code == 200 and answer.json()["workflow_resumed"] is True
-    approved = order_in(stack, order_id, "APPROVED")
-    assert [h["event"] for h in approved["history"]][-1] == "review_approved"
+    paid = order_in(stack, order_id, "PAID")
+    history = [h["event"] for h in paid["history"]]
+    assert history.index("review_approved") < history.index("payment_captured")
+    assert paid["payment"]["amount_captured"] == "2400.00"
+    assert stripe.payment_intent(body["payment"]["reference"])["amount_received"] == 240000
     assert eventually(lambda: execution_status(stack, order_id) == "SUCCEEDED")
     again = stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "reject"})
     assert again.status_code == 409
 
 
-def test_an_operator_rejection_cancels_and_bad_decisions_are_refused(stack):
+def test_an_operator_rejection_cancels_and_bad_decisions_are_refused(stack, stripe):
     external_id = f"FR-{uuid.uuid4().hex[:8]}"
-    stack.api("POST", "/api/orders", json=high_value_order(external_id))
+    body = high_value_order(external_id, stripe)
+    stack.api("POST", "/api/orders", json=body)
     order_id = derive_order_id("manual", "it-fraud", external_id)
     order_in(stack, order_id, "FRAUD_REVIEW")
     eventually(
@@ -81,6 +90,9 @@ def test_an_operator_rejection_cancels_and_bad_decisions_are_refused(stack):
     assert stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "reject"}).status_code == 200
     order_in(stack, order_id, "CANCELLED")
     assert eventually(lambda: execution_status(stack, order_id) == "SUCCEEDED")
+    # The reviewer's rejection voids the authorisation, as fraudulent.
+    intent = stripe.payment_intent(body["payment"]["reference"])
+    assert intent["status"] == "canceled" and intent["cancellation_reason"] == "fraudulent"
 
 
 def test_cancelling_an_order_waiting_for_review_stops_its_lifecycle(stack):

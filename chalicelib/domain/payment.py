@@ -1,0 +1,483 @@
+"""Use cases of the lifecycle's payment stage: take the money where it is, recover a failed payment, undo it.
+
+Where the money is decides what "paid" means:
+- a Stripe PaymentIntent with manual capture (`payment.source` "stripe", `payment.reference` "pi_..."): the
+  hub captures what is owed (a partial capture when lines were dropped; Stripe releases the rest);
+- already captured by the channel (Amazon, Shopify Payments, a paid WooCommerce order): recorded;
+- a channel authorisation (Shopify `authorized`): captured through the channel;
+- nothing yet (a declined card, a bank transfer not received): the order waits in PAYMENT_PENDING for a
+  new payment method, then the payment is tried again, or the order is cancelled when the wait runs out.
+
+Every Stripe call carries an idempotency key derived from the order and the step, so a Task retried after
+a crash, a webhook racing the synchronous path, or both, end in one capture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+from chalicelib.domain import money
+from chalicelib.domain.errors import ConcurrentUpdate, HubError, InvalidInput, NotFound
+from chalicelib.domain.lifecycle import mutate
+from chalicelib.domain.order import Order, OrderStatus
+from chalicelib.domain.payment_gateway import (
+    PaymentConflict,
+    PaymentGateway,
+    PaymentIntentView,
+    PaymentUnavailable,
+    idempotency_key,
+)
+from chalicelib.domain.ports import OrderRepository, WorkflowStarter
+from chalicelib.domain.status import is_forward
+
+STRIPE = "stripe"
+# Statuses from which taking the payment makes sense; past PAID a retried Task only reports "paid".
+_PAYABLE = frozenset({OrderStatus.APPROVED, OrderStatus.PAYMENT_PENDING, OrderStatus.ON_HOLD})
+# PaymentIntent statuses that need the customer (a new or confirmed payment method).
+_NEEDS_CUSTOMER = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+
+
+class PaymentRoute(StrEnum):
+    STRIPE = "stripe"
+    CHANNEL_CAPTURED = "channel_captured"
+    CHANNEL_AUTHORIZATION = "channel_authorization"
+    NOTHING_OWED = "nothing_owed"
+    AWAITING = "awaiting"
+
+
+class PaymentMismatch(HubError):
+    """The payment cannot pay this order (another currency): an operator must look; retrying cannot help."""
+
+
+class PaymentStillProcessing(PaymentUnavailable):
+    """Stripe is still processing the payment: try again shortly (the Task's Retry does)."""
+
+
+class PaymentConflictError(ConcurrentUpdate):
+    """The order is not waiting for a payment (paid already, cancelled, or never asked)."""
+
+
+@dataclass(frozen=True)
+class PaymentPolicy:
+    """HUB_PAYMENT_RECOVERY_SECONDS and HUB_PAYMENT_MAX_ATTEMPTS."""
+
+    recovery_seconds: int = 48 * 3600
+    max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.recovery_seconds < 1 or self.max_attempts < 1:
+            raise InvalidInput("payment recovery needs at least one second and one attempt")
+
+
+@dataclass(frozen=True)
+class ChannelCapture:
+    amount: Decimal
+    reference: str
+
+
+class ChannelCapturer(Protocol):
+    """Captures a channel's authorisation through the channel (Shopify's orderCapture); idempotent."""
+
+    def capture(self, order: Order, amount: Decimal) -> ChannelCapture: ...
+
+
+def stripe_intent(order: Order) -> str | None:
+    """The order's Stripe PaymentIntent, when the hub holds the money through Stripe."""
+    p = order.payment
+    if (p.source or "").lower() == STRIPE and p.reference and p.reference.startswith("pi_"):
+        return p.reference
+    return None
+
+
+def owed(order: Order) -> Decimal:
+    """What the customer owes for the order as it stands (dropped lines are out of the channel's total)."""
+    return max(order.totals.total, Decimal(0))
+
+
+def route(order: Order) -> PaymentRoute:
+    if stripe_intent(order):
+        return PaymentRoute.STRIPE
+    due = owed(order)
+    if due == 0:
+        return PaymentRoute.NOTHING_OWED
+    p = order.payment
+    if p.amount_captured >= due:
+        return PaymentRoute.CHANNEL_CAPTURED
+    if order.channel == "shopify" and p.amount_authorized > p.amount_captured:
+        return PaymentRoute.CHANNEL_AUTHORIZATION
+    return PaymentRoute.AWAITING
+
+
+def take_payment(
+    order_id: str,
+    *,
+    orders: OrderRepository,
+    gateway: Callable[[], PaymentGateway],
+    channel_capturer: Callable[[Order], ChannelCapturer | None],
+    policy: PaymentPolicy,
+    now: Callable[[], datetime],
+) -> dict[str, Any]:
+    """Take the order's money once; answers `paid`, `pending` (wait for the customer) or `cancel`."""
+    stored = orders.get(order_id)
+    if stored is None:
+        raise NotFound(f"order {order_id} does not exist")
+    order = stored.order
+    if order.status == OrderStatus.CANCELLED:
+        return {"order_id": order_id, "outcome": "cancelled"}
+    if order.status not in _PAYABLE and not is_forward(order.status, OrderStatus.PAID):
+        return {"order_id": order_id, "outcome": "paid", "already": True}
+    kind = route(order)
+    if kind is PaymentRoute.STRIPE:
+        return _take_stripe(order, orders=orders, gateway=gateway(), policy=policy, now=now)
+    if kind in (PaymentRoute.CHANNEL_CAPTURED, PaymentRoute.NOTHING_OWED):
+        return _record_paid(
+            order_id,
+            orders=orders,
+            now=now,
+            event="payment_recorded",
+            via=order.payment.source or order.channel,
+            route=kind.value,
+            captured=order.payment.amount_captured,
+        )
+    if kind is PaymentRoute.CHANNEL_AUTHORIZATION:
+        capturer = channel_capturer(order)
+        if capturer is not None:
+            done = capturer.capture(order, owed(order))
+            return _record_paid(
+                order_id,
+                orders=orders,
+                now=now,
+                event="payment_captured",
+                via=order.channel,
+                route=kind.value,
+                captured=done.amount,
+                reference=done.reference,
+            )
+        return _pending(
+            order_id, "no way to capture through the channel", None, orders=orders, policy=policy, now=now
+        )
+    return _pending(order_id, "not paid at the channel yet", None, orders=orders, policy=policy, now=now)
+
+
+def _take_stripe(
+    order: Order,
+    *,
+    orders: OrderRepository,
+    gateway: PaymentGateway,
+    policy: PaymentPolicy,
+    now: Callable[[], datetime],
+) -> dict[str, Any]:
+    intent_id = stripe_intent(order)
+    assert intent_id is not None
+    orders.link_payment(intent_id, order.order_id)
+    intent = gateway.retrieve(intent_id)
+    if intent.currency.upper() != order.currency:
+        raise PaymentMismatch(
+            f"PaymentIntent {intent_id} is in {intent.currency.upper()}, the order in {order.currency}"
+        )
+    if intent.status == "requires_capture":
+        intent = _capture(order, intent, gateway)
+    if intent.status == "succeeded":
+        return _record_stripe(order, intent, orders=orders, now=now)
+    if intent.status == "processing":
+        raise PaymentStillProcessing(f"PaymentIntent {intent_id} is still processing")
+    if intent.status in _NEEDS_CUSTOMER:
+        reason = "declined" if intent.last_error_code else intent.status
+        return _pending(
+            order.order_id, reason, intent.last_decline_code, orders=orders, policy=policy, now=now
+        )
+    # canceled: this intent can never pay; a new one must be attached (POST .../payment/retry).
+    return _pending(
+        order.order_id, f"payment intent {intent.status}", None, orders=orders, policy=policy, now=now
+    )
+
+
+def _capture(order: Order, intent: PaymentIntentView, gateway: PaymentGateway) -> PaymentIntentView:
+    due = money.to_minor(owed(order), order.currency)
+    amount = min(due, intent.amount_capturable)
+    # One key per order and intent: a retried Task, or a second caller, replays the first capture.
+    key = idempotency_key(order.order_id, f"capture:{intent.id}")
+    try:
+        return gateway.capture(
+            intent.id, amount if amount < intent.amount_capturable else None, idempotency_key=key
+        )
+    except PaymentConflict:
+        # Captured meanwhile (another path, the dashboard): what Stripe holds now is the truth.
+        return gateway.retrieve(intent.id)
+
+
+def _record_stripe(
+    order: Order, intent: PaymentIntentView, *, orders: OrderRepository, now: Callable[[], datetime]
+) -> dict[str, Any]:
+    captured = money.from_minor(intent.amount_received, order.currency)
+    authorised = money.from_minor(intent.amount, order.currency)
+    due = owed(order)
+    return _record_paid(
+        order.order_id,
+        orders=orders,
+        now=now,
+        event="payment_captured",
+        via=STRIPE,
+        route=PaymentRoute.STRIPE.value,
+        captured=captured,
+        authorised=authorised,
+        reference=intent.id,
+        released=f"{max(authorised - captured, Decimal(0)):f}",
+        short=f"{due - captured:f}" if captured < due else None,
+        radar_risk=intent.risk_level,
+    )
+
+
+def _record_paid(
+    order_id: str,
+    *,
+    orders: OrderRepository,
+    now: Callable[[], datetime],
+    event: str,
+    via: str,
+    route: str,
+    captured: Decimal,
+    authorised: Decimal | None = None,
+    reference: str | None = None,
+    **detail: Any,
+) -> dict[str, Any]:
+    def change(order: Order) -> dict[str, Any]:
+        p = order.payment
+        if (
+            p.status == "captured"
+            and p.amount_captured >= captured
+            and any(h.event in ("payment_captured", "payment_recorded") for h in order.history)
+        ):
+            return {"order_id": order_id, "outcome": "paid", "already": True}
+        order.payment = p.model_copy(
+            update={
+                "status": "captured",
+                "amount_captured": max(p.amount_captured, captured),
+                "amount_authorized": max(p.amount_authorized, authorised or captured),
+                "reference": reference or p.reference,
+            }
+        )
+        if is_forward(order.status, OrderStatus.PAID) or order.status == OrderStatus.ON_HOLD:
+            order.status = OrderStatus.PAID
+        order.record(
+            event,
+            now(),
+            via=via,
+            route=route,
+            amount=f"{captured:f}",
+            **{k: v for k, v in detail.items() if v is not None},
+        )
+        return {"order_id": order_id, "outcome": "paid", "amount": f"{captured:f}"}
+
+    result: dict[str, Any] = mutate(orders, order_id, change)
+    return result
+
+
+def _pending(
+    order_id: str,
+    reason: str,
+    decline_code: str | None,
+    *,
+    orders: OrderRepository,
+    policy: PaymentPolicy,
+    now: Callable[[], datetime],
+) -> dict[str, Any]:
+    def change(order: Order) -> dict[str, Any]:
+        attempt = 1 + sum(1 for h in order.history if h.event == "payment_failed")
+        if attempt > policy.max_attempts:
+            return {"order_id": order_id, "outcome": "cancel", "attempt": attempt - 1, "reason": reason}
+        if order.status != OrderStatus.CANCELLED:
+            order.status = OrderStatus.PAYMENT_PENDING
+        order.payment = order.payment.model_copy(update={"status": "pending"})
+        order.record(
+            "payment_failed",
+            now(),
+            reason=reason,
+            decline_code=decline_code,
+            attempt=attempt,
+            waits_seconds=policy.recovery_seconds,
+        )
+        return {
+            "order_id": order_id,
+            "outcome": "pending",
+            "attempt": attempt,
+            "reason": reason,
+            "recovery_seconds": policy.recovery_seconds,
+        }
+
+    result: dict[str, Any] = mutate(orders, order_id, change)
+    return result
+
+
+def request_payment_method(
+    order_id: str,
+    task_token: str,
+    *,
+    orders: OrderRepository,
+    workflow: WorkflowStarter,
+    now: Callable[[], datetime],
+) -> dict[str, Any]:
+    """Park the order until the customer pays another way: keep the waiting task's token beside it.
+
+    The customer's path: a Stripe order is paid again by confirming its PaymentIntent with a new payment
+    method (Stripe's webhook resumes the lifecycle); a channel order by paying at the channel (its order
+    webhook does); an operator can resume it with POST /api/orders/{id}/payment/retry. A payment that
+    arrived between the failed attempt and this task (its webhook found no token yet) resumes it at once.
+    """
+    orders.set_payment_token(order_id, task_token)
+
+    def change(order: Order) -> dict[str, Any]:
+        path = "confirm the PaymentIntent with a new payment method" if stripe_intent(order) else "channel"
+        order.record("payment_recovery_requested", now(), customer_path=path)
+        return {"order_id": order_id, "status": order.status.value, "customer_path": path}
+
+    result: dict[str, Any] = mutate(orders, order_id, change)
+    stored = orders.get(order_id)
+    if stored is not None and paid_since_last_attempt(stored.order):
+        resumed = resume_payment(order_id, "paid_meanwhile", orders=orders, workflow=workflow, now=now)
+        result["resumed"] = resumed
+    return result
+
+
+def paid_since_last_attempt(order: Order) -> bool:
+    """True when money arrived after the last failed attempt (a Stripe authorisation, a channel payment)."""
+    if route(order) in (PaymentRoute.CHANNEL_CAPTURED, PaymentRoute.NOTHING_OWED):
+        return True
+    for entry in reversed(order.history):
+        if entry.event == "payment_failed":
+            return False
+        if entry.event in ("payment_authorised_at_stripe", "payment_captured_at_stripe"):
+            return True
+    return False
+
+
+def resume_payment(
+    order_id: str,
+    trigger: str,
+    *,
+    orders: OrderRepository,
+    workflow: WorkflowStarter,
+    now: Callable[[], datetime],
+    payment_intent: str | None = None,
+) -> bool:
+    """Wake the payment wait (a new method, a payment at the channel, an operator); False when none waits."""
+    token = orders.get_payment_token(order_id)
+    if token is None:
+        return False
+    if payment_intent is not None and not payment_intent.startswith("pi_"):
+        raise InvalidInput("payment_intent must be a Stripe PaymentIntent id (pi_...)")
+
+    def change(order: Order) -> None:
+        if order.status != OrderStatus.PAYMENT_PENDING:
+            raise PaymentConflictError(f"order {order_id} is {order.status.value}, not waiting for payment")
+        if payment_intent is not None:
+            order.payment = order.payment.model_copy(
+                update={"source": STRIPE, "reference": payment_intent, "status": "pending"}
+            )
+        order.record("payment_retry", now(), trigger=trigger, payment_intent=payment_intent)
+
+    mutate(orders, order_id, change)
+    if payment_intent is not None:
+        orders.link_payment(payment_intent, order_id)
+    orders.set_payment_token(order_id, None)
+    return workflow.complete_task(token, {"trigger": trigger})
+
+
+def retry_payment(
+    order_id: str,
+    *,
+    orders: OrderRepository,
+    workflow: WorkflowStarter,
+    now: Callable[[], datetime],
+    payment_intent: str | None = None,
+) -> dict[str, Any]:
+    """An operator's retry (optionally with a new PaymentIntent); 409 unless the order waits for payment."""
+    stored = orders.get(order_id)
+    if stored is None:
+        raise NotFound(f"order {order_id} does not exist")
+    if stored.order.status != OrderStatus.PAYMENT_PENDING or orders.get_payment_token(order_id) is None:
+        raise PaymentConflictError(
+            f"order {order_id} is {stored.order.status.value}, not waiting for a payment"
+        )
+    resumed = resume_payment(
+        order_id, "operator", orders=orders, workflow=workflow, now=now, payment_intent=payment_intent
+    )
+    return {"order_id": order_id, "workflow_resumed": resumed}
+
+
+class PaymentCompensator:
+    """Undoes the payment of a cancelled order: voids an authorisation, refunds a capture, exactly once.
+
+    Money the channel holds (Amazon, Shopify Payments, a paid WooCommerce order) is the channel's to
+    give back when it is told of the cancellation (publishing); this compensator leaves it and says so.
+    """
+
+    name = "payment"
+
+    def __init__(self, gateway: Callable[[], PaymentGateway]) -> None:
+        self._gateway = gateway
+
+    def compensate(self, order: Order, reason: str) -> dict[str, Any] | None:
+        intent_id = stripe_intent(order)
+        if intent_id is None:
+            p = order.payment
+            if p.amount_captured > 0 or p.amount_authorized > 0:
+                held = max(p.amount_captured, p.amount_authorized)
+                return {"action": "left_to_channel", "amount": f"{held:f}"}
+            return None
+        gateway = self._gateway()
+        intent = gateway.retrieve(intent_id)
+        if intent.status in ("requires_capture", *_NEEDS_CUSTOMER):
+            voided = gateway.cancel(
+                intent_id,
+                reason=_stripe_reason(order),
+                idempotency_key=idempotency_key(order.order_id, f"void:{intent_id}"),
+            )
+            held = money.from_minor(intent.amount_capturable, order.currency)
+            return {
+                "action": "voided",
+                "payment_intent": intent_id,
+                "amount": f"{held:f}",
+                "payment": {"status": "voided"},
+                "stripe_status": voided.status,
+            }
+        if intent.status == "succeeded":
+            remaining = intent.amount_received - intent.amount_refunded
+            if remaining <= 0:
+                return None
+            refund = gateway.refund(
+                intent_id,
+                remaining,
+                idempotency_key=idempotency_key(order.order_id, f"refund-cancel:{intent_id}"),
+                reason="fraudulent" if _stripe_reason(order) == "fraudulent" else "requested_by_customer",
+            )
+            refunded = money.from_minor(intent.amount_refunded + refund.amount, order.currency)
+            return {
+                "action": "refunded",
+                "payment_intent": intent_id,
+                "refund": refund.id,
+                "amount": f"{money.from_minor(refund.amount, order.currency):f}",
+                "payment": {"status": "refunded", "amount_refunded": refunded},
+            }
+        if intent.status == "processing":
+            raise PaymentStillProcessing(f"PaymentIntent {intent_id} is processing: cancel again shortly")
+        return None  # canceled already: nothing left to undo
+
+
+def _stripe_reason(order: Order) -> str:
+    if order.fraud.decision == "reject":
+        return "fraudulent"
+    for entry in reversed(order.history):
+        if entry.event == "cancelled":
+            source = str(entry.detail.get("source", ""))
+            if source in ("fraud", "review"):
+                return "fraudulent"
+            if source.startswith("payment"):
+                return "abandoned"
+            break
+    return "requested_by_customer"
