@@ -4,7 +4,7 @@ Off unless `HUB_LOCAL_COUNTERS=1`. When on, the gateway records every request it
 - per service (from the SigV4 credential scope: `dynamodb`, `sqs`, `states`, `secretsmanager`, ...) and
   operation (`X-Amz-Target`, else the query protocol's `Action`); Lambda Invoke as `lambda` / `Invoke`;
 - SQS `ReceiveMessage` that returned nothing separately (`ReceiveMessage (empty)`): idle polling costs per
-  hour, not per order;
+  hour, not per order; requests to a FIFO queue are marked ` [fifo]` (priced higher);
 - DynamoDB read request units computed from the items each read returned (4 KB units, half for eventually
   consistent reads, double in a transaction), and every written item's key with its write count, so a
   reader can price the writes from the items' stored sizes (`GET /_local/counters`, then size the keys).
@@ -122,13 +122,11 @@ class RequestCounter:
 
     def record(self, service: str, operation: str, request: bytes, status: int, response: bytes) -> None:
         """One forwarded AWS request and moto's answer."""
-        if (
-            service == "sqs"
-            and operation == "ReceiveMessage"
-            and status == 200
-            and b"MessageId" not in response
-        ):
-            operation = "ReceiveMessage (empty)"
+        if service == "sqs":
+            if operation == "ReceiveMessage" and status == 200 and b"MessageId" not in response:
+                operation = "ReceiveMessage (empty)"
+            if b".fifo" in request:  # FIFO requests cost more than standard ones
+                operation += " [fifo]"
         self.count(service, operation)
         if service == "dynamodb" and (
             operation in _READS or operation in _WRITES or operation == "CreateTable"

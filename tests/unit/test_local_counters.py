@@ -118,6 +118,9 @@ def test_counters__count_each_service_and_operation_and_reset(endpoint):
     queue = "http://127.0.0.1/123456789012/q"
     sqs.send_message(QueueUrl=queue, MessageBody="x")
     sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
+    sqs.send_message(
+        QueueUrl=queue + ".fifo", MessageBody="x", MessageGroupId="g", MessageDeduplicationId="d"
+    )
     client("lambda", url).invoke(FunctionName="order-hub-local-echo", Payload=b"{}")
 
     counts = requests.get(f"{url}/_local/counters", timeout=5).json()
@@ -128,7 +131,11 @@ def test_counters__count_each_service_and_operation_and_reset(endpoint):
         "TransactWriteItems": 1,
         "GetItem": 2,
     }
-    assert counts["requests"]["sqs"] == {"SendMessage": 1, "ReceiveMessage (empty)": 1}
+    assert counts["requests"]["sqs"] == {
+        "SendMessage": 1,
+        "ReceiveMessage (empty)": 1,
+        "SendMessage [fifo]": 1,
+    }
     assert counts["requests"]["lambda"] == {"Invoke": 1}
     writes = counts["dynamodb"]["writes"]["t"]
     order_key = json.dumps({"pk": ITEM["pk"], "sk": ITEM["sk"]}, sort_keys=True)
