@@ -709,7 +709,9 @@ def report(results: list[tuple[Measured, Cost]], n: int) -> str:
             for op, v in ops.items()
             if v and not op.startswith("ReceiveMessage (empty)") and op != "CreateTable"
         }
-        functions = ", ".join(f"{k} {v / cost.orders:.2f}" for k, v in sorted(measured.invocations.items()))
+        functions = ", ".join(
+            f"{k} {v / cost.orders:.2f}" for k, v in sorted(measured.invocations.items()) if v
+        )
         ms = ", ".join(
             f"{k} {1000 * v / max(1, measured.invocations.get(k, 1)):.0f} ms"
             for k, v in sorted(measured.seconds.items())
