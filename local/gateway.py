@@ -13,6 +13,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+from local.counters import RequestCounter, classify
 from local.http_server import NoDelayRequestHandler
 from local.lambda_runtime import FunctionNotFound, LambdaRuntime
 
@@ -44,10 +45,13 @@ class Gateway:
         moto_port: int,
         runtime: LambdaRuntime,
         control: dict[str, ControlRoute] | None = None,
+        counter: RequestCounter | None = None,
     ) -> None:
         self.runtime = runtime
         self.moto_port = moto_port
         self.control = control or {}
+        # Optional (HUB_LOCAL_COUNTERS=1): requests per service and operation, read at /_local/counters.
+        self.counter = counter
         gateway = self
 
         class Handler(_GatewayHandler):
@@ -86,7 +90,11 @@ class _GatewayHandler(NoDelayRequestHandler):
         path = self.path.split("?", 1)[0]
         match = _INVOKE.match(path)
         if match and self.command == "POST":
+            if self.owner.counter is not None:
+                self.owner.counter.count("lambda", "Invoke")
             self._invoke(unquote(match.group(1)), body)
+        elif path == "/_local/counters" or path.startswith("/_local/counters/"):
+            self._counters(path.removeprefix("/_local/counters"))
         elif path.startswith("/_local/"):
             self._control(path, body)
         else:
@@ -143,6 +151,19 @@ class _GatewayHandler(NoDelayRequestHandler):
             headers["X-Amz-Function-Error"] = result.function_error
         self._send(200, json.dumps(result.payload).encode(), headers)
 
+    def _counters(self, action: str) -> None:
+        counter = self.owner.counter
+        if counter is None:
+            self._send_json(
+                404, {"message": "request counters are off: start the stack with HUB_LOCAL_COUNTERS=1"}
+            )
+        elif action in ("", "/") and self.command == "GET":
+            self._send_json(200, counter.snapshot())
+        elif action == "/reset" and self.command == "POST":
+            self._send_json(200, counter.reset())  # what was counted until now
+        else:
+            self._send_json(404, {"message": "GET /_local/counters or POST /_local/counters/reset"})
+
     def _control(self, path: str, body: bytes) -> None:
         for prefix, route in self.owner.control.items():
             if path.startswith(prefix):
@@ -163,6 +184,10 @@ class _GatewayHandler(NoDelayRequestHandler):
             data = response.read()
             out = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
             self._send(response.status, data, out)
+            if self.owner.counter is not None:
+                path, _, query = self.path.partition("?")
+                service, operation = classify(self.command, self.headers, path, query, body)
+                self.owner.counter.record(service, operation, body, response.status, data)
         except OSError as exc:
             log.error("moto unreachable: %s", exc)
             self._send_json(502, {"message": f"local AWS (moto) unreachable: {exc}"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ class LambdaRuntime:
         self._prefix = f"{app_name}-{stage}-"
         self._lock = threading.Lock()
         self.invocations: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}  # wall-clock time in each handler, summed (for bench/)
 
     @property
     def function_names(self) -> list[str]:
@@ -66,6 +68,7 @@ class LambdaRuntime:
         )
         with self._lock:
             self.invocations[name] = self.invocations.get(name, 0) + 1
+        started = time.perf_counter()
         try:
             return InvocationResult(handler(event, context), None)
         except Exception as exc:
@@ -78,6 +81,10 @@ class LambdaRuntime:
                 },
                 "Unhandled",
             )
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
 
     def invoke_json(self, name_or_arn: str, body: bytes) -> InvocationResult:
         event = json.loads(body) if body else {}

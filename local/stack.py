@@ -59,6 +59,8 @@ class Options:
     demo: bool = False
     # Tests shorten every queue's visibility timeout so retries and redrives happen in seconds.
     visibility_override: int | None = None
+    # Count the requests each AWS service gets (GET /_local/counters on the AWS endpoint): bench/.
+    counters: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -70,6 +72,7 @@ class Options:
             operator_token=environ.get("HUB_OPERATOR_TOKEN", ""),
             demo=environ.get("HUB_DEMO", "0") == "1",
             visibility_override=int(visibility) if visibility else None,
+            counters=environ.get("HUB_LOCAL_COUNTERS", "0") == "1",
         )
 
 
@@ -199,6 +202,7 @@ class LocalStack:
         return boto3.session.Session().client(service, region_name=REGION, endpoint_url=self.aws_url)
 
     def _start_gateway_and_provision(self) -> None:
+        from local.counters import RequestCounter
         from local.gateway import Gateway
         from local.lambda_runtime import LambdaRuntime
         from local.provision import provision
@@ -214,6 +218,7 @@ class LocalStack:
                 "/_local/status": self._status,
                 "/_local/event-sources/": self._event_sources,
             },
+            counter=RequestCounter() if self.options.counters else None,
         )
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)
@@ -332,6 +337,7 @@ class LocalStack:
             "event_sources": {p.function: p.stats.as_dict() for p in self.pollers},
             "schedules": self.scheduler.status() if self.scheduler else {},
             "invocations": dict(runtime.invocations) if runtime else {},
+            "invocation_seconds": dict(runtime.seconds) if runtime else {},
         }
 
     def stop(self) -> None:

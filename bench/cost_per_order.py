@@ -1,0 +1,787 @@
+"""Cost model: what one order costs in AWS, per path, from what the local stack actually did.
+
+Run: .venv/bin/python bench/cost_per_order.py [orders per scenario, default 20] [--json FILE]
+(prints Markdown for bench/RESULTS.md; --json also writes the raw figures).
+
+It boots its own local stack on free ports (HUB_DEMO=0, HUB_LOCAL_COUNTERS=1, the demo's fraud policy so that
+large orders go to the review) and plays a few scenarios one after another, N orders each: an order arrives
+(a signed Shopify webhook, or the operator API) and, whenever its lifecycle execution waits on a task token,
+the scenario's operator answers (approve, reject, cancel) or leaves it waiting. For each scenario:
+
+- Step Functions, from every new execution's history (`GetExecutionHistory`): billed state transitions,
+  Lambda invocations, retries, task-token waits; grouped by the path (the states entered, in order, and the
+  execution's end) and the order's final status (`GET /api/orders/{id}`). Nothing here knows a state name.
+- Everything else from the local AWS endpoint's request counters (`GET /_local/counters`, reset before each
+  scenario): DynamoDB requests, read units and written items (priced from the stored items' sizes and the
+  indexes each item is in), SQS requests (FIFO or standard; empty polls apart), Secrets Manager calls;
+  Lambda invocations and handler time from `/_local/status`; API Gateway requests are the hub requests the
+  scenario made (webhooks, operator actions), and their wall time stands for the API function's duration.
+- Scheduled functions run on the clock, not per order: each one's footprint is measured once (fired on
+  demand) and taken out of the scenarios it happened to run in.
+
+The bench's own reads (executions, histories, item sizes) go straight to moto, past the counters.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from local.counters import item_size  # noqa: E402  (DynamoDB's item-size rule, as the counters use it)
+
+SHOP = "bench-shop.myshopify.com"
+SECRET = "bench-webhook-secret"
+TOKEN = "bench-token"
+# The demo's policy (local/stack.py): orders above 250 score 45 points, past the review threshold (40).
+FRAUD_POLICY = '{"weights": {"high_value": 45}, "high_value": {"EUR": "250", "USD": "250", "GBP": "250"}}'
+
+# us-east-1, on-demand list prices in USD, read on PRICES_DATE; the sources are in bench/RESULTS.md.
+PRICES_DATE = "2026-11-23"
+LAMBDA_MEMORY_GB = 512 / 1024  # infra/stacks/model.py FUNCTION_MEMORY_MB; Chalice's default arch, x86_64
+PRICE = {
+    "lambda_request": 0.20 / 1e6,
+    "lambda_gb_second": 0.0000166667,
+    "sfn_transition": 0.025 / 1000,
+    "dynamodb_wru": 0.625 / 1e6,
+    "dynamodb_rru": 0.125 / 1e6,
+    "sqs_fifo_request": 0.50 / 1e6,
+    "sqs_standard_request": 0.40 / 1e6,
+    "apigw_rest_request": 3.50 / 1e6,
+    "secretsmanager_call": 0.05 / 10_000,
+}
+# Step Functions' own API (StartExecution, SendTaskSuccess, ...) is not billed: only state transitions are.
+FREE_SERVICES = {"states"}
+SCHEDULE_TIMEOUT_S = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ---------------------------------------------------------------------------------------------- orders
+
+
+def shopify_order(number: int, price: str) -> bytes:
+    tag = uuid.uuid4().hex[:8]
+    order = {
+        "id": 8_000_000_000 + number,
+        "name": f"#C{number}",
+        "email": f"buyer-{tag}@example.com",  # one buyer per order: no velocity rule fires
+        "created_at": "2026-11-23T10:00:00-05:00",
+        "updated_at": "2026-11-23T10:00:00-05:00",
+        "currency": "USD",
+        "financial_status": "paid",
+        "fulfillment_status": None,
+        "cancelled_at": None,
+        "gateway": "shopify_payments",
+        "total_price": f"{float(price) + 6:.2f}",
+        "subtotal_price": price,
+        "total_tax": "0.00",
+        "total_discounts": "0.00",
+        "line_items": [
+            {
+                "id": 9_100_000_000 + number,
+                "sku": "MUG",
+                "title": "Mug",
+                "variant_title": None,
+                "quantity": 1,
+                "price": price,
+                "discount_allocations": [],
+                "tax_lines": [],
+            }
+        ],
+        "shipping_lines": [{"id": 1, "title": "Standard", "price": "6.00", "discount_allocations": []}],
+        "customer": {"first_name": "Cost", "last_name": tag, "email": f"buyer-{tag}@example.com"},
+        "shipping_address": {"name": f"Cost {tag}", "city": "Ottawa", "country_code": "CA"},
+    }
+    return json.dumps(order, separators=(",", ":")).encode()
+
+
+def shopify_headers(body: bytes) -> dict[str, str]:
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).digest()
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
+        "X-Shopify-Shop-Domain": SHOP,
+        "X-Shopify-API-Version": "2024-04",
+        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+        "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Triggered-At": "2026-11-23T15:00:00Z",
+    }
+
+
+def manual_order(number: int, price: str) -> dict[str, Any]:
+    return {
+        "store": "phone-orders",
+        "external_id": f"COST-{number:05d}-{uuid.uuid4().hex[:6]}",
+        "currency": "EUR",
+        "placed_at": datetime.now(UTC).isoformat(),
+        "customer": {"email": f"caller-{uuid.uuid4().hex[:8]}@example.com", "name": "Caller"},
+        "lines": [{"sku": "MUG", "title": "Mug", "quantity": 1, "unit_price": price}],
+        "totals": {"shipping": "4.90"},
+    }
+
+
+@dataclass(frozen=True)
+class Scenario:
+    label: str
+    channel: str  # "shopify" (signed webhook) or "manual" (operator API)
+    price: str
+    # What the operator does when the execution waits on a task token: None leaves it waiting.
+    on_wait: dict[str, Any] | None = None  # {"path": "review" | "cancel", "body": {...}}
+
+
+SCENARIOS = (
+    Scenario("Shopify webhook, small order", "shopify", "44.00"),
+    Scenario("operator API (manual order), small order", "manual", "12.50"),
+    Scenario(
+        "Shopify, large order, review approved",
+        "shopify",
+        "400.00",
+        {"path": "review", "body": {"decision": "approve"}},
+    ),
+    Scenario(
+        "Shopify, large order, review rejected",
+        "shopify",
+        "400.00",
+        {"path": "review", "body": {"decision": "reject"}},
+    ),
+    Scenario(
+        "Shopify, large order, cancelled during review",
+        "shopify",
+        "400.00",
+        {"path": "cancel", "body": {"reason": "bench"}},
+    ),
+    Scenario("Shopify, large order, left waiting for review", "shopify", "400.00", None),
+)
+
+
+# ---------------------------------------------------------------------------------------------- histories
+
+
+def history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        events.extend(page["events"])
+    return events
+
+
+def waiting_on_token(events: list[dict[str, Any]]) -> bool:
+    """Waits for SendTaskSuccess/Failure: a `.waitForTaskToken` task was submitted and has not ended."""
+    open_waits = 0
+    for event in events:
+        details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
+        resource = str(details.get("resource", ""))
+        if event["type"] == "TaskSubmitted" and resource.endswith("waitForTaskToken"):
+            open_waits += 1
+        elif event["type"] in (
+            "TaskSucceeded",
+            "TaskFailed",
+            "TaskTimedOut",
+            "TaskAborted",
+        ) and resource.endswith("waitForTaskToken"):
+            open_waits = max(0, open_waits - 1)
+    return open_waits > 0
+
+
+@dataclass
+class ExecutionFigures:
+    order_id: str
+    status: str
+    path: str
+    states_entered: int
+    retries: int
+    lambda_invocations: int
+    token_waits: int
+    token_wait_seconds: float
+    task_failures: int
+
+    @property
+    def billed_transitions(self) -> int:
+        return self.states_entered + self.retries
+
+
+def figures(execution: dict[str, Any], events: list[dict[str, Any]]) -> ExecutionFigures:
+    """Counts from one execution's history; nothing here depends on the definition's state names.
+
+    - billed transitions: AWS bills "a state transition each time a step of your workflow is executed ...
+      including retries": every `*StateEntered` event, plus every retry (a task attempt after the first in the
+      same state visit: `TaskScheduled` / `LambdaFunctionScheduled` / `ActivityScheduled` beyond one per
+      `TaskStateEntered`);
+    - Lambda invocations: `LambdaFunctionScheduled` (plain function ARNs) and `TaskScheduled` whose resource
+      type is `lambda` (`arn:aws:states:::lambda:invoke*`), every attempt;
+    - task-token waits: `TaskSubmitted` of a `.waitForTaskToken` resource, and the time until it ended.
+    """
+    names: list[str] = []
+    task_states = attempts = lambdas = waits = failures = 0
+    wait_seconds = 0.0
+    submitted_at: datetime | None = None
+    for event in events:
+        kind = event["type"]
+        details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
+        if kind.endswith("StateEntered"):
+            names.append(details.get("name", "?"))
+            task_states += kind == "TaskStateEntered"
+        elif kind in ("TaskScheduled", "LambdaFunctionScheduled", "ActivityScheduled"):
+            attempts += 1
+            lambdas += kind == "LambdaFunctionScheduled" or details.get("resourceType") == "lambda"
+        elif kind == "TaskSubmitted" and str(details.get("resource", "")).endswith("waitForTaskToken"):
+            waits += 1
+            submitted_at = event["timestamp"]
+        elif kind in ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut", "LambdaFunctionTimedOut"):
+            failures += 1
+        ends = kind in ("TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskAborted")
+        if (
+            ends
+            and submitted_at is not None
+            and str(details.get("resource", "")).endswith("waitForTaskToken")
+        ):
+            wait_seconds += (event["timestamp"] - submitted_at).total_seconds()
+            submitted_at = None
+    status = execution["status"]
+    if status == "RUNNING" and waiting_on_token(events):
+        status = "RUNNING, waiting on a task token"
+    order_id = str(json.loads(execution.get("input") or "{}").get("order_id") or execution["name"])
+    return ExecutionFigures(
+        order_id=order_id,
+        status=status,
+        path=" → ".join(names),
+        states_entered=len(names),
+        retries=max(0, attempts - task_states),
+        lambda_invocations=lambdas,
+        token_waits=waits,
+        token_wait_seconds=wait_seconds,
+        task_failures=failures,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- the stack
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.hub_port, self.aws_port, self.moto_port = free_port(), free_port(), free_port()
+        env = {
+            **os.environ,
+            "HUB_PORT": str(self.hub_port),
+            "HUB_LOCAL_AWS_PORT": str(self.aws_port),
+            "HUB_LOCAL_MOTO_PORT": str(self.moto_port),
+            "HUB_OPERATOR_TOKEN": TOKEN,
+            "HUB_DEMO": "0",
+            "HUB_LOCAL_COUNTERS": "1",
+            "HUB_FRAUD_POLICY": os.environ.get("HUB_FRAUD_POLICY", FRAUD_POLICY),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.hub_port}"
+        self.auth = {"Authorization": f"Bearer {TOKEN}"}
+        self.session = requests.Session()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = requests.get(f"{self.url}/health", timeout=1)
+                if health.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the stack was not healthy within 60 s")
+            time.sleep(0.1)
+        self.aws_url = health.json()["aws_endpoint"]  # the gateway: counted
+        moto = f"http://127.0.0.1:{self.moto_port}"  # the bench's own reads: not counted
+        self.sfn = self._client("stepfunctions", moto)
+        self.ddb = self._client("dynamodb", moto)
+        machines = self.sfn.list_state_machines()["stateMachines"]
+        self.machines = [m["stateMachineArn"] for m in machines]
+
+    @staticmethod
+    def _client(service: str, url: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="b",
+            aws_secret_access_key="b",
+        )
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=30)
+
+    def counters(self, reset: bool = False) -> dict[str, Any]:
+        if reset:
+            return dict(requests.post(f"{self.aws_url}/_local/counters/reset", timeout=10).json())
+        return dict(requests.get(f"{self.aws_url}/_local/counters", timeout=10).json())
+
+    def status(self) -> dict[str, Any]:
+        return dict(requests.get(f"{self.aws_url}/_local/status", timeout=10).json())
+
+    def executions(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for machine in self.machines:
+            for page in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=machine):
+                for execution in page["executions"]:
+                    found[execution["executionArn"]] = execution
+        return found
+
+    def api(self, method: str, path: str, **kwargs: Any) -> tuple[requests.Response, float]:
+        started = time.perf_counter()
+        answer = self.session.request(method, f"{self.url}{path}", timeout=30, **kwargs)
+        return answer, time.perf_counter() - started
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+def activity(counts: dict[str, Any]) -> int:
+    """Requests counted so far, idle polls aside: unchanged for a while means the work has settled."""
+    return sum(
+        n
+        for ops in counts["requests"].values()
+        for op, n in ops.items()
+        if not op.startswith("ReceiveMessage (empty)")
+    )
+
+
+def settle(stack: Stack, quiet_s: float = 2.0, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = activity(stack.counters())
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.25)
+
+
+def diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+@dataclass
+class Measured:
+    label: str
+    orders: int
+    executions: list[ExecutionFigures] = field(default_factory=list)
+    final_status: dict[str, str] = field(default_factory=dict)  # order id → status
+    counters: dict[str, Any] = field(default_factory=dict)
+    invocations: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    api_requests: int = 0
+    api_seconds: float = 0.0
+    write_units: float = 0.0
+    index_write_units: float = 0.0
+    schedule_runs: dict[str, int] = field(default_factory=dict)
+
+
+def schedule_runs(status: dict[str, Any]) -> dict[str, int]:
+    return {name: int(s.get("runs", 0)) for name, s in status.get("schedules", {}).items()}
+
+
+def measure_schedules(stack: Stack) -> dict[str, dict[str, Any]]:
+    """One run of each scheduled function, fired on demand: what to take out of the scenarios."""
+    footprints: dict[str, dict[str, Any]] = {}
+    for name in stack.status().get("schedules", {}):
+        settle(stack)
+        stack.counters(reset=True)
+        requests.post(
+            f"{stack.aws_url}/_local/schedules/{name}", timeout=SCHEDULE_TIMEOUT_S
+        ).raise_for_status()
+        settle(stack, quiet_s=1.0)
+        footprints[name] = stack.counters()
+    return footprints
+
+
+def run_scenario(stack: Stack, scenario: Scenario, n: int, number: int) -> Measured:
+    settle(stack)
+    known = set(stack.executions())
+    status_before = stack.status()
+    stack.counters(reset=True)
+    measured = Measured(scenario.label, n)
+    for i in range(n):
+        if scenario.channel == "shopify":
+            body = shopify_order(number + i, scenario.price)
+            answer, took = stack.api("POST", "/webhooks/shopify", data=body, headers=shopify_headers(body))
+        else:
+            answer, took = stack.api(
+                "POST", "/api/orders", json=manual_order(number + i, scenario.price), headers=stack.auth
+            )
+        answer.raise_for_status()
+        measured.api_requests += 1
+        measured.api_seconds += took
+    answered: set[str] = set()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        new = {arn: e for arn, e in stack.executions().items() if arn not in known}
+        settled = 0
+        for arn, execution in new.items():
+            if execution["status"] != "RUNNING":
+                settled += 1
+                continue
+            events = history(stack.sfn, arn)
+            if not waiting_on_token(events):
+                continue
+            if scenario.on_wait is None or arn in answered:
+                settled += 1
+                continue
+            order_id = figures(stack.sfn.describe_execution(executionArn=arn), events).order_id
+            answer, took = stack.api(
+                "POST",
+                f"/api/orders/{order_id}/{scenario.on_wait['path']}",
+                json=scenario.on_wait["body"],
+                headers=stack.auth,
+            )
+            answered.add(arn)
+            measured.api_requests += 1
+            measured.api_seconds += took
+            if answer.status_code >= 300:
+                print(
+                    f"  {scenario.label}: operator action answered {answer.status_code}: {answer.text[:200]}",
+                    file=sys.stderr,
+                )
+        if len(new) >= n and settled == len(new):
+            break
+        time.sleep(0.5)
+    else:
+        print(f"  {scenario.label}: not every execution settled within the wait", file=sys.stderr)
+    settle(stack)
+    measured.counters = stack.counters()
+    status_after = stack.status()
+    measured.invocations = diff(status_after["invocations"], status_before["invocations"])
+    measured.seconds = diff(
+        status_after.get("invocation_seconds", {}), status_before.get("invocation_seconds", {})
+    )
+    before_runs, after_runs = schedule_runs(status_before), schedule_runs(status_after)
+    measured.schedule_runs = {
+        k: v - before_runs.get(k, 0) for k, v in after_runs.items() if v - before_runs.get(k, 0)
+    }
+    # Everything below reads past the counters (moto directly) or after they were taken.
+    for arn in (a for a in stack.executions() if a not in known):
+        execution = stack.sfn.describe_execution(executionArn=arn)
+        measured.executions.append(figures(execution, history(stack.sfn, arn)))
+    for figure in measured.executions:
+        answer = stack.session.get(
+            f"{stack.url}/api/orders/{figure.order_id}", headers=stack.auth, timeout=10
+        )
+        measured.final_status[figure.order_id] = (
+            answer.json().get("status", "?") if answer.ok else f"HTTP {answer.status_code}"
+        )
+    return measured
+
+
+def price_writes(stack: Stack, counters: dict[str, Any]) -> tuple[float, float]:
+    """Write request units of the counted writes: (table, indexes).
+
+    Each written item is sized as it is stored now (after the scenario: an upper bound for its earlier
+    writes). A write costs ceil(size / 1 KB) units, twice that in a transaction; every global secondary index
+    the item is in (ALL projection) costs ceil(size / 1 KB) more per write. Not counted: the extra index
+    delete when a write changes an index key. An item deleted since is priced at its put size, or 1 KB.
+    """
+    table_units = index_units = 0.0
+    for table, keys in counters["dynamodb"]["writes"].items():
+        description = stack.ddb.describe_table(TableName=table)["Table"]
+        indexes = [
+            [k["AttributeName"] for k in gsi["KeySchema"]]
+            for gsi in description.get("GlobalSecondaryIndexes", [])
+        ]
+        for key_json, entry in keys.items():
+            key = {k: v for k, v in json.loads(key_json).items() if v is not None}
+            item = (
+                stack.ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item") if key else None
+            )
+            size = item_size(item) if item else (entry["put_bytes"] or 1024)
+            units = max(1, math.ceil(size / 1024))
+            plain = entry["writes"] - entry["transactional"]
+            table_units += units * (plain + 2 * entry["transactional"] + 2 * entry["condition_checks"])
+            in_indexes = sum(all(a in item for a in names) for names in indexes) if item else 0
+            index_units += units * in_indexes * (entry["writes"] - entry["deletes"])
+    return table_units, index_units
+
+
+def subtract_schedules(measured: Measured, footprints: dict[str, dict[str, Any]]) -> None:
+    for name, runs in measured.schedule_runs.items():
+        footprint = footprints.get(name)
+        if not footprint or runs <= 0:
+            continue
+        for service, ops in footprint["requests"].items():
+            mine = measured.counters["requests"].setdefault(service, {})
+            for op, n in ops.items():
+                if not op.startswith("ReceiveMessage (empty)"):
+                    mine[op] = max(0, mine.get(op, 0) - runs * n)
+        ddb = measured.counters["dynamodb"]
+        for op, units in footprint["dynamodb"]["read_units"].items():
+            ddb["read_units"][op] = max(0.0, ddb["read_units"].get(op, 0.0) - runs * units)
+        for table, keys in footprint["dynamodb"]["writes"].items():
+            for key in keys:
+                ddb["writes"].get(table, {}).pop(key, None)  # the schedule's own items (e.g. a heartbeat)
+        measured.invocations[name] = max(0, measured.invocations.get(name, 0) - runs)
+        measured.seconds.pop(name, None)
+
+
+# ---------------------------------------------------------------------------------------------- pricing
+
+
+@dataclass
+class Cost:
+    label: str
+    orders: int
+    transitions: float
+    sfn_lambda: float
+    lambda_requests: float
+    gb_seconds: float
+    wru: float
+    rru: float
+    sqs_fifo: float
+    sqs_standard: float
+    apigw: float
+    secrets: float
+    unpriced: dict[str, float]
+
+    def usd(self) -> dict[str, float]:
+        return {
+            "Step Functions": self.transitions * PRICE["sfn_transition"],
+            "Lambda": self.lambda_requests * PRICE["lambda_request"]
+            + self.gb_seconds * PRICE["lambda_gb_second"],
+            "DynamoDB": self.wru * PRICE["dynamodb_wru"] + self.rru * PRICE["dynamodb_rru"],
+            "SQS": self.sqs_fifo * PRICE["sqs_fifo_request"]
+            + self.sqs_standard * PRICE["sqs_standard_request"],
+            "API Gateway": self.apigw * PRICE["apigw_rest_request"],
+            "Secrets Manager": self.secrets * PRICE["secretsmanager_call"],
+        }
+
+
+def cost_of(measured: Measured, write_units: tuple[float, float]) -> Cost:
+    n = max(1, len(measured.executions) or measured.orders)
+    requests_ = measured.counters["requests"]
+    sqs = requests_.get("sqs", {})
+    fifo = sum(
+        v for k, v in sqs.items() if k.endswith("[fifo]") and not k.startswith("ReceiveMessage (empty)")
+    )
+    standard = sum(
+        v for k, v in sqs.items() if not k.endswith("[fifo]") and not k.startswith("ReceiveMessage (empty)")
+    )
+    functions = sum(measured.invocations.values())
+    # One API-function invocation per API Gateway request; its wall time (client side) stands for its run.
+    seconds = sum(measured.seconds.values()) + measured.api_seconds
+    invocations = functions + measured.api_requests
+    billed_seconds = seconds + 0.0005 * invocations  # each invocation is rounded up to the next 1 ms
+    unpriced = {
+        f"{service} {op}": float(v)
+        for service, ops in requests_.items()
+        if service not in ("dynamodb", "sqs", "secretsmanager", "lambda") and service not in FREE_SERVICES
+        for op, v in ops.items()
+        if v
+    }
+    return Cost(
+        label=measured.label,
+        orders=n,
+        transitions=sum(e.billed_transitions for e in measured.executions) / n,
+        sfn_lambda=sum(e.lambda_invocations for e in measured.executions) / n,
+        lambda_requests=invocations / n,
+        gb_seconds=billed_seconds * LAMBDA_MEMORY_GB / n,
+        wru=sum(write_units) / n,
+        rru=sum(measured.counters["dynamodb"]["read_units"].values()) / n,
+        sqs_fifo=fifo / n,
+        sqs_standard=standard / n,
+        apigw=measured.api_requests / n,
+        secrets=sum(requests_.get("secretsmanager", {}).values()) / n,
+        unpriced={k: v / n for k, v in unpriced.items()},
+    )
+
+
+def usd(value: float) -> str:
+    if value == 0:
+        return "0"
+    if value < 0.01:
+        return f"${value:.6f}".rstrip("0")
+    return f"${value:,.2f}"
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def report(results: list[tuple[Measured, Cost]], n: int) -> str:
+    memory = f"{LAMBDA_MEMORY_GB * 1024:.0f} MB x86_64"
+    out = [f"orders per scenario: {n}; prices: us-east-1 on-demand, {PRICES_DATE}; Lambda at {memory}", ""]
+    out += ["### Paths (from the execution histories)", ""]
+    rows: list[list[str]] = []
+    for measured, _ in results:
+        groups: dict[tuple[str, str, str], list[ExecutionFigures]] = defaultdict(list)
+        for e in measured.executions:
+            groups[(measured.final_status.get(e.order_id, "?"), e.status, e.path)].append(e)
+        for (order_status, status, path), members in sorted(groups.items(), key=lambda g: -len(g[1])):
+            k = len(members)
+
+            def mean(values: list[int], k: int = k) -> str:
+                return f"{sum(values) / k:g}"
+
+            rows.append(
+                [
+                    measured.label,
+                    str(k),
+                    order_status,
+                    status,
+                    path,
+                    mean([e.billed_transitions for e in members]),
+                    mean([e.lambda_invocations for e in members]),
+                    mean([e.retries for e in members]),
+                    mean([e.token_waits for e in members]),
+                ]
+            )
+    header = ["scenario", "orders", "order status", "execution", "path (states entered)"]
+    out += table([*header, "billed transitions", "Lambda tasks", "retries", "token waits"], rows)
+    out += ["", "### Requests per order (counters; schedules and idle polls taken out)", ""]
+    rows = []
+    for measured, cost in results:
+        ddb_ops = measured.counters["requests"].get("dynamodb", {})
+        ddb_requests = sum(v for k, v in ddb_ops.items() if k != "CreateTable")
+        rows.append(
+            [
+                cost.label,
+                f"{cost.transitions:g}",
+                f"{cost.lambda_requests:.2f} ({cost.sfn_lambda:g})",
+                f"{cost.gb_seconds:.3f}",
+                f"{cost.wru:.1f} / {cost.rru:.1f}",
+                f"{ddb_requests / cost.orders:.1f}",
+                f"{cost.sqs_fifo + cost.sqs_standard:.2f}",
+                f"{cost.apigw:g}",
+                f"{cost.secrets:.2f}",
+                ", ".join(f"{k} {v:g}" for k, v in cost.unpriced.items()) or "none",
+            ]
+        )
+    header = [
+        "scenario",
+        "transitions",
+        "Lambda invocations (SFN tasks)",
+        "Lambda GB-s",
+        "DynamoDB WRU / RRU",
+    ]
+    header += ["DynamoDB requests", "SQS requests", "API GW requests", "Secrets Manager", "other"]
+    out += table(header, rows)
+    out += ["", "### Cost per order and per 1,000 / 100,000 orders (USD, no free tier)", ""]
+    services = list(results[0][1].usd()) if results else []
+    rows = []
+    for _, cost in results:
+        parts = cost.usd()
+        total = sum(parts.values())
+        money = [usd(parts[s]) for s in services]
+        rows.append([cost.label, *money, usd(total), usd(total * 1000), usd(total * 100_000)])
+    out += table(["scenario", *services, "per order", "per 1,000", "per 100,000"], rows)
+    out += ["", "### Where the requests went (per order)", ""]
+    for measured, cost in results:
+        flat = {
+            f"{s} {op}": v / cost.orders
+            for s, ops in measured.counters["requests"].items()
+            for op, v in ops.items()
+            if v and not op.startswith("ReceiveMessage (empty)") and op != "CreateTable"
+        }
+        functions = ", ".join(
+            f"{k} {v / cost.orders:.2f}" for k, v in sorted(measured.invocations.items()) if v
+        )
+        ms = ", ".join(
+            f"{k} {1000 * v / max(1, measured.invocations.get(k, 1)):.0f} ms"
+            for k, v in sorted(measured.seconds.items())
+        )
+        api_ms = 1000 * measured.api_seconds / max(1, measured.api_requests)
+        out.append(f"- {cost.label}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(flat.items())))
+        out.append(
+            f"  - Lambda invocations by function: {functions}; API {cost.apigw:g} (mean {api_ms:.0f} ms)"
+        )
+        out.append(f"  - mean handler time: {ms}")
+    return "\n".join(out)
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    json_path = None
+    if "--json" in args:
+        at = args.index("--json")
+        json_path = Path(args[at + 1])
+        del args[at : at + 2]
+    n = int(args[0]) if args else 20
+    stack = Stack()
+    try:
+        connection = {"channel": "shopify", "store": SHOP, "webhook_secret": SECRET, "access_token": "x"}
+        stack.session.post(
+            f"{stack.url}/api/connections", json=connection, headers=stack.auth, timeout=10
+        ).raise_for_status()
+        # Warm the app (imports, cached store lookup) so the first scenario is not a cold start.
+        stack.api(
+            "POST", "/webhooks/shopify", data=(b := shopify_order(0, "1.00")), headers=shopify_headers(b)
+        )
+        footprints = measure_schedules(stack)
+        results: list[tuple[Measured, Cost]] = []
+        for index, scenario in enumerate(SCENARIOS):
+            print(f"scenario {index + 1}/{len(SCENARIOS)}: {scenario.label}", file=sys.stderr)
+            measured = run_scenario(stack, scenario, n, 1000 * (index + 1))
+            subtract_schedules(measured, footprints)
+            units = price_writes(stack, measured.counters)
+            measured.write_units, measured.index_write_units = units
+            results.append((measured, cost_of(measured, units)))
+        print(report(results, n))
+        if json_path is not None:
+            raw = {
+                "orders_per_scenario": n,
+                "prices": PRICE,
+                "prices_date": PRICES_DATE,
+                "schedules": footprints,
+                "scenarios": [
+                    {
+                        "label": m.label,
+                        "executions": [
+                            e.__dict__ | {"billed_transitions": e.billed_transitions} for e in m.executions
+                        ],
+                        "final_status": m.final_status,
+                        "counters": m.counters,
+                        "invocations": m.invocations,
+                        "seconds": m.seconds,
+                        "api_requests": m.api_requests,
+                        "api_seconds": m.api_seconds,
+                        "write_units": {"table": m.write_units, "indexes": m.index_write_units},
+                        "cost": c.__dict__ | {"usd": c.usd()},
+                    }
+                    for m, c in results
+                ],
+                "status_counts": dict(Counter(s for m, _ in results for s in m.final_status.values())),
+            }
+            json_path.write_text(json.dumps(raw, indent=2, default=str))
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
