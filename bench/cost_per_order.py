@@ -39,6 +39,7 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +48,19 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from chalicelib.domain.order import derive_order_id  # noqa: E402
 from local.counters import item_size  # noqa: E402  (DynamoDB's item-size rule, as the counters use it)
 
 SHOP = "bench-shop.myshopify.com"
 SECRET = "bench-webhook-secret"
 TOKEN = "bench-token"
 # The demo's policy (local/stack.py): orders above 250 score 45 points, past the review threshold (40).
-FRAUD_POLICY = '{"weights": {"high_value": 45}, "high_value": {"EUR": "250", "USD": "250", "GBP": "250"}}'
+FRAUD_POLICY = (
+    '{"weights": {"high_value": 45}, "high_value": {"EUR": "250", "USD": "250", "GBP": "250"},'
+    ' "velocity": {"card": {"1h": 100000}}}'
+)
+STRIPE_KEY = "sk_test_bench"
+STRIPE_WEBHOOK_SECRET = "whsec_bench"
 
 # us-east-1, on-demand list prices in USD, read on PRICES_DATE; the sources are in bench/RESULTS.md.
 PRICES_DATE = "2026-11-23"
@@ -133,8 +140,15 @@ def shopify_headers(body: bytes) -> dict[str, str]:
     }
 
 
-def manual_order(number: int, price: str) -> dict[str, Any]:
+def manual_order(number: int, price: str, intent_id: str | None = None) -> dict[str, Any]:
+    total = f"{Decimal(price) + Decimal('4.90'):.2f}"
+    payment = (
+        {"source": "stripe", "reference": intent_id}
+        if intent_id
+        else {"source": "bank_transfer", "reference": f"BT-{number}", "amount_captured": total}
+    )
     return {
+        "payment": payment,
         "store": "phone-orders",
         "external_id": f"COST-{number:05d}-{uuid.uuid4().hex[:6]}",
         "currency": "EUR",
@@ -151,12 +165,23 @@ class Scenario:
     channel: str  # "shopify" (signed webhook) or "manual" (operator API)
     price: str
     # What the operator does when the execution waits on a task token: None leaves it waiting.
-    on_wait: dict[str, Any] | None = None  # {"path": "review" | "cancel", "body": {...}}
+    # {"path": "review" | "cancel", "body": {...}}, or {"card": "pm_..."}: the customer pays again.
+    on_wait: dict[str, Any] | None = None
+    # Manual orders: the Stripe test card authorised at checkout (None: paid by bank transfer).
+    card: str | None = None
 
 
 SCENARIOS = (
     Scenario("Shopify webhook, small order", "shopify", "44.00"),
-    Scenario("operator API (manual order), small order", "manual", "12.50"),
+    Scenario("operator API (manual order), paid by bank transfer", "manual", "12.50"),
+    Scenario("manual order, Stripe card authorised, captured", "manual", "12.50", card="pm_card_visa"),
+    Scenario(
+        "manual order, Stripe card declined, new card, captured",
+        "manual",
+        "12.50",
+        {"card": "pm_card_visa"},
+        card="pm_card_chargeDeclined",
+    ),
     Scenario(
         "Shopify, large order, review approved",
         "shopify",
@@ -283,7 +308,15 @@ def figures(execution: dict[str, Any], events: list[dict[str, Any]]) -> Executio
 
 class Stack:
     def __init__(self) -> None:
+        from local.simulators.stripe import StripeSimulator
+
         self.hub_port, self.aws_port, self.moto_port = free_port(), free_port(), free_port()
+        self.stripe = StripeSimulator(
+            api_key=STRIPE_KEY,
+            webhook_url=f"http://127.0.0.1:{self.hub_port}/webhooks/stripe",
+            webhook_secret=STRIPE_WEBHOOK_SECRET,
+            time_scale=0.001,
+        ).start()
         env = {
             **os.environ,
             "HUB_PORT": str(self.hub_port),
@@ -293,6 +326,7 @@ class Stack:
             "HUB_DEMO": "0",
             "HUB_LOCAL_COUNTERS": "1",
             "HUB_FRAUD_POLICY": os.environ.get("HUB_FRAUD_POLICY", FRAUD_POLICY),
+            "HUB_STRIPE_API_BASE": self.stripe.url,
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local", "run"],
@@ -335,6 +369,7 @@ class Stack:
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
         self.process.wait(timeout=30)
+        self.stripe.stop()
 
     def counters(self, reset: bool = False) -> dict[str, Any]:
         if reset:
@@ -427,14 +462,20 @@ def run_scenario(stack: Stack, scenario: Scenario, n: int, number: int) -> Measu
     status_before = stack.status()
     stack.counters(reset=True)
     measured = Measured(scenario.label, n)
+    intents: dict[str, str] = {}
     for i in range(n):
         if scenario.channel == "shopify":
             body = shopify_order(number + i, scenario.price)
             answer, took = stack.api("POST", "/webhooks/shopify", data=body, headers=shopify_headers(body))
         else:
-            answer, took = stack.api(
-                "POST", "/api/orders", json=manual_order(number + i, scenario.price), headers=stack.auth
-            )
+            intent_id = None
+            if scenario.card:
+                amount = int((Decimal(scenario.price) + Decimal("4.90")) * 100)
+                intent_id = stack.stripe.create_payment_intent(amount, "eur", scenario.card)["id"]
+            body = manual_order(number + i, scenario.price, intent_id)
+            answer, took = stack.api("POST", "/api/orders", json=body, headers=stack.auth)
+            if intent_id:
+                intents[derive_order_id("manual", "phone-orders", body["external_id"])] = intent_id
         answer.raise_for_status()
         measured.api_requests += 1
         measured.api_seconds += took
@@ -454,6 +495,11 @@ def run_scenario(stack: Stack, scenario: Scenario, n: int, number: int) -> Measu
                 settled += 1
                 continue
             order_id = figures(stack.sfn.describe_execution(executionArn=arn), events).order_id
+            if "card" in scenario.on_wait:
+                # The customer, not the operator: Stripe's webhook resumes the order.
+                stack.stripe.confirm_payment_intent(intents[order_id], scenario.on_wait["card"])
+                answered.add(arn)
+                continue
             answer, took = stack.api(
                 "POST",
                 f"/api/orders/{order_id}/{scenario.on_wait['path']}",
@@ -736,9 +782,11 @@ def main() -> None:
     stack = Stack()
     try:
         connection = {"channel": "shopify", "store": SHOP, "webhook_secret": SECRET, "access_token": "x"}
-        stack.session.post(
-            f"{stack.url}/api/connections", json=connection, headers=stack.auth, timeout=10
-        ).raise_for_status()
+        stripe = {"channel": "stripe", "secret_key": STRIPE_KEY, "webhook_secret": STRIPE_WEBHOOK_SECRET}
+        for body in (connection, stripe):
+            stack.session.post(
+                f"{stack.url}/api/connections", json=body, headers=stack.auth, timeout=10
+            ).raise_for_status()
         # Warm the app (imports, cached store lookup) so the first scenario is not a cold start.
         stack.api(
             "POST", "/webhooks/shopify", data=(b := shopify_order(0, "1.00")), headers=shopify_headers(b)

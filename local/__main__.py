@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("botocore", "pynamodb"):
+    for noisy in ("botocore", "pynamodb", "stripe"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     options = Options.from_environ(dict(os.environ))
     token_was_set = bool(options.operator_token)

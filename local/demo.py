@@ -109,6 +109,8 @@ class DemoTraffic:
         if self._declined and self._rng.random() < 0.25:
             self._recover_one()
             return
+        if self._rng.random() < 0.06 and self._cancel_one():
+            return
         if self._open and self._rng.random() < 0.45:
             channel, order_id = self._open.pop(self._rng.randrange(len(self._open)))
             self._follow_up(channel, order_id)
@@ -157,6 +159,28 @@ class DemoTraffic:
         woo.attach_stripe_intent(order["id"], intent["id"], status=status)
         self._open.append(("woocommerce", order["id"]))
         log.info("woocommerce: order #%s placed, paid by card (%s)", order["number"], intent["status"])
+
+    def _cancel_one(self) -> bool:
+        """Play the operator taking a customer's call: cancel a paid card order (the capture is refunded)."""
+        paid = requests.get(
+            f"{self._url}/api/orders",
+            params={"status": "PAID", "limit": "10"},
+            headers=self._headers,
+            timeout=10,
+        ).json()["orders"]
+        by_card = [o for o in paid if o["payment"]["source"] == "stripe"]
+        if not by_card:
+            return False
+        order = by_card[0]
+        answer = requests.post(
+            f"{self._url}/api/orders/{order['order_id']}/cancel",
+            json={"reason": "customer called to cancel"},
+            headers=self._headers,
+            timeout=30,
+        ).json()
+        done = ", ".join(f"{c['action']} {c.get('amount', '')}" for c in answer.get("compensations", []))
+        log.info("operator: cancelled %s (%s)", order["external_id"], done or "nothing to undo")
+        return True
 
     def _recover_one(self) -> None:
         """A customer whose card was declined comes back with another one (sales recovery)."""

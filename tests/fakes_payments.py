@@ -10,6 +10,7 @@ from chalicelib.domain.order import Order
 from chalicelib.domain.payment import ChannelCapture
 from chalicelib.domain.payment_gateway import (
     PaymentConflict,
+    PaymentError,
     PaymentIntentView,
     PaymentUnavailable,
     RefundView,
@@ -49,6 +50,10 @@ class FakeGateway:
 
     def retrieve(self, payment_intent_id: str) -> PaymentIntentView:
         self._outage()
+        if payment_intent_id not in self.intents:
+            raise PaymentError(
+                f"No such payment_intent: '{payment_intent_id}'", code="resource_missing", status=404
+            )
         return self.intents[payment_intent_id]
 
     def capture(

@@ -27,6 +27,7 @@ from chalicelib.domain.lifecycle import mutate
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment_gateway import (
     PaymentConflict,
+    PaymentError,
     PaymentGateway,
     PaymentIntentView,
     PaymentUnavailable,
@@ -175,7 +176,22 @@ def _take_stripe(
     intent_id = stripe_intent(order)
     assert intent_id is not None
     orders.link_payment(intent_id, order.order_id)
-    intent = gateway.retrieve(intent_id)
+    try:
+        intent = gateway.retrieve(intent_id)
+    except PaymentError as exc:
+        if exc.code == "resource_missing" and order.payment.amount_captured >= owed(order) > 0:
+            # Captured by the channel's own Stripe account (not the hub's): the channel's word is recorded.
+            return _record_paid(
+                order.order_id,
+                orders=orders,
+                now=now,
+                event="payment_recorded",
+                via=order.channel,
+                route=PaymentRoute.CHANNEL_CAPTURED.value,
+                captured=order.payment.amount_captured,
+                note="PaymentIntent not in the hub's Stripe account",
+            )
+        raise
     if intent.currency.upper() != order.currency:
         raise PaymentMismatch(
             f"PaymentIntent {intent_id} is in {intent.currency.upper()}, the order in {order.currency}"

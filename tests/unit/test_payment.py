@@ -25,6 +25,7 @@ from chalicelib.domain.payment import (
     take_payment,
 )
 from chalicelib.domain.payment_events import apply_stripe_event
+from chalicelib.domain.payment_gateway import PaymentError
 from tests.fakes import InMemoryOrderRepository, RecordingWorkflow
 from tests.fakes_payments import FakeChannelCapturer, FakeGateway
 
@@ -262,3 +263,14 @@ def test_compensator__fraud_rejection_voids_as_fraudulent_and_channel_money_is_l
         "amount": "20.00",
     }
     assert PaymentCompensator(lambda: gateway).compensate(manual("P-6"), "x") is None
+
+
+def test_stripe__an_intent_of_another_account_paid_at_the_channel_is_recorded_else_fails(repo, gateway):
+    paid = manual(payment={"source": "stripe", "reference": "pi_elsewhere", "amount_captured": "20.00"})
+    order_id = approved(repo, paid)
+    assert pay(repo, gateway, order_id)["outcome"] == "paid"
+    recorded = next(h for h in repo.get(order_id).order.history if h.event == "payment_recorded")
+    assert recorded.detail["route"] == "channel_captured"
+    unpaid = approved(repo, manual("P-7", payment={"source": "stripe", "reference": "pi_missing"}))
+    with pytest.raises(PaymentError, match="No such payment_intent"):
+        pay(repo, gateway, unpaid)
