@@ -109,7 +109,7 @@ class DemoTraffic:
         if self._declined and self._rng.random() < 0.25:
             self._recover_one()
             return
-        if self._rng.random() < 0.06 and self._cancel_one():
+        if self._rng.random() < 0.03 and self._cancel_one():
             return
         if self._open and self._rng.random() < 0.45:
             channel, order_id = self._open.pop(self._rng.randrange(len(self._open)))
