@@ -1,0 +1,559 @@
+"""EasyPost-like carrier tracking simulator: the Trackers API and scripted, signed tracker webhooks."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hashlib
+import heapq
+import hmac
+import itertools
+import json
+import logging
+import random
+import secrets
+import threading
+import time
+import unicodedata
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from local.http_server import NoDelayRequestHandler
+
+log = logging.getLogger("local.carrier")
+
+# EasyPost retries a failed delivery with a progressive backoff over about a day and publishes no exact
+# schedule; this one is ours (≈ 22 h in all), scaled by `time_scale`.
+RETRY_DELAYS_S = (60.0, 300.0, 900.0, 3600.0, 3 * 3600.0, 6 * 3600.0, 12 * 3600.0)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One carrier scan. `est`: est_delivery_date as steps after creation; None keeps the last one."""
+
+    status: str
+    detail: str
+    message: str
+    est: float | None = None
+    clears_est: bool = False
+
+
+_PRE = Step("pre_transit", "label_created", "Shipping label created, awaiting item", est=5)
+_PICKED = Step("in_transit", "arrived_at_facility", "Arrived at carrier facility")
+_DEPARTED = Step("in_transit", "departed_facility", "Departed carrier facility")
+_OFD = Step("out_for_delivery", "out_for_delivery", "Out for delivery")
+_DELIVERED = Step("delivered", "arrived_at_destination", "Delivered, front door")
+# EasyPost keeps an attempt the carrier will retry under in_transit, the detail saying what happened.
+_ATTEMPT = Step("in_transit", "delivery_exception", "Delivery attempted, no access to delivery location")
+
+SCENARIOS: dict[str, tuple[Step, ...]] = {
+    # Delivered at step 4, a step before the estimate.
+    "on_time": (_PRE, _PICKED, _DEPARTED, _OFD, _DELIVERED),
+    # Estimated for step 3, pushed to step 4 by a delay; delivered at step 5.
+    "late": (
+        Step("pre_transit", "label_created", "Shipping label created, awaiting item", est=3),
+        _PICKED,
+        Step("in_transit", "weather_delay", "Delayed by weather conditions", est=4),
+        _DEPARTED,
+        _OFD,
+        _DELIVERED,
+    ),
+    "failed_attempt": (
+        _PRE,
+        _PICKED,
+        _OFD,
+        Step(_ATTEMPT.status, _ATTEMPT.detail, _ATTEMPT.message, est=6),
+        _OFD,
+        _DELIVERED,
+    ),
+    "exception": (_PRE, _PICKED, Step("error", "unknown", "Carrier reported a tracking exception")),
+    "return_to_sender": (
+        _PRE,
+        _PICKED,
+        _OFD,
+        _ATTEMPT,
+        Step("return_to_sender", "return", "Returned to sender", clears_est=True),
+    ),
+    "silent": (_PRE,),
+    # Where EasyPost's test-mode codes end up; here they get there through the usual scans.
+    "in_transit": (_PRE, _PICKED),
+    "out_for_delivery": (_PRE, _PICKED, _OFD),
+    "failure": (_PRE, _PICKED, _OFD, Step("failure", "delivery_exception", "Delivery failed")),
+    "unknown": (Step("unknown", "unknown", "No tracking information yet", clears_est=True),),
+}
+# EasyPost's test tracking codes (test mode, any carrier) and their end status.
+TEST_CODES = {
+    "EZ1000000001": "silent",  # pre_transit
+    "EZ2000000002": "in_transit",
+    "EZ3000000003": "out_for_delivery",
+    "EZ4000000004": "on_time",  # delivered
+    "EZ5000000005": "return_to_sender",
+    "EZ6000000006": "failure",
+    "EZ7000000007": "unknown",
+}
+_NAMED = ("failed_attempt", "return_to_sender", "exception", "on_time", "silent", "late")
+# Codes that name no scenario get one of these, chosen from the code (and seed), so reruns agree.
+_MIX = (("on_time", 70), ("late", 12), ("failed_attempt", 8), ("exception", 4), ("return_to_sender", 3),
+        ("silent", 3))  # fmt: skip
+_ORIGIN: dict[str, str | None] = {"city": "ORLANDO", "state": "FL", "country": "US", "zip": "32809"}
+_HUB: dict[str, str | None] = {"city": "ATLANTA", "state": "GA", "country": "US", "zip": "30354"}
+_DESTINATION: dict[str, str | None] = {"city": "BROOKLYN", "state": "NY", "country": "US", "zip": "11201"}
+
+
+@dataclass
+class Delivery:
+    event_id: str
+    tracking_code: str
+    attempt: int
+    status: int | None
+    error: str | None
+
+
+@dataclass
+class _Track:
+    tracker: dict[str, Any]
+    scenario: str
+    steps: tuple[Step, ...]
+    created: datetime
+    index: int = 0
+    est: datetime | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class CarrierSimulator:
+    """Plays EasyPost's Trackers API (HUB_CARRIER_API_BASE = `url`) and its tracker webhooks.
+
+    `POST /v2/trackers` and `GET /v2/trackers/{id}` with HTTP Basic auth (`api_key` as user). A tracker
+    follows the scenario `scenario_for(tracking_code)` picks: `tracker.created` at once, then one
+    `tracker.updated` per step every `step_s` × `time_scale` seconds (`step_s` <= 0: only `advance`
+    moves trackers). Events go to `webhook_url` signed as EasyPost signs (`X-Hmac-Signature`), are
+    retried on failure after `RETRY_DELAYS_S` × `time_scale`, and sent twice at `duplicate_rate`.
+    Timestamps are carrier time: creation (`now()`) plus `carrier_step` per step, which defaults to the
+    wall-clock step so a self-driven simulator stamps real times.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        webhook_secret: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        webhook_url: str | None = None,
+        time_scale: float = 1.0,
+        step_s: float = 2.0,
+        seed: int | None = None,
+        duplicate_rate: float = 0.0,
+        now: Callable[[], datetime] | None = None,
+        carrier_step: timedelta | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret
+        self.webhook_url = webhook_url
+        self.time_scale = time_scale
+        self.duplicate_rate = duplicate_rate
+        self._interval = step_s * time_scale if step_s > 0 else None
+        # Whole seconds at least: EasyPost stamps trackers to the second, and steps must stay apart.
+        self._carrier_step = carrier_step or timedelta(seconds=max(self._interval or 3600.0, 1.0))
+        self._now = now or (lambda: datetime.now(UTC))
+        self._seed = seed
+        self._rng = random.Random(seed)
+        self._cond = threading.Condition(threading.RLock())
+        self._tracks: dict[str, _Track] = {}  # by tracker id
+        self._by_key: dict[tuple[str, str], str] = {}  # (code, carrier lower) → tracker id
+        self._overrides: dict[str, str] = {}
+        self._timers: list[tuple[float, int, str, int]] = []  # due, seq, tracker id, step index
+        self._outbox: list[tuple[float, int, dict[str, Any], int]] = []  # due, seq, event, attempt
+        self._seq = itertools.count()
+        self._failures: list[int] = []
+        self._paused_at: float | None = None
+        self._in_flight = 0
+        self._stopping = False
+        self.deliveries: list[Delivery] = []
+        self.requests: list[tuple[str, str, int]] = []  # method, path, status
+        simulator = self
+
+        class Handler(_Handler):
+            owner = simulator
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self._threads = [
+            threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                             name="carrier-sim", daemon=True),
+            threading.Thread(target=self._step_loop, name="carrier-sim-steps", daemon=True),
+            threading.Thread(target=self._send_loop, name="carrier-sim-webhooks", daemon=True),
+        ]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> CarrierSimulator:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- knobs and inspection ----------------------------------------------------------------
+
+    def scenario_for(self, tracking_code: str) -> str:
+        """`set_scenario`, then EasyPost's EZ test codes, then a scenario named in the code
+        (`DEMO-LATE-0001`, `x_failed_attempt_1`), else a weighted pick fixed by the code and seed."""
+        code = tracking_code.strip().upper()
+        if code in self._overrides:
+            return self._overrides[code]
+        if code in TEST_CODES:
+            return TEST_CODES[code]
+        padded = f"-{code.replace('_', '-')}-"
+        for name in _NAMED:
+            if f"-{name.upper().replace('_', '-')}-" in padded:
+                return name
+        pick = random.Random(f"{self._seed}:{code}").uniform(0, sum(w for _, w in _MIX))
+        for name, weight in _MIX:
+            pick -= weight
+            if pick <= 0:
+                return name
+        return "on_time"
+
+    def set_scenario(self, tracking_code: str, name: str) -> None:
+        """Trackers created from now on for this code follow `name` (one of SCENARIOS)."""
+        if name not in SCENARIOS:
+            raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+        with self._cond:
+            self._overrides[tracking_code.strip().upper()] = name
+
+    def fail_next(self, n: int = 1, status: int = 500) -> None:
+        """The next `n` API requests answer `status` (500, 503, 429 with Retry-After: 1) unexecuted."""
+        with self._cond:
+            self._failures.extend([status] * n)
+
+    def pause(self) -> None:
+        """Stop the trackers' clocks (deliveries and retries go on); `advance` still works."""
+        with self._cond:
+            if self._paused_at is None:
+                self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        with self._cond:
+            if self._paused_at is None:
+                return
+            paused_for = time.monotonic() - self._paused_at
+            self._paused_at = None
+            self._timers = [(due + paused_for, seq, tid, i) for due, seq, tid, i in self._timers]
+            heapq.heapify(self._timers)
+            self._cond.notify_all()
+
+    def advance(self, tracking_code: str) -> dict[str, Any] | None:
+        """Move the newest tracker of this code one step now; its event, or None at the scenario's end."""
+        with self._cond:
+            track = self._newest(tracking_code)
+            if track is None:
+                raise KeyError(f"no tracker for {tracking_code!r}")
+            return self._step(track)
+
+    def trackers(self) -> list[dict[str, Any]]:
+        with self._cond:
+            return [copy.deepcopy(t.tracker) for t in self._tracks.values()]
+
+    def scenario_of(self, tracking_code: str) -> str | None:
+        with self._cond:
+            track = self._newest(tracking_code)
+            return track.scenario if track else None
+
+    def events_of(self, tracking_code: str) -> list[dict[str, Any]]:
+        code = tracking_code.strip().upper()
+        with self._cond:
+            return [copy.deepcopy(e) for t in self._tracks.values() if t.tracker["tracking_code"] == code
+                    for e in t.events]  # fmt: skip
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until no webhook is queued or being sent; False when `timeout` passes first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._outbox or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    # --- API -----------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        with self._cond:
+            failure = self._failures.pop(0) if self._failures else None
+        if failure is not None:
+            status, answer = failure, _error("INTERNAL_SERVER_ERROR", "Something went wrong.")
+            if failure == 429:
+                answer = _error("RATE_LIMITED", "You have exceeded the rate limit.")
+        else:
+            status, answer = self._authorised(method, path, body, headers)
+        with self._cond:
+            self.requests.append((method, path, status))
+        return status, json.dumps(answer).encode()
+
+    def _authorised(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        auth = headers.get("authorization", "")
+        key = ""
+        if auth[:6].lower() == "basic ":
+            try:
+                key = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")[0]
+            except (binascii.Error, UnicodeDecodeError):
+                key = ""
+        if not key:
+            return 401, _error("APIKEY.REQUIRED", "An API key is required; send it as the Basic auth user.")
+        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
+            return 401, _error("APIKEY.INACTIVE", "The API key provided is not valid.")
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if parts[:2] == ["v2", "trackers"]:
+            if method == "POST" and len(parts) == 2:
+                return self._create(body)
+            if method == "GET" and len(parts) == 3:
+                with self._cond:
+                    track = self._tracks.get(parts[2])
+                    if track is not None:
+                        return 200, copy.deepcopy(track.tracker)
+        return 404, _error("NOT_FOUND", "The requested resource could not be found.")
+
+    def _create(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            return 400, _error("BAD_REQUEST", "The request body could not be parsed as JSON.")
+        fields = params.get("tracker") if isinstance(params, dict) else None
+        code = fields.get("tracking_code") if isinstance(fields, dict) else None
+        if not isinstance(code, str) or not code.strip():
+            blank = [{"field": "tracker.tracking_code", "message": "cannot be blank"}]
+            return 422, _error("PARAMETER.REQUIRED", "Missing required parameter.", blank)
+        assert isinstance(fields, dict)
+        code = code.strip().upper()
+        carrier = str(fields.get("carrier") or "").strip() or _detect_carrier(code)
+        with self._cond:
+            existing = self._by_key.get((code, carrier.lower()))
+            if existing is not None:
+                # EasyPost returns the original Tracker for a repeated code and carrier.
+                return 200, copy.deepcopy(self._tracks[existing].tracker)
+            track = self._new_track(code, carrier)
+            return 201, copy.deepcopy(track.tracker)
+
+    # --- trackers ------------------------------------------------------------------------------
+
+    def _new_track(self, code: str, carrier: str) -> _Track:
+        scenario = self.scenario_for(code)
+        created = self._now()
+        tracker_id = f"trk_{secrets.token_hex(16)}"
+        tracker: dict[str, Any] = {
+            "id": tracker_id, "object": "Tracker", "mode": "production" if self.api_key.startswith("EZAK")
+            else "test", "tracking_code": code, "status": None, "status_detail": None,
+            "created_at": _stamp(created), "updated_at": _stamp(created), "signed_by": None,
+            "weight": round(self._rng.uniform(4.0, 900.0), 1),  # ounces, a float as EasyPost sends it
+            "est_delivery_date": None, "shipment_id": None, "carrier": carrier, "tracking_details": [],
+            "carrier_detail": {
+                "object": "CarrierDetail", "service": "GROUND", "container_type": None,
+                "est_delivery_date_local": None, "est_delivery_time_local": None,
+                "origin_location": "ORLANDO FL US", "origin_tracking_location": _location(_ORIGIN),
+                "destination_location": "BROOKLYN NY US", "destination_tracking_location": None,
+                "guaranteed_delivery_date": None, "alternate_identifier": None,
+                "initial_delivery_attempt": None,
+            },
+            "finalized": False, "is_return": False, "fees": [],
+            "public_url": f"https://track.easypost.com/{tracker_id}",
+        }  # fmt: skip
+        track = _Track(tracker, scenario, SCENARIOS[scenario], created)
+        self._tracks[tracker_id] = track
+        self._by_key[(code, carrier.lower())] = tracker_id
+        self._apply(track, 0)
+        self._emit(track, "tracker.created", {})
+        self._schedule(track, time.monotonic())
+        return track
+
+    def _newest(self, tracking_code: str) -> _Track | None:
+        code = tracking_code.strip().upper()
+        found = [t for t in self._tracks.values() if t.tracker["tracking_code"] == code]
+        return found[-1] if found else None
+
+    def _step(self, track: _Track) -> dict[str, Any] | None:
+        if track.index + 1 >= len(track.steps):
+            return None
+        previous = track.tracker["status"]
+        self._apply(track, track.index + 1)
+        event = self._emit(track, "tracker.updated", {"status": previous})
+        self._schedule(track, time.monotonic())
+        return copy.deepcopy(event)
+
+    def _apply(self, track: _Track, index: int) -> None:
+        step, tracker = track.steps[index], track.tracker
+        track.index = index
+        at = track.created + self._carrier_step * index
+        if step.clears_est:
+            track.est = None
+        elif step.est is not None:
+            track.est = track.created + self._carrier_step * step.est
+        tracker["tracking_details"].append({
+            "object": "TrackingDetail", "message": step.message, "description": step.message,
+            "status": step.status, "status_detail": step.detail, "datetime": _stamp(at),
+            "source": tracker["carrier"], "carrier_code": None,
+            "tracking_location": _location(_place_of(step)),
+        })  # fmt: skip
+        tracker.update(status=step.status, status_detail=step.detail, updated_at=_stamp(at),
+                       est_delivery_date=_stamp(track.est) if track.est else None,
+                       finalized=step.status in ("delivered", "return_to_sender"))  # fmt: skip
+        tracker["carrier_detail"]["est_delivery_date_local"] = (
+            track.est.date().isoformat() if track.est else None
+        )
+        if step.status == "delivered":
+            tracker["signed_by"] = "R. RECIPIENT"
+
+    def _schedule(self, track: _Track, start: float) -> None:
+        if self._interval is None or track.index + 1 >= len(track.steps):
+            return
+        heapq.heappush(self._timers, (start + self._interval, next(self._seq), track.tracker["id"],
+                                      track.index + 1))  # fmt: skip
+        self._cond.notify_all()
+
+    def _step_loop(self) -> None:
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                if self._paused_at is None and self._timers and self._timers[0][0] <= now:
+                    _, _, tracker_id, index = heapq.heappop(self._timers)
+                    track = self._tracks[tracker_id]
+                    if track.index + 1 == index:  # else `advance` got there first
+                        self._step(track)
+                    continue
+                wait = None if self._paused_at is not None or not self._timers else self._timers[0][0] - now
+                self._cond.wait(wait)
+
+    # --- webhooks ------------------------------------------------------------------------------
+
+    def _emit(self, track: _Track, description: str, previous: dict[str, Any]) -> dict[str, Any]:
+        at = track.tracker["updated_at"]
+        event = {
+            "description": description, "mode": track.tracker["mode"], "previous_attributes": previous,
+            "created_at": at, "pending_urls": [self.webhook_url] if self.webhook_url else [],
+            "completed_urls": [], "updated_at": at, "id": f"evt_{secrets.token_hex(16)}",
+            "user_id": "user_simulator", "status": "pending", "object": "Event",
+            "result": copy.deepcopy(track.tracker),
+        }  # fmt: skip
+        track.events.append(event)
+        if self.webhook_url:
+            copies = 2 if self._rng.random() < self.duplicate_rate else 1
+            for _ in range(copies):
+                heapq.heappush(self._outbox, (time.monotonic(), next(self._seq), event, 1))
+            self._cond.notify_all()
+        return event
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and (not self._outbox or self._outbox[0][0] > time.monotonic()):
+                    self._cond.wait(self._outbox[0][0] - time.monotonic() if self._outbox else None)
+                if self._stopping:
+                    return
+                _, _, event, attempt = heapq.heappop(self._outbox)
+                self._in_flight += 1
+            status, error = self._deliver(event)
+            with self._cond:
+                self._in_flight -= 1
+                code = event["result"]["tracking_code"]
+                self.deliveries.append(Delivery(event["id"], code, attempt, status, error))
+                if not (status is not None and 200 <= status < 300) and attempt <= len(RETRY_DELAYS_S):
+                    due = time.monotonic() + RETRY_DELAYS_S[attempt - 1] * self.time_scale
+                    heapq.heappush(self._outbox, (due, next(self._seq), event, attempt + 1))
+                self._cond.notify_all()
+
+    def _deliver(self, event: dict[str, Any]) -> tuple[int | None, str | None]:
+        assert self.webhook_url is not None
+        body = json.dumps(event, separators=(",", ":")).encode()  # EasyPost sends compact JSON
+        headers = {"Content-Type": "application/json", "User-Agent": "EasyPost WebHook Agent (simulator)"}
+        if self.webhook_secret:  # EasyPost signs only when the webhook has a secret
+            headers["X-Hmac-Signature"] = sign(self.webhook_secret, body)
+        request = urllib.request.Request(self.webhook_url, data=body, method="POST", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status), None
+        except urllib.error.HTTPError as exc:
+            return exc.code, f"HTTP {exc.code}"
+        except OSError as exc:
+            return None, type(exc).__name__
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Hmac-Signature EasyPost sends: HMAC-SHA256 of the body under the NFKD-normalised secret."""
+    key = unicodedata.normalize("NFKD", secret).encode("utf-8")
+    return "hmac-sha256-hex=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+class _Handler(NoDelayRequestHandler):
+    owner: CarrierSimulator
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, data = self.owner.handle(method, urlsplit(self.path).path, body, headers)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        if status == 429:
+            self.send_header("Retry-After", "1")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _error(code: str, message: str, errors: list[Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "errors": errors or []}}
+
+
+def _detect_carrier(code: str) -> str:
+    # A rough version of EasyPost's carrier detection, for requests that leave `carrier` out.
+    if code.startswith("1Z"):
+        return "UPS"
+    if code.isdigit() and len(code) in (12, 15):
+        return "FedEx"
+    return "USPS"
+
+
+def _place_of(step: Step) -> dict[str, str | None]:
+    if step.status in ("pre_transit", "return_to_sender"):
+        return _ORIGIN
+    if step.status == "in_transit" and step.detail != "delivery_exception":
+        return _HUB
+    if step.status in ("unknown", "error"):
+        return {"city": None, "state": None, "country": None, "zip": None}
+    return _DESTINATION
+
+
+def _location(place: dict[str, str | None]) -> dict[str, Any]:
+    return {"object": "TrackingLocation", **place}
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
