@@ -13,6 +13,13 @@ from chalicelib import resources
 from chalicelib.domain.cancellation import Compensator
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
 from chalicelib.domain.fraud import FraudPolicy, FraudSignals, VelocityCounter
+from chalicelib.domain.fulfilment import (
+    FulfilmentCompensator,
+    FulfilmentPolicy,
+    FulfilmentStore,
+    ThreePL,
+    Trackers,
+)
 from chalicelib.domain.order import Order, utcnow
 from chalicelib.domain.payment import ChannelCapture, ChannelCapturer, PaymentCompensator, PaymentPolicy
 from chalicelib.domain.payment_gateway import PaymentGateway
@@ -28,6 +35,15 @@ from chalicelib.settings import ConfigurationError, Settings, get_settings
 
 def _no_payments() -> PaymentGateway:
     raise ConfigurationError("no payment gateway configured")
+
+
+def _no_threepl(provider: str) -> ThreePL:
+    raise ConfigurationError(f"no 3PL client configured for {provider}")
+
+
+class _NoTrackers:
+    def register(self, tracking_number: str, carrier: str) -> None:
+        raise ConfigurationError("no carrier tracking configured")
 
 
 @dataclass
@@ -53,6 +69,11 @@ class Services:
     payment_policy: PaymentPolicy = field(default_factory=PaymentPolicy)
     # What the channel and the payment provider say about an order's risk (Shopify risk, Stripe Radar).
     fraud_signals: Callable[[Order], FraudSignals] = field(default=lambda order: FraudSignals())
+    # Fulfilment: a 3PL provider's client by name, the carrier's trackers, what the stage keeps aside.
+    threepl: Callable[[str], ThreePL] = field(default=_no_threepl)
+    trackers: Trackers = field(default_factory=_NoTrackers)
+    fulfilment_store: FulfilmentStore | None = None
+    fulfilment_policy: FulfilmentPolicy = field(default_factory=FulfilmentPolicy)
 
     @property
     def secret_prefix(self) -> str:
@@ -60,8 +81,14 @@ class Services:
 
     @property
     def compensators(self) -> Sequence[Compensator]:
-        """Undo, in order, what each stage did for a cancelled order (fulfilment and publishing join)."""
-        return (PaymentCompensator(self.payments),)
+        """Undo, in order, what each stage did for a cancelled order: the goods first, then the money
+        (publishing joins with #6)."""
+        return (FulfilmentCompensator(self.orders, self.threepl, self.now), PaymentCompensator(self.payments))
+
+    def store(self) -> FulfilmentStore:
+        if self.fulfilment_store is None:
+            raise ConfigurationError("no fulfilment store configured")
+        return self.fulfilment_store
 
 
 _services: Services | None = None
@@ -84,6 +111,7 @@ def _build(settings: Settings) -> Services:
     from chalicelib.adapters import aws, models
     from chalicelib.adapters.connections import DynamoConnectionRepository, SecretsManagerStore
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
+    from chalicelib.adapters.fulfilment_store import DynamoFulfilmentStore
     from chalicelib.adapters.order_repository import DynamoHeartbeats, DynamoOrderRepository
     from chalicelib.adapters.raw_archive import DynamoRawArchive
     from chalicelib.adapters.velocity import DynamoVelocityCounter, bind_velocity
@@ -120,6 +148,11 @@ def _build(settings: Settings) -> Services:
     shopify = _ShopifyClients(services)
     services.channel_capturer = shopify.capturer
     services.fraud_signals = _FraudSignalSource(services, shopify)
+    services.fulfilment_store = DynamoFulfilmentStore()
+    services.threepl = _ThreePLClients(services)
+    services.trackers = _EasyPostTrackers(services)
+    if settings.fulfilment_policy:
+        services.fulfilment_policy = FulfilmentPolicy.from_mapping(settings.fulfilment_policy)
     return services
 
 
@@ -182,6 +215,90 @@ class _StripeClients:
             client = StripePayments(key, api_base=self._svc.settings.stripe_api_base)
             self._clients = {fingerprint: client}
         return client
+
+
+class _ThreePLClients:
+    """One client per 3PL provider (its connection: API key; HUB_3PL_API_BASE or the provider's default)."""
+
+    def __init__(self, svc: Services) -> None:
+        self._svc = svc
+        self._clients: dict[str, ThreePL] = {}
+
+    def __call__(self, provider: str) -> ThreePL:
+        from chalicelib.domain.connections import credentials
+
+        found = credentials("3pl", provider, connections=self._svc.connections, secrets=self._svc.secrets)
+        if found is None:
+            raise ConfigurationError(f"no 3PL connection for provider {provider!r}")
+        key = provider + hashlib.sha256(found[1]["api_key"].encode()).hexdigest()
+        client = self._clients.get(key)
+        if client is None:
+            from chalicelib.adapters.threepl import ThreePLClient
+
+            base = self._svc.settings.threepl_api_base
+            if base is None:
+                raise ConfigurationError("HUB_3PL_API_BASE is not set (the 3PL's API base URL)")
+            client = _TranslatedThreePL(ThreePLClient(base, found[1]["api_key"]))
+            self._clients[key] = client
+        return client
+
+
+class _TranslatedThreePL:
+    """The 3PL client with its refusals in the domain's words (already shipped, handed to the carrier)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def create_fulfillment_order(self, request: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._client.create_fulfillment_order(
+            request, idempotency_key=idempotency_key
+        )
+        return answer
+
+    def cancel(self, fulfillment_order_id: str) -> dict[str, Any]:
+        from chalicelib.adapters.threepl import AlreadyShipped
+        from chalicelib.domain.fulfilment import AlreadyShippedError
+
+        try:
+            answer: dict[str, Any] = self._client.cancel(fulfillment_order_id)
+        except AlreadyShipped as exc:
+            raise AlreadyShippedError(str(exc)) from exc
+        return answer
+
+    def recall(self, fulfillment_order_id: str) -> list[str]:
+        from chalicelib.adapters.threepl import HandedToCarrier
+        from chalicelib.domain.fulfilment import RecallRefused
+
+        try:
+            return list(self._client.recall(fulfillment_order_id))
+        except HandedToCarrier as exc:
+            raise RecallRefused(str(exc)) from exc
+
+    def inventory(self, skus: Sequence[str], warehouse: str | None = None) -> list[dict[str, Any]]:
+        return list(self._client.inventory(list(skus), warehouse))
+
+
+class _EasyPostTrackers:
+    """Registers parcels with the connected EasyPost account (HUB_CARRIER_API_BASE points elsewhere)."""
+
+    def __init__(self, svc: Services) -> None:
+        self._svc = svc
+        self._client: Any = None
+        self._key: str | None = None
+
+    def register(self, tracking_number: str, carrier: str) -> None:
+        from chalicelib.adapters.easypost import EasyPostClient
+        from chalicelib.domain.connections import CARRIER_ACCOUNT, credentials
+
+        found = credentials(
+            "easypost", CARRIER_ACCOUNT, connections=self._svc.connections, secrets=self._svc.secrets
+        )
+        if found is None:
+            raise ConfigurationError("no EasyPost account connected (POST /api/connections channel easypost)")
+        if self._client is None or self._key != found[1]["api_key"]:
+            self._key = found[1]["api_key"]
+            self._client = EasyPostClient(self._key, api_base=self._svc.settings.carrier_api_base)
+        self._client.create_tracker(tracking_number, carrier)
 
 
 class _ShopifyClients:

@@ -144,6 +144,10 @@ FUNCTION_REVIEW_TIMED_OUT = "review_timed_out"
 FUNCTION_TAKE_PAYMENT = "take_payment"
 FUNCTION_REQUEST_PAYMENT_METHOD = "request_payment_method"
 FUNCTION_CANCEL_ORDER = "cancel_order"
+FUNCTION_ALLOCATE = "allocate_shipments"
+FUNCTION_REQUEST_FULFILMENT = "request_fulfilment"
+FUNCTION_AWAIT_DELIVERY = "await_delivery"
+FUNCTION_COMPLETE_ORDER = "complete_order"
 
 ORDER_LIFECYCLE = StateMachineSpec(
     key="order_lifecycle",
@@ -158,6 +162,10 @@ ORDER_LIFECYCLE = StateMachineSpec(
         "TakePaymentFunctionArn": Substitution("function", FUNCTION_TAKE_PAYMENT),
         "RequestPaymentMethodFunctionArn": Substitution("function", FUNCTION_REQUEST_PAYMENT_METHOD),
         "CancelOrderFunctionArn": Substitution("function", FUNCTION_CANCEL_ORDER),
+        "AllocateFunctionArn": Substitution("function", FUNCTION_ALLOCATE),
+        "RequestFulfilmentFunctionArn": Substitution("function", FUNCTION_REQUEST_FULFILMENT),
+        "AwaitDeliveryFunctionArn": Substitution("function", FUNCTION_AWAIT_DELIVERY),
+        "CompleteOrderFunctionArn": Substitution("function", FUNCTION_COMPLETE_ORDER),
     },
 )
 

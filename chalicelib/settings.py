@@ -34,6 +34,10 @@ class Settings:
     # HUB_FRAUD_POLICY: JSON overriding the fraud rules' thresholds and weights (domain/fraud.py).
     fraud_policy: Mapping[str, Any] | None = None
     stripe_api_base: str | None = None
+    threepl_api_base: str | None = None
+    carrier_api_base: str | None = None
+    # HUB_FULFILMENT_POLICY: JSON of warehouses and tracking thresholds (domain/fulfilment.py).
+    fulfilment_policy: Mapping[str, Any] | None = None
     shopify_api_base: str | None = None
     # Sales recovery: how long a PAYMENT_PENDING order waits for a new payment method, and how many
     # payment attempts it gets before it is cancelled.
@@ -73,6 +77,9 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         amazon_lwa_endpoint=environ.get("HUB_AMAZON_LWA_ENDPOINT") or None,
         fraud_policy=_json_setting(environ, "HUB_FRAUD_POLICY"),
         stripe_api_base=environ.get("HUB_STRIPE_API_BASE") or None,
+        threepl_api_base=environ.get("HUB_3PL_API_BASE") or None,
+        carrier_api_base=environ.get("HUB_CARRIER_API_BASE") or None,
+        fulfilment_policy=_json_setting(environ, "HUB_FULFILMENT_POLICY"),
         shopify_api_base=environ.get("HUB_SHOPIFY_API_BASE") or None,
         payment_recovery_seconds=_int_setting(environ, "HUB_PAYMENT_RECOVERY_SECONDS", 48 * 3600),
         payment_max_attempts=_int_setting(environ, "HUB_PAYMENT_MAX_ATTEMPTS", 3),

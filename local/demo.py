@@ -52,6 +52,13 @@ def manual_order(rng: random.Random, number: int) -> dict[str, Any]:
         "currency": "EUR",
         "placed_at": datetime.now(UTC).isoformat(),
         "customer": {"email": f"caller{number}@example.com", "name": f"Caller {number}"},
+        "shipping_address": {
+            "name": f"Caller {number}",
+            "line1": f"{number % 90 + 1} Rue de la Gare",
+            "city": "Lyon",
+            "postal_code": "69002",
+            "country": "FR",
+        },
         "lines": [
             {"sku": sku, "title": title, "quantity": rng.randint(1, 3), "unit_price": f"{price}"}
             for sku, title, price in picks

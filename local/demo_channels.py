@@ -8,8 +8,10 @@ from typing import Any
 import requests
 
 from local.simulators.amazon import AmazonSimulator
+from local.simulators.carrier import CarrierSimulator
 from local.simulators.shopify import ShopifySimulator
 from local.simulators.stripe import StripeSimulator
+from local.simulators.threepl import ThreePLSimulator
 from local.simulators.woocommerce import WooCommerceSimulator
 
 SHOP = "demo-outfitters.myshopify.com"
@@ -17,6 +19,18 @@ WOO_SITE = "https://demo-woo.example/"
 AMAZON_SELLER = "A3DEMOSELLER01"
 AMAZON_MARKETPLACE = "ATVPDKIKX0DER"
 STRIPE_KEY = "sk_test_demo_order_hub"
+THREEPL = "demo-3pl"
+THREEPL_KEY = "demo-3pl-api-key"
+THREEPL_SECRET = "demo-3pl-webhook-secret"  # noqa: S105 (a demo value, local only)
+EASYPOST_KEY = "EZTKdemo"
+EASYPOST_SECRET = "demo-easypost-sécret"  # noqa: S105 (a demo value, local only)
+# The demo 3PL's two warehouses (its simulator stocks any SKU in WH-EAST and WH-WEST).
+FULFILMENT_POLICY = (
+    '{"warehouses": ['
+    '{"id": "WH-EAST", "provider": "demo-3pl", "countries": ["US", "CA"], "promise_days": 3},'
+    '{"id": "WH-WEST", "provider": "demo-3pl", "countries": ["*"], "priority": 2, "promise_days": 6}],'
+    ' "silent_after_hours": 48}'
+)
 STRIPE_WEBHOOK_SECRET = "whsec_demo_order_hub"  # noqa: S105 (a demo value, local only)
 
 
@@ -54,6 +68,27 @@ class DemoChannels:
             seed=seed,
             notify=self._notify_amazon,
         )
+        self.threepl = ThreePLSimulator(
+            THREEPL,
+            THREEPL_KEY,
+            THREEPL_SECRET,
+            host=host,
+            webhook_url=f"{hub_url}/webhooks/3pl/{THREEPL}",
+            time_scale=0.1,
+            ship_after_s=60.0,  # 6 s after the request
+            handover_delay_s=30.0,
+            split_rate=0.2,
+            parcels_per_shipment=(1, 2),
+            seed=seed,
+        )
+        self.carrier = CarrierSimulator(
+            EASYPOST_KEY,
+            EASYPOST_SECRET,
+            host=host,
+            webhook_url=f"{hub_url}/webhooks/carriers/easypost",
+            step_s=4.0,
+            seed=seed,
+        )
         self.stripe = StripeSimulator(
             api_key=STRIPE_KEY,
             host=host,
@@ -72,9 +107,12 @@ class DemoChannels:
         self.woocommerce.start()
         self.amazon.start()
         self.stripe.start()
+        self.threepl.start()
+        self.carrier.start()
 
     def stop(self) -> None:
-        for simulator in (self.shopify, self.woocommerce, self.amazon, self.stripe):
+        simulators = (self.shopify, self.woocommerce, self.amazon, self.stripe, self.threepl, self.carrier)
+        for simulator in simulators:
             simulator.stop()
 
     def environment(self) -> dict[str, str]:
@@ -85,6 +123,9 @@ class DemoChannels:
             "HUB_AMAZON_SPAPI_ENDPOINT": self.amazon.url,
             "HUB_AMAZON_LWA_ENDPOINT": self.amazon.lwa_url,
             "HUB_STRIPE_API_BASE": self.stripe.url,
+            "HUB_3PL_API_BASE": self.threepl.url,
+            "HUB_CARRIER_API_BASE": self.carrier.url,
+            "HUB_FULFILMENT_POLICY": FULFILMENT_POLICY,
         }
 
     def connections(self) -> list[dict[str, str]]:
@@ -111,6 +152,8 @@ class DemoChannels:
                 "refresh_token": "Atzr|demo-refresh-token",
             },
             {"channel": "stripe", "secret_key": STRIPE_KEY, "webhook_secret": STRIPE_WEBHOOK_SECRET},
+            {"channel": "3pl", "store": THREEPL, "api_key": THREEPL_KEY, "webhook_secret": THREEPL_SECRET},
+            {"channel": "easypost", "api_key": EASYPOST_KEY, "webhook_secret": EASYPOST_SECRET},
         ]
 
     def register(self, hub_url: str, token: str) -> None:

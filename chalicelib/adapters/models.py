@@ -96,6 +96,21 @@ class PaymentRefModel(_TableModel):
     order_id = UnicodeAttribute()
 
 
+class FulfilmentModel(_TableModel):
+    """The fulfilment stage's items: a waiting shipment task's token, a tracking number's shipment, an open
+    shipment (one partition, ordered by promise), a carrier's delivery counters."""
+
+    class Meta(_TableModel.Meta):
+        pass
+
+    order_id = UnicodeAttribute(null=True)
+    shipment_id = UnicodeAttribute(null=True)
+    token = UnicodeAttribute(null=True)
+    promised_at = UTCDateTimeAttribute(null=True)
+    delivered = NumberAttribute(null=True)
+    on_time = NumberAttribute(null=True)
+
+
 class HeartbeatModel(_TableModel):
     """The last time a scheduled job ran, shown by /health."""
 
@@ -143,6 +158,7 @@ MODELS: tuple[type[_TableModel], ...] = (
     OrderModel,
     DeliveryModel,
     PaymentRefModel,
+    FulfilmentModel,
     HeartbeatModel,
     ConnectionModel,
     RawDeliveryModel,

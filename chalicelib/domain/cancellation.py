@@ -13,7 +13,9 @@ from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 
 # Past these, cancelling is a return or a refund, not a cancellation.
-_NOT_CANCELLABLE = frozenset({OrderStatus.COMPLETED, OrderStatus.RETURNED, OrderStatus.REFUNDED})
+_NOT_CANCELLABLE = frozenset(
+    {OrderStatus.DELIVERED, OrderStatus.COMPLETED, OrderStatus.RETURNED, OrderStatus.REFUNDED}
+)
 
 
 class CancellationConflict(ConcurrentUpdate):

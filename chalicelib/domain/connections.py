@@ -17,6 +17,7 @@ CHANNELS = ("shopify", "woocommerce", "amazon")
 # Payment accounts are registered the same way; the hub uses one Stripe account per deployment.
 PAYMENT_PROVIDERS = ("stripe",)
 STRIPE_ACCOUNT = "default"
+CARRIER_ACCOUNT = "default"
 
 
 class _Body(BaseModel):
@@ -66,7 +67,32 @@ class StripeConnection(_Body):
     webhook_secret: str = Field(min_length=1, pattern=r"^whsec_")
 
 
-AnyConnection = ShopifyConnection | WooCommerceConnection | AmazonConnection | StripeConnection
+class ThreePLConnection(_Body):
+    """A 3PL provider; store = its name, as in HUB_FULFILMENT_POLICY and /webhooks/3pl/{provider}."""
+
+    channel: Literal["3pl"]
+    store: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    api_key: str = Field(min_length=1)
+    webhook_secret: str = Field(min_length=1)
+
+
+class EasyPostConnection(_Body):
+    """The EasyPost account that tracks parcels (trackers, and the webhook's HMAC secret)."""
+
+    channel: Literal["easypost"]
+    store: Literal["default"] = "default"
+    api_key: str = Field(min_length=1)
+    webhook_secret: str = Field(min_length=1)
+
+
+AnyConnection = (
+    ShopifyConnection
+    | WooCommerceConnection
+    | AmazonConnection
+    | StripeConnection
+    | ThreePLConnection
+    | EasyPostConnection
+)
 ConnectionBody = Annotated[AnyConnection, Field(discriminator="channel")]
 _BODY = TypeAdapter(ConnectionBody)
 
@@ -76,6 +102,8 @@ SECRET_FIELDS = {
     "woocommerce": ("webhook_secret", "consumer_key", "consumer_secret"),
     "amazon": ("lwa_client_id", "lwa_client_secret", "refresh_token"),
     "stripe": ("secret_key", "webhook_secret"),
+    "3pl": ("api_key", "webhook_secret"),
+    "easypost": ("api_key", "webhook_secret"),
 }
 
 

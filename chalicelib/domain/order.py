@@ -95,15 +95,41 @@ class Fraud(_Part):
     reasons: list[str] = Field(default_factory=list)
 
 
+class Parcel(_Part):
+    """One box of a shipment as the carrier tracks it (an addition to DESIGN.md's shape)."""
+
+    tracking_number: str
+    carrier: str
+    # pre_transit, in_transit, out_for_delivery, delivered, failed_attempt, returned_to_sender, exception
+    status: str = "pre_transit"
+    status_detail: str | None = None
+    lines: list[dict[str, Any]] = Field(default_factory=list)
+    estimated_at: datetime | None = None
+    delivered_at: datetime | None = None
+    last_event_at: datetime | None = None
+
+
 class Shipment(_Part):
     shipment_id: str
+    # [{"line_id", "sku", "quantity"}]: what this shipment is to carry.
     lines: list[dict[str, Any]] = Field(default_factory=list)
     carrier: str | None = None
     tracking_number: str | None = None
+    # allocated | backordered | requested | partially_shipped | shipped | delivered | cancelled | returned
     status: str | None = None
     promised_at: datetime | None = None
     estimated_at: datetime | None = None
     delivered_at: datetime | None = None
+    # Additions to DESIGN.md's shape (README "The canonical order"): where it ships from, what the 3PL
+    # has shipped so far, the parcels, and what operators should look at.
+    warehouse: str | None = None
+    provider: str | None = None
+    fulfilment_order_id: str | None = None
+    shipped_lines: list[dict[str, Any]] = Field(default_factory=list)
+    parcels: list[Parcel] = Field(default_factory=list)
+    provider_shipments: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
+    last_event_at: datetime | None = None
 
 
 class HistoryEntry(_Part):

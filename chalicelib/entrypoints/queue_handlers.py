@@ -91,6 +91,9 @@ def ingest_record(record: SQSRecord) -> None:
     if delivery.channel == "stripe":
         apply_stripe(delivery, svc)
         return
+    if delivery.channel in ("3pl", "easypost"):
+        apply_fulfilment(delivery, svc)
+        return
     result = ingest_use_case.ingest(
         delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now, compensators=svc.compensators
     )
@@ -126,6 +129,92 @@ def apply_stripe(delivery: Delivery, svc: Services) -> None:
     )
     name = "DeliveryDuplicate" if result.outcome == "duplicate" else "DeliveryProcessed"
     count(name, channel="stripe", store=delivery.store, reason=result.outcome)
+
+
+def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
+    """A verified 3PL confirmation (grouped by order) or carrier tracking event (grouped by parcel)."""
+    import contextlib
+
+    from chalicelib.domain import fulfilment
+    from chalicelib.domain.errors import DuplicateDelivery
+
+    if svc.orders.has_delivery(delivery.delivery_id):
+        count("DeliveryDuplicate", channel=delivery.channel, store=delivery.store, reason="duplicate")
+        return
+    raw = json.dumps(delivery.payload or {}).encode()
+    if delivery.channel == "3pl":
+        update = threepl_update(raw)
+        order_id: str | None = update.order_id
+        outcome = fulfilment.apply_threepl_event(
+            update,
+            orders=svc.orders,
+            store=svc.store(),
+            workflow=svc.workflow,
+            trackers=svc.trackers,
+            now=svc.now,
+        )
+    else:
+        tracking = tracking_update(raw)
+        link = svc.store().shipment_for_tracking(tracking.tracking_number)
+        order_id = link[0] if link else None
+        outcome = fulfilment.apply_tracking(
+            tracking, orders=svc.orders, store=svc.store(), workflow=svc.workflow, now=svc.now
+        )
+    if order_id is not None and outcome != "unmatched":
+        with contextlib.suppress(DuplicateDelivery):
+            svc.orders.record_delivery(delivery.delivery_id, order_id)
+    logger.info(
+        "fulfilment event applied",
+        extra={"delivery_id": delivery.delivery_id, "outcome": outcome, "order_id": order_id},
+    )
+    count("DeliveryProcessed", channel=delivery.channel, store=delivery.store, reason=outcome)
+
+
+def threepl_update(raw: bytes) -> Any:
+    from chalicelib.channels.threepl import parse_threepl_event
+    from chalicelib.domain.fulfilment import ShippedParcel, ThreePLUpdate
+
+    event = parse_threepl_event(raw)
+    shipment = event.shipment
+    return ThreePLUpdate(
+        event_id=event.id,
+        type=event.type,
+        order_id=event.order_id,
+        shipment_id=event.reference,
+        fulfilment_order_id=event.fulfillment_order_id,
+        provider_shipment_id=shipment.id if shipment else None,
+        lines=[{"line_id": ln.line_id, "sku": ln.sku, "quantity": ln.quantity} for ln in shipment.lines]
+        if shipment
+        else [],
+        parcels=[
+            ShippedParcel(
+                carrier=p.carrier,
+                tracking_number=p.tracking_code,
+                lines=[{"line_id": ln.line_id, "quantity": ln.quantity} for ln in p.lines],
+            )
+            for p in (shipment.parcels if shipment else ())
+        ],
+        at=shipment.shipped_at if shipment else None,
+    )
+
+
+def tracking_update(raw: bytes) -> Any:
+    from datetime import UTC, datetime
+
+    from chalicelib.channels.easypost import normalise, parse_tracker_event
+    from chalicelib.domain.fulfilment import TrackingUpdate
+
+    event = parse_tracker_event(raw)
+    at = event.last_detail_at or event.updated_at or event.created_at or datetime.now(UTC)
+    return TrackingUpdate(
+        event_id=event.event_id,
+        tracking_number=event.tracking_code,
+        carrier=event.carrier or "unknown",
+        status=normalise(event.status, event.status_detail).value.lower(),
+        status_detail=event.status_detail,
+        at=at,
+        estimated_at=event.est_delivery_date,
+    )
 
 
 @bp.on_sqs_message(queue=resources.INGEST_QUEUE.name, batch_size=INGEST_BATCH_SIZE)

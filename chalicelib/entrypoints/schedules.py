@@ -18,3 +18,25 @@ def heartbeat(event: Any) -> dict[str, str]:
     at = svc.now()
     svc.heartbeats.beat(HEARTBEAT, at)
     return {"heartbeat": at.isoformat()}
+
+
+WATCH_SHIPMENTS = "watch_shipments"
+
+
+@bp.schedule(
+    Rate(15, unit=Rate.MINUTES),
+    name=WATCH_SHIPMENTS,
+    description="Flags shipments late against their promise or silent too long.",
+)
+def watch_shipments(event: Any) -> dict[str, int]:
+    from chalicelib.domain import fulfilment
+    from chalicelib.observability import count
+
+    svc = services()
+    flagged = fulfilment.watch(
+        orders=svc.orders, store=svc.store(), policy=svc.fulfilment_policy, now=svc.now
+    )
+    for name in ("late", "silent"):
+        if flagged[name]:
+            count("ShipmentFlagged", channel="fulfilment", reason=name, value=flagged[name])
+    return flagged

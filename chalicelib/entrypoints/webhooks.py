@@ -160,3 +160,82 @@ def stripe_webhook() -> Response:
     )
     enqueue(svc, delivery, raw)
     return _answer(200, "accepted")
+
+
+@bp.route("/webhooks/3pl/{provider}", methods=["POST"], content_types=["application/json"])
+def threepl_webhook(provider: str) -> Response:
+    """A 3PL's signed shipment confirmations (X-ThreePL-Signature, see chalicelib/channels/threepl.py)."""
+    from chalicelib.channels.threepl import EVENT_TYPES, SIGNATURE_HEADER, parse_threepl_event
+    from chalicelib.channels.threepl import verify_threepl_signature as verify
+    from chalicelib.domain.errors import InvalidInput
+
+    raw = _raw_body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _reject("3pl", None, "too_large", 413, "body over 2 MB")
+    svc = services()
+    found = credentials("3pl", provider, connections=svc.connections, secrets=svc.secrets)
+    if found is None:
+        return _reject("3pl", None, "unknown_store", 401, "unknown 3PL provider")
+    header = bp.current_request.headers.get(SIGNATURE_HEADER.lower())
+    if not verify(found[1]["webhook_secret"], raw, header, now=svc.now().timestamp()):
+        return _reject("3pl", provider, "bad_signature", 401, "invalid signature")
+    try:
+        event = parse_threepl_event(raw)
+    except InvalidInput as exc:
+        return _reject("3pl", provider, "malformed", 400, str(exc))
+    if event.type not in EVENT_TYPES:
+        count("WebhookIgnoredTopic", channel="3pl", store=provider, reason=event.type[:64])
+        return _answer(200, "event type not handled", type=event.type)
+    delivery = Delivery(
+        delivery_id=f"3pl:{provider}:{event.id}",
+        channel="3pl",
+        store=provider,
+        topic=event.type,
+        received_at=svc.now(),
+        payload=_json(raw),
+        external_id=event.order_id,
+    )
+    enqueue(svc, delivery, raw)
+    return _answer(200, "accepted")
+
+
+@bp.route("/webhooks/carriers/{carrier}", methods=["POST"], content_types=["application/json"])
+def carrier_webhook(carrier: str) -> Response:
+    """Carrier tracking events; EasyPost's, verified from X-Hmac-Signature exactly as EasyPost signs."""
+    from chalicelib.channels.easypost import SIGNATURE_HEADER, parse_tracker_event, verify_easypost_signature
+    from chalicelib.domain.connections import CARRIER_ACCOUNT
+    from chalicelib.domain.errors import InvalidInput
+
+    if carrier != "easypost":
+        return _answer(404, f"no carrier integration {carrier!r} (easypost is)")
+    raw = _raw_body()
+    if len(raw) > MAX_BODY_BYTES:
+        return _reject("easypost", None, "too_large", 413, "body over 2 MB")
+    svc = services()
+    found = credentials("easypost", CARRIER_ACCOUNT, connections=svc.connections, secrets=svc.secrets)
+    if found is None:
+        return _reject("easypost", None, "unknown_store", 401, "no EasyPost account connected")
+    header = bp.current_request.headers.get(SIGNATURE_HEADER.lower())
+    if not verify_easypost_signature(found[1]["webhook_secret"], raw, header):
+        return _reject("easypost", CARRIER_ACCOUNT, "bad_signature", 401, "invalid signature")
+    body = _json(raw)
+    description = str((body or {}).get("description") or "")
+    if body is not None and not description.startswith("tracker."):
+        # Other EasyPost events (batches, refunds, ...) are not the hub's: acknowledged, counted.
+        count("WebhookIgnoredTopic", channel="easypost", store=CARRIER_ACCOUNT, reason=description[:64])
+        return _answer(200, "event type not handled", type=description)
+    try:
+        event = parse_tracker_event(raw)
+    except InvalidInput as exc:
+        return _reject("easypost", CARRIER_ACCOUNT, "malformed", 400, str(exc))
+    delivery = Delivery(
+        delivery_id=f"easypost:{event.event_id}",
+        channel="easypost",
+        store=CARRIER_ACCOUNT,
+        topic=event.description,
+        received_at=svc.now(),
+        payload=body,
+        external_id=event.tracking_code,
+    )
+    enqueue(svc, delivery, raw)
+    return _answer(200, "accepted")

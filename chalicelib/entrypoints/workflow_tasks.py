@@ -8,7 +8,7 @@ from chalice import Blueprint
 
 from chalicelib import resources
 from chalicelib.composition import services
-from chalicelib.domain import cancellation, lifecycle, payment, review
+from chalicelib.domain import cancellation, fulfilment, lifecycle, payment, review
 from chalicelib.settings import ConfigurationError
 
 bp = Blueprint(__name__)
@@ -97,3 +97,45 @@ def cancel_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
         compensators=svc.compensators,
         stop_workflow=False,
     )
+
+
+@bp.lambda_function(name=resources.FUNCTION_ALLOCATE)
+def allocate_shipments(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    return fulfilment.allocate(
+        event["order_id"], orders=svc.orders, threepl=svc.threepl, policy=svc.fulfilment_policy, now=svc.now
+    )
+
+
+@bp.lambda_function(name=resources.FUNCTION_REQUEST_FULFILMENT)
+def request_fulfilment(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    return fulfilment.request_fulfilment(
+        event["order_id"],
+        event["shipment_id"],
+        event["task_token"],
+        orders=svc.orders,
+        store=svc.store(),
+        workflow=svc.workflow,
+        threepl=svc.threepl,
+        now=svc.now,
+    )
+
+
+@bp.lambda_function(name=resources.FUNCTION_AWAIT_DELIVERY)
+def await_delivery(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    return fulfilment.await_delivery(
+        event["order_id"],
+        event["shipment_id"],
+        event["task_token"],
+        orders=svc.orders,
+        store=svc.store(),
+        workflow=svc.workflow,
+    )
+
+
+@bp.lambda_function(name=resources.FUNCTION_COMPLETE_ORDER)
+def complete_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    return fulfilment.complete_order(event["order_id"], orders=svc.orders, now=svc.now)

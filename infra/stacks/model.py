@@ -133,8 +133,18 @@ FUNCTION_ACCESS: dict[str, Access] = {
     resources.FUNCTION_TAKE_PAYMENT: Access(connection_secrets="read"),
     resources.FUNCTION_REQUEST_PAYMENT_METHOD: Access(task_results=(resources.ORDER_LIFECYCLE.key,)),
     resources.FUNCTION_CANCEL_ORDER: Access(connection_secrets="read"),
+    # Fulfilment: the 3PL's API (its key) for stock and requests; the waits resume themselves when the
+    # confirmation or the delivery came first.
+    resources.FUNCTION_ALLOCATE: Access(connection_secrets="read"),
+    resources.FUNCTION_REQUEST_FULFILMENT: Access(
+        connection_secrets="read", task_results=(resources.ORDER_LIFECYCLE.key,)
+    ),
+    resources.FUNCTION_AWAIT_DELIVERY: Access(task_results=(resources.ORDER_LIFECYCLE.key,)),
+    resources.FUNCTION_COMPLETE_ORDER: Access(),
     # Scheduled: writes its heartbeat item.
     "heartbeat": Access(),
+    # Scheduled: reads the open shipments and flags late or silent ones on their orders.
+    "watch_shipments": Access(),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -152,8 +153,85 @@ def stripe(hub_port: int) -> Iterator[Any]:
     simulator.stop()
 
 
+THREEPL = "it-3pl"
+THREEPL_KEY = "it-3pl-key"
+THREEPL_SECRET = "it-3pl-webhook-secret"
+EASYPOST_KEY = "EZTKintegration"
+EASYPOST_SECRET = "it-easypost-sécret"
+# Warehouses of the integration 3PL (its simulator stocks any SKU in WH-EAST and WH-WEST); SLOW-* SKUs are
+# promised for the same day, so the watchdog finds them late; BULKY-* ship from WH-WEST (split orders).
+FULFILMENT_POLICY = {
+    "warehouses": [
+        {"id": "WH-EAST", "provider": THREEPL, "countries": ["US", "CA"], "promise_days": 3},
+        {"id": "WH-WEST", "provider": THREEPL, "countries": ["*"], "priority": 2, "promise_days": 5},
+        {"id": "WH-EAST", "provider": THREEPL, "skus": ["SLOW-*"], "priority": 0, "promise_days": 0},
+        {"id": "WH-WEST", "provider": THREEPL, "skus": ["BULKY-*"], "priority": 0, "promise_days": 6},
+    ],
+    "silent_after_hours": 1000,
+}
+
+
+class TrackingCodes:
+    """The 3PL simulator's tracking codes name the carrier simulator's scenario (`IT-LATE-000007`)."""
+
+    def __init__(self) -> None:
+        self.scenario = "on-time"
+
+    def __call__(self, carrier: str, n: int) -> str:
+        return f"IT-{self.scenario.upper()}-{n:06d}"
+
+
 @pytest.fixture(scope="session")
-def stack(amazon: Any, amazon_notifier: AmazonNotifier, stripe: Any, hub_port: int) -> Iterator[Stack]:
+def tracking_codes() -> TrackingCodes:
+    return TrackingCodes()
+
+
+@pytest.fixture(scope="session")
+def threepl(hub_port: int, tracking_codes: TrackingCodes) -> Iterator[Any]:
+    """A simulated 3PL: ships a second after the request; confirmations to /webhooks/3pl/it-3pl."""
+    from local.simulators.threepl import ThreePLSimulator
+
+    simulator = ThreePLSimulator(
+        THREEPL,
+        THREEPL_KEY,
+        THREEPL_SECRET,
+        webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/3pl/{THREEPL}",
+        time_scale=0.01,
+        ship_after_s=100.0,  # 1 s
+        handover_delay_s=50.0,  # 0.5 s after shipping the parcels are with the carrier
+        seed=13,
+        tracking_code_factory=tracking_codes,
+    ).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def carrier(hub_port: int) -> Iterator[Any]:
+    """A simulated EasyPost: a tracking event every 0.4 s, signed as EasyPost signs."""
+    from local.simulators.carrier import CarrierSimulator
+
+    simulator = CarrierSimulator(
+        EASYPOST_KEY,
+        EASYPOST_SECRET,
+        webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/carriers/easypost",
+        step_s=0.4,
+        seed=17,
+    ).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    *,
+    amazon: Any,
+    amazon_notifier: AmazonNotifier,
+    stripe: Any,
+    threepl: Any,
+    carrier: Any,
+    hub_port: int,
+) -> Iterator[Stack]:
     ARTIFACTS.mkdir(exist_ok=True)
     hub, aws, moto = hub_port, free_port(), free_port()
     token = "integration-token"
@@ -173,6 +251,9 @@ def stack(amazon: Any, amazon_notifier: AmazonNotifier, stripe: Any, hub_port: i
         "HUB_AMAZON_SPAPI_ENDPOINT": amazon.url,
         "HUB_AMAZON_LWA_ENDPOINT": amazon.lwa_url,
         "HUB_STRIPE_API_BASE": stripe.url,
+        "HUB_3PL_API_BASE": threepl.url,
+        "HUB_CARRIER_API_BASE": carrier.url,
+        "HUB_FULFILMENT_POLICY": json.dumps(FULFILMENT_POLICY),
         "HUB_PAYMENT_RECOVERY_SECONDS": str(PAYMENT_RECOVERY_SECONDS),
     }
     log_path = ARTIFACTS / "local-stack.log"
@@ -208,6 +289,12 @@ def stack(amazon: Any, amazon_notifier: AmazonNotifier, stripe: Any, hub_port: i
             },
         )
         assert registered.status_code in (200, 201), registered.text
+        for body in (
+            {"channel": "3pl", "store": THREEPL, "api_key": THREEPL_KEY, "webhook_secret": THREEPL_SECRET},
+            {"channel": "easypost", "api_key": EASYPOST_KEY, "webhook_secret": EASYPOST_SECRET},
+        ):
+            answer = running.api("POST", "/api/connections", json=body)
+            assert answer.status_code in (200, 201), answer.text
         yield running
     finally:
         if process.poll() is None:

@@ -1,0 +1,199 @@
+"""Fulfilment and tracking on the local stack: the 3PL and EasyPost simulators, signed webhooks, the
+lifecycle's Map of shipments waiting on task tokens, the watchdog schedule."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+import requests
+
+from chalicelib.domain.order import derive_order_id
+from tests.integration.conftest import THREEPL, eventually
+
+STORE = "it-fulfilment"
+
+
+def place(stack, stripe, lines: list[dict[str, Any]], *, country: str = "US", total: int) -> tuple[str, str]:
+    """A card order shipped to `country`; returns (order id, PaymentIntent id)."""
+    intent = stripe.create_payment_intent(total, "usd", "pm_card_visa")
+    external_id = f"FUL-{uuid.uuid4().hex[:8]}"
+    body = {
+        "store": STORE,
+        "external_id": external_id,
+        "currency": "USD",
+        "placed_at": "2026-11-23T10:00:00Z",
+        "customer": {"email": f"{external_id.lower()}@example.com", "name": "Buyer"},
+        "shipping_address": {
+            "name": "Ada Buyer",
+            "line1": "1 Harbour St",
+            "city": "Boston",
+            "region": "MA",
+            "postal_code": "02110",
+            "country": country,
+        },
+        "lines": lines,
+        "payment": {"source": "stripe", "reference": intent["id"]},
+    }
+    posted = stack.api("POST", "/api/orders", json=body)
+    assert posted.status_code == 202, posted.text
+    return derive_order_id("manual", STORE, external_id), intent["id"]
+
+
+def line(line_id: str, sku: str, quantity: int, price: str = "10.00") -> dict[str, Any]:
+    return {"line_id": line_id, "sku": sku, "title": sku, "quantity": quantity, "unit_price": price}
+
+
+def order_when(stack, order_id: str, predicate, timeout: float = 30.0) -> dict[str, Any]:
+    def check():
+        response = stack.api("GET", f"/api/orders/{order_id}")
+        if response.status_code != 200:
+            return None
+        order = response.json()
+        return order if predicate(order) else None
+
+    return eventually(check, timeout=timeout, interval=0.2)
+
+
+def events(order: dict[str, Any]) -> list[str]:
+    return [h["event"] for h in order["history"]]
+
+
+def test_one_shipment_end_to_end_to_completed(stack, stripe, threepl, carrier):
+    order_id, _ = place(stack, stripe, [line("1", "MUG", 2)], total=2000)
+    done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED")
+    [shipment] = done["shipments"]
+    assert shipment["warehouse"] == "WH-EAST" and shipment["status"] == "delivered"
+    assert shipment["fulfilment_order_id"].startswith("fo_")
+    parcels = shipment["parcels"]
+    assert parcels and all(p["status"] == "delivered" for p in parcels)
+    assert shipment["tracking_number"] == parcels[0]["tracking_number"]
+    assert shipment["delivered_at"] <= shipment["promised_at"]
+    history = events(done)
+    for expected in (
+        "payment_captured",
+        "allocated",
+        "fulfilment_requested",
+        "shipped",
+        "tracking",
+        "completed",
+    ):
+        assert expected in history
+    assert history.index("shipped") < history.index("completed")
+    fo = threepl.by_reference(shipment["shipment_id"])
+    assert fo is not None and fo["status"] == "shipped"
+    assert [t["tracking_code"] for t in carrier.trackers()].count(parcels[0]["tracking_number"]) == 1
+
+
+def test_a_split_order_ships_from_two_warehouses_and_completes_when_both_arrive(stack, stripe):
+    # MUG ships from WH-EAST (the US warehouse), BULKY-* only from WH-WEST: two shipments, two promises.
+    order_id, _ = place(stack, stripe, [line("1", "MUG", 1), line("2", "BULKY-SOFA", 1)], total=2000)
+    done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED", timeout=40)
+    assert sorted(s["warehouse"] for s in done["shipments"]) == ["WH-EAST", "WH-WEST"]
+    assert len({s["promised_at"] for s in done["shipments"]}) == 2
+    delivered = sorted(s["delivered_at"] for s in done["shipments"])
+    assert all(delivered) and all(s["status"] == "delivered" for s in done["shipments"])
+    assert {len(s["lines"]) for s in done["shipments"]} == {1}
+
+
+def test_a_partial_shipment_then_the_rest(stack, stripe, threepl):
+    order_id, _ = place(stack, stripe, [line("1", "MUG", 1), line("2", "CAP", 2)], total=3000)
+    requested = order_when(stack, order_id, lambda o: "fulfilment_requested" in events(o))
+    shipment_id = requested["shipments"][0]["shipment_id"]
+    fo = threepl.by_reference(shipment_id)
+    threepl.hold(fo["id"])
+    threepl.ship_now(fo["id"], {"1": 1})
+    partial = order_when(stack, order_id, lambda o: o["status"] == "PARTIALLY_SHIPPED")
+    assert partial["shipments"][0]["status"] == "partially_shipped"
+    threepl.ship_now(fo["id"], {"2": 2})
+    done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED", timeout=40)
+    shipped = [h for h in done["history"] if h["event"] == "shipped"]
+    assert [h["detail"]["complete"] for h in shipped] == [False, True]
+    assert len(done["shipments"][0]["parcels"]) >= 2
+
+
+def test_a_duplicate_or_replayed_3pl_confirmation_changes_nothing(stack, stripe, threepl):
+    order_id, _ = place(stack, stripe, [line("1", "MUG", 1)], total=1000)
+    order_when(stack, order_id, lambda o: "shipped" in events(o))
+    [event] = [
+        e
+        for e in threepl.events_of("shipment.created")
+        if e["data"]["fulfillment_order"]["order_id"] == order_id
+    ]
+    body = json.dumps(event).encode()
+    at = str(int(time.time()))
+    digest = hmac.new(b"it-3pl-webhook-secret", at.encode() + b"." + body, hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-ThreePL-Signature": f"t={at},v1={digest}"}
+    for _ in range(2):
+        answer = requests.post(
+            f"{stack.hub_url}/webhooks/3pl/{THREEPL}", data=body, headers=headers, timeout=5
+        )
+        assert answer.status_code == 200
+    done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED")
+    assert events(done).count("shipped") == 1
+    bad = requests.post(
+        f"{stack.hub_url}/webhooks/3pl/{THREEPL}",
+        data=body,
+        headers={"Content-Type": "application/json", "X-ThreePL-Signature": "t=1,v1=00"},
+        timeout=5,
+    )
+    assert bad.status_code == 401
+
+
+def test_cancelling_before_shipping_cancels_at_the_3pl_and_refunds(stack, stripe, threepl):
+    order_id, intent_id = place(stack, stripe, [line("1", "MUG", 1)], total=1000)
+    requested = order_when(stack, order_id, lambda o: "fulfilment_requested" in events(o))
+    fo = threepl.by_reference(requested["shipments"][0]["shipment_id"])
+    threepl.hold(fo["id"])
+    answer = stack.api("POST", f"/api/orders/{order_id}/cancel", json={"reason": "changed mind"})
+    assert answer.status_code == 200, answer.text
+    by_name = {c["compensator"]: c for c in answer.json()["compensations"]}
+    assert by_name["fulfilment"]["shipments"][0]["action"] == "cancelled_at_3pl"
+    assert by_name["payment"]["action"] == "refunded"
+    assert threepl.fulfillment_order(fo["id"])["status"] == "cancelled"
+    assert [r["amount"] for r in stripe.refunds_for(intent_id)] == [1000]
+
+
+def test_cancelling_after_shipping_starts_the_return_path(stack, stripe, threepl, tracking_codes):
+    tracking_codes.scenario = "silent"  # the parcel stays with the carrier
+    try:
+        order_id, intent_id = place(stack, stripe, [line("1", "MUG", 1)], total=1000)
+        order_when(stack, order_id, lambda o: o["status"] == "SHIPPED", timeout=30)
+    finally:
+        tracking_codes.scenario = "on-time"
+    time.sleep(1.0)  # past the 3PL's hand-over to the carrier: no recall any more
+    answer = stack.api("POST", f"/api/orders/{order_id}/cancel", json={"reason": "fraud found later"})
+    assert answer.status_code == 200, answer.text
+    by_name = {c["compensator"]: c for c in answer.json()["compensations"]}
+    assert by_name["fulfilment"]["shipments"][0]["action"] == "return_expected"
+    order = stack.api("GET", f"/api/orders/{order_id}").json()
+    assert order["status"] == "CANCELLED" and order["returns"][0]["status"] == "return_expected"
+    assert [r["amount"] for r in stripe.refunds_for(intent_id)] == [1000]
+
+
+def test_a_failed_delivery_attempt_then_delivery(stack, stripe, tracking_codes):
+    tracking_codes.scenario = "failed-attempt"
+    try:
+        order_id, _ = place(stack, stripe, [line("1", "MUG", 1)], total=1000)
+        done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED", timeout=40)
+    finally:
+        tracking_codes.scenario = "on-time"
+    [shipment] = done["shipments"]
+    assert "failed_attempt" in shipment["flags"]
+    statuses = [h["detail"]["status"] for h in done["history"] if h["event"] == "tracking"]
+    assert "failed_attempt" in statuses and statuses[-1] == "delivered"
+    assert statuses.index("failed_attempt") < statuses.index("delivered")
+
+
+def test_a_late_shipment_is_flagged_by_the_watchdog_and_counted_per_carrier(stack, stripe, threepl):
+    order_id, _ = place(stack, stripe, [line("1", "SLOW-DESK", 1)], total=1000)
+    requested = order_when(stack, order_id, lambda o: "fulfilment_requested" in events(o))
+    threepl.hold(threepl.by_reference(requested["shipments"][0]["shipment_id"])["id"])
+    fired = requests.post(f"{stack.aws_url}/_local/schedules/watch_shipments", timeout=10)
+    assert fired.status_code == 200, fired.text
+    flagged = order_when(stack, order_id, lambda o: "shipment_flagged" in events(o), timeout=10)
+    assert "late" in flagged["shipments"][0]["flags"]
