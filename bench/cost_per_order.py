@@ -60,6 +60,11 @@ FRAUD_POLICY = (
     ' "velocity": {"card": {"1h": 100000}}}'
 )
 STRIPE_KEY = "sk_test_bench"
+THREEPL = "bench-3pl"
+THREEPL_KEY = "bench-3pl-key"
+THREEPL_SECRET = "bench-3pl-secret"
+EASYPOST_KEY = "EZTKbench"
+EASYPOST_SECRET = "bench-easypost-secret"
 STRIPE_WEBHOOK_SECRET = "whsec_bench"
 
 # us-east-1, on-demand list prices in USD, read on PRICES_DATE; the sources are in bench/RESULTS.md.
@@ -121,7 +126,13 @@ def shopify_order(number: int, price: str) -> bytes:
         ],
         "shipping_lines": [{"id": 1, "title": "Standard", "price": "6.00", "discount_allocations": []}],
         "customer": {"first_name": "Cost", "last_name": tag, "email": f"buyer-{tag}@example.com"},
-        "shipping_address": {"name": f"Cost {tag}", "city": "Ottawa", "country_code": "CA"},
+        "shipping_address": {
+            "name": f"Cost {tag}",
+            "address1": "150 Elgin St",
+            "city": "Ottawa",
+            "zip": "K2P 1L4",
+            "country_code": "CA",
+        },
     }
     return json.dumps(order, separators=(",", ":")).encode()
 
@@ -150,6 +161,13 @@ def manual_order(number: int, price: str, intent_id: str | None = None) -> dict[
     return {
         "payment": payment,
         "store": "phone-orders",
+        "shipping_address": {
+            "name": "Caller",
+            "line1": "12 Rue de la Gare",
+            "city": "Lyon",
+            "postal_code": "69002",
+            "country": "FR",
+        },
         "external_id": f"COST-{number:05d}-{uuid.uuid4().hex[:6]}",
         "currency": "EUR",
         "placed_at": datetime.now(UTC).isoformat(),
@@ -308,7 +326,9 @@ def figures(execution: dict[str, Any], events: list[dict[str, Any]]) -> Executio
 
 class Stack:
     def __init__(self) -> None:
+        from local.simulators.carrier import CarrierSimulator
         from local.simulators.stripe import StripeSimulator
+        from local.simulators.threepl import ThreePLSimulator
 
         self.hub_port, self.aws_port, self.moto_port = free_port(), free_port(), free_port()
         self.stripe = StripeSimulator(
@@ -316,6 +336,23 @@ class Stack:
             webhook_url=f"http://127.0.0.1:{self.hub_port}/webhooks/stripe",
             webhook_secret=STRIPE_WEBHOOK_SECRET,
             time_scale=0.001,
+        ).start()
+        # Every order ships: a 3PL that ships half a second after the request, a carrier that delivers
+        # after four tracking events 0.3 s apart (on time).
+        self.threepl = ThreePLSimulator(
+            THREEPL,
+            THREEPL_KEY,
+            THREEPL_SECRET,
+            webhook_url=f"http://127.0.0.1:{self.hub_port}/webhooks/3pl/{THREEPL}",
+            time_scale=0.01,
+            ship_after_s=50.0,
+            tracking_code_factory=lambda carrier, n: f"COST-ON-TIME-{n:06d}",
+        ).start()
+        self.carrier = CarrierSimulator(
+            EASYPOST_KEY,
+            EASYPOST_SECRET,
+            webhook_url=f"http://127.0.0.1:{self.hub_port}/webhooks/carriers/easypost",
+            step_s=0.3,
         ).start()
         env = {
             **os.environ,
@@ -327,6 +364,15 @@ class Stack:
             "HUB_LOCAL_COUNTERS": "1",
             "HUB_FRAUD_POLICY": os.environ.get("HUB_FRAUD_POLICY", FRAUD_POLICY),
             "HUB_STRIPE_API_BASE": self.stripe.url,
+            "HUB_3PL_API_BASE": self.threepl.url,
+            "HUB_CARRIER_API_BASE": self.carrier.url,
+            "HUB_FULFILMENT_POLICY": json.dumps(
+                {
+                    "warehouses": [
+                        {"id": "WH-EAST", "provider": THREEPL, "countries": ["*"], "promise_days": 3}
+                    ]
+                }
+            ),
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local", "run"],
@@ -369,7 +415,8 @@ class Stack:
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)
         self.process.wait(timeout=30)
-        self.stripe.stop()
+        for simulator in (self.stripe, self.threepl, self.carrier):
+            simulator.stop()
 
     def counters(self, reset: bool = False) -> dict[str, Any]:
         if reset:
@@ -783,7 +830,14 @@ def main() -> None:
     try:
         connection = {"channel": "shopify", "store": SHOP, "webhook_secret": SECRET, "access_token": "x"}
         stripe = {"channel": "stripe", "secret_key": STRIPE_KEY, "webhook_secret": STRIPE_WEBHOOK_SECRET}
-        for body in (connection, stripe):
+        threepl = {
+            "channel": "3pl",
+            "store": THREEPL,
+            "api_key": THREEPL_KEY,
+            "webhook_secret": THREEPL_SECRET,
+        }
+        easypost = {"channel": "easypost", "api_key": EASYPOST_KEY, "webhook_secret": EASYPOST_SECRET}
+        for body in (connection, stripe, threepl, easypost):
             stack.session.post(
                 f"{stack.url}/api/connections", json=body, headers=stack.auth, timeout=10
             ).raise_for_status()

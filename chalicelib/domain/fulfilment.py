@@ -162,11 +162,16 @@ def allocate(
         raise AllocationError(
             f"the shipping address of order {order_id} is incomplete (no street or country)"
         )
-    if address is None:
+    # A line without a SKU is nothing a warehouse can pick (a fee, a custom service): it is not shipped.
+    physical = [line for line in order.lines if line.quantity > 0 and line.sku]
+    skipped = [line.line_id for line in order.lines if line.quantity > 0 and not line.sku]
+    if address is None or not physical:
         # Nothing can be sent without an address (collected in store, a service, a digital good).
+        reason = "the order has no shipping address" if address is None else "no line has a SKU"
+
         def nothing(current: Order) -> dict[str, Any]:
             if not any(h.event == "nothing_to_ship" for h in current.history):
-                current.record("nothing_to_ship", now(), reason="the order has no shipping address")
+                current.record("nothing_to_ship", now(), reason=reason, lines_without_sku=skipped)
             return _allocation(current)
 
         unshipped: dict[str, Any] = mutate(orders, order_id, nothing)
@@ -178,9 +183,7 @@ def allocate(
     groups: dict[tuple[int, bool], list[dict[str, Any]]] = defaultdict(list)
     waits: dict[tuple[int, bool], datetime | None] = {}
     at = now()
-    for line in order.lines:
-        if line.quantity <= 0:
-            continue  # a dropped line ships nowhere
+    for line in physical:  # a dropped line (quantity 0) ships nowhere
         candidates = [w for w in ranked if w.serves(line.sku, country)]
         if not candidates:
             raise AllocationError(f"no warehouse ships SKU {line.sku!r} to {country or 'an unknown country'}")
@@ -215,6 +218,7 @@ def allocate(
         current.record(
             "allocated",
             now(),
+            lines_without_sku=skipped,
             shipments=[
                 {
                     "shipment_id": s.shipment_id,
@@ -603,6 +607,14 @@ def apply_tracking(
             changes.update(status="delivered", delivered_at=update.at)
         elif update.status == RETURNED and shipment.status != "cancelled":
             changes.update(status="returned")
+        if update.status == RETURNED:
+            # A return the cancellation expected has come back: the goods are home.
+            order.returns = [
+                {**r, "status": "returned", "returned_at": update.at.isoformat()}
+                if r.get("shipment_id") == shipment_id and r.get("status") == "return_expected"
+                else r
+                for r in order.returns
+            ]
         _replace(order, shipment.model_copy(update=changes))
         active = [s for s in order.shipments if s.status != "cancelled"]
         if (

@@ -163,3 +163,10 @@ def retry_payment(order_id: str) -> dict[str, Any]:
     return payment.retry_payment(
         order_id, orders=svc.orders, workflow=svc.workflow, now=svc.now, payment_intent=intent
     )
+
+
+@bp.route("/api/carriers/performance", methods=["GET"])
+@http_errors
+def carrier_performance() -> dict[str, Any]:
+    """Per carrier and destination country: deliveries and the share on time against the promise."""
+    return {"carriers": services().store().carrier_stats()}

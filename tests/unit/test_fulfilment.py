@@ -282,3 +282,42 @@ def test_an_order_without_a_shipping_address_has_nothing_to_ship_and_completes(e
     assert do_allocate(env, order.order_id)["shipments"] == []
     assert complete_order(order.order_id, orders=env.orders, now=now)["status"] == "COMPLETED"
     assert "nothing_to_ship" in [h.event for h in order_of(env, order.order_id).history]
+
+
+def test_lines_without_a_sku_are_not_sent_to_a_warehouse(env):
+    order_id = paid_order(
+        env,
+        lines=[
+            {"line_id": "1", "sku": "MUG", "title": "Mug", "quantity": 1, "unit_price": "10.00"},
+            {"line_id": "2", "title": "Gift wrapping", "quantity": 1, "unit_price": "2.00"},
+        ],
+    )
+    do_allocate(env, order_id)
+    [shipment] = order_of(env, order_id).shipments
+    assert [ln["line_id"] for ln in shipment.lines] == ["1"]
+    allocated = next(h for h in order_of(env, order_id).history if h.event == "allocated")
+    assert allocated.detail["lines_without_sku"] == ["2"]
+
+
+def test_a_return_expected_by_a_cancellation_is_closed_when_the_parcel_comes_back(env):
+    compensators = (FulfilmentCompensator(env.orders, lambda p: env.threepl, now),)
+    order_id = paid_order(
+        env, lines=[{"line_id": "1", "sku": "MUG", "title": "Mug", "quantity": 1, "unit_price": "1"}]
+    )
+    do_allocate(env, order_id)
+    request(env, order_id, f"{order_id}-1")
+    shipped(env, order_id, f"{order_id}-1", [{"line_id": "1", "quantity": 1}], [("USPS", "EZR")])
+    env.threepl.shipped.add("fo_1")
+    env.threepl.handed_over.add("fo_1")
+    cancel(
+        order_id,
+        "x",
+        source="operator",
+        orders=env.orders,
+        workflow=env.workflow,
+        now=now,
+        compensators=compensators,
+    )
+    assert track(env, "EZR", "returned_to_sender", NOW + timedelta(days=2)) == "applied"
+    [back] = order_of(env, order_id).returns
+    assert back["status"] == "returned" and back["shipment_id"] == f"{order_id}-1"
