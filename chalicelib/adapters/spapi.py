@@ -1,4 +1,4 @@
-"""Amazon SP-API client (LWA token exchange, Orders v0): paced, retrying throttles, errors translated."""
+"""Amazon SP-API client (LWA, Tokens RDTs, Orders v0, Feeds 2021-06-30): paced, retried, errors translated."""
 
 # Why not python-amazon-sp-api (2.1.35, evaluated): it takes no SP-API endpoint override (the URL comes
 # from a fixed marketplace list and its Host header is cut from it), hard-codes the LWA host, logs request
@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
+import gzip
 import random
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
@@ -39,16 +40,29 @@ _REGION_MARKETPLACES = {
     "fe": ("A1VC38T7YXB528", "A39IBJ37TRP1C6", "A19VAU5U5O7RUS"),
 }  # fmt: skip
 
-# Documented Orders v0 usage plans (requests per second, burst) per selling partner and application.
+# Documented usage plans (requests per second, burst) per selling partner and application: Orders v0,
+# Tokens 2021-03-01 (createRestrictedDataToken) and Feeds 2021-06-30.
 OPERATION_LIMITS: dict[str, tuple[float, int]] = {
     "getOrder": (0.5, 30),
+    "getOrderAddress": (0.5, 30),
     "getOrderItems": (0.5, 30),
     "getOrders": (0.0167, 20),
+    "confirmShipment": (2.0, 10),
+    "createRestrictedDataToken": (1.0, 10),
+    "createFeedDocument": (0.5, 15),
+    "createFeed": (0.0083, 15),
+    "getFeed": (2.0, 15),
+    "getFeedDocument": (0.0222, 10),
 }
+RDT_PATH = "/tokens/2021-03-01/restrictedDataToken"
+FEEDS_PATH = "/feeds/2021-06-30"
+# Feed documents live at pre-signed S3 URLs: no SP-API token, no usage plan, S3's own errors.
+_DOCUMENT_TRANSFER = "feedDocumentTransfer"
 _RATE_HEADER = "x-amzn-RateLimit-Limit"
 _USER_AGENT = "order-hub/1.0 (Language=Python)"
 # Refresh an access token this long before LWA says it expires, so no request carries a dying token.
 _TOKEN_MARGIN_SECONDS = 60.0
+_DEFAULT_RDT_SECONDS = 3600.0
 _TRANSIENT = frozenset({500, 502, 503, 504})
 
 
@@ -143,8 +157,52 @@ class _TokenBucket:
             self.rate = rate
 
 
+class _Credentials(Protocol):
+    """Where a request's x-amz-access-token comes from, and how to drop one SP-API refused."""
+
+    def token(self) -> str: ...
+
+    def forget(self, token: str) -> None: ...
+
+
+class _LwaCredentials:
+    def __init__(self, client: SpApiClient) -> None:
+        self._client = client
+
+    def token(self) -> str:
+        return self._client.access_token()
+
+    def forget(self, token: str) -> None:
+        self._client._forget_token(token)
+
+
+class _RestrictedCredentials:
+    """A restricted data token for one resource, made on first use and remade once expired or refused.
+
+    Lives for one operation only: nothing outlives the call, let alone the token's lifetime.
+    """
+
+    def __init__(self, client: SpApiClient, method: str, path: str) -> None:
+        self._client = client
+        self._resource = {"method": method, "path": path}
+        self._token: str | None = None
+        self._expires = 0.0
+
+    def token(self) -> str:
+        clock = self._client._clock
+        if self._token is None or clock() >= self._expires:
+            token, expires_in = self._client.create_restricted_data_token([dict(self._resource)])
+            margin = min(_TOKEN_MARGIN_SECONDS, expires_in / 2)
+            self._token, self._expires = token, clock() + expires_in - margin
+        return self._token
+
+    def forget(self, token: str) -> None:
+        if self._token == token:
+            self._token = None
+
+
 class SpApiClient:
-    """One selling partner's access to SP-API: LWA refresh-token exchange and the Orders v0 reads.
+    """One selling partner's access to SP-API: LWA refresh-token exchange, RDTs and the Orders v0 reads.
 
     Build one per connection (quotas are per selling partner and application) and reuse it: it
     caches the access token and paces each operation to its usage plan, learning the plan from
@@ -294,35 +352,182 @@ class SpApiClient:
             raise SpApiError("getOrders answered without Orders", operation="getOrders")
         return orders, payload.get("NextToken") or None
 
+    def get_order_address(self, order_id: str) -> dict[str, Any]:
+        """getOrderAddress with a restricted data token: the order's full ShippingAddress (Orders v0 Address).
+
+        getOrder shows a merchant-fulfilled order's address without name, street lines and phone; this
+        fetches an RDT for exactly this order's address resource and reads it. The RDT lives only as
+        long as this call. The answer is {} while Amazon still withholds the address (Pending orders).
+        Neither the address nor any token is ever logged.
+        """
+        path = f"/orders/v0/orders/{quote(order_id, safe='')}/address"
+        payload = self._payload("getOrderAddress", path, {}, _RestrictedCredentials(self, "GET", path))
+        address = payload.get("ShippingAddress")
+        if address is None:
+            return {}
+        if not isinstance(address, dict):
+            raise SpApiError("getOrderAddress answered a ShippingAddress that is not an object",
+                             operation="getOrderAddress")  # fmt: skip
+        return address
+
+    def confirm_shipment(self, order_id: str, marketplace_id: str, package_detail: dict[str, Any]) -> None:
+        """confirmShipment: tells Amazon one package of a merchant-fulfilled order has shipped (204, no body).
+
+        `package_detail` is Orders v0 PackageDetail: packageReferenceId (a positive number, sent as a
+        string), carrierCode, carrierName, shippingMethod, trackingNumber, shipDate, orderItems
+        [{orderItemId, quantity}]. A second call with the same packageReferenceId edits that package.
+        """
+        path = f"/orders/v0/orders/{quote(order_id, safe='')}/shipmentConfirmation"
+        body = {"marketplaceId": marketplace_id, "packageDetail": package_detail}
+        self._request("POST", "confirmShipment", path, json=body, expect_body=False)
+
+    # --- Tokens 2021-03-01 -------------------------------------------------------------------
+
+    def create_restricted_data_token(self, restricted_resources: list[dict[str, Any]]) -> tuple[str, float]:
+        """createRestrictedDataToken: (RDT, lifetime in seconds) for the given restricted resources.
+
+        Each resource is {"method", "path"} plus "dataElements" where the operation wants them (getOrder,
+        getOrders, getOrderItems). Authorised with the LWA access token. Callers must not keep the RDT
+        beyond its lifetime, nor log it.
+        """
+        body = self._request(
+            "POST",
+            "createRestrictedDataToken",
+            RDT_PATH,
+            json={"restrictedResources": restricted_resources},
+        )
+        token = body.get("restrictedDataToken")
+        if not isinstance(token, str) or not token:
+            raise SpApiError(
+                "createRestrictedDataToken answered without a restrictedDataToken",
+                operation="createRestrictedDataToken",
+            )
+        return token, _seconds(body.get("expiresIn"), default=_DEFAULT_RDT_SECONDS)
+
+    # --- Feeds 2021-06-30 --------------------------------------------------------------------
+
+    def create_feed_document(self, content_type: str) -> tuple[str, str]:
+        """createFeedDocument: (feedDocumentId, pre-signed upload URL) for a document of this content type."""
+        body = self._request(
+            "POST", "createFeedDocument", f"{FEEDS_PATH}/documents", json={"contentType": content_type}
+        )
+        document_id, url = body.get("feedDocumentId"), body.get("url")
+        if not isinstance(document_id, str) or not isinstance(url, str) or not document_id or not url:
+            raise SpApiError("createFeedDocument answered without feedDocumentId and url",
+                             operation="createFeedDocument")  # fmt: skip
+        return document_id, url
+
+    def upload_feed_document(self, url: str, content: bytes, content_type: str) -> None:
+        """PUT the feed's content to the pre-signed URL, with exactly the content type declared for it.
+
+        The URL carries its own signature: no SP-API token goes with it, and it is never logged.
+        """
+        self._transfer("PUT", url, data=content, headers={"Content-Type": content_type})
+
+    def create_feed(self, feed_type: str, marketplace_ids: list[str], input_feed_document_id: str) -> str:
+        """createFeed (202): queues an uploaded document for processing; answers the feedId."""
+        spec = {
+            "feedType": feed_type,
+            "marketplaceIds": marketplace_ids,
+            "inputFeedDocumentId": input_feed_document_id,
+        }
+        body = self._request("POST", "createFeed", f"{FEEDS_PATH}/feeds", json=spec)
+        feed_id = body.get("feedId")
+        if not isinstance(feed_id, str) or not feed_id:
+            raise SpApiError("createFeed answered without a feedId", operation="createFeed")
+        return feed_id
+
+    def submit_feed(
+        self, feed_type: str, marketplace_ids: list[str], content: bytes, content_type: str
+    ) -> str:
+        """createFeedDocument → upload → createFeed, in one: the feedId to follow with get_feed."""
+        document_id, url = self.create_feed_document(content_type)
+        self.upload_feed_document(url, content, content_type)
+        return self.create_feed(feed_type, marketplace_ids, document_id)
+
+    def get_feed(self, feed_id: str) -> dict[str, Any]:
+        """getFeed: the feed, with processingStatus IN_QUEUE | IN_PROGRESS | DONE | FATAL | CANCELLED and,
+        once DONE or FATAL, the resultFeedDocumentId of its processing report."""
+        feed = self._request("GET", "getFeed", f"{FEEDS_PATH}/feeds/{quote(feed_id, safe='')}")
+        if not isinstance(feed.get("processingStatus"), str):
+            raise SpApiError("getFeed answered without a processingStatus", operation="getFeed")
+        return feed
+
+    def get_feed_document(self, feed_document_id: str) -> dict[str, Any]:
+        """getFeedDocument: {feedDocumentId, url, compressionAlgorithm?} of a result document."""
+        path = f"{FEEDS_PATH}/documents/{quote(feed_document_id, safe='')}"
+        document = self._request("GET", "getFeedDocument", path)
+        if not isinstance(document.get("url"), str):
+            raise SpApiError("getFeedDocument answered without a url", operation="getFeedDocument")
+        return document
+
+    def download_feed_document(self, document: dict[str, Any]) -> bytes:
+        """The content of a feed document (as get_feed_document describes it), gunzipped when it says GZIP."""
+        content = self._transfer("GET", str(document["url"]))
+        algorithm = document.get("compressionAlgorithm")
+        if algorithm is None:
+            return content
+        if algorithm != "GZIP":
+            raise SpApiError(f"feed document compressed with {algorithm!r}", operation="getFeedDocument")
+        try:
+            return gzip.decompress(content)
+        except (OSError, EOFError) as exc:
+            raise SpApiError("feed document is not valid GZIP", operation="getFeedDocument") from exc
+
     def rate_limit(self, operation: str) -> float:
         """The rate (requests per second) the client currently paces an operation to."""
         return self._bucket(operation).rate
 
     # --- transport ---------------------------------------------------------------------------
 
-    def _payload(self, operation: str, path: str, params: dict[str, str]) -> dict[str, Any]:
-        body = self._get(operation, path, params)
+    def _payload(
+        self, operation: str, path: str, params: dict[str, str], credentials: _Credentials | None = None
+    ) -> dict[str, Any]:
+        body = self._get(operation, path, params, credentials)
         payload = body.get("payload")
         if not isinstance(payload, dict):
             raise SpApiError(f"{operation} answered without a payload", operation=operation)
         return payload
 
-    def _get(self, operation: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+    def _get(
+        self,
+        operation: str,
+        path: str,
+        params: dict[str, str],
+        credentials: _Credentials | None = None,
+    ) -> dict[str, Any]:
+        return self._request("GET", operation, path, params=params, credentials=credentials)
+
+    def _request(
+        self,
+        method: str,
+        operation: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        credentials: _Credentials | None = None,
+        expect_body: bool = True,
+    ) -> dict[str, Any]:
+        """One SP-API call, paced and retried; `credentials` supplies x-amz-access-token (LWA by default).
+
+        `expect_body=False` for operations that answer 204 without content ({} is returned then).
+        """
+        credentials = credentials or _LwaCredentials(self)
         bucket = self._bucket(operation)
         attempt = 0
         refreshed = False
         while True:
             self._pace(operation, bucket)
-            token = self.access_token()
+            token = credentials.token()
+            headers = {"x-amz-access-token": token, "Accept": "application/json", "User-Agent": _USER_AGENT}
             try:
-                response = self._session.get(
+                response = self._session.request(
+                    method,
                     self._endpoint + path,
                     params=params,
-                    headers={
-                        "x-amz-access-token": token,
-                        "Accept": "application/json",
-                        "User-Agent": _USER_AGENT,
-                    },
+                    json=json,
+                    headers=headers,
                     timeout=self._timeout,
                 )
             except requests.RequestException as exc:
@@ -332,14 +537,14 @@ class SpApiClient:
             status = response.status_code
             if 200 <= status < 300:
                 body = _json_or_empty(response)
-                if not body:
+                if not body and expect_body:
                     raise SpApiError(f"{operation} answered {status} without JSON", operation=operation)
                 return body
             code, message = _first_error(response)
             if status in (401, 403) and not refreshed:
-                # The token may have been revoked or expired early: one fresh exchange, then believe it.
+                # The token may have been revoked or expired early: one fresh one, then believe the answer.
                 refreshed = True
-                self._forget_token(token)
+                credentials.forget(token)
                 continue
             if status == 429:
                 bucket.drain()
@@ -347,6 +552,36 @@ class SpApiClient:
                 attempt = self._retry_or_raise(operation, attempt, response, f"{code}: {message}")
                 continue
             raise _error_for(operation, status, code, message)
+
+    def _transfer(
+        self, method: str, url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> bytes:
+        """A feed document up- or download at a pre-signed URL: 5xx and transport errors retried."""
+        attempt = 0
+        while True:
+            try:
+                response = self._session.request(
+                    method, url, data=data, headers=headers or {}, timeout=self._timeout
+                )
+            except requests.RequestException as exc:
+                attempt = self._retry_or_raise(
+                    _DOCUMENT_TRANSFER, attempt, None, f"unreachable: {type(exc).__name__}"
+                )
+                continue
+            status = response.status_code
+            if 200 <= status < 300:
+                return response.content
+            if status in _TRANSIENT or status == 429:
+                attempt = self._retry_or_raise(_DOCUMENT_TRANSFER, attempt, response, f"HTTP {status}")
+                continue
+            # S3 answers XML (<Error><Code>...): keep the code, never the URL (it is a bearer credential).
+            code = _xml_tag_text(response.text, "Code") or str(status)
+            raise SpApiError(
+                f"feed document {method} answered {status} {code}",
+                operation=_DOCUMENT_TRANSFER,
+                status=status,
+                code=code,
+            )
 
     def _bucket(self, operation: str) -> _TokenBucket:
         with self._buckets_lock:
@@ -435,6 +670,14 @@ def _first_error(response: requests.Response) -> tuple[str, str]:
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         return str(errors[0].get("code") or response.status_code), str(errors[0].get("message") or "")
     return str(response.status_code), response.reason or ""
+
+
+def _xml_tag_text(text: str, tag: str) -> str | None:
+    start = text.find(f"<{tag}>")
+    end = text.find(f"</{tag}>", start)
+    if start < 0 or end < 0:
+        return None
+    return text[start + len(tag) + 2 : end].strip() or None
 
 
 def _retry_after_seconds(response: requests.Response) -> float | None:

@@ -125,9 +125,17 @@ def _text(parent: Mapping[str, Any], key: str) -> str:
 
 
 def normalise_amazon_order(
-    order: Mapping[str, Any], items: list[dict[str, Any]], store: str
+    order: Mapping[str, Any],
+    items: list[dict[str, Any]],
+    store: str,
+    address: Mapping[str, Any] | None = None,
 ) -> OrderSnapshot:
     """getOrder's payload and getOrderItems' OrderItems (all pages) → the canonical order and Amazon's state.
+
+    `address` is getOrderAddress's ShippingAddress (fetched with a restricted data token): getOrder
+    shows a merchant-fulfilled order's address without name, street lines and phone. When given and
+    not empty it is the shipping address and the recipient's name and phone, each field it lacks
+    falling back to getOrder's; otherwise getOrder's ShippingAddress serves alone, as before.
 
     Amazon's money is per item: ItemPrice is the price of the whole quantity, PromotionDiscount,
     ItemTax and the shipping figures likewise. The order's own OrderTotal is kept as the total
@@ -159,7 +167,10 @@ def normalise_amazon_order(
         raise InvalidInput(f"amazon order {amazon_order_id}: {exc}") from exc
 
     captured = _PAYMENT_STATUS[status] == "captured"
-    address = order.get("ShippingAddress") if isinstance(order.get("ShippingAddress"), Mapping) else None
+    shown = order.get("ShippingAddress")
+    ship_to: dict[str, Any] | None = {**shown} if isinstance(shown, Mapping) else None
+    if isinstance(address, Mapping) and address:
+        ship_to = {**(ship_to or {}), **{k: v for k, v in address.items() if v is not None}}
     buyer = order.get("BuyerInfo") if isinstance(order.get("BuyerInfo"), Mapping) else {}
     canonical = Order(
         order_id=derive_order_id(CHANNEL, store, amazon_order_id),
@@ -173,10 +184,10 @@ def normalise_amazon_order(
         customer=Customer(
             email=_optional(buyer, "BuyerEmail"),
             # Amazon withholds PII without a restricted data token: either name may be missing.
-            name=_optional(address, "Name") or _optional(buyer, "BuyerName"),
-            phone=_optional(address, "Phone"),
+            name=_optional(ship_to, "Name") or _optional(buyer, "BuyerName"),
+            phone=_optional(ship_to, "Phone"),
         ),
-        shipping_address=_address(address) if address else None,
+        shipping_address=_address(ship_to) if ship_to else None,
         lines=lines,
         totals=Totals(
             subtotal=subtotal, discount=money.to_amount(0, currency), shipping=shipping, tax=tax, total=total

@@ -1,10 +1,11 @@
-"""Amazon SP-API simulator: LWA token exchange, Orders v0 under usage plans, ORDER_CHANGE notifications."""
+"""Amazon SP-API simulator: LWA, RDTs, Orders v0 (confirmShipment too), Feeds 2021-06-30, ORDER_CHANGE."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import copy
+import gzip
 import json
 import logging
 import random
@@ -12,6 +13,7 @@ import secrets
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,18 +27,50 @@ from local.http_server import NoDelayRequestHandler
 
 log = logging.getLogger("local.amazon")
 
-# Documented Orders v0 usage plans: operation → (requests per second, burst).
+# Documented usage plans (Orders v0, Tokens 2021-03-01, Feeds 2021-06-30): operation → (rps, burst).
 DEFAULT_RATE_LIMITS: dict[str, tuple[float, int]] = {
     "getOrder": (0.5, 30),
+    "getOrderAddress": (0.5, 30),
     "getOrderItems": (0.5, 30),
     "getOrders": (0.0167, 20),
+    "confirmShipment": (2.0, 10),
+    "createRestrictedDataToken": (1.0, 10),
+    "createFeedDocument": (0.5, 15),
+    "createFeed": (0.0083, 15),
+    "getFeed": (2.0, 15),
+    "getFeedDocument": (0.0222, 10),
 }
+RDT_PATH = "/tokens/2021-03-01/restrictedDataToken"
+FEEDS_PATH = "/feeds/2021-06-30"
+ORDER_ACKNOWLEDGEMENT_FEED = "POST_ORDER_ACKNOWLEDGEMENT_DATA"
+# The simulated S3 behind pre-signed feed-document URLs; fail_next() takes this name too.
+DOCUMENT_STORE = "feedDocument"
+_DOCUMENTS_PREFIX = "/feed-documents/"
+# Amazon CarrierCode values the simulator accepts (a subset of Amazon's list); "Other" needs a carrierName.
+CARRIER_CODES = frozenset({
+    "USPS", "UPS", "UPS Mail Innovations", "FedEx", "FedEx SmartPost", "DHL", "DHL eCommerce", "OnTrac",
+    "Lasership", "Amazon Shipping", "Canada Post", "Royal Mail", "Parcelforce", "DPD", "GLS", "Hermes",
+    "Evri", "Deutsche Post", "Australia Post", "Japan Post", "Yamato Transport", "Sagawa Express", "Other",
+})  # fmt: skip
+CANCEL_REASONS = frozenset({
+    "NoInventory", "ShippingAddressUndeliverable", "CustomerExchange", "BuyerCanceled", "GeneralAdjustment",
+    "CarrierCreditDecision", "RiskAssessmentInformationNotValid", "CarrierCoverageFailure", "CustomerReturn",
+    "MerchandiseNotReceived", "CannotVerifyInformation", "PricingError", "RejectOrder", "WeatherDelay",
+})  # fmt: skip
+# confirmShipment's answer for a package of an order Amazon already considers fulfilled (as sellers
+# report it: amzn/selling-partner-api-models issue #5037).
+ALREADY_FULFILLED = (
+    "Failed to create package due to not finding a matching package or order already fulfilled."
+)
+_INVALID_TYPE = "The input you have submitted is not valid. Please check the fields with invalid type [{}]."
 ORDER_STATUSES = (
     "Pending", "PendingAvailability", "Unshipped", "PartiallyShipped", "Shipped", "InvoiceUnconfirmed",
     "Canceled", "Unfulfillable",
 )  # fmt: skip
 JP_MARKETPLACE = "A1VC38T7YXB528"
 _DENIED = "Access to requested resource is denied."
+_EXPIRED = "The access token you provided has expired."
+_QUOTA = "You exceeded your quota for the requested resource."
 
 
 # AddressLine1, AddressLine2, StateOrRegion, City, PostalCode, CountryCode
@@ -134,15 +168,58 @@ class _SimOrder:
     order: dict[str, Any]
     items: list[dict[str, Any]]
     withheld: dict[str, Any] = field(default_factory=dict)  # what Amazon shows only once payment clears
+    address: dict[str, Any] = field(default_factory=dict)  # the full ShippingAddress (getOrderAddress)
+
+
+@dataclass(frozen=True)
+class _Rdt:
+    resources: frozenset[tuple[str, str]]  # (method, path) pairs it was issued for
+    expires: float
+
+
+@dataclass
+class _Document:
+    content_type: str
+    secret: str  # the pre-signed URL's signature
+    content: bytes | None = None
+    result: bool = False  # a processing report (downloadable) rather than an input (uploadable)
+
+
+@dataclass
+class _Feed:
+    feed_id: str
+    feed_type: str
+    marketplace_ids: list[str]
+    document_id: str
+    created: float  # simulator clock
+    created_time: str
+    status: str = "IN_QUEUE"
+    claimed: bool = False
+    started_time: str | None = None
+    ended_time: str | None = None
+    result_document_id: str | None = None
 
 
 class AmazonSimulator:
-    """Plays one seller's Amazon: LWA, Orders v0 (getOrder, getOrderItems, getOrders) and ORDER_CHANGE.
+    """Plays one seller's Amazon: LWA, Orders v0 (getOrder, getOrderItems, getOrders), ORDER_CHANGE, and
+    getOrderAddress behind a restricted data token (Tokens 2021-03-01 createRestrictedDataToken).
 
     `marketplace_id` is the seller's home marketplace (US, DE, UK or JP here); `url` is the SP-API
     endpoint and `lwa_url` the token URL, for HUB_AMAZON_SPAPI_ENDPOINT / HUB_AMAZON_LWA_ENDPOINT.
     Usage plans are the documented ones unless `rate_limits` overrides them; every Orders answer
     carries x-amzn-RateLimit-Limit, and an empty bucket answers 429 QuotaExceeded.
+
+    An RDT (`rdt_ttl` seconds, default 3600) is issued to an LWA token for getOrderAddress paths of
+    specific orders only, and is good only for the (method, path) pairs it names; getOrderAddress
+    refuses a plain LWA token, an expired RDT, or one issued for another path (403 Unauthorized).
+
+    Merchant-fulfilled orders are published back through confirmShipment (one call per package; the same
+    packageReferenceId again edits that package; an order already Shipped answers 400 InvalidInput; all
+    items shipped → Shipped, some → PartiallyShipped) and the POST_ORDER_ACKNOWLEDGEMENT_DATA feed
+    (createFeedDocument → PUT to a pre-signed URL served by the simulator itself → createFeed → getFeed;
+    processed `feed_delay` seconds after createFeed, into an XML processing report; StatusCode Failure
+    cancels the order). `reject_feed_message(order_id, ...)` makes the next message about an order fail.
+    ResultMessageCode numbers in the reports are the simulator's own, not Amazon's.
 
     `notify(notification)` receives each notification exactly as Amazon writes it to the seller's
     SQS queue (the message body), synchronously from `create_order` / `set_status`; exceptions
@@ -166,11 +243,14 @@ class AmazonSimulator:
         items_page_size: int = 10,
         orders_page_size: int = 100,
         token_ttl: int = 3600,
+        rdt_ttl: int = 3600,
         duplicate_rate: float = 0.0,
         reorder_rate: float = 0.0,
         jp_rate: float = 0.15,
         pii_absent_rate: float = 0.25,
         retry_after: float | None = None,
+        feed_delay: float = 2.0,
+        gzip_reports: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if marketplace_id not in _MARKETS:
@@ -185,18 +265,26 @@ class AmazonSimulator:
         self.items_page_size = items_page_size
         self.orders_page_size = orders_page_size
         self.token_ttl = token_ttl
+        self.rdt_ttl = rdt_ttl
         self.duplicate_rate = duplicate_rate
         self.reorder_rate = reorder_rate
         self.jp_rate = jp_rate  # share of orders placed on amazon.co.jp (JPY) instead of marketplace_id
         self.pii_absent_rate = pii_absent_rate
         self.retry_after = retry_after  # SP-API sends no Retry-After on 429; set it to play servers that do
+        self.feed_delay = feed_delay  # seconds (simulator clock) from createFeed until the report is ready
+        self.gzip_reports = gzip_reports  # serve processing reports GZIP-compressed, as Amazon may
         self._clock = clock
         self._rng = random.Random(seed)
         self._limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
         self._buckets = {op: _Bucket(rate, burst, clock) for op, (rate, burst) in self._limits.items()}
         self._orders: dict[str, _SimOrder] = {}
         self._tokens: dict[str, float] = {}  # access token → expiry on the simulator's clock
+        self._rdts: dict[str, _Rdt] = {}  # restricted data token → what it opens and until when
         self._failures: dict[str, list[int]] = {}
+        self._packages: dict[str, dict[str, dict[str, Any]]] = {}  # order → packageReferenceId → package
+        self._documents: dict[str, _Document] = {}
+        self._feeds: dict[str, _Feed] = {}
+        self._rejections: dict[str, list[tuple[str, str]]] = {}  # order → (code, description) to answer
         self._held: dict[str, Any] | None = None
         self._lock = threading.RLock()
         self._notify_lock = threading.Lock()
@@ -260,6 +348,7 @@ class AmazonSimulator:
             address = {"Name": name, "AddressLine1": line1, "AddressLine2": line2, "City": city,
                        "StateOrRegion": region, "PostalCode": postal, "CountryCode": country,
                        "Phone": phone, "AddressType": "Residential"}  # fmt: skip
+            full_address = {k: v for k, v in address.items() if v is not None}
             if pii is False or (pii is None and rng.random() < self.pii_absent_rate):
                 # Without a restricted data token Amazon shows only where the parcel goes, not to whom.
                 address = {k: address[k] for k in ("City", "StateOrRegion", "PostalCode", "CountryCode")}
@@ -297,7 +386,7 @@ class AmazonSimulator:
                 "ShippingAddress": {k: v for k, v in address.items() if v is not None},
                 "BuyerInfo": buyer,
             }
-            sim = _SimOrder(order, items)
+            sim = _SimOrder(order, items, address=full_address)
             if status in ("Pending", "PendingAvailability"):
                 # Until payment clears Amazon shows neither the total nor who or where the buyer is.
                 sim.withheld = {k: order.pop(k) for k in ("OrderTotal", "ShippingAddress", "BuyerInfo")}
@@ -317,29 +406,35 @@ class AmazonSimulator:
             raise ValueError(f"unknown OrderStatus {status!r}")
         with self._lock:
             sim = self._orders[order_id]
-            order = sim.order
-            previous = datetime.fromisoformat(order["LastUpdateDate"])
-            # SP-API timestamps have whole seconds: keep LastUpdateDate strictly increasing anyway.
-            now = max(datetime.now(UTC).replace(microsecond=0), previous + timedelta(seconds=1))
-            order["OrderStatus"], order["LastUpdateDate"] = status, _iso(now)
-            if status not in ("Pending", "PendingAvailability", "Canceled"):
-                order.update(sim.withheld)
-                sim.withheld = {}
             shipped_lines = {
                 "Shipped": len(sim.items),
                 "InvoiceUnconfirmed": len(sim.items),
                 "PartiallyShipped": 1,
             }
-            for position, item in enumerate(sim.items):
-                item["QuantityShipped"] = (
-                    item["QuantityOrdered"] if position < shipped_lines.get(status, 0) else 0
-                )
-            shipped = sum(i["QuantityShipped"] for i in sim.items)
-            order["NumberOfItemsShipped"] = shipped
-            order["NumberOfItemsUnshipped"] = sum(i["QuantityOrdered"] for i in sim.items) - shipped
-            snapshot = copy.deepcopy(order)
+            shipped = {
+                item["OrderItemId"]: item["QuantityOrdered"] if position < shipped_lines.get(status, 0) else 0
+                for position, item in enumerate(sim.items)
+            }
+            snapshot = self._change(sim, status, shipped)
         self._emit(self._notification(sim, f"Order status changed to {status}"))
         return snapshot
+
+    def _change(self, sim: _SimOrder, status: str, shipped: dict[str, int]) -> dict[str, Any]:
+        """Under the lock: a new OrderStatus and QuantityShipped per item, LastUpdateDate bumped."""
+        order = sim.order
+        previous = datetime.fromisoformat(order["LastUpdateDate"])
+        # SP-API timestamps have whole seconds: keep LastUpdateDate strictly increasing anyway.
+        now = max(datetime.now(UTC).replace(microsecond=0), previous + timedelta(seconds=1))
+        order["OrderStatus"], order["LastUpdateDate"] = status, _iso(now)
+        if status not in ("Pending", "PendingAvailability", "Canceled"):
+            order.update(sim.withheld)
+            sim.withheld = {}
+        for item in sim.items:
+            item["QuantityShipped"] = shipped.get(item["OrderItemId"], 0)
+        total = sum(i["QuantityShipped"] for i in sim.items)
+        order["NumberOfItemsShipped"] = total
+        order["NumberOfItemsUnshipped"] = sum(i["QuantityOrdered"] for i in sim.items) - total
+        return copy.deepcopy(order)
 
     def flush(self) -> None:
         """Deliver a notification still held back by `reorder_rate`."""
@@ -354,9 +449,50 @@ class AmazonSimulator:
             self._failures.setdefault(operation, []).extend([status] * times)
 
     def revoke_tokens(self) -> None:
-        """Invalidate every access token issued so far (as a revoked authorisation would)."""
+        """Invalidate every access token and restricted data token issued so far (a revoked authorisation)."""
         with self._lock:
             self._tokens.clear()
+            self._rdts.clear()
+
+    def reject_feed_message(
+        self,
+        order_id: str,
+        description: str = "The order cannot be cancelled: the buyer has been sent a replacement.",
+        code: str = "18999",
+    ) -> None:
+        """Make the next feed message about this order fail with this ResultMessageCode and description."""
+        with self._lock:
+            self._rejections.setdefault(order_id, []).append((code, description))
+
+    def shipment_confirmations(self, order_id: str) -> list[dict[str, Any]]:
+        """Every package confirmed for an order: {packageDetail, submissions} in confirmation order."""
+        with self._lock:
+            return copy.deepcopy(list(self._packages.get(order_id, {}).values()))
+
+    def feeds(self) -> list[dict[str, Any]]:
+        """Every feed created, processed as far as the clock allows: id, type, status, content, report."""
+        self._advance_feeds()
+        with self._lock:
+            return [
+                {
+                    "feedId": f.feed_id,
+                    "feedType": f.feed_type,
+                    "marketplaceIds": list(f.marketplace_ids),
+                    "processingStatus": f.status,
+                    "content": (self._documents[f.document_id].content or b"").decode(),
+                    "report": (
+                        (self._documents[f.result_document_id].content or b"").decode()
+                        if f.result_document_id
+                        else None
+                    ),
+                }
+                for f in self._feeds.values()
+            ]
+
+    def shipping_address(self, order_id: str) -> dict[str, Any]:
+        """The order's full ShippingAddress, as getOrderAddress shows it once Amazon releases it."""
+        with self._lock:
+            return copy.deepcopy(self._orders[order_id].address)
 
     def order(self, order_id: str) -> dict[str, Any]:
         with self._lock:
@@ -542,17 +678,321 @@ class AmazonSimulator:
             return 403, _errors("Unauthorized", _DENIED, "The access token you provided has expired.")
         return None
 
-    def _handle_orders(
-        self, operation: str, order_id: str | None, query: dict[str, str]
-    ) -> tuple[int, dict[str, Any]]:
+    def _authorise_restricted(
+        self, token: str | None, method: str, path: str
+    ) -> tuple[int, dict[str, Any]] | None:
+        """A restricted operation takes only an unexpired RDT issued for exactly this method and path."""
+        with self._lock:
+            rdt = self._rdts.get(token or "")
+        if rdt is None or (method, path) not in rdt.resources:
+            # A plain LWA token, an unknown token, or an RDT for another resource.
+            return 403, _errors("Unauthorized", _DENIED)
+        if self._clock() >= rdt.expires:
+            return 403, _errors("Unauthorized", _DENIED, _EXPIRED)
+        return None
+
+    def _limited(self, operation: str) -> tuple[int, dict[str, Any]] | None:
+        """An injected failure or an empty usage-plan bucket, as SP-API would answer it; None to proceed."""
+        # Amazon processes feeds in the background: whatever the seller asks next sees their effect.
+        self._advance_feeds()
         failure = self._injected(operation)
         if failure == 429:
-            return 429, _errors("QuotaExceeded", "You exceeded your quota for the requested resource.")
+            return 429, _errors("QuotaExceeded", _QUOTA)
         if failure is not None:
             code = "ServiceUnavailable" if failure == 503 else "InternalFailure"
             return failure, _errors(code, "We encountered an internal error. Please try again.")
         if not self._buckets[operation].take():
-            return 429, _errors("QuotaExceeded", "You exceeded your quota for the requested resource.")
+            return 429, _errors("QuotaExceeded", _QUOTA)
+        return None
+
+    def _create_rdt(self, body: Any) -> tuple[int, dict[str, Any]]:
+        limited = self._limited("createRestrictedDataToken")
+        if limited is not None:
+            return limited
+        resources = body.get("restrictedResources") if isinstance(body, dict) else None
+        if not isinstance(resources, list) or not resources:
+            return 400, _errors("InvalidInput", "Request is missing or has invalid parameters",
+                                "Resource not provided.")  # fmt: skip
+        if len(resources) > 50:
+            return 400, _errors("InvalidInput", "Request is missing or has invalid parameters",
+                                "At most 50 restricted resources.")  # fmt: skip
+        granted: set[tuple[str, str]] = set()
+        for resource in resources:
+            method = resource.get("method") if isinstance(resource, dict) else None
+            path = resource.get("path") if isinstance(resource, dict) else None
+            if method not in ("GET", "PUT", "POST", "DELETE") or not isinstance(path, str) or not path:
+                return 400, _errors("InvalidInput", "Request is missing or has invalid parameters",
+                                    "Resource not provided.")  # fmt: skip
+            segments = [unquote(s) for s in path.strip("/").split("/")]
+            # Only getOrderAddress for a specific order is simulated among SP-API's restricted operations.
+            if not (
+                method == "GET"
+                and len(segments) == 5
+                and segments[:3] == ["orders", "v0", "orders"]
+                and segments[4] == "address"
+                and not segments[3].startswith("{")
+            ):
+                return 400, _errors("InvalidInput", "Request is missing or has invalid parameters",
+                                    f"Not a restricted resource: {method} {path}")  # fmt: skip
+            granted.add((method, "/" + "/".join(segments)))
+        token = "Atz.sprdt|" + secrets.token_urlsafe(48)
+        with self._lock:
+            self._rdts[token] = _Rdt(frozenset(granted), self._clock() + self.rdt_ttl)
+        return 200, {"restrictedDataToken": token, "expiresIn": self.rdt_ttl}
+
+    def _get_order_address(self, order_id: str) -> tuple[int, dict[str, Any]]:
+        limited = self._limited("getOrderAddress")
+        if limited is not None:
+            return limited
+        with self._lock:
+            sim = self._orders.get(order_id)
+            if sim is None:
+                return 404, _errors("NotFound", "The resource specified does not exist.")
+            payload: dict[str, Any] = {"AmazonOrderId": order_id}
+            if "ShippingAddress" not in sim.withheld:
+                # Until payment clears Amazon withholds the address even from an RDT.
+                payload["ShippingAddress"] = copy.deepcopy(sim.address)
+        return 200, {"payload": payload}
+
+    def _confirm_shipment(self, order_id: str, body: Any) -> tuple[int, dict[str, Any] | None]:
+        limited = self._limited("confirmShipment")
+        if limited is not None:
+            return limited
+        with self._lock:
+            sim = self._orders.get(order_id)
+            if sim is None:
+                return 404, _errors("NotFound", "The resource specified does not exist.")
+            problem = _package_problem(body, sim)
+            if problem is not None:
+                return 400, _errors("InvalidInput", problem)
+            detail = body["packageDetail"]
+            reference = detail["packageReferenceId"]
+            status = sim.order["OrderStatus"]
+            if status in ("Shipped", "InvoiceUnconfirmed"):
+                return 400, _errors("InvalidInput", ALREADY_FULFILLED)
+            if status not in ("Unshipped", "PartiallyShipped"):
+                return 400, _errors(
+                    "InvalidInput", f"Order {order_id} in status {status} cannot be confirmed."
+                )
+            packages = self._packages.setdefault(order_id, {})
+            shipped = _shipped_quantities(p["packageDetail"] for r, p in packages.items() if r != reference)
+            for item in detail["orderItems"]:
+                shipped[item["orderItemId"]] = shipped.get(item["orderItemId"], 0) + item["quantity"]
+            for item in sim.items:
+                if shipped.get(item["OrderItemId"], 0) > item["QuantityOrdered"]:
+                    return 400, _errors("InvalidInput", f"Quantity for OrderItemId {item['OrderItemId']} "
+                                        "exceeds the quantity ordered.")  # fmt: skip
+            previous = packages.get(reference)
+            # The same packageReferenceId again edits that package (Amazon's guide): one package, updated.
+            packages[reference] = {
+                "packageDetail": copy.deepcopy(detail),
+                "submissions": (previous["submissions"] if previous else 0) + 1,
+            }
+            everything = all(shipped.get(i["OrderItemId"], 0) >= i["QuantityOrdered"] for i in sim.items)
+            new_status = "Shipped" if everything else "PartiallyShipped"
+            changed = new_status != status or any(
+                shipped.get(i["OrderItemId"], 0) != i["QuantityShipped"] for i in sim.items
+            )
+            if changed:
+                self._change(sim, new_status, shipped)
+        if changed:
+            self._emit(self._notification(sim, f"Order status changed to {new_status}"))
+        return 204, None
+
+    # --- Feeds 2021-06-30 ------------------------------------------------------------------
+
+    def _create_feed_document(self, body: Any) -> tuple[int, dict[str, Any] | None]:
+        limited = self._limited("createFeedDocument")
+        if limited is not None:
+            return limited
+        content_type = body.get("contentType") if isinstance(body, dict) else None
+        if not isinstance(content_type, str) or not content_type.strip():
+            return 400, _errors("InvalidInput", "Request is missing or has invalid parameters",
+                                "contentType is required.")  # fmt: skip
+        document_id = f"amzn1.tortuga.4.na.{uuid.uuid4()}"
+        document = _Document(content_type=content_type, secret=secrets.token_hex(32))
+        with self._lock:
+            self._documents[document_id] = document
+        return 201, {"feedDocumentId": document_id, "url": self._document_url(document_id, document)}
+
+    def _document_url(self, document_id: str, document: _Document) -> str:
+        return f"{self.url}{_DOCUMENTS_PREFIX}{document_id}?X-Amz-Signature={document.secret}"
+
+    def _store_document(
+        self, method: str, document_id: str, query: dict[str, str], content_type: str, data: bytes
+    ) -> tuple[int, bytes, str]:
+        """S3's side of a pre-signed URL: PUT an input document, GET a result document."""
+        self._count(DOCUMENT_STORE)
+        failure = self._injected(DOCUMENT_STORE)
+        if failure is not None:
+            return failure, _s3_error("InternalError", "We encountered an internal error."), "application/xml"
+        with self._lock:
+            document = self._documents.get(document_id)
+            signature = query.get("X-Amz-Signature", "")
+            if document is None or not secrets.compare_digest(signature, document.secret):
+                return 403, _s3_error("AccessDenied", "Access Denied"), "application/xml"
+            if method == "PUT":
+                if document.result:
+                    return 403, _s3_error("AccessDenied", "Access Denied"), "application/xml"
+                if content_type != document.content_type:
+                    # The content type is part of what the URL signs.
+                    return (
+                        403,
+                        _s3_error(
+                            "SignatureDoesNotMatch",
+                            "The request signature we calculated does not match the signature you provided.",
+                        ),
+                        "application/xml",
+                    )
+                document.content = data
+                return 200, b"", "application/xml"
+            if not document.result or document.content is None:
+                return 403, _s3_error("AccessDenied", "Access Denied"), "application/xml"
+            if self.gzip_reports:
+                return 200, gzip.compress(document.content), document.content_type
+            return 200, document.content, document.content_type
+
+    def _create_feed(self, body: Any) -> tuple[int, dict[str, Any] | None]:
+        limited = self._limited("createFeed")
+        if limited is not None:
+            return limited
+        spec = body if isinstance(body, dict) else {}
+        feed_type, marketplaces = spec.get("feedType"), spec.get("marketplaceIds")
+        document_id = spec.get("inputFeedDocumentId")
+        if feed_type != ORDER_ACKNOWLEDGEMENT_FEED:
+            return 400, _errors("InvalidInput", f"Invalid feedType {feed_type!r} (the simulator processes "
+                                f"{ORDER_ACKNOWLEDGEMENT_FEED} only).")  # fmt: skip
+        if (
+            not isinstance(marketplaces, list)
+            or not marketplaces
+            or not all(m in _MARKETS for m in marketplaces)
+        ):
+            return 400, _errors("InvalidInput", "Invalid marketplaceIds.")
+        with self._lock:
+            document = self._documents.get(document_id) if isinstance(document_id, str) else None
+            if document is None or document.result or document.content is None:
+                return 400, _errors("InvalidInput", "Invalid inputFeedDocumentId: no uploaded document.")
+            feed_id = str(self._rng.randint(10**10, 10**11 - 1))
+            self._feeds[feed_id] = _Feed(
+                feed_id=feed_id,
+                feed_type=feed_type,
+                marketplace_ids=list(marketplaces),
+                document_id=str(document_id),
+                created=self._clock(),
+                created_time=_iso(datetime.now(UTC)),
+            )
+        return 202, {"feedId": feed_id}
+
+    def _get_feed(self, feed_id: str) -> tuple[int, dict[str, Any] | None]:
+        limited = self._limited("getFeed")
+        if limited is not None:
+            return limited
+        self._advance_feeds()
+        with self._lock:
+            feed = self._feeds.get(feed_id)
+            if feed is None:
+                return 404, _errors("NotFound", "The resource specified does not exist.")
+            answer: dict[str, Any] = {
+                "feedId": feed.feed_id,
+                "feedType": feed.feed_type,
+                "marketplaceIds": list(feed.marketplace_ids),
+                "createdTime": feed.created_time,
+                "processingStatus": feed.status,
+            }
+            optional = {"processingStartTime": feed.started_time, "processingEndTime": feed.ended_time,
+                        "resultFeedDocumentId": feed.result_document_id}  # fmt: skip
+            answer.update({k: v for k, v in optional.items() if v is not None})
+        return 200, answer
+
+    def _get_feed_document(self, document_id: str) -> tuple[int, dict[str, Any] | None]:
+        limited = self._limited("getFeedDocument")
+        if limited is not None:
+            return limited
+        with self._lock:
+            document = self._documents.get(document_id)
+            if document is None:
+                return 404, _errors("NotFound", "The resource specified does not exist.")
+            answer = {"feedDocumentId": document_id, "url": self._document_url(document_id, document)}
+            if document.result and self.gzip_reports:
+                answer["compressionAlgorithm"] = "GZIP"
+        return 200, answer
+
+    def _advance_feeds(self) -> None:
+        """Move feeds along the clock: IN_QUEUE, IN_PROGRESS after half the delay, processed after it."""
+        now = self._clock()
+        due: list[_Feed] = []
+        with self._lock:
+            for feed in self._feeds.values():
+                if feed.claimed:
+                    continue
+                if now >= feed.created + self.feed_delay:
+                    feed.claimed = True
+                    due.append(feed)
+                elif now >= feed.created + self.feed_delay / 2 and feed.status == "IN_QUEUE":
+                    feed.status, feed.started_time = "IN_PROGRESS", _iso(datetime.now(UTC))
+        for feed in due:
+            self._process_feed(feed)
+
+    def _process_feed(self, feed: _Feed) -> None:
+        # Outside the lock: cancelling an order notifies, and notify() may call back into the simulator.
+        with self._lock:
+            content = self._documents[feed.document_id].content or b""
+        results: list[tuple[str, str, str, str]] = []  # (MessageID, ResultCode, ResultMessageCode, text)
+        messages = _acknowledgement_messages(content)
+        if messages is None:
+            status, processed = "FATAL", 0
+            results.append(("0", "Error", "5001", "XML Parsing Fatal Error: the document is not a valid "
+                            "OrderAcknowledgement AmazonEnvelope."))  # fmt: skip
+        else:
+            status, processed = "DONE", len(messages)
+            for message in messages:
+                outcome = self._acknowledge(message)
+                if outcome is not None:
+                    results.append((message["MessageID"], "Error", *outcome))
+        report = _processing_report(feed.feed_id, processed, results)
+        result_id = f"amzn1.tortuga.4.na.{uuid.uuid4()}"
+        with self._lock:
+            self._documents[result_id] = _Document(
+                content_type="text/xml", secret=secrets.token_hex(32), content=report, result=True
+            )
+            feed.status, feed.result_document_id = status, result_id
+            feed.started_time = feed.started_time or _iso(datetime.now(UTC))
+            feed.ended_time = _iso(datetime.now(UTC))
+
+    def _acknowledge(self, message: dict[str, Any]) -> tuple[str, str] | None:
+        """One OrderAcknowledgement message applied: None, or (ResultMessageCode, description)."""
+        order_id = message.get("AmazonOrderID") or ""
+        with self._lock:
+            rejections = self._rejections.get(order_id)
+            if rejections:
+                return rejections.pop(0)
+            sim = self._orders.get(order_id)
+            if sim is None:
+                return "18028", f"The AmazonOrderID {order_id!r} is not a valid order for this merchant."
+            if message.get("StatusCode") not in ("Success", "Failure"):
+                return "18100", "StatusCode must be Success or Failure."
+            if message["StatusCode"] == "Success":
+                return None
+            known = {i["OrderItemId"] for i in sim.items}
+            for item_id, reason in message["Items"]:
+                if item_id not in known:
+                    return "18032", f"AmazonOrderItemCode {item_id} is not an item of order {order_id}."
+                if reason not in CANCEL_REASONS:
+                    return "18101", f"Invalid CancelReason {reason!r}."
+            status = sim.order["OrderStatus"]
+            if status == "Canceled":
+                return "18102", f"Order {order_id} is already canceled."
+            if status not in ("Pending", "Unshipped"):
+                return "18103", f"Order {order_id} is {status}: shipped items cannot be canceled."
+        self.set_status(order_id, "Canceled")
+        return None
+
+    def _handle_orders(
+        self, operation: str, order_id: str | None, query: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        limited = self._limited(operation)
+        if limited is not None:
+            return limited
         if operation == "getOrders":
             return self._get_orders(query)
         with self._lock:
@@ -617,16 +1057,87 @@ class _Handler(NoDelayRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
-        if urlsplit(self.path).path != "/auth/o2/token":
+        path = urlsplit(self.path).path
+        segments = [unquote(s) for s in path.strip("/").split("/")]
+        owner = self.owner
+        if path == RDT_PATH:
+            self._create_rdt(body)
+        elif path == "/auth/o2/token":
+            form = {k: v[0] for k, v in parse_qs(body).items()}
+            self._answer(*owner._issue_token(form))
+        elif (
+            len(segments) == 5
+            and segments[:3] == ["orders", "v0", "orders"]
+            and segments[4] == ("shipmentConfirmation")
+        ):
+            self._serve("confirmShipment", lambda: owner._confirm_shipment(segments[3], _json(body)))
+        elif path == f"{FEEDS_PATH}/documents":
+            self._serve("createFeedDocument", lambda: owner._create_feed_document(_json(body)))
+        elif path == f"{FEEDS_PATH}/feeds":
+            self._serve("createFeed", lambda: owner._create_feed(_json(body)))
+        else:
             self._answer(404, _errors("NotFound", "Resource not found"))
-            return
-        form = {k: v[0] for k, v in parse_qs(body).items()}
-        self._answer(*self.owner._issue_token(form))
+
+    def do_PUT(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length) if length else b""
+        self._document("PUT", data)
+
+    def _document(self, method: str, data: bytes) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        document_id = unquote(parts.path[len(_DOCUMENTS_PREFIX) :])
+        content_type = self.headers.get("Content-Type") or ""
+        status, body, kind = self.owner._store_document(method, document_id, query, content_type, data)
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _serve(self, operation: str, work: Callable[[], tuple[int, dict[str, Any] | None]]) -> None:
+        """An SP-API operation behind an LWA token, with its usage-plan header (and Retry-After if set)."""
+        rate = {"x-amzn-RateLimit-Limit": f"{self.owner._limits[operation][0]:g}"}
+        denied = self.owner._authorise(self.headers.get("x-amz-access-token"))
+        status, answer = denied if denied is not None else work()
+        self.owner._count(operation)
+        if status == 429 and self.owner.retry_after is not None:
+            rate["Retry-After"] = f"{self.owner.retry_after:g}"
+        self._answer(status, answer, rate)
+
+    def _create_rdt(self, body: str) -> None:
+        operation = "createRestrictedDataToken"
+        rate = {"x-amzn-RateLimit-Limit": f"{self.owner._limits[operation][0]:g}"}
+        denied = self.owner._authorise(self.headers.get("x-amz-access-token"))
+        if denied is None:
+            try:
+                parsed = json.loads(body) if body else None
+            except ValueError:
+                parsed = None
+            status, answer = self.owner._create_rdt(parsed)
+        else:
+            status, answer = denied
+        self.owner._count(operation)
+        if status == 429 and self.owner.retry_after is not None:
+            rate["Retry-After"] = f"{self.owner.retry_after:g}"
+        self._answer(status, answer, rate)
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         segments = [unquote(s) for s in parts.path.strip("/").split("/")]
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        owner = self.owner
+        if parts.path.startswith(_DOCUMENTS_PREFIX):
+            self._document("GET", b"")
+            return
+        feeds = {
+            "feeds": ("getFeed", owner._get_feed),
+            "documents": ("getFeedDocument", owner._get_feed_document),
+        }
+        if segments[:2] == ["feeds", "2021-06-30"] and len(segments) == 4 and segments[2] in feeds:
+            operation, work = feeds[segments[2]]
+            self._serve(operation, lambda: work(segments[3]))
+            return
         if segments[:3] != ["orders", "v0", "orders"] or len(segments) > 5:
             self._answer(404, _errors("NotFound", "Resource not found"))
             return
@@ -636,27 +1147,157 @@ class _Handler(NoDelayRequestHandler):
             operation, order_id = "getOrder", segments[3]
         elif segments[4] == "orderItems":
             operation, order_id = "getOrderItems", segments[3]
+        elif segments[4] == "address":
+            operation, order_id = "getOrderAddress", segments[3]
         else:
             self._answer(404, _errors("NotFound", "Resource not found"))
             return
         rate = {"x-amzn-RateLimit-Limit": f"{self.owner._limits[operation][0]:g}"}
-        denied = self.owner._authorise(self.headers.get("x-amz-access-token"))
-        status, answer = denied or self.owner._handle_orders(operation, order_id, query)
+        token = self.headers.get("x-amz-access-token")
+        if operation == "getOrderAddress":
+            resource = "/" + "/".join(segments)
+            denied = self.owner._authorise_restricted(token, "GET", resource)
+            status, answer = denied or self.owner._get_order_address(segments[3])
+        else:
+            denied = self.owner._authorise(token)
+            status, answer = denied or self.owner._handle_orders(operation, order_id, query)
         self.owner._count(operation)
         if status == 429 and self.owner.retry_after is not None:
             rate["Retry-After"] = f"{self.owner.retry_after:g}"
         self._answer(status, answer, rate)
 
-    def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode()
+    def _answer(
+        self, status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None
+    ) -> None:
+        data = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        if body is not None:
+            self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def _json(body: str) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+def _package_problem(body: Any, sim: _SimOrder) -> str | None:
+    """Why a confirmShipment body is invalid for this order (InvalidInput), or None."""
+    if not isinstance(body, dict) or not isinstance(body.get("packageDetail"), dict):
+        return "Request is missing or has invalid parameters: packageDetail is required."
+    if body.get("marketplaceId") != sim.order["MarketplaceId"]:
+        return f"Invalid marketplaceId {body.get('marketplaceId')!r} for this order."
+    detail = body["packageDetail"]
+    reference = detail.get("packageReferenceId")
+    if not isinstance(reference, str) or not reference.isdigit() or int(reference) <= 0:
+        return _INVALID_TYPE.format("packageDetail.packageReferenceId")
+    for name in ("carrierCode", "trackingNumber", "shipDate"):
+        if not isinstance(detail.get(name), str) or not detail[name].strip():
+            return f"Missing required field packageDetail.{name}."
+    if detail["carrierCode"] not in CARRIER_CODES:
+        return f"Invalid carrierCode {detail['carrierCode']!r}."
+    if detail["carrierCode"] == "Other" and not detail.get("carrierName"):
+        return "carrierName is required when carrierCode is Other."
+    try:
+        datetime.fromisoformat(detail["shipDate"].replace("Z", "+00:00"))
+    except ValueError:
+        return _INVALID_TYPE.format("packageDetail.shipDate")
+    items = detail.get("orderItems")
+    if not isinstance(items, list) or not items:
+        return "Missing required field packageDetail.orderItems."
+    known = {i["OrderItemId"] for i in sim.items}
+    for item in items:
+        item_id = item.get("orderItemId") if isinstance(item, dict) else None
+        if item_id not in known:
+            return (f"OrderItemId {item_id} is invalid, please obtain the value through the getOrderItems "
+                    "API or Manage Orders page")  # fmt: skip
+        quantity = item.get("quantity")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            return _INVALID_TYPE.format("packageDetail.orderItems.quantity")
+    return None
+
+
+def _shipped_quantities(details: Any) -> dict[str, int]:
+    shipped: dict[str, int] = {}
+    for detail in details:
+        for item in detail["orderItems"]:
+            shipped[item["orderItemId"]] = shipped.get(item["orderItemId"], 0) + item["quantity"]
+    return shipped
+
+
+def _acknowledgement_messages(content: bytes) -> list[dict[str, Any]] | None:
+    """The OrderAcknowledgement messages of a feed document; None when it is not one."""
+    if b"<!DOCTYPE" in content or b"<!ENTITY" in content:
+        return None
+    try:
+        root = ET.fromstring(content)  # noqa: S314 (no DTD, checked above)
+    except ET.ParseError:
+        return None
+    if root.tag != "AmazonEnvelope" or (root.findtext("MessageType") or "").strip() != "OrderAcknowledgement":
+        return None
+    messages = []
+    for message in root.findall("Message"):
+        acknowledgement = message.find("OrderAcknowledgement")
+        if acknowledgement is None:
+            return None
+        messages.append({
+            "MessageID": (message.findtext("MessageID") or "").strip(),
+            "AmazonOrderID": (acknowledgement.findtext("AmazonOrderID") or "").strip(),
+            "StatusCode": (acknowledgement.findtext("StatusCode") or "").strip(),
+            "Items": [
+                ((i.findtext("AmazonOrderItemCode") or "").strip(),
+                 (i.findtext("CancelReason") or "").strip())
+                for i in acknowledgement.findall("Item")
+            ],
+        })  # fmt: skip
+    return messages
+
+
+def _processing_report(feed_id: str, processed: int, results: list[tuple[str, str, str, str]]) -> bytes:
+    """The XML processing report Amazon writes for XML feeds (AmazonEnvelope / ProcessingReport)."""
+    envelope = ET.Element("AmazonEnvelope", {
+        "xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
+        "xsi:noNamespaceSchemaLocation": "amzn-envelope.xsd",
+    })  # fmt: skip
+    header = ET.SubElement(envelope, "Header")
+    ET.SubElement(header, "DocumentVersion").text = "1.02"
+    ET.SubElement(header, "MerchantIdentifier").text = "M_SIMULATED"
+    ET.SubElement(envelope, "MessageType").text = "ProcessingReport"
+    message = ET.SubElement(envelope, "Message")
+    ET.SubElement(message, "MessageID").text = "1"
+    report = ET.SubElement(message, "ProcessingReport")
+    ET.SubElement(report, "DocumentTransactionID").text = feed_id
+    ET.SubElement(report, "StatusCode").text = "Complete"
+    summary = ET.SubElement(report, "ProcessingSummary")
+    failed = len({r[0] for r in results if r[1] == "Error" and r[0] != "0"})
+    counts = {
+        "MessagesProcessed": processed,
+        "MessagesSuccessful": processed - failed,
+        "MessagesWithError": failed if processed else len(results),
+        "MessagesWithWarning": 0,
+    }
+    for name, value in counts.items():
+        ET.SubElement(summary, name).text = str(value)
+    for message_id, code, message_code, description in results:
+        result = ET.SubElement(report, "Result")
+        ET.SubElement(result, "MessageID").text = message_id
+        ET.SubElement(result, "ResultCode").text = code
+        ET.SubElement(result, "ResultMessageCode").text = message_code
+        ET.SubElement(result, "ResultDescription").text = description
+    document: bytes = ET.tostring(envelope, encoding="utf-8", xml_declaration=True)
+    return document
+
+
+def _s3_error(code: str, message: str) -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+            f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>").encode()  # fmt: skip
 
 
 def _errors(code: str, message: str, details: str = "") -> dict[str, Any]:

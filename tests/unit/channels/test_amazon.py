@@ -255,6 +255,77 @@ def test_normalise__canceled_order_without_pii__tolerated_and_money_not_collecte
     assert totals_issues(order) == []
 
 
+FULL_ADDRESS = {
+    "Name": "Renée O'Connor",
+    "AddressLine1": "77 Atlantic Ave",
+    "AddressLine2": "Unit 3",
+    "AddressLine3": None,
+    "City": "Brooklyn",
+    "StateOrRegion": "NY",
+    "PostalCode": "11201",
+    "CountryCode": "US",
+    "Phone": "+1 718-555-0199",
+    "AddressType": "Residential",
+}
+
+
+def mfn_order_without_street():
+    """order_us_unshipped as getOrder shows it without an RDT: only where the parcel goes."""
+    data = fixture("order_us_unshipped.json")
+    data["order"]["ShippingAddress"] = {"City": "Brooklyn", "StateOrRegion": "NY", "PostalCode": "11201",
+                                        "CountryCode": "US"}  # fmt: skip
+    data["order"]["BuyerInfo"] = {}
+    return data
+
+
+def test_normalise__full_address_from_get_order_address__is_the_shipping_address():
+    data = mfn_order_without_street()
+
+    order = normalise_amazon_order(data["order"], data["items"], SELLER, address=FULL_ADDRESS).order
+
+    address = order.shipping_address
+    assert address is not None
+    assert (address.name, address.line1, address.line2, address.city, address.region) == (
+        "Renée O'Connor",
+        "77 Atlantic Ave",
+        "Unit 3",
+        "Brooklyn",
+        "NY",
+    )
+    assert (address.postal_code, address.country) == ("11201", "US")
+    assert (order.customer.name, order.customer.phone) == ("Renée O'Connor", "+1 718-555-0199")
+
+
+def test_normalise__without_full_address__getorders_partial_address_as_before():
+    data = mfn_order_without_street()
+
+    for address in (None, {}):
+        order = normalise_amazon_order(data["order"], data["items"], SELLER, address).order
+
+        assert order.shipping_address is not None
+        assert (order.shipping_address.line1, order.shipping_address.name) == (None, None)
+        assert order.shipping_address.city == "Brooklyn"
+        assert (order.customer.name, order.customer.phone) == (None, None)
+
+
+def test_normalise__full_address_for_an_order_getorder_showed_no_address__still_used():
+    data = fixture("order_us_unshipped.json")
+    del data["order"]["ShippingAddress"]
+
+    order = normalise_amazon_order(data["order"], data["items"], SELLER, FULL_ADDRESS).order
+
+    assert order.shipping_address is not None and order.shipping_address.line1 == "77 Atlantic Ave"
+
+
+def test_normalise__full_address__does_not_modify_its_inputs():
+    data = mfn_order_without_street()
+    before, address = copy.deepcopy(data), copy.deepcopy(FULL_ADDRESS)
+
+    normalise_amazon_order(data["order"], data["items"], SELLER, address)
+
+    assert data == before and address == FULL_ADDRESS
+
+
 @pytest.mark.parametrize(
     ("status", "state", "payment"),
     [

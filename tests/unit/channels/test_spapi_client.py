@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from chalicelib.adapters.spapi import (
     SpApiAuthError,
@@ -15,7 +16,7 @@ from chalicelib.adapters.spapi import (
 from chalicelib.channels.amazon import normalise_amazon_order, parse_order_change_notification
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.totals import totals_issues
-from local.simulators.amazon import JP_MARKETPLACE, AmazonSimulator
+from local.simulators.amazon import JP_MARKETPLACE, RDT_PATH, AmazonSimulator
 
 SELLER, MARKETPLACE = "A2HUB7SELLER01", "ATVPDKIKX0DER"
 CLIENT_ID = "amzn1.application-oa2-client.hub"
@@ -147,6 +148,215 @@ def test_client_repr_and_errors_never_show_secrets(simulator, client):
 
     for text in (repr(client), str(caught.value)):
         assert CLIENT_SECRET not in text and REFRESH_TOKEN not in text and token not in text
+
+
+# --- restricted data tokens and getOrderAddress -----------------------------------------------------
+
+
+def address_path(order_id):
+    return f"/orders/v0/orders/{order_id}/address"
+
+
+def create_rdt(sim, token, *paths):
+    body = {"restrictedResources": [{"method": "GET", "path": path} for path in paths]}
+    return requests.post(sim.url + RDT_PATH, json=body, headers={"x-amz-access-token": token}, timeout=2)
+
+
+def get_address(sim, order_id, token):
+    return requests.get(sim.url + address_path(order_id), headers={"x-amz-access-token": token}, timeout=2)
+
+
+def test_simulator__rdt_issued_for_the_address_path__opens_it_with_the_full_address(simulator, client):
+    order_id = simulator.create_order(OrderStatus="Unshipped", pii=False)["AmazonOrderId"]
+    issued = create_rdt(simulator, client.access_token(), address_path(order_id))
+
+    assert issued.status_code == 200 and issued.headers["x-amzn-RateLimit-Limit"] == "1"
+    body = issued.json()
+    assert body["restrictedDataToken"].startswith("Atz.sprdt|") and body["expiresIn"] == 3600
+    answer = get_address(simulator, order_id, body["restrictedDataToken"])
+    assert answer.status_code == 200 and answer.headers["x-amzn-RateLimit-Limit"] == "0.5"
+    payload = answer.json()["payload"]
+    assert payload["AmazonOrderId"] == order_id
+    assert payload["ShippingAddress"] == simulator.shipping_address(order_id)
+    assert {"Name", "AddressLine1", "City", "StateOrRegion", "PostalCode", "CountryCode", "Phone"} <= set(
+        payload["ShippingAddress"]
+    )
+    # getOrder itself still shows only where the parcel goes.
+    assert "AddressLine1" not in simulator.order(order_id)["ShippingAddress"]
+
+
+def test_simulator__rdt_for_another_orders_path__403(simulator, client):
+    mine, other = (simulator.create_order(OrderStatus="Unshipped")["AmazonOrderId"] for _ in range(2))
+    rdt = create_rdt(simulator, client.access_token(), address_path(other)).json()["restrictedDataToken"]
+
+    answer = get_address(simulator, mine, rdt)
+
+    assert answer.status_code == 403 and answer.json()["errors"][0]["code"] == "Unauthorized"
+    assert get_address(simulator, other, rdt).status_code == 200
+
+
+def test_simulator__plain_lwa_token_on_the_address_endpoint__403(simulator, client):
+    order_id = simulator.create_order(OrderStatus="Unshipped")["AmazonOrderId"]
+    token = client.access_token()
+
+    answer = get_address(simulator, order_id, token)
+
+    assert answer.status_code == 403 and answer.json()["errors"][0]["code"] == "Unauthorized"
+    assert "ShippingAddress" not in answer.text
+
+
+def test_simulator__rdt_is_not_an_access_token_for_other_operations(simulator, client):
+    order_id = simulator.create_order(OrderStatus="Unshipped")["AmazonOrderId"]
+    rdt = create_rdt(simulator, client.access_token(), address_path(order_id)).json()["restrictedDataToken"]
+
+    answer = requests.get(
+        f"{simulator.url}/orders/v0/orders/{order_id}", headers={"x-amz-access-token": rdt}, timeout=2
+    )
+
+    assert answer.status_code == 403
+
+
+def test_simulator__expired_rdt__403_expired(simulator, client, fake_time):
+    order_id = simulator.create_order(OrderStatus="Unshipped")["AmazonOrderId"]
+    rdt = create_rdt(simulator, client.access_token(), address_path(order_id)).json()["restrictedDataToken"]
+    fake_time.now += 3599
+    assert get_address(simulator, order_id, rdt).status_code == 200
+
+    fake_time.now += 1
+    answer = get_address(simulator, order_id, rdt)
+
+    assert answer.status_code == 403
+    error = answer.json()["errors"][0]
+    assert error["code"] == "Unauthorized" and "expired" in error["details"]
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        [],
+        [{"method": "GET", "path": "/orders/v0/orders/{orderId}/address"}],
+        [{"method": "PATCH", "path": "/orders/v0/orders/123-1234567-1234567/address"}],
+        [{"method": "GET", "path": "/orders/v0/orders/123-1234567-1234567/shipmentConfirmation"}],
+    ],
+)
+def test_simulator__create_rdt__resources_it_cannot_grant__400(simulator, client, resources):
+    answer = requests.post(
+        simulator.url + RDT_PATH,
+        json={"restrictedResources": resources},
+        headers={"x-amz-access-token": client.access_token()},
+        timeout=2,
+    )
+
+    assert answer.status_code == 400 and answer.json()["errors"][0]["code"] == "InvalidInput"
+
+
+def test_simulator__create_rdt__needs_a_valid_lwa_token(simulator):
+    order_id = simulator.create_order(OrderStatus="Unshipped")["AmazonOrderId"]
+
+    answer = create_rdt(simulator, "Atza|forged", address_path(order_id))
+
+    assert answer.status_code == 403 and "restrictedDataToken" not in answer.json()
+
+
+def test_get_order_address__rdt_then_the_full_address(simulator, client):
+    order_id = simulator.create_order(OrderStatus="Unshipped", pii=False)["AmazonOrderId"]
+
+    address = client.get_order_address(order_id)
+
+    assert address == simulator.shipping_address(order_id)
+    assert address["AddressLine1"] and address["Name"] and address["Phone"]
+    assert simulator.requests["createRestrictedDataToken"] == 1
+    assert simulator.requests["getOrderAddress"] == 1
+
+
+def test_get_order_address__pending_order__empty_until_amazon_releases_it(simulator, client):
+    order_id = simulator.create_order(OrderStatus="Pending")["AmazonOrderId"]
+
+    assert client.get_order_address(order_id) == {}
+    simulator.set_status(order_id, "Unshipped")
+    assert client.get_order_address(order_id)["AddressLine1"]
+
+
+def test_get_order_address__each_call_makes_its_own_rdt(simulator, client):
+    first, second = (simulator.create_order(OrderStatus="Unshipped")["AmazonOrderId"] for _ in range(2))
+
+    client.get_order_address(first)
+    client.get_order_address(second)
+    client.get_order_address(first)
+
+    assert simulator.requests["createRestrictedDataToken"] == 3
+
+
+def test_get_order_address__rdt_refused__one_fresh_rdt_then_success(simulator, client):
+    order_id = simulator.create_order(OrderStatus="Unshipped")["AmazonOrderId"]
+    client.access_token()
+    real_create = simulator._create_rdt
+    calls = []
+
+    def first_rdt_for_the_wrong_order(body):
+        calls.append(body)
+        if len(calls) == 1:
+            body = {"restrictedResources": [{"method": "GET", "path": address_path("111-1111111-1111111")}]}
+        return real_create(body)
+
+    simulator._create_rdt = first_rdt_for_the_wrong_order
+
+    assert client.get_order_address(order_id) == simulator.shipping_address(order_id)
+    assert len(calls) == 2 and simulator.requests["getOrderAddress"] == 2
+    assert calls[1] == {"restrictedResources": [{"method": "GET", "path": address_path(order_id)}]}
+
+
+@pytest.mark.parametrize("simulator", [{"rdt_ttl": 0}], indirect=True)
+def test_get_order_address__rdt_refused_even_when_fresh__auth_error(simulator, client):
+    order_id = simulator.create_order(OrderStatus="Unshipped")["AmazonOrderId"]
+
+    with pytest.raises(SpApiAuthError) as caught:
+        client.get_order_address(order_id)
+
+    assert caught.value.status == 403 and caught.value.operation == "getOrderAddress"
+    assert simulator.requests["createRestrictedDataToken"] == 2
+
+
+def test_get_order_address__throttled_rdt_and_address__backed_off_then_answered(simulator, client, fake_time):
+    order_id = simulator.create_order(OrderStatus="Unshipped")["AmazonOrderId"]
+    simulator.fail_next("createRestrictedDataToken", 429)
+    simulator.fail_next("getOrderAddress", 503)
+
+    assert client.get_order_address(order_id)["AddressLine1"]
+    # 429: backoff 0.75 s, then the drained bucket (1 rps) waits the remaining 0.25 s; 503: backoff 0.75 s.
+    assert fake_time.sleeps == [0.75, 0.25, 0.75]
+    assert simulator.requests["createRestrictedDataToken"] == 2 and simulator.requests["getOrderAddress"] == 2
+
+
+def test_get_order_address__paced_to_its_usage_plan(simulator, fake_time):
+    client = make_client(simulator, fake_time, rate_limits={"getOrderAddress": (0.5, 1)})
+    first, second = (simulator.create_order(OrderStatus="Unshipped")["AmazonOrderId"] for _ in range(2))
+
+    client.get_order_address(first)
+    client.get_order_address(second)
+
+    assert fake_time.sleeps == [2.0]
+    assert client.rate_limit("createRestrictedDataToken") == 1.0
+
+
+def test_get_order_address__unknown_order__not_found(client):
+    with pytest.raises(SpApiNotFound) as caught:
+        client.get_order_address("999-0000000-0000000")
+
+    assert caught.value.operation == "getOrderAddress"
+
+
+def test_get_order_address__never_logs_the_address_or_tokens(simulator, client, caplog):
+    order_id = simulator.create_order(OrderStatus="Unshipped")["AmazonOrderId"]
+    simulator.fail_next("getOrderAddress", 503)
+    caplog.set_level("DEBUG")
+
+    address = client.get_order_address(order_id)
+
+    logged = caplog.text
+    assert "sp-api retry" in logged  # something was logged, so the checks below mean something
+    for value in (address["AddressLine1"], address["Name"], address["Phone"], "Atz.sprdt|", "Atza|"):
+        assert value not in logged
 
 
 # --- Orders v0 -------------------------------------------------------------------------------------
@@ -287,6 +497,25 @@ def test_simulated_orders__notification_fetch_normalise__figures_add_up(simulato
         currencies.add(snapshot.order.currency)
 
     assert {"USD", "JPY"} <= currencies
+
+
+def test_mfn_order_without_pii__address_fetched_with_rdt__normalised_with_street_and_name(simulator, client):
+    order_id = simulator.create_order(OrderStatus="Unshipped", pii=False)["AmazonOrderId"]
+    order, items = client.get_order(order_id), client.get_order_items(order_id)
+    assert "AddressLine1" not in order["ShippingAddress"]
+
+    full = client.get_order_address(order_id)
+    shipping = normalise_amazon_order(order, items, SELLER, full).order.shipping_address
+
+    assert shipping is not None
+    assert (shipping.name, shipping.line1, shipping.city, shipping.postal_code, shipping.country) == (
+        full["Name"],
+        full["AddressLine1"],
+        full["City"],
+        full["PostalCode"],
+        full["CountryCode"],
+    )
+    assert shipping.line1 is not None and shipping.name is not None
 
 
 def test_simulator__set_status__bumps_last_update_date_and_notifies(simulator):
