@@ -1,4 +1,4 @@
-"""Shopify Admin GraphQL client for the payment stage: order risk, authorizations and orderCapture."""
+"""Shopify Admin GraphQL client: order risk, authorizations, orderCapture, and the publishing transport."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from aws_lambda_powertools import Logger
@@ -21,11 +21,16 @@ from chalicelib.domain.fraud import ShopifyRisk
 
 logger = Logger(service="order-hub", child=True)
 
-API_VERSION = "2024-04"  # the version the webhook subscriptions and the local simulator speak
+# The version the webhook subscriptions and the local simulator speak. 2026-10 is the newest stable
+# version (supported until at least 2027-10) and has everything the hub calls: orderCapture with
+# finalCapture (2024-07+), fulfillmentCreate (the non-V2 name), orderCancel's refundMethod (2025-07+,
+# `refund` deprecated) and refundCreate's @idempotent key (mandatory from 2026-04). 2024-04 is out of support.
+API_VERSION = "2026-10"
 # OrderCaptureInput.finalCapture exists from 2024-07 on; older versions reject the field outright.
 FINAL_CAPTURE_SINCE = "2024-07"
 _TRANSIENT = frozenset({500, 502, 503, 504})
 _CAPTURED = frozenset({"SUCCESS", "PENDING"})
+_T = TypeVar("_T")
 _GID = re.compile(r"^gid://shopify/(?P<type>[A-Za-z]+)/(?P<id>\d+)$")
 
 _RISK_QUERY = """
@@ -345,6 +350,72 @@ class ShopifyAdmin:
             extra={"operation": "orderCapture", "order_id": order, "status": result.status},
         )
         return result
+
+    # --- generic operations (publishing) -------------------------------------------------------
+
+    def query(self, operation: str, document: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        """Run a read and return its `data`; THROTTLED, 429, 5xx and transport failures are retried."""
+        return self._execute(operation, document, variables)
+
+    def mutate(
+        self,
+        operation: str,
+        document: str,
+        variables: Mapping[str, Any],
+        *,
+        replay_unsure: bool = False,
+    ) -> Mapping[str, Any]:
+        """Run one mutation and return its payload (`data[operation]`).
+
+        Raises ShopifyRejected for its `userErrors` (or `orderCancelUserErrors`). A request Shopify
+        may have run (timeout, 5xx) is only sent again when `replay_unsure` (an @idempotent key makes
+        that safe); otherwise ShopifyUnavailable(maybe_executed=True) lets the caller read first.
+        """
+        data = self._execute(operation, document, variables, replay_unsure=replay_unsure)
+        payload = data.get(operation)
+        if not isinstance(payload, Mapping):
+            raise ShopifyError(f"{operation} answered without a payload", operation=operation)
+        errors = [*(payload.get("userErrors") or ()), *(payload.get("orderCancelUserErrors") or ())]
+        user_errors = tuple(
+            (".".join(str(part) for part in e.get("field") or ()), str(e.get("message") or ""))
+            for e in errors
+            if isinstance(e, Mapping)
+        )
+        if user_errors:
+            text = "; ".join(f"{field}: {message}" if field else message for field, message in user_errors)
+            raise ShopifyRejected(
+                f"{operation} refused: {text}", operation=operation, user_errors=user_errors
+            )
+        return payload
+
+    def write_once(self, done: Callable[[], _T | None], write: Callable[[], _T]) -> tuple[_T, bool]:
+        """`write` unless `done` finds it already written; answers (result, replayed).
+
+        For mutations without an idempotency key: `done` reads Shopify before the first write, after
+        a rejection (another caller may have won) and after an answer that never came (timeout, 5xx),
+        before writing again, at most `max_attempts` writes in all.
+        """
+        attempt = 1
+        while True:
+            existing = done()
+            if existing is not None:
+                return existing, True
+            try:
+                return write(), False
+            except ShopifyRejected:
+                existing = done()
+                if existing is not None:
+                    return existing, True
+                raise
+            except ShopifyUnavailable as exc:
+                if not exc.maybe_executed or attempt >= self._max_attempts:
+                    raise
+                logger.info(
+                    "shopify write outcome unknown, reading before retrying",
+                    extra={"operation": exc.operation, "attempt": attempt, "status": exc.status},
+                )
+                self._sleep(self._backoff_delay(attempt))
+                attempt += 1
 
     # --- transport ----------------------------------------------------------------------------
 

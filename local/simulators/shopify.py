@@ -1,4 +1,4 @@
-"""An in-memory Shopify shop: realistic orders, webhooks signed and retried as Shopify does, its read APIs."""
+"""An in-memory Shopify shop: realistic orders, webhooks signed and retried as Shopify does, its Admin API."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ from local.http_server import NoDelayRequestHandler
 
 log = logging.getLogger("local.simulators.shopify")
 
-API_VERSION = "2024-04"
+# The newest stable Admin API version (chalicelib/adapters/shopify_admin.py says why). Requests name
+# their version in the URL and get that version's behaviour where it matters to the hub (below).
+API_VERSION = "2026-10"
 # Since 2024-09-10 a failed delivery is retried 8 times over 4 hours with exponential backoff; Shopify
 # does not publish the exact steps, so these double each time and add up to 4 hours.
 RETRY_DELAYS_S: tuple[float, ...] = tuple(14_400 * 2**i / 255 for i in range(8))
@@ -44,6 +46,17 @@ REST_THROTTLED = (
 
 # OrderCaptureInput.finalCapture exists from this Admin API version on; older versions reject the field.
 FINAL_CAPTURE_SINCE = "2024-07"
+FULFILLMENT_CREATE_SINCE = "2024-10"  # fulfillmentCreate, the V2 mutation without its suffix
+REFUND_METHOD_SINCE = "2025-07"  # orderCancel(refundMethod:); `refund` is deprecated from then on
+IDEMPOTENT_REQUIRED_SINCE = "2026-04"  # refundCreate must carry @idempotent(key:)
+LOCATION_ID = 71_000_000_001  # the shop's only location unless `locations` says otherwise
+FULFILLMENT_EVENT_STATUSES = frozenset(
+    {
+        "ATTEMPTED_DELIVERY", "CARRIER_PICKED_UP", "CONFIRMED", "DELAYED", "DELIVERED", "FAILURE",
+        "IN_TRANSIT", "LABEL_PRINTED", "LABEL_PURCHASED", "OUT_FOR_DELIVERY", "PICKED_UP", "READY_FOR_PICKUP",
+    }
+)  # fmt: skip
+CANCEL_REASONS = frozenset({"CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "OTHER", "STAFF"})
 RISK_RECOMMENDATIONS = frozenset({"ACCEPT", "CANCEL", "INVESTIGATE", "NONE"})
 RISK_LEVELS = frozenset({"HIGH", "MEDIUM", "LOW", "NONE", "PENDING"})
 
@@ -82,6 +95,71 @@ class Capture:
     amount: Decimal
     currency: str
     final_capture: bool | None  # as sent in orderCapture's input; None when not sent or not orderCapture
+
+
+@dataclass(frozen=True)
+class FulfillmentRecord:
+    """One fulfillment as the shop holds it: what it shipped, with which tracking, told to whom."""
+
+    fulfillment_id: str  # gid://shopify/Fulfillment/...
+    location_id: int
+    lines: Mapping[int, int]  # line item id -> quantity shipped
+    tracking_company: str | None
+    tracking_numbers: tuple[str, ...]
+    tracking_urls: tuple[str, ...]
+    notify_customer: bool
+    status: str  # SUCCESS | CANCELLED
+    via: str  # "api" (fulfillmentCreate) or "admin" (fulfil_order)
+
+
+@dataclass(frozen=True)
+class FulfillmentEventRecord:
+    """One fulfillmentEventCreate (a carrier status the app told Shopify)."""
+
+    event_id: str  # gid://shopify/FulfillmentEvent/...
+    fulfillment_id: str
+    status: str  # FulfillmentEventStatus
+    happened_at: str
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """One cancellation of an order, by orderCancel ("api") or the admin ("admin")."""
+
+    reason: str  # OrderCancelReason
+    refund: bool
+    restock: bool
+    notify_customer: bool
+    staff_note: str | None
+    cancelled_at: str
+    via: str
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    """One refund of an order, by refundCreate ("api"), the admin or a refunding cancellation ("admin")."""
+
+    refund_id: str  # gid://shopify/Refund/...
+    amount: Decimal
+    currency: str
+    note: str | None
+    parent_transaction_ids: tuple[str, ...]
+    idempotency_key: str | None
+    via: str
+
+
+class MutationRejected(ValueError):
+    """A mutation refused: the GraphQL API answers it as a userError (path `field`, optional `code`)."""
+
+    def __init__(self, field: Sequence[str] | None, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.field = list(field) if field is not None else None
+        self.message = message
+        self.code = code
+
+    def as_error(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"field": self.field, "message": self.message}
+        return {**error, "code": self.code} if self.code else error
 
 
 class CaptureRejected(ValueError):
@@ -164,6 +242,15 @@ class ShopifySimulator:
     one a SALE; `capture` (GraphQL `orderCapture`) takes money from an authorization, `multi_capture`
     making new authorizations multi-capturable (Shopify Plus with Shopify Payments). `set_risk` sets
     the order's `risk` summary; `fail_api` answers the next Admin API calls with an error status.
+
+    Publishing (GraphQL, see the subset below): every order gets one OPEN fulfillment order per
+    location its lines ship from (`locations`; an item may name its `location_id`), which
+    `fulfillmentCreate` and `fulfil_order` draw from; `fulfillmentEventCreate`, `orderCancel`,
+    `refundCreate` (with @idempotent keys) and `orderMarkAsPaid` act as the admin actions do and send
+    the same webhooks. Each mutation costs 10 points of the GraphQL bucket. What was done is kept for
+    tests: `fulfillments`, `fulfillment_events`, `cancellations`, `refunds`, `fulfillment_orders`.
+    Knobs: `throttle_api` (THROTTLED as when the bucket is empty), `fail_api(mutations_only=True)`,
+    `reject_next` (a userError instead of the change).
     """
 
     def __init__(
@@ -183,8 +270,10 @@ class ShopifySimulator:
         reorder_window: int = 2,
         senders: int = 4,
         multi_capture: bool = False,
+        locations: Sequence[int] = (LOCATION_ID,),
     ) -> None:
         self.shop_domain = shop_domain
+        self.locations = tuple(locations) or (LOCATION_ID,)
         self.webhook_secret = webhook_secret
         self.access_token = access_token
         self.webhook_url = webhook_url
@@ -214,7 +303,17 @@ class ShopifySimulator:
         self._stopping = False
         self._log: list[DeliveryAttempt] = []
         self._dropped: list[DroppedWebhook] = []
-        self._api_failures: list[tuple[int, float | None]] = []
+        self._api_failures: list[tuple[int, float | None, bool]] = []
+        self._throttles: list[bool] = []  # one per forced THROTTLED answer: mutations only?
+        self._rejections: dict[str, list[MutationRejected]] = {}
+        # Publishing state, per order id: fulfillment orders, fulfillments (with their events), what
+        # was cancelled and refunded; ids from their own counter so a seed gives the same orders.
+        self._fulfillment_orders: dict[int, list[dict[str, Any]]] = {}
+        self._fulfillments: dict[int, list[dict[str, Any]]] = {}
+        self._cancellations: dict[int, list[Cancellation]] = {}
+        self._refund_records: dict[int, list[RefundRecord]] = {}
+        self._idempotency: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._next_gql_id = 6_400_000_000_000 + self._next_id % 1_000_000 * 1000
         # GraphQL-shaped payment transactions and risk summaries, per order id (REST orders carry neither).
         self._transactions: dict[int, list[dict[str, Any]]] = {}
         self._risk: dict[int, dict[str, Any]] = {}
@@ -278,13 +377,72 @@ class ShopifySimulator:
         with self._lock:
             return [copy.deepcopy(o) for o in self._orders.values()]
 
-    def fail_api(self, times: int = 1, status: int = 503, *, retry_after: float | None = None) -> None:
+    def fail_api(
+        self,
+        times: int = 1,
+        status: int = 503,
+        *,
+        retry_after: float | None = None,
+        mutations_only: bool = False,
+    ) -> None:
         """Answer the next `times` authenticated Admin API calls with `status` (Shopify's 5xx days).
 
         `retry_after` (seconds) adds a Retry-After header, as Shopify sends with a 429.
+        `mutations_only`: reads pass untouched while these wait for the next GraphQL mutations.
         """
         with self._lock:
-            self._api_failures += [(status, retry_after)] * times
+            self._api_failures += [(status, retry_after, mutations_only)] * times
+
+    def throttle_api(self, times: int = 1, *, mutations_only: bool = True) -> None:
+        """Answer the next `times` GraphQL mutations (or any GraphQL calls) THROTTLED, bucket empty."""
+        with self._lock:
+            self._throttles += [mutations_only] * times
+
+    def reject_next(
+        self,
+        mutation: str,
+        message: str,
+        *,
+        field: Sequence[str] | None = None,
+        code: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """The next `times` calls of `mutation` ("fulfillmentCreate", ...) answer this userError."""
+        with self._lock:
+            queue = self._rejections.setdefault(mutation, [])
+            queue += [MutationRejected(field, message, code)] * times
+
+    def fulfillment_orders(self, order_id: int) -> list[dict[str, Any]]:
+        """The order's fulfillment orders as GraphQL FulfillmentOrder objects."""
+        with self._lock:
+            return [_gql_fulfillment_order(fo) for fo in self._fulfillment_orders.get(int(order_id), [])]
+
+    def fulfillments(self, order_id: int) -> list[FulfillmentRecord]:
+        """Every fulfillment of the order, oldest first."""
+        with self._lock:
+            return [_fulfillment_record(f) for f in self._fulfillments.get(int(order_id), [])]
+
+    def fulfillment_events(self, order_id: int) -> list[FulfillmentEventRecord]:
+        """Every fulfillment event created on the order's fulfillments, oldest first."""
+        with self._lock:
+            return [
+                FulfillmentEventRecord(
+                    _gid("FulfillmentEvent", e["id"]),
+                    _gid("Fulfillment", f["id"]),
+                    e["status"],
+                    e["happened_at"],
+                )
+                for f in self._fulfillments.get(int(order_id), [])
+                for e in f["events"]
+            ]
+
+    def cancellations(self, order_id: int) -> list[Cancellation]:
+        with self._lock:
+            return list(self._cancellations.get(int(order_id), []))
+
+    def refunds(self, order_id: int) -> list[RefundRecord]:
+        with self._lock:
+            return list(self._refund_records.get(int(order_id), []))
 
     def set_risk(self, order_id: int, recommendation: str, levels: Sequence[str] = ()) -> None:
         """Set the order's `risk`: the summary's recommendation and one assessment per risk level.
@@ -370,6 +528,7 @@ class ShopifySimulator:
             self._next_number += 1
             order.update(overrides)
             self._orders[order["id"]] = order
+            self._fulfillment_orders[order["id"]] = self._new_fulfillment_orders(order, spec.items)
             self._risk[order["id"]] = _risk_summary("ACCEPT", ["LOW"])
             if order["financial_status"] in ("authorized", "paid"):
                 kind = "AUTHORIZATION" if order["financial_status"] == "authorized" else "SALE"
@@ -464,17 +623,37 @@ class ShopifySimulator:
             if order["cancelled_at"]:
                 raise ValueError(f"order {order_id} is already cancelled")
             now = self._stamp()
-            if refund and order["financial_status"] in ("paid", "partially_refunded"):
-                self._refund(order, None, None, note="Order cancelled", now=now)
-            elif order["financial_status"] in ("pending", "authorized"):
-                order["financial_status"] = "voided"
-                for auth in self._transactions.get(order["id"], []):
-                    if auth["kind"] == "AUTHORIZATION" and auth["open"]:
-                        auth["open"] = False
-                        self._add_transaction(order, "VOID", auth["amount"], now=now, parent_id=auth["id"])
-            order["cancelled_at"] = now
-            order["cancel_reason"] = reason
+            self._cancel(order, reason.upper(), refund=refund, restock=True, notify=False, note=None, now=now)
             return self._touch(order, now, "orders/cancelled", "orders/updated")
+
+    def _cancel(
+        self,
+        order: dict[str, Any],
+        reason: str,
+        *,
+        refund: bool,
+        restock: bool,
+        notify: bool,
+        note: str | None,
+        now: str,
+        via: str = "admin",
+    ) -> None:
+        """The cancellation itself (the caller emits the orders/* topics)."""
+        if refund and order["financial_status"] in ("paid", "partially_refunded"):
+            self._refund(order, None, None, note="Order cancelled", now=now)
+        elif order["financial_status"] in ("pending", "authorized"):
+            order["financial_status"] = "voided"
+            for auth in self._transactions.get(order["id"], []):
+                if auth["kind"] == "AUTHORIZATION" and auth["open"]:
+                    auth["open"] = False
+                    self._add_transaction(order, "VOID", auth["amount"], now=now, parent_id=auth["id"])
+        order["cancelled_at"] = now
+        order["cancel_reason"] = reason.lower()
+        for fo in self._fulfillment_orders.get(order["id"], []):
+            if fo["status"] in ("OPEN", "IN_PROGRESS", "SCHEDULED", "ON_HOLD"):
+                fo["status"] = "CLOSED"
+        record = Cancellation(reason.upper(), refund, restock, notify, note, now, via)
+        self._cancellations.setdefault(order["id"], []).append(record)
 
     def fulfil_order(
         self,
@@ -484,30 +663,105 @@ class ShopifySimulator:
         tracking_number: str | None = None,
         tracking_company: str = "UPS",
     ) -> dict[str, Any]:
-        """Ship some or all unfulfilled lines; orders/fulfilled once everything is shipped."""
+        """Ship the rest of some or all lines, one fulfillment per location; orders/fulfilled once all is."""
         with self._lock:
             order = self._order(order_id)
             if order["cancelled_at"]:
                 raise ValueError(f"order {order_id} is cancelled")
-            open_lines = [li for li in order["line_items"] if li["fulfillable_quantity"] > 0]
-            chosen = [li for li in open_lines if line_item_ids is None or li["id"] in line_item_ids]
-            if not chosen:
+            by_location: dict[int, list[tuple[dict[str, Any], dict[str, Any], int]]] = {}
+            for fo in self._fulfillment_orders.get(order["id"], []):
+                if fo["status"] not in ("OPEN", "IN_PROGRESS"):
+                    continue
+                for item in fo["line_items"]:
+                    if item["remaining"] > 0 and (
+                        line_item_ids is None or item["line_item_id"] in line_item_ids
+                    ):
+                        by_location.setdefault(fo["location_id"], []).append((fo, item, item["remaining"]))
+            if not by_location:
                 raise ValueError(f"order {order_id}: nothing left to fulfil among {line_item_ids}")
             tracking = tracking_number or f"1Z{self._rng.randrange(10**15):015d}"
             now = self._stamp()
-            order["fulfillments"].append(
-                _fulfillment(
-                    self._new_id(), order, chosen, tracking=tracking, company=tracking_company, now=now
-                )
+            for allocations in by_location.values():
+                self._fulfil(
+                    order, allocations, company=tracking_company, numbers=[tracking], urls=[], notify=False,
+                    now=now, fulfillment_id=self._new_id(), via="admin",
+                )  # fmt: skip
+            return self._touch(order, now, *self._fulfilled_topics(order))
+
+    def _fulfilled_topics(self, order: Mapping[str, Any]) -> tuple[str, ...]:
+        # Shopify's own topic for a partial shipment; the hub acknowledges it as an unhandled topic.
+        done = order["fulfillment_status"] == "fulfilled"
+        return ("orders/fulfilled" if done else "orders/partially_fulfilled", "orders/updated")
+
+    def _fulfil(
+        self,
+        order: dict[str, Any],
+        allocations: Sequence[tuple[dict[str, Any], dict[str, Any], int]],
+        *,
+        company: str | None,
+        numbers: Sequence[str],
+        urls: Sequence[str],
+        notify: bool,
+        now: str,
+        fulfillment_id: int,
+        via: str,
+    ) -> dict[str, Any]:
+        """Take (fulfillment order, its line item, quantity) off what is left; record the fulfillment."""
+        lines: dict[int, int] = {}
+        for _fo, item, quantity in allocations:
+            item["remaining"] -= quantity
+            lines[item["line_item_id"]] = lines.get(item["line_item_id"], 0) + quantity
+        for fo in {id(fo): fo for fo, _item, _q in allocations}.values():
+            fo["status"] = "CLOSED" if all(i["remaining"] == 0 for i in fo["line_items"]) else "IN_PROGRESS"
+        by_id = {li["id"]: li for li in order["line_items"]}
+        shipped = []
+        for line_id, quantity in lines.items():
+            line = by_id[line_id]
+            line["fulfillable_quantity"] = max(0, line["fulfillable_quantity"] - quantity)
+            line["fulfillment_status"] = "fulfilled" if line["fulfillable_quantity"] == 0 else "partial"
+            shipped.append({**copy.deepcopy(line), "quantity": quantity})
+        links = list(urls) or [u for u in (_tracking_url(company, n) for n in numbers) if u]
+        location = allocations[0][0]["location_id"]
+        order["fulfillments"].append(
+            _fulfillment(
+                fulfillment_id, order, shipped, numbers=numbers, urls=links, company=company, now=now,
+                location_id=location,
             )
-            for line in chosen:
-                line["fulfillable_quantity"] = 0
-                line["fulfillment_status"] = "fulfilled"
-            done = all(li["fulfillable_quantity"] == 0 for li in order["line_items"])
-            order["fulfillment_status"] = "fulfilled" if done else "partial"
-            # Shopify's own topic for a partial shipment; the hub acknowledges it as an unhandled topic.
-            first = "orders/fulfilled" if done else "orders/partially_fulfilled"
-            return self._touch(order, now, first, "orders/updated")
+        )  # fmt: skip
+        done = all(li["fulfillable_quantity"] == 0 for li in order["line_items"])
+        order["fulfillment_status"] = "fulfilled" if done else "partial"
+        record = {
+            "id": fulfillment_id, "location_id": location, "lines": lines, "company": company,
+            "numbers": list(numbers), "urls": links, "notify": notify, "status": "SUCCESS",
+            "created_at": now, "updated_at": now, "events": [], "via": via,
+            "name": order["fulfillments"][-1]["name"],
+            "line_ids": {line_id: self._new_gql_id() for line_id in lines},
+        }  # fmt: skip
+        self._fulfillments.setdefault(order["id"], []).append(record)
+        return record
+
+    def _new_fulfillment_orders(
+        self, order: Mapping[str, Any], items: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """One OPEN fulfillment order per location the order's lines ship from."""
+        by_location: dict[int, list[Mapping[str, Any]]] = {}
+        for item, line in zip(items, order["line_items"], strict=False):
+            by_location.setdefault(int(item.get("location_id") or self.locations[0]), []).append(line)
+        return [
+            {
+                "id": self._new_gql_id(), "order_id": order["id"], "location_id": location, "status": "OPEN",
+                "line_items": [
+                    {"id": self._new_gql_id(), "line_item_id": li["id"], "total": li["quantity"],
+                     "remaining": li["fulfillable_quantity"]}
+                    for li in lines
+                ],
+            }
+            for location, lines in by_location.items()
+        ]  # fmt: skip
+
+    def _new_gql_id(self) -> int:
+        self._next_gql_id += 1
+        return self._next_gql_id
 
     def refund_order(
         self,
@@ -564,8 +818,15 @@ class ShopifySimulator:
         *,
         note: str | None,
         now: str,
+        parents: Sequence[tuple[int, Decimal]] = (),
+        idempotency_key: str | None = None,
+        via: str = "admin",
     ) -> dict[str, Any]:
-        """Record a refund and emit refunds/create; the caller emits the orders/* topics."""
+        """Record a refund and emit refunds/create; the caller emits the orders/* topics.
+
+        `parents` (transaction id, amount) are the sales and captures refundCreate names; without them
+        the refund is one REFUND transaction of no particular parent, as the admin's refunds here are.
+        """
         if order["financial_status"] not in ("paid", "partially_paid", "partially_refunded"):
             raise ValueError(f"order {order['id']} is {order['financial_status']}: nothing to refund")
         refund = _build_refund(
@@ -579,7 +840,29 @@ class ShopifySimulator:
         )
         order["refunds"].append(refund)
         paper = refund["transactions"][0]
-        self._add_transaction(order, "REFUND", Decimal(paper["amount"]), now=now, txn_id=paper["id"])
+        if parents:
+            for index, (parent_id, part) in enumerate(parents):
+                txn_id = paper["id"] if index == 0 else None
+                self._add_transaction(order, "REFUND", part, now=now, txn_id=txn_id, parent_id=parent_id)
+        else:
+            self._add_transaction(order, "REFUND", Decimal(paper["amount"]), now=now, txn_id=paper["id"])
+        refunded_lines = {rl["line_item_id"] for rl in refund["refund_line_items"]}
+        for fo in self._fulfillment_orders.get(order["id"], []):
+            for item in fo["line_items"]:
+                if item["line_item_id"] in refunded_lines:
+                    item["remaining"] = 0
+            if fo["status"] in ("OPEN", "IN_PROGRESS") and all(i["remaining"] == 0 for i in fo["line_items"]):
+                fo["status"] = "CLOSED"
+        record = RefundRecord(
+            _gid("Refund", refund["id"]),
+            Decimal(paper["amount"]),
+            order["presentment_currency"],
+            note,
+            tuple(_gid("OrderTransaction", parent) for parent, _ in parents),
+            idempotency_key,
+            via,
+        )
+        self._refund_records.setdefault(order["id"], []).append(record)
         cur = order["currency"]
         refunded = sum((Decimal(r["transactions"][0]["amount"]) for r in order["refunds"]), Decimal(0))
         captured = Decimal(order["total_price"]) - Decimal(order["total_outstanding"])
@@ -666,7 +949,22 @@ class ShopifySimulator:
             if order is None:
                 return None
             risk = copy.deepcopy(self._risk.get(order_id) or _risk_summary("NONE", []))
-            return {**_gql_node(order), "risk": risk, "transactions": self._gql_transactions(order)}
+            cur = order["presentment_currency"]
+            payable = order["financial_status"] in ("pending", "authorized", "partially_paid")
+            return {
+                **_gql_node(order),
+                "presentmentCurrencyCode": cur,
+                "canMarkAsPaid": payable
+                and not order["cancelled_at"]
+                and Decimal(order["total_outstanding"]) > 0,
+                "risk": risk,
+                "transactions": self._gql_transactions(order),
+                "fulfillments": [_gql_fulfillment(f) for f in self._fulfillments.get(order_id, [])],
+                "fulfillmentOrders": _connection(
+                    [_gql_fulfillment_order(fo) for fo in self._fulfillment_orders.get(order_id, [])]
+                ),
+                "refunds": [_gql_refund(r, cur) for r in order["refunds"]],
+            }
 
     # --- webhook delivery -------------------------------------------------------------------------
 
@@ -776,6 +1074,15 @@ class ShopifySimulator:
 
     # --- Admin API --------------------------------------------------------------------------------
 
+    def _next_failure(self, mutation: bool) -> ApiReply | None:
+        """The answer fail_api queued for this call, if any (mutations_only ones wait for a mutation)."""
+        with self._lock:
+            if not self._api_failures or not (mutation or not self._api_failures[0][2]):
+                return None
+            status, retry_after, _ = self._api_failures.pop(0)
+        headers = {"Retry-After": f"{retry_after:.1f}"} if retry_after is not None else {}
+        return ApiReply(status, {"errors": _STATUS_TEXT.get(status, "Internal Server Error")}, headers)
+
     def handle_api(self, method: str, target: str, token: str | None, body: bytes) -> ApiReply:
         """Answer one Admin API request (the HTTP handler's whole job, callable directly in tests)."""
         parts = urlsplit(target)
@@ -784,12 +1091,9 @@ class ShopifySimulator:
             return ApiReply(404, {"errors": "Not Found"})
         if not token or not hmac.compare_digest(token.encode(), self.access_token.encode()):
             return ApiReply(401, {"errors": UNAUTHORIZED_ERROR})
-        with self._lock:
-            failure = self._api_failures.pop(0) if self._api_failures else None
+        failure = self._next_failure(route[0] == "graphql" and _is_mutation(body))
         if failure is not None:
-            status, retry_after = failure
-            headers = {"Retry-After": f"{retry_after:.1f}"} if retry_after is not None else {}
-            return ApiReply(status, {"errors": _STATUS_TEXT.get(status, "Internal Server Error")}, headers)
+            return failure
         kind, version, order_id = route
         if kind == "graphql":
             if method != "POST":
@@ -981,6 +1285,18 @@ def _link(sim: ShopifySimulator, version: str, limit: int, cursor: Mapping[str, 
 #   parentTransaction { id kind }). Cost: 1, plus 1 each when risk or transactions are selected.
 # - `mutation { orderCapture(input: {id parentTransactionId amount currency finalCapture}) }` answering
 #   { transaction userErrors { field message } }; finalCapture only from API version 2024-07. Cost: 10.
+# - The order node also carries presentmentCurrencyCode, canMarkAsPaid, `fulfillments` (Fulfillment: id
+#   status displayStatus trackingInfo { company number url } events { nodes } fulfillmentLineItems
+#   { nodes { id quantity lineItem { id } } }), `fulfillmentOrders { nodes { id status assignedLocation
+#   { location { id } } lineItems { nodes { id totalQuantity remainingQuantity lineItem { id } } } } }` and
+#   `refunds` (id note createdAt totalRefundedSet); +1 cost each when selected. Connection arguments
+#   (first:) are not applied: every node comes back.
+# - Publishing mutations, arguments as $variables, each costing 10 and answering Shopify's payloads:
+#   fulfillmentCreate(fulfillment:) (2024-10+), fulfillmentEventCreate(fulfillmentEvent:),
+#   orderCancel(orderId: reason: refund:|refundMethod: restock: notifyCustomer: staffNote:) answering
+#   { job orderCancelUserErrors userErrors } (refundMethod from 2025-07, `refund` required before),
+#   refundCreate(input:) @idempotent(key:) (the key is required from 2026-04; a repeated key answers
+#   the first result), orderMarkAsPaid(input:).
 # The selection set is not read otherwise: every object carries all the fields listed.
 
 _GQL_ORDERS = re.compile(r"\borders\s*\(([^)]*)\)", re.S)
@@ -1001,14 +1317,25 @@ def _graphql(sim: ShopifySimulator, body: bytes, version: str) -> ApiReply:
         return ApiReply(400, {"errors": {"query": "Required parameter missing or invalid"}})
     if _GQL_CAPTURE.search(query):
         return _gql_order_capture(sim, query, variables, version)
+    mutation = _GQL_MUTATION.search(query) if _GQL_IS_MUTATION.match(query) else None
+    if mutation is not None:
+        return _gql_mutation(
+            sim, mutation.group(1), mutation.group(2), query, variables=variables, version=version
+        )
     if _GQL_ORDER.search(query):
         return _gql_order_query(sim, query, variables)
     return _gql_orders(sim, query, variables)
 
 
-def _gql_throttled(sim: ShopifySimulator, requested: int) -> tuple[float, ApiReply | None]:
+def _gql_throttled(
+    sim: ShopifySimulator, requested: int, *, mutation: bool = False
+) -> tuple[float, ApiReply | None]:
     """Take a query's requested cost from the bucket: the level after, or Shopify's THROTTLED answer."""
-    allowed, level = sim.graphql_bucket.take(requested)
+    with sim._lock:
+        forced = bool(sim._throttles) and (mutation or not sim._throttles[0])
+        if forced:
+            sim._throttles.pop(0)
+    allowed, level = (False, sim.graphql_bucket.size) if forced else sim.graphql_bucket.take(requested)
     if allowed:
         return level, None
     error = {"message": "Throttled", "extensions": {"code": "THROTTLED"}}
@@ -1085,7 +1412,8 @@ def _gql_order_query(sim: ShopifySimulator, query: str, variables: Mapping[str, 
             "extensions": {"code": "argumentLiteralsIncompatible"},
         }
         return ApiReply(200, {"errors": [error]})
-    requested = 1 + sum(1 for name in ("risk", "transactions") if re.search(rf"\b{name}\b", query))
+    selected = ("risk", "transactions", "fulfillments", "fulfillmentOrders", "refunds")
+    requested = 1 + sum(1 for name in selected if re.search(rf"\b{name}\b", query))
     level, throttled = _gql_throttled(sim, requested)
     if throttled is not None:
         return throttled
@@ -1129,7 +1457,7 @@ def _gql_order_capture(
         )
         error = {"message": message, "extensions": {"value": value, "problems": problems}}
         return ApiReply(200, {"errors": [error]})
-    level, throttled = _gql_throttled(sim, _CAPTURE_COST)
+    level, throttled = _gql_throttled(sim, _CAPTURE_COST, mutation=True)
     if throttled is not None:
         return throttled
     try:
@@ -1148,6 +1476,403 @@ def _gql_order_capture(
         }
     data = {"orderCapture": payload}
     return ApiReply(200, {"data": data, "extensions": _gql_cost(sim, _CAPTURE_COST, _CAPTURE_COST, level)})
+
+
+_GQL_IS_MUTATION = re.compile(r"^\s*mutation\b")
+_GQL_MUTATION = re.compile(
+    r"\b(fulfillmentCreate|fulfillmentEventCreate|orderCancel|refundCreate|orderMarkAsPaid)\s*\(([^)]*)\)",
+    re.S,
+)
+_GQL_IDEMPOTENT = re.compile(r'@idempotent\s*\(\s*key\s*:\s*("(?:[^"\\]|\\.)*"|\$\w+)\s*\)')
+_MUTATION_COST = 10
+# What each mutation answers besides its userErrors when it changed nothing.
+_EMPTY_PAYLOADS: dict[str, dict[str, Any]] = {
+    "fulfillmentCreate": {"fulfillment": None},
+    "fulfillmentEventCreate": {"fulfillmentEvent": None},
+    "orderCancel": {"job": None},
+    "refundCreate": {"refund": None, "order": None},
+    "orderMarkAsPaid": {"order": None},
+}
+
+
+def _is_mutation(body: bytes) -> bool:
+    try:
+        query = json.loads(body).get("query")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(query, str) and bool(_GQL_IS_MUTATION.match(query))
+
+
+def _gql_error(message: str, code: str) -> ApiReply:
+    return ApiReply(200, {"errors": [{"message": message, "extensions": {"code": code}}]})
+
+
+def _gql_mutation(
+    sim: ShopifySimulator,
+    name: str,
+    arguments: str,
+    query: str,
+    *,
+    variables: Mapping[str, Any],
+    version: str,
+) -> ApiReply:
+    """One publishing mutation: version rules, cost, forced userErrors, idempotency keys, then the change."""
+    args = _gql_object(arguments, variables)
+    directive = _GQL_IDEMPOTENT.search(query)
+    key: str | None = None
+    if directive is not None:
+        raw = directive.group(1)
+        key = str(variables.get(raw[1:]) if raw.startswith("$") else json.loads(raw))
+    problem = _mutation_version_problem(name, args, key, version)
+    if problem is not None:
+        return problem
+    level, throttled = _gql_throttled(sim, _MUTATION_COST, mutation=True)
+    if throttled is not None:
+        return throttled
+    fingerprint = json.dumps([name, args], sort_keys=True, default=str)
+    with sim._lock:
+        queued = sim._rejections.get(name) or []
+        forced = queued.pop(0) if queued else None
+        remembered = sim._idempotency.get(key) if key else None
+    if remembered is not None and remembered[0] != fingerprint:
+        return _gql_error("The idempotency key was already used with different arguments.", "BAD_REQUEST")
+    if remembered is not None:
+        payload = copy.deepcopy(remembered[1])
+    else:
+        try:
+            if forced is not None:
+                raise forced
+            payload = _MUTATIONS[name](sim, args, key)
+        except MutationRejected as exc:
+            errors = [exc.as_error()]
+            payload = {**_EMPTY_PAYLOADS[name], "userErrors": errors}
+            if name == "orderCancel":
+                payload["orderCancelUserErrors"] = errors
+        else:
+            payload.setdefault("userErrors", [])
+            if name == "orderCancel":
+                payload.setdefault("orderCancelUserErrors", [])
+        if key is not None and not payload["userErrors"]:
+            with sim._lock:
+                sim._idempotency[key] = (fingerprint, copy.deepcopy(payload))
+    cost = _gql_cost(sim, _MUTATION_COST, _MUTATION_COST, level)
+    return ApiReply(200, {"data": {name: payload}, "extensions": cost})
+
+
+def _mutation_version_problem(
+    name: str, args: Mapping[str, Any], key: str | None, version: str
+) -> ApiReply | None:
+    if name == "fulfillmentCreate" and not _version_at_least(version, FULFILLMENT_CREATE_SINCE):
+        return _gql_error("Field 'fulfillmentCreate' doesn't exist on type 'Mutation'", "undefinedField")
+    if name == "orderCancel":
+        recent = _version_at_least(version, REFUND_METHOD_SINCE)
+        if "refundMethod" in args and not recent:
+            return _gql_error(
+                "Field 'orderCancel' doesn't accept argument 'refundMethod'", "argumentNotAccepted"
+            )
+        if "refund" not in args and not recent:
+            return _gql_error(
+                "Field 'orderCancel' is missing required arguments: refund", "missingRequiredArguments"
+            )
+    if name == "refundCreate" and key is None and _version_at_least(version, IDEMPOTENT_REQUIRED_SINCE):
+        return _gql_error("The @idempotent directive is required for this mutation.", "BAD_REQUEST")
+    return None
+
+
+def _input(args: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = args.get(name)
+    if not isinstance(value, dict):
+        raise MutationRejected([name], f"{name} is required")
+    return value
+
+
+def _m_fulfillment_create(sim: ShopifySimulator, args: Mapping[str, Any], key: str | None) -> dict[str, Any]:
+    given = _input(args, "fulfillment")
+    groups = given.get("lineItemsByFulfillmentOrder") or []
+    where = ["fulfillment", "lineItemsByFulfillmentOrder"]
+    if not isinstance(groups, list) or not groups:
+        raise MutationRejected(where, "Line items by fulfillment order can't be blank.")
+    tracking = given.get("trackingInfo") or {}
+    numbers = list(tracking.get("numbers") or ([tracking["number"]] if tracking.get("number") else []))
+    urls = list(tracking.get("urls") or ([tracking["url"]] if tracking.get("url") else []))
+    with sim._lock:
+        owners = {fo["id"]: fo for fos in sim._fulfillment_orders.values() for fo in fos}
+        allocations: list[tuple[dict[str, Any], dict[str, Any], int]] = []
+        for index, group in enumerate(groups):
+            fo = owners.get(_legacy_id(group.get("fulfillmentOrderId"), "FulfillmentOrder") or 0)
+            if fo is None:
+                raise MutationRejected([*where, str(index)], "Fulfillment order does not exist.")
+            if fo["status"] not in ("OPEN", "IN_PROGRESS"):
+                gid, status = _gid("FulfillmentOrder", fo["id"]), fo["status"].lower()
+                message = f"Fulfillment order {gid} has an unfulfillable status= {status}."
+                raise MutationRejected([*where, str(index)], message)
+            items = {i["id"]: i for i in fo["line_items"]}
+            wanted = group.get("fulfillmentOrderLineItems") or [
+                {"id": _gid("FulfillmentOrderLineItem", i["id"]), "quantity": i["remaining"]}
+                for i in fo["line_items"] if i["remaining"] > 0
+            ]  # fmt: skip
+            for item in wanted:
+                found = items.get(_legacy_id(item.get("id"), "FulfillmentOrderLineItem") or 0)
+                quantity = int(item.get("quantity") or 0)
+                if found is None:
+                    raise MutationRejected(
+                        [*where, str(index)], "Fulfillment order line item does not exist."
+                    )
+                if not 0 < quantity <= found["remaining"]:
+                    message = f"Invalid quantity {quantity}: {found['remaining']} left to fulfill."
+                    raise MutationRejected([*where, str(index)], message)
+                allocations.append((fo, found, quantity))
+        fos = {fo["id"]: fo for fo, _i, _q in allocations}.values()
+        if len({fo["order_id"] for fo in fos}) > 1 or len({fo["location_id"] for fo in fos}) > 1:
+            raise MutationRejected(
+                where, "All fulfillment orders must belong to the same order and location."
+            )
+        if not allocations:
+            raise MutationRejected(where, "There is nothing left to fulfill.")
+        order = sim._order(next(iter(fos))["order_id"])
+        now = sim._stamp()
+        record = sim._fulfil(
+            order, allocations, company=tracking.get("company"), numbers=numbers, urls=urls,
+            notify=bool(given.get("notifyCustomer")), now=now, fulfillment_id=sim._new_gql_id(), via="api",
+        )  # fmt: skip
+        sim._touch(order, now, *sim._fulfilled_topics(order))
+        return {"fulfillment": _gql_fulfillment(record)}
+
+
+def _m_fulfillment_event_create(
+    sim: ShopifySimulator, args: Mapping[str, Any], key: str | None
+) -> dict[str, Any]:
+    given = _input(args, "fulfillmentEvent")
+    status = str(given.get("status") or "")
+    if status not in FULFILLMENT_EVENT_STATUSES:
+        raise MutationRejected(
+            ["fulfillmentEvent", "status"], f"Status {status!r} is not a fulfillment event status."
+        )
+    wanted = _legacy_id(given.get("fulfillmentId"), "Fulfillment")
+    with sim._lock:
+        found = [(oid, f) for oid, fs in sim._fulfillments.items() for f in fs if f["id"] == wanted]
+        if not found:
+            raise MutationRejected(["fulfillmentEvent", "fulfillmentId"], "Fulfillment does not exist.")
+        order_id, fulfillment = found[0]
+        now = sim._stamp()
+        event: dict[str, Any] = {
+            "id": sim._new_gql_id(),
+            "status": status,
+            "happened_at": str(given.get("happenedAt") or _utc(now)),
+        }
+        fulfillment["events"].append(event)
+        fulfillment["updated_at"] = now
+        order = sim._order(order_id)
+        rest = next(f for f in order["fulfillments"] if f["id"] == fulfillment["id"])
+        rest["shipment_status"] = status.lower()
+        rest["updated_at"] = now
+        sim._emit("fulfillment_events/create", _rest_event(event, fulfillment, order, now), order_id)
+        sim._touch(order, now, "orders/updated")
+        node = {
+            "id": _gid("FulfillmentEvent", event["id"]),
+            "status": status,
+            "happenedAt": event["happened_at"],
+        }
+        return {"fulfillmentEvent": node}
+
+
+def _m_order_cancel(sim: ShopifySimulator, args: Mapping[str, Any], key: str | None) -> dict[str, Any]:
+    reason = str(args.get("reason") or "")
+    if reason not in CANCEL_REASONS:
+        raise MutationRejected(["reason"], f"Reason {reason!r} is not an order cancel reason.", "INVALID")
+    method = args.get("refundMethod") if isinstance(args.get("refundMethod"), dict) else {}
+    refund = bool(method.get("originalPaymentMethodsRefund")) if method else bool(args.get("refund"))
+    with sim._lock:
+        order = sim._orders.get(_legacy_id(args.get("orderId"), "Order") or 0)
+        if order is None:
+            raise MutationRejected(["orderId"], "Order does not exist", "NOT_FOUND")
+        if order["cancelled_at"]:
+            raise MutationRejected(["orderId"], "Order has already been cancelled", "INVALID")
+        if any(f["status"] == "SUCCESS" for f in sim._fulfillments.get(order["id"], [])):
+            message = "Cannot cancel an order with fulfillments: cancel the fulfillments first"
+            raise MutationRejected(["orderId"], message, "INVALID")
+        now = sim._stamp()
+        sim._cancel(
+            order, reason, refund=refund, restock=bool(args.get("restock")),
+            notify=bool(args.get("notifyCustomer")), note=args.get("staffNote"), now=now, via="api",
+        )  # fmt: skip
+        sim._touch(order, now, "orders/cancelled", "orders/updated")
+        return {"job": {"id": f"gid://shopify/Job/{uuid.uuid4()}", "done": True}}
+
+
+def _m_refund_create(sim: ShopifySimulator, args: Mapping[str, Any], key: str | None) -> dict[str, Any]:
+    given = _input(args, "input")
+    transactions = given.get("transactions") or []
+    if not isinstance(transactions, list) or not transactions:
+        raise MutationRejected(["input", "transactions"], "A refund needs transactions to give money back.")
+    with sim._lock:
+        order = sim._orders.get(_legacy_id(given.get("orderId"), "Order") or 0)
+        if order is None:
+            raise MutationRejected(["input", "orderId"], "Order does not exist")
+        cur = order["presentment_currency"]
+        if given.get("currency") not in (None, cur):
+            raise MutationRejected(["input", "currency"], f"Currency must be the presentment currency {cur}")
+        txns = {t["id"]: t for t in sim._transactions.get(order["id"], [])}
+        parents: list[tuple[int, Decimal]] = []
+        for index, txn in enumerate(transactions):
+            where = ["input", "transactions", str(index)]
+            parent = txns.get(_legacy_id(txn.get("parentId"), "OrderTransaction") or 0)
+            if txn.get("kind") != "REFUND":
+                raise MutationRejected([*where, "kind"], "Kind must be REFUND")
+            if parent is None or parent["kind"] not in ("SALE", "CAPTURE") or parent["status"] != "SUCCESS":
+                raise MutationRejected(
+                    [*where, "parentId"], "Parent transaction is not a successful sale or capture"
+                )
+            amount = _capture_amount(str(txn.get("amount")), cur) if txn.get("amount") else Decimal(0)
+            taken = sum(
+                (
+                    t["amount"]
+                    for t in txns.values()
+                    if t["kind"] == "REFUND" and t["parent_id"] == parent["id"]
+                ),
+                Decimal(0),
+            ) + sum((a for p, a in parents if p == parent["id"]), Decimal(0))
+            if amount <= 0 or amount > parent["amount"] - taken:
+                left = _fmt(parent["amount"] - taken, cur)
+                raise MutationRejected(
+                    [*where, "amount"], f"Refund amount must be between 0 and {left} {cur}"
+                )
+            parents.append((parent["id"], amount))
+        total = sum((a for _p, a in parents), Decimal(0))
+        now = sim._stamp()
+        try:
+            refund = sim._refund(
+                order, None, total, note=given.get("note"), now=now, parents=parents,
+                idempotency_key=key, via="api",
+            )  # fmt: skip
+        except ValueError as exc:
+            raise MutationRejected(["input"], str(exc)) from None
+        sim._touch(order, now, "orders/updated")
+        return {"refund": _gql_refund(refund, cur), "order": {"id": _gid("Order", order["id"])}}
+
+
+def _m_order_mark_as_paid(sim: ShopifySimulator, args: Mapping[str, Any], key: str | None) -> dict[str, Any]:
+    given = _input(args, "input")
+    order_id = _legacy_id(given.get("id"), "Order") or 0
+    with sim._lock:
+        order = sim._orders.get(order_id)
+        if order is None:
+            raise MutationRejected(["input", "id"], "Order does not exist")
+        if order["cancelled_at"] or order["financial_status"] not in (
+            "pending",
+            "authorized",
+            "partially_paid",
+        ):
+            raise MutationRejected(["input", "id"], "Order cannot be marked as paid.")
+        sim.mark_paid(order_id)
+        status = str(sim._order(order_id)["financial_status"]).upper()
+        return {"order": {"id": _gid("Order", order_id), "displayFinancialStatus": status}}
+
+
+_MUTATIONS: dict[str, Callable[[ShopifySimulator, Mapping[str, Any], str | None], dict[str, Any]]] = {
+    "fulfillmentCreate": _m_fulfillment_create,
+    "fulfillmentEventCreate": _m_fulfillment_event_create,
+    "orderCancel": _m_order_cancel,
+    "refundCreate": _m_refund_create,
+    "orderMarkAsPaid": _m_order_mark_as_paid,
+}
+
+
+def _connection(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    info = {"hasNextPage": False, "hasPreviousPage": False, "startCursor": None, "endCursor": None}
+    return {"nodes": nodes, "pageInfo": info}
+
+
+_DISPLAY_STATUS = {"CARRIER_PICKED_UP": "IN_TRANSIT", "DELAYED": "IN_TRANSIT"}
+
+
+def _gql_fulfillment(record: Mapping[str, Any]) -> dict[str, Any]:
+    events = [
+        {"id": _gid("FulfillmentEvent", e["id"]), "status": e["status"], "happenedAt": e["happened_at"]}
+        for e in record["events"]
+    ]
+    display = _DISPLAY_STATUS.get(events[-1]["status"], events[-1]["status"]) if events else "FULFILLED"
+    urls = list(record["urls"]) + [None] * (len(record["numbers"]) - len(record["urls"]))
+    return {
+        "id": _gid("Fulfillment", record["id"]),
+        "legacyResourceId": str(record["id"]),
+        "name": record["name"],
+        "status": record["status"],
+        "displayStatus": "CANCELED" if record["status"] == "CANCELLED" else display,
+        "createdAt": _utc(record["created_at"]),
+        "updatedAt": _utc(record["updated_at"]),
+        "location": {"id": _gid("Location", record["location_id"])},
+        "trackingInfo": [
+            {"company": record["company"], "number": n, "url": u}
+            for n, u in zip(record["numbers"], urls, strict=False)
+        ],
+        "events": _connection(events),
+        "fulfillmentLineItems": _connection(
+            [
+                {"id": _gid("FulfillmentLineItem", record["line_ids"][line_id]), "quantity": quantity,
+                 "lineItem": {"id": _gid("LineItem", line_id)}}
+                for line_id, quantity in record["lines"].items()
+            ]
+        ),
+    }  # fmt: skip
+
+
+def _fulfillment_record(record: Mapping[str, Any]) -> FulfillmentRecord:
+    return FulfillmentRecord(
+        _gid("Fulfillment", record["id"]),
+        record["location_id"],
+        dict(record["lines"]),
+        record["company"],
+        tuple(record["numbers"]),
+        tuple(record["urls"]),
+        record["notify"],
+        record["status"],
+        record["via"],
+    )
+
+
+def _gql_fulfillment_order(fo: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": _gid("FulfillmentOrder", fo["id"]),
+        "status": fo["status"],
+        "requestStatus": "UNSUBMITTED",
+        "assignedLocation": {
+            "name": f"Location {fo['location_id']}",
+            "location": {"id": _gid("Location", fo["location_id"])},
+        },
+        "lineItems": _connection(
+            [
+                {"id": _gid("FulfillmentOrderLineItem", i["id"]), "totalQuantity": i["total"],
+                 "remainingQuantity": i["remaining"], "lineItem": {"id": _gid("LineItem", i["line_item_id"])}}
+                for i in fo["line_items"]
+            ]
+        ),
+    }  # fmt: skip
+
+
+def _gql_refund(refund: Mapping[str, Any], currency: str) -> dict[str, Any]:
+    amount = sum((Decimal(t["amount"]) for t in refund["transactions"]), Decimal(0))
+    money = {"amount": _fmt(amount, currency), "currencyCode": currency}
+    return {
+        "id": _gid("Refund", refund["id"]),
+        "legacyResourceId": str(refund["id"]),
+        "note": refund["note"],
+        "createdAt": _utc(refund["created_at"]),
+        "totalRefundedSet": {"shopMoney": dict(money), "presentmentMoney": dict(money)},
+    }
+
+
+def _rest_event(
+    event: Mapping[str, Any], fulfillment: Mapping[str, Any], order: Mapping[str, Any], now: str
+) -> dict[str, Any]:
+    """The REST fulfillment event resource (the fulfillment_events/create webhook body)."""
+    return {
+        "id": event["id"], "admin_graphql_api_id": _gid("FulfillmentEvent", event["id"]),
+        "fulfillment_id": fulfillment["id"], "order_id": order["id"], "status": event["status"].lower(),
+        "message": None, "happened_at": event["happened_at"], "created_at": now, "updated_at": now,
+        "city": None, "province": None, "country": None, "zip": None, "address1": None,
+        "latitude": None, "longitude": None, "estimated_delivery_at": None,
+    }  # fmt: skip
 
 
 def _version_at_least(version: str, since: str) -> bool:
@@ -1710,21 +2435,37 @@ def _discount_applications(discount: Mapping[str, str], cur: str) -> list[dict[s
     ]
 
 
+_TRACKING_URLS = {
+    "UPS": "https://www.ups.com/track?tracknum={}",
+    "USPS": "https://tools.usps.com/go/TrackConfirmAction?tLabels={}",
+    "FedEx": "https://www.fedex.com/fedextrack/?trknbr={}",
+    "DHL Express": "https://www.dhl.com/en/express/tracking.html?AWB={}",
+}
+
+
+def _tracking_url(company: str | None, number: str) -> str | None:
+    """The link Shopify builds for a tracking company it knows (spelled as its list spells it)."""
+    template = _TRACKING_URLS.get(company or "")
+    return template.format(number) if template else None
+
+
 def _fulfillment(
     fulfillment_id: int,
     order: Mapping[str, Any],
     lines: list[dict[str, Any]],
     *,
-    tracking: str,
-    company: str,
+    numbers: Sequence[str],
+    urls: Sequence[str],
+    company: str | None,
     now: str,
+    location_id: int,
 ) -> dict[str, Any]:
-    url = f"https://www.ups.com/track?tracknum={tracking}" if company == "UPS" else None
+    """The REST fulfillment resource (what orders/* webhooks carry in `fulfillments`)."""
     return {
         "id": fulfillment_id,
         "admin_graphql_api_id": f"gid://shopify/Fulfillment/{fulfillment_id}",
         "created_at": now,
-        "location_id": 71_000_000_001,
+        "location_id": location_id,
         "name": f"{order['name']}.{len(order['fulfillments']) + 1}",
         "order_id": order["id"],
         "origin_address": {},
@@ -1733,10 +2474,10 @@ def _fulfillment(
         "shipment_status": None,
         "status": "success",
         "tracking_company": company,
-        "tracking_number": tracking,
-        "tracking_numbers": [tracking],
-        "tracking_url": url,
-        "tracking_urls": [url] if url else [],
+        "tracking_number": numbers[0] if numbers else None,
+        "tracking_numbers": list(numbers),
+        "tracking_url": urls[0] if urls else None,
+        "tracking_urls": list(urls),
         "updated_at": now,
         "line_items": copy.deepcopy(lines),
     }

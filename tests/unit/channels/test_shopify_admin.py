@@ -247,9 +247,18 @@ def test_capture__multi_capturable_authorization_takes_several_captures_until_th
     assert sim.get_order(order["id"])["total_outstanding"] == "54.34"
 
 
-def test_capture__on_2024_04_does_not_send_final_capture_which_that_version_rejects(sim):
+def test_capture__sends_final_capture_on_the_default_version(sim):
     order = authorized_order(sim)
     admin = admin_for(sim)
+    auth = only_authorization(admin, order)
+    admin.capture(str(order["id"]), auth.transaction_id, auth.amount, "USD", final_capture=True)
+    assert API_VERSION >= "2024-07"
+    assert [c.final_capture for c in sim.captures(order["id"])] == [True]
+
+
+def test_capture__on_2024_04_does_not_send_final_capture_which_that_version_rejects(sim):
+    order = authorized_order(sim)
+    admin = admin_for(sim, api_version="2024-04")
     auth = only_authorization(admin, order)
     admin.capture(str(order["id"]), auth.transaction_id, auth.amount, "USD", final_capture=True)
     assert [c.final_capture for c in sim.captures(order["id"])] == [None]
@@ -258,7 +267,7 @@ def test_capture__on_2024_04_does_not_send_final_capture_which_that_version_reje
     )
     fields = {"id": order["admin_graphql_api_id"], "parentTransactionId": auth.transaction_id}
     answer = requests.post(
-        f"{sim.url}/admin/api/{API_VERSION}/graphql.json",
+        f"{sim.url}/admin/api/2024-04/graphql.json",
         json={"query": mutation, "variables": {"input": {**fields, "amount": "1.00", "finalCapture": True}}},
         headers={"X-Shopify-Access-Token": TOKEN},
         timeout=2,

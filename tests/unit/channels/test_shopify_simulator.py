@@ -15,13 +15,13 @@ import requests
 from chalicelib.channels.base import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.channels.shopify import parse_shopify, verify_shopify_hmac
 from chalicelib.domain.totals import totals_issues
-from local.simulators.shopify import RETRY_DELAYS_S, UNAUTHORIZED_ERROR, ShopifySimulator
+from local.simulators.shopify import API_VERSION, RETRY_DELAYS_S, UNAUTHORIZED_ERROR, ShopifySimulator
 from tests.webhook_receiver import WebhookReceiver
 
 SHOP = "sim-store.myshopify.com"
 SECRET = "shpss_simulated_webhook_secret"
 TOKEN = "shpat_simulated_access_token"
-API = "/admin/api/2024-04"
+API = f"/admin/api/{API_VERSION}"
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def test_webhooks__carry_shopifys_headers_and_a_signature_the_adapter_verifies(m
         assert verify_shopify_hmac(SECRET, delivery.body, headers["X-Shopify-Hmac-Sha256"])
         assert not verify_shopify_hmac("another-secret", delivery.body, headers["X-Shopify-Hmac-Sha256"])
         assert headers["X-Shopify-Shop-Domain"] == SHOP
-        assert headers["X-Shopify-API-Version"] == "2024-04"
+        assert headers["X-Shopify-API-Version"] == API_VERSION == "2026-10"
         assert headers["Content-Type"] == "application/json"
         uuid.UUID(headers["X-Shopify-Webhook-Id"])
         uuid.UUID(headers["X-Shopify-Event-Id"])
