@@ -1,4 +1,5 @@
-"""A local WooCommerce store: in-memory orders, webhooks delivered as core delivers them, REST v3 reads."""
+"""A local WooCommerce store: in-memory orders, webhooks delivered as core delivers them, REST v3 reads and
+the writes the hub publishes with (order status, order notes, refunds)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,27 @@ ORDER_STATUSES = frozenset(
 MAX_DELIVERY_FAILURES = 5
 _API = "/wp-json/wc/v3"
 _ORDER_PATH = re.compile(r"/wp-json/wc/v3/orders/([0-9]+)")
+_SUB_PATH = re.compile(r"/wp-json/wc/v3/orders/([0-9]+)/(notes|refunds)")
+_EDITABLE = frozenset({"POST", "PUT", "PATCH"})  # WP_REST_Server::EDITABLE
+# wc_get_order_status_name(), as the "Order status changed from … to …." note spells them.
+_STATUS_NAMES = {
+    "pending": "Pending payment",
+    "processing": "Processing",
+    "on-hold": "On hold",
+    "completed": "Completed",
+    "cancelled": "Cancelled",
+    "refunded": "Refunded",
+    "failed": "Failed",
+}
+# Gateways whose can_refund_order() is true: api_refund=true goes through them; the others cannot refund.
+_REFUNDING_GATEWAYS = frozenset({"stripe", "ppcp-gateway"})
+# (code, message) WordPress answers an anonymous request with, per route kind.
+_ANONYMOUS = {
+    "list": ("woocommerce_rest_cannot_view", "Sorry, you cannot list resources."),
+    "read": ("woocommerce_rest_cannot_view", "Sorry, you cannot view this resource."),
+    "update": ("woocommerce_rest_cannot_edit", "Sorry, you are not allowed to edit this resource."),
+    "create": ("woocommerce_rest_cannot_create", "Sorry, you are not allowed to create resources."),
+}
 
 
 @dataclass
@@ -93,7 +115,8 @@ class _Attempt:
 class _Stored:
     data: dict[str, Any]
     status_before_trash: str | None = None
-    refund_items: dict[int, list[int]] = field(default_factory=dict)
+    notes: list[dict[str, Any]] = field(default_factory=list)  # newest first, as the API lists them
+    refunds: list[dict[str, Any]] = field(default_factory=list)  # the refund resources, newest first
 
 
 @dataclass(frozen=True)
@@ -224,6 +247,12 @@ class WooCommerceSimulator:
     delivery per webhook and order unless one is already pending, and the body is built when it is sent
     (so quick updates collapse into one delivery of the latest state); 200–302 is success, anything else
     increments failure_count with no retry, and the webhook is disabled once that count exceeds 5.
+
+    REST writes as the hub publishes them: `PUT /orders/{id}` (status; order.updated on a change, with
+    core's "Order status changed" note), `GET|POST /orders/{id}/notes` (no webhook), `GET|POST
+    /orders/{id}/refunds` (order.updated; over the refundable amount, or api_refund through a gateway
+    that cannot refund, a 500 `woocommerce_rest_cannot_create_order_refund` as core answers). Knobs:
+    `fail_writes(n, status, retry_after)`; inspection: `notes()`, `status()`, `refunds()`.
     """
 
     def __init__(
@@ -272,6 +301,8 @@ class WooCommerceSimulator:
         self._next_post_id = 1000 + self._rng.randint(0, 500)
         self._next_item_id = 10 * self._next_post_id
         self._deliveries: list[Delivery] = []
+        self._next_note_id = 100 + self._rng.randint(0, 50)  # comments have an id sequence of their own
+        self._write_failures: list[tuple[int, float | None]] = []  # (status, Retry-After) per failing write
         if webhook_url:
             self.set_webhook_url(webhook_url)
 
@@ -388,6 +419,32 @@ class WooCommerceSimulator:
                 self._cond.wait(remaining)
             return True
 
+    # ----- REST write knobs and inspection -------------------------------------------------------------
+
+    def fail_writes(self, n: int, status: int, retry_after: float | None = None) -> None:
+        """Answer the next `n` REST writes (POST/PUT/PATCH) with `status` instead of doing them:
+        429 as a rate-limiting host does (with `Retry-After` when given), 5xx as a PHP fatal error does."""
+        if n < 0 or not 400 <= status <= 599:
+            raise ValueError("fail_writes needs n >= 0 and a 4xx or 5xx status")
+        with self._cond:
+            self._write_failures.extend([(status, retry_after)] * n)
+
+    def notes(self, order_id: int) -> list[dict[str, Any]]:
+        """The order's notes as `GET …/notes` lists them (newest first, system notes included)."""
+        with self._cond:
+            stored = self._stored(order_id)
+            return [self._render_note(stored, note) for note in stored.notes]
+
+    def status(self, order_id: int) -> str:
+        with self._cond:
+            return str(self._stored(order_id).data["status"])
+
+    def refunds(self, order_id: int) -> list[dict[str, Any]]:
+        """The order's refund resources as `GET …/refunds` lists them (newest first)."""
+        with self._cond:
+            stored = self._stored(order_id)
+            return [self._render_refund(stored, refund) for refund in stored.refunds]
+
     # ----- store actions -------------------------------------------------------------------------------
 
     def create_order(self, **overrides: Any) -> dict[str, Any]:
@@ -448,27 +505,17 @@ class WooCommerceSimulator:
     def refund_order(
         self, order_id: int, amount: str | Decimal, line_item_ids: list[int] | None = None, reason: str = ""
     ) -> dict[str, Any]:
-        """wc_create_refund(): a refund object, the order's date_modified bumped, then order.updated."""
+        """wc_create_refund(): a refund object, the order's date_modified bumped, then order.updated.
+
+        The listed items are recorded as refunded in full quantity; the amount is the refund's own."""
         with self._cond:
             stored = self._stored(order_id)
-            dp = self._dp(stored)
-            value = _q(Decimal(str(amount)), dp)
-            if value <= 0 or value > self._remaining(stored):
-                raise ValueError("Invalid refund amount.")
-            items = {
-                int(i["id"])
-                for key in ("line_items", "shipping_lines", "fee_lines")
-                for i in stored.data[key]
-            }
-            unknown = set(line_item_ids or ()) - items
+            items = {int(i["id"]): i for i in self._items(stored)}
+            unknown = set(line_item_ids or ()) - set(items)
             if unknown:
                 raise ValueError(f"not items of order {order_id}: {sorted(unknown)}")
-            refund = self._add_refund(stored, value, reason, list(line_item_ids or ()))
-            if self._remaining(stored) == 0 and stored.data["status"] != "refunded":
-                stored.data["status"] = "refunded"  # woocommerce_order_fully_refunded_status
-            self._touch(stored)
-            self._schedule("order.updated", order_id)
-            return refund
+            rows = [{"id": i, "quantity": int(items[i].get("quantity") or 1)} for i in line_item_ids or ()]
+            return self._create_refund(stored, Decimal(str(amount)), reason, rows, refunded_payment=False)
 
     def delete_order(self, order_id: int, *, force: bool = False) -> None:
         """Trash the order (order.deleted carries only its id); force deletes it for good, firing nothing."""
@@ -510,6 +557,53 @@ class WooCommerceSimulator:
     def _touch(self, stored: _Stored) -> None:
         stored.data["date_modified"], stored.data["date_modified_gmt"] = self._now()
 
+    def _items(self, stored: _Stored) -> list[dict[str, Any]]:
+        return [i for key in ("line_items", "shipping_lines", "fee_lines") for i in stored.data[key]]
+
+    def _create_refund(
+        self,
+        stored: _Stored,
+        amount: Decimal,
+        reason: str,
+        rows: list[dict[str, Any]],
+        *,
+        refunded_payment: bool,
+    ) -> dict[str, Any]:
+        """wc_create_refund() for a valid request; ValueError("Invalid refund amount.") as core throws."""
+        dp = self._dp(stored)
+        value = _q(amount, dp)
+        if value <= 0 or value > self._remaining(stored):
+            raise ValueError("Invalid refund amount.")
+        refund = self._add_refund(stored, value, reason, rows, refunded_payment=refunded_payment)
+        if self._remaining(stored) == 0 and stored.data["status"] != "refunded":
+            # woocommerce_order_fully_refunded_status, with the status change note core adds
+            self._note_status_change(stored, str(stored.data["status"]), "refunded")
+            stored.data["status"] = "refunded"
+        self._touch(stored)
+        self._schedule("order.updated", int(stored.data["id"]))
+        return self._render_refund(stored, refund)
+
+    def _add_note(
+        self, stored: _Stored, text: str, *, customer_note: bool, author: str = "system"
+    ) -> dict[str, Any]:
+        self._next_note_id += 1
+        local, gmt = self._now()
+        note = {
+            "id": self._next_note_id,
+            "author": author,
+            "date_created": local,
+            "date_created_gmt": gmt,
+            "note": text,
+            "customer_note": customer_note,
+        }
+        stored.notes.insert(0, note)
+        return note
+
+    def _note_status_change(self, stored: _Stored, old: str, new: str) -> None:
+        if old != new:
+            names = (_STATUS_NAMES.get(old, old), _STATUS_NAMES.get(new, new))
+            self._add_note(stored, "Order status changed from {} to {}.".format(*names), customer_note=False)
+
     def _dp(self, stored: _Stored) -> int:
         return 0 if stored.data["currency"] == "JPY" else 2
 
@@ -528,6 +622,7 @@ class WooCommerceSimulator:
 
     def _set_status(self, stored: _Stored, status: str) -> None:
         data = stored.data
+        self._note_status_change(stored, str(data["status"]), status)
         data["status"] = status
         local, gmt = self._now()
         if status in ("processing", "completed") and not data["date_paid_gmt"]:
@@ -540,23 +635,59 @@ class WooCommerceSimulator:
         data["is_editable"] = status in ("pending", "on-hold", "auto-draft")
         if status == "refunded" and self._remaining(stored) > 0:
             # wc_order_fully_refunded(): setting the status by hand records a refund of what is left.
-            self._add_refund(stored, self._remaining(stored), "Order fully refunded.", [])
+            self._add_refund(
+                stored, self._remaining(stored), "Order fully refunded.", [], refunded_payment=False
+            )
 
-    def _add_refund(self, stored: _Stored, amount: Decimal, reason: str, items: list[int]) -> dict[str, Any]:
+    def _add_refund(
+        self,
+        stored: _Stored,
+        amount: Decimal,
+        reason: str,
+        rows: list[dict[str, Any]],
+        *,
+        refunded_payment: bool,
+    ) -> dict[str, Any]:
         refund_id = self._post_id()
         dp = self._dp(stored)
         stored.data["refunds"].insert(0, {"id": refund_id, "reason": reason, "total": "-" + _s(amount, dp)})
-        stored.refund_items[refund_id] = items
+        items = {int(i["id"]): i for i in self._items(stored)}
         local, gmt = self._now()
-        return {
+        refund = {
             "id": refund_id,
             "date_created": local,
             "date_created_gmt": gmt,
             "amount": _s(amount, dp),
             "reason": reason,
             "refunded_by": 1,
-            "refunded_payment": False,
-            "line_items": [{"refunded_item_id": item} for item in items],
+            "refunded_payment": refunded_payment,
+            "meta_data": [],
+            "line_items": [self._refund_line(items[int(row["id"])], row, dp) for row in rows],
+        }
+        stored.refunds.insert(0, refund)
+        return refund
+
+    def _refund_line(self, item: Mapping[str, Any], row: Mapping[str, Any], dp: int) -> dict[str, Any]:
+        # A refund's items are negative copies of the order's, pointing back through _refunded_item_id.
+        quantity = int(row.get("quantity") or 0)
+        total = _q(_decimal(row.get("refund_total")), dp)
+        tax = sum((_decimal(t.get("refund_total")) for t in row.get("refund_tax") or []), Decimal(0))
+        line_id = self._item_id()
+        return {
+            "id": line_id,
+            "name": item.get("name") or item.get("method_title"),
+            "product_id": item.get("product_id", 0),
+            "variation_id": item.get("variation_id", 0),
+            "quantity": -quantity,
+            "tax_class": "",
+            "subtotal": _s(-total, dp),
+            "subtotal_tax": _s(-tax, dp),
+            "total": _s(-total, dp),
+            "total_tax": _s(-tax, dp),
+            "taxes": [],
+            "meta_data": [{"id": line_id + 1, "key": "_refunded_item_id", "value": str(item["id"])}],
+            "sku": item.get("sku", ""),
+            "price": float(-total / quantity) if quantity else 0.0,
         }
 
     def _render(self, stored: _Stored) -> dict[str, Any]:
@@ -564,6 +695,22 @@ class WooCommerceSimulator:
         base = f"{self.site_url}wp-json/wc/v3/orders"
         data["_links"] = {"self": [{"href": f"{base}/{data['id']}"}], "collection": [{"href": base}]}
         return data
+
+    def _render_child(self, stored: _Stored, kind: str, child: Mapping[str, Any]) -> dict[str, Any]:
+        data = deepcopy(dict(child))
+        order = f"{self.site_url}wp-json/wc/v3/orders/{stored.data['id']}"
+        data["_links"] = {
+            "self": [{"href": f"{order}/{kind}/{child['id']}"}],
+            "collection": [{"href": f"{order}/{kind}"}],
+            "up": [{"href": order}],
+        }
+        return data
+
+    def _render_note(self, stored: _Stored, note: Mapping[str, Any]) -> dict[str, Any]:
+        return self._render_child(stored, "notes", note)
+
+    def _render_refund(self, stored: _Stored, refund: Mapping[str, Any]) -> dict[str, Any]:
+        return self._render_child(stored, "refunds", refund)
 
     def _transaction_id(self, method: str) -> str:
         alphabet = string.ascii_letters + string.digits
@@ -893,35 +1040,188 @@ class WooCommerceSimulator:
                 )
             )
 
-    # ----- REST v3 read API ----------------------------------------------------------------------------
+    # ----- REST v3 API --------------------------------------------------------------------------------
 
     def handle_api(
-        self, method: str, target: str, authorization: str | None
+        self, method: str, target: str, authorization: str | None, body: bytes = b""
     ) -> tuple[int, Any, dict[str, str]]:
         """Answer one REST request: (status, JSON body, extra headers)."""
         parts = urlsplit(target)
         path = parts.path.rstrip("/")
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        single = _ORDER_PATH.fullmatch(path)
-        if method != "GET" or (single is None and path != f"{_API}/orders"):
+        route = _route(method, path)
+        if route is None:
             return (
                 404,
                 _error("rest_no_route", "No route was found matching the URL and request method.", 404),
                 {},
             )
-        denied = self._authenticate(authorization, query, listing=single is None)
+        action, order_id = route
+        if method != "GET":
+            failure = self._take_write_failure()
+            if failure is not None:
+                return failure
+        denied = self._authenticate(authorization, query, anonymous=_ANONYMOUS[action.split("_")[0]])
         if denied is not None:
             return 401, denied, {}
+        params: dict[str, Any] = dict(query)
+        if method != "GET" and body.strip():
+            try:
+                decoded = json.loads(body)
+            except ValueError:
+                return 400, _error("rest_invalid_json", "Invalid JSON body passed.", 400), {}
+            if isinstance(decoded, dict):
+                params.update(decoded)  # WP_REST_Request: JSON body parameters win over the query string
         with self._cond:
-            if single is not None:
-                stored = self._orders.get(int(single.group(1)))
-                if stored is None:
-                    return 404, _error("woocommerce_rest_shop_order_invalid_id", "Invalid ID.", 404), {}
-                return 200, self._render(stored), {}
-            return self._list_orders(query)
+            if action == "list":
+                return self._list_orders(query)
+            return self._api_order_action(action, self._orders.get(order_id or 0), params)
+
+    def _api_order_action(
+        self, action: str, stored: _Stored | None, params: Mapping[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        if action == "read":
+            if stored is None:
+                return 404, _error("woocommerce_rest_shop_order_invalid_id", "Invalid ID.", 404), {}
+            return 200, self._render(stored), {}
+        if action == "update":
+            if stored is None:  # WC_REST_CRUD_Controller::update_item answers 400 here, not 404
+                return 400, _error("woocommerce_rest_shop_order_invalid_id", "Invalid ID.", 400), {}
+            return self._api_update_order(stored, params)
+        if stored is None:
+            if action.endswith("refunds"):
+                return 404, _error("woocommerce_rest_invalid_order_id", "Invalid order ID.", 404), {}
+            return 404, _error("woocommerce_rest_order_invalid_id", "Invalid order ID.", 404), {}
+        handler = {
+            "list_notes": self._api_list_notes,
+            "create_notes": self._api_create_note,
+            "list_refunds": self._api_list_refunds,
+            "create_refunds": self._api_create_refund,
+        }[action]
+        return handler(stored, params)
+
+    def _take_write_failure(self) -> tuple[int, Any, dict[str, str]] | None:
+        with self._cond:
+            if not self._write_failures:
+                return None
+            status, retry_after = self._write_failures.pop(0)
+        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        if status == 429:
+            # Core has no REST rate limit of its own; hosts and the Store API answer in this shape.
+            message = "Too many requests. Please wait and try again."
+            return status, _error("woocommerce_rate_limited", message, status), headers
+        if status >= 500:
+            # What WordPress's fatal error handler answers a REST request with.
+            message = "<p>There has been a critical error on this website.</p>"
+            body = {**_error("internal_server_error", message, status), "additional_errors": []}
+            return status, body, headers
+        return status, _error("rest_forbidden", "Sorry, you are not allowed to do that.", status), headers
+
+    def _api_update_order(
+        self, stored: _Stored, params: Mapping[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        # Only `status` is writable here; other fields of the order schema are accepted and ignored.
+        if "status" in params:
+            status = params["status"]
+            allowed = sorted(ORDER_STATUSES, key=list(_STATUS_NAMES).index)
+            if not isinstance(status, str) or status.removeprefix("wc-") not in ORDER_STATUSES:
+                reason = f"status is not one of {', '.join(allowed[:-1])}, and {allowed[-1]}."
+                return 400, _invalid_param("status", reason, "rest_not_in_enum"), {}
+            self.update_status(int(stored.data["id"]), status)
+        return 200, self._render(stored), {}
+
+    def _api_list_notes(self, stored: _Stored, params: Mapping[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        kind = params.get("type", "any")
+        if kind not in ("any", "customer", "internal"):
+            return 400, _invalid_param("type", "type is not one of any, customer, and internal."), {}
+        notes = [
+            self._render_note(stored, n)
+            for n in stored.notes
+            if kind == "any" or n["customer_note"] == (kind == "customer")
+        ]
+        return 200, notes, {}
+
+    def _api_create_note(self, stored: _Stored, params: Mapping[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        if "note" not in params:
+            error = _error("rest_missing_callback_param", "Missing parameter(s): note", 400, params=["note"])
+            return 400, error, {}
+        text = params["note"]
+        if not isinstance(text, str):
+            return 400, _invalid_param("note", "note is not of type string.", "rest_invalid_type"), {}
+        flags = {}
+        for name in ("customer_note", "added_by_user"):
+            value = _boolean(params.get(name, False))
+            if value is None:
+                return 400, _invalid_param(name, f"{name} is not of type boolean.", "rest_invalid_type"), {}
+            flags[name] = value
+        if not text.strip():
+            # add_order_note() stores nothing for an empty note and the controller answers 500.
+            message = "Cannot create order note, please try again."
+            return 500, _error("woocommerce_api_cannot_create_order_note", message, 500), {}
+        note = self._add_note(
+            stored,
+            text,
+            customer_note=flags["customer_note"],
+            author="admin" if flags["added_by_user"] else "system",
+        )
+        return 201, self._render_note(stored, note), {}
+
+    def _api_list_refunds(
+        self, stored: _Stored, params: Mapping[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        query = {k: str(v) for k, v in params.items()}
+        try:
+            per_page = _int_param(query, "per_page", 10, 1, 100)
+            page = _int_param(query, "page", 1, 1, None)
+        except _InvalidParam as exc:
+            return 400, _invalid_param(exc.name, exc.reason), {}
+        rows = stored.refunds
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        headers = {
+            "X-WP-Total": str(len(rows)),
+            "X-WP-TotalPages": str((len(rows) + per_page - 1) // per_page),
+        }
+        return 200, [self._render_refund(stored, r) for r in chunk], headers
+
+    def _api_create_refund(
+        self, stored: _Stored, params: Mapping[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        amount = params.get("amount")
+        if amount is not None and not isinstance(amount, str):
+            return 400, _invalid_param("amount", "amount is not of type string.", "rest_invalid_type"), {}
+        reason = params.get("reason") or ""
+        if not isinstance(reason, str):
+            return 400, _invalid_param("reason", "reason is not of type string.", "rest_invalid_type"), {}
+        api_refund = _boolean(params.get("api_refund", True))
+        if api_refund is None:
+            return (
+                400,
+                _invalid_param("api_refund", "api_refund is not of type boolean.", "rest_invalid_type"),
+                {},
+            )
+        rows = params.get("line_items") or []
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and "id" in r for r in rows):
+            return 400, _invalid_param("line_items", "line_items[0] is not of type object."), {}
+        # wc_create_refund() skips ids that are not items of the order.
+        known = {str(i["id"]) for i in self._items(stored)}
+        rows = [r for r in rows if str(r["id"]) in known]
+        value = _refund_value(amount, rows)
+        if value < 0:
+            message = "Refund amount must be greater than zero."
+            return 400, _error("woocommerce_rest_invalid_order_refund", message, 400), {}
+        try:
+            refundable = 0 < value <= self._remaining(stored)
+            # wc_refund_payment(): the gateway must be able to refund, or the refund is rolled back.
+            if api_refund and refundable and stored.data["payment_method"] not in _REFUNDING_GATEWAYS:
+                raise ValueError("The payment gateway for this order does not support automatic refunds.")
+            refund = self._create_refund(stored, value, reason, rows, refunded_payment=api_refund)
+        except ValueError as exc:
+            # Every WP_Error of wc_create_refund() leaves the controller as a 500 with this code.
+            return 500, _error("woocommerce_rest_cannot_create_order_refund", str(exc), 500), {}
+        return 201, refund, {}
 
     def _authenticate(
-        self, authorization: str | None, query: Mapping[str, str], *, listing: bool
+        self, authorization: str | None, query: Mapping[str, str], *, anonymous: tuple[str, str]
     ) -> dict[str, Any] | None:
         key = secret = None
         if authorization and authorization[:6].lower() == "basic ":
@@ -932,10 +1232,7 @@ class WooCommerceSimulator:
         elif "consumer_key" in query:
             key, secret = query["consumer_key"], query.get("consumer_secret", "")
         if key is None or secret is None:
-            message = (
-                "Sorry, you cannot list resources." if listing else "Sorry, you cannot view this resource."
-            )
-            return _error("woocommerce_rest_cannot_view", message, 401)
+            return _error(*anonymous, 401)
         if not hmac.compare_digest(key.encode(), self.consumer_key.encode()):
             return _error("woocommerce_rest_authentication_error", "Consumer key is invalid.", 401)
         if not hmac.compare_digest(secret.encode(), self.consumer_secret.encode()):
@@ -987,6 +1284,68 @@ class WooCommerceSimulator:
         return 200, body, {"X-WP-Total": str(total), "X-WP-TotalPages": str(pages)}
 
 
+def _route(method: str, path: str) -> tuple[str, int | None] | None:
+    """(action, order id) for the REST routes the simulator serves; None when WordPress has no such route."""
+    if path == f"{_API}/orders":
+        return ("list", None) if method == "GET" else None
+    single = _ORDER_PATH.fullmatch(path)
+    if single is not None:
+        if method == "GET":
+            return "read", int(single.group(1))
+        return ("update", int(single.group(1))) if method in _EDITABLE else None
+    sub = _SUB_PATH.fullmatch(path)
+    if sub is not None:
+        if method == "GET":
+            return f"list_{sub.group(2)}", int(sub.group(1))
+        return (f"create_{sub.group(2)}", int(sub.group(1))) if method == "POST" else None
+    return None
+
+
+def _refund_value(amount: str | None, rows: list[dict[str, Any]]) -> Decimal:
+    """The refund's amount: `amount` when given (it takes precedence), else what the line items add up to."""
+    try:
+        if amount not in (None, ""):
+            value = Decimal(str(amount).strip())
+        else:
+            value = sum((_decimal(r.get("refund_total")) for r in rows), Decimal(0))
+            value += sum(
+                (_decimal(t.get("refund_total")) for r in rows for t in r.get("refund_tax") or []), Decimal(0)
+            )
+    except ArithmeticError:
+        return Decimal(0)
+    return value if value.is_finite() else Decimal(0)  # wc_format_decimal() of garbage is 0
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        parsed = Decimal(str(value or 0).strip())
+    except ArithmeticError:
+        return Decimal(0)
+    return parsed if parsed.is_finite() else Decimal(0)  # wc_format_decimal() of garbage is 0
+
+
+def _invalid_param(name: str, reason: str, code: str = "rest_invalid_param") -> dict[str, Any]:
+    # WP_REST_Request::has_valid_params(): one 400 naming each parameter, with the reason's own code.
+    return _error(
+        "rest_invalid_param",
+        f"Invalid parameter(s): {name}",
+        400,
+        params={name: reason},
+        details={name: {"code": code, "message": reason, "data": None}},
+    )
+
+
+def _boolean(value: Any) -> bool | None:
+    """rest_sanitize_boolean() after rest_is_boolean(): None when WordPress would reject the value."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", ""):
+        return value.strip().lower() in ("true", "1")
+    return None
+
+
 class _InvalidParam(ValueError):
     def __init__(self, name: str, reason: str) -> None:
         super().__init__(reason)
@@ -1033,19 +1392,18 @@ class _Handler(NoDelayRequestHandler):
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        body = self.rfile.read(length) if length else b""
         status, payload, headers = self.owner.handle_api(
-            self.command, self.path, self.headers.get("Authorization")
+            self.command, self.path, self.headers.get("Authorization"), body
         )
-        body = wp_json_encode(payload)
+        answer = wp_json_encode(payload)
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self.wfile.write(answer)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
