@@ -30,6 +30,7 @@ from chalicelib.domain.ports import (
     RawArchive,
     WorkflowStarter,
 )
+from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.settings import ConfigurationError, Settings, get_settings
 
 
@@ -74,6 +75,8 @@ class Services:
     trackers: Trackers = field(default_factory=_NoTrackers)
     fulfilment_store: FulfilmentStore | None = None
     fulfilment_policy: FulfilmentPolicy = field(default_factory=FulfilmentPolicy)
+    # The channel's publisher for an order (None: a channel the hub does not publish to).
+    publisher_for: Callable[[Order], ChannelPublisher | None] = field(default=lambda order: None)
 
     @property
     def secret_prefix(self) -> str:
@@ -151,6 +154,7 @@ def _build(settings: Settings) -> Services:
     services.fulfilment_store = DynamoFulfilmentStore()
     services.threepl = _ThreePLClients(services)
     services.trackers = _EasyPostTrackers(services)
+    services.publisher_for = _Publishers(services, shopify)
     if settings.fulfilment_policy:
         services.fulfilment_policy = FulfilmentPolicy.from_mapping(settings.fulfilment_policy)
     return services
@@ -215,6 +219,50 @@ class _StripeClients:
             client = StripePayments(key, api_base=self._svc.settings.stripe_api_base)
             self._clients = {fingerprint: client}
         return client
+
+
+class _Publishers:
+    """The channel publisher of an order's store, built from its connection (and cached with it)."""
+
+    def __init__(self, svc: Services, shopify: _ShopifyClients) -> None:
+        self._svc = svc
+        self._shopify = shopify
+        self._cache: dict[str, ChannelPublisher] = {}
+
+    def __call__(self, order: Order) -> ChannelPublisher | None:
+        from chalicelib.domain.connections import credentials
+
+        if order.channel == "shopify":
+            from chalicelib.adapters.publish_shopify import ShopifyPublisher
+
+            return ShopifyPublisher(self._shopify.admin(order.store))
+        found = credentials(
+            order.channel, order.store, connections=self._svc.connections, secrets=self._svc.secrets
+        )
+        if found is None:
+            return None
+        connection, secrets = found
+        key = connection.connection_id + hashlib.sha256(repr(sorted(secrets.items())).encode()).hexdigest()
+        if key in self._cache:
+            return self._cache[key]
+        publisher: ChannelPublisher | None = None
+        if order.channel == "woocommerce":
+            from chalicelib.adapters.publish_woocommerce import WooCommercePublisher
+
+            publisher = WooCommercePublisher(
+                connection.store,
+                secrets["consumer_key"],
+                secrets["consumer_secret"],
+                api_base=self._svc.settings.woocommerce_api_base,
+            )
+        elif order.channel == "amazon":
+            from chalicelib.adapters.publish_amazon import AmazonPublisher
+
+            client = self._svc.spapi(connection, secrets)
+            publisher = AmazonPublisher(client, connection.settings.get("marketplace_id", ""))
+        if publisher is not None:
+            self._cache[key] = publisher
+        return publisher
 
 
 class _ThreePLClients:

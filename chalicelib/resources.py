@@ -106,6 +106,8 @@ TABLE = TableSpec(
         IndexSpec("gsi3", "gsi3pk", "gsi3sk"),
         # every order, newest first: ORDERS, sorted by placed time
         IndexSpec("gsi4", "gsi4pk", "gsi4sk"),
+        # sparse: orders whose channel outbox has pending milestones, oldest first (PUBPENDING)
+        IndexSpec("gsi5", "gsi5pk", "gsi5sk"),
     ),
     ttl_attribute="expires_at",
     env_var="HUB_TABLE_NAME",

@@ -39,6 +39,7 @@ class Settings:
     # HUB_FULFILMENT_POLICY: JSON of warehouses and tracking thresholds (domain/fulfilment.py).
     fulfilment_policy: Mapping[str, Any] | None = None
     shopify_api_base: str | None = None
+    woocommerce_api_base: str | None = None
     # Sales recovery: how long a PAYMENT_PENDING order waits for a new payment method, and how many
     # payment attempts it gets before it is cancelled.
     payment_recovery_seconds: int = 48 * 3600
@@ -81,6 +82,7 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         carrier_api_base=environ.get("HUB_CARRIER_API_BASE") or None,
         fulfilment_policy=_json_setting(environ, "HUB_FULFILMENT_POLICY"),
         shopify_api_base=environ.get("HUB_SHOPIFY_API_BASE") or None,
+        woocommerce_api_base=environ.get("HUB_WOOCOMMERCE_API_BASE") or None,
         payment_recovery_seconds=_int_setting(environ, "HUB_PAYMENT_RECOVERY_SECONDS", 48 * 3600),
         payment_max_attempts=_int_setting(environ, "HUB_PAYMENT_MAX_ATTEMPTS", 3),
     )

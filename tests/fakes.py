@@ -105,6 +105,14 @@ class InMemoryOrderRepository:
     def order_for_payment(self, reference: str) -> str | None:
         return self._payment_refs.get(reference)
 
+    def pending_publications(self, limit: int = 100) -> list[str]:
+        waiting = [
+            (min(p.created_at for p in s.order.publications if p.status == "pending"), order_id)
+            for order_id, s in self._orders.items()
+            if any(p.status == "pending" for p in s.order.publications)
+        ]
+        return [order_id for _, order_id in sorted(waiting)][:limit]
+
     def list_orders(
         self,
         *,

@@ -32,7 +32,7 @@ def _index(spec: resources.IndexSpec) -> type[GlobalSecondaryIndex[Any]]:
     return type(f"{spec.name.capitalize()}Index", (GlobalSecondaryIndex,), attrs)
 
 
-_ByChannel, _ByStatus, _ByStore, _AllOrders = (_index(spec) for spec in TABLE.indexes)
+_ByChannel, _ByStatus, _ByStore, _AllOrders, _PendingPublications = (_index(spec) for spec in TABLE.indexes)
 
 
 class _TableModel(Model):
@@ -70,11 +70,15 @@ class OrderModel(_TableModel):
     gsi3sk = UnicodeAttribute()
     gsi4pk = UnicodeAttribute()
     gsi4sk = UnicodeAttribute()
+    # Present only while the order's outbox has pending milestones (a sparse index).
+    gsi5pk = UnicodeAttribute(null=True)
+    gsi5sk = UnicodeAttribute(null=True)
 
     by_channel = _ByChannel()
     by_status = _ByStatus()
     by_store = _ByStore()
     all_orders = _AllOrders()
+    pending_publications = _PendingPublications()
 
 
 class DeliveryModel(_TableModel):

@@ -125,7 +125,15 @@ class DynamoOrderRepository:
         model = _to_model(order, expected_version)
         new_version = (expected_version or 0) + 1
         # An update, not a put: what lives beside the document (execution ARN, review token) stays.
-        actions = [getattr(OrderModel, name).set(getattr(model, name)) for name in _WRITTEN]
+        actions: list[Any] = [getattr(OrderModel, name).set(getattr(model, name)) for name in _WRITTEN]
+        pending = [p.created_at for p in order.publications if p.status == "pending"]
+        if pending:
+            actions += [
+                OrderModel.gsi5pk.set("PUBPENDING"),
+                OrderModel.gsi5sk.set(f"{min(pending).isoformat()}#{order.order_id}"),
+            ]
+        else:
+            actions += [OrderModel.gsi5pk.remove(), OrderModel.gsi5sk.remove()]
         if delivery_id is None:
             try:
                 model.update(actions=actions)
@@ -221,6 +229,13 @@ class DynamoOrderRepository:
             if exc.cause_response_code == f"{_CONDITION_FAILED}Exception":
                 raise NotFound(order_id) from exc
             raise
+
+    def pending_publications(self, limit: int = 100) -> list[str]:
+        """Orders whose outbox has pending milestones, oldest first (the sparse gsi5: no scan)."""
+        return [
+            m.pk.removeprefix("ORDER#")
+            for m in OrderModel.pending_publications.query("PUBPENDING", limit=limit)
+        ]
 
     def list_orders(
         self,

@@ -473,6 +473,7 @@ def _shipped(update: ThreePLUpdate, *, orders: OrderRepository, now: Callable[[]
             now(),
             shipment_id=update.shipment_id,
             complete=status == "shipped",
+            order_complete=order.status == OrderStatus.SHIPPED,
             lines=update.lines,
             parcels=[{"carrier": p.carrier, "tracking_number": p.tracking_number} for p in update.parcels],
         )

@@ -81,7 +81,7 @@ def _woocommerce(topic: str, payload: dict[str, Any], store: str) -> ChannelEven
 def _amazon(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
     from chalicelib.channels.amazon import normalise_amazon_order
 
-    return normalise_amazon_order(payload["order"], payload["items"], store)
+    return normalise_amazon_order(payload["order"], payload["items"], store, payload.get("address"))
 
 
 # Channel → function turning that channel's payload for a topic into a channel event.

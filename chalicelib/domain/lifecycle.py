@@ -9,6 +9,7 @@ from typing import Any
 from chalicelib.domain.errors import ConcurrentUpdate, NotFound
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.ports import OrderRepository
+from chalicelib.domain.publishing import sync_outbox
 from chalicelib.domain.totals import totals_issues
 
 _MAX_ATTEMPTS = 5
@@ -25,6 +26,8 @@ def mutate(orders: OrderRepository, order_id: str, change: Callable[[Order], Any
             raise NotFound(f"order {order_id} does not exist")
         order = stored.order.model_copy(deep=True)
         result = change(order)
+        # A milestone enters the channel's outbox in the same write as the change that made it.
+        sync_outbox(order, order.history[-1].at if order.history else order.updated_at)
         try:
             orders.save(order, expected_version=stored.version)
         except ConcurrentUpdate:

@@ -132,6 +132,20 @@ class Shipment(_Part):
     last_event_at: datetime | None = None
 
 
+class Publication(_Part):
+    """One milestone in the order's outbox for its channel (an addition to DESIGN.md's shape)."""
+
+    publication_id: str
+    kind: str  # paid | shipped | delivered | cancelled | refunded
+    status: str = "pending"  # pending | sent | skipped | failed
+    created_at: datetime
+    detail: dict[str, Any] = Field(default_factory=dict)
+    attempts: int = 0
+    last_error: str | None = None
+    sent_at: datetime | None = None
+    reference: dict[str, Any] = Field(default_factory=dict)
+
+
 class HistoryEntry(_Part):
     at: datetime
     event: str
@@ -161,6 +175,8 @@ class Order(BaseModel):
     fraud: Fraud = Field(default_factory=Fraud)
     shipments: list[Shipment] = Field(default_factory=list)
     returns: list[dict[str, Any]] = Field(default_factory=list)
+    # The outbox: what the channel must still learn (pending) and what it has learnt (sent).
+    publications: list[Publication] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
 
     @field_validator("currency")

@@ -63,6 +63,10 @@ class OrderRepository(Protocol):
 
     def order_for_payment(self, reference: str) -> str | None: ...
 
+    def pending_publications(self, limit: int = 100) -> list[str]:
+        """Ids of orders whose channel outbox has pending milestones, oldest first."""
+        ...
+
     def list_orders(
         self,
         *,

@@ -170,3 +170,12 @@ def retry_payment(order_id: str) -> dict[str, Any]:
 def carrier_performance() -> dict[str, Any]:
     """Per carrier and destination country: deliveries and the share on time against the promise."""
     return {"carriers": services().store().carrier_stats()}
+
+
+@bp.route("/api/orders/{order_id}/publications/{publication_id}/retry", methods=["POST"])
+@http_errors
+def retry_publication(order_id: str, publication_id: str) -> dict[str, Any]:
+    """Put a failed milestone back in the order's outbox; the next publishing run sends it."""
+    from chalicelib.domain import publishing
+
+    return publishing.retry_publication(order_id, publication_id, orders=services().orders)

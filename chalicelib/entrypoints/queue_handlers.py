@@ -253,13 +253,21 @@ def amazon_notification_record(record: SQSRecord) -> None:
     client = svc.spapi(connection, secrets)
     order = client.get_order(change.amazon_order_id)
     items = client.get_order_items(change.amazon_order_id)
+    payload: dict[str, Any] = {"order": order, "items": items}
+    if order.get("FulfillmentChannel") == "MFN" and order.get("OrderStatus") in (
+        "Unshipped",
+        "PartiallyShipped",
+    ):
+        # The hub ships it: the street, name and phone come only under a restricted data token. Kept in
+        # the order (needed to ship), never in the raw archive (it holds the notification only) or logs.
+        payload["address"] = client.get_order_address(change.amazon_order_id)
     delivery = Delivery(
         delivery_id=delivery_id,
         channel="amazon",
         store=connection.store,
         topic="ORDER_CHANGE",
         received_at=svc.now(),
-        payload={"order": order, "items": items},
+        payload=payload,
         external_id=change.amazon_order_id,
     )
     svc.raw_archive.put(delivery, record.body.encode())

@@ -40,3 +40,46 @@ def watch_shipments(event: Any) -> dict[str, int]:
         if flagged[name]:
             count("ShipmentFlagged", channel="fulfilment", reason=name, value=flagged[name])
     return flagged
+
+
+PUBLISH_OUTBOX = "publish_outbox"
+# Leave the rest of the invocation's time to the last publication in flight.
+PUBLISH_BUDGET_S = 20.0
+
+
+@bp.schedule(
+    Rate(1, unit=Rate.MINUTES),
+    name=PUBLISH_OUTBOX,
+    description="Publishes pending order milestones to their channels (the outbox).",
+)
+def publish_outbox(event: Any) -> dict[str, int]:
+    """Orders with pending milestones, oldest first (a sparse index), one store at a time within a run;
+    a throttled or unavailable channel keeps its milestones pending for the next run."""
+    import time
+
+    from chalicelib.domain import publishing
+    from chalicelib.domain.publishing import PublishError
+    from chalicelib.observability import count, logger
+
+    svc = services()
+    started = time.monotonic()
+    totals = {"orders": 0, "sent": 0, "failed": 0, "skipped": 0, "deferred": 0}
+    for order_id in svc.orders.pending_publications(limit=100):
+        if time.monotonic() - started > PUBLISH_BUDGET_S:
+            break
+        totals["orders"] += 1
+        try:
+            done = publishing.publish_pending(
+                order_id, orders=svc.orders, publisher_for=svc.publisher_for, now=svc.now
+            )
+        except PublishError as exc:
+            totals["deferred"] += 1
+            logger.warning("publication deferred", extra={"order_id": order_id, "error": type(exc).__name__})
+            count("PublicationDeferred", channel="publishing", reason=type(exc).__name__)
+            continue
+        for name in ("sent", "failed", "skipped"):
+            totals[name] += done[name]
+    for name in ("sent", "failed"):
+        if totals[name]:
+            count(f"Publication{name.capitalize()}", channel="publishing", value=totals[name])
+    return totals

@@ -145,6 +145,8 @@ FUNCTION_ACCESS: dict[str, Access] = {
     "heartbeat": Access(),
     # Scheduled: reads the open shipments and flags late or silent ones on their orders.
     "watch_shipments": Access(),
+    # Scheduled: publishes order milestones with each channel's credentials.
+    "publish_outbox": Access(connection_secrets="read"),
 }
 
 

@@ -222,9 +222,50 @@ def carrier(hub_port: int) -> Iterator[Any]:
     simulator.stop()
 
 
+PUBLISH_WOO = "https://it-publish-woo.example/"
+PUBLISH_WOO_SECRET = "it-publish-woo-secret"
+PUBLISH_SHOP = "it-publish.myshopify.com"
+PUBLISH_SHOP_SECRET = "it-publish-shopify-secret"
+
+
+@pytest.fixture(scope="session")
+def woo_store(hub_port: int) -> Iterator[Any]:
+    """The WooCommerce store the hub publishes to (HUB_WOOCOMMERCE_API_BASE)."""
+    from local.simulators.woocommerce import WooCommerceSimulator
+
+    simulator = WooCommerceSimulator(
+        PUBLISH_WOO,
+        PUBLISH_WOO_SECRET,
+        "ck_it_publish",
+        "cs_it_publish",
+        webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/woocommerce",
+        seed=23,
+    ).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def shopify_store(hub_port: int) -> Iterator[Any]:
+    """The Shopify shop the hub publishes to and reads risk from (HUB_SHOPIFY_API_BASE)."""
+    from local.simulators.shopify import ShopifySimulator
+
+    simulator = ShopifySimulator(
+        PUBLISH_SHOP,
+        PUBLISH_SHOP_SECRET,
+        "shpat_it_publish",
+        webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/shopify",
+        seed=29,
+    ).start()
+    yield simulator
+    simulator.stop()
+
+
 @pytest.fixture(scope="session")
 def stack(
     *,
+    woo_store: Any,
+    shopify_store: Any,
     amazon: Any,
     amazon_notifier: AmazonNotifier,
     stripe: Any,
@@ -252,6 +293,8 @@ def stack(
         "HUB_AMAZON_LWA_ENDPOINT": amazon.lwa_url,
         "HUB_STRIPE_API_BASE": stripe.url,
         "HUB_3PL_API_BASE": threepl.url,
+        "HUB_WOOCOMMERCE_API_BASE": woo_store.url,
+        "HUB_SHOPIFY_API_BASE": shopify_store.url,
         "HUB_CARRIER_API_BASE": carrier.url,
         "HUB_FULFILMENT_POLICY": json.dumps(FULFILMENT_POLICY),
         "HUB_PAYMENT_RECOVERY_SECONDS": str(PAYMENT_RECOVERY_SECONDS),
@@ -292,6 +335,19 @@ def stack(
         for body in (
             {"channel": "3pl", "store": THREEPL, "api_key": THREEPL_KEY, "webhook_secret": THREEPL_SECRET},
             {"channel": "easypost", "api_key": EASYPOST_KEY, "webhook_secret": EASYPOST_SECRET},
+            {
+                "channel": "woocommerce",
+                "store": PUBLISH_WOO,
+                "webhook_secret": PUBLISH_WOO_SECRET,
+                "consumer_key": woo_store.consumer_key,
+                "consumer_secret": woo_store.consumer_secret,
+            },
+            {
+                "channel": "shopify",
+                "store": PUBLISH_SHOP,
+                "webhook_secret": PUBLISH_SHOP_SECRET,
+                "access_token": shopify_store.access_token,
+            },
         ):
             answer = running.api("POST", "/api/connections", json=body)
             assert answer.status_code in (200, 201), answer.text
