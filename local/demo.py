@@ -224,20 +224,19 @@ class DemoTraffic:
         shop, woo, amazon = self._channels.shopify, self._channels.woocommerce, self._channels.amazon
         roll = self._rng.random()
         actions: dict[str, list[tuple[float, Callable[[], Any], str]]] = {
+            # Only what happens at the channel itself: shipping is the hub's (its 3PL), and comes back to
+            # the channel as publications.
             "shopify": [
-                (0.5, lambda: shop.mark_paid(order_id), "paid"),
-                (0.7, lambda: shop.fulfil_order(order_id), "fulfilled"),
-                (0.85, lambda: shop.refund_order(order_id), "refunded in part"),
+                (0.6, lambda: shop.mark_paid(order_id), "paid"),
+                (0.8, lambda: shop.refund_order(order_id), "refunded in part"),
                 (1.0, lambda: shop.cancel_order(order_id), "cancelled"),
             ],
             "woocommerce": [
-                (0.6, lambda: woo.update_status(order_id, "completed"), "completed"),
-                (0.8, lambda: woo.refund_order(order_id, "5.00"), "refunded 5.00"),
+                (0.7, lambda: woo.refund_order(order_id, "5.00"), "refunded 5.00"),
                 (1.0, lambda: woo.update_status(order_id, "cancelled"), "cancelled"),
             ],
             "amazon": [
-                (0.7, lambda: amazon.set_status(order_id, "Shipped"), "shipped"),
-                (1.0, lambda: amazon.set_status(order_id, "Canceled"), "cancelled"),
+                (0.3, lambda: amazon.set_status(order_id, "Canceled"), "cancelled"),
             ],
         }
         for threshold, action, label in actions[channel]:

@@ -163,6 +163,8 @@ class AmazonPublisher:
                 f"shipped milestone {milestone.publication_id} carries no parcel to confirm"
             )
         ship_date = _iso(milestone.at)
+        # The order's own marketplace: one seller's connection sells in several (Amazon.com, .ca, .co.jp...).
+        marketplace = self._marketplace_of(order.external_id)
         answered: list[dict[str, Any]] = []
         for index, (parcel, items) in enumerate(packages):
             reference = package_reference_id(milestone.publication_id, index)
@@ -181,7 +183,7 @@ class AmazonPublisher:
                 detail["shippingMethod"] = str(parcel["service"])
             repeat = False
             try:
-                self._client.confirm_shipment(order.external_id, self._marketplace_id, detail)
+                self._client.confirm_shipment(order.external_id, marketplace, detail)
             except SpApiError as exc:
                 if exc.status != 400 or not self._already_shipped(order.external_id, items):
                     raise
@@ -197,6 +199,10 @@ class AmazonPublisher:
             )  # fmt: skip
         return {"packages": answered}
 
+    def _marketplace_of(self, amazon_order_id: str) -> str:
+        found = self._client.get_order(amazon_order_id).get("MarketplaceId")
+        return str(found) if found else self._marketplace_id
+
     def _already_shipped(self, amazon_order_id: str, items: list[dict[str, Any]]) -> bool:
         shipped = {
             str(i.get("OrderItemId")): int(i.get("QuantityShipped") or 0)
@@ -208,7 +214,9 @@ class AmazonPublisher:
 
     def _cancelled(self, order: Order, milestone: Milestone) -> dict[str, Any]:
         amazon_order_id = order.external_id
-        status = self._client.get_order(amazon_order_id).get("OrderStatus")
+        current = self._client.get_order(amazon_order_id)
+        status = current.get("OrderStatus")
+        marketplace = str(current.get("MarketplaceId") or self._marketplace_id)
         if status == "Canceled":
             return {"already_cancelled": True}
         if status in ("Shipped", "PartiallyShipped", "InvoiceUnconfirmed"):
@@ -218,7 +226,7 @@ class AmazonPublisher:
         reason = cancel_reason(milestone.reason)
         items = [line.line_id for line in order.lines]
         document = order_acknowledgement_feed(order.store, amazon_order_id, items, reason)
-        feed_id = self._client.submit_feed(ORDER_ACKNOWLEDGEMENT_FEED, [self._marketplace_id], document, _XML)
+        feed_id = self._client.submit_feed(ORDER_ACKNOWLEDGEMENT_FEED, [marketplace], document, _XML)
         logger.info(
             "amazon cancellation feed submitted", extra={"order_id": order.order_id, "feed_id": feed_id}
         )

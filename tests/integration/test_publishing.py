@@ -166,3 +166,63 @@ def test_amazon__shipment_confirmed_once_per_parcel(stack, amazon):
     confirmations = amazon.shipment_confirmations(placed["AmazonOrderId"])
     assert len(confirmations) == len(done["shipments"][0]["parcels"])
     assert all(c.get("submissions", 1) == 1 for c in confirmations)
+
+
+SHOP_ADDRESS = {
+    "name": "Ada Buyer",
+    "address1": "1 Harbour St",
+    "city": "Boston",
+    "province_code": "MA",
+    "zip": "02110",
+    "country_code": "US",
+}
+
+
+def test_shopify__throttling_is_waited_out_and_a_cancellation_refunds_at_the_shop(
+    stack, shopify_store, threepl
+):
+    threepl.auto_ship = False  # still at the warehouse when the customer cancels
+    try:
+        placed = shopify_store.create_order(
+            currency="USD",
+            financial_status="paid",
+            items=[{"title": "Lamp", "price": "40.00", "quantity": 1, "sku": "LAMP"}],
+            shipping_address=SHOP_ADDRESS,
+        )
+        order_id = derive_order_id("shopify", PUBLISH_SHOP, str(placed["id"]))
+        order_when(stack, order_id, lambda o: o["status"] == "FULFILMENT_REQUESTED")
+        answer = stack.api("POST", f"/api/orders/{order_id}/cancel", json={"reason": "customer called"})
+        assert answer.status_code == 200, answer.text
+    finally:
+        threepl.auto_ship = True
+    shopify_store.throttle_api(1)  # the first mutation finds the bucket empty
+    order = published(stack, order_id)
+    assert [p["kind"] for p in order["publications"]] == ["cancelled"]
+    [cancellation] = shopify_store.cancellations(placed["id"])
+    # Shopify Payments holds the money: Shopify refunds it as it cancels (no separate refund milestone).
+    assert cancellation.refund is True and cancellation.via == "api"
+    publish(stack)
+    assert len(shopify_store.cancellations(placed["id"])) == 1
+
+
+def test_amazon__a_cancellation_is_acknowledged_by_feed(stack, amazon, threepl):
+    body = {
+        "channel": "amazon",
+        "store": AMAZON_SELLER,
+        "marketplace_id": AMAZON_MARKETPLACE,
+        **AMAZON_CREDENTIALS,
+    }
+    assert stack.api("POST", "/api/connections", json=body).status_code in (200, 201)
+    threepl.auto_ship = False
+    try:
+        placed = amazon.create_order(OrderStatus="Unshipped")
+        order_id = derive_order_id("amazon", AMAZON_SELLER, placed["AmazonOrderId"])
+        order_when(stack, order_id, lambda o: o["status"] == "FULFILMENT_REQUESTED")
+        answer = stack.api("POST", f"/api/orders/{order_id}/cancel", json={"reason": "out of stock"})
+        assert answer.status_code == 200, answer.text
+    finally:
+        threepl.auto_ship = True
+    published(stack, order_id, timeout=60)
+    assert amazon.order(placed["AmazonOrderId"])["OrderStatus"] == "Canceled"
+    feeds = [f for f in amazon.feeds() if placed["AmazonOrderId"] in str(f.get("content", ""))]
+    assert len(feeds) == 1
