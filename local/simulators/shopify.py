@@ -1276,9 +1276,18 @@ def _link(sim: ShopifySimulator, version: str, limit: int, cursor: Mapping[str, 
 # - `orders(first: N, after: "...", query: "...", sortKey: ID|CREATED_AT|UPDATED_AT, reverse: true|false)`.
 #   The search query understands `updated_at:` and `created_at:` with > >= < <= (quoted or bare ISO 8601
 #   values), `status:open|closed|cancelled|any`, and AND. Every node carries id, legacyResourceId, name,
-#   createdAt, updatedAt, cancelledAt, closedAt, displayFinancialStatus, displayFulfillmentStatus,
-#   currencyCode and totalPriceSet; edges carry cursor; pageInfo carries hasNextPage, hasPreviousPage,
-#   startCursor, endCursor. Cost: 2 + first requested, 2 + nodes actual.
+#   email, phone, createdAt, updatedAt, cancelledAt, cancelReason, closedAt, displayFinancialStatus,
+#   displayFulfillmentStatus, currencyCode, taxesIncluded, paymentGatewayNames, the MoneyBags
+#   totalPriceSet subtotalPriceSet totalTaxSet totalDiscountsSet totalOutstandingSet
+#   totalShippingPriceSet currentTotalPriceSet, `customer { id legacyResourceId firstName lastName
+#   defaultEmailAddress { emailAddress } defaultPhoneNumber { phoneNumber } }`, billingAddress and
+#   shippingAddress (MailingAddress: firstName lastName name company address1 address2 city province
+#   provinceCode zip country countryCodeV2 phone), `lineItems { nodes { id title variantTitle name sku
+#   quantity currentQuantity originalUnitPriceSet discountAllocations { allocatedAmountSet
+#   discountApplication { index } } taxLines { title rate ratePercentage channelLiable priceSet } } }`,
+#   `shippingLines { nodes { id title code source isRemoved originalPriceSet discountedPriceSet
+#   discountAllocations taxLines } }` and `refunds` (as below); edges carry cursor; pageInfo carries
+#   hasNextPage, hasPreviousPage, startCursor, endCursor. Cost: 2 + first requested, 2 + nodes actual.
 # - `order(id: "gid://shopify/Order/N")`: null when unknown, else the node above plus `risk
 #   { recommendation assessments { riskLevel facts provider } }` and `transactions` (OrderTransaction:
 #   id kind status gateway createdAt manuallyCapturable multiCapturable errorCode amountSet
@@ -1289,7 +1298,8 @@ def _link(sim: ShopifySimulator, version: str, limit: int, cursor: Mapping[str, 
 #   status displayStatus trackingInfo { company number url } events { nodes } fulfillmentLineItems
 #   { nodes { id quantity lineItem { id } } }), `fulfillmentOrders { nodes { id status assignedLocation
 #   { location { id } } lineItems { nodes { id totalQuantity remainingQuantity lineItem { id } } } } }` and
-#   `refunds` (id note createdAt totalRefundedSet); +1 cost each when selected. Connection arguments
+#   `refunds` (id legacyResourceId note createdAt totalRefundedSet transactions { nodes { id kind status
+#   gateway createdAt amountSet } }); +1 cost each when selected. Connection arguments
 #   (first:) are not applied: every node comes back.
 # - Publishing mutations, arguments as $variables, each costing 10 and answering Shopify's payloads:
 #   fulfillmentCreate(fulfillment:) (2024-10+), fulfillmentEventCreate(fulfillmentEvent:),
@@ -1859,6 +1869,19 @@ def _gql_refund(refund: Mapping[str, Any], currency: str) -> dict[str, Any]:
         "note": refund["note"],
         "createdAt": _utc(refund["created_at"]),
         "totalRefundedSet": {"shopMoney": dict(money), "presentmentMoney": dict(money)},
+        "transactions": _connection(
+            [
+                {
+                    "id": _gid("OrderTransaction", t["id"]),
+                    "kind": str(t["kind"]).upper(),
+                    "status": str(t["status"]).upper(),
+                    "gateway": t.get("gateway"),
+                    "createdAt": _utc(t["created_at"]),
+                    "amountSet": _gql_money(t["amount"], currency),
+                }
+                for t in refund["transactions"]
+            ]
+        ),
     }
 
 
@@ -1970,18 +1993,117 @@ def _gql_filter(search: str) -> Callable[[Mapping[str, Any]], bool]:
 
 def _gql_node(order: Mapping[str, Any]) -> dict[str, Any]:
     fulfillment = {"fulfilled": "FULFILLED", "partial": "PARTIALLY_FULFILLED"}
+    cur = order["currency"]
     return {
         "id": f"gid://shopify/Order/{order['id']}",
         "legacyResourceId": str(order["id"]),
         "name": order["name"],
+        "email": order.get("email"),
+        "phone": order.get("phone"),
         "createdAt": _utc(order["created_at"]),
         "updatedAt": _utc(order["updated_at"]),
         "cancelledAt": _utc(order["cancelled_at"]) if order["cancelled_at"] else None,
+        "cancelReason": str(order["cancel_reason"]).upper() if order.get("cancel_reason") else None,
         "closedAt": _utc(order["closed_at"]) if order["closed_at"] else None,
         "displayFinancialStatus": str(order["financial_status"]).upper(),
         "displayFulfillmentStatus": fulfillment.get(order["fulfillment_status"] or "", "UNFULFILLED"),
-        "currencyCode": order["currency"],
-        "totalPriceSet": {"shopMoney": {"amount": order["total_price"], "currencyCode": order["currency"]}},
+        "currencyCode": cur,
+        "taxesIncluded": bool(order.get("taxes_included")),
+        "paymentGatewayNames": list(order.get("payment_gateway_names") or []),
+        "totalPriceSet": _gql_money(order["total_price"], cur),
+        "subtotalPriceSet": _gql_money(order["subtotal_price"], cur),
+        "totalTaxSet": _gql_money(order["total_tax"], cur),
+        "totalDiscountsSet": _gql_money(order["total_discounts"], cur),
+        "totalOutstandingSet": _gql_money(order["total_outstanding"], cur),
+        "totalShippingPriceSet": _gql_money(order["total_shipping_price_set"]["shop_money"]["amount"], cur),
+        "currentTotalPriceSet": _gql_money(order["current_total_price"], cur),
+        "customer": _gql_customer(order.get("customer")),
+        "billingAddress": _gql_address(order.get("billing_address")),
+        "shippingAddress": _gql_address(order.get("shipping_address")),
+        "lineItems": _connection([_gql_line_item(li, cur) for li in order["line_items"]]),
+        "shippingLines": _connection([_gql_shipping_line(sl, cur) for sl in order["shipping_lines"]]),
+        "refunds": [_gql_refund(r, order["presentment_currency"]) for r in order["refunds"]],
+    }
+
+
+def _gql_money(amount: Any, currency: str) -> dict[str, Any]:
+    """A MoneyBag: the same amount in shop and presentment money (the simulator sells in one currency)."""
+    money = {"amount": str(amount), "currencyCode": currency}
+    return {"shopMoney": dict(money), "presentmentMoney": dict(money)}
+
+
+def _gql_customer(customer: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not customer:
+        return None
+    email, phone = customer.get("email"), customer.get("phone")
+    return {
+        "id": _gid("Customer", customer["id"]),
+        "legacyResourceId": str(customer["id"]),
+        "firstName": customer.get("first_name"),
+        "lastName": customer.get("last_name"),
+        # Customer.email and Customer.phone are deprecated (2025-04) in favour of these two.
+        "defaultEmailAddress": {"emailAddress": email} if email else None,
+        "defaultPhoneNumber": {"phoneNumber": phone} if phone else None,
+    }
+
+
+def _gql_address(address: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A MailingAddress (countryCodeV2, provinceCode) from the REST address."""
+    if not address:
+        return None
+    return {
+        "firstName": address.get("first_name"), "lastName": address.get("last_name"),
+        "name": address.get("name"), "company": address.get("company"),
+        "address1": address.get("address1"), "address2": address.get("address2"),
+        "city": address.get("city"), "province": address.get("province"),
+        "provinceCode": address.get("province_code"), "zip": address.get("zip"),
+        "country": address.get("country"), "countryCodeV2": address.get("country_code"),
+        "phone": address.get("phone"),
+    }  # fmt: skip
+
+
+def _gql_allocations(owner: Mapping[str, Any], cur: str) -> list[dict[str, Any]]:
+    return [
+        {"allocatedAmountSet": _gql_money(a["amount"], cur),
+         "discountApplication": {"index": a.get("discount_application_index", 0)}}
+        for a in owner.get("discount_allocations") or []
+    ]  # fmt: skip
+
+
+def _gql_tax_lines(owner: Mapping[str, Any], cur: str) -> list[dict[str, Any]]:
+    return [
+        {"title": t["title"], "rate": t["rate"], "ratePercentage": round(float(t["rate"]) * 100, 4),
+         "channelLiable": bool(t.get("channel_liable")), "priceSet": _gql_money(t["price"], cur)}
+        for t in owner.get("tax_lines") or []
+    ]  # fmt: skip
+
+
+def _gql_line_item(line: Mapping[str, Any], cur: str) -> dict[str, Any]:
+    return {
+        "id": _gid("LineItem", line["id"]),
+        "title": line["title"],
+        "variantTitle": line.get("variant_title"),
+        "name": line.get("name"),
+        "sku": line.get("sku") or None,
+        "quantity": line["quantity"],
+        "currentQuantity": line["current_quantity"],
+        "originalUnitPriceSet": _gql_money(line["price"], cur),
+        "discountAllocations": _gql_allocations(line, cur),
+        "taxLines": _gql_tax_lines(line, cur),
+    }
+
+
+def _gql_shipping_line(line: Mapping[str, Any], cur: str) -> dict[str, Any]:
+    return {
+        "id": _gid("ShippingLine", line["id"]),
+        "title": line["title"],
+        "code": line.get("code"),
+        "source": line.get("source"),
+        "isRemoved": bool(line.get("is_removed")),
+        "originalPriceSet": _gql_money(line["price"], cur),
+        "discountedPriceSet": _gql_money(line.get("discounted_price") or line["price"], cur),
+        "discountAllocations": _gql_allocations(line, cur),
+        "taxLines": _gql_tax_lines(line, cur),
     }
 
 
