@@ -8,6 +8,7 @@ from chalicelib.entrypoints import (
     http_api,
     operations_api,
     queue_handlers,
+    reconciliation_api,
     schedules,
     webhooks,
     workflow_tasks,
@@ -22,3 +23,4 @@ app.register_blueprint(operations_api.bp)
 app.register_blueprint(queue_handlers.bp)
 app.register_blueprint(workflow_tasks.bp)
 app.register_blueprint(schedules.bp)
+app.register_blueprint(reconciliation_api.bp)

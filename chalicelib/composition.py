@@ -31,6 +31,7 @@ from chalicelib.domain.ports import (
     WorkflowStarter,
 )
 from chalicelib.domain.publishing import ChannelPublisher
+from chalicelib.domain.reconciliation import ReconciliationStore
 from chalicelib.settings import ConfigurationError, Settings, get_settings
 
 
@@ -77,6 +78,7 @@ class Services:
     fulfilment_policy: FulfilmentPolicy = field(default_factory=FulfilmentPolicy)
     # The channel's publisher for an order (None: a channel the hub does not publish to).
     publisher_for: Callable[[Order], ChannelPublisher | None] = field(default=lambda order: None)
+    reconciliation_store: ReconciliationStore | None = None
 
     @property
     def secret_prefix(self) -> str:
@@ -87,6 +89,11 @@ class Services:
         """Undo, in order, what each stage did for a cancelled order: the goods first, then the money
         (publishing joins with #6)."""
         return (FulfilmentCompensator(self.orders, self.threepl, self.now), PaymentCompensator(self.payments))
+
+    def reconciliation(self) -> ReconciliationStore:
+        if self.reconciliation_store is None:
+            raise ConfigurationError("no reconciliation store configured")
+        return self.reconciliation_store
 
     def store(self) -> FulfilmentStore:
         if self.fulfilment_store is None:
@@ -117,6 +124,7 @@ def _build(settings: Settings) -> Services:
     from chalicelib.adapters.fulfilment_store import DynamoFulfilmentStore
     from chalicelib.adapters.order_repository import DynamoHeartbeats, DynamoOrderRepository
     from chalicelib.adapters.raw_archive import DynamoRawArchive
+    from chalicelib.adapters.reconciliation_store import DynamoReconciliationStore
     from chalicelib.adapters.velocity import DynamoVelocityCounter, bind_velocity
     from chalicelib.adapters.workflow import StepFunctionsWorkflow
 
@@ -155,6 +163,7 @@ def _build(settings: Settings) -> Services:
     services.threepl = _ThreePLClients(services)
     services.trackers = _EasyPostTrackers(services)
     services.publisher_for = _Publishers(services, shopify)
+    services.reconciliation_store = DynamoReconciliationStore()
     if settings.fulfilment_policy:
         services.fulfilment_policy = FulfilmentPolicy.from_mapping(settings.fulfilment_policy)
     return services

@@ -115,6 +115,17 @@ class FulfilmentModel(_TableModel):
     on_time = NumberAttribute(null=True)
 
 
+class ReconciliationModel(_TableModel):
+    """A store's reconciliation watermark, or one run's report (newest first under RECON#RUNS)."""
+
+    class Meta(_TableModel.Meta):
+        pass
+
+    at = UTCDateTimeAttribute(null=True)
+    report = JSONAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 class HeartbeatModel(_TableModel):
     """The last time a scheduled job ran, shown by /health."""
 
@@ -163,6 +174,7 @@ MODELS: tuple[type[_TableModel], ...] = (
     DeliveryModel,
     PaymentRefModel,
     FulfilmentModel,
+    ReconciliationModel,
     HeartbeatModel,
     ConnectionModel,
     RawDeliveryModel,

@@ -102,9 +102,11 @@ FUNCTION_ACCESS: dict[str, Access] = {
         secrets=(resources.OPERATOR_TOKEN_SECRET.key,),
         redrive=True,
         connection_secrets="manage",
-        # the operator's fraud review answers the lifecycle's waiting task; a cancellation stops it
+        # the operator's fraud review answers the lifecycle's waiting task; a cancellation stops it;
+        # POST /api/reconciliation/run ingests (and so starts lifecycles) as the schedule does
         task_results=(resources.ORDER_LIFECYCLE.key,),
         stop=(resources.ORDER_LIFECYCLE.key,),
+        start=(resources.ORDER_LIFECYCLE.key,),
     ),
     # Ingest: applies deliveries to the table and starts the order's lifecycle execution.
     # A channel's cancellation compensates (Stripe key), a payment at the channel resumes a waiting order;
@@ -147,6 +149,14 @@ FUNCTION_ACCESS: dict[str, Access] = {
     "watch_shipments": Access(),
     # Scheduled: publishes order milestones with each channel's credentials.
     "publish_outbox": Access(connection_secrets="read"),
+    # Scheduled: reads each store's orders from its channel (credentials) and ingests them; may start,
+    # stop and resume lifecycles as ingestion does.
+    "reconcile": Access(
+        connection_secrets="read",
+        start=(resources.ORDER_LIFECYCLE.key,),
+        stop=(resources.ORDER_LIFECYCLE.key,),
+        task_results=(resources.ORDER_LIFECYCLE.key,),
+    ),
 }
 
 
