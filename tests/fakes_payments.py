@@ -103,6 +103,9 @@ class FakeGateway:
             self._replies[idempotency_key] = refund
             return refund
 
+    def refunds_since(self, since: object) -> list[RefundView]:
+        return list(self.refunds)
+
 
 @dataclass
 class FakeChannelCapturer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -107,6 +108,17 @@ class StripePayments:
             )
         return _intent_view(intent)
 
+    def refunds_since(self, since: datetime) -> list[RefundView]:
+        """Every refund created since `since` (newest first, all pages): for reconciliation."""
+        found: list[RefundView] = []
+        with _translated("list_refunds", "-"):
+            page = self._client.v1.refunds.list(
+                params={"created": {"gte": int(since.timestamp())}, "limit": 100}
+            )
+            for refund in page.auto_paging_iter():
+                found.append(_refund_view(refund))
+        return found
+
     def refund(
         self,
         payment_intent_id: str,
@@ -137,6 +149,17 @@ class StripePayments:
             payment_intent_id=_id_of(refund.payment_intent),
             reason=refund.reason,
         )
+
+
+def _refund_view(refund: Any) -> RefundView:
+    return RefundView(
+        id=refund.id,
+        status=refund.status,
+        amount=refund.amount,
+        currency=refund.currency,
+        payment_intent_id=_id_of(refund.payment_intent),
+        reason=refund.reason,
+    )
 
 
 def _intent_view(intent: stripe.PaymentIntent) -> PaymentIntentView:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from chalicelib.domain.errors import HubError, InvalidInput
@@ -112,3 +113,7 @@ class PaymentGateway(Protocol):
         idempotency_key: str,
         reason: str | None = None,
     ) -> RefundView: ...
+
+    def refunds_since(self, since: datetime) -> list[RefundView]:
+        """Every refund created since `since`, whoever made it (reconciliation)."""
+        ...

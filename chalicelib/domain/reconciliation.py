@@ -47,6 +47,8 @@ class ReconciliationReport:
     in_sync: int = 0
     errors: list[str] = field(default_factory=list)
     watermark: datetime | None = None
+    # Payments (channel "stripe"): refunds made in Stripe that the hub did not make (the dashboard, ...).
+    external_refunds: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -117,6 +119,62 @@ def reconcile_store(
     return report
 
 
+def reconcile_payments(
+    *,
+    refunds_since: Callable[[datetime], Iterable[Any]],
+    orders: OrderRepository,
+    runs: ReconciliationStore,
+    now: Callable[[], datetime],
+) -> ReconciliationReport:
+    """Stripe's refunds for the window against the hub's: a refund the hub did not make is reported
+    (with its order when the hub knows the PaymentIntent), so an operator sees money that left outside."""
+    from chalicelib.domain import money
+
+    started = now()
+    mark = runs.watermark("stripe", "default")
+    since = (mark - OVERLAP) if mark else started - FIRST_LOOKBACK
+    report = ReconciliationReport(channel="stripe", store="default", started_at=started, window_from=since)
+    try:
+        for refund in refunds_since(since):
+            report.seen += 1
+            order_id = (
+                orders.order_for_payment(refund.payment_intent_id) if refund.payment_intent_id else None
+            )
+            stored = orders.get(order_id) if order_id else None
+            ours = stored is not None and any(
+                action.get("refund") == refund.id
+                for entry in stored.order.history
+                if entry.event == "compensated"
+                for action in entry.detail.get("actions", [])
+            )
+            if ours:
+                report.in_sync += 1
+                continue
+            amount = (
+                f"{money.from_minor(refund.amount, refund.currency.upper()):f}"
+                if refund.currency
+                else str(refund.amount)
+            )
+            report.external_refunds.append(
+                {
+                    "refund": refund.id,
+                    "payment_intent": refund.payment_intent_id,
+                    "order_id": order_id,
+                    "amount": amount,
+                    "currency": refund.currency.upper(),
+                    "reason": refund.reason,
+                }
+            )
+    except HubError as exc:
+        report.errors.append(f"pull: {type(exc).__name__}: {exc}"[:300])
+    report.finished_at = now()
+    if not report.errors:
+        report.watermark = started
+        runs.set_watermark("stripe", "default", started)
+    runs.save_report(report)
+    return report
+
+
 # --- channel pulls -------------------------------------------------------------------------------------
 
 
@@ -180,6 +238,7 @@ __all__ = [
     "ReconciliationReport",
     "ReconciliationStore",
     "amazon_pull",
+    "reconcile_payments",
     "reconcile_store",
     "shopify_pull",
     "woocommerce_pull",

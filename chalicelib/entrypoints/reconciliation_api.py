@@ -14,6 +14,7 @@ from chalicelib.domain.errors import HubError
 from chalicelib.domain.reconciliation import (
     ChannelOrder,
     amazon_pull,
+    reconcile_payments,
     reconcile_store,
     shopify_pull,
     woocommerce_pull,
@@ -69,6 +70,16 @@ def run_all(svc: Services) -> list[dict[str, Any]]:
                     reason=name,
                     value=value,
                 )
+    if any(c.channel == "stripe" for c in svc.connections.list()):
+        payments = reconcile_payments(
+            refunds_since=lambda since: svc.payments().refunds_since(since),
+            orders=svc.orders,
+            runs=svc.reconciliation(),
+            now=svc.now,
+        )
+        reports.append(payments.to_json())
+        if payments.external_refunds:
+            count("RefundOutsideHub", channel="stripe", value=len(payments.external_refunds))
     return reports
 
 

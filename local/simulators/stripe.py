@@ -333,12 +333,9 @@ class StripeSimulator:
                     getattr(self, f"_{action}")(intent, params, request)
                     return self._expanded(intent, expand)
         if parts[:2] == ["v1", "refunds"]:
-            if method == "POST" and len(parts) == 2:
-                return copy.deepcopy(self._create_refund(params, request))
-            if method == "GET" and len(parts) == 3:
-                if parts[2] not in self._refunds:
-                    raise _invalid(f"No such refund: '{parts[2]}'", code="resource_missing", param="id")
-                return copy.deepcopy(self._refunds[parts[2]])
+            answer = self._route_refunds(method, parts, params, request)
+            if answer is not None:
+                return answer
         if parts[:2] == ["v1", "charges"] and method == "GET" and len(parts) == 3:
             if parts[2] not in self._charges:
                 raise _invalid(f"No such charge: '{parts[2]}'", code="resource_missing", param="id")
@@ -517,6 +514,50 @@ class StripeSimulator:
         charge["refunded"] = charge["amount_refunded"] >= charge["amount_captured"]
         self._emit("charge.refunded", charge, request)
         return refund
+
+    def _route_refunds(
+        self, method: str, parts: list[str], params: dict[str, Any], request: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        if method == "POST" and len(parts) == 2:
+            return copy.deepcopy(self._create_refund(params, request))
+        if method == "GET" and len(parts) == 2:
+            return self._list_refunds(params)
+        if method == "GET" and len(parts) == 3:
+            if parts[2] not in self._refunds:
+                raise _invalid(f"No such refund: '{parts[2]}'", code="resource_missing", param="id")
+            return copy.deepcopy(self._refunds[parts[2]])
+        return None
+
+    def _list_refunds(self, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/refunds: newest first, `limit` (1-100, default 10), `starting_after`, `created[gte]`."""
+        limit = int(params.get("limit") or 10)
+        if not 1 <= limit <= 100:
+            raise _invalid("Invalid integer: limit must be between 1 and 100", param="limit")
+        created = params.get("created") if isinstance(params.get("created"), dict) else {}
+        since = int(created.get("gte", 0)) if created else 0
+        ordered = sorted(self._refunds.values(), key=lambda r: (r["created"], r["id"]), reverse=True)
+        ordered = [r for r in ordered if r["created"] >= since]
+        after = params.get("starting_after")
+        if after:
+            ids = [r["id"] for r in ordered]
+            if after not in ids:
+                raise _invalid(f"No such refund: '{after}'", code="resource_missing", param="starting_after")
+            ordered = ordered[ids.index(after) + 1 :]
+        page = ordered[:limit]
+        return {
+            "object": "list",
+            "data": copy.deepcopy(page),
+            "has_more": len(ordered) > limit,
+            "url": "/v1/refunds",
+        }
+
+    def refund_outside(self, intent_id: str, amount: int) -> dict[str, Any]:
+        """A refund made in the Stripe dashboard, not by the hub (its webhook goes out as any other)."""
+        request = {"id": _new_id("req"), "idempotency_key": None}
+        with self._lock:
+            return copy.deepcopy(
+                self._create_refund({"payment_intent": intent_id, "amount": amount}, request)
+            )
 
     def _refundable_charge(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("payment_intent"):

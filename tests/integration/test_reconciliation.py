@@ -48,3 +48,63 @@ def test_woocommerce__dropped_webhooks_are_restored_exactly_once_and_channel_can
     runs = stack.api("GET", "/api/reconciliation/runs").json()["runs"]
     assert runs[0]["started_at"] >= runs[-1]["started_at"]
     assert any(sorted(r["missing_restored"]) == sorted(ids) for r in runs)
+
+
+def test_shopify__dropped_webhooks_are_restored_by_the_graphql_pull(stack, shopify_store):
+    from tests.integration.conftest import PUBLISH_SHOP
+
+    reconcile(stack)
+    shopify_store.drop_rate = 1.0
+    try:
+        placed = [
+            shopify_store.create_order(
+                currency="USD",
+                financial_status="paid",
+                items=[{"title": "Cap", "price": "15.00", "quantity": 1, "sku": "CAP"}],
+            )
+            for _ in range(2)
+        ]
+        ids = {str(p["id"]): derive_order_id("shopify", PUBLISH_SHOP, str(p["id"])) for p in placed}
+        assert all(stack.api("GET", f"/api/orders/{oid}").status_code == 404 for oid in ids.values())
+        runs = reconcile(stack)
+    finally:
+        shopify_store.drop_rate = 0.0
+    [run] = [r for r in runs if r["channel"] == "shopify" and r["store"] == PUBLISH_SHOP]
+    assert sorted(run["missing_restored"]) == sorted(ids) and run["errors"] == []
+    for external_id, order_id in ids.items():
+        order = stack.api("GET", f"/api/orders/{order_id}").json()
+        assert order["external_id"] == external_id and [ln["sku"] for ln in order["lines"]] == ["CAP"]
+        assert [h["event"] for h in order["history"]].count("received") == 1
+    again = reconcile(stack)
+    [second] = [r for r in again if r["channel"] == "shopify" and r["store"] == PUBLISH_SHOP]
+    assert second["missing_restored"] == []
+
+
+def test_stripe__a_refund_made_outside_the_hub_is_reported(stack, stripe):
+    import uuid
+
+    intent = stripe.create_payment_intent(1500, "eur", "pm_card_visa")
+    external_id = f"REC-{uuid.uuid4().hex[:8]}"
+    body = {
+        "store": "it-reconcile",
+        "external_id": external_id,
+        "currency": "EUR",
+        "placed_at": "2026-11-23T10:00:00Z",
+        "lines": [{"title": "Scarf", "quantity": 1, "unit_price": "15.00"}],
+        "payment": {"source": "stripe", "reference": intent["id"]},
+    }
+    assert stack.api("POST", "/api/orders", json=body).status_code == 202
+    order_id = derive_order_id("manual", "it-reconcile", external_id)
+    assert eventually(lambda: stack.api("GET", f"/api/orders/{order_id}").json().get("status") == "COMPLETED")
+    refund = stripe.refund_outside(intent["id"], 500)  # from the Stripe dashboard
+    runs = reconcile(stack)
+    [payments] = [r for r in runs if r["channel"] == "stripe"]
+    [outside] = [r for r in payments["external_refunds"] if r["refund"] == refund["id"]]
+    assert outside == {
+        "refund": refund["id"],
+        "payment_intent": intent["id"],
+        "order_id": order_id,
+        "amount": "5.00",
+        "currency": "EUR",
+        "reason": None,
+    }

@@ -87,3 +87,33 @@ def test_a_failing_channel_keeps_the_watermark_and_reports_why():
     )
     assert report.missing_restored == ["A"] and "503" in report.errors[0]
     assert runs.marks == {} and runs.saved == [report]
+
+
+def test_payments__a_refund_the_hub_did_not_make_is_reported_its_own_are_not():
+    from chalicelib.domain.payment_gateway import RefundView
+    from chalicelib.domain.reconciliation import reconcile_payments
+
+    repo, runs = InMemoryOrderRepository(), Runs()
+    run(repo, runs, [manual("A", "2026-11-23T10:00:00Z")])
+    order_id = repo.find_by_external_id("manual", "A")[0].order.order_id
+    repo.link_payment("pi_A", order_id)
+
+    def record(order):
+        order.record(
+            "compensated", NOW, actions=[{"compensator": "payment", "action": "refunded", "refund": "re_hub"}]
+        )
+
+    from chalicelib.domain.lifecycle import mutate
+
+    mutate(repo, order_id, record)
+    refunds = [
+        RefundView("re_hub", "succeeded", 500, "eur", "pi_A", None),
+        RefundView("re_dash", "succeeded", 250, "eur", "pi_A", "requested_by_customer"),
+        RefundView("re_other", "succeeded", 100, "usd", "pi_unknown", None),
+    ]
+    report = reconcile_payments(refunds_since=lambda since: refunds, orders=repo, runs=runs, now=lambda: NOW)
+    assert report.in_sync == 1
+    assert [(r["refund"], r["order_id"], r["amount"]) for r in report.external_refunds] == [
+        ("re_dash", order_id, "2.50"),
+        ("re_other", None, "1.00"),
+    ]
