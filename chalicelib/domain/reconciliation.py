@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain.delivery import Delivery
-from chalicelib.domain.errors import HubError
+from chalicelib.domain.errors import ConcurrentUpdate, HubError
 from chalicelib.domain.ingest import Outcome, ingest
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 
@@ -45,6 +45,8 @@ class ReconciliationReport:
     missing_restored: list[str] = field(default_factory=list)
     drift_applied: list[str] = field(default_factory=list)
     in_sync: int = 0
+    # Milestones the channel refused before, put back in the outbox now that the channel answers.
+    republished: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     watermark: datetime | None = None
     # Payments (channel "stripe"): refunds made in Stripe that the hub did not make (the dashboard, ...).
@@ -96,12 +98,14 @@ def reconcile_store(
                 external_id=found.external_id,
             )
             try:
-                result = ingest(
+                result = _ingest(
                     delivery, orders=orders, workflow=workflow, now=now, compensators=compensators
                 )
             except HubError as exc:
                 report.errors.append(f"{found.external_id}: {type(exc).__name__}: {exc}"[:300])
                 continue
+            if result.order_id is not None:
+                report.republished += _republish_failed(orders, result.order_id)
             if result.outcome is Outcome.CREATED:
                 report.missing_restored.append(found.external_id)
             elif result.outcome in (Outcome.UPDATED, Outcome.REFUNDED):
@@ -117,6 +121,31 @@ def reconcile_store(
         runs.set_watermark(channel, store, started)
     runs.save_report(report)
     return report
+
+
+def _ingest(delivery: Delivery, **kwargs: Any) -> Any:
+    """Ingest, again when the order moved meanwhile (its lifecycle writes while we compare): a webhook's
+    retry comes from its queue; reconciliation retries here."""
+    for attempt in range(3):
+        try:
+            return ingest(delivery, **kwargs)
+        except ConcurrentUpdate:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _republish_failed(orders: OrderRepository, order_id: str) -> list[str]:
+    """The channel answers again: every milestone it refused before goes back in the outbox (once per run)."""
+    from chalicelib.domain.publishing import retry_publication
+
+    stored = orders.get(order_id)
+    if stored is None:
+        return []
+    failed = [p.publication_id for p in stored.order.publications if p.status == "failed"]
+    for publication_id in failed:
+        retry_publication(order_id, publication_id, orders=orders)
+    return [f"{order_id}:{pid}" for pid in failed]
 
 
 def reconcile_payments(

@@ -117,3 +117,11 @@ def test_payments__a_refund_the_hub_did_not_make_is_reported_its_own_are_not():
         ("re_dash", order_id, "2.50"),
         ("re_other", None, "1.00"),
     ]
+
+
+def test_an_order_that_moves_while_it_is_compared_is_compared_again():
+    repo, runs = InMemoryOrderRepository(), Runs()
+    run(repo, runs, [manual("A", "2026-11-23T10:00:00Z")])
+    repo.fail_next_saves = 2  # its lifecycle wrote twice meanwhile
+    report, _ = run(repo, runs, [manual("A", "2026-11-23T11:00:00Z")])
+    assert report.drift_applied == ["A"] and report.errors == []
