@@ -15,21 +15,19 @@ fulfilment order's state, never trust arrival order.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from chalicelib.channels.signed_headers import any_matches, parse_timestamped
 from chalicelib.domain.errors import InvalidInput
 
 SIGNATURE_HEADER = "X-ThreePL-Signature"
 EVENT_ID_HEADER = "X-ThreePL-Event-Id"
 EVENT_TYPES = frozenset({"fulfillment_order.accepted", "shipment.created", "fulfillment_order.cancelled"})
 DEFAULT_TOLERANCE_S = 300
-_SCHEME = "v1"
 
 
 def verify_threepl_signature(
@@ -39,31 +37,10 @@ def verify_threepl_signature(
     `tolerance` seconds of `now`. Comparisons are constant-time; unknown schemes are ignored."""
     if not secret or not header:
         return False
-    timestamp: str | None = None
-    signatures: list[str] = []
-    for item in header.split(","):
-        key, sep, value = item.strip().partition("=")
-        if not sep:
-            continue
-        if key == "t":
-            timestamp = value
-        elif key == _SCHEME:
-            signatures.append(value)
-    if timestamp is None or not signatures or not timestamp.isascii() or not timestamp.isdigit():
+    timestamp, signatures = parse_timestamped(header)
+    if timestamp is None or not signatures or abs(now - int(timestamp)) > tolerance:
         return False
-    if abs(now - int(timestamp)) > tolerance:
-        return False
-    payload = timestamp.encode() + b"." + raw_body
-    expected = hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).hexdigest().encode()
-    matched = False
-    for signature in signatures:
-        try:
-            given = signature.encode("ascii")
-        except UnicodeEncodeError:
-            continue
-        # Compare every candidate, so the time taken says nothing about which one matched.
-        matched |= hmac.compare_digest(expected, given)
-    return matched
+    return any_matches(secret, timestamp, raw_body, signatures)
 
 
 class ShipmentLine(NamedTuple):
