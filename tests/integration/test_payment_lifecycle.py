@@ -96,9 +96,6 @@ def test_an_approved_order_is_captured_once_and_paid(stack, stripe):
     intent = stripe.payment_intent(intent_id)
     assert intent["status"] == "succeeded" and intent["amount_received"] == 2000
     assert captures(stripe, intent_id) == 1
-    # Radar's verdict and the card reached the fraud check (the velocity key is the card's fingerprint).
-    checked = next(h for h in paid["history"] if h["event"] == "fraud_checked")
-    assert checked["detail"]["decision"] == "approve"
 
 
 def test_dropped_lines_are_captured_partially_and_the_rest_released(stack, stripe):
