@@ -10,7 +10,7 @@ INFRA_PY    := infra/.venv/bin/python
 INFRA_STAMP := infra/.venv/.installed
 STAGE       ?= dev
 
-.PHONY: run test lint typecheck unit integration venv clean synth infra-check deploy
+.PHONY: run test lint typecheck unit integration venv browser clean synth infra-check deploy
 
 venv: $(STAMP)
 
@@ -41,6 +41,23 @@ infra-check: $(INFRA_STAMP)
 deploy: $(INFRA_STAMP)
 	cd infra && npx --yes aws-cdk@2.1148.1 deploy --all -c stage=$(STAGE) $(CDK_ARGS)
 
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used): installed
+# here when missing (a no-op when present), with sudo unless root. HUB_CHROMIUM=/path names another binary.
+HUB_CHROMIUM ?= /usr/bin/chromium
+export HUB_CHROMIUM
+
+browser:
+	@if [ -x "$(HUB_CHROMIUM)" ]; then :; \
+	elif [ "$(HUB_CHROMIUM)" != /usr/bin/chromium ]; then \
+		echo "HUB_CHROMIUM=$(HUB_CHROMIUM) is not an executable" >&2; exit 1; \
+	else \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "Installing Debian's chromium for the browser tests"; \
+		$$sudo apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium && \
+		test -x /usr/bin/chromium; \
+	fi
+
 run: $(STAMP)
 	HUB_DEMO=$${HUB_DEMO:-1} $(PY) -m local run
 
@@ -54,10 +71,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) browser
 	$(PY) -m pytest tests/integration
 
-test: $(STAMP) lint typecheck infra-check
+test: $(STAMP) browser lint typecheck infra-check
 	$(PY) -m pytest --ignore=tests/infra/test_template.py
 
 clean:

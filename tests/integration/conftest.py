@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -361,3 +362,49 @@ def stack(
                 process.kill()
                 process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium (Playwright `Browser`) for the session: see tests/integration/browser.py."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.integration.browser import STEP_TIMEOUT_MS, launch
+
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    shutil.rmtree(ARTIFACTS / "browser", ignore_errors=True)  # no screenshots of an earlier run
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest) -> Any:
+    """`screenshot(page, "step")`: a full-page PNG under test-artifacts/browser/<test>/, numbered."""
+    from tests.integration.browser import Screenshots
+
+    return Screenshots(ARTIFACTS / "browser" / request.node.name)
+
+
+@pytest.fixture
+def browser_page(browser: Any, screenshot: Any) -> Iterator[Any]:
+    """A page in a fresh context (no cookies). At the end: a last screenshot and the console's messages."""
+    from tests.integration.browser import STEP_TIMEOUT_MS
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+    try:
+        yield page
+    finally:
+        try:
+            screenshot(page, "last")
+        finally:
+            (screenshot.directory / "console.log").write_text("".join(f"{line}\n" for line in console))
+            context.close()
