@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib import resources
 from chalicelib.domain.cancellation import Compensator
@@ -32,6 +32,7 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ReconciliationStore
+from chalicelib.observability import add_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
 
 
@@ -46,6 +47,10 @@ def _no_threepl(provider: str) -> ThreePL:
 class _NoTrackers:
     def register(self, tracking_number: str, carrier: str) -> None:
         raise ConfigurationError("no carrier tracking configured")
+
+
+class TrafficSink(Protocol):
+    def sink(self, name: str, channel: str, store: str | None, value: float) -> None: ...
 
 
 @dataclass
@@ -79,6 +84,8 @@ class Services:
     # The channel's publisher for an order (None: a channel the hub does not publish to).
     publisher_for: Callable[[Order], ChannelPublisher | None] = field(default=lambda order: None)
     reconciliation_store: ReconciliationStore | None = None
+    # Keeps the counts the status page shows per store (deliveries received, rejected, ...).
+    traffic: TrafficSink | None = None
 
     @property
     def secret_prefix(self) -> str:
@@ -104,6 +111,15 @@ class Services:
 _services: Services | None = None
 
 
+def _count_sink(name: str, channel: str, store: str | None, value: float) -> None:
+    """Every observability.count also reaches the current services' traffic aggregates, if any."""
+    if _services is not None and _services.traffic is not None:
+        _services.traffic.sink(name, channel, store, value)
+
+
+add_count_sink(_count_sink)
+
+
 def services() -> Services:
     global _services
     if _services is None:
@@ -125,6 +141,7 @@ def _build(settings: Settings) -> Services:
     from chalicelib.adapters.order_repository import DynamoHeartbeats, DynamoOrderRepository
     from chalicelib.adapters.raw_archive import DynamoRawArchive
     from chalicelib.adapters.reconciliation_store import DynamoReconciliationStore
+    from chalicelib.adapters.stats import DynamoTrafficStats
     from chalicelib.adapters.velocity import DynamoVelocityCounter, bind_velocity
     from chalicelib.adapters.workflow import StepFunctionsWorkflow
 
@@ -164,6 +181,7 @@ def _build(settings: Settings) -> Services:
     services.trackers = _EasyPostTrackers(services)
     services.publisher_for = _Publishers(services, shopify)
     services.reconciliation_store = DynamoReconciliationStore()
+    services.traffic = DynamoTrafficStats(now=utcnow)
     if settings.fulfilment_policy:
         services.fulfilment_policy = FulfilmentPolicy.from_mapping(settings.fulfilment_policy)
     return services
@@ -457,14 +475,14 @@ class _LazyWorkflow:
             self._adapter = self._factory()
         return self._adapter
 
-    def start(self, order_id: str, payload: dict[str, Any]) -> str:
-        return self._get().start(order_id, payload)
+    def start(self, order_id: str, payload: dict[str, Any], *, name: str | None = None) -> str:
+        return self._get().start(order_id, payload, name=name)
 
     def complete_task(self, token: str, output: dict[str, Any]) -> bool:
         return self._get().complete_task(token, output)
 
-    def stop(self, order_id: str, cause: str) -> bool:
-        return self._get().stop(order_id, cause)
+    def stop(self, order_id: str, cause: str, *, execution_arn: str | None = None) -> bool:
+        return self._get().stop(order_id, cause, execution_arn=execution_arn)
 
 
 class _LazyQueue:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
@@ -10,11 +12,30 @@ NAMESPACE = "OrderHub"
 
 logger = Logger(service="order-hub")
 
+# Also told of every count (the status page's aggregates): (name, channel, store, value).
+CountSink = Callable[[str, str, "str | None", float], None]
+_sinks: list[CountSink] = []
+
+
+def add_count_sink(sink: CountSink) -> None:
+    if sink not in _sinks:
+        _sinks.append(sink)
+
+
+def remove_count_sink(sink: CountSink) -> None:
+    if sink in _sinks:
+        _sinks.remove(sink)
+
 
 def count(
     name: str, *, channel: str, store: str | None = None, reason: str | None = None, value: float = 1
 ) -> None:
     """One EMF metric line, flushed at once (works the same in a route, a queue handler or a task)."""
+    for sink in _sinks:
+        try:
+            sink(name, channel, store, value)
+        except Exception:  # an aggregate that cannot be kept never fails what was counted
+            logger.exception("count sink failed", extra={"metric": name, "channel": channel})
     if is_metrics_disabled():  # single_metric itself prints regardless of POWERTOOLS_METRICS_DISABLED
         return
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:

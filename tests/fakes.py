@@ -43,7 +43,14 @@ class InMemoryOrderRepository:
             if s and s.order.channel == channel and s.order.external_id == external_id
         ]
 
-    def save(self, order: Order, *, expected_version: int | None, delivery_id: str | None = None) -> int:
+    def save(
+        self,
+        order: Order,
+        *,
+        expected_version: int | None,
+        delivery_id: str | None = None,
+        replacing: OrderStatus | None = None,
+    ) -> int:
         with self._lock:
             if delivery_id is not None and delivery_id in self._deliveries:
                 raise DuplicateDelivery(delivery_id)
@@ -54,6 +61,10 @@ class InMemoryOrderRepository:
                 raise ConcurrentUpdate(order.order_id)
             if current_version != expected_version:
                 raise ConcurrentUpdate(order.order_id)
+            # The contract: `replacing` is the status stored at the expected version.
+            assert replacing is None or (current and current.order.status == replacing), (
+                f"save says it replaces {replacing}, the stored order is {current and current.order.status}"
+            )
             version = (expected_version or 0) + 1
             arn = current.execution_arn if current else None
             self._orders[order.order_id] = StoredOrder(order.model_copy(deep=True), version, arn)
@@ -159,7 +170,7 @@ class RecordingWorkflow:
         self.expired_tokens: set[str] = set()
         self._fail_times = fail_times
 
-    def stop(self, order_id: str, cause: str) -> bool:
+    def stop(self, order_id: str, cause: str, *, execution_arn: str | None = None) -> bool:
         self.stopped.append((order_id, cause))
         return order_id in {o for o, _ in self.started}
 
@@ -167,12 +178,12 @@ class RecordingWorkflow:
         self.completed.append((token, output))
         return token not in self.expired_tokens
 
-    def start(self, order_id: str, payload: dict[str, Any]) -> str:
+    def start(self, order_id: str, payload: dict[str, Any], *, name: str | None = None) -> str:
         if self._fail_times > 0:
             self._fail_times -= 1
             raise ConnectionError("states endpoint unreachable")
         self.started.append((order_id, payload))
-        return f"arn:aws:states:us-east-1:123456789012:execution:lifecycle:{order_id}"
+        return f"arn:aws:states:us-east-1:123456789012:execution:lifecycle:{name or order_id}"
 
 
 class RecordingQueue:

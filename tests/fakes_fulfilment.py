@@ -67,6 +67,7 @@ class InMemoryFulfilmentStore:
         self.links: dict[str, tuple[str, str]] = {}
         self.open: dict[tuple[str, str], datetime] = {}
         self.stats: dict[tuple[str, str], list[int]] = {}
+        self.flagged: dict[tuple[str, str], tuple[list[str], datetime]] = {}
         self._lock = threading.Lock()
 
     def set_token(self, order_id: str, shipment_id: str, kind: str, token: str | None) -> None:
@@ -90,6 +91,16 @@ class InMemoryFulfilmentStore:
 
     def close_shipment(self, order_id: str, shipment_id: str, promised_at: datetime) -> None:
         self.open.pop((order_id, shipment_id), None)
+        self.flagged.pop((order_id, shipment_id), None)
+
+    def flag_shipment(self, order_id: str, shipment_id: str, flags: list[str], at: datetime) -> None:
+        self.flagged[(order_id, shipment_id)] = (list(flags), at)
+
+    def flagged_shipments(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [
+            {"order_id": o, "shipment_id": s, "flags": f, "flagged_at": at}
+            for (o, s), (f, at) in sorted(self.flagged.items())
+        ][:limit]
 
     def open_shipments(self, limit: int = 500) -> list[OpenShipment]:
         items = sorted(self.open.items(), key=lambda kv: kv[1])

@@ -12,6 +12,8 @@ from chalicelib.domain.fulfilment import OpenShipment
 # One partition is fine for thousands of open shipments; shard by promise day beyond that.
 _OPEN = "OPENSHIP"
 _STATS = "STATS#CARRIER"
+# Open shipments with flags (late, silent, exception, failed attempt, returned): the operators' list.
+_FLAGGED = "FLAGGEDSHIP"
 
 
 def _open_key(order_id: str, shipment_id: str, promised_at: datetime) -> str:
@@ -61,6 +63,28 @@ class DynamoFulfilmentStore:
 
     def close_shipment(self, order_id: str, shipment_id: str, promised_at: datetime) -> None:
         FulfilmentModel(_OPEN, _open_key(order_id, shipment_id, promised_at)).delete()
+        FulfilmentModel(_FLAGGED, f"{order_id}#{shipment_id}").delete()
+
+    def flag_shipment(self, order_id: str, shipment_id: str, flags: list[str], at: datetime) -> None:
+        FulfilmentModel(
+            _FLAGGED,
+            f"{order_id}#{shipment_id}",
+            order_id=order_id,
+            shipment_id=shipment_id,
+            flags=flags,
+            promised_at=at,  # here: when it was (last) flagged
+        ).save()
+
+    def flagged_shipments(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [
+            {
+                "order_id": i.order_id,
+                "shipment_id": i.shipment_id,
+                "flags": list(i.flags or []),
+                "flagged_at": i.promised_at,
+            }
+            for i in FulfilmentModel.query(_FLAGGED, limit=limit)
+        ]
 
     def open_shipments(self, limit: int = 500) -> list[OpenShipment]:
         return [

@@ -113,6 +113,7 @@ class FulfilmentModel(_TableModel):
     promised_at = UTCDateTimeAttribute(null=True)
     delivered = NumberAttribute(null=True)
     on_time = NumberAttribute(null=True)
+    flags = JSONAttribute(null=True)
 
 
 class ReconciliationModel(_TableModel):
@@ -169,6 +170,36 @@ class RawDeliveryModel(_TableModel):
     expires_at = TTLAttribute()
 
 
+def _status_count_model() -> type[_TableModel]:
+    """One shard of the orders-per-status counters: a number attribute per status (see stats.py)."""
+    from chalicelib.domain.order import OrderStatus
+
+    attrs: dict[str, Any] = {
+        "Meta": type("Meta", (_TableModel.Meta,), {}),
+        **{s.value.lower(): NumberAttribute(null=True, attr_name=s.value) for s in OrderStatus},
+    }
+    return type("StatusCountModel", (_TableModel,), attrs)
+
+
+StatusCountModel = _status_count_model()
+
+
+class TrafficModel(_TableModel):
+    """A store's deliveries in one ten-minute bucket (see stats.py)."""
+
+    class Meta(_TableModel.Meta):
+        pass
+
+    received = NumberAttribute(null=True)
+    rejected = NumberAttribute(null=True)
+    duplicates = NumberAttribute(null=True)
+    ignored = NumberAttribute(null=True)
+    throttled = NumberAttribute(null=True)
+    last_event_at = UTCDateTimeAttribute(null=True)
+    last_throttled_at = UTCDateTimeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 MODELS: tuple[type[_TableModel], ...] = (
     OrderModel,
     DeliveryModel,
@@ -178,6 +209,8 @@ MODELS: tuple[type[_TableModel], ...] = (
     HeartbeatModel,
     ConnectionModel,
     RawDeliveryModel,
+    StatusCountModel,
+    TrafficModel,
 )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+import time
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -13,6 +15,7 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.models import DeliveryModel, HeartbeatModel, OrderModel, PaymentRefModel
+from chalicelib.adapters.stats import status_move
 from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, InvalidInput, NotFound
 from chalicelib.domain.order import Order, OrderStatus, utcnow
 from chalicelib.domain.ports import OrderPage, StoredOrder
@@ -20,6 +23,7 @@ from chalicelib.domain.ports import OrderPage, StoredOrder
 # Long enough to outlast every sender's retry schedule (Shopify retries for up to 48 hours).
 DELIVERY_DEDUP_WINDOW = timedelta(days=30)
 _CONDITION_FAILED = "ConditionalCheckFailed"
+_CONFLICT_ATTEMPTS = 4
 
 
 def order_key(order_id: str) -> tuple[str, str]:
@@ -44,7 +48,8 @@ def _to_model(order: Order, version: int | None) -> OrderModel:
         gsi1pk=f"CHANNEL#{order.channel}#{order.external_id}",
         gsi1sk=order.store,
         gsi2pk=f"STATUS#{order.status.value}",
-        gsi2sk=f"{order.updated_at.isoformat()}#{order.order_id}",
+        # By status, ordered by the hub's last change (what "stuck" measures), not the channel's stamp.
+        gsi2sk=f"{_progress_at(order).isoformat()}#{order.order_id}",
         gsi3pk=f"STORE#{order.channel}#{order.store}",
         gsi3sk=f"{placed}#{order.order_id}",
         gsi4pk="ORDERS",
@@ -53,6 +58,10 @@ def _to_model(order: Order, version: int | None) -> OrderModel:
     if version is not None:
         model.version = version
     return model
+
+
+def _progress_at(order: Order) -> datetime:
+    return order.history[-1].at if order.history else order.updated_at
 
 
 # The attributes a save writes; everything else on the item is left as it is.
@@ -121,7 +130,14 @@ class DynamoOrderRepository:
     def find_by_external_id(self, channel: str, external_id: str) -> list[StoredOrder]:
         return [_to_stored(m) for m in OrderModel.by_channel.query(f"CHANNEL#{channel}#{external_id}")]
 
-    def save(self, order: Order, *, expected_version: int | None, delivery_id: str | None = None) -> int:
+    def save(
+        self,
+        order: Order,
+        *,
+        expected_version: int | None,
+        delivery_id: str | None = None,
+        replacing: OrderStatus | None = None,
+    ) -> int:
         model = _to_model(order, expected_version)
         new_version = (expected_version or 0) + 1
         # An update, not a put: what lives beside the document (execution ARN, review token) stays.
@@ -134,7 +150,12 @@ class DynamoOrderRepository:
             ]
         else:
             actions += [OrderModel.gsi5pk.remove(), OrderModel.gsi5sk.remove()]
-        if delivery_id is None:
+        # The orders-per-status counters move in the same transaction as a status change.
+        previous = None
+        if expected_version is not None:
+            previous = replacing or self._stored_status(order.order_id, expected_version)
+        moves = previous != order.status
+        if delivery_id is None and not moves:
             try:
                 model.update(actions=actions)
             except UpdateError as exc:
@@ -142,19 +163,60 @@ class DynamoOrderRepository:
                     raise ConcurrentUpdate(order.order_id) from exc
                 raise
             return new_version
-        marker = self._delivery_marker(delivery_id, order.order_id)
-        try:
-            with TransactWrite(connection=self._connection()) as tx:
-                tx.save(marker, condition=DeliveryModel.pk.does_not_exist())
-                tx.update(model, actions=actions)
-        except TransactWriteError as exc:
-            reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
-            if reasons and reasons[0] == _CONDITION_FAILED:
-                raise DuplicateDelivery(delivery_id) from exc
-            if len(reasons) > 1 and reasons[1] == _CONDITION_FAILED:
-                raise ConcurrentUpdate(order.order_id) from exc
-            raise
+        self._transact(
+            model, actions, order.order_id, delivery_id, (previous, order.status) if moves else None
+        )
         return new_version
+
+    def _transact(
+        self,
+        model: OrderModel,
+        actions: list[Any],
+        order_id: str,
+        delivery_id: str | None,
+        move: tuple[OrderStatus | None, OrderStatus] | None,
+    ) -> None:
+        """The order's update with its delivery marker and/or its status-counter move (from, to),
+        retried when a counter shard was held by another transaction at that moment."""
+        for attempt in range(_CONFLICT_ATTEMPTS):
+            try:
+                with TransactWrite(connection=self._connection()) as tx:
+                    if delivery_id is not None:
+                        tx.save(
+                            self._delivery_marker(delivery_id, order_id),
+                            condition=DeliveryModel.pk.does_not_exist(),
+                        )
+                    tx.update(model, actions=actions)
+                    if move is not None:
+                        tx.update(*status_move(order_id, *move))
+                return
+            except TransactWriteError as exc:
+                reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
+                at = 1 if delivery_id is not None else 0  # where the order's update sits
+                if delivery_id is not None and reasons and reasons[0] == _CONDITION_FAILED:
+                    raise DuplicateDelivery(delivery_id) from exc
+                if len(reasons) > at and reasons[at] == _CONDITION_FAILED:
+                    raise ConcurrentUpdate(order_id) from exc
+                if "TransactionConflict" not in reasons or attempt + 1 == _CONFLICT_ATTEMPTS:
+                    raise
+                # Another transaction held a counter shard at that moment: nothing was written.
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 (jitter, not security)
+
+    @staticmethod
+    def _stored_status(order_id: str, expected_version: int) -> OrderStatus:
+        """The status stored at `expected_version` (the write's version condition makes it the one
+        replaced)."""
+        try:
+            item = OrderModel.get(
+                *order_key(order_id),
+                consistent_read=True,
+                attributes_to_get=["status", "version"],
+            )
+        except OrderModel.DoesNotExist as exc:
+            raise ConcurrentUpdate(order_id) from exc
+        if int(item.version or 0) != expected_version:
+            raise ConcurrentUpdate(order_id)
+        return OrderStatus(item.status)
 
     def record_delivery(self, delivery_id: str, order_id: str) -> None:
         try:

@@ -1,4 +1,4 @@
-"""WorkflowStarter on Step Functions: one execution per order, named after it."""
+"""Step Functions: one execution per order, named after it (retries: `<order>-retry-<n>`)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ class StepFunctionsWorkflow:
         self._sfn = sfn
         self._arn = state_machine_arn
 
-    def start(self, order_id: str, payload: dict[str, Any]) -> str:
+    def start(self, order_id: str, payload: dict[str, Any], *, name: str | None = None) -> str:
+        execution = name or order_id
         try:
             response = self._sfn.start_execution(
-                stateMachineArn=self._arn, name=order_id, input=json.dumps(payload)
+                stateMachineArn=self._arn, name=execution, input=json.dumps(payload)
             )
             return str(response["executionArn"])
         except ClientError as exc:
@@ -24,7 +25,7 @@ class StepFunctionsWorkflow:
             # (and every repeat on the local emulator) with ExecutionAlreadyExists: both mean started.
             if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
                 raise
-            return self.execution_arn(order_id)
+            return self.execution_arn(execution)
 
     def complete_task(self, token: str, output: dict[str, Any]) -> bool:
         try:
@@ -35,8 +36,8 @@ class StepFunctionsWorkflow:
             raise
         return True
 
-    def stop(self, order_id: str, cause: str) -> bool:
-        arn = self.execution_arn(order_id)
+    def stop(self, order_id: str, cause: str, *, execution_arn: str | None = None) -> bool:
+        arn = execution_arn or self.execution_arn(order_id)
         try:
             if self._sfn.describe_execution(executionArn=arn)["status"] != "RUNNING":
                 return False
@@ -47,7 +48,7 @@ class StepFunctionsWorkflow:
             raise
         return True
 
-    def execution_arn(self, order_id: str) -> str:
+    def execution_arn(self, execution: str) -> str:
         # arn:aws:states:<region>:<account>:stateMachine:<name> → ...:execution:<name>:<execution>
         prefix, _, machine = self._arn.rpartition(":stateMachine:")
-        return f"{prefix}:execution:{machine}:{order_id}"
+        return f"{prefix}:execution:{machine}:{execution}"

@@ -99,7 +99,11 @@ def wind_down(
     """
     orders.set_review_token(order_id, None)
     orders.set_payment_token(order_id, None)
-    stopped = workflow.stop(order_id, cause[:1000]) if stop_workflow else False
+    stopped = False
+    if stop_workflow:
+        current = orders.get(order_id)
+        arn = current.execution_arn if current else None
+        stopped = workflow.stop(order_id, cause[:1000], execution_arn=arn)
     done = []
     for compensator in compensators:
         current = orders.get(order_id)

@@ -92,6 +92,14 @@ class FulfilmentStore(Protocol):
 
     def carrier_stats(self) -> list[dict[str, Any]]: ...
 
+    def flag_shipment(self, order_id: str, shipment_id: str, flags: list[str], at: datetime) -> None:
+        """Keep an open shipment on the operators' list of flagged ones (late, exception, ...)."""
+        ...
+
+    def flagged_shipments(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Open shipments with flags, for the status page: order_id, shipment_id, flags, flagged_at."""
+        ...
+
 
 # --- policy --------------------------------------------------------------------------------------------
 
@@ -641,9 +649,11 @@ def apply_tracking(
     for carrier, country, on_time in delivered_now:
         store.record_delivery(carrier, country, on_time)
     shipment = _shipment(_must(orders, order_id), shipment_id)
+    if shipment.flags and shipment.status not in _SHIPMENT_DONE:
+        store.flag_shipment(order_id, shipment_id, list(shipment.flags), now())
     if shipment.status in _SHIPMENT_DONE:
-        if shipment.promised_at is not None:
-            store.close_shipment(order_id, shipment_id, shipment.promised_at)
+        # Also takes it off the flagged list (a shipment without a promise has no open item).
+        store.close_shipment(order_id, shipment_id, shipment.promised_at or now())
         _resume(store, workflow, order_id, shipment_id, kind="delivered", output={"outcome": shipment.status})
     return outcome
 
@@ -712,6 +722,7 @@ def watch(
                 order.record("shipment_flagged", at, shipment_id=sid, flags=new)
 
         mutate(orders, item.order_id, change)
+        store.flag_shipment(item.order_id, item.shipment_id, sorted({*shipment.flags, *wanted}), at)
         for name in wanted:
             flagged[name] += 1
     return flagged

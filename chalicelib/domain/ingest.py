@@ -150,7 +150,12 @@ def ingest(
                 channel_state=event.state.value,
             )
             _apply_channel_state(merged, event.state, _last_channel_state(stored.order), now)
-            version = orders.save(merged, expected_version=stored.version, delivery_id=delivery.delivery_id)
+            version = orders.save(
+                merged,
+                expected_version=stored.version,
+                delivery_id=delivery.delivery_id,
+                replacing=stored.order.status,
+            )
             if merged.status == OrderStatus.CANCELLED != stored.order.status:
                 # Cancelled at the channel: the lifecycle stops here and what it did is undone.
                 wind_down(
@@ -299,7 +304,12 @@ def _apply_refund(
         target = OrderStatus.REFUNDED if full else OrderStatus.PARTIALLY_REFUNDED
         if is_forward(order.status, target):
             order.status = target
-        orders.save(order, expected_version=stored.version, delivery_id=delivery.delivery_id)
+        orders.save(
+            order,
+            expected_version=stored.version,
+            delivery_id=delivery.delivery_id,
+            replacing=stored.order.status,
+        )
     except DuplicateDelivery:
         return IngestResult(Outcome.DUPLICATE, order.order_id)
     return IngestResult(Outcome.REFUNDED, order.order_id)
@@ -319,7 +329,12 @@ def _apply_state_notice(
     _apply_channel_state(order, notice.state, _last_channel_state(order), now)
     order.record("channel_state", now(), delivery_id=delivery.delivery_id, channel_state=notice.state.value)
     try:
-        orders.save(order, expected_version=stored.version, delivery_id=delivery.delivery_id)
+        orders.save(
+            order,
+            expected_version=stored.version,
+            delivery_id=delivery.delivery_id,
+            replacing=stored.order.status,
+        )
     except DuplicateDelivery:
         return IngestResult(Outcome.DUPLICATE, order.order_id)
     return IngestResult(Outcome.UPDATED, order.order_id)

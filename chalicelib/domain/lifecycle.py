@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.domain.errors import ConcurrentUpdate, NotFound
 from chalicelib.domain.order import Order, OrderStatus
-from chalicelib.domain.ports import OrderRepository
+from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 from chalicelib.domain.publishing import sync_outbox
 from chalicelib.domain.totals import totals_issues
 
@@ -29,7 +29,7 @@ def mutate(orders: OrderRepository, order_id: str, change: Callable[[Order], Any
         # A milestone enters the channel's outbox in the same write as the change that made it.
         sync_outbox(order, order.history[-1].at if order.history else order.updated_at)
         try:
-            orders.save(order, expected_version=stored.version)
+            orders.save(order, expected_version=stored.version, replacing=stored.order.status)
         except ConcurrentUpdate:
             continue
         return result
@@ -71,3 +71,38 @@ def record_failure(
         # Nothing to mark: the execution still ends in its Fail state, visible in Step Functions.
         return {"order_id": order_id, "status": None, "error": error, "recorded": False}
     return result
+
+
+class RetryConflict(ConcurrentUpdate):
+    """Only a FAILED order's lifecycle is retried."""
+
+
+def retry_failed(
+    order_id: str, *, orders: OrderRepository, workflow: WorkflowStarter, now: Callable[[], datetime]
+) -> dict[str, Any]:
+    """An operator's retry of a FAILED order: back to the status it failed in, and a new execution of
+    the lifecycle (`<order>-retry-<n>`). Every step is idempotent (payment and fulfilment carry their own
+    keys), so what was done before the failure is recognised, not repeated."""
+
+    def change(order: Order) -> tuple[int, OrderStatus]:
+        if order.status != OrderStatus.FAILED:
+            raise RetryConflict(f"order {order_id} is {order.status.value}: only FAILED orders are retried")
+        failure = next((h for h in reversed(order.history) if h.event == "failed"), None)
+        previous = str((failure.detail if failure else {}).get("previous") or OrderStatus.RECEIVED.value)
+        resumed = OrderStatus(previous) if previous in OrderStatus.__members__ else OrderStatus.RECEIVED
+        if resumed == OrderStatus.FAILED:
+            resumed = OrderStatus.RECEIVED
+        attempt = 1 + sum(1 for h in order.history if h.event == "retried")
+        order.status = resumed
+        order.record("retried", now(), attempt=attempt, resumed_status=resumed.value)
+        return attempt, resumed
+
+    attempt, resumed = mutate(orders, order_id, change)
+    try:
+        arn = workflow.start(order_id, {"order_id": order_id}, name=f"{order_id}-retry-{attempt}")
+    except Exception as exc:
+        # Not started: the order goes back to FAILED, where the operator sees it and can retry again.
+        record_failure(order_id, "RetryNotStarted", f"{type(exc).__name__}: {exc}", orders=orders, now=now)
+        raise
+    orders.attach_execution(order_id, arn)
+    return {"order_id": order_id, "status": resumed.value, "attempt": attempt, "execution_arn": arn}

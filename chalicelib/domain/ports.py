@@ -29,11 +29,20 @@ class OrderRepository(Protocol):
 
     def find_by_external_id(self, channel: str, external_id: str) -> list[StoredOrder]: ...
 
-    def save(self, order: Order, *, expected_version: int | None, delivery_id: str | None = None) -> int:
+    def save(
+        self,
+        order: Order,
+        *,
+        expected_version: int | None,
+        delivery_id: str | None = None,
+        replacing: OrderStatus | None = None,
+    ) -> int:
         """Write the order if its stored version is still `expected_version` (None: must not exist).
 
-        With `delivery_id`, record that delivery in the same transaction. Raises ConcurrentUpdate or
-        DuplicateDelivery. Returns the new version.
+        With `delivery_id`, record that delivery in the same transaction. `replacing` is the status
+        stored at `expected_version` when the caller read it (the per-status counts move with the write;
+        without it the repository reads it). Raises ConcurrentUpdate or DuplicateDelivery. Returns the
+        new version.
         """
         ...
 
@@ -99,16 +108,18 @@ class RawArchive(Protocol):
 
 
 class WorkflowStarter(Protocol):
-    def start(self, order_id: str, payload: dict[str, Any]) -> str:
-        """Start the order's lifecycle execution, named after the order; already started is success."""
+    def start(self, order_id: str, payload: dict[str, Any], *, name: str | None = None) -> str:
+        """Start the order's lifecycle execution, named after the order (or `name`: a retry's); already
+        started is success. Returns the execution's ARN."""
         ...
 
     def complete_task(self, token: str, output: dict[str, Any]) -> bool:
         """Resume a task waiting on `token`; False when it no longer waits (timed out, already resumed)."""
         ...
 
-    def stop(self, order_id: str, cause: str) -> bool:
-        """Stop the order's running execution; False when none is running."""
+    def stop(self, order_id: str, cause: str, *, execution_arn: str | None = None) -> bool:
+        """Stop the order's running execution (the one attached to it, when known); False when none is
+        running."""
         ...
 
 

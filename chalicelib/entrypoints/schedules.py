@@ -90,6 +90,7 @@ def publish_outbox(event: Any) -> dict[str, int]:
             totals["deferred"] += 1
             if isinstance(exc, PublishThrottled):
                 throttled.add(store)
+                count("ChannelThrottled", channel=stored.order.channel, store=stored.order.store)
             logger.warning("publication deferred", extra={"order_id": order_id, "error": type(exc).__name__})
             count("PublicationDeferred", channel="publishing", reason=type(exc).__name__)
             continue

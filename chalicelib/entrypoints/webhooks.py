@@ -32,6 +32,7 @@ def _answer(status: int, message: str, **extra: Any) -> Response:
 
 def _reject(channel: str, store: str | None, reason: str, status: int, message: str) -> Response:
     # Never the body, never the signature: only who and why.
+    services()  # built before counting: the count also feeds the status page's aggregates
     logger.warning("webhook rejected", extra={"channel": channel, "store": store, "reason": reason})
     count("WebhookRejected", channel=channel, store=store, reason=reason)
     return _answer(status, message)
