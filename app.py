@@ -10,6 +10,7 @@ from chalicelib.entrypoints import (
     queue_handlers,
     reconciliation_api,
     schedules,
+    status_page,
     webhooks,
     workflow_tasks,
 )
@@ -24,3 +25,4 @@ app.register_blueprint(queue_handlers.bp)
 app.register_blueprint(workflow_tasks.bp)
 app.register_blueprint(schedules.bp)
 app.register_blueprint(reconciliation_api.bp)
+app.register_blueprint(status_page.bp)

@@ -44,6 +44,8 @@ class Settings:
     # payment attempts it gets before it is cancelled.
     payment_recovery_seconds: int = 48 * 3600
     payment_max_attempts: int = 3
+    # HUB_STUCK_AFTER: the status page's per-status "no progress for" limits ("PAID=30m,SHIPPED=10d").
+    stuck_after: str | None = None
 
     def queue_url(self, key: str) -> str:
         try:
@@ -85,6 +87,7 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         woocommerce_api_base=environ.get("HUB_WOOCOMMERCE_API_BASE") or None,
         payment_recovery_seconds=_int_setting(environ, "HUB_PAYMENT_RECOVERY_SECONDS", 48 * 3600),
         payment_max_attempts=_int_setting(environ, "HUB_PAYMENT_MAX_ATTEMPTS", 3),
+        stuck_after=environ.get("HUB_STUCK_AFTER") or None,
     )
 
 

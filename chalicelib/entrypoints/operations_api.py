@@ -25,6 +25,11 @@ def _queue_spec(name: str) -> resources.QueueSpec:
 
 @bp.route("/api/dlq/{queue}/redrive", methods=["POST"])
 def redrive_dlq(queue: str) -> dict[str, Any]:
+    return redrive_queue(queue)
+
+
+def redrive_queue(queue: str) -> dict[str, Any]:
+    """Move a queue's dead letters back to it (by queue key or name); NotFoundError for no such queue."""
     from chalicelib.adapters import aws
     from chalicelib.adapters.redrive import redrive
 

@@ -128,7 +128,9 @@ def test_an_operator_opens_an_order_in_review_and_approves_it(stack, stripe, bro
     screenshot(page, "order")
 
     open_page(page, dashboard(stack))
-    form = row.locator(f'form[action="/status/orders/{order_id}/review"]')
+    form = row.locator(f'form[action="/status/orders/{order_id}/review"]').filter(
+        has=page.get_by_role("button", name="Approve")
+    )
     expect(form.locator('input[name="decision"]')).to_have_value("approve")
     assert form.locator('input[name="csrf"]').get_attribute("value"), "the review form carries no CSRF token"
     answer = submit(page, form.get_by_role("button", name="Approve"))

@@ -1,0 +1,138 @@
+"""What the status page reads, each part one indexed query or a few small items: never a scan.
+
+- orders per status: the sharded counters (stats.py), kept in each order's own write;
+- stuck orders: per status, the index by status sorted by last update, read below a cut-off (oldest first);
+- review queue, failed orders: the same index, newest first, a page at most;
+- per store traffic: ten-minute buckets of the last day (stats.py);
+- queues: SQS attributes of each queue and its DLQ;
+- reconciliation: the newest run reports;
+- carriers: the delivery counters and the flagged open shipments.
+Everything read here is bounded by a limit or by the number of stores, queues and statuses, so the page
+costs the same with a thousand orders stored as with millions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib import resources
+from chalicelib.adapters.models import OrderModel
+from chalicelib.adapters.stats import DynamoTrafficStats, Traffic, status_counts
+from chalicelib.domain.order import Order, OrderStatus
+
+# No progress for this long in a status: stuck. FRAUD_REVIEW and FAILED have their own lists;
+# terminal statuses never get stuck.
+STUCK_AFTER: dict[OrderStatus, timedelta] = {
+    OrderStatus.RECEIVED: timedelta(minutes=15),
+    OrderStatus.APPROVED: timedelta(minutes=15),
+    OrderStatus.PAID: timedelta(hours=1),
+    OrderStatus.PAYMENT_PENDING: timedelta(days=3),
+    OrderStatus.FULFILMENT_REQUESTED: timedelta(days=2),
+    OrderStatus.PARTIALLY_SHIPPED: timedelta(days=5),
+    OrderStatus.SHIPPED: timedelta(days=14),
+    OrderStatus.DELIVERED: timedelta(hours=1),
+    OrderStatus.RETURN_REQUESTED: timedelta(days=14),
+    OrderStatus.ON_HOLD: timedelta(hours=4),
+}
+
+
+def stuck_thresholds(spec: str | None) -> dict[OrderStatus, timedelta]:
+    """STUCK_AFTER with overrides from `HUB_STUCK_AFTER` ("PAID=30m,SHIPPED=10d"; s, m, h or d)."""
+    thresholds = dict(STUCK_AFTER)
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    for part in (spec or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if not name:
+            continue
+        status, unit = OrderStatus(name.strip().upper()), value.strip()[-1:]
+        if unit not in units:
+            raise ValueError(f"HUB_STUCK_AFTER: {part!r} needs a unit (s, m, h or d)")
+        thresholds[status] = timedelta(**{units[unit]: float(value.strip()[:-1])})
+    return thresholds
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    """An order as a list shows it (from the index item, without parsing the whole document)."""
+
+    order_id: str
+    channel: str
+    store: str
+    external_id: str
+    status: str
+    updated_at: str
+    order: Order | None = None
+
+
+def _row(model: OrderModel, with_document: bool) -> OrderRow:
+    return OrderRow(
+        order_id=model.pk.removeprefix("ORDER#"),
+        channel=model.channel,
+        store=model.store,
+        external_id=model.external_id,
+        status=model.status,
+        updated_at=model.gsi2sk.rpartition("#")[0],
+        order=Order.model_validate(model.document) if with_document else None,
+    )
+
+
+_ROW_ATTRIBUTES = ["pk", "status", "channel", "store", "external_id", "gsi2sk"]
+
+
+class DynamoStatusBoard:
+    def __init__(self, traffic: DynamoTrafficStats | None = None) -> None:
+        self._traffic = traffic or DynamoTrafficStats()
+
+    def status_counts(self) -> dict[str, int]:
+        return status_counts()
+
+    def in_status(self, status: OrderStatus, limit: int, *, oldest_first: bool = False) -> list[OrderRow]:
+        """Orders in one status with their documents (the review queue, the failed list)."""
+        return [
+            _row(m, with_document=True)
+            for m in OrderModel.by_status.query(
+                f"STATUS#{status.value}", scan_index_forward=oldest_first, limit=limit
+            )
+        ]
+
+    def stuck(
+        self, now: datetime, thresholds: dict[OrderStatus, timedelta], per_status: int = 10
+    ) -> list[OrderRow]:
+        rows: list[OrderRow] = []
+        for status, after in thresholds.items():
+            cutoff = (now - after).isoformat()
+            rows += [
+                _row(m, with_document=False)
+                for m in OrderModel.by_status.query(
+                    f"STATUS#{status.value}",
+                    OrderModel.gsi2sk < cutoff,
+                    scan_index_forward=True,
+                    limit=per_status,
+                    attributes_to_get=_ROW_ATTRIBUTES,
+                )
+            ]
+        return sorted(rows, key=lambda r: r.updated_at)
+
+    def traffic(self, stores: list[tuple[str, str]], now: datetime) -> list[Traffic]:
+        return [self._traffic.traffic(channel, store, now) for channel, store in stores]
+
+    def queues(self, sqs: Any, queue_urls: dict[str, str], dlq_urls: dict[str, str]) -> list[dict[str, Any]]:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        rows = []
+        for spec in resources.QUEUES:
+            row: dict[str, Any] = {"key": spec.key, "name": spec.name, "depth": None, "in_flight": None}
+            row["dlq_depth"] = None
+            try:
+                if spec.key in queue_urls:
+                    a = sqs.get_queue_attributes(QueueUrl=queue_urls[spec.key], AttributeNames=names)
+                    row["depth"] = int(a["Attributes"]["ApproximateNumberOfMessages"])
+                    row["in_flight"] = int(a["Attributes"]["ApproximateNumberOfMessagesNotVisible"])
+                if spec.key in dlq_urls:
+                    a = sqs.get_queue_attributes(QueueUrl=dlq_urls[spec.key], AttributeNames=names[:1])
+                    row["dlq_depth"] = int(a["Attributes"]["ApproximateNumberOfMessages"])
+            except Exception as exc:  # the page shows an unreachable queue rather than failing
+                row["error"] = type(exc).__name__
+            rows.append(row)
+        return rows
