@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from chalicelib.domain.order import Order
 from chalicelib.domain.payment import ChannelCapture
 from chalicelib.domain.payment_gateway import (
+    CaptureView,
     PaymentConflict,
     PaymentError,
     PaymentIntentView,
@@ -21,6 +24,9 @@ class FakeGateway:
     def __init__(self) -> None:
         self.intents: dict[str, PaymentIntentView] = {}
         self.refunds: list[RefundView] = []
+        # Every capture, as Stripe's `payment_intent.succeeded` events list them (stamped by `clock`).
+        self.captures: list[CaptureView] = []
+        self.clock: Callable[[], datetime] = lambda: datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
         self.calls: list[tuple[str, str, int | None, str | None]] = []  # op, intent, amount, key
         self._replies: dict[str, object] = {}
         self.unavailable = 0
@@ -69,11 +75,21 @@ class FakeGateway:
                 raise PaymentConflict(
                     "payment_intent_unexpected_state", code="payment_intent_unexpected_state"
                 )
-            amount = intent.amount_capturable if amount_minor is None else amount_minor
-            done = replace(intent, status="succeeded", amount_received=amount, amount_capturable=0)
-            self.intents[payment_intent_id] = done
+            done = self._captured(intent, amount_minor)
             self._replies[idempotency_key] = done
             return done
+
+    def capture_outside(self, payment_intent_id: str, amount_minor: int | None = None) -> PaymentIntentView:
+        """A capture made in the Stripe dashboard, not through the hub."""
+        with self._lock:
+            return self._captured(self.intents[payment_intent_id], amount_minor)
+
+    def _captured(self, intent: PaymentIntentView, amount_minor: int | None) -> PaymentIntentView:
+        amount = intent.amount_capturable if amount_minor is None else amount_minor
+        done = replace(intent, status="succeeded", amount_received=amount, amount_capturable=0)
+        self.intents[intent.id] = done
+        self.captures.append(CaptureView(intent.id, amount, intent.currency, self.clock()))
+        return done
 
     def cancel(self, payment_intent_id: str, *, reason: str, idempotency_key: str) -> PaymentIntentView:
         with self._lock:
@@ -105,6 +121,9 @@ class FakeGateway:
 
     def refunds_since(self, since: object) -> list[RefundView]:
         return list(self.refunds)
+
+    def captures_since(self, since: datetime) -> list[CaptureView]:
+        return [c for c in reversed(self.captures) if c.captured_at >= since]
 
 
 @dataclass

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.payment_gateway import (
+    CaptureView,
     PaymentConflict,
     PaymentDeclined,
     PaymentError,
@@ -117,6 +118,35 @@ class StripePayments:
             )
             for refund in page.auto_paging_iter():
                 found.append(_refund_view(refund))
+        return found
+
+    def captures_since(self, since: datetime) -> list[CaptureView]:
+        """Every capture since `since` (newest first, all pages), from its `payment_intent.succeeded` event.
+
+        An event is created when the money is captured; a Charge's `created` is its authorisation, so listing
+        charges by `created` misses a hold captured later (the hub's own manual captures). Stripe lists
+        events of the last 30 days only."""
+        found: list[CaptureView] = []
+        with _translated("list_events", "-"):
+            page = self._client.v1.events.list(
+                params={
+                    "types": ["payment_intent.succeeded"],
+                    "created": {"gte": int(since.timestamp())},
+                    "limit": 100,
+                }
+            )
+            for event in page.auto_paging_iter():
+                # The PaymentIntent as it was when the money was captured (a snapshot, not expandable).
+                intent = event.data.object.to_dict()
+                found.append(
+                    CaptureView(
+                        payment_intent_id=str(intent["id"]),
+                        amount=int(intent.get("amount_received") or 0),
+                        currency=str(intent.get("currency") or ""),
+                        captured_at=datetime.fromtimestamp(event.created, UTC),
+                        charge_id=_id_of(intent.get("latest_charge")),
+                    )
+                )
         return found
 
     def refund(

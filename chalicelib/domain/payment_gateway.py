@@ -77,6 +77,17 @@ class RefundView:
     reason: str | None
 
 
+@dataclass(frozen=True)
+class CaptureView:
+    """Money Stripe captured on a PaymentIntent, and when (its `payment_intent.succeeded` event)."""
+
+    payment_intent_id: str
+    amount: int  # amount_received, minor units
+    currency: str
+    captured_at: datetime
+    charge_id: str | None = None
+
+
 def idempotency_key(order_id: str, step: str, attempt: int = 0) -> str:
     """The Idempotency-Key for one payment step of one order: the same step retried reuses it.
 
@@ -116,4 +127,8 @@ class PaymentGateway(Protocol):
 
     def refunds_since(self, since: datetime) -> list[RefundView]:
         """Every refund created since `since`, whoever made it (reconciliation)."""
+        ...
+
+    def captures_since(self, since: datetime) -> list[CaptureView]:
+        """Every capture Stripe made since `since`, whoever asked for it (reconciliation)."""
         ...

@@ -336,6 +336,8 @@ class StripeSimulator:
             answer = self._route_refunds(method, parts, params, request)
             if answer is not None:
                 return answer
+        if parts[:2] == ["v1", "events"] and method == "GET" and len(parts) in (2, 3):
+            return self._route_events(parts, params)
         if parts[:2] == ["v1", "charges"] and method == "GET" and len(parts) == 3:
             if parts[2] not in self._charges:
                 raise _invalid(f"No such charge: '{parts[2]}'", code="resource_missing", param="id")
@@ -529,27 +531,37 @@ class StripeSimulator:
         return None
 
     def _list_refunds(self, params: dict[str, Any]) -> dict[str, Any]:
-        """GET /v1/refunds: newest first, `limit` (1-100, default 10), `starting_after`, `created[gte]`."""
-        limit = int(params.get("limit") or 10)
-        if not 1 <= limit <= 100:
-            raise _invalid("Invalid integer: limit must be between 1 and 100", param="limit")
-        created = params.get("created") if isinstance(params.get("created"), dict) else {}
-        since = int(created.get("gte", 0)) if created else 0
+        """GET /v1/refunds: newest first, `created[gte|gt|lte|lt]`, paged."""
         ordered = sorted(self._refunds.values(), key=lambda r: (r["created"], r["id"]), reverse=True)
-        ordered = [r for r in ordered if r["created"] >= since]
-        after = params.get("starting_after")
-        if after:
-            ids = [r["id"] for r in ordered]
-            if after not in ids:
-                raise _invalid(f"No such refund: '{after}'", code="resource_missing", param="starting_after")
-            ordered = ordered[ids.index(after) + 1 :]
-        page = ordered[:limit]
-        return {
-            "object": "list",
-            "data": copy.deepcopy(page),
-            "has_more": len(ordered) > limit,
-            "url": "/v1/refunds",
-        }
+        return _paged(_created_within(ordered, params), params, "refund", "/v1/refunds")
+
+    def _route_events(self, parts: list[str], params: dict[str, Any]) -> dict[str, Any]:
+        if len(parts) == 2:
+            return self._list_events(params)
+        found = next((e for e in self.events if e["id"] == parts[2]), None)
+        if found is None:
+            raise _invalid(f"No such event: '{parts[2]}'", code="resource_missing", param="id")
+        return copy.deepcopy(found)
+
+    def _list_events(self, params: dict[str, Any]) -> dict[str, Any]:
+        """GET /v1/events: newest first, `type` (a trailing `*` is a wildcard) or `types[]` (up to 20),
+        `created[gte|gt|lte|lt]`, paged."""
+        kind, kinds = params.get("type"), params.get("types")
+        if kind is not None and kinds is not None:
+            raise _invalid("You may pass either `type` or `types`, but not both.", param="types")
+        if kinds is not None and (not isinstance(kinds, list) or not 1 <= len(kinds) <= 20):
+            raise _invalid("Invalid array: types must be a list of 1 to 20 event types", param="types")
+        newest_first = list(reversed(self.events))  # emitted in order; several share one `created` second
+        if kinds is not None:
+            newest_first = [e for e in newest_first if e["type"] in kinds]
+        elif kind is not None:
+            prefix = str(kind)[:-1] if str(kind).endswith("*") else None
+            newest_first = [
+                e
+                for e in newest_first
+                if (e["type"].startswith(prefix) if prefix is not None else e["type"] == kind)
+            ]
+        return _paged(_created_within(newest_first, params), params, "event", "/v1/events")
 
     def refund_outside(self, intent_id: str, amount: int) -> dict[str, Any]:
         """A refund made in the Stripe dashboard, not by the hub (its webhook goes out as any other)."""
@@ -558,6 +570,15 @@ class StripeSimulator:
             return copy.deepcopy(
                 self._create_refund({"payment_intent": intent_id, "amount": amount}, request)
             )
+
+    def capture_outside(self, intent_id: str, amount: int | None = None) -> dict[str, Any]:
+        """A capture made in the Stripe dashboard, not by the hub (`payment_intent.succeeded` goes out as any
+        other event); `amount` captures part of the hold and releases the rest."""
+        request = {"id": _new_id("req"), "idempotency_key": None}
+        with self._lock:
+            intent = self._intents[intent_id]
+            self._capture(intent, {"amount_to_capture": amount}, request)
+            return copy.deepcopy(intent)
 
     def _refundable_charge(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("payment_intent"):
@@ -716,6 +737,55 @@ def _positive_int(value: Any, name: str) -> int:
     if number <= 0:
         raise _invalid(f"This value must be greater than or equal to 1 ({name}).", param=name)
     return number
+
+
+def _created_within(items: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Stripe's `created` filter: an exact timestamp, or a range of gt, gte, lt, lte."""
+    created = params.get("created")
+    if created is None:
+        return items
+    if not isinstance(created, dict):
+        created = {"eq": created}
+    try:
+        bounds = {op: int(str(value)) for op, value in created.items()}
+    except ValueError:
+        raise _invalid("Invalid timestamp: must be an integer Unix timestamp", param="created") from None
+    tests = {
+        "eq": lambda c, b: c == b,
+        "gt": lambda c, b: c > b,
+        "gte": lambda c, b: c >= b,
+        "lt": lambda c, b: c < b,
+        "lte": lambda c, b: c <= b,
+    }
+    unknown = set(bounds) - set(tests)
+    if unknown:
+        raise _invalid(f"Received unknown parameter: created[{sorted(unknown)[0]}]", param="created")
+    return [i for i in items if all(tests[op](i["created"], bound) for op, bound in bounds.items())]
+
+
+def _paged(newest_first: list[dict[str, Any]], params: dict[str, Any], kind: str, url: str) -> dict[str, Any]:
+    """One page of a list endpoint: `limit` (1-100, default 10), `starting_after` / `ending_before` (an id on
+    the list), `has_more` when more follow in that direction."""
+    try:
+        limit = int(params.get("limit") or 10)
+    except ValueError:
+        raise _invalid(f"Invalid integer: {params.get('limit')}", param="limit") from None
+    if not 1 <= limit <= 100:
+        raise _invalid("Invalid integer: limit must be between 1 and 100", param="limit")
+    after, before = params.get("starting_after"), params.get("ending_before")
+    ids = [i["id"] for i in newest_first]
+    for name, cursor in (("starting_after", after), ("ending_before", before)):
+        if cursor and cursor not in ids:
+            raise _invalid(f"No such {kind}: '{cursor}'", code="resource_missing", param=name)
+    if after:
+        rest = newest_first[ids.index(after) + 1 :]
+        page, more = rest[:limit], len(rest) > limit
+    elif before:
+        rest = newest_first[: ids.index(before)]
+        page, more = rest[-limit:], len(rest) > limit
+    else:
+        page, more = newest_first[:limit], len(newest_first) > limit
+    return {"object": "list", "data": copy.deepcopy(page), "has_more": more, "url": url}
 
 
 def _truthy(value: Any) -> bool:

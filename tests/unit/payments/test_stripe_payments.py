@@ -282,3 +282,33 @@ def test_invalid_arguments_never_reach_stripe(sim, payments):
     with pytest.raises(InvalidInput):
         payments.refund("pi_x", None, idempotency_key="k", reason="abandoned")
     assert sim.requests == []
+
+
+def test_captures_since__each_capture_with_its_intent_amount_and_time(sim, payments):
+    from datetime import UTC, datetime, timedelta
+
+    before = datetime.now(UTC) - timedelta(seconds=2)
+    ours = authorise(sim, amount=4000)
+    payments.capture(ours, 2500, idempotency_key="k-capture-ours")
+    automatic = authorise(sim, amount=1200, capture_method="automatic")
+    dashboard = authorise(sim, amount=900)
+    sim.capture_outside(dashboard)
+    authorise(sim, amount=700)  # authorised only: nothing captured
+
+    found = {c.payment_intent_id: c for c in payments.captures_since(before)}
+    assert {i: (c.amount, c.currency) for i, c in found.items()} == {
+        ours: (2500, "eur"),
+        automatic: (1200, "eur"),
+        dashboard: (900, "eur"),
+    }
+    assert found[ours].charge_id == sim.payment_intent(ours)["latest_charge"]
+    assert all(before <= c.captured_at <= datetime.now(UTC) for c in found.values())
+    assert payments.captures_since(datetime.now(UTC) + timedelta(minutes=1)) == []
+
+
+def test_captures_since__stripe_failing_is_payment_unavailable(sim, payments):
+    from datetime import UTC, datetime
+
+    sim.fail_next(3, 503)
+    with pytest.raises(PaymentUnavailable):
+        payments.captures_since(datetime.now(UTC))

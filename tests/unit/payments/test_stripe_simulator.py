@@ -256,3 +256,42 @@ def test_api__latency_knob(make_sim):
     started = time.monotonic()
     authorise(sim)
     assert time.monotonic() - started >= 0.05
+
+
+def test_api__events_and_refunds_listed_newest_first_in_pages_filtered_as_stripe_filters(make_sim):
+    sim = make_sim(webhook_url=None)
+    api = client(sim)
+    captured = [authorise(sim, capture_method="automatic") for _ in range(3)]
+    held = authorise(sim)
+    sim.capture_outside(held.id, 1000)  # from the dashboard: part of the hold
+    for intent in captured:
+        api.v1.refunds.create(params={"payment_intent": intent.id, "amount": 100})
+
+    first = api.v1.events.list(params={"types": ["payment_intent.succeeded"], "limit": 2})
+    assert (first.object, first.url, first.has_more) == ("list", "/v1/events", True)
+    listed = [e.data.object.id for e in first.auto_paging_iter()]
+    assert listed == [held.id, *(i.id for i in reversed(captured))]  # newest first, every page
+    assert sim.payment_intent(held.id)["amount_received"] == 1000
+    assert first.data[0].data.object.amount_received == 1000  # the intent as it was when captured
+
+    second = api.v1.events.list(
+        params={"types": ["payment_intent.succeeded"], "limit": 2, "starting_after": first.data[-1].id}
+    )
+    assert [e.data.object.id for e in second.data] == [captured[1].id, captured[0].id] and not second.has_more
+    back = api.v1.events.list(
+        params={"types": ["payment_intent.succeeded"], "ending_before": second.data[0].id, "limit": 1}
+    )
+    assert [e.data.object.id for e in back.data] == [captured[2].id] and back.has_more  # the page just before
+    wildcard = api.v1.events.list(params={"type": "charge.*", "limit": 100})
+    assert {e.type for e in wildcard.data} == {"charge.refunded"} and len(wildcard.data) == 3
+    future = int(time.time()) + 60
+    assert api.v1.events.list(params={"created": {"gte": future}}).data == []
+
+    refunds = api.v1.refunds.list(params={"limit": 2, "created": {"lte": future}})
+    assert refunds.has_more and len(list(refunds.auto_paging_iter())) == 3
+    with pytest.raises(stripe.InvalidRequestError) as both:
+        api.v1.events.list(params={"type": "charge.refunded", "types": ["charge.refunded"]})
+    assert both.value.http_status == 400
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        api.v1.events.list(params={"starting_after": "evt_nope"})
+    assert unknown.value.code == "resource_missing"
