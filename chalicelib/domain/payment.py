@@ -26,11 +26,13 @@ from chalicelib.domain.errors import ConcurrentUpdate, HubError, InvalidInput, N
 from chalicelib.domain.lifecycle import mutate
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment_gateway import (
+    CaptureLedger,
     PaymentConflict,
     PaymentError,
     PaymentGateway,
     PaymentIntentView,
     PaymentUnavailable,
+    RecordedCapture,
     idempotency_key,
 )
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
@@ -122,8 +124,11 @@ def take_payment(
     channel_capturer: Callable[[Order], ChannelCapturer | None],
     policy: PaymentPolicy,
     now: Callable[[], datetime],
+    captures: CaptureLedger | None = None,
 ) -> dict[str, Any]:
-    """Take the order's money once; answers `paid`, `pending` (wait for the customer) or `cancel`."""
+    """Take the order's money once; answers `paid`, `pending` (wait for the customer) or `cancel`.
+
+    A Stripe capture is also kept in `captures` (by time), so reconciliation finds the window's."""
     stored = orders.get(order_id)
     if stored is None:
         raise NotFound(f"order {order_id} does not exist")
@@ -134,7 +139,9 @@ def take_payment(
         return {"order_id": order_id, "outcome": "paid", "already": True}
     kind = route(order)
     if kind is PaymentRoute.STRIPE:
-        return _take_stripe(order, orders=orders, gateway=gateway(), policy=policy, now=now)
+        return _take_stripe(
+            order, orders=orders, gateway=gateway(), policy=policy, now=now, captures=captures
+        )
     if kind in (PaymentRoute.CHANNEL_CAPTURED, PaymentRoute.NOTHING_OWED):
         return _record_paid(
             order_id,
@@ -172,6 +179,7 @@ def _take_stripe(
     gateway: PaymentGateway,
     policy: PaymentPolicy,
     now: Callable[[], datetime],
+    captures: CaptureLedger | None,
 ) -> dict[str, Any]:
     intent_id = stripe_intent(order)
     assert intent_id is not None
@@ -199,7 +207,7 @@ def _take_stripe(
     if intent.status == "requires_capture":
         intent = _capture(order, intent, gateway)
     if intent.status == "succeeded":
-        return _record_stripe(order, intent, orders=orders, now=now)
+        return _record_stripe(order, intent, orders=orders, now=now, captures=captures)
     if intent.status == "processing":
         raise PaymentStillProcessing(f"PaymentIntent {intent_id} is still processing")
     if intent.status in _NEEDS_CUSTOMER:
@@ -228,11 +236,20 @@ def _capture(order: Order, intent: PaymentIntentView, gateway: PaymentGateway) -
 
 
 def _record_stripe(
-    order: Order, intent: PaymentIntentView, *, orders: OrderRepository, now: Callable[[], datetime]
+    order: Order,
+    intent: PaymentIntentView,
+    *,
+    orders: OrderRepository,
+    now: Callable[[], datetime],
+    captures: CaptureLedger | None,
 ) -> dict[str, Any]:
     captured = money.from_minor(intent.amount_received, order.currency)
     authorised = money.from_minor(intent.amount, order.currency)
     due = owed(order)
+    if captures is not None:
+        # Before the order's write: a failure here fails the Task, whose retry captures nothing twice
+        # (idempotency key) and records again; a second entry for the intent is read as one.
+        captures.record_capture(RecordedCapture(intent.id, order.order_id, captured, order.currency, now()))
     return _record_paid(
         order.order_id,
         orders=orders,

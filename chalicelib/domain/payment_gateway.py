@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
 
 from chalicelib.domain.errors import HubError, InvalidInput
@@ -86,6 +87,29 @@ class CaptureView:
     currency: str
     captured_at: datetime
     charge_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordedCapture:
+    """A capture the hub's payment stage recorded on an order (the hub's side of reconciliation)."""
+
+    payment_intent_id: str
+    order_id: str
+    amount: Decimal
+    currency: str
+    recorded_at: datetime
+
+
+class CaptureLedger(Protocol):
+    """The hub's captures by time, so reconciliation can list a window's without reading every order."""
+
+    def record_capture(self, capture: RecordedCapture) -> None:
+        """Keep one capture (idempotent for the same PaymentIntent and time)."""
+        ...
+
+    def recorded_captures(self, since: datetime) -> list[RecordedCapture]:
+        """Every capture recorded at or after `since`, oldest first."""
+        ...
 
 
 def idempotency_key(order_id: str, step: str, attempt: int = 0) -> str:

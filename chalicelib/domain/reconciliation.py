@@ -3,7 +3,8 @@
 The channel's orders changed since the watermark (minus an overlap, for clocks and late writes) go through
 the same ingestion as a webhook, under a delivery id of their own: a missing order is created (exactly once:
 the order id is derived from the channel's id, and creation is conditional), a newer channel state is
-applied (drift), an equal one changes nothing (the fence). Each run's report is kept.
+applied (drift), an equal one changes nothing (the fence). Each run's report is kept (Stripe's payments are
+compared in `payment_reconciliation`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import ConcurrentUpdate, HubError
 from chalicelib.domain.ingest import Outcome, ingest
+from chalicelib.domain.payment_gateway import CaptureLedger
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 
 # Pull a little before the watermark: channel clocks and writes committed late must not fall between runs.
@@ -51,6 +53,10 @@ class ReconciliationReport:
     watermark: datetime | None = None
     # Payments (channel "stripe"): refunds made in Stripe that the hub did not make (the dashboard, ...).
     external_refunds: list[dict[str, Any]] = field(default_factory=list)
+    # Captures in Stripe the hub's payment stage did not record (or recorded with another amount) ...
+    external_captures: list[dict[str, Any]] = field(default_factory=list)
+    # ... and captures the hub recorded that Stripe does not show.
+    captures_not_in_stripe: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -60,7 +66,7 @@ class ReconciliationReport:
         return data
 
 
-class ReconciliationStore(Protocol):
+class ReconciliationStore(CaptureLedger, Protocol):
     def watermark(self, channel: str, store: str) -> datetime | None: ...
 
     def set_watermark(self, channel: str, store: str, at: datetime) -> None: ...
@@ -148,62 +154,6 @@ def _republish_failed(orders: OrderRepository, order_id: str) -> list[str]:
     return [f"{order_id}:{pid}" for pid in failed]
 
 
-def reconcile_payments(
-    *,
-    refunds_since: Callable[[datetime], Iterable[Any]],
-    orders: OrderRepository,
-    runs: ReconciliationStore,
-    now: Callable[[], datetime],
-) -> ReconciliationReport:
-    """Stripe's refunds for the window against the hub's: a refund the hub did not make is reported
-    (with its order when the hub knows the PaymentIntent), so an operator sees money that left outside."""
-    from chalicelib.domain import money
-
-    started = now()
-    mark = runs.watermark("stripe", "default")
-    since = (mark - OVERLAP) if mark else started - FIRST_LOOKBACK
-    report = ReconciliationReport(channel="stripe", store="default", started_at=started, window_from=since)
-    try:
-        for refund in refunds_since(since):
-            report.seen += 1
-            order_id = (
-                orders.order_for_payment(refund.payment_intent_id) if refund.payment_intent_id else None
-            )
-            stored = orders.get(order_id) if order_id else None
-            ours = stored is not None and any(
-                action.get("refund") == refund.id
-                for entry in stored.order.history
-                if entry.event == "compensated"
-                for action in entry.detail.get("actions", [])
-            )
-            if ours:
-                report.in_sync += 1
-                continue
-            amount = (
-                f"{money.from_minor(refund.amount, refund.currency.upper()):f}"
-                if refund.currency
-                else str(refund.amount)
-            )
-            report.external_refunds.append(
-                {
-                    "refund": refund.id,
-                    "payment_intent": refund.payment_intent_id,
-                    "order_id": order_id,
-                    "amount": amount,
-                    "currency": refund.currency.upper(),
-                    "reason": refund.reason,
-                }
-            )
-    except HubError as exc:
-        report.errors.append(f"pull: {type(exc).__name__}: {exc}"[:300])
-    report.finished_at = now()
-    if not report.errors:
-        report.watermark = started
-        runs.set_watermark("stripe", "default", started)
-    runs.save_report(report)
-    return report
-
-
 # --- channel pulls -------------------------------------------------------------------------------------
 
 
@@ -267,7 +217,6 @@ __all__ = [
     "ReconciliationReport",
     "ReconciliationStore",
     "amazon_pull",
-    "reconcile_payments",
     "reconcile_store",
     "shopify_pull",
     "woocommerce_pull",

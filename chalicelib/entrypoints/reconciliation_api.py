@@ -11,10 +11,10 @@ from chalice import Blueprint, Rate
 from chalicelib.composition import Services, services
 from chalicelib.domain.connections import Connection
 from chalicelib.domain.errors import HubError
+from chalicelib.domain.payment_reconciliation import reconcile_payments
 from chalicelib.domain.reconciliation import (
     ChannelOrder,
     amazon_pull,
-    reconcile_payments,
     reconcile_store,
     shopify_pull,
     woocommerce_pull,
@@ -73,13 +73,20 @@ def run_all(svc: Services) -> list[dict[str, Any]]:
     if any(c.channel == "stripe" for c in svc.connections.list()):
         payments = reconcile_payments(
             refunds_since=lambda since: svc.payments().refunds_since(since),
+            captures_since=lambda since: svc.payments().captures_since(since),
+            retrieve=lambda intent_id: svc.payments().retrieve(intent_id),
             orders=svc.orders,
             runs=svc.reconciliation(),
             now=svc.now,
         )
         reports.append(payments.to_json())
-        if payments.external_refunds:
-            count("RefundOutsideHub", channel="stripe", value=len(payments.external_refunds))
+        for metric, found in (
+            ("RefundOutsideHub", payments.external_refunds),
+            ("CaptureOutsideHub", payments.external_captures),
+            ("CaptureNotInStripe", payments.captures_not_in_stripe),
+        ):
+            if found:
+                count(metric, channel="stripe", value=len(found))
     return reports
 
 

@@ -72,6 +72,7 @@ def take_payment(event: dict[str, Any], context: Any) -> dict[str, Any]:
         channel_capturer=svc.channel_capturer,
         policy=svc.payment_policy,
         now=svc.now,
+        captures=svc.reconciliation_store,
     )
 
 

@@ -111,6 +111,60 @@ def test_stripe__a_refund_made_outside_the_hub_is_reported(stack, stripe):
     }
 
 
+def test_stripe__a_capture_made_outside_the_hub_is_reported_the_hubs_own_is_not(stack, stripe):
+    import uuid
+
+    from tests.integration.test_fraud_review import high_value_order, order_in
+
+    # The hub captures this one itself.
+    own = stripe.create_payment_intent(1500, "eur", "pm_card_visa")
+    external_id = f"REC-{uuid.uuid4().hex[:8]}"
+    body = {
+        "store": "it-reconcile",
+        "external_id": external_id,
+        "currency": "EUR",
+        "placed_at": "2026-11-23T10:00:00Z",
+        "lines": [{"title": "Scarf", "quantity": 1, "unit_price": "15.00"}],
+        "payment": {"source": "stripe", "reference": own["id"]},
+    }
+    assert stack.api("POST", "/api/orders", json=body).status_code == 202
+    paid_id = derive_order_id("manual", "it-reconcile", external_id)
+    assert eventually(lambda: stack.api("GET", f"/api/orders/{paid_id}").json().get("status") == "COMPLETED")
+    # This one waits for its fraud review when someone captures part of it in the Stripe dashboard.
+    review_body = high_value_order(f"REC-{uuid.uuid4().hex[:8]}", stripe)
+    held = review_body["payment"]["reference"]
+    assert stack.api("POST", "/api/orders", json=review_body).status_code == 202
+    review_id = derive_order_id("manual", "it-fraud", review_body["external_id"])
+    order_in(stack, review_id, "FRAUD_REVIEW")
+    stripe.capture_outside(held, 100000)
+    # And a PaymentIntent of no order of the hub's, captured at once.
+    stranger = stripe.create_payment_intent(700, "usd", "pm_card_visa", capture_method="automatic")
+
+    runs = reconcile(stack)
+    [payments] = [r for r in runs if r["channel"] == "stripe"]
+    found = {c["payment_intent"]: c for c in payments["external_captures"]}
+    assert {k: v for k, v in found[held].items() if k != "captured_at"} == {
+        "payment_intent": held,
+        "charge": stripe.payment_intent(held)["latest_charge"],
+        "order_id": review_id,
+        "amount": "1000.00",
+        "hub_amount": None,
+        "currency": "EUR",
+        "reason": "not_captured_by_hub",
+        "order_status": "FRAUD_REVIEW",
+    }
+    assert (found[stranger["id"]]["order_id"], found[stranger["id"]]["reason"]) == (
+        None,
+        "unknown_payment_intent",
+    )
+    assert (found[stranger["id"]]["amount"], found[stranger["id"]]["currency"]) == ("7.00", "USD")
+    assert own["id"] not in found  # the hub's own capture: in sync
+    assert own["id"] not in {c["payment_intent"] for c in payments["captures_not_in_stripe"]}
+    assert payments["in_sync"] >= 1 and payments["errors"] == []
+    stored = stack.api("GET", "/api/reconciliation/runs").json()["runs"]
+    assert any(held in {c["payment_intent"] for c in r.get("external_captures", [])} for r in stored)
+
+
 def test_a_failed_publication_is_published_again_by_reconciliation(stack, woo_store):
     from tests.integration.test_publishing import all_sent, publish, woo_order
 
