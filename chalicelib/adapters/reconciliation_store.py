@@ -14,7 +14,7 @@ from chalicelib.domain.reconciliation import ReconciliationReport
 REPORTS_KEPT = timedelta(days=90)
 CAPTURES_KEPT = timedelta(days=90)
 # Keys a report gained later: an older stored report answers them empty, so readers see one shape.
-_ADDED_LISTS = ("external_refunds", "external_captures", "captures_not_in_stripe")
+_ADDED_LISTS = ("drift_flagged", "external_refunds", "external_captures", "captures_not_in_stripe")
 
 
 class DynamoReconciliationStore:

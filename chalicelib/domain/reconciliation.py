@@ -3,8 +3,8 @@
 The channel's orders changed since the watermark (minus an overlap, for clocks and late writes) go through
 the same ingestion as a webhook, under a delivery id of their own: a missing order is created (exactly once:
 the order id is derived from the channel's id, and creation is conditional), a newer channel state is
-applied (drift), an equal one changes nothing (the fence). Each run's report is kept (Stripe's payments are
-compared in `payment_reconciliation`).
+applied (drift), an equal one changes nothing (the fence); an equal stamp with other content is flagged, not
+applied. Each run's report is kept (Stripe's payments are compared in `payment_reconciliation`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from chalicelib.channels.base import OrderSnapshot
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import ConcurrentUpdate, HubError
-from chalicelib.domain.ingest import Outcome, ingest
+from chalicelib.domain.ingest import Outcome, _last_channel_state, ingest, normalise
 from chalicelib.domain.payment_gateway import CaptureLedger
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 
@@ -46,6 +47,8 @@ class ReconciliationReport:
     seen: int = 0
     missing_restored: list[str] = field(default_factory=list)
     drift_applied: list[str] = field(default_factory=list)
+    # The channel's order at the stamp the hub last applied, with other content: not applied, for an operator.
+    drift_flagged: list[dict[str, Any]] = field(default_factory=list)
     in_sync: int = 0
     # Milestones the channel refused before, put back in the outbox now that the channel answers.
     republished: list[str] = field(default_factory=list)
@@ -104,20 +107,11 @@ def reconcile_store(
                 external_id=found.external_id,
             )
             try:
-                result = _ingest(
-                    delivery, orders=orders, workflow=workflow, now=now, compensators=compensators
+                _compare_one(
+                    delivery, report, orders=orders, workflow=workflow, now=now, compensators=compensators
                 )
             except HubError as exc:
                 report.errors.append(f"{found.external_id}: {type(exc).__name__}: {exc}"[:300])
-                continue
-            if result.order_id is not None:
-                report.republished += _republish_failed(orders, result.order_id)
-            if result.outcome is Outcome.CREATED:
-                report.missing_restored.append(found.external_id)
-            elif result.outcome in (Outcome.UPDATED, Outcome.REFUNDED):
-                report.drift_applied.append(found.external_id)
-            else:
-                report.in_sync += 1
     except HubError as exc:
         # The channel's API failed part way: what was seen is kept, the watermark stays for the next run.
         report.errors.append(f"pull: {type(exc).__name__}: {exc}"[:300])
@@ -127,6 +121,28 @@ def reconcile_store(
         runs.set_watermark(channel, store, started)
     runs.save_report(report)
     return report
+
+
+def _compare_one(
+    delivery: Delivery, report: ReconciliationReport, *, orders: OrderRepository, **kwargs: Any
+) -> None:
+    """One order of the channel's: flagged when its stamp is the one the hub applied but its content is not,
+    else ingested like a webhook (restored, applied, or in sync)."""
+    flagged = _unapplied_drift(delivery, orders)
+    if flagged is not None:
+        # Which of two states with one stamp is the newer cannot be known: an operator decides.
+        report.drift_flagged.append(flagged)
+        report.republished += _republish_failed(orders, flagged["order_id"])
+        return
+    result = _ingest(delivery, orders=orders, **kwargs)
+    if result.order_id is not None:
+        report.republished += _republish_failed(orders, result.order_id)
+    if result.outcome is Outcome.CREATED:
+        report.missing_restored.append(delivery.external_id)
+    elif result.outcome in (Outcome.UPDATED, Outcome.REFUNDED):
+        report.drift_applied.append(delivery.external_id)
+    else:
+        report.in_sync += 1
 
 
 def _ingest(delivery: Delivery, **kwargs: Any) -> Any:
@@ -139,6 +155,56 @@ def _ingest(delivery: Delivery, **kwargs: Any) -> Any:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+# A cancelled order whose money went back shows as refunded at the channel, often stamped in the second of the
+# cancellation (the hub's own publishing cancels, then refunds; ingestion keeps "cancelled" as further along).
+_SAME_OUTCOME = frozenset({("refunded", "cancelled"), ("partially_refunded", "cancelled")})
+
+
+def _unapplied_drift(delivery: Delivery, orders: OrderRepository) -> dict[str, Any] | None:
+    """What differs when the channel's order carries the stamp the hub last applied. Ingestion would drop it
+    (the delivery id is per stamp, so a run that saw the stamp before finds a duplicate; otherwise the fence
+    keeps the stored order unless the state is further along): changed without its stamp moving (a database
+    edit, a plugin) or twice in one second, nothing says which is newer.
+
+    Compared: the channel's state (a cancellation included) with the last one the hub applied, the currency
+    and the totals; fields the hub never changes itself, so a difference is the channel's."""
+    event = normalise(delivery)
+    if not isinstance(event, OrderSnapshot):
+        return None
+    channel = event.order
+    stored = orders.get(channel.order_id)
+    if stored is None or stored.order.updated_at != channel.updated_at:
+        return None
+    hub = stored.order
+    applied = _last_channel_state(hub)
+    compared: dict[str, tuple[Any, Any]] = {
+        "status": (event.state.value, applied),
+        "currency": (channel.currency, hub.currency),
+        "totals": (channel.totals, hub.totals),
+    }
+    if applied is None:
+        del compared["status"]  # nothing applied to compare with (a state notice only)
+    fields = [
+        name
+        for name, (theirs, ours) in compared.items()
+        if theirs != ours and (name != "status" or (theirs, ours) not in _SAME_OUTCOME)
+    ]
+    if not fields:
+        return None
+
+    def shown(value: Any) -> Any:
+        return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+    return {
+        "external_id": channel.external_id,
+        "order_id": hub.order_id,
+        "updated_at": channel.updated_at.isoformat(),
+        "fields": fields,
+        "channel_value": {name: shown(compared[name][0]) for name in fields},
+        "hub_value": {name: shown(compared[name][1]) for name in fields},
+    }
 
 
 def _republish_failed(orders: OrderRepository, order_id: str) -> list[str]:

@@ -58,6 +58,7 @@ def run_all(svc: Services) -> list[dict[str, Any]]:
                 "seen": report.seen,
                 "restored": len(report.missing_restored),
                 "drift": len(report.drift_applied),
+                "flagged": len(report.drift_flagged),
                 "errors": len(report.errors),
             },
         )
@@ -70,6 +71,13 @@ def run_all(svc: Services) -> list[dict[str, Any]]:
                     reason=name,
                     value=value,
                 )
+        if report.drift_flagged:
+            count(
+                "DriftFlagged",
+                channel=connection.channel,
+                store=connection.store,
+                value=len(report.drift_flagged),
+            )
     if any(c.channel == "stripe" for c in svc.connections.list()):
         payments = reconcile_payments(
             refunds_since=lambda since: svc.payments().refunds_since(since),

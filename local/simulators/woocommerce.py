@@ -487,6 +487,14 @@ class WooCommerceSimulator:
                 self._schedule("order.updated", order_id)
             return self._render(stored)
 
+    def edit_quietly(self, order_id: int, **fields: Any) -> dict[str, Any]:
+        """A change written straight to the database (SQL, a plugin's `update_post_meta`): the given
+        top-level fields change, `date_modified` does not, and no webhook is sent."""
+        with self._cond:
+            stored = self._stored(order_id)
+            stored.data.update(deepcopy(fields))
+            return self._render(stored)
+
     def attach_stripe_intent(self, order_id: int, intent_id: str, status: str = "on-hold") -> dict[str, Any]:
         """What WooCommerce Stripe Gateway does once the PaymentIntent is confirmed with manual capture:
         `_stripe_intent_id` kept in the order's meta, the order put on-hold, saved (order.updated)."""

@@ -184,3 +184,41 @@ def test_a_failed_publication_is_published_again_by_reconciliation(stack, woo_st
     publish(stack)
     assert eventually(lambda: all_sent(stack.api("GET", f"/api/orders/{order_id}").json()), timeout=20)
     assert woo_store.status(placed["id"]) == "completed"
+
+
+# Last: its orders go on through their lifecycle, and their milestones would take the store refusals
+# test_a_failed_publication_is_published_again_by_reconciliation arranges for its own order.
+def test_woocommerce__a_change_at_the_stamp_the_hub_applied_is_flagged_not_applied(stack, woo_store):
+    from datetime import UTC, datetime
+
+    edited, untouched = (woo_store.create_order(payment_method="cod", currency="EUR") for _ in range(2))
+    assert woo_store.flush(timeout=10)
+    ids = {p["id"]: derive_order_id("woocommerce", PUBLISH_WOO, str(p["id"])) for p in (edited, untouched)}
+
+    def applied(placed) -> dict[str, Any] | None:
+        response = stack.api("GET", f"/api/orders/{ids[placed['id']]}")
+        stamp = datetime.fromisoformat(woo_store.get_order(placed["id"])["date_modified_gmt"]).replace(
+            tzinfo=UTC
+        )
+        if response.status_code != 200 or datetime.fromisoformat(response.json()["updated_at"]) != stamp:
+            return None
+        return dict(response.json())
+
+    before = eventually(lambda: applied(edited))
+    assert eventually(lambda: applied(untouched))
+    # Written straight to the store's database: another total and status, the same date_modified.
+    woo_store.edit_quietly(edited["id"], total="999.00", status="on-hold")
+
+    run = woo_run(reconcile(stack))
+    [flagged] = [f for f in run["drift_flagged"] if f["external_id"] == str(edited["id"])]
+    assert flagged["order_id"] == ids[edited["id"]] and flagged["fields"] == ["status", "totals"]
+    assert flagged["channel_value"]["status"] == "open" and flagged["hub_value"]["status"] == "paid"
+    assert flagged["channel_value"]["totals"]["total"] == "999.00"
+    assert flagged["hub_value"]["totals"]["total"] == edited["total"] == before["totals"]["total"]
+    assert str(untouched["id"]) not in {f["external_id"] for f in run["drift_flagged"]}
+    assert str(edited["id"]) not in run["drift_applied"] and str(untouched["id"]) not in run["drift_applied"]
+    after = stack.api("GET", f"/api/orders/{ids[edited['id']]}").json()
+    assert after["totals"] == before["totals"] and after["updated_at"] == before["updated_at"]
+    assert "updated" not in [h["event"] for h in after["history"][len(before["history"]) :]]
+    stored = stack.api("GET", "/api/reconciliation/runs").json()["runs"]
+    assert any(flagged in r.get("drift_flagged", []) for r in stored)

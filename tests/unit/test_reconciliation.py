@@ -1,5 +1,5 @@
-"""Reconciliation against in-memory ports: missing orders restored once, drift applied, watermark kept;
-Stripe's refunds and captures against the hub's."""
+"""Reconciliation against in-memory ports: missing orders restored once, drift applied or flagged, watermark
+kept; Stripe's refunds and captures against the hub's."""
 
 from __future__ import annotations
 
@@ -108,6 +108,116 @@ def test_an_order_that_moves_while_it_is_compared_is_compared_again():
     repo.fail_next_saves = 2  # its lifecycle wrote twice meanwhile
     report, _ = run(repo, runs, [manual("A", "2026-11-23T11:00:00Z")])
     assert report.drift_applied == ["A"] and report.errors == []
+
+
+# --- drift at an equal stamp ------------------------------------------------------------------------------
+
+STAMP = "2026-11-23T10:00:00"
+WOO_STORE = "https://shop.example/"
+
+
+def woo(status: str, total: str = "19.90", stamp: str = STAMP) -> ChannelOrder:
+    payload = {
+        "id": 5181,
+        "status": status,
+        "currency": "EUR",
+        "date_created_gmt": "2026-11-23T09:00:00",
+        "date_modified_gmt": stamp,
+        "total": total,
+        "billing": {"last_name": "Buyer"},
+        "payment_method": "",
+        "line_items": [{"id": 851, "name": "Gift card", "quantity": 1, "total": total}],
+    }
+    return ChannelOrder("5181", stamp, "order.updated", payload)
+
+
+def woo_run(repo, runs, order: ChannelOrder):
+    report, _ = run(repo, runs, [order], channel="woocommerce", store=WOO_STORE)
+    return report
+
+
+def stored_woo(repo):
+    [stored] = repo.find_by_external_id("woocommerce", "5181")
+    return stored.order
+
+
+def test_drift__other_totals_at_the_stamp_the_hub_applied_are_flagged_not_applied_each_run():
+    repo, runs = InMemoryOrderRepository(), Runs()
+    assert woo_run(repo, runs, woo("processing")).missing_restored == ["5181"]
+    version = repo.get(stored_woo(repo).order_id).version
+
+    for _ in range(2):  # the second run finds its own delivery recorded (a duplicate): flagged again
+        report = woo_run(repo, runs, woo("processing", total="29.90"))
+        assert report.in_sync == 0 and report.drift_applied == []
+        [flagged] = report.drift_flagged
+        assert flagged["external_id"] == "5181" and flagged["order_id"] == stored_woo(repo).order_id
+        assert flagged["fields"] == ["totals"]
+        assert flagged["channel_value"]["totals"]["total"] == "29.90"
+        assert flagged["hub_value"]["totals"]["total"] == "19.90"
+        assert flagged["updated_at"].startswith("2026-11-23T10:00:00")
+
+    assert stored_woo(repo).totals.total == Decimal("19.90")  # not applied
+    assert repo.get(stored_woo(repo).order_id).version == version
+    assert woo_run(repo, runs, woo("processing")).in_sync == 1  # the same content: in sync, nothing flagged
+    assert runs.saved[-1].drift_flagged == []
+
+
+def test_drift__another_state_at_that_stamp_is_flagged_a_cancellation_included_never_applied():
+    repo, runs = InMemoryOrderRepository(), Runs()
+    woo_run(repo, runs, woo("processing"))
+    behind = woo_run(repo, runs, woo("pending"))  # the store went back to pending, same stamp
+    assert [(f["fields"], f["channel_value"], f["hub_value"]) for f in behind.drift_flagged] == [
+        (["status"], {"status": "open"}, {"status": "paid"})
+    ]
+    # Cancelled in the store without its stamp moving: flagged for an operator, the order is not wound down.
+    cancelled = woo_run(repo, runs, woo("cancelled", total="0.00"))
+    assert cancelled.drift_applied == [] and cancelled.in_sync == 0
+    [flagged] = cancelled.drift_flagged
+    assert flagged["fields"] == ["status", "totals"]
+    assert flagged["channel_value"]["status"] == "cancelled" and flagged["hub_value"]["status"] == "paid"
+    assert stored_woo(repo).status.value != "CANCELLED"
+
+
+def test_drift__a_webhook_applied_stamp_is_compared_the_same_way():
+    from chalicelib.domain.delivery import Delivery
+    from chalicelib.domain.ingest import ingest
+
+    repo, runs = InMemoryOrderRepository(), Runs()
+    webhook = woo("processing")
+    ingest(
+        Delivery("wc-delivery-1", "woocommerce", WOO_STORE, "order.updated", NOW, webhook.payload, "5181"),
+        orders=repo,
+        workflow=RecordingWorkflow(),
+        now=lambda: NOW,
+    )
+    # First sight of that stamp by reconciliation (no delivery of its own recorded yet): still flagged.
+    report = woo_run(repo, runs, woo("cancelled"))
+    assert [f["fields"] for f in report.drift_flagged] == [["status"]] and report.drift_applied == []
+    assert stored_woo(repo).status.value != "CANCELLED"
+    assert woo_run(repo, runs, webhook).in_sync == 1
+
+
+def test_drift__a_cancelled_order_shown_refunded_at_that_stamp_is_its_cancellation_not_drift():
+    repo, runs = InMemoryOrderRepository(), Runs()
+    woo_run(repo, runs, woo("cancelled"))  # the cancellation, then its refund in the same second
+    refunded = woo_run(repo, runs, woo("refunded"))
+    assert refunded.drift_flagged == [] and refunded.in_sync == 1
+    # The other way round is not the same outcome: refunded, then shown cancelled at that stamp.
+    repo, runs = InMemoryOrderRepository(), Runs()
+    woo_run(repo, runs, woo("refunded"))
+    assert [f["fields"] for f in woo_run(repo, runs, woo("cancelled")).drift_flagged] == [["status"]]
+
+
+def test_drift__a_newer_stamp_is_applied_not_flagged_and_the_report_keeps_its_old_keys():
+    repo, runs = InMemoryOrderRepository(), Runs()
+    woo_run(repo, runs, woo("processing"))
+    newer = woo_run(repo, runs, woo("processing", total="29.90", stamp="2026-11-23T10:05:00"))
+    assert newer.drift_applied == ["5181"] and newer.drift_flagged == []
+    assert stored_woo(repo).totals.total == Decimal("29.90")
+    data = newer.to_json()
+    old_keys = {"seen", "missing_restored", "drift_applied", "in_sync", "errors", "external_refunds"}
+    new_keys = {"drift_flagged", "external_captures", "captures_not_in_stripe"}
+    assert old_keys | new_keys <= set(data) and isinstance(data["drift_flagged"], list)
 
 
 # --- Stripe captures ---------------------------------------------------------------------------------------
