@@ -55,6 +55,7 @@ def _banner(stack: LocalStack, token_was_set: bool) -> None:
     lines = [
         "",
         "order-hub local stack is up",
+        f"  status page    {stack.hub_url}/status   (sign in with the operator token)",
         f"  hub API        {stack.hub_url}   (health: {stack.hub_url}/health)",
         f"  AWS endpoint   {stack.aws_url}   (moto + in-process Lambda)",
         f"  operator token {token}"

@@ -243,7 +243,7 @@ def reconciliation_section(
         flagged = len(r.get("drift_flagged") or [])
         restored = len(r.get("missing_restored") or [])
         open_items = len(r.get("errors") or []) + len(r.get("external_refunds") or []) + flagged
-        open_items += len(r.get("external_captures") or []) + len(r.get("missing_captures") or [])
+        open_items += len(r.get("external_captures") or []) + len(r.get("captures_not_in_stripe") or [])
         body.append(
             f'<tr data-store="{esc(r.get("channel"))}:{esc(r.get("store"))}"><td>{esc(r.get("channel"))}</td>'
             f"<td>{esc(r.get('store'))}</td><td>{ago(r.get('finished_at') or r.get('started_at'), now)}</td>"
