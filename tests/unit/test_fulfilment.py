@@ -187,6 +187,12 @@ def test_a_shipment_end_to_end_partial_then_rest_duplicates_and_delivery(env):
     assert order_of(env, order_id).status == OrderStatus.SHIPPED  # EZ3 still travels
     assert track(env, "EZ3", "failed_attempt", NOW + timedelta(days=1)) == "applied"
     assert "failed_attempt" in order_of(env, order_id).shipments[0].flags
+    [flagged] = env.store.flagged_shipments()  # on the operators' list while it travels
+    assert (flagged["order_id"], flagged["shipment_id"], flagged["flags"]) == (
+        order_id,
+        sid,
+        ["failed_attempt"],
+    )
     assert track(env, "EZ3", "in_transit", NOW) == "stale"  # older than what the parcel knows
     track(env, "EZ3", "delivered", NOW + timedelta(days=2))
     order = order_of(env, order_id)
@@ -197,6 +203,7 @@ def test_a_shipment_end_to_end_partial_then_rest_duplicates_and_delivery(env):
         {"carrier": "USPS", "country": "US", "delivered": 3, "on_time": 3, "on_time_share": 1.0}
     ]
     assert (order_id, sid) not in env.store.open
+    assert env.store.flagged_shipments() == []  # delivered: off the list
 
 
 def test_a_confirmation_before_the_wait_resumes_it_at_once(env):
@@ -226,6 +233,9 @@ def test_watch__flags_late_and_silent_shipments_once(env):
     assert watch(now=lambda: later, **kwargs) == {"late": 1, "silent": 1, "checked": 1}
     assert watch(now=lambda: later, **kwargs) == {"late": 0, "silent": 0, "checked": 1}
     assert set(order_of(env, order_id).shipments[0].flags) == {"late", "silent"}
+    assert [(f["order_id"], f["flags"]) for f in env.store.flagged_shipments()] == [
+        (order_id, ["late", "silent"])
+    ]
 
 
 def test_cancelling__before_shipping_cancels_at_the_3pl_after_shipping_expects_a_return(env):

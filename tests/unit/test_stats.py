@@ -119,3 +119,21 @@ def test_buckets_are_ten_minutes():
     assert bucket_start(datetime(2026, 1, 1, 10, 59, 59, 9, tzinfo=UTC)) == datetime(
         2026, 1, 1, 10, 50, tzinfo=UTC
     )
+
+
+def test_flagged_shipments_are_listed_until_closed(table):
+    from chalicelib.adapters.fulfilment_store import DynamoFulfilmentStore
+
+    store = DynamoFulfilmentStore()
+    at = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    store.open_shipment("o1", "o1-1", at)
+    store.flag_shipment("o1", "o1-1", ["late"], at)
+    store.flag_shipment("o1", "o1-1", ["exception", "late"], at + timedelta(hours=1))  # replaces
+    store.flag_shipment("o2", "o2-1", ["silent"], at)
+    assert [(f["order_id"], f["flags"]) for f in store.flagged_shipments()] == [
+        ("o1", ["exception", "late"]),
+        ("o2", ["silent"]),
+    ]
+    store.close_shipment("o1", "o1-1", at)
+    assert [f["order_id"] for f in store.flagged_shipments()] == ["o2"]
+    assert store.open_shipments() == []
