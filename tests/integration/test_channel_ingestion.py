@@ -404,3 +404,35 @@ def test_shopify_through_eventbridge__partner_source_rule_to_the_ingest_queue(co
     order_when(connected, derive_order_id("shopify", SHOP, str(marker_id)), lambda o: True)
     final = connected.api("GET", f"/api/orders/{order_id}").json()
     assert events_of(final).count("received") == 1 and "updated" not in events_of(final)
+
+
+def _store_row(stack, channel: str, store: str) -> dict[str, str]:
+    """The status page's traffic row of one store: {kind: 'hour / day'} and the last event."""
+    import re
+
+    page = requests.get(f"{stack.hub_url}/status", headers=stack.auth, timeout=30)
+    assert page.status_code == 200
+    row = re.search(rf'<tr data-store="{re.escape(channel)}:{re.escape(store)}">(.*?)</tr>', page.text)
+    assert row, f"no row for {channel}:{store} on the status page"
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+    kinds = ("received", "rejected", "duplicates", "ignored")
+    counts = {k: int(cells[2 + i].split(" / ")[0]) for i, k in enumerate(kinds)}
+    return {**counts, "last_event": cells[6]}
+
+
+def test_the_status_page_counts_a_stores_deliveries_as_they_come(connected):
+    before = _store_row(connected, "shopify", SHOP)
+    body = json.dumps(shopify_order(new_shopify_id())).encode()
+    assert post_shopify(connected, body, shopify_headers(body)).status_code == 200
+    assert post_shopify(connected, body, shopify_headers(body)).status_code == 200  # another event, same order
+    forged = {**shopify_headers(body), "X-Shopify-Hmac-Sha256": base64.b64encode(b"x" * 32).decode()}
+    assert post_shopify(connected, body, forged).status_code == 401
+    assert post_shopify(connected, body, shopify_headers(body, "products/update")).status_code == 200
+
+    def moved():
+        now = _store_row(connected, "shopify", SHOP)
+        delta = {k: now[k] - before[k] for k in ("received", "rejected", "ignored")}
+        return (delta, now) if delta == {"received": 2, "rejected": 1, "ignored": 1} else None
+
+    _, now = eventually(moved, timeout=10)
+    assert now["last_event"].endswith("s ago")
