@@ -424,7 +424,9 @@ def test_the_status_page_counts_a_stores_deliveries_as_they_come(connected):
     before = _store_row(connected, "shopify", SHOP)
     body = json.dumps(shopify_order(new_shopify_id())).encode()
     assert post_shopify(connected, body, shopify_headers(body)).status_code == 200
-    assert post_shopify(connected, body, shopify_headers(body)).status_code == 200  # another event, same order
+    assert (
+        post_shopify(connected, body, shopify_headers(body)).status_code == 200
+    )  # another event, same order
     forged = {**shopify_headers(body), "X-Shopify-Hmac-Sha256": base64.b64encode(b"x" * 32).decode()}
     assert post_shopify(connected, body, forged).status_code == 401
     assert post_shopify(connected, body, shopify_headers(body, "products/update")).status_code == 200
