@@ -48,7 +48,8 @@ def _to_model(order: Order, version: int | None) -> OrderModel:
         gsi1pk=f"CHANNEL#{order.channel}#{order.external_id}",
         gsi1sk=order.store,
         gsi2pk=f"STATUS#{order.status.value}",
-        # By status, ordered by the hub's last change (what "stuck" measures), not the channel's stamp.
+        # By status, ordered by when the order entered it (what "stuck" measures). Written only when the
+        # status moves (see save): the index item is rewritten then anyway, so ordering costs nothing more.
         gsi2sk=f"{_progress_at(order).isoformat()}#{order.order_id}",
         gsi3pk=f"STORE#{order.channel}#{order.store}",
         gsi3sk=f"{placed}#{order.order_id}",
@@ -74,7 +75,6 @@ _WRITTEN = (
     "gsi1pk",
     "gsi1sk",
     "gsi2pk",
-    "gsi2sk",
     "gsi3pk",
     "gsi3sk",
     "gsi4pk",
@@ -155,6 +155,8 @@ class DynamoOrderRepository:
         if expected_version is not None:
             previous = replacing or self._stored_status(order.order_id, expected_version)
         moves = previous != order.status
+        if moves:
+            actions.append(OrderModel.gsi2sk.set(model.gsi2sk))
         if delivery_id is None and not moves:
             try:
                 model.update(actions=actions)

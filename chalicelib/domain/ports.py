@@ -85,7 +85,7 @@ class OrderRepository(Protocol):
         cursor: str | None,
         store: str | None = None,
     ) -> OrderPage:
-        """Newest first; by status (most recently updated first), by channel + store, or all."""
+        """Newest first; by status (the most recent to enter it first), by channel + store, or all."""
         ...
 
 

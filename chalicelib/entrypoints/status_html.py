@@ -160,8 +160,8 @@ def stuck_section(base: str, rows: list[OrderRow], now: datetime) -> str:
         for r in rows
     ]
     return (
-        '<section id="stuck"><h2>Stuck orders <small class="muted">(no progress beyond the stage\'s limit)</small>'
-        f"</h2>{_table(['Order', 'Channel', 'Number', 'Status', 'Last progress'], body, 'Nothing stuck.')}</section>"
+        '<section id="stuck"><h2>Stuck orders <small class="muted">(in one status beyond its limit)</small>'
+        f"</h2>{_table(['Order', 'Channel', 'Number', 'Status', 'In status since'], body, 'Nothing stuck.')}</section>"
     )
 
 

@@ -61,11 +61,20 @@ def test_counts_follow_each_order_through_its_statuses(table):
     repo.save(b, expected_version=1)  # the status it replaces is read
     assert _nonzero(status_counts()) == {"PAID": 1, "CANCELLED": 1}
 
-    a.record("note", datetime.now(UTC))  # no status change: no counter write
+    entered = _index_sort_key(a.order_id)
+    a.record("note", datetime.now(UTC) + timedelta(hours=1))  # no status change: no counter write
     repo.save(a, expected_version=2, replacing=OrderStatus.PAID)
+    assert _index_sort_key(a.order_id) == entered  # still sorted by when it became PAID
     a.status = OrderStatus.SHIPPED
     repo.save(a, expected_version=3, delivery_id="d-2", replacing=OrderStatus.PAID)
     assert _nonzero(status_counts()) == {"SHIPPED": 1, "CANCELLED": 1}
+
+
+def _index_sort_key(order_id):
+    item = boto3.client("dynamodb", region_name="us-east-1").get_item(
+        TableName=resources.TABLE.name, Key={"pk": {"S": f"ORDER#{order_id}"}, "sk": {"S": "ORDER"}}
+    )["Item"]
+    return item["gsi2sk"]["S"]
 
 
 def test_a_refused_write_moves_no_count(table):
