@@ -18,14 +18,23 @@ _MAX_ATTEMPTS = 5
 _FINAL = {OrderStatus.CANCELLED, OrderStatus.COMPLETED, OrderStatus.REFUNDED}
 
 
-def mutate(orders: OrderRepository, order_id: str, change: Callable[[Order], Any]) -> Any:
-    """Load, change and conditionally save an order, reloading when another writer got there first."""
+def mutate(
+    orders: OrderRepository,
+    order_id: str,
+    change: Callable[[Order], Any],
+    *,
+    unchanged: Callable[[Any], bool] | None = None,
+) -> Any:
+    """Load, change and conditionally save an order, reloading when another writer got there first.
+    `unchanged(result)` true means the change decided to leave the order as it was: nothing is written."""
     for _ in range(_MAX_ATTEMPTS):
         stored = orders.get(order_id)
         if stored is None:
             raise NotFound(f"order {order_id} does not exist")
         order = stored.order.model_copy(deep=True)
         result = change(order)
+        if unchanged is not None and unchanged(result):
+            return result
         # A milestone enters the channel's outbox in the same write as the change that made it.
         sync_outbox(order, order.history[-1].at if order.history else order.updated_at)
         try:

@@ -144,6 +144,8 @@ class Publication(_Part):
     last_error: str | None = None
     sent_at: datetime | None = None
     reference: dict[str, Any] = Field(default_factory=dict)
+    # While a publisher tells the channel, others leave it alone until then (a crashed one's claim lapses).
+    claimed_until: datetime | None = None
 
 
 class HistoryEntry(_Part):

@@ -69,6 +69,9 @@ class ChannelPublisher(Protocol):
 PUBLISHED_CHANNELS = frozenset({"shopify", "woocommerce", "amazon"})
 # A milestone that keeps failing transiently is retried this often before it is marked failed.
 MAX_ATTEMPTS = 8
+# How long a publisher holds a milestone it is telling the channel: beyond any invocation's run time
+# (functions stop at 60 s), so only a crashed publisher's claim ever lapses.
+CLAIM_SECONDS = 180
 
 
 def due(order: Order) -> list[Milestone]:
@@ -201,13 +204,17 @@ def publish_pending(
 ) -> dict[str, int]:
     """Tell the channel every pending milestone of the order, oldest first.
 
+    Each milestone is claimed in the order (a conditional write) before the channel hears of it, so two
+    publishers running at once (an overlapping schedule, an operator's run) never tell it twice: the one that
+    finds it claimed counts it `busy` and leaves the order to the claim's holder.
+
     Sent → `sent` with the channel's answer; refused (4xx, userErrors) → `failed` with the reason, for an
     operator, and the next one goes on; throttled or unavailable → the attempt is recorded and the error
     raised (the queue retries later), keeping the milestones in order. Never touches the lifecycle."""
     from chalicelib.domain.lifecycle import mutate
 
     stored = orders.get(order_id)
-    counts = {"sent": 0, "failed": 0, "skipped": 0}
+    counts = {"sent": 0, "failed": 0, "skipped": 0, "busy": 0}
     if stored is None:
         return counts
     order = stored.order
@@ -215,19 +222,25 @@ def publish_pending(
     if not pending:
         return counts
     publisher: ChannelPublisher | None = publisher_for(order)
-    for publication in pending:
+    for waiting in pending:
         if publisher is None:
             _mark(
                 orders,
                 mutate,
                 order_id,
-                publication.publication_id,
+                waiting.publication_id,
                 now,
                 status="skipped",
                 error="no publisher",
             )
             counts["skipped"] += 1
             continue
+        claimed = _claim(orders, mutate, order_id, waiting.publication_id, now)
+        if claimed is None:
+            # Another publisher holds it (or it was settled meanwhile): the later ones wait for it, in order.
+            counts["busy"] += 1
+            break
+        order, publication = claimed
         try:
             answer = publisher.publish(order, milestone_of(publication))
         except PublishRejected as exc:
@@ -255,6 +268,32 @@ def publish_pending(
     return counts
 
 
+def _claim(
+    orders: Any, mutate: Any, order_id: str, publication_id: str, now: Any
+) -> tuple[Order, Any] | None:
+    """Claim a pending milestone for this publisher: the order and the milestone as claimed, or None when
+    another publisher holds an unexpired claim or it is no longer pending. Two claimers race on the order's
+    version: the loser reloads and sees the winner's claim."""
+    from datetime import timedelta
+
+    def change(order: Order) -> tuple[Order, Any] | None:
+        at = now()
+        for index, publication in enumerate(order.publications):
+            if publication.publication_id != publication_id:
+                continue
+            if publication.status != "pending" or (
+                publication.claimed_until is not None and publication.claimed_until > at
+            ):
+                return None
+            claimed = publication.model_copy(update={"claimed_until": at + timedelta(seconds=CLAIM_SECONDS)})
+            order.publications = [*order.publications[:index], claimed, *order.publications[index + 1 :]]
+            return order, claimed
+        return None
+
+    result: tuple[Order, Any] | None = mutate(orders, order_id, change, unchanged=lambda r: r is None)
+    return result
+
+
 def _mark(
     orders: Any,
     mutate: Any,
@@ -270,7 +309,9 @@ def _mark(
         updated = []
         for publication in order.publications:
             if publication.publication_id == publication_id:
-                changes: dict[str, Any] = {"status": status, "attempts": publication.attempts + 1}
+                changes: dict[str, Any] = {
+                    "status": status, "attempts": publication.attempts + 1, "claimed_until": None,
+                }  # fmt: skip
                 if error is not None:
                     changes["last_error"] = error[:500]
                 if status == "sent":

@@ -65,7 +65,7 @@ def publish_outbox(event: Any) -> dict[str, int]:
 
     svc = services()
     started = time.monotonic()
-    totals = {"orders": 0, "sent": 0, "failed": 0, "skipped": 0, "deferred": 0}
+    totals = {"orders": 0, "sent": 0, "failed": 0, "skipped": 0, "busy": 0, "deferred": 0}
     per_store: dict[str, int] = {}
     throttled: set[str] = set()
     for order_id in svc.orders.pending_publications(limit=100):
@@ -94,7 +94,7 @@ def publish_outbox(event: Any) -> dict[str, int]:
             logger.warning("publication deferred", extra={"order_id": order_id, "error": type(exc).__name__})
             count("PublicationDeferred", channel="publishing", reason=type(exc).__name__)
             continue
-        for name in ("sent", "failed", "skipped"):
+        for name in ("sent", "failed", "skipped", "busy"):
             totals[name] += done[name]
     for name in ("sent", "failed"):
         if totals[name]:

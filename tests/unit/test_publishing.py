@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from chalicelib.domain.lifecycle import mutate
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.publishing import (
+    CLAIM_SECONDS,
     MAX_ATTEMPTS,
     Milestone,
     PublishRejected,
@@ -109,7 +110,7 @@ def test_publish__sent_once_in_order_a_refusal_is_failed_and_the_rest_goes_on(re
     happen(repo, order_id, "cancelled", source="operator", reason="changed mind")
     publisher = Recorder(fail={"paid": PublishRejected("400 woocommerce_rest_invalid")})
     counts = publish_pending(order_id, orders=repo, publisher_for=lambda o: publisher, now=now)
-    assert counts == {"sent": 1, "failed": 1, "skipped": 0}
+    assert counts == {"sent": 1, "failed": 1, "skipped": 0, "busy": 0}
     order = repo.get(order_id).order
     by_id = {p.publication_id: p for p in order.publications}
     assert by_id["paid"].status == "failed" and "woocommerce_rest_invalid" in by_id["paid"].last_error
@@ -135,3 +136,52 @@ def test_publish__an_unavailable_channel_keeps_milestones_pending_then_fails_the
     assert publish_pending(order_id, orders=repo, publisher_for=lambda o: publisher, now=now)["failed"] == 1
     assert repo.get(order_id).order.publications[0].status == "failed"
     assert repo.get(order_id).order.status == OrderStatus.RECEIVED  # the lifecycle is untouched
+
+
+class Overlapping:
+    """A channel that, while it is being told, lets a second publisher run on the same order (an overlapping
+    schedule): that one must find the milestone claimed and send nothing."""
+
+    def __init__(self, repo) -> None:
+        self.repo = repo
+        self.sent: list[str] = []
+        self.nested: dict[str, int] | None = None
+
+    def publish(self, order: Order, milestone: Milestone) -> dict[str, Any]:
+        if self.nested is None:
+            self.nested = publish_pending(
+                order.order_id, orders=self.repo, publisher_for=lambda o: self, now=now
+            )
+        self.sent.append(milestone.publication_id)
+        return {"id": "ch-1"}
+
+
+def test_publish__a_second_publisher_finds_the_milestone_claimed_and_sends_nothing(repo):
+    order_id = woo_order(repo)
+    happen(repo, order_id, "payment_captured", route="stripe", amount="10.00")
+    happen(repo, order_id, "cancelled", source="operator", reason="changed mind")
+    channel = Overlapping(repo)
+    counts = publish_pending(order_id, orders=repo, publisher_for=lambda o: channel, now=now)
+    # The nested run met the first milestone claimed and left the rest to the holder, in order.
+    assert channel.nested == {"sent": 0, "failed": 0, "skipped": 0, "busy": 1}
+    assert counts == {"sent": 2, "failed": 0, "skipped": 0, "busy": 0}
+    assert channel.sent == ["paid", "cancelled"]
+    publications = repo.get(order_id).order.publications
+    assert all(p.status == "sent" and p.claimed_until is None for p in publications)
+
+
+def test_publish__a_crashed_publishers_claim_lapses_and_the_milestone_is_sent_then(repo):
+    order_id = woo_order(repo)
+    happen(repo, order_id, "payment_captured", route="stripe", amount="10.00")
+
+    class Crashing:
+        def publish(self, order: Order, milestone: Milestone) -> dict[str, Any]:
+            raise SystemExit("the function timed out")  # not a PublishError: the claim stays
+
+    with pytest.raises(SystemExit):
+        publish_pending(order_id, orders=repo, publisher_for=lambda o: Crashing(), now=now)
+    publisher = Recorder()
+    assert publish_pending(order_id, orders=repo, publisher_for=lambda o: publisher, now=now)["busy"] == 1
+    later = NOW + timedelta(seconds=CLAIM_SECONDS + 1)
+    counts = publish_pending(order_id, orders=repo, publisher_for=lambda o: publisher, now=lambda: later)
+    assert counts["sent"] == 1 and publisher.sent == ["paid"]
