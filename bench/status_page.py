@@ -123,6 +123,7 @@ from chalicelib.domain.order import (  # noqa: E402
     derive_order_id,
 )
 from chalicelib.domain.reconciliation import ReconciliationReport  # noqa: E402
+from chalicelib.domain.status import from_on  # noqa: E402
 from chalicelib.settings import get_settings  # noqa: E402
 from local.counters import classify, item_size, read_units  # noqa: E402
 from local.provision import create_queue, create_table  # noqa: E402
@@ -234,29 +235,9 @@ PATHS: dict[S, tuple[list[str], timedelta]] = {
     S.REFUNDED: ([*_DONE_PATH, "refunded"], timedelta(days=15)),
     S.FAILED: (["received", "validated", "failed"], timedelta(minutes=3)),
 }
-_PAID = {
-    S.PAID,
-    S.FULFILMENT_REQUESTED,
-    S.PARTIALLY_SHIPPED,
-    S.SHIPPED,
-    S.DELIVERED,
-    S.COMPLETED,
-    S.RETURN_REQUESTED,
-    S.RETURNED,
-    S.PARTIALLY_REFUNDED,
-    S.REFUNDED,
-}
-_SHIPPING = {
-    S.FULFILMENT_REQUESTED,
-    S.PARTIALLY_SHIPPED,
-    S.SHIPPED,
-    S.DELIVERED,
-    S.COMPLETED,
-    S.RETURN_REQUESTED,
-    S.RETURNED,
-    S.PARTIALLY_REFUNDED,
-    S.REFUNDED,
-}
+# Orders in these have been paid / handed to the 3PL: they carry a payment / a shipment.
+_PAID = from_on(S.PAID)
+_SHIPPING = from_on(S.FULFILMENT_REQUESTED)
 
 # Orders every size gets, so the lists the page shows are as full with 1,000 orders as with 100,000:
 # the review queue (25 shown), the failed list (25), the stuck list (10 per status), a page of PAID (50).

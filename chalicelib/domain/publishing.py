@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from chalicelib.domain.errors import HubError
 from chalicelib.domain.order import Order
+from chalicelib.resources import DEFAULT_FUNCTION_TIMEOUT_SECONDS
 
 MILESTONES = ("paid", "shipped", "delivered", "cancelled", "refunded")
 
@@ -69,9 +70,9 @@ class ChannelPublisher(Protocol):
 PUBLISHED_CHANNELS = frozenset({"shopify", "woocommerce", "amazon"})
 # A milestone that keeps failing transiently is retried this often before it is marked failed.
 MAX_ATTEMPTS = 8
-# How long a publisher holds a milestone it is telling the channel: beyond any invocation's run time
-# (functions stop at 60 s), so only a crashed publisher's claim ever lapses.
-CLAIM_SECONDS = 180
+# How long a publisher holds a milestone it is telling the channel: well beyond the function's timeout, so
+# only the claim of a publisher that died (timed out, crashed) ever lapses.
+CLAIM_SECONDS = 6 * DEFAULT_FUNCTION_TIMEOUT_SECONDS
 
 
 def due(order: Order) -> list[Milestone]:

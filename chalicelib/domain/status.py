@@ -39,3 +39,8 @@ def is_forward(current: S, target: S) -> bool:
         # A refund can happen at any stage after the order exists.
         return current != S.REFUNDED
     return _RANK[target] > _RANK[current]
+
+
+def from_on(status: S) -> frozenset[S]:
+    """`status` and every status after it on the normal path (an order in one of them has passed `status`)."""
+    return frozenset(_PATH[_RANK[status] :])
