@@ -191,6 +191,7 @@ class ThreePLSimulator:
         self._stock: dict[str, dict[str, int]] = {w: dict(skus) for w, skus in source.items()}
         self._lock = threading.RLock()
         self._orders: dict[str, _Order] = {}
+        self._hold_for: set[str] = set()  # hub order ids whose fulfilment orders are held on arrival
         self._by_reference: dict[str, str] = {}
         self._by_key: dict[str, tuple[str, str]] = {}  # Idempotency-Key → (fingerprint, fo id)
         self._failures: list[tuple[int, int]] = []  # (status, Retry-After)
@@ -253,6 +254,16 @@ class ThreePLSimulator:
         with self._lock:
             self._order(fo_id).held = True
 
+    def hold_order(self, order_id: str) -> None:
+        """Hold every fulfilment order of the hub's `order_id` from the moment it arrives (call it before
+        the hub asks): the order waits at the warehouse until `release` or `ship_now`, however slow the
+        machine, instead of a test racing the automatic shipping to `hold` it."""
+        with self._lock:
+            self._hold_for.add(order_id)
+            for order in self._orders.values():
+                if order.request["order_id"] == order_id and not order.shipments:
+                    order.held = True
+
     def release(self, fo_id: str) -> None:
         with self._lock:
             self._order(fo_id).held = False
@@ -311,6 +322,11 @@ class ThreePLSimulator:
         with self._lock:
             fo_id = self._by_reference.get(reference)
             return self._snapshot(self._orders[fo_id]) if fo_id else None
+
+    def by_order(self, order_id: str) -> list[dict[str, Any]]:
+        """The fulfilment orders of the hub's `order_id`, oldest first."""
+        with self._lock:
+            return [self._snapshot(o) for o in self._orders.values() if o.request["order_id"] == order_id]
 
     def stock(self, warehouse: str, sku: str) -> int:
         with self._lock:
@@ -422,6 +438,7 @@ class ThreePLSimulator:
                 created_at=now,
                 updated_at=now,
                 split=self._rng.random() < self.split_rate,
+                held=request["order_id"] in self._hold_for,
             )
             self._orders[order.id] = order
             self._by_reference[request["reference"]] = order.id
