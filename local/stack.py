@@ -314,9 +314,16 @@ class LocalStack:
         thread.start()
         self._stoppers.append(server.shutdown)
 
-    def _fire_schedule(self, name: str, body: bytes) -> tuple[int, Any]:
+    def _fire_schedule(self, path: str, body: bytes) -> tuple[int, Any]:
+        """`<name>` runs a schedule now; `<name>/pause` and `<name>/resume` turn its cadence off and on."""
+        name, _, action = path.partition("/")
         if self.scheduler is None or name not in self.scheduler.schedules:
             return 404, {"message": f"no schedule named {name!r}"}
+        if action in ("pause", "resume"):
+            getattr(self.scheduler, action)(name)
+            return 200, {"function": name, "paused": action == "pause"}
+        if action:
+            return 404, {"message": f"POST /_local/schedules/{name}[/pause|/resume]"}
         result = self.scheduler.fire(name)
         return 200, {"function": name, "payload": result.payload, "error": result.function_error}
 

@@ -12,16 +12,23 @@ from typing import Any
 
 import requests
 
+from chalicelib import resources
 from chalicelib.domain.order import derive_order_id
-from tests.integration.conftest import THREEPL, eventually
+from tests.integration.conftest import THREEPL, WAIT_SECONDS, events, eventually
 
 STORE = "it-fulfilment"
 
 
-def place(stack, stripe, lines: list[dict[str, Any]], *, country: str = "US", total: int) -> tuple[str, str]:
-    """A card order shipped to `country`; returns (order id, PaymentIntent id)."""
+def place(
+    stack, stripe, lines: list[dict[str, Any]], *, country: str = "US", total: int, held_by=None
+) -> tuple[str, str]:
+    """A card order shipped to `country`; returns (order id, PaymentIntent id). With `held_by` (the 3PL
+    simulator) the warehouse holds the order's fulfilment orders as they arrive: nothing ships until the
+    test ships it."""
     intent = stripe.create_payment_intent(total, "usd", "pm_card_visa")
     external_id = f"FUL-{uuid.uuid4().hex[:8]}"
+    if held_by is not None:
+        held_by.hold_order(derive_order_id("manual", STORE, external_id))
     body = {
         "store": STORE,
         "external_id": external_id,
@@ -48,19 +55,8 @@ def line(line_id: str, sku: str, quantity: int, price: str = "10.00") -> dict[st
     return {"line_id": line_id, "sku": sku, "title": sku, "quantity": quantity, "unit_price": price}
 
 
-def order_when(stack, order_id: str, predicate, timeout: float = 30.0) -> dict[str, Any]:
-    def check():
-        response = stack.api("GET", f"/api/orders/{order_id}")
-        if response.status_code != 200:
-            return None
-        order = response.json()
-        return order if predicate(order) else None
-
-    return eventually(check, timeout=timeout, interval=0.2)
-
-
-def events(order: dict[str, Any]) -> list[str]:
-    return [h["event"] for h in order["history"]]
+def order_when(stack, order_id: str, predicate, timeout: float = WAIT_SECONDS) -> dict[str, Any]:
+    return stack.order_when(order_id, predicate, timeout=timeout)
 
 
 def test_one_shipment_end_to_end_to_completed(stack, stripe, threepl, carrier):
@@ -92,7 +88,7 @@ def test_one_shipment_end_to_end_to_completed(stack, stripe, threepl, carrier):
 def test_a_split_order_ships_from_two_warehouses_and_completes_when_both_arrive(stack, stripe):
     # MUG ships from WH-EAST (the US warehouse), BULKY-* only from WH-WEST: two shipments, two promises.
     order_id, _ = place(stack, stripe, [line("1", "MUG", 1), line("2", "BULKY-SOFA", 1)], total=2000)
-    done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED", timeout=40)
+    done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED")
     assert sorted(s["warehouse"] for s in done["shipments"]) == ["WH-EAST", "WH-WEST"]
     assert len({s["promised_at"] for s in done["shipments"]}) == 2
     delivered = sorted(s["delivered_at"] for s in done["shipments"])
@@ -101,16 +97,17 @@ def test_a_split_order_ships_from_two_warehouses_and_completes_when_both_arrive(
 
 
 def test_a_partial_shipment_then_the_rest(stack, stripe, threepl):
-    order_id, _ = place(stack, stripe, [line("1", "MUG", 1), line("2", "CAP", 2)], total=3000)
+    order_id, _ = place(
+        stack, stripe, [line("1", "MUG", 1), line("2", "CAP", 2)], total=3000, held_by=threepl
+    )
     requested = order_when(stack, order_id, lambda o: "fulfilment_requested" in events(o))
     shipment_id = requested["shipments"][0]["shipment_id"]
     fo = threepl.by_reference(shipment_id)
-    threepl.hold(fo["id"])
     threepl.ship_now(fo["id"], {"1": 1})
     partial = order_when(stack, order_id, lambda o: o["status"] == "PARTIALLY_SHIPPED")
     assert partial["shipments"][0]["status"] == "partially_shipped"
     threepl.ship_now(fo["id"], {"2": 2})
-    done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED", timeout=40)
+    done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED")
     shipped = [h for h in done["history"] if h["event"] == "shipped"]
     assert [h["detail"]["complete"] for h in shipped] == [False, True]
     assert len(done["shipments"][0]["parcels"]) >= 2
@@ -133,6 +130,7 @@ def test_a_duplicate_or_replayed_3pl_confirmation_changes_nothing(stack, stripe,
             f"{stack.hub_url}/webhooks/3pl/{THREEPL}", data=body, headers=headers, timeout=5
         )
         assert answer.status_code == 200
+    stack.drained(resources.INGEST_QUEUE.name)  # both copies processed
     done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED")
     assert events(done).count("shipped") == 1
     bad = requests.post(
@@ -145,10 +143,9 @@ def test_a_duplicate_or_replayed_3pl_confirmation_changes_nothing(stack, stripe,
 
 
 def test_cancelling_before_shipping_cancels_at_the_3pl_and_refunds(stack, stripe, threepl):
-    order_id, intent_id = place(stack, stripe, [line("1", "MUG", 1)], total=1000)
+    order_id, intent_id = place(stack, stripe, [line("1", "MUG", 1)], total=1000, held_by=threepl)
     requested = order_when(stack, order_id, lambda o: "fulfilment_requested" in events(o))
     fo = threepl.by_reference(requested["shipments"][0]["shipment_id"])
-    threepl.hold(fo["id"])
     answer = stack.api("POST", f"/api/orders/{order_id}/cancel", json={"reason": "changed mind"})
     assert answer.status_code == 200, answer.text
     by_name = {c["compensator"]: c for c in answer.json()["compensations"]}
@@ -159,13 +156,25 @@ def test_cancelling_before_shipping_cancels_at_the_3pl_and_refunds(stack, stripe
 
 
 def test_cancelling_after_shipping_starts_the_return_path(stack, stripe, threepl, tracking_codes):
-    tracking_codes.scenario = "silent"  # the parcel stays with the carrier
+    order_id, intent_id = place(stack, stripe, [line("1", "MUG", 1)], total=1000, held_by=threepl)
+    requested = order_when(stack, order_id, lambda o: "fulfilment_requested" in events(o))
+    fo = threepl.by_reference(requested["shipments"][0]["shipment_id"])
+    tracking_codes.scenario = "silent"  # the parcel stays with the carrier: never delivered
     try:
-        order_id, intent_id = place(stack, stripe, [line("1", "MUG", 1)], total=1000)
-        order_when(stack, order_id, lambda o: o["status"] == "SHIPPED", timeout=30)
+        [parcel] = threepl.ship_now(fo["id"])["parcels"]
     finally:
         tracking_codes.scenario = "on-time"
-    time.sleep(1.0)  # past the 3PL's hand-over to the carrier: no recall any more
+    order_when(stack, order_id, lambda o: o["status"] == "SHIPPED")
+
+    def handed_over() -> bool:  # the 3PL's own record: too late to recall
+        shipped = threepl.fulfillment_order(fo["id"])["shipments"]
+        return any(
+            p["tracking_code"] == parcel["tracking_code"] and p["status"] == "handed_to_carrier"
+            for s in shipped
+            for p in s["parcels"]
+        )
+
+    eventually(handed_over)
     answer = stack.api("POST", f"/api/orders/{order_id}/cancel", json={"reason": "fraud found later"})
     assert answer.status_code == 200, answer.text
     by_name = {c["compensator"]: c for c in answer.json()["compensations"]}
@@ -179,7 +188,7 @@ def test_a_failed_delivery_attempt_then_delivery(stack, stripe, tracking_codes):
     tracking_codes.scenario = "failed-attempt"
     try:
         order_id, _ = place(stack, stripe, [line("1", "MUG", 1)], total=1000)
-        done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED", timeout=40)
+        done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED")
     finally:
         tracking_codes.scenario = "on-time"
     [shipment] = done["shipments"]
@@ -190,10 +199,9 @@ def test_a_failed_delivery_attempt_then_delivery(stack, stripe, tracking_codes):
 
 
 def test_a_late_shipment_is_flagged_by_the_watchdog_and_counted_per_carrier(stack, stripe, threepl):
-    order_id, _ = place(stack, stripe, [line("1", "SLOW-DESK", 1)], total=1000)
-    requested = order_when(stack, order_id, lambda o: "fulfilment_requested" in events(o))
-    threepl.hold(threepl.by_reference(requested["shipments"][0]["shipment_id"])["id"])
+    order_id, _ = place(stack, stripe, [line("1", "SLOW-DESK", 1)], total=1000, held_by=threepl)
+    order_when(stack, order_id, lambda o: "fulfilment_requested" in events(o))
     fired = requests.post(f"{stack.aws_url}/_local/schedules/watch_shipments", timeout=10)
     assert fired.status_code == 200, fired.text
-    flagged = order_when(stack, order_id, lambda o: "shipment_flagged" in events(o), timeout=10)
+    flagged = order_when(stack, order_id, lambda o: "shipment_flagged" in events(o))
     assert "late" in flagged["shipments"][0]["flags"]

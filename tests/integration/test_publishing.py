@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-
 from chalicelib.domain.order import derive_order_id
 from tests.integration.conftest import (
     AMAZON_CREDENTIALS,
@@ -14,26 +12,18 @@ from tests.integration.conftest import (
     AMAZON_SELLER,
     PUBLISH_SHOP,
     PUBLISH_WOO,
+    WAIT_SECONDS,
     eventually,
 )
 
 
 def publish(stack) -> dict[str, Any]:
-    """Run the outbox now (every minute on its own)."""
-    answer = requests.post(f"{stack.aws_url}/_local/schedules/publish_outbox", timeout=60)
-    assert answer.status_code == 200, answer.text
-    return dict(answer.json())
+    """Run the outbox now (the suite's stack runs it only when asked: see conftest)."""
+    return stack.publish_outbox()
 
 
-def order_when(stack, order_id: str, predicate, timeout: float = 40.0) -> dict[str, Any]:
-    def check():
-        response = stack.api("GET", f"/api/orders/{order_id}")
-        if response.status_code != 200:
-            return None
-        order = response.json()
-        return order if predicate(order) else None
-
-    return eventually(check, timeout=timeout, interval=0.2)
+def order_when(stack, order_id: str, predicate, timeout: float = WAIT_SECONDS) -> dict[str, Any]:
+    return stack.order_when(order_id, predicate, timeout=timeout)
 
 
 def publications(order: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -44,7 +34,7 @@ def all_sent(order: dict[str, Any]) -> bool:
     return bool(order["publications"]) and all(p["status"] == "sent" for p in order["publications"])
 
 
-def published(stack, order_id: str, timeout: float = 30.0) -> dict[str, Any]:
+def published(stack, order_id: str, timeout: float = WAIT_SECONDS) -> dict[str, Any]:
     def check():
         publish(stack)
         order = stack.api("GET", f"/api/orders/{order_id}").json()
@@ -222,7 +212,7 @@ def test_amazon__a_cancellation_is_acknowledged_by_feed(stack, amazon, threepl):
         assert answer.status_code == 200, answer.text
     finally:
         threepl.auto_ship = True
-    published(stack, order_id, timeout=60)
+    published(stack, order_id)
     assert amazon.order(placed["AmazonOrderId"])["OrderStatus"] == "Canceled"
     feeds = [f for f in amazon.feeds() if placed["AmazonOrderId"] in str(f.get("content", ""))]
     assert len(feeds) == 1

@@ -20,7 +20,7 @@ from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
 from chalicelib.composition import deduplication_id
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.order import derive_order_id
-from tests.integration.conftest import Stack, eventually
+from tests.integration.conftest import WAIT_SECONDS, Stack, eventually
 
 STORE = "it-status-page"
 
@@ -50,7 +50,7 @@ def sign_in(page: Page, stack: Stack) -> None:
     expect(page.locator("h1")).to_contain_text("order-hub")
 
 
-def reload_until(page: Page, url: str, check: Callable[[], Any], *, timeout: float = 30.0) -> Any:
+def reload_until(page: Page, url: str, check: Callable[[], Any], *, timeout: float = WAIT_SECONDS) -> Any:
     """Load `url` again and again until `check()` (on the loaded page) is truthy."""
 
     def attempt() -> Any:
@@ -113,7 +113,6 @@ def test_an_operator_opens_an_order_in_review_and_approves_it(stack, stripe, bro
             and order["status"] == "FRAUD_REVIEW"
             and "review_requested" in events(order)
         ),
-        timeout=30,
     )
 
     sign_in(page, stack)
@@ -140,7 +139,6 @@ def test_an_operator_opens_an_order_in_review_and_approves_it(stack, stripe, bro
 
     approved = eventually(
         lambda: (order := order_json(stack, order_id)) and order["status"] != "FRAUD_REVIEW" and order,
-        timeout=30,
     )
     assert "review_approved" in events(approved)
 
@@ -194,7 +192,7 @@ def test_an_operator_redrives_a_dead_lettered_delivery(stack, browser_page, scre
     expect(page.locator("p.flash")).to_be_visible()
     screenshot(page, "redriven")
 
-    assert "received" in events(eventually(lambda: order_json(stack, order_id), timeout=30))
+    assert "received" in events(eventually(lambda: order_json(stack, order_id)))
 
     # Other tests may leave poison in this DLQ (it comes back after its own retries): only ours must go.
     def ours_parked() -> bool:
@@ -203,4 +201,4 @@ def test_an_operator_redrives_a_dead_lettered_delivery(stack, browser_page, scre
         ).get("Messages", [])
         return any(delivery.delivery_id in m["Body"] for m in messages)
 
-    eventually(lambda: not ours_parked(), timeout=10)
+    eventually(lambda: not ours_parked())

@@ -168,3 +168,25 @@ def test_scheduler__fires_on_cadence_and_on_demand(runtime):
     result = scheduler.fire("tick")
     assert result.payload == {"source": "aws.scheduler", "detail_type": "Scheduled Event"}
     assert scheduler.status()["tick"]["runs"] == 1
+
+
+def test_scheduler__a_paused_cadence_skips_its_slots_and_still_fires_on_demand(runtime):
+    now = [datetime(2026, 11, 23, 12, 0, tzinfo=UTC)]
+    scheduler = Scheduler(
+        runtime,
+        {"tick": Rate(5, unit=Rate.MINUTES)},
+        region="us-east-1",
+        account="123456789012",
+        stop=threading.Event(),
+        clock=lambda: now[0],
+    )
+    scheduler.pause("tick")
+    now[0] += timedelta(minutes=10)
+    assert scheduler.due(now[0]) == []
+    assert scheduler.status()["tick"]["paused"] is True
+    assert scheduler.fire("tick").payload["source"] == "aws.scheduler"
+    scheduler.resume("tick")
+    assert scheduler.due(now[0]) == []  # no burst of the slots it skipped: the next one is 5 min away
+    now[0] += timedelta(minutes=5)
+    assert scheduler.due(now[0]) == ["tick"]
+    assert scheduler.status()["tick"] == {**scheduler.status()["tick"], "runs": 1, "paused": False}
