@@ -10,7 +10,7 @@ INFRA_PY    := infra/.venv/bin/python
 INFRA_STAMP := infra/.venv/.installed
 STAGE       ?= dev
 
-.PHONY: run test lint typecheck unit integration venv browser clean synth infra-check deploy
+.PHONY: run test test-stress lint typecheck unit integration venv browser clean synth infra-check deploy
 
 venv: $(STAMP)
 
@@ -76,6 +76,12 @@ integration: $(STAMP) browser
 
 test: $(STAMP) browser lint typecheck infra-check
 	$(PY) -m pytest --ignore=tests/infra/test_template.py
+
+# The integration suite with two CPU hogs beside it (a busy laptop, a shared runner). STRESS_ARGS passes
+# more, e.g. STRESS_ARGS="--repeat 5 tests/integration/test_payment_lifecycle.py" runs one file five times.
+STRESS_ARGS ?=
+test-stress: $(STAMP) browser
+	$(PY) -m tests.stress $(STRESS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
