@@ -206,7 +206,7 @@ class _SpApiClients:
         self._clients: dict[str, Any] = {}
 
     def __call__(self, connection: Connection, secrets: dict[str, str]) -> Any:
-        from chalicelib.adapters.spapi import LWA_TOKEN_URL, SpApiClient, endpoint_for_marketplace
+        from chalicelib.integrations.amazon.spapi import LWA_TOKEN_URL, SpApiClient, endpoint_for_marketplace
 
         key = connection.connection_id + hashlib.sha256(repr(sorted(secrets.items())).encode()).hexdigest()
         client = self._clients.get(key)
@@ -231,8 +231,8 @@ class _StripeClients:
         self._clients: dict[str, PaymentGateway] = {}
 
     def __call__(self) -> PaymentGateway:
-        from chalicelib.adapters.stripe_payments import StripePayments
         from chalicelib.domain.connections import STRIPE_ACCOUNT, credentials
+        from chalicelib.integrations.stripe.payments import StripePayments
 
         found = credentials(
             "stripe", STRIPE_ACCOUNT, connections=self._svc.connections, secrets=self._svc.secrets
@@ -260,7 +260,7 @@ class _Publishers:
         from chalicelib.domain.connections import credentials
 
         if order.channel == "shopify":
-            from chalicelib.adapters.publish_shopify import ShopifyPublisher
+            from chalicelib.integrations.shopify.publisher import ShopifyPublisher
 
             return ShopifyPublisher(self._shopify.admin(order.store))
         found = credentials(
@@ -274,7 +274,7 @@ class _Publishers:
             return self._cache[key]
         publisher: ChannelPublisher | None = None
         if order.channel == "woocommerce":
-            from chalicelib.adapters.publish_woocommerce import WooCommercePublisher
+            from chalicelib.integrations.woocommerce.publisher import WooCommercePublisher
 
             publisher = WooCommercePublisher(
                 connection.store,
@@ -283,7 +283,7 @@ class _Publishers:
                 api_base=self._svc.settings.woocommerce_api_base,
             )
         elif order.channel == "amazon":
-            from chalicelib.adapters.publish_amazon import AmazonPublisher
+            from chalicelib.integrations.amazon.publisher import AmazonPublisher
 
             client = self._svc.spapi(connection, secrets)
             publisher = AmazonPublisher(client, connection.settings.get("marketplace_id", ""))
@@ -308,7 +308,7 @@ class _ThreePLClients:
         key = provider + hashlib.sha256(found[1]["api_key"].encode()).hexdigest()
         client = self._clients.get(key)
         if client is None:
-            from chalicelib.adapters.threepl import ThreePLClient
+            from chalicelib.integrations.threepl.client import ThreePLClient
 
             base = self._svc.settings.threepl_api_base
             if base is None:
@@ -331,8 +331,8 @@ class _TranslatedThreePL:
         return answer
 
     def cancel(self, fulfillment_order_id: str) -> dict[str, Any]:
-        from chalicelib.adapters.threepl import AlreadyShipped
         from chalicelib.domain.fulfilment import AlreadyShippedError
+        from chalicelib.integrations.threepl.client import AlreadyShipped
 
         try:
             answer: dict[str, Any] = self._client.cancel(fulfillment_order_id)
@@ -341,8 +341,8 @@ class _TranslatedThreePL:
         return answer
 
     def recall(self, fulfillment_order_id: str) -> list[str]:
-        from chalicelib.adapters.threepl import HandedToCarrier
         from chalicelib.domain.fulfilment import RecallRefused
+        from chalicelib.integrations.threepl.client import HandedToCarrier
 
         try:
             return list(self._client.recall(fulfillment_order_id))
@@ -362,8 +362,8 @@ class _EasyPostTrackers:
         self._key: str | None = None
 
     def register(self, tracking_number: str, carrier: str) -> None:
-        from chalicelib.adapters.easypost import EasyPostClient
         from chalicelib.domain.connections import CARRIER_ACCOUNT, credentials
+        from chalicelib.integrations.easypost.client import EasyPostClient
 
         found = credentials(
             "easypost", CARRIER_ACCOUNT, connections=self._svc.connections, secrets=self._svc.secrets
@@ -384,8 +384,8 @@ class _ShopifyClients:
         self._clients: dict[str, Any] = {}
 
     def admin(self, store: str) -> Any:
-        from chalicelib.adapters.shopify_admin import ShopifyAdmin
         from chalicelib.domain.connections import credentials
+        from chalicelib.integrations.shopify.admin import ShopifyAdmin
 
         found = credentials("shopify", store, connections=self._svc.connections, secrets=self._svc.secrets)
         if found is None:

@@ -45,7 +45,7 @@ class AllocationError(HubError):
 
 
 class ThreePL(Protocol):
-    """One 3PL provider's API (chalicelib/adapters/threepl.py)."""
+    """One 3PL provider's API (chalicelib/integrations/threepl/client.py)."""
 
     def create_fulfillment_order(
         self, request: dict[str, Any], *, idempotency_key: str
@@ -397,7 +397,7 @@ class ShippedParcel:
 
 @dataclass(frozen=True)
 class ThreePLUpdate:
-    """A 3PL event, as the hub needs it (chalicelib/channels/threepl.py parses the wire format)."""
+    """A 3PL event, as the hub needs it (integrations/threepl/webhook.py parses the wire format)."""
 
     event_id: str
     type: str
@@ -551,7 +551,7 @@ class TrackingUpdate:
     event_id: str
     tracking_number: str
     carrier: str
-    status: str  # normalised (chalicelib/channels/easypost.py)
+    status: str  # normalised (chalicelib/integrations/easypost/webhook.py)
     status_detail: str | None
     at: datetime
     estimated_at: datetime | None = None

@@ -9,8 +9,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from chalicelib.channels.base import ChannelEvent, ChannelState, OrderSnapshot, RefundNotice, StateNotice
 from chalicelib.domain.cancellation import Compensator, wind_down
+from chalicelib.domain.channel_events import (
+    ChannelEvent,
+    ChannelState,
+    OrderSnapshot,
+    RefundNotice,
+    StateNotice,
+)
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import DuplicateDelivery, MalformedDelivery, OrderNotYetKnown
 from chalicelib.domain.manual_channel import CHANNEL as MANUAL
@@ -63,13 +69,13 @@ def _manual(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
 
 
 def _shopify(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
-    from chalicelib.channels.shopify import parse_shopify
+    from chalicelib.integrations.shopify.webhook import parse_shopify
 
     return parse_shopify(topic, payload, store)
 
 
 def _woocommerce(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
-    from chalicelib.channels.woocommerce import bare_deletion_id, parse_woocommerce
+    from chalicelib.integrations.woocommerce.webhook import bare_deletion_id, parse_woocommerce
 
     external_id = bare_deletion_id(topic, payload)
     if external_id is not None:
@@ -79,7 +85,7 @@ def _woocommerce(topic: str, payload: dict[str, Any], store: str) -> ChannelEven
 
 
 def _amazon(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
-    from chalicelib.channels.amazon import normalise_amazon_order
+    from chalicelib.integrations.amazon.notifications import normalise_amazon_order
 
     return normalise_amazon_order(payload["order"], payload["items"], store, payload.get("address"))
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from chalicelib.channels.base import OrderSnapshot
+from chalicelib.domain.channel_events import OrderSnapshot
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import ConcurrentUpdate, HubError
 from chalicelib.domain.ingest import Outcome, _last_channel_state, ingest, normalise

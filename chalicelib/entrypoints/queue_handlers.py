@@ -47,8 +47,8 @@ def resolve(delivery: Delivery, svc: Services) -> Delivery:
 
 def from_shopify_event(body: dict[str, Any], raw: str, svc: Services) -> Delivery | None:
     """A Shopify webhook that came through EventBridge, as the delivery its HTTPS twin would be."""
-    from chalicelib.channels.shopify import TOPICS
-    from chalicelib.channels.shopify_events import shopify_delivery, unwrap
+    from chalicelib.integrations.shopify.eventbridge import shopify_delivery, unwrap
+    from chalicelib.integrations.shopify.webhook import TOPICS
 
     headers, payload = unwrap(body)
     topic = headers["x-shopify-topic"]
@@ -71,7 +71,7 @@ def from_shopify_event(body: dict[str, Any], raw: str, svc: Services) -> Deliver
 
 
 def ingest_record(record: SQSRecord) -> None:
-    from chalicelib.channels.shopify_events import is_shopify_event
+    from chalicelib.integrations.shopify.eventbridge import is_shopify_event
 
     svc = services()
     try:
@@ -171,8 +171,8 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
 
 
 def threepl_update(raw: bytes) -> Any:
-    from chalicelib.channels.threepl import parse_threepl_event
     from chalicelib.domain.fulfilment import ShippedParcel, ThreePLUpdate
+    from chalicelib.integrations.threepl.webhook import parse_threepl_event
 
     event = parse_threepl_event(raw)
     shipment = event.shipment
@@ -201,8 +201,8 @@ def threepl_update(raw: bytes) -> Any:
 def tracking_update(raw: bytes) -> Any:
     from datetime import UTC, datetime
 
-    from chalicelib.channels.easypost import normalise, parse_tracker_event
     from chalicelib.domain.fulfilment import TrackingUpdate
+    from chalicelib.integrations.easypost.webhook import normalise, parse_tracker_event
 
     event = parse_tracker_event(raw)
     at = event.last_detail_at or event.updated_at or event.created_at or datetime.now(UTC)
@@ -229,7 +229,7 @@ def ingest_deliveries(event: SQSEvent) -> dict[str, Any]:
 
 def amazon_notification_record(record: SQSRecord) -> None:
     """An SP-API ORDER_CHANGE notification: fetch the order (notifications are triggers, not truth)."""
-    from chalicelib.channels.amazon import parse_order_change_notification
+    from chalicelib.integrations.amazon.notifications import parse_order_change_notification
 
     svc = services()
     try:

@@ -111,7 +111,7 @@ def _pull(
     svc: Services, connection: Connection, secrets: dict[str, str]
 ) -> Callable[[datetime], Iterable[ChannelOrder]]:
     if connection.channel == "woocommerce":
-        from chalicelib.adapters.woocommerce_orders import WooCommerceOrders
+        from chalicelib.integrations.woocommerce.orders import WooCommerceOrders
 
         reader = WooCommerceOrders(
             connection.store,
@@ -136,8 +136,8 @@ def _pull(
             client.get_order_items,
             address,
         )
-    from chalicelib.adapters.shopify_admin import ShopifyAdmin
-    from chalicelib.adapters.shopify_orders import changed_orders
+    from chalicelib.integrations.shopify.admin import ShopifyAdmin
+    from chalicelib.integrations.shopify.orders import changed_orders
 
     admin = ShopifyAdmin(connection.store, secrets["access_token"], api_base=svc.settings.shopify_api_base)
     # Small pages: each order asks for its lines, shipping and refunds (Shopify caps a query at 1,000 points).

@@ -48,8 +48,8 @@ def _json(raw: bytes) -> dict[str, Any] | None:
 
 @bp.route("/webhooks/shopify", methods=["POST"], content_types=["application/json"])
 def shopify_webhook() -> Response:
-    from chalicelib.channels.shopify import TOPICS, verify_shopify_hmac
-    from chalicelib.channels.shopify_events import shopify_delivery
+    from chalicelib.integrations.shopify.eventbridge import shopify_delivery
+    from chalicelib.integrations.shopify.webhook import TOPICS, verify_shopify_hmac
 
     raw = _raw_body()
     if len(raw) > MAX_BODY_BYTES:
@@ -80,7 +80,7 @@ def shopify_webhook() -> Response:
 
 @bp.route("/webhooks/woocommerce", methods=["POST"], content_types=JSON_AND_FORM)
 def woocommerce_webhook() -> Response:
-    from chalicelib.channels.woocommerce import TOPICS, is_ping, verify_wc_signature
+    from chalicelib.integrations.woocommerce.webhook import TOPICS, is_ping, verify_wc_signature
 
     raw = _raw_body()
     if len(raw) > MAX_BODY_BYTES:
@@ -126,10 +126,10 @@ def woocommerce_webhook() -> Response:
 @bp.route("/webhooks/stripe", methods=["POST"], content_types=["application/json"])
 def stripe_webhook() -> Response:
     """Stripe events for the connected account, verified from Stripe-Signature (5-minute tolerance)."""
-    from chalicelib.channels.stripe_webhook import SIGNATURE_HEADER, parse_event, verify_stripe_signature
     from chalicelib.domain.connections import STRIPE_ACCOUNT
     from chalicelib.domain.errors import InvalidInput
     from chalicelib.domain.payment_events import HANDLED, intent_of
+    from chalicelib.integrations.stripe.webhook import SIGNATURE_HEADER, parse_event, verify_stripe_signature
 
     raw = _raw_body()
     if len(raw) > MAX_BODY_BYTES:
@@ -165,10 +165,10 @@ def stripe_webhook() -> Response:
 
 @bp.route("/webhooks/3pl/{provider}", methods=["POST"], content_types=["application/json"])
 def threepl_webhook(provider: str) -> Response:
-    """A 3PL's signed shipment confirmations (X-ThreePL-Signature, see chalicelib/channels/threepl.py)."""
-    from chalicelib.channels.threepl import EVENT_TYPES, SIGNATURE_HEADER, parse_threepl_event
-    from chalicelib.channels.threepl import verify_threepl_signature as verify
+    """A 3PL's signed shipment confirmations (X-ThreePL-Signature, see integrations/threepl/webhook.py)."""
     from chalicelib.domain.errors import InvalidInput
+    from chalicelib.integrations.threepl.webhook import EVENT_TYPES, SIGNATURE_HEADER, parse_threepl_event
+    from chalicelib.integrations.threepl.webhook import verify_threepl_signature as verify
 
     raw = _raw_body()
     if len(raw) > MAX_BODY_BYTES:
@@ -203,9 +203,13 @@ def threepl_webhook(provider: str) -> Response:
 @bp.route("/webhooks/carriers/{carrier}", methods=["POST"], content_types=["application/json"])
 def carrier_webhook(carrier: str) -> Response:
     """Carrier tracking events; EasyPost's, verified from X-Hmac-Signature exactly as EasyPost signs."""
-    from chalicelib.channels.easypost import SIGNATURE_HEADER, parse_tracker_event, verify_easypost_signature
     from chalicelib.domain.connections import CARRIER_ACCOUNT
     from chalicelib.domain.errors import InvalidInput
+    from chalicelib.integrations.easypost.webhook import (
+        SIGNATURE_HEADER,
+        parse_tracker_event,
+        verify_easypost_signature,
+    )
 
     if carrier != "easypost":
         return _answer(404, f"no carrier integration {carrier!r} (easypost is)")

@@ -33,7 +33,7 @@ from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib import resources
-from chalicelib.channels.shopify_events import PARTNER_SOURCE_PREFIX
+from chalicelib.integrations.shopify.eventbridge import PARTNER_SOURCE_PREFIX
 from infra.stacks import model
 
 # Stages whose data outlives `cdk destroy` and whose table refuses deletion.

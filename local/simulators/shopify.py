@@ -31,7 +31,7 @@ from local.http_server import NoDelayRequestHandler
 
 log = logging.getLogger("local.simulators.shopify")
 
-# The newest stable Admin API version (chalicelib/adapters/shopify_admin.py says why). Requests name
+# The newest stable Admin API version (chalicelib/integrations/shopify/admin.py says why). Requests name
 # their version in the URL and get that version's behaviour where it matters to the hub (below).
 API_VERSION = "2026-10"
 # Since 2024-09-10 a failed delivery is retried 8 times over 4 hours with exponential backoff; Shopify

@@ -25,7 +25,7 @@ from chalice.app import CloudWatchEvent, ScheduledEventConfig
 from chalice.utils import to_cfn_resource_name
 
 from chalicelib import resources
-from chalicelib.channels.shopify_events import PARTNER_SOURCE_PREFIX, is_shopify_event
+from chalicelib.integrations.shopify.eventbridge import PARTNER_SOURCE_PREFIX, is_shopify_event
 from chalicelib.settings import from_environ
 from infra.check import SAMPLE_SHOPIFY_EVENT_SOURCE, SHOPIFY_EVENTS_ASSEMBLY, expand_template
 from infra.stacks import model

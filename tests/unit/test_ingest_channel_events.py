@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from chalicelib.channels.base import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain import ingest as ingest_module
+from chalicelib.domain.channel_events import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import OrderNotYetKnown
 from chalicelib.domain.ingest import Outcome, ingest

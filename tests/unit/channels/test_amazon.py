@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.channels.amazon import normalise_amazon_order, parse_order_change_notification
-from chalicelib.channels.base import ChannelState
+from chalicelib.domain.channel_events import ChannelState
 from chalicelib.domain.errors import InvalidInput, MalformedDelivery
 from chalicelib.domain.order import derive_order_id
 from chalicelib.domain.totals import totals_issues
+from chalicelib.integrations.amazon.notifications import (
+    normalise_amazon_order,
+    parse_order_change_notification,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "amazon"
 SELLER = "A2HUB7SELLER01"

@@ -4,15 +4,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chalicelib.adapters.publish_amazon import (
+from chalicelib.domain.publishing import Milestone, PublishRejected, PublishThrottled, PublishUnavailable
+from chalicelib.integrations.amazon.notifications import normalise_amazon_order
+from chalicelib.integrations.amazon.publisher import (
     AmazonPublisher,
     carrier_code,
     package_reference_id,
     parse_processing_report,
 )
-from chalicelib.adapters.spapi import SpApiClient
-from chalicelib.channels.amazon import normalise_amazon_order
-from chalicelib.domain.publishing import Milestone, PublishRejected, PublishThrottled, PublishUnavailable
+from chalicelib.integrations.amazon.spapi import SpApiClient
 from local.simulators.amazon import AmazonSimulator
 
 SELLER, MARKETPLACE = "A2HUB7SELLER01", "ATVPDKIKX0DER"
@@ -362,7 +362,7 @@ def test_parse_processing_report__json_form__errors_by_message():
 
 
 def test_parse_processing_report__refuses_a_dtd():
-    from chalicelib.adapters.spapi import SpApiError
+    from chalicelib.integrations.amazon.spapi import SpApiError
 
     with pytest.raises(SpApiError, match="DTD"):
         parse_processing_report(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')

@@ -9,11 +9,11 @@ from email.message import Message
 import pytest
 import requests
 
-from chalicelib.adapters.publish_shopify import ShopifyPublisher
-from chalicelib.adapters.shopify_admin import ShopifyAdmin
-from chalicelib.channels.shopify import parse_shopify
 from chalicelib.domain.order import Order
 from chalicelib.domain.publishing import Milestone, PublishRejected, PublishThrottled, PublishUnavailable
+from chalicelib.integrations.shopify.admin import ShopifyAdmin
+from chalicelib.integrations.shopify.publisher import ShopifyPublisher
+from chalicelib.integrations.shopify.webhook import parse_shopify
 from local.simulators.shopify import API_VERSION, LOCATION_ID, ShopifySimulator
 from tests.webhook_receiver import WebhookReceiver
 

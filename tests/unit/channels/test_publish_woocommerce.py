@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 import requests
 
-from chalicelib.adapters.publish_woocommerce import WooCommercePublisher, publication_marker
-from chalicelib.channels.woocommerce import parse_woocommerce
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.publishing import Milestone, PublishRejected, PublishThrottled, PublishUnavailable
+from chalicelib.integrations.woocommerce.publisher import WooCommercePublisher, publication_marker
+from chalicelib.integrations.woocommerce.webhook import parse_woocommerce
 from local.simulators.woocommerce import WooCommerceSimulator
 from tests.webhook_receiver import WebhookReceiver
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.channels.base import ChannelState, OrderSnapshot, RefundNotice
-from chalicelib.channels.shopify import TOPICS, parse_shopify, verify_shopify_hmac
+from chalicelib.domain.channel_events import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.order import derive_order_id
 from chalicelib.domain.totals import totals_issues
+from chalicelib.integrations.shopify.webhook import TOPICS, parse_shopify, verify_shopify_hmac
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "shopify"
 SHOP = "maple-and-moss.myshopify.com"

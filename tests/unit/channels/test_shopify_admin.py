@@ -9,7 +9,9 @@ from email.message import Message
 import pytest
 import requests
 
-from chalicelib.adapters.shopify_admin import (
+from chalicelib.domain.errors import HubError, InvalidInput
+from chalicelib.domain.fraud import ShopifyRisk
+from chalicelib.integrations.shopify.admin import (
     Authorization,
     ShopifyAdmin,
     ShopifyAuthError,
@@ -17,8 +19,6 @@ from chalicelib.adapters.shopify_admin import (
     ShopifyRejected,
     ShopifyUnavailable,
 )
-from chalicelib.domain.errors import HubError, InvalidInput
-from chalicelib.domain.fraud import ShopifyRisk
 from local.simulators.shopify import API_VERSION, ShopifySimulator
 from tests.webhook_receiver import WebhookReceiver
 

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.shopify_admin import ShopifyAdmin, ShopifyError
-from chalicelib.adapters.shopify_orders import (
+from chalicelib.domain.channel_events import ChannelState, OrderSnapshot
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations.shopify.admin import ShopifyAdmin, ShopifyError
+from chalicelib.integrations.shopify.orders import (
     ORDER_LINE_ITEMS_QUERY,
     changed_orders,
     rest_order_from_graphql,
     search_timestamp,
 )
-from chalicelib.channels.base import ChannelState, OrderSnapshot
-from chalicelib.channels.shopify import parse_shopify
-from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations.shopify.webhook import parse_shopify
 from local.simulators.shopify import ShopifySimulator
 from tests.webhook_receiver import WebhookReceiver
 

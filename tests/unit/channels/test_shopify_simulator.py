@@ -12,9 +12,9 @@ from email.message import Message
 import pytest
 import requests
 
-from chalicelib.channels.base import ChannelState, OrderSnapshot, RefundNotice
-from chalicelib.channels.shopify import parse_shopify, verify_shopify_hmac
+from chalicelib.domain.channel_events import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain.totals import totals_issues
+from chalicelib.integrations.shopify.webhook import parse_shopify, verify_shopify_hmac
 from local.simulators.shopify import API_VERSION, RETRY_DELAYS_S, UNAUTHORIZED_ERROR, ShopifySimulator
 from tests.webhook_receiver import WebhookReceiver
 

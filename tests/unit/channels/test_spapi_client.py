@@ -5,7 +5,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from chalicelib.adapters.spapi import (
+from chalicelib.domain.errors import InvalidInput, NotFound
+from chalicelib.domain.totals import totals_issues
+from chalicelib.integrations.amazon.notifications import (
+    normalise_amazon_order,
+    parse_order_change_notification,
+)
+from chalicelib.integrations.amazon.spapi import (
     SpApiAuthError,
     SpApiClient,
     SpApiError,
@@ -13,9 +19,6 @@ from chalicelib.adapters.spapi import (
     SpApiThrottled,
     endpoint_for_marketplace,
 )
-from chalicelib.channels.amazon import normalise_amazon_order, parse_order_change_notification
-from chalicelib.domain.errors import InvalidInput, NotFound
-from chalicelib.domain.totals import totals_issues
 from local.simulators.amazon import JP_MARKETPLACE, RDT_PATH, AmazonSimulator
 
 SELLER, MARKETPLACE = "A2HUB7SELLER01", "ATVPDKIKX0DER"

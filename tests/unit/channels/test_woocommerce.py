@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.channels.base import ChannelState
-from chalicelib.channels.woocommerce import (
+from chalicelib.domain.channel_events import ChannelState
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.order import derive_order_id
+from chalicelib.domain.totals import totals_issues
+from chalicelib.integrations.woocommerce.webhook import (
     TOPICS,
     OrderFetchRequired,
     bare_deletion_id,
@@ -20,9 +23,6 @@ from chalicelib.channels.woocommerce import (
     parse_woocommerce,
     verify_wc_signature,
 )
-from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.order import derive_order_id
-from chalicelib.domain.totals import totals_issues
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "woocommerce"
 STORE = "https://shop.example/"

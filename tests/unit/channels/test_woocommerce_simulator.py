@@ -8,9 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from chalicelib.channels.base import ChannelState
-from chalicelib.channels.woocommerce import bare_deletion_id, is_ping, parse_woocommerce, verify_wc_signature
+from chalicelib.domain.channel_events import ChannelState
 from chalicelib.domain.totals import totals_issues
+from chalicelib.integrations.woocommerce.webhook import (
+    bare_deletion_id,
+    is_ping,
+    parse_woocommerce,
+    verify_wc_signature,
+)
 from local.simulators.woocommerce import WooCommerceSimulator
 from tests.webhook_receiver import WebhookReceiver
 

@@ -12,19 +12,19 @@ from email.message import Message
 import pytest
 import requests
 
-from chalicelib.adapters.easypost import (
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations.easypost.client import (
     CarrierNotFound,
     CarrierRejected,
     CarrierUnavailable,
     EasyPostClient,
 )
-from chalicelib.channels.easypost import (
+from chalicelib.integrations.easypost.webhook import (
     TrackerEvent,
     TrackingStatus,
     parse_tracker_event,
     verify_easypost_signature,
 )
-from chalicelib.domain.errors import InvalidInput
 from local.simulators.carrier import RETRY_DELAYS_S, CarrierSimulator
 from tests.webhook_receiver import WebhookReceiver
 

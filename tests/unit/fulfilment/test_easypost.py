@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib.channels.easypost import (
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations.easypost.webhook import (
     SIGNATURE_HEADER,
     SIGNATURE_PREFIX,
     TrackerEvent,
@@ -19,7 +20,6 @@ from chalicelib.channels.easypost import (
     parse_tracker_event,
     verify_easypost_signature,
 )
-from chalicelib.domain.errors import InvalidInput
 
 # EasyPost's published known-answer vector for webhook signatures: the event body is
 # EasyPost/examples `official/fixtures/event-body.json` (without its trailing newline) and the secret

@@ -4,7 +4,8 @@ import socket
 
 import pytest
 
-from chalicelib.adapters.threepl import (
+from chalicelib.domain.errors import HubError, InvalidInput, NotFound
+from chalicelib.integrations.threepl.client import (
     AlreadyShipped,
     HandedToCarrier,
     ThreePLClient,
@@ -13,7 +14,6 @@ from chalicelib.adapters.threepl import (
     ThreePLRejected,
     ThreePLUnavailable,
 )
-from chalicelib.domain.errors import HubError, InvalidInput, NotFound
 from local.simulators.threepl import ThreePLSimulator
 
 KEY = "3pl_test_key_client"

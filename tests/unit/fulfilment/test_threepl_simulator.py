@@ -11,14 +11,14 @@ from email.message import Message
 import pytest
 import requests
 
-from chalicelib.channels.threepl import (
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations.threepl.webhook import (
     EVENT_ID_HEADER,
     EVENT_TYPES,
     SIGNATURE_HEADER,
     parse_threepl_event,
     verify_threepl_signature,
 )
-from chalicelib.domain.errors import InvalidInput
 from local.simulators.threepl import ThreePLSimulator
 from tests.webhook_receiver import WebhookReceiver
 

@@ -4,7 +4,8 @@ import pytest
 import stripe
 from stripe._http_client import HTTPClient
 
-from chalicelib.adapters.stripe_payments import (
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations.stripe.payments import (
     PaymentConflict,
     PaymentDeclined,
     PaymentError,
@@ -12,7 +13,6 @@ from chalicelib.adapters.stripe_payments import (
     StripePayments,
     idempotency_key,
 )
-from chalicelib.domain.errors import InvalidInput
 from local.simulators.stripe import StripeSimulator
 
 KEY = "sk_test_order_hub_unit"

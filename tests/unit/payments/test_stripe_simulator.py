@@ -9,7 +9,7 @@ import pytest
 import requests
 import stripe
 
-from chalicelib.channels.stripe_webhook import parse_event, verify_stripe_signature
+from chalicelib.integrations.stripe.webhook import parse_event, verify_stripe_signature
 from local.simulators.stripe import RETRY_DELAYS_S, StripeSimulator
 from tests.webhook_receiver import WebhookReceiver
 

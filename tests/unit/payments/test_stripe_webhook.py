@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from chalicelib.channels.stripe_webhook import StripeEvent, parse_event, verify_stripe_signature
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations.stripe.webhook import StripeEvent, parse_event, verify_stripe_signature
 
 SECRET = "whsec_unit_test_signing_secret_0123456789"
 NOW = 1_767_000_000

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib.channels.base import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain import money
+from chalicelib.domain.channel_events import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.order import Address, Customer, Line, Order, Payment, Totals, derive_order_id
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from chalicelib.channels.signed_headers import any_matches, parse_timestamped
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations.signed_headers import any_matches, parse_timestamped
 
 SIGNATURE_HEADER = "X-ThreePL-Signature"
 EVENT_ID_HEADER = "X-ThreePL-Event-Id"

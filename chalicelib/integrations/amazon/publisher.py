@@ -37,7 +37,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.adapters.spapi import SpApiAuthError, SpApiClient, SpApiError, SpApiThrottled
 from chalicelib.domain.order import Order
 from chalicelib.domain.publishing import (
     Milestone,
@@ -45,6 +44,7 @@ from chalicelib.domain.publishing import (
     PublishThrottled,
     PublishUnavailable,
 )
+from chalicelib.integrations.amazon.spapi import SpApiAuthError, SpApiClient, SpApiError, SpApiThrottled
 
 logger = Logger(service="order-hub", child=True)
 

@@ -11,14 +11,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.adapters.shopify_admin import (
-    ShopifyAdmin,
-    ShopifyAuthError,
-    ShopifyError,
-    ShopifyRejected,
-    ShopifyUnavailable,
-    order_gid,
-)
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.order import Order
 from chalicelib.domain.publishing import (
@@ -26,6 +18,14 @@ from chalicelib.domain.publishing import (
     PublishRejected,
     PublishThrottled,
     PublishUnavailable,
+)
+from chalicelib.integrations.shopify.admin import (
+    ShopifyAdmin,
+    ShopifyAuthError,
+    ShopifyError,
+    ShopifyRejected,
+    ShopifyUnavailable,
+    order_gid,
 )
 
 logger = Logger(service="order-hub", child=True)

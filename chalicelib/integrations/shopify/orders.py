@@ -3,7 +3,7 @@
 Reconciliation looks for orders whose webhooks went missing and must normalise them exactly as the
 webhooks are normalised: `changed_orders` runs the GraphQL `orders` query (filtered on `updated_at`,
 sorted by UPDATED_AT, cursor-paginated) and turns each node into the REST/webhook order JSON that
-`chalicelib.channels.shopify.parse_shopify` reads (`rest_order_from_graphql`).
+`chalicelib.integrations.shopify.webhook.parse_shopify` reads (`rest_order_from_graphql`).
 
 Only what the normaliser reads is asked for. Money comes from `*Set.shopMoney` (REST amounts are shop
 money, `currency` the shop currency); ids from `legacyResourceId` or the numeric tail of the GID (line
@@ -19,8 +19,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chalicelib.adapters.shopify_admin import ShopifyAdmin, ShopifyError
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations.shopify.admin import ShopifyAdmin, ShopifyError
 
 logger = Logger(service="order-hub", child=True)
 

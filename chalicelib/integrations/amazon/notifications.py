@@ -8,8 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.channels.base import ChannelState, OrderSnapshot
 from chalicelib.domain import money
+from chalicelib.domain.channel_events import ChannelState, OrderSnapshot
 from chalicelib.domain.errors import InvalidInput, MalformedDelivery
 from chalicelib.domain.order import Address, Customer, Line, Order, Payment, Totals, derive_order_id
 

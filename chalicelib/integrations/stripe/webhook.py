@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.channels.signed_headers import any_matches, parse_timestamped
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations.signed_headers import any_matches, parse_timestamped
 
 SIGNATURE_HEADER = "Stripe-Signature"
 DEFAULT_TOLERANCE_S = 300

@@ -1,0 +1,1 @@
+"""EasyPost: tracker webhooks and the tracker API."""

@@ -1,0 +1,1 @@
+"""Stripe: webhooks and PaymentIntents (authorise, capture, refund, reconcile)."""

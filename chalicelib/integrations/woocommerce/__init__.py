@@ -1,0 +1,1 @@
+"""WooCommerce: webhooks, the REST v3 orders reader and the publisher."""
