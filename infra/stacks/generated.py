@@ -4,14 +4,14 @@ The main synth's cdk-nag run cannot see inside `AWS::Serverless::Function`/`Api`
 the synthesized template with aws-sam-translator and runs AwsSolutionsChecks again on what the expansion
 created (Lambda functions, event source mappings, rules, the REST API and its stage); the acknowledgements
 for those findings are made here, each with its reason. Resources the CDK code defines itself are checked,
-and acknowledged, in the main synth (hub_stack.py).
+and acknowledged, in the main synth (hub_stack.py, common.acknowledge).
 """
 
 from __future__ import annotations
 
 from aws_cdk import cloudformation_include as cfn_include
 
-from infra.stacks.hub_stack import acknowledge
+from infra.stacks.common import acknowledge
 
 # Resource type → [(rule, reason)], applied to every generated resource of that type.
 ACKNOWLEDGEMENTS: dict[str, list[tuple[str, str]]] = {
