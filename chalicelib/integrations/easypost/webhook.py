@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from chalicelib.domain import webhooks
+from chalicelib.domain.connections import CARRIER_ACCOUNT
 from chalicelib.domain.errors import InvalidInput
 
 SIGNATURE_HEADER = "X-Hmac-Signature"
@@ -59,6 +60,29 @@ def verify_easypost_signature(secret: str, raw_body: bytes, header: str | None) 
     key = unicodedata.normalize("NFKD", secret).encode("utf-8")
     expected = hmac.new(key, raw_body, hashlib.sha256).hexdigest().encode("ascii")
     return hmac.compare_digest(expected, given)
+
+
+def _description(request: webhooks.WebhookRequest) -> str | None:
+    """The event's kind, read before the body: None when the body is no JSON object (`read` says why)."""
+    body = request.body
+    return str(body.get("description") or "") if isinstance(body, dict) else None
+
+
+def _read(store: str, request: webhooks.WebhookRequest) -> webhooks.WebhookEvent:
+    event = tracker_event(request.body)
+    return webhooks.WebhookEvent(event.description, f"easypost:{event.event_id}", event.tracking_code)
+
+
+# Other EasyPost events (batches, refunds, ...) are not the hub's: acknowledged, counted.
+EASYPOST_WEBHOOK = webhooks.WebhookSpec(
+    channel="easypost",
+    account=webhooks.fixed(CARRIER_ACCOUNT),
+    unknown_store="no EasyPost account connected",
+    verify=webhooks.signature_in(SIGNATURE_HEADER.lower(), verify_easypost_signature),
+    read=_read,
+    handles=lambda topic: topic.startswith("tracker."),
+    early_topic=_description,
+)
 
 
 class TrackingStatus(StrEnum):
@@ -167,12 +191,12 @@ class TrackerEvent:
 
 def parse_tracker_event(raw_body: bytes) -> TrackerEvent:
     """The tracker Event of a verified delivery; anything else, or a malformed one, raises InvalidInput."""
-    try:
-        body = json.loads(raw_body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInput("easypost event: the body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidInput("easypost event: the body is not a JSON object")
+    return tracker_event(webhooks.load_json(raw_body))
+
+
+def tracker_event(parsed: Any) -> TrackerEvent:
+    """The tracker Event of an already parsed body (`NOT_JSON` when it was not JSON)."""
+    body = webhooks.json_object(parsed, "easypost event")
     if body.get("object") not in (None, "Event"):
         raise InvalidInput(f"easypost event: object is {str(body.get('object'))[:40]!r}, not 'Event'")
     event_id = _required_str(body, "id", "event")

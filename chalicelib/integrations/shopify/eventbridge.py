@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import MalformedDelivery
 
 PARTNER_SOURCE_PREFIX = "aws.partner/shopify.com"
@@ -34,26 +32,3 @@ def unwrap(body: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
         if not headers.get(required):
             raise MalformedDelivery(f"Shopify EventBridge event without {required}")
     return headers, dict(payload)
-
-
-def shopify_delivery(
-    store: str, topic: str, headers: Mapping[str, str], payload: dict[str, Any], received_at: datetime
-) -> Delivery | None:
-    """The delivery of one Shopify webhook, HTTPS or EventBridge alike; None without the ids it needs.
-
-    One merchant action gives one Event-Id to each topic it fires, and retries keep it: the same id
-    for both routes of one event, so that both at once still apply it once.
-    """
-    external_id = payload.get("order_id") if topic.startswith("refunds/") else payload.get("id")
-    event_id = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id")
-    if not event_id or external_id is None:
-        return None
-    return Delivery(
-        delivery_id=f"shopify:{store}:{event_id}:{topic}",
-        channel="shopify",
-        store=store,
-        topic=topic,
-        received_at=received_at,
-        payload=payload,
-        external_id=str(external_id),
-    )

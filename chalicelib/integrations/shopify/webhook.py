@@ -16,6 +16,7 @@ from chalicelib.domain import money
 from chalicelib.domain.channel_events import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.order import Address, Customer, Line, Order, Payment, Totals, derive_order_id
+from chalicelib.domain.webhooks import WebhookEvent, WebhookRequest, WebhookSpec, from_header, signature_in
 
 CHANNEL = "shopify"
 
@@ -43,6 +44,37 @@ def verify_shopify_hmac(secret: str, raw_body: bytes, header_value: str | None) 
     except UnicodeEncodeError:
         return False
     return hmac.compare_digest(expected, given)
+
+
+def read_delivery(store: str, request: WebhookRequest) -> WebhookEvent:
+    """The event of one Shopify webhook, HTTPS or EventBridge alike.
+
+    One merchant action gives one Event-Id to each topic it fires, and retries keep it: the same id
+    for both routes of one event, so that both at once still apply it once.
+    """
+    payload = request.body
+    if not isinstance(payload, dict):
+        raise InvalidInput("body is not a JSON object")
+    topic = request.header("x-shopify-topic")
+    external_id = payload.get("order_id") if topic.startswith("refunds/") else payload.get("id")
+    event_id = request.header("x-shopify-event-id") or request.header("x-shopify-webhook-id")
+    if not event_id or external_id is None:
+        raise InvalidInput("missing event id or order id")
+    return WebhookEvent(topic, f"shopify:{store}:{event_id}:{topic}", str(external_id))
+
+
+# The store is chosen by X-Shopify-Shop-Domain; the topic is read (and filtered) before the body.
+SHOPIFY_WEBHOOK = WebhookSpec(
+    channel=CHANNEL,
+    account=from_header("x-shopify-shop-domain"),
+    unknown_store="unknown shop",
+    verify=signature_in("x-shopify-hmac-sha256", verify_shopify_hmac),
+    read=read_delivery,
+    handles=TOPICS.__contains__,
+    early_topic=from_header("x-shopify-topic"),
+    ignored_message="topic not handled",
+    ignored_key="topic",
+)
 
 
 def parse_shopify(topic: str, payload: Mapping[str, Any], store: str) -> OrderSnapshot | RefundNotice:

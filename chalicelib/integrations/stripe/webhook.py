@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.domain import webhooks
+from chalicelib.domain.connections import STRIPE_ACCOUNT
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.payment_events import HANDLED, intent_of
 from chalicelib.integrations.signed_headers import any_matches, parse_timestamped
 
 SIGNATURE_HEADER = "Stripe-Signature"
@@ -45,12 +47,12 @@ class StripeEvent:
 
 def parse_event(raw_body: bytes) -> StripeEvent:
     """The event envelope of a verified delivery; thin (v2) events and malformed bodies raise InvalidInput."""
-    try:
-        body = json.loads(raw_body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInput("stripe event: the body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidInput("stripe event: the body is not a JSON object")
+    return stripe_event(webhooks.load_json(raw_body))
+
+
+def stripe_event(parsed: Any) -> StripeEvent:
+    """The event envelope of an already parsed body (`NOT_JSON` when it was not JSON)."""
+    body = webhooks.json_object(parsed, "stripe event")
     kind = body.get("object")
     if kind == "v2.core.event":
         # Thin events carry no snapshot: they need a fetch through the v2 API, which the hub does not use.
@@ -74,3 +76,20 @@ def parse_event(raw_body: bytes) -> StripeEvent:
     return StripeEvent(
         id=event_id, type=event_type, created=created, object=resource, api_version=api_version
     )
+
+
+def _read(store: str, request: webhooks.WebhookRequest) -> webhooks.WebhookEvent:
+    event = stripe_event(request.body)
+    # Grouped by PaymentIntent; an event about no PaymentIntent is one the hub does not follow.
+    return webhooks.WebhookEvent(event.type, f"stripe:{event.id}", intent_of(event.type, event.object))
+
+
+# Events for the connected account, verified from Stripe-Signature (5-minute tolerance).
+STRIPE_WEBHOOK = webhooks.WebhookSpec(
+    channel="stripe",
+    account=webhooks.fixed(STRIPE_ACCOUNT),
+    unknown_store="no Stripe account connected",
+    verify=webhooks.timestamped_signature_in(SIGNATURE_HEADER.lower(), verify_stripe_signature),
+    read=_read,
+    handles=HANDLED.__contains__,
+)

@@ -15,12 +15,12 @@ fulfilment order's state, never trust arrival order.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from chalicelib.domain import webhooks
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.integrations.signed_headers import any_matches, parse_timestamped
 
@@ -41,6 +41,22 @@ def verify_threepl_signature(
     if timestamp is None or not signatures or abs(now - int(timestamp)) > tolerance:
         return False
     return any_matches(secret, timestamp, raw_body, signatures)
+
+
+def _read(store: str, request: webhooks.WebhookRequest) -> webhooks.WebhookEvent:
+    event = threepl_event(request.body)
+    return webhooks.WebhookEvent(event.type, f"3pl:{store}:{event.id}", event.order_id)
+
+
+# POST /webhooks/3pl/{provider}: the provider is the connection's store.
+THREEPL_WEBHOOK = webhooks.WebhookSpec(
+    channel="3pl",
+    account=webhooks.from_path("provider"),
+    unknown_store="unknown 3PL provider",
+    verify=webhooks.timestamped_signature_in(SIGNATURE_HEADER.lower(), verify_threepl_signature),
+    read=_read,
+    handles=EVENT_TYPES.__contains__,
+)
 
 
 class ShipmentLine(NamedTuple):
@@ -90,12 +106,12 @@ class ThreePLEvent:
 
 def parse_threepl_event(raw_body: bytes) -> ThreePLEvent:
     """The event of a verified delivery; a malformed body raises InvalidInput naming what is wrong."""
-    try:
-        body = json.loads(raw_body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInput("3pl event: the body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidInput("3pl event: the body is not a JSON object")
+    return threepl_event(webhooks.load_json(raw_body))
+
+
+def threepl_event(parsed: Any) -> ThreePLEvent:
+    """The event of an already parsed body (`NOT_JSON` when it was not JSON)."""
+    body = webhooks.json_object(parsed, "3pl event")
     event_id, event_type = _text(body, "id", "id"), _text(body, "type", "type")
     created = body.get("created")
     if not isinstance(created, int) or isinstance(created, bool):
