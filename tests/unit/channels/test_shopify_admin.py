@@ -190,7 +190,7 @@ def test_capture__called_twice_returns_the_existing_capture(sim, receiver):
     assert again.replayed and not first.replayed
     assert (again.transaction_id, again.amount) == (first.transaction_id, first.amount)
     assert len(sim.captures(order["id"])) == 1
-    assert sim.flush(2)
+    assert sim.flush(20)
     assert [topic for topic, _ in receiver.received].count("orders/paid") == 1
 
 

@@ -137,7 +137,7 @@ def test_pulled_orders_normalise_as_their_orders_create_webhooks_do(sim, receive
         sim.create_order(currency="GBP", items=[{**MUG, "price": "14.60", "quantity": 2}], shipping=[],
                          discount={}, customer=None, billing_address=None, shipping_address=None, phone=None),
     ]  # fmt: skip
-    assert sim.flush(5)
+    assert sim.flush(20)
     receiver.wait_for(len(placed))
     got = pulled(admin)
     assert set(got) == {o["id"] for o in placed}
@@ -189,7 +189,7 @@ def test_cancelled_refunded_and_fulfilled_orders_come_through_in_those_states(si
     sim.cancel_order(voided["id"])
     shipped = sim.create_order(**paid)
     sim.fulfil_order(shipped["id"])
-    assert sim.flush(5)
+    assert sim.flush(20)
     got = pulled(admin)
 
     states = {oid: snapshot("orders/updated", body).state for oid, body in got.items()}

@@ -82,7 +82,7 @@ def sim(receiver, clock):
 
 
 def flushed(sim):
-    assert sim.flush(2.0), "deliveries still pending"
+    assert sim.flush(20), "deliveries still pending"
     return sim
 
 

@@ -135,7 +135,7 @@ def test_stream__each_scenario_arrives_signed_in_order(make_sim, receiver, scena
     assert sim.scenario_of(code) == scenario and tracker["status"] == "pre_transit"
     assert run_to_end(sim, code) == len(EXPECTED[scenario]) - 1
     received = receiver.wait_for(len(EXPECTED[scenario]))
-    assert sim.flush(1)
+    assert sim.flush(20)
     for delivery in received:
         assert verify_easypost_signature(SECRET, delivery.body, delivery.signature)
         assert not verify_easypost_signature("sécret-simule", delivery.body, delivery.signature)
@@ -294,7 +294,7 @@ def test_webhooks__retried_after_a_500_with_the_same_body_and_signature(make_sim
     sim = make_sim()
     client(sim).create_tracker("EZ1000000001", "USPS")
     first, second, third = receiver.wait_for(3)
-    assert sim.flush(1)
+    assert sim.flush(20)
     assert first.body == second.body == third.body and first.signature == third.signature
     assert verify_easypost_signature(SECRET, third.body, third.signature)
     assert [(d.attempt, d.status) for d in sim.deliveries] == [(1, 500), (2, 500), (3, 200)]
@@ -304,7 +304,7 @@ def test_webhooks__give_up_after_the_retry_schedule(make_sim, receiver):
     receiver.fail_first = 100
     sim = make_sim(time_scale=1e-6)
     client(sim).create_tracker("EZ1000000001", "USPS")
-    assert sim.flush(2)
+    assert sim.flush(20)
     assert [d.attempt for d in sim.deliveries] == list(range(1, len(RETRY_DELAYS_S) + 2))
 
 
