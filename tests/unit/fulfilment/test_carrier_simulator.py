@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import json
-import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -117,6 +116,16 @@ def client(sim: CarrierSimulator, **knobs) -> EasyPostClient:
     return EasyPostClient(KEY, api_base=sim.url, **knobs)
 
 
+class Clock:
+    """A monotonic clock for the simulator's steps that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def run_to_end(sim: CarrierSimulator, code: str) -> int:
     steps = 0
     while sim.advance(code) is not None:
@@ -220,25 +229,36 @@ def test_stream__easypost_test_codes_end_in_their_status(make_sim, receiver, cod
 
 
 def test_stream__runs_by_itself_every_step(make_sim, receiver):
-    sim = make_sim(step_s=0.02, time_scale=1.0, carrier_step=None, now=None)
-    started = time.monotonic()
+    clock = Clock()
+    sim = make_sim(step_s=2.0, time_scale=1.0, carrier_step=None, now=None, clock=clock)
     client(sim).create_tracker("DEMO-ON-TIME-2", "USPS")
-    received = receiver.wait_for(5, timeout=3)
-    assert time.monotonic() - started >= 4 * 0.02
+    for steps_taken in range(1, 5):
+        clock.now += 1.0  # half a step: the tracker waits
+        assert sim.settle()
+        assert len(sim.events_of("DEMO-ON-TIME-2")) == steps_taken
+        clock.now += 1.0  # a whole step: it moves on by itself, once
+        assert sim.settle()
+        assert len(sim.events_of("DEMO-ON-TIME-2")) == steps_taken + 1
+    received = receiver.wait_for(5)
     assert received[-1].event.tracking_status is S.DELIVERED
     assert sim.advance("DEMO-ON-TIME-2") is None
 
 
 def test_stream__pause_holds_the_clock_and_resume_goes_on(make_sim, receiver):
-    sim = make_sim(step_s=0.03, time_scale=1.0)
+    clock = Clock()
+    sim = make_sim(step_s=2.0, time_scale=1.0, clock=clock)
     sim.pause()
     client(sim).create_tracker("DEMO-ON-TIME-3", "USPS")
     receiver.wait_for(1)
-    time.sleep(0.15)
+    clock.now += 10.0  # five steps' time, paused
+    assert sim.settle()
     assert len(sim.events_of("DEMO-ON-TIME-3")) == 1
     assert sim.advance("DEMO-ON-TIME-3") is not None  # advance works while paused
     sim.resume()
-    receiver.wait_for(5, timeout=3)
+    for _ in range(10):  # twenty seconds, a step's time at a time: each step is due one after the last
+        clock.now += 2.0
+        assert sim.settle()
+    receiver.wait_for(5)
     assert [e["result"]["status"] for e in sim.events_of("DEMO-ON-TIME-3")][-1] == "delivered"
 
 
