@@ -55,6 +55,16 @@ class Receiver(WebhookReceiver):
         return self.fail_status if index < self.fail_first else 200
 
 
+class Clock:
+    """A monotonic clock for the simulator's warehouse that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def receiver():
     r = Receiver()
@@ -173,9 +183,12 @@ def test_split__two_partial_shipments_whose_lines_add_up(make_sim, receiver):
 
 
 def test_backordered_lines__wait_for_restock(make_sim, receiver):
-    sim = make_sim()
+    clock = Clock()
+    sim = make_sim(clock=clock)
     lines = [{"line_id": "l1", "sku": "TEE-M", "quantity": 1}, {"line_id": "l2", "sku": "CAP", "quantity": 2}]
     fo = create(sim, order_body(lines=lines))
+    clock.now += 0.01  # past the ship delay (2 s x time_scale)
+    assert sim.settle()
     receiver.wait_for(2)
     partial = parse_threepl_event(receiver.received[1].body)
     assert partial.status == "partially_shipped"
@@ -187,9 +200,12 @@ def test_backordered_lines__wait_for_restock(make_sim, receiver):
         timeout=2,
     ).json()["items"]
     assert stock[0]["available"] == 0 and stock[0]["expected_at"].endswith("Z")
-    time.sleep(0.05)  # several ship delays pass: nothing more ships without stock
-    assert len(receiver.received) == 2
+    clock.now += 0.05  # several ship delays pass: nothing more ships without stock
+    assert sim.settle() and sim.flush(20)  # the warehouse handled all that came due; its webhooks went
+    assert len(sim.events_of("shipment.created")) == 1 and len(receiver.received) == 2
     sim.restock("WH-1", "CAP", 5)
+    clock.now += 0.01
+    assert sim.settle()
     rest = parse_threepl_event(receiver.wait_for(3)[2].body)
     assert rest.status == "shipped" and rest.shipment is not None
     assert list(rest.shipment.lines) == [("l2", "CAP", 2)]
@@ -197,12 +213,17 @@ def test_backordered_lines__wait_for_restock(make_sim, receiver):
 
 
 def test_hold__keeps_an_order_until_released(make_sim, receiver):
-    sim = make_sim(ship_after_s=100)  # 100 ms
+    clock = Clock()
+    sim = make_sim(ship_after_s=100, clock=clock)  # 100 ms on the simulator's clock, however slow the test
     fo = create(sim)
     sim.hold(fo["id"])
-    time.sleep(0.15)
+    clock.now += 0.15
+    assert sim.settle()  # its shipping task came due and found it held
     assert sim.fulfillment_order(fo["id"])["status"] == "accepted"
     sim.release(fo["id"])
+    clock.now += 0.15
+    assert sim.settle()
+    assert sim.fulfillment_order(fo["id"])["status"] == "shipped"
     assert types(receiver.wait_for(2)) == ["fulfillment_order.accepted", "shipment.created"]
 
 
@@ -286,7 +307,8 @@ def test_cancel__after_everything_shipped_is_409(make_sim):
 
 
 def test_recall__only_before_the_handover_to_the_carrier(make_sim):
-    sim = make_sim(auto_ship=False, handover_delay_s=2000, parcels_per_shipment=(2, 2))  # 2 s
+    # The parcels wait 1000 s for their carrier: the recall is early however slow the machine.
+    sim = make_sim(auto_ship=False, handover_delay_s=1_000_000, parcels_per_shipment=(2, 2))
     early = create(sim, order_body("shp-early"))
     shipment = sim.ship_now(early["id"])
     first = post(sim, f"/v1/fulfillment_orders/{early['id']}/recall")
@@ -393,14 +415,15 @@ def test_tracking_codes__pluggable_for_carrier_scenarios(make_sim):
 
 
 def test_no_webhook_url__events_still_recorded():
-    sim = ThreePLSimulator("acme", KEY, SECRET, time_scale=1e-3).start()
+    clock = Clock()
+    sim = ThreePLSimulator("acme", KEY, SECRET, time_scale=1e-3, clock=clock).start()
     try:
         fo = create(
             sim, order_body(lines=[{"line_id": "l1", "sku": "ANY-SKU", "quantity": 1}], warehouse="WH-EAST")
         )
-        deadline = time.monotonic() + 1
-        while sim.fulfillment_order(fo["id"])["status"] != "shipped" and time.monotonic() < deadline:
-            time.sleep(0.005)
+        clock.now += 0.01  # past the ship delay
+        assert sim.settle()
+        assert sim.fulfillment_order(fo["id"])["status"] == "shipped"
         assert [e["type"] for e in sim.events] == ["fulfillment_order.accepted", "shipment.created"]
         assert sim.flush(20)
     finally:
