@@ -428,7 +428,7 @@ def graphql(sim: ShopifySimulator, version: str, query: str, variables: dict) ->
         f"{sim.url}/admin/api/{version}/graphql.json",
         json={"query": query, "variables": variables},
         headers={"X-Shopify-Access-Token": TOKEN},
-        timeout=2,
+        timeout=20,
     ).json()
 
 

@@ -296,7 +296,7 @@ def test_capture__on_2024_04_does_not_send_final_capture_which_that_version_reje
         f"{sim.url}/admin/api/2024-04/graphql.json",
         json={"query": mutation, "variables": {"input": {**fields, "amount": "1.00", "finalCapture": True}}},
         headers={"X-Shopify-Access-Token": TOKEN},
-        timeout=2,
+        timeout=20,
     ).json()
     assert "Field is not defined on OrderCaptureInput" in answer["errors"][0]["message"]
 

@@ -86,7 +86,7 @@ def make_sim(receiver):
 
 def get(sim: ShopifySimulator, path: str, token: str | None = TOKEN, **params) -> requests.Response:
     headers = {"X-Shopify-Access-Token": token} if token else {}
-    return requests.get(f"{sim.url}{path}", headers=headers, params=params, timeout=2)
+    return requests.get(f"{sim.url}{path}", headers=headers, params=params, timeout=20)
 
 
 def graphql(sim: ShopifySimulator, query: str, variables: dict | None = None) -> requests.Response:
@@ -94,7 +94,7 @@ def graphql(sim: ShopifySimulator, query: str, variables: dict | None = None) ->
         f"{sim.url}{API}/graphql.json",
         json={"query": query, "variables": variables or {}},
         headers={"X-Shopify-Access-Token": TOKEN},
-        timeout=2,
+        timeout=20,
     )
 
 
@@ -307,7 +307,7 @@ def test_api__needs_the_access_token(make_sim):
         assert answer.status_code == 401
         assert answer.json() == {"errors": UNAUTHORIZED_ERROR}
     graphql_answer = requests.post(
-        f"{sim.url}{API}/graphql.json", json={"query": "{ shop { name } }"}, timeout=2
+        f"{sim.url}{API}/graphql.json", json={"query": "{ shop { name } }"}, timeout=20
     )
     assert graphql_answer.status_code == 401
 
@@ -331,7 +331,7 @@ def test_api__lists_orders_with_link_header_pagination(make_sim):
     seen, pages = [], 0
     url = f"{sim.url}{API}/orders.json?status=any&limit=2"
     while url:
-        answer = requests.get(url, headers={"X-Shopify-Access-Token": TOKEN}, timeout=2)
+        answer = requests.get(url, headers={"X-Shopify-Access-Token": TOKEN}, timeout=20)
         assert answer.status_code == 200
         seen += [o["id"] for o in answer.json()["orders"]]
         pages += 1
@@ -373,7 +373,7 @@ def test_api__rest_leaky_bucket_answers_429_with_retry_after(make_sim):
     session.headers["X-Shopify-Access-Token"] = TOKEN
     statuses = []
     for _ in range(41):
-        answer = session.get(f"{sim.url}{API}/orders.json", timeout=2)
+        answer = session.get(f"{sim.url}{API}/orders.json", timeout=20)
         statuses.append(answer.status_code)
     assert statuses == [200] * 40 + [429]
     assert answer.headers["Retry-After"] == "2.0"

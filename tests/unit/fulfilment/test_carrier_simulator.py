@@ -437,8 +437,8 @@ def test_client__never_shows_its_key():
 
 def test_api__raw_errors_in_easyposts_shape(make_sim):
     sim = make_sim()
-    missing_auth = requests.post(f"{sim.url}/v2/trackers", json={}, timeout=2)
-    blank = requests.post(f"{sim.url}/v2/trackers", json={"tracker": {}}, auth=(KEY, ""), timeout=2)
+    missing_auth = requests.post(f"{sim.url}/v2/trackers", json={}, timeout=20)
+    blank = requests.post(f"{sim.url}/v2/trackers", json={"tracker": {}}, auth=(KEY, ""), timeout=20)
     assert missing_auth.status_code == 401
     assert missing_auth.json() == {
         "error": {"code": "APIKEY.REQUIRED", "message": missing_auth.json()["error"]["message"], "errors": []}

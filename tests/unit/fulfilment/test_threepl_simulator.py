@@ -121,7 +121,7 @@ def post(sim, path, body=None, *, key=KEY, idem=None) -> requests.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     if idem:
         headers["Idempotency-Key"] = idem
-    return requests.post(f"{sim.url}{path}", json=body, headers=headers, timeout=2)
+    return requests.post(f"{sim.url}{path}", json=body, headers=headers, timeout=20)
 
 
 def create(sim, body=None, *, idem=None) -> dict:
@@ -197,7 +197,7 @@ def test_backordered_lines__wait_for_restock(make_sim, receiver):
         f"{sim.url}/v1/inventory",
         params={"sku": "CAP", "warehouse": "WH-1"},
         headers={"Authorization": f"Bearer {KEY}"},
-        timeout=2,
+        timeout=20,
     ).json()["items"]
     assert stock[0]["available"] == 0 and stock[0]["expected_at"].endswith("Z")
     for _ in range(5):  # several ship delays pass, one at a time: nothing more ships without stock
@@ -373,7 +373,7 @@ def test_api__auth_not_found_and_injected_failures(make_sim):
         answer = post(sim, "/v1/fulfillment_orders", order_body(), key=key)
         assert (answer.status_code, answer.json()["error"]["code"]) == (401, "unauthorized")
     missing = requests.get(
-        f"{sim.url}/v1/fulfillment_orders/fo_nope", headers={"Authorization": f"Bearer {KEY}"}, timeout=2
+        f"{sim.url}/v1/fulfillment_orders/fo_nope", headers={"Authorization": f"Bearer {KEY}"}, timeout=20
     )
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
     sim.fail_next(1, 429, retry_after=7)
@@ -389,7 +389,7 @@ def test_inventory__per_warehouse_with_expected_dates_for_backorders(make_sim):
         f"{sim.url}/v1/inventory",
         params=[("sku", "TEE-M"), ("sku", "CAP"), ("sku", "NOPE")],
         headers={"Authorization": f"Bearer {KEY}"},
-        timeout=2,
+        timeout=20,
     )
     items = {(i["sku"], i["warehouse"]): (i["available"], i["expected_at"]) for i in answer.json()["items"]}
     assert set(items) == {("TEE-M", "WH-1"), ("TEE-M", "WH-2"), ("CAP", "WH-1")}

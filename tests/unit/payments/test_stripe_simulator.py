@@ -181,9 +181,9 @@ def test_no_webhook_url__events_still_recorded():
 
 def test_api__auth_required_with_stripes_error_shape(make_sim):
     sim = make_sim()
-    missing = requests.get(f"{sim.url}/v1/payment_intents/pi_1", timeout=2)
+    missing = requests.get(f"{sim.url}/v1/payment_intents/pi_1", timeout=20)
     wrong = requests.get(
-        f"{sim.url}/v1/payment_intents/pi_1", headers={"Authorization": "Bearer pk_x"}, timeout=2
+        f"{sim.url}/v1/payment_intents/pi_1", headers={"Authorization": "Bearer pk_x"}, timeout=20
     )
     for answer in (missing, wrong):
         assert answer.status_code == 401
@@ -198,10 +198,10 @@ def test_api__form_encoding_and_idempotent_replay(make_sim):
     sim = make_sim()
     form = {"amount": "700", "currency": "eur", "metadata[order_id]": "ord-7", "metadata[channel]": "shop"}
     headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": "create-ord-7"}
-    first = requests.post(f"{sim.url}/v1/payment_intents", data=form, headers=headers, timeout=2)
-    again = requests.post(f"{sim.url}/v1/payment_intents", data=form, headers=headers, timeout=2)
+    first = requests.post(f"{sim.url}/v1/payment_intents", data=form, headers=headers, timeout=20)
+    again = requests.post(f"{sim.url}/v1/payment_intents", data=form, headers=headers, timeout=20)
     other = requests.post(
-        f"{sim.url}/v1/payment_intents", data={**form, "amount": "701"}, headers=headers, timeout=2
+        f"{sim.url}/v1/payment_intents", data={**form, "amount": "701"}, headers=headers, timeout=20
     )
     assert first.json()["metadata"] == {"order_id": "ord-7", "channel": "shop"}
     assert first.json()["status"] == "requires_payment_method"
