@@ -48,7 +48,9 @@ class WebhookReceiver:
         """The answer to the `index`-th request (0-based), `item` being what `record` kept of it."""
         return 200
 
-    def wait_for(self, count: int, timeout: float = 2.0) -> list[Any]:
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Any]:
+        """Every request received so far, once there are at least `count`: the wait ends as soon as they
+        are in, so the deadline is generous (a busy machine may be slow to send them)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while len(self.received) < count:

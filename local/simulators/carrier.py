@@ -11,6 +11,7 @@ import hmac
 import itertools
 import json
 import logging
+import math
 import random
 import secrets
 import threading
@@ -137,6 +138,9 @@ class CarrierSimulator:
     retried on failure after `RETRY_DELAYS_S` × `time_scale`, and sent twice at `duplicate_rate`.
     Timestamps are carrier time: creation (`now()`) plus `carrier_step` per step, which defaults to the
     wall-clock step so a self-driven simulator stamps real times.
+
+    `clock` (seconds, time.monotonic by default) times the steps and `pause`; webhook retries keep real
+    time. A test with a fake clock moves it on, then `settle()` waits until the steps due are taken.
     """
 
     def __init__(
@@ -153,6 +157,7 @@ class CarrierSimulator:
         duplicate_rate: float = 0.0,
         now: Callable[[], datetime] | None = None,
         carrier_step: timedelta | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_key = api_key
         self.webhook_secret = webhook_secret
@@ -163,6 +168,8 @@ class CarrierSimulator:
         # Whole seconds at least: EasyPost stamps trackers to the second, and steps must stay apart.
         self._carrier_step = carrier_step or timedelta(seconds=max(self._interval or 3600.0, 1.0))
         self._now = now or (lambda: datetime.now(UTC))
+        self._clock = clock
+        self._handled_until = -math.inf  # the step loop took every step due by this (clock) time
         self._seed = seed
         self._rng = random.Random(seed)
         self._cond = threading.Condition(threading.RLock())
@@ -246,13 +253,13 @@ class CarrierSimulator:
         """Stop the trackers' clocks (deliveries and retries go on); `advance` still works."""
         with self._cond:
             if self._paused_at is None:
-                self._paused_at = time.monotonic()
+                self._paused_at = self._clock()
 
     def resume(self) -> None:
         with self._cond:
             if self._paused_at is None:
                 return
-            paused_for = time.monotonic() - self._paused_at
+            paused_for = self._clock() - self._paused_at
             self._paused_at = None
             self._timers = [(due + paused_for, seq, tid, i) for due, seq, tid, i in self._timers]
             heapq.heapify(self._timers)
@@ -280,6 +287,20 @@ class CarrierSimulator:
         with self._cond:
             return [copy.deepcopy(e) for t in self._tracks.values() if t.tracker["tracking_code"] == code
                     for e in t.events]  # fmt: skip
+
+    def settle(self, timeout: float = 20.0) -> bool:
+        """Wait until the trackers took every step due by now on `clock` (none while paused); False when
+        `timeout` (real seconds) passes first. Their webhooks may still be on their way: see `flush`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            target = self._clock()
+            self._cond.notify_all()  # the step loop looks at the clock again
+            while self._handled_until < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
 
     def flush(self, timeout: float) -> bool:
         """Wait until no webhook is queued or being sent; False when `timeout` passes first."""
@@ -381,7 +402,7 @@ class CarrierSimulator:
         self._by_key[(code, carrier.lower())] = tracker_id
         self._apply(track, 0)
         self._emit(track, "tracker.created", {})
-        self._schedule(track, time.monotonic())
+        self._schedule(track, self._clock())
         return track
 
     def _newest(self, tracking_code: str) -> _Track | None:
@@ -395,7 +416,7 @@ class CarrierSimulator:
         previous = track.tracker["status"]
         self._apply(track, track.index + 1)
         event = self._emit(track, "tracker.updated", {"status": previous})
-        self._schedule(track, time.monotonic())
+        self._schedule(track, self._clock())
         return copy.deepcopy(event)
 
     def _apply(self, track: _Track, index: int) -> None:
@@ -431,13 +452,15 @@ class CarrierSimulator:
     def _step_loop(self) -> None:
         with self._cond:
             while not self._stopping:
-                now = time.monotonic()
+                now = self._clock()
                 if self._paused_at is None and self._timers and self._timers[0][0] <= now:
                     _, _, tracker_id, index = heapq.heappop(self._timers)
                     track = self._tracks[tracker_id]
                     if track.index + 1 == index:  # else `advance` got there first
                         self._step(track)
                     continue
+                self._handled_until = now
+                self._cond.notify_all()  # for settle()
                 wait = None if self._paused_at is not None or not self._timers else self._timers[0][0] - now
                 self._cond.wait(wait)
 

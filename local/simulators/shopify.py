@@ -193,15 +193,16 @@ class _Due:
 class _LeakyBucket:
     """Shopify's rate limit: each call fills the bucket, which drains at a fixed rate."""
 
-    def __init__(self, size: float, leak_per_s: float) -> None:
+    def __init__(self, size: float, leak_per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
         self.leak_per_s = leak_per_s
+        self._clock = clock
         self._level = 0.0
-        self._at = time.monotonic()
+        self._at = clock()
         self._lock = threading.Lock()
 
     def _drain(self) -> float:
-        now = time.monotonic()
+        now = self._clock()
         self._level = max(0.0, self._level - (now - self._at) * self.leak_per_s)
         self._at = now
         return self._level
@@ -251,6 +252,9 @@ class ShopifySimulator:
     tests: `fulfillments`, `fulfillment_events`, `cancellations`, `refunds`, `fulfillment_orders`.
     Knobs: `throttle_api` (THROTTLED as when the bucket is empty), `fail_api(mutations_only=True)`,
     `reject_next` (a userError instead of the change).
+
+    `clock` (seconds, time.monotonic by default) drains the REST and GraphQL buckets: a test passes a
+    fake one to decide how much the bucket leaked between calls. Webhook delays keep real time.
     """
 
     def __init__(
@@ -271,6 +275,7 @@ class ShopifySimulator:
         senders: int = 4,
         multi_capture: bool = False,
         locations: Sequence[int] = (LOCATION_ID,),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.shop_domain = shop_domain
         self.locations = tuple(locations) or (LOCATION_ID,)
@@ -283,8 +288,8 @@ class ShopifySimulator:
         self.reorder = reorder
         self.reorder_window = reorder_window
         self.multi_capture = multi_capture
-        self.rest_bucket = _LeakyBucket(40, 2.0)
-        self.graphql_bucket = _LeakyBucket(1000, 50.0)
+        self.rest_bucket = _LeakyBucket(40, 2.0, clock)
+        self.graphql_bucket = _LeakyBucket(1000, 50.0, clock)
         self._rng = random.Random(seed)
         # Faults draw from their own stream, so a seed gives the same orders whatever the knobs say.
         self._fault_rng = random.Random(None if seed is None else seed + 1)

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -90,7 +91,8 @@ class StripeSimulator:
     Any `sk_test_` key is accepted unless `api_key` pins one. With `webhook_url` and `webhook_secret`,
     every state change emits its event, signed as Stripe signs (`Stripe-Signature: t=...,v1=...`), sent
     from a background thread and retried on non-2xx after `RETRY_DELAYS_S` × `time_scale`;
-    `duplicate_rate` sends some events twice. `fail_next` and `latency` inject faults.
+    `duplicate_rate` sends some events twice. `fail_next` and `latency` inject faults; `latency` is
+    spent by `sleep` (time.sleep by default) before each request is answered.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class StripeSimulator:
         duplicate_rate: float = 0.0,
         latency: float = 0.0,
         seed: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api_key = api_key
         self.webhook_url = webhook_url
@@ -112,6 +115,7 @@ class StripeSimulator:
         self.time_scale = time_scale
         self.duplicate_rate = duplicate_rate
         self.latency = latency
+        self._sleep = sleep
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._intents: dict[str, dict[str, Any]] = {}
@@ -235,7 +239,7 @@ class StripeSimulator:
     ) -> tuple[int, bytes, dict[str, str]] | None:
         """One API request → (status, JSON body, extra headers); None means drop the connection."""
         if self.latency > 0:
-            time.sleep(self.latency)
+            self._sleep(self.latency)
         idem = headers.get("idempotency-key")
         extra = {"Request-Id": _new_id("req")}
         if idem:

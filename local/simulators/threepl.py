@@ -59,6 +59,7 @@ import hmac
 import itertools
 import json
 import logging
+import math
 import random
 import secrets
 import threading
@@ -143,6 +144,10 @@ class ThreePLSimulator:
     the orders ship in two parts, each part after its own delay. Every shipment has
     `parcels_per_shipment` (min, max) parcels. `inventory` is {warehouse: {sku: units}}; without it
     the catalogue is open (warehouses `DEFAULT_WAREHOUSES`, any SKU stocked). Thread-safe.
+
+    `clock` (seconds, time.monotonic by default) times automatic shipping; the handover to the carrier
+    and webhook retries keep real time. A test with a fake clock moves it on, then `settle()` waits
+    until the warehouse has handled every shipping task due.
     """
 
     def __init__(
@@ -166,6 +171,7 @@ class ThreePLSimulator:
         auto_ship: bool = True,
         carriers: Iterable[str] = CARRIERS,
         tracking_code_factory: Callable[[str, int], str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= parcels_per_shipment[0] <= parcels_per_shipment[1]:
             raise ValueError("parcels_per_shipment must be (min, max) with 1 <= min <= max")
@@ -205,6 +211,8 @@ class ThreePLSimulator:
         self._cond = threading.Condition()
         self._tasks: list[tuple[float, int, str]] = []  # (due, seq, fo id): automatic shipping
         self._task_cond = threading.Condition()
+        self._clock = clock
+        self._handled_until = -math.inf  # the warehouse handled every task due by this (clock) time
         self._seq = itertools.count()
         self._stopping = False
         simulator = self
@@ -335,6 +343,21 @@ class ThreePLSimulator:
     def events_of(self, event_type: str) -> list[dict[str, Any]]:
         with self._lock:
             return [copy.deepcopy(e) for e in self.events if e["type"] == event_type]
+
+    def settle(self, timeout: float = 20.0) -> bool:
+        """Wait until the warehouse handled every shipping task due by now on `clock` (shipped, or found
+        held, back-ordered or done); False when `timeout` (real seconds) passes first. Its webhooks may
+        still be on their way: see `flush`."""
+        deadline = time.monotonic() + timeout
+        with self._task_cond:
+            target = self._clock()
+            self._task_cond.notify_all()  # the warehouse looks at the clock again
+            while self._handled_until < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._task_cond.wait(remaining)
+            return True
 
     def flush(self, timeout: float) -> bool:
         """Wait until no webhook is queued or being sent; False when `timeout` passes first. Orders
@@ -578,15 +601,20 @@ class ThreePLSimulator:
 
     def _schedule(self, fo_id: str, delay_s: float) -> None:
         with self._task_cond:
-            due = time.monotonic() + delay_s * self.time_scale
+            due = self._clock() + delay_s * self.time_scale
             heapq.heappush(self._tasks, (due, next(self._seq), fo_id))
             self._task_cond.notify_all()
 
     def _ship_loop(self) -> None:
         while True:
             with self._task_cond:
-                while not self._stopping and (not self._tasks or self._tasks[0][0] > time.monotonic()):
-                    self._task_cond.wait(self._tasks[0][0] - time.monotonic() if self._tasks else None)
+                while True:
+                    now = self._clock()
+                    if self._stopping or (self._tasks and self._tasks[0][0] <= now):
+                        break
+                    self._handled_until = now
+                    self._task_cond.notify_all()  # for settle()
+                    self._task_cond.wait(self._tasks[0][0] - now if self._tasks else None)
                 if self._stopping:
                     return
                 _, _, fo_id = heapq.heappop(self._tasks)

@@ -61,7 +61,7 @@ def make_publisher(sim, fake_time, **client_options):
         clock=fake_time,
         sleep=fake_time.sleep,
         jitter=lambda: 0.5,
-        timeout=2.0,
+        timeout=20,
         **client_options,
     )
     publisher = AmazonPublisher(

@@ -1,7 +1,6 @@
 """changed_orders against the Shopify simulator: what it pulls normalises as the webhooks do."""
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.message import Message
@@ -42,10 +41,26 @@ class Receiver(WebhookReceiver):
         return bodies[-1]
 
 
+class Clock:
+    """A monotonic clock that moves only when told: the simulator's buckets and the admin share one."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Sleeps(list):
+    """A sleep that moves its clock on instead of waiting, and remembers how long it was asked to."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
-        time.sleep(seconds)
+        self.clock.now += seconds
 
 
 class Recording(ShopifyAdmin):
@@ -68,20 +83,29 @@ def receiver():
 
 
 @pytest.fixture
-def sim(receiver):
-    simulator = ShopifySimulator(SHOP, SECRET, TOKEN, webhook_url=receiver.url, seed=23, senders=1).start()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def sim(receiver, clock):
+    simulator = ShopifySimulator(
+        SHOP, SECRET, TOKEN, webhook_url=receiver.url, seed=23, senders=1, clock=clock
+    ).start()
     yield simulator
     simulator.stop()
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def sleeps(clock) -> Sleeps:
+    return Sleeps(clock)
 
 
 @pytest.fixture
 def admin(sim, sleeps) -> Recording:
-    return Recording(SHOP, TOKEN, api_base=sim.url, sleep=sleeps, jitter=lambda: 0.0, backoff=0.01)
+    return Recording(
+        SHOP, TOKEN, api_base=sim.url, sleep=sleeps, clock=sleeps.clock, jitter=lambda: 0.0, backoff=0.01
+    )
 
 
 def long_ago() -> datetime:
@@ -137,7 +161,7 @@ def test_pulled_orders_normalise_as_their_orders_create_webhooks_do(sim, receive
         sim.create_order(currency="GBP", items=[{**MUG, "price": "14.60", "quantity": 2}], shipping=[],
                          discount={}, customer=None, billing_address=None, shipping_address=None, phone=None),
     ]  # fmt: skip
-    assert sim.flush(5)
+    assert sim.flush(20)
     receiver.wait_for(len(placed))
     got = pulled(admin)
     assert set(got) == {o["id"] for o in placed}
@@ -189,7 +213,7 @@ def test_cancelled_refunded_and_fulfilled_orders_come_through_in_those_states(si
     sim.cancel_order(voided["id"])
     shipped = sim.create_order(**paid)
     sim.fulfil_order(shipped["id"])
-    assert sim.flush(5)
+    assert sim.flush(20)
     got = pulled(admin)
 
     states = {oid: snapshot("orders/updated", body).state for oid, body in got.items()}
@@ -248,7 +272,8 @@ def test_throttled_pages_are_waited_out(sim, admin, sleeps):
     sim.throttle_api(2, mutations_only=False)
     got = list(changed_orders(admin, long_ago(), page_size=2))
     assert [o["id"] for o in got] == [o["id"] for o in placed]
-    assert len(sleeps) >= 2 and all(s > 0 for s in sleeps[:2])
+    # Each THROTTLED answer said the bucket was empty: a page of 2 costs 4 points, 0.08 s at 50 points/s.
+    assert sleeps == [0.08, 0.08]
     assert [op for op, _ in admin.calls] == ["changedOrders", "changedOrders"]
 
 

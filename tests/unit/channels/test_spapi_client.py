@@ -67,7 +67,7 @@ def make_client(sim, fake_time, **options):
         "clock": fake_time,
         "sleep": fake_time.sleep,
         "jitter": lambda: 0.5,  # backoff × 0.75: deterministic
-        "timeout": 2.0,
+        "timeout": 20.0,
     }
     return SpApiClient(**{**settings, **options})
 
@@ -162,11 +162,11 @@ def address_path(order_id):
 
 def create_rdt(sim, token, *paths):
     body = {"restrictedResources": [{"method": "GET", "path": path} for path in paths]}
-    return requests.post(sim.url + RDT_PATH, json=body, headers={"x-amz-access-token": token}, timeout=2)
+    return requests.post(sim.url + RDT_PATH, json=body, headers={"x-amz-access-token": token}, timeout=20)
 
 
 def get_address(sim, order_id, token):
-    return requests.get(sim.url + address_path(order_id), headers={"x-amz-access-token": token}, timeout=2)
+    return requests.get(sim.url + address_path(order_id), headers={"x-amz-access-token": token}, timeout=20)
 
 
 def test_simulator__rdt_issued_for_the_address_path__opens_it_with_the_full_address(simulator, client):
@@ -213,7 +213,7 @@ def test_simulator__rdt_is_not_an_access_token_for_other_operations(simulator, c
     rdt = create_rdt(simulator, client.access_token(), address_path(order_id)).json()["restrictedDataToken"]
 
     answer = requests.get(
-        f"{simulator.url}/orders/v0/orders/{order_id}", headers={"x-amz-access-token": rdt}, timeout=2
+        f"{simulator.url}/orders/v0/orders/{order_id}", headers={"x-amz-access-token": rdt}, timeout=20
     )
 
     assert answer.status_code == 403
@@ -247,7 +247,7 @@ def test_simulator__create_rdt__resources_it_cannot_grant__400(simulator, client
         simulator.url + RDT_PATH,
         json={"restrictedResources": resources},
         headers={"x-amz-access-token": client.access_token()},
-        timeout=2,
+        timeout=20,
     )
 
     assert answer.status_code == 400 and answer.json()["errors"][0]["code"] == "InvalidInput"

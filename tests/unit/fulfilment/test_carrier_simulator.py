@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import json
-import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -117,6 +116,16 @@ def client(sim: CarrierSimulator, **knobs) -> EasyPostClient:
     return EasyPostClient(KEY, api_base=sim.url, **knobs)
 
 
+class Clock:
+    """A monotonic clock for the simulator's steps that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def run_to_end(sim: CarrierSimulator, code: str) -> int:
     steps = 0
     while sim.advance(code) is not None:
@@ -135,7 +144,7 @@ def test_stream__each_scenario_arrives_signed_in_order(make_sim, receiver, scena
     assert sim.scenario_of(code) == scenario and tracker["status"] == "pre_transit"
     assert run_to_end(sim, code) == len(EXPECTED[scenario]) - 1
     received = receiver.wait_for(len(EXPECTED[scenario]))
-    assert sim.flush(1)
+    assert sim.flush(20)
     for delivery in received:
         assert verify_easypost_signature(SECRET, delivery.body, delivery.signature)
         assert not verify_easypost_signature("sécret-simule", delivery.body, delivery.signature)
@@ -220,25 +229,36 @@ def test_stream__easypost_test_codes_end_in_their_status(make_sim, receiver, cod
 
 
 def test_stream__runs_by_itself_every_step(make_sim, receiver):
-    sim = make_sim(step_s=0.02, time_scale=1.0, carrier_step=None, now=None)
-    started = time.monotonic()
+    clock = Clock()
+    sim = make_sim(step_s=2.0, time_scale=1.0, carrier_step=None, now=None, clock=clock)
     client(sim).create_tracker("DEMO-ON-TIME-2", "USPS")
-    received = receiver.wait_for(5, timeout=3)
-    assert time.monotonic() - started >= 4 * 0.02
+    for steps_taken in range(1, 5):
+        clock.now += 1.0  # half a step: the tracker waits
+        assert sim.settle()
+        assert len(sim.events_of("DEMO-ON-TIME-2")) == steps_taken
+        clock.now += 1.0  # a whole step: it moves on by itself, once
+        assert sim.settle()
+        assert len(sim.events_of("DEMO-ON-TIME-2")) == steps_taken + 1
+    received = receiver.wait_for(5)
     assert received[-1].event.tracking_status is S.DELIVERED
     assert sim.advance("DEMO-ON-TIME-2") is None
 
 
 def test_stream__pause_holds_the_clock_and_resume_goes_on(make_sim, receiver):
-    sim = make_sim(step_s=0.03, time_scale=1.0)
+    clock = Clock()
+    sim = make_sim(step_s=2.0, time_scale=1.0, clock=clock)
     sim.pause()
     client(sim).create_tracker("DEMO-ON-TIME-3", "USPS")
     receiver.wait_for(1)
-    time.sleep(0.15)
+    clock.now += 10.0  # five steps' time, paused
+    assert sim.settle()
     assert len(sim.events_of("DEMO-ON-TIME-3")) == 1
     assert sim.advance("DEMO-ON-TIME-3") is not None  # advance works while paused
     sim.resume()
-    receiver.wait_for(5, timeout=3)
+    for _ in range(10):  # twenty seconds, a step's time at a time: each step is due one after the last
+        clock.now += 2.0
+        assert sim.settle()
+    receiver.wait_for(5)
     assert [e["result"]["status"] for e in sim.events_of("DEMO-ON-TIME-3")][-1] == "delivered"
 
 
@@ -294,7 +314,7 @@ def test_webhooks__retried_after_a_500_with_the_same_body_and_signature(make_sim
     sim = make_sim()
     client(sim).create_tracker("EZ1000000001", "USPS")
     first, second, third = receiver.wait_for(3)
-    assert sim.flush(1)
+    assert sim.flush(20)
     assert first.body == second.body == third.body and first.signature == third.signature
     assert verify_easypost_signature(SECRET, third.body, third.signature)
     assert [(d.attempt, d.status) for d in sim.deliveries] == [(1, 500), (2, 500), (3, 200)]
@@ -304,7 +324,7 @@ def test_webhooks__give_up_after_the_retry_schedule(make_sim, receiver):
     receiver.fail_first = 100
     sim = make_sim(time_scale=1e-6)
     client(sim).create_tracker("EZ1000000001", "USPS")
-    assert sim.flush(2)
+    assert sim.flush(20)
     assert [d.attempt for d in sim.deliveries] == list(range(1, len(RETRY_DELAYS_S) + 2))
 
 
@@ -417,8 +437,8 @@ def test_client__never_shows_its_key():
 
 def test_api__raw_errors_in_easyposts_shape(make_sim):
     sim = make_sim()
-    missing_auth = requests.post(f"{sim.url}/v2/trackers", json={}, timeout=2)
-    blank = requests.post(f"{sim.url}/v2/trackers", json={"tracker": {}}, auth=(KEY, ""), timeout=2)
+    missing_auth = requests.post(f"{sim.url}/v2/trackers", json={}, timeout=20)
+    blank = requests.post(f"{sim.url}/v2/trackers", json={"tracker": {}}, auth=(KEY, ""), timeout=20)
     assert missing_auth.status_code == 401
     assert missing_auth.json() == {
         "error": {"code": "APIKEY.REQUIRED", "message": missing_auth.json()["error"]["message"], "errors": []}

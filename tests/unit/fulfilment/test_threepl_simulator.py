@@ -55,6 +55,16 @@ class Receiver(WebhookReceiver):
         return self.fail_status if index < self.fail_first else 200
 
 
+class Clock:
+    """A monotonic clock for the simulator's warehouse that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def receiver():
     r = Receiver()
@@ -111,7 +121,7 @@ def post(sim, path, body=None, *, key=KEY, idem=None) -> requests.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     if idem:
         headers["Idempotency-Key"] = idem
-    return requests.post(f"{sim.url}{path}", json=body, headers=headers, timeout=2)
+    return requests.post(f"{sim.url}{path}", json=body, headers=headers, timeout=20)
 
 
 def create(sim, body=None, *, idem=None) -> dict:
@@ -128,7 +138,7 @@ def test_webhooks__signed_verifiable_and_parsed_accepted_then_shipped(make_sim, 
     sim = make_sim()
     fo = create(sim)
     accepted, shipped = receiver.wait_for(2)
-    assert sim.flush(1)
+    assert sim.flush(20)
     now = time.time()
     for delivery in (accepted, shipped):
         assert verify_threepl_signature(SECRET, delivery.body, delivery.signature, now=now)
@@ -173,9 +183,12 @@ def test_split__two_partial_shipments_whose_lines_add_up(make_sim, receiver):
 
 
 def test_backordered_lines__wait_for_restock(make_sim, receiver):
-    sim = make_sim()
+    clock = Clock()
+    sim = make_sim(clock=clock)
     lines = [{"line_id": "l1", "sku": "TEE-M", "quantity": 1}, {"line_id": "l2", "sku": "CAP", "quantity": 2}]
     fo = create(sim, order_body(lines=lines))
+    clock.now += 0.01  # past the ship delay (2 s x time_scale)
+    assert sim.settle()
     receiver.wait_for(2)
     partial = parse_threepl_event(receiver.received[1].body)
     assert partial.status == "partially_shipped"
@@ -184,12 +197,17 @@ def test_backordered_lines__wait_for_restock(make_sim, receiver):
         f"{sim.url}/v1/inventory",
         params={"sku": "CAP", "warehouse": "WH-1"},
         headers={"Authorization": f"Bearer {KEY}"},
-        timeout=2,
+        timeout=20,
     ).json()["items"]
     assert stock[0]["available"] == 0 and stock[0]["expected_at"].endswith("Z")
-    time.sleep(0.05)  # several ship delays pass: nothing more ships without stock
-    assert len(receiver.received) == 2
+    for _ in range(5):  # several ship delays pass, one at a time: nothing more ships without stock
+        clock.now += 0.01
+        assert sim.settle()  # the warehouse handled all that came due
+    assert sim.flush(20)  # and its webhooks went
+    assert len(sim.events_of("shipment.created")) == 1 and len(receiver.received) == 2
     sim.restock("WH-1", "CAP", 5)
+    clock.now += 0.01
+    assert sim.settle()
     rest = parse_threepl_event(receiver.wait_for(3)[2].body)
     assert rest.status == "shipped" and rest.shipment is not None
     assert list(rest.shipment.lines) == [("l2", "CAP", 2)]
@@ -197,12 +215,17 @@ def test_backordered_lines__wait_for_restock(make_sim, receiver):
 
 
 def test_hold__keeps_an_order_until_released(make_sim, receiver):
-    sim = make_sim(ship_after_s=100)  # 100 ms
+    clock = Clock()
+    sim = make_sim(ship_after_s=100, clock=clock)  # 100 ms on the simulator's clock, however slow the test
     fo = create(sim)
     sim.hold(fo["id"])
-    time.sleep(0.15)
+    clock.now += 0.15
+    assert sim.settle()  # its shipping task came due and found it held
     assert sim.fulfillment_order(fo["id"])["status"] == "accepted"
     sim.release(fo["id"])
+    clock.now += 0.15
+    assert sim.settle()
+    assert sim.fulfillment_order(fo["id"])["status"] == "shipped"
     assert types(receiver.wait_for(2)) == ["fulfillment_order.accepted", "shipment.created"]
 
 
@@ -210,7 +233,7 @@ def test_webhooks__duplicates_carry_the_same_event_id(make_sim, receiver):
     sim = make_sim(duplicate_rate=1.0, auto_ship=False)
     create(sim)
     one, two = receiver.wait_for(2)
-    assert sim.flush(1)
+    assert sim.flush(20)
     assert one.event["id"] == two.event["id"] and one.event_id == two.event_id
     assert len(sim.events_of("fulfillment_order.accepted")) == 1
 
@@ -220,7 +243,7 @@ def test_webhooks__retried_after_a_500_with_the_same_body_and_a_fresh_signature(
     sim = make_sim(auto_ship=False)
     create(sim)
     first, second, third = receiver.wait_for(3)
-    assert sim.flush(1)
+    assert sim.flush(20)
     assert first.body == second.body == third.body
     for delivery in (first, second, third):
         assert verify_threepl_signature(SECRET, delivery.body, delivery.signature, now=time.time())
@@ -286,7 +309,8 @@ def test_cancel__after_everything_shipped_is_409(make_sim):
 
 
 def test_recall__only_before_the_handover_to_the_carrier(make_sim):
-    sim = make_sim(auto_ship=False, handover_delay_s=2000, parcels_per_shipment=(2, 2))  # 2 s
+    # The parcels wait 1000 s for their carrier: the recall is early however slow the machine.
+    sim = make_sim(auto_ship=False, handover_delay_s=1_000_000, parcels_per_shipment=(2, 2))
     early = create(sim, order_body("shp-early"))
     shipment = sim.ship_now(early["id"])
     first = post(sim, f"/v1/fulfillment_orders/{early['id']}/recall")
@@ -349,7 +373,7 @@ def test_api__auth_not_found_and_injected_failures(make_sim):
         answer = post(sim, "/v1/fulfillment_orders", order_body(), key=key)
         assert (answer.status_code, answer.json()["error"]["code"]) == (401, "unauthorized")
     missing = requests.get(
-        f"{sim.url}/v1/fulfillment_orders/fo_nope", headers={"Authorization": f"Bearer {KEY}"}, timeout=2
+        f"{sim.url}/v1/fulfillment_orders/fo_nope", headers={"Authorization": f"Bearer {KEY}"}, timeout=20
     )
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
     sim.fail_next(1, 429, retry_after=7)
@@ -365,7 +389,7 @@ def test_inventory__per_warehouse_with_expected_dates_for_backorders(make_sim):
         f"{sim.url}/v1/inventory",
         params=[("sku", "TEE-M"), ("sku", "CAP"), ("sku", "NOPE")],
         headers={"Authorization": f"Bearer {KEY}"},
-        timeout=2,
+        timeout=20,
     )
     items = {(i["sku"], i["warehouse"]): (i["available"], i["expected_at"]) for i in answer.json()["items"]}
     assert set(items) == {("TEE-M", "WH-1"), ("TEE-M", "WH-2"), ("CAP", "WH-1")}
@@ -393,16 +417,17 @@ def test_tracking_codes__pluggable_for_carrier_scenarios(make_sim):
 
 
 def test_no_webhook_url__events_still_recorded():
-    sim = ThreePLSimulator("acme", KEY, SECRET, time_scale=1e-3).start()
+    clock = Clock()
+    sim = ThreePLSimulator("acme", KEY, SECRET, time_scale=1e-3, clock=clock).start()
     try:
         fo = create(
             sim, order_body(lines=[{"line_id": "l1", "sku": "ANY-SKU", "quantity": 1}], warehouse="WH-EAST")
         )
-        deadline = time.monotonic() + 1
-        while sim.fulfillment_order(fo["id"])["status"] != "shipped" and time.monotonic() < deadline:
-            time.sleep(0.005)
+        clock.now += 0.01  # past the ship delay
+        assert sim.settle()
+        assert sim.fulfillment_order(fo["id"])["status"] == "shipped"
         assert [e["type"] for e in sim.events] == ["fulfillment_order.accepted", "shipment.created"]
-        assert sim.flush(0.1)
+        assert sim.flush(20)
     finally:
         sim.stop()
 

@@ -43,9 +43,6 @@ class Receiver(WebhookReceiver):
     def status_for(self, item: Received, index: int) -> int:
         return self.fail_status if index < self.fail_first else 200
 
-    def wait_for(self, count: int, timeout: float = 1.5) -> list[Received]:
-        return super().wait_for(count, timeout)
-
 
 @pytest.fixture
 def receiver():
@@ -101,7 +98,7 @@ def test_webhooks__signed_as_stripe_signs_and_verifiable(make_sim, receiver):
     assert event.object["id"] == intent.id and event.object["amount_capturable"] == 2599
     assert event.object["metadata"] == {"order_id": "ord-9"}
     assert delivery.event["request"]["idempotency_key"]
-    assert sim.flush(1)
+    assert sim.flush(20)
 
 
 def test_webhooks__each_transition_emits_its_event(make_sim, receiver):
@@ -117,7 +114,7 @@ def test_webhooks__each_transition_emits_its_event(make_sim, receiver):
     declined_id = declined.value.json_body["error"]["payment_intent"]["id"]
     automatic = authorise(sim, capture_method="automatic")
     received = receiver.wait_for(7)
-    assert sim.flush(1)
+    assert sim.flush(20)
     resources = [(r.event["type"], r.event["data"]["object"]) for r in received]
     kinds = [(kind, resource.get("payment_intent") or resource["id"]) for kind, resource in resources]
     assert sorted(kinds) == sorted(
@@ -149,7 +146,7 @@ def test_webhooks__retried_after_a_500_with_the_same_event_and_a_fresh_signature
     sim = make_sim()
     authorise(sim)
     first, second, third = receiver.wait_for(3)
-    assert sim.flush(1)
+    assert sim.flush(20)
     assert first.body == second.body == third.body
     for delivery in (first, second, third):
         assert verify_stripe_signature(SECRET, delivery.body, delivery.signature, now=time.time())
@@ -160,7 +157,7 @@ def test_webhooks__give_up_after_the_retry_schedule(make_sim, receiver):
     receiver.fail_first = 100
     sim = make_sim()
     authorise(sim)
-    assert sim.flush(1.5)
+    assert sim.flush(20)
     assert [d.attempt for d in sim.deliveries] == list(range(1, len(RETRY_DELAYS_S) + 2))
 
 
@@ -168,7 +165,7 @@ def test_webhooks__duplicates_carry_the_same_event_id(make_sim, receiver):
     sim = make_sim(duplicate_rate=1.0)
     authorise(sim)
     one, two = receiver.wait_for(2)
-    assert sim.flush(1)
+    assert sim.flush(20)
     assert one.event["id"] == two.event["id"]
 
 
@@ -177,16 +174,16 @@ def test_no_webhook_url__events_still_recorded():
     try:
         authorise(sim)
         assert [e["type"] for e in sim.events] == ["payment_intent.amount_capturable_updated"]
-        assert sim.flush(0.1)
+        assert sim.flush(20)
     finally:
         sim.stop()
 
 
 def test_api__auth_required_with_stripes_error_shape(make_sim):
     sim = make_sim()
-    missing = requests.get(f"{sim.url}/v1/payment_intents/pi_1", timeout=2)
+    missing = requests.get(f"{sim.url}/v1/payment_intents/pi_1", timeout=20)
     wrong = requests.get(
-        f"{sim.url}/v1/payment_intents/pi_1", headers={"Authorization": "Bearer pk_x"}, timeout=2
+        f"{sim.url}/v1/payment_intents/pi_1", headers={"Authorization": "Bearer pk_x"}, timeout=20
     )
     for answer in (missing, wrong):
         assert answer.status_code == 401
@@ -201,10 +198,10 @@ def test_api__form_encoding_and_idempotent_replay(make_sim):
     sim = make_sim()
     form = {"amount": "700", "currency": "eur", "metadata[order_id]": "ord-7", "metadata[channel]": "shop"}
     headers = {"Authorization": f"Bearer {KEY}", "Idempotency-Key": "create-ord-7"}
-    first = requests.post(f"{sim.url}/v1/payment_intents", data=form, headers=headers, timeout=2)
-    again = requests.post(f"{sim.url}/v1/payment_intents", data=form, headers=headers, timeout=2)
+    first = requests.post(f"{sim.url}/v1/payment_intents", data=form, headers=headers, timeout=20)
+    again = requests.post(f"{sim.url}/v1/payment_intents", data=form, headers=headers, timeout=20)
     other = requests.post(
-        f"{sim.url}/v1/payment_intents", data={**form, "amount": "701"}, headers=headers, timeout=2
+        f"{sim.url}/v1/payment_intents", data={**form, "amount": "701"}, headers=headers, timeout=20
     )
     assert first.json()["metadata"] == {"order_id": "ord-7", "channel": "shop"}
     assert first.json()["status"] == "requires_payment_method"
@@ -252,10 +249,10 @@ def test_api__radar_block(make_sim):
 
 
 def test_api__latency_knob(make_sim):
-    sim = make_sim(latency=0.05)
-    started = time.monotonic()
+    slept: list[float] = []
+    sim = make_sim(latency=0.05, sleep=slept.append)
     authorise(sim)
-    assert time.monotonic() - started >= 0.05
+    assert slept == [0.05]  # one request, held back `latency` before its answer
 
 
 def test_api__events_and_refunds_listed_newest_first_in_pages_filtered_as_stripe_filters(make_sim):
