@@ -195,11 +195,12 @@ class _GatewayHandler(NoDelayRequestHandler):
             response = conn.getresponse()
             data = response.read()
             out = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
-            self._send(response.status, data, out)
             if self.owner.counter is not None:
+                # Counted before the caller has its answer: whoever reads the counters after a call sees it.
                 path, _, query = self.path.partition("?")
                 service, operation = classify(self.command, self.headers, path, query, body)
                 self.owner.counter.record(service, operation, body, response.status, data)
+            self._send(response.status, data, out)
         except OSError as exc:
             log.error("moto unreachable: %s", exc)
             self._send_json(502, {"message": f"local AWS (moto) unreachable: {exc}"})
