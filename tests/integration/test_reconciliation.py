@@ -20,7 +20,7 @@ def woo_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_woocommerce__dropped_webhooks_are_restored_exactly_once_and_channel_cancellations_applied(
-    stack, woo_store
+    stack, woo_store, threepl
 ):
     reconcile(stack)  # the store's first run: everything it already knows is in sync
     woo_store.drop_rate = 1.0  # the store sends nothing
@@ -29,6 +29,8 @@ def test_woocommerce__dropped_webhooks_are_restored_exactly_once_and_channel_can
         assert woo_store.flush(timeout=WAIT_SECONDS)
         ids = {str(p["id"]): derive_order_id("woocommerce", PUBLISH_WOO, str(p["id"])) for p in placed}
         assert all(stack.api("GET", f"/api/orders/{oid}").status_code == 404 for oid in ids.values())
+        for order_id in ids.values():  # at the warehouse until the store's cancellation is applied
+            threepl.hold_order(order_id)
         run = woo_run(reconcile(stack))
         assert sorted(run["missing_restored"]) == sorted(ids)
         assert [e for e in run["errors"] if e.split(":")[0] in ids] == []
