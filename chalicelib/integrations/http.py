@@ -171,7 +171,10 @@ class RetryPolicy:
 
         def spent(state: tenacity.RetryCallState) -> T:
             last = failure(state)
-            raise give_up(operation, last, state.attempt_number, state.upcoming_sleep) from last
+            error = give_up(operation, last, state.attempt_number, state.upcoming_sleep)
+            if error is last.__cause__:  # the give-up re-raises what the attempt turned into a Retryable
+                raise error
+            raise error from last
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(Retryable),
@@ -229,8 +232,10 @@ class HttpTransport:
     def exchange(self, operation: str, method: str, url: str, **options: Any) -> requests.Response:
         """One attempt, no retry: the response whatever its status; Retryable when the exchange failed."""
         options.setdefault("timeout", self.timeout)
+        # Through the verb's own method (session.post...), which a test's or a wrapper's Session may override.
+        send: Callable[..., requests.Response] = getattr(self.session, method.lower())
         try:
-            return self.session.request(method, url, **options)
+            return send(url, **options)
         except _UNREACHABLE as exc:
             # Only a connect timeout proves the request never left; anything later may have run.
             sent = not isinstance(exc, requests.ConnectTimeout)
