@@ -6,7 +6,17 @@ these, so the domain and the entrypoints decide on the kind of failure and never
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from chalicelib.domain.errors import HubError, NotFound
+
+
+class Context(TypedDict, total=False):
+    """What every upstream error may say about the call: subclasses pass it on as **context."""
+
+    operation: str | None
+    status: int | None
+    code: str | None
 
 
 class UpstreamError(HubError):
@@ -50,13 +60,11 @@ class UpstreamUnavailable(UpstreamError):
         self,
         message: str,
         *,
-        operation: str | None = None,
-        status: int | None = None,
-        code: str | None = None,
         retry_after: float | None = None,
         maybe_executed: bool = False,
+        **context: Unpack[Context],
     ) -> None:
-        super().__init__(message, operation=operation, status=status, code=code)
+        super().__init__(message, **context)
         self.retry_after = retry_after
         self.maybe_executed = maybe_executed
 

@@ -28,7 +28,7 @@ import requests
 import tenacity
 from aws_lambda_powertools import Logger
 
-from chalicelib.domain.upstream import UpstreamThrottled, UpstreamUnavailable
+from chalicelib.domain.upstream import UpstreamError, UpstreamThrottled, UpstreamUnavailable
 
 logger = Logger(service="order-hub", child=True)
 
@@ -194,18 +194,18 @@ class HttpTransport:
     def __init__(
         self,
         policy: RetryPolicy,
+        error: type[UpstreamError],
         *,
         session: requests.Session | None = None,
         timeout: float | tuple[float, float] = 10.0,
         secrets: Iterable[str] = (),
-        broken: Callable[[str, str], Exception],
     ) -> None:
         self.policy = policy
         self.session = session or requests.Session()
         self.timeout = timeout
         self._secrets = tuple(s for s in secrets if s)
-        # (operation, why) -> the vendor's error for a request that could not even be sent (a bad URL).
-        self._broken = broken
+        # The vendor's base error: raised for a request that could not even be sent (a bad URL).
+        self._error = error
 
     def request(
         self,
@@ -241,7 +241,7 @@ class HttpTransport:
             sent = not isinstance(exc, requests.ConnectTimeout)
             raise Retryable(f"unreachable: {self.describe(exc)}", maybe_executed=sent) from exc
         except requests.RequestException as exc:
-            raise self._broken(operation, self.describe(exc)) from exc
+            raise self._error(f"{operation}: {self.describe(exc)}", operation=operation) from exc
 
     def describe(self, exc: BaseException) -> str:
         """The exception's type and its text with every credential taken out (its URL may carry some)."""

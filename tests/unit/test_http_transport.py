@@ -6,7 +6,7 @@ from email.utils import format_datetime
 import pytest
 import requests
 
-from chalicelib.domain.upstream import UpstreamThrottled, UpstreamUnavailable
+from chalicelib.domain.upstream import UpstreamError, UpstreamThrottled, UpstreamUnavailable
 from chalicelib.integrations.http import (
     Backoff,
     HttpTransport,
@@ -29,6 +29,10 @@ class Unavailable(UpstreamUnavailable):
 
 
 class Throttled(Unavailable, UpstreamThrottled):
+    pass
+
+
+class Broken(UpstreamError):
     pass
 
 
@@ -140,9 +144,9 @@ def test_transport__unreachable_is_retried_and_its_message_keeps_no_secret():
 
     transport = HttpTransport(
         RetryPolicy(max_attempts=2, sleep=lambda s: None),
+        Broken,
         session=Refuses(),
         secrets=("sk_live_123",),
-        broken=lambda operation, why: AssertionError(why),
     )
     with pytest.raises(Unavailable, match="unreachable: ConnectionError") as caught:
         transport.request(
@@ -153,8 +157,8 @@ def test_transport__unreachable_is_retried_and_its_message_keeps_no_secret():
 
 
 def test_transport__a_request_that_cannot_be_sent_is_the_vendors_error_at_once():
-    transport = HttpTransport(RetryPolicy(), broken=lambda operation, why: LookupError(f"{operation}: {why}"))
-    with pytest.raises(LookupError, match="read: MissingSchema"):
+    transport = HttpTransport(RetryPolicy(), Broken)
+    with pytest.raises(Broken, match="read: MissingSchema"):
         transport.request("read", "GET", "no-scheme", classify=lambda r: r, give_up=GIVE_UP)
 
 

@@ -19,24 +19,9 @@ from urllib.parse import quote
 import requests
 from aws_lambda_powertools import Logger
 
+from chalicelib.domain import upstream
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.upstream import (
-    UpstreamAuthError,
-    UpstreamError,
-    UpstreamNotFound,
-    UpstreamRejected,
-    UpstreamThrottled,
-    UpstreamUnavailable,
-)
-from chalicelib.integrations.http import (
-    Backoff,
-    HttpTransport,
-    RetryPolicy,
-    equal_jitter,
-    give_up_as,
-    json_object,
-    retryable_status,
-)
+from chalicelib.integrations import http
 
 logger = Logger(service="order-hub", child=True)
 
@@ -81,34 +66,34 @@ _TOKEN_MARGIN_SECONDS = 60.0
 _DEFAULT_RDT_SECONDS = 3600.0
 
 
-class SpApiError(UpstreamError):
+class SpApiError(upstream.UpstreamError):
     """SP-API or LWA answered with an error the caller cannot fix by retrying right now."""
 
 
-class SpApiRejected(SpApiError, UpstreamRejected):
+class SpApiRejected(SpApiError, upstream.UpstreamRejected):
     """SP-API refused the request (a 4xx): Amazon's code and message say why."""
 
 
-class SpApiUnavailable(SpApiError, UpstreamUnavailable):
+class SpApiUnavailable(SpApiError, upstream.UpstreamUnavailable):
     """5xx or unreachable after the allowed retries: transient, try again later."""
 
 
-class SpApiThrottled(SpApiUnavailable, UpstreamThrottled):
+class SpApiThrottled(SpApiUnavailable, upstream.UpstreamThrottled):
     """Still throttled (429) after the allowed retries, or the next slot is further away than we may wait.
 
     `retry_after`: seconds the caller should wait before trying again, when known.
     """
 
 
-class SpApiAuthError(SpApiRejected, UpstreamAuthError):
+class SpApiAuthError(SpApiRejected, upstream.UpstreamAuthError):
     """LWA refused the credentials, or SP-API kept refusing a freshly exchanged access token."""
 
 
-class SpApiNotFound(SpApiRejected, UpstreamNotFound):
+class SpApiNotFound(SpApiRejected, upstream.UpstreamNotFound):
     """The order (or other resource) does not exist for this selling partner."""
 
 
-_GIVE_UP = give_up_as(SpApiUnavailable, SpApiThrottled)
+_GIVE_UP = http.give_up_as(SpApiUnavailable, SpApiThrottled)
 
 
 def endpoint_for_marketplace(marketplace_id: str) -> str:
@@ -244,19 +229,10 @@ class SpApiClient:
         self._clock = clock
         self._sleep = sleep
         self._max_wait = max_wait
-        policy = RetryPolicy(
-            max_attempts=max_retries + 1,
-            max_wait=max_wait,
-            backoff=Backoff(backoff_base, cap=backoff_cap, jitter=equal_jitter, random=jitter),
-            sleep=sleep,
-            log="sp-api retry",
-        )
-        self._http = HttpTransport(
-            policy,
-            session=session,
-            timeout=timeout,
-            secrets=(client_secret, refresh_token),
-            broken=lambda operation, why: SpApiError(f"{operation}: {why}", operation=operation),
+        backoff_policy = http.Backoff(backoff_base, cap=backoff_cap, jitter=http.equal_jitter, random=jitter)
+        policy = http.RetryPolicy(max_retries + 1, max_wait, backoff_policy, sleep, "sp-api retry")
+        self._http = http.HttpTransport(
+            policy, SpApiError, session=session, timeout=timeout, secrets=(client_secret, refresh_token)
         )
         self._limits = {**OPERATION_LIMITS, **(rate_limits or {})}
         self._buckets: dict[str, _TokenBucket] = {}
@@ -288,7 +264,7 @@ class SpApiClient:
 
     def _exchange_refresh_token(self) -> tuple[str, float]:
         def read(response: requests.Response) -> tuple[str, float]:
-            body = json_object(response)
+            body = http.json_object(response)
             if response.status_code == 200:
                 token = body.get("access_token")
                 if not isinstance(token, str) or not token:
@@ -540,7 +516,7 @@ class SpApiClient:
                 self._learn_rate(bucket, response)
                 status = response.status_code
                 if 200 <= status < 300:
-                    body = json_object(response)
+                    body = http.json_object(response)
                     if not body and expect_body:
                         raise SpApiError(f"{operation} answered {status} without JSON", operation=operation)
                     return body
@@ -624,7 +600,7 @@ def _seconds(value: object, *, default: float) -> float:
 
 
 def _first_error(response: requests.Response) -> tuple[str, str]:
-    errors = json_object(response).get("errors")
+    errors = http.json_object(response).get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         return str(errors[0].get("code") or response.status_code), str(errors[0].get("message") or "")
     return str(response.status_code), response.reason or ""
@@ -639,7 +615,7 @@ def _xml_tag_text(text: str, tag: str) -> str | None:
 
 
 def _raise_if_retryable(response: requests.Response, why: str) -> None:
-    retry = retryable_status(response, why)
+    retry = http.retryable_status(response, why)
     if retry is not None:
         if retry.throttled:
             retry.code = "QuotaExceeded"

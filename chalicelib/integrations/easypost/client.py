@@ -5,67 +5,47 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import requests
 
+from chalicelib.domain import upstream
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.upstream import (
-    UpstreamError,
-    UpstreamNotFound,
-    UpstreamRejected,
-    UpstreamThrottled,
-    UpstreamUnavailable,
-)
-from chalicelib.integrations.http import (
-    Backoff,
-    HttpTransport,
-    RetryPolicy,
-    equal_jitter,
-    give_up_as,
-    json_object,
-    retryable_status,
-)
+from chalicelib.integrations import http
 
 DEFAULT_API_BASE = "https://api.easypost.com"
 
 
-class CarrierError(UpstreamError):
+class CarrierError(upstream.UpstreamError):
     """The carrier API answered something the hub cannot use (or refused the request).
 
     `code` is EasyPost's machine-readable error.code, e.g. "TRACKER.CREATE.ERROR".
     """
 
 
-class CarrierRejected(CarrierError, UpstreamRejected):
+class CarrierRejected(CarrierError, upstream.UpstreamRejected):
     """A 4xx: the request (or the API key, for 401/403) is wrong; sending it again will not help."""
 
     def __init__(
-        self,
-        message: str,
-        *,
-        operation: str | None = None,
-        status: int | None = None,
-        code: str | None = None,
-        field_errors: tuple[str, ...] = (),
+        self, message: str, *, field_errors: tuple[str, ...] = (), **context: Unpack[upstream.Context]
     ) -> None:
-        super().__init__(message, operation=operation, status=status, code=code)
+        super().__init__(message, **context)
         self.field_errors = field_errors  # "field: message" (or EasyPost's bare strings)
 
 
-class CarrierNotFound(CarrierRejected, UpstreamNotFound):
+class CarrierNotFound(CarrierRejected, upstream.UpstreamNotFound):
     """404: no such tracker for this API key (test and production keys see different objects)."""
 
 
-class CarrierUnavailable(CarrierError, UpstreamUnavailable):
+class CarrierUnavailable(CarrierError, upstream.UpstreamUnavailable):
     """5xx, 429 or a transport failure after the bounded retries: transient, try again later.
 
     `retry_after`: seconds the carrier asked for, or our next backoff.
     """
 
 
-class CarrierThrottled(CarrierUnavailable, UpstreamThrottled):
+class CarrierThrottled(CarrierUnavailable, upstream.UpstreamThrottled):
     """Still 429 after the bounded retries (or its Retry-After is longer than we may wait)."""
 
 
@@ -95,19 +75,10 @@ class EasyPostClient:
             raise InvalidInput("an EasyPost client needs its API key")
         self._auth = (api_key, "")
         self._base = (api_base or DEFAULT_API_BASE).rstrip("/")
-        policy = RetryPolicy(
-            max_attempts=max(1, max_attempts),
-            max_wait=max_wait,
-            backoff=Backoff(backoff, jitter=equal_jitter, random=jitter),
-            sleep=sleep,
-            log="easypost retry",
-        )
-        self._http = HttpTransport(
-            policy,
-            session=session,
-            timeout=timeout,
-            secrets=(api_key,),
-            broken=lambda operation, why: CarrierError(f"{operation}: {why}", operation=operation),
+        backoff_policy = http.Backoff(backoff, jitter=http.equal_jitter, random=jitter)
+        policy = http.RetryPolicy(max(1, max_attempts), max_wait, backoff_policy, sleep, "easypost retry")
+        self._http = http.HttpTransport(
+            policy, CarrierError, session=session, timeout=timeout, secrets=(api_key,)
         )
 
     def __repr__(self) -> str:
@@ -151,14 +122,14 @@ class EasyPostClient:
         )
 
 
-_GIVE_UP = give_up_as(CarrierUnavailable, CarrierThrottled)
+_GIVE_UP = http.give_up_as(CarrierUnavailable, CarrierThrottled)
 
 
 def _read(operation: str, response: requests.Response) -> dict[str, Any]:
     status = response.status_code
-    body = json_object(response)
+    body = http.json_object(response)
     code, message, field_errors = _error_of(body)
-    retry = retryable_status(response, f"HTTP {status}", code=code)
+    retry = http.retryable_status(response, f"HTTP {status}", code=code)
     if retry is not None:
         raise retry
     if 400 <= status < 500:

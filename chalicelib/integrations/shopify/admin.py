@@ -14,16 +14,9 @@ from typing import Any, TypeVar
 import requests
 from aws_lambda_powertools import Logger
 
+from chalicelib.domain import upstream
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.fraud import ShopifyRisk
-from chalicelib.domain.upstream import (
-    UpstreamAuthError,
-    UpstreamError,
-    UpstreamNotFound,
-    UpstreamRejected,
-    UpstreamThrottled,
-    UpstreamUnavailable,
-)
 from chalicelib.integrations.http import (
     TRANSIENT,
     Backoff,
@@ -80,11 +73,11 @@ mutation OrderCapture($input: OrderCaptureInput!) {
 """
 
 
-class ShopifyError(UpstreamError):
+class ShopifyError(upstream.UpstreamError):
     """Shopify answered with an error the caller cannot fix by retrying the same request now."""
 
 
-class ShopifyRejected(ShopifyError, UpstreamRejected):
+class ShopifyRejected(ShopifyError, upstream.UpstreamRejected):
     """Shopify refused the mutation (its `userErrors`, or a failed capture): nothing was captured."""
 
     def __init__(
@@ -94,7 +87,7 @@ class ShopifyRejected(ShopifyError, UpstreamRejected):
         self.user_errors = user_errors  # (field path joined by ".", message)
 
 
-class ShopifyUnavailable(ShopifyError, UpstreamUnavailable):
+class ShopifyUnavailable(ShopifyError, upstream.UpstreamUnavailable):
     """Unreachable, 5xx, 429 or THROTTLED after the bounded retries: transient, try again later.
 
     `maybe_executed` is True when the request may have reached Shopify (timeout, 5xx): a mutation may
@@ -102,15 +95,15 @@ class ShopifyUnavailable(ShopifyError, UpstreamUnavailable):
     """
 
 
-class ShopifyThrottled(ShopifyUnavailable, UpstreamThrottled):
+class ShopifyThrottled(ShopifyUnavailable, upstream.UpstreamThrottled):
     """429 or THROTTLED after the bounded retries, or a wait for the cost bucket longer than allowed."""
 
 
-class ShopifyAuthError(ShopifyError, UpstreamAuthError):
+class ShopifyAuthError(ShopifyError, upstream.UpstreamAuthError):
     """The access token was refused (401/403, ACCESS_DENIED): the connection needs new credentials."""
 
 
-class ShopifyNotFound(ShopifyError, UpstreamNotFound):
+class ShopifyNotFound(ShopifyError, upstream.UpstreamNotFound):
     """No such order in the shop (or not visible to this app)."""
 
 
@@ -205,19 +198,10 @@ class ShopifyAdmin:
         self._max_wait = max_wait
         self._sleep = sleep
         self._clock = clock
-        policy = RetryPolicy(
-            max_attempts=max(1, max_attempts),
-            max_wait=max_wait,
-            backoff=Backoff(backoff, jitter=equal_jitter, random=jitter),
-            sleep=sleep,
-            log="shopify retry",
-        )
+        backoff_policy = Backoff(backoff, jitter=equal_jitter, random=jitter)
+        policy = RetryPolicy(max(1, max_attempts), max_wait, backoff_policy, sleep, "shopify retry")
         self._http = HttpTransport(
-            policy,
-            session=session,
-            timeout=timeout,
-            secrets=(access_token,),
-            broken=lambda operation, why: ShopifyError(f"{operation}: {why}", operation=operation),
+            policy, ShopifyError, session=session, timeout=timeout, secrets=(access_token,)
         )
         # A write whose answer never came is read back, then sent again: the same limits, its own log line.
         self._rewrite = replace(policy, log="shopify write outcome unknown, reading before retrying")

@@ -5,58 +5,42 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import requests
 from aws_lambda_powertools import Logger
 
+from chalicelib.domain import upstream
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.fulfilment import AlreadyShippedError, RecallRefused
-from chalicelib.domain.upstream import (
-    UpstreamError,
-    UpstreamNotFound,
-    UpstreamRejected,
-    UpstreamThrottled,
-    UpstreamUnavailable,
-)
-from chalicelib.integrations.http import (
-    Backoff,
-    HttpTransport,
-    RetryPolicy,
-    equal_jitter,
-    give_up_as,
-    json_body,
-    retryable_status,
-)
+from chalicelib.integrations import http
 
 logger = Logger(service="order-hub", child=True)
 
 
-class ThreePLError(UpstreamError):
+class ThreePLError(upstream.UpstreamError):
     """The 3PL call failed in a way retrying the same request now cannot fix (or an unreadable answer)."""
 
 
-class ThreePLRejected(ThreePLError, UpstreamRejected):
+class ThreePLRejected(ThreePLError, upstream.UpstreamRejected):
     """The 3PL refused the request (4xx): `code` and `field` say why; nothing changed on its side."""
 
     def __init__(
         self,
         message: str,
         *,
-        operation: str | None = None,
-        status: int | None = None,
-        code: str | None = None,
         field: str | None = None,
         detail: str | None = None,
+        **context: Unpack[upstream.Context],
     ) -> None:
-        super().__init__(message, operation=operation, status=status, code=code)
+        super().__init__(message, **context)
         self.field = field
         # The 3PL's own words: may echo request values (addresses), so kept off str() and log lines.
         self.detail = detail
 
 
-class ThreePLNotFound(ThreePLRejected, UpstreamNotFound):
+class ThreePLNotFound(ThreePLRejected, upstream.UpstreamNotFound):
     """No such fulfilment order at the 3PL."""
 
 
@@ -68,15 +52,15 @@ class HandedToCarrier(ThreePLRejected, RecallRefused):
     """Recall came too late: every shipped parcel is already with its carrier."""
 
 
-class ThreePLUnavailable(ThreePLError, UpstreamUnavailable):
+class ThreePLUnavailable(ThreePLError, upstream.UpstreamUnavailable):
     """5xx, 429 or unreachable after the bounded retries: transient, try again later."""
 
 
-class ThreePLThrottled(ThreePLUnavailable, UpstreamThrottled):
+class ThreePLThrottled(ThreePLUnavailable, upstream.UpstreamThrottled):
     """Still 429 after the bounded retries (or its Retry-After is longer than we may wait)."""
 
 
-_GIVE_UP = give_up_as(ThreePLUnavailable, ThreePLThrottled)
+_GIVE_UP = http.give_up_as(ThreePLUnavailable, ThreePLThrottled)
 
 
 class ThreePLClient:
@@ -106,19 +90,10 @@ class ThreePLClient:
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self._max_attempts = max(1, max_attempts)
-        policy = RetryPolicy(
-            max_attempts=self._max_attempts,
-            max_wait=max_wait,
-            backoff=Backoff(backoff, jitter=equal_jitter, random=jitter),
-            sleep=sleep,
-            log="3pl retry",
-        )
-        self._http = HttpTransport(
-            policy,
-            session=session,
-            timeout=timeout,
-            secrets=(api_key,),
-            broken=lambda operation, why: ThreePLError(f"{operation}: {why}", operation=operation),
+        backoff_policy = http.Backoff(backoff, jitter=http.equal_jitter, random=jitter)
+        policy = http.RetryPolicy(self._max_attempts, max_wait, backoff_policy, sleep, "3pl retry")
+        self._http = http.HttpTransport(
+            policy, ThreePLError, session=session, timeout=timeout, secrets=(api_key,)
         )
 
     def __repr__(self) -> str:
@@ -197,11 +172,11 @@ class ThreePLClient:
 
 def _read(operation: str, response: requests.Response) -> dict[str, Any]:
     status = response.status_code
-    body = json_body(response)
+    body = http.json_body(response)
     error = body.get("error") if isinstance(body, dict) else None
     details: Mapping[str, Any] = error if isinstance(error, dict) else {}
     code = details.get("code") if isinstance(details.get("code"), str) else None
-    retry = retryable_status(response, f"HTTP {status}", code=code)
+    retry = http.retryable_status(response, f"HTTP {status}", code=code)
     if retry is not None:
         raise retry
     if 200 <= status < 300:

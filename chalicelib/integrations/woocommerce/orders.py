@@ -58,19 +58,14 @@ class WooCommerceOrders:
         self._auth = (consumer_key, consumer_secret)
         self._per_page = per_page
         # Reads are safe to repeat: 429, 5xx and transport failures are retried (full-jitter backoff).
-        policy = RetryPolicy(
-            max_attempts=max_attempts,
-            max_wait=max_wait,
-            backoff=Backoff(0.5, random=jitter),
-            sleep=sleep,
-            log="woocommerce retry",
-        )
+        backoff_policy = Backoff(0.5, random=jitter)
+        policy = RetryPolicy(max_attempts, max_wait, backoff_policy, sleep, "woocommerce retry")
         self._http = HttpTransport(
             policy,
+            WooCommerceReadError,
             session=session,
             timeout=timeout,
             secrets=(consumer_key, consumer_secret),
-            broken=lambda operation, why: WooCommerceReadError(f"woocommerce {operation}: {why}"),
         )
 
     def __repr__(self) -> str:

@@ -109,19 +109,10 @@ class WooCommercePublisher:
         self._base = (api_base or site_url).rstrip("/") + API_PATH
         self._auth = (consumer_key, consumer_secret)
         # The unit of retry is a step (read, then write if needed), not one request: see _attempts.
-        policy = RetryPolicy(
-            max_attempts=max_attempts,
-            max_wait=max_wait,
-            backoff=Backoff(backoff, jitter=no_jitter),
-            sleep=sleep,
-            log="woocommerce retry",
-        )
+        backoff_policy = Backoff(backoff, jitter=no_jitter)
+        policy = RetryPolicy(max_attempts, max_wait, backoff_policy, sleep, "woocommerce retry")
         self._http = HttpTransport(
-            policy,
-            session=session,
-            timeout=timeout,
-            secrets=(consumer_key, consumer_secret),
-            broken=lambda what, why: PublishRejected(f"{what}: {why}"),
+            policy, PublishRejected, session=session, timeout=timeout, secrets=(consumer_key, consumer_secret)
         )
 
     def __repr__(self) -> str:  # keeps the key and secret out of any log line that prints the object
