@@ -196,6 +196,7 @@ def has_pending(order: Order) -> bool:
 # --- publishing ------------------------------------------------------------------------------------------
 
 
+# Over 60 lines: one claim-publish-settle loop; its outcomes (sent, failed, busy, retried) read best together.
 def publish_pending(
     order_id: str,
     *,

@@ -5,6 +5,9 @@
 # headers including x-amz-access-token at DEBUG, does no client-side pacing, retries 429s at a fixed delay
 # with one counter shared by all threads, and pulls seven more packages into the Lambda bundle.
 
+# Over 450 lines: LWA, RDTs, Orders v0 and Feeds share one paced, token-refreshing attempt; splitting the
+# operations from the token and pacing machinery is a follow-up of #14.
+
 from __future__ import annotations
 
 import gzip
