@@ -313,44 +313,9 @@ class _ThreePLClients:
             base = self._svc.settings.threepl_api_base
             if base is None:
                 raise ConfigurationError("HUB_3PL_API_BASE is not set (the 3PL's API base URL)")
-            client = _TranslatedThreePL(ThreePLClient(base, found[1]["api_key"]))
+            client = ThreePLClient(base, found[1]["api_key"])
             self._clients[key] = client
         return client
-
-
-class _TranslatedThreePL:
-    """The 3PL client with its refusals in the domain's words (already shipped, handed to the carrier)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def create_fulfillment_order(self, request: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._client.create_fulfillment_order(
-            request, idempotency_key=idempotency_key
-        )
-        return answer
-
-    def cancel(self, fulfillment_order_id: str) -> dict[str, Any]:
-        from chalicelib.domain.fulfilment import AlreadyShippedError
-        from chalicelib.integrations.threepl.client import AlreadyShipped
-
-        try:
-            answer: dict[str, Any] = self._client.cancel(fulfillment_order_id)
-        except AlreadyShipped as exc:
-            raise AlreadyShippedError(str(exc)) from exc
-        return answer
-
-    def recall(self, fulfillment_order_id: str) -> list[str]:
-        from chalicelib.domain.fulfilment import RecallRefused
-        from chalicelib.integrations.threepl.client import HandedToCarrier
-
-        try:
-            return list(self._client.recall(fulfillment_order_id))
-        except HandedToCarrier as exc:
-            raise RecallRefused(str(exc)) from exc
-
-    def inventory(self, skus: Sequence[str], warehouse: str | None = None) -> list[dict[str, Any]]:
-        return list(self._client.inventory(list(skus), warehouse))
 
 
 class _EasyPostTrackers:

@@ -29,6 +29,7 @@ from chalicelib.domain.lifecycle import mutate
 from chalicelib.domain.order import Order, OrderStatus, Parcel, Shipment
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 from chalicelib.domain.status import is_forward
+from chalicelib.domain.upstream import UpstreamRejected
 
 DELIVERED = "delivered"
 RETURNED = "returned_to_sender"
@@ -738,11 +739,11 @@ def _requested_at(order: Order, shipment_id: str) -> datetime | None:
 # --- cancellation ----------------------------------------------------------------------------------------
 
 
-class AlreadyShippedError(HubError):
+class AlreadyShippedError(UpstreamRejected):
     """Raised by a ThreePL adapter's cancel when everything has shipped."""
 
 
-class RecallRefused(HubError):
+class RecallRefused(UpstreamRejected):
     """Raised by a ThreePL adapter's recall when the parcels are with the carrier."""
 
 

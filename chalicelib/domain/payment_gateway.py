@@ -8,13 +8,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from chalicelib.domain.errors import HubError, InvalidInput
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.upstream import UpstreamError, UpstreamRejected, UpstreamUnavailable
 
 # Stripe refuses idempotency keys longer than 255 characters.
 _MAX_KEY_LENGTH = 255
 
 
-class PaymentError(HubError):
+class PaymentError(UpstreamError):
     """Stripe refused or failed a payment call; `code`, `decline_code` and `status` come from Stripe."""
 
     def __init__(
@@ -26,22 +27,20 @@ class PaymentError(HubError):
         status: int | None = None,
         request_id: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, status=status, code=code)
         self.decline_code = decline_code
-        self.status = status
         self.request_id = request_id
 
 
-class PaymentDeclined(PaymentError):
+class PaymentDeclined(PaymentError, UpstreamRejected):
     """The card was declined (by the issuer, or blocked by Radar): ask the customer for another method."""
 
 
-class PaymentConflict(PaymentError):
+class PaymentConflict(PaymentError, UpstreamRejected):
     """The PaymentIntent is not in a state that allows this (already captured, canceled, refunded...)."""
 
 
-class PaymentUnavailable(PaymentError):
+class PaymentUnavailable(PaymentError, UpstreamUnavailable):
     """Stripe could not be reached, failed, or throttled us after the library's retries: retry later."""
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from chalicelib.domain.errors import HubError
 from chalicelib.domain.order import Order
+from chalicelib.domain.upstream import UpstreamError, UpstreamRejected, UpstreamThrottled, UpstreamUnavailable
 from chalicelib.resources import DEFAULT_FUNCTION_TIMEOUT_SECONDS
 
 MILESTONES = ("paid", "shipped", "delivered", "cancelled", "refunded")
@@ -36,23 +36,23 @@ class Milestone:
     reason: str | None = None  # cancelled / refunded
 
 
-class PublishError(HubError):
+class PublishError(UpstreamError):
     """The channel did not take the milestone."""
 
 
-class PublishRejected(PublishError):
+class PublishRejected(PublishError, UpstreamRejected):
     """The channel refused it (4xx, userErrors): retrying the same request cannot help; an operator looks."""
 
 
-class PublishThrottled(PublishError):
+class PublishThrottled(PublishError, UpstreamThrottled):
     """The channel asked us to slow down (429, THROTTLED): try again after `retry_after` seconds."""
 
     def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after: float = retry_after
 
 
-class PublishUnavailable(PublishError):
+class PublishUnavailable(PublishError, UpstreamUnavailable):
     """The channel failed or could not be reached (5xx, transport): try again later."""
 
 
@@ -196,6 +196,7 @@ def has_pending(order: Order) -> bool:
 # --- publishing ------------------------------------------------------------------------------------------
 
 
+# Over 60 lines: one claim-publish-settle loop; its outcomes (sent, failed, busy, retried) read best together.
 def publish_pending(
     order_id: str,
     *,
@@ -244,11 +245,12 @@ def publish_pending(
         order, publication = claimed
         try:
             answer = publisher.publish(order, milestone_of(publication))
-        except PublishRejected as exc:
+        # Publishers raise Publish* errors; any other upstream refusal or outage counts alike.
+        except UpstreamRejected as exc:
             _mark(orders, mutate, order_id, publication.publication_id, now, status="failed", error=str(exc))
             counts["failed"] += 1
             continue
-        except (PublishThrottled, PublishUnavailable) as exc:
+        except UpstreamUnavailable as exc:
             attempts = publication.attempts + 1
             final = attempts >= MAX_ATTEMPTS
             _mark(

@@ -60,7 +60,7 @@ def publish_outbox(event: Any) -> dict[str, int]:
     import time
 
     from chalicelib.domain import publishing
-    from chalicelib.domain.publishing import PublishError, PublishThrottled
+    from chalicelib.domain.upstream import UpstreamThrottled, UpstreamUnavailable
     from chalicelib.observability import count, logger
 
     svc = services()
@@ -86,9 +86,9 @@ def publish_outbox(event: Any) -> dict[str, int]:
             done = publishing.publish_pending(
                 order_id, orders=svc.orders, publisher_for=svc.publisher_for, now=svc.now
             )
-        except PublishError as exc:
+        except UpstreamUnavailable as exc:
             totals["deferred"] += 1
-            if isinstance(exc, PublishThrottled):
+            if isinstance(exc, UpstreamThrottled):
                 throttled.add(store)
                 count("ChannelThrottled", channel=stored.order.channel, store=stored.order.store)
             logger.warning("publication deferred", extra={"order_id": order_id, "error": type(exc).__name__})

@@ -5,6 +5,9 @@
 # headers including x-amz-access-token at DEBUG, does no client-side pacing, retries 429s at a fixed delay
 # with one counter shared by all threads, and pulls seven more packages into the Lambda bundle.
 
+# Over 450 lines: LWA, RDTs, Orders v0 and Feeds share one paced, token-refreshing attempt; splitting the
+# operations from the token and pacing machinery is a follow-up of #14.
+
 from __future__ import annotations
 
 import gzip
@@ -13,14 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
 from aws_lambda_powertools import Logger
 
-from chalicelib.domain.errors import HubError, InvalidInput, NotFound
+from chalicelib.domain import upstream
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations import http
 
 logger = Logger(service="order-hub", child=True)
 
@@ -63,48 +67,36 @@ _USER_AGENT = "order-hub/1.0 (Language=Python)"
 # Refresh an access token this long before LWA says it expires, so no request carries a dying token.
 _TOKEN_MARGIN_SECONDS = 60.0
 _DEFAULT_RDT_SECONDS = 3600.0
-_TRANSIENT = frozenset({500, 502, 503, 504})
 
 
-class SpApiError(HubError):
+class SpApiError(upstream.UpstreamError):
     """SP-API or LWA answered with an error the caller cannot fix by retrying right now."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        operation: str | None = None,
-        status: int | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.operation = operation
-        self.status = status
-        self.code = code
+
+class SpApiRejected(SpApiError, upstream.UpstreamRejected):
+    """SP-API refused the request (a 4xx): Amazon's code and message say why."""
 
 
-class SpApiThrottled(SpApiError):
-    """Still throttled (429) after the allowed retries, or the next slot is further away than we may wait."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        operation: str | None = None,
-        status: int | None = 429,
-        code: str | None = "QuotaExceeded",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, operation=operation, status=status, code=code)
-        self.retry_after = retry_after  # seconds the caller should wait before trying again, when known
+class SpApiUnavailable(SpApiError, upstream.UpstreamUnavailable):
+    """5xx or unreachable after the allowed retries: transient, try again later."""
 
 
-class SpApiAuthError(SpApiError):
+class SpApiThrottled(SpApiUnavailable, upstream.UpstreamThrottled):
+    """Still throttled (429) after the allowed retries, or the next slot is further away than we may wait.
+
+    `retry_after`: seconds the caller should wait before trying again, when known.
+    """
+
+
+class SpApiAuthError(SpApiRejected, upstream.UpstreamAuthError):
     """LWA refused the credentials, or SP-API kept refusing a freshly exchanged access token."""
 
 
-class SpApiNotFound(SpApiError, NotFound):
+class SpApiNotFound(SpApiRejected, upstream.UpstreamNotFound):
     """The order (or other resource) does not exist for this selling partner."""
+
+
+_GIVE_UP = http.give_up_as(SpApiUnavailable, SpApiThrottled)
 
 
 def endpoint_for_marketplace(marketplace_id: str) -> str:
@@ -237,15 +229,14 @@ class SpApiClient:
             "client_id": client_id,
             "client_secret": client_secret,
         }
-        self._session = session or requests.Session()
         self._clock = clock
         self._sleep = sleep
-        self._max_retries = max_retries
         self._max_wait = max_wait
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._timeout = timeout
-        self._jitter = jitter
+        backoff_policy = http.Backoff(backoff_base, cap=backoff_cap, jitter=http.equal_jitter, random=jitter)
+        policy = http.RetryPolicy(max_retries + 1, max_wait, backoff_policy, sleep, "sp-api retry")
+        self._http = http.HttpTransport(
+            policy, SpApiError, session=session, timeout=timeout, secrets=(client_secret, refresh_token)
+        )
         self._limits = {**OPERATION_LIMITS, **(rate_limits or {})}
         self._buckets: dict[str, _TokenBucket] = {}
         self._buckets_lock = threading.Lock()
@@ -275,21 +266,8 @@ class SpApiClient:
                 self._token = None
 
     def _exchange_refresh_token(self) -> tuple[str, float]:
-        attempt = 0
-        while True:
-            try:
-                response = self._session.post(
-                    self._lwa_endpoint,
-                    data=self._credentials,
-                    headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
-                    timeout=self._timeout,
-                )
-            except requests.RequestException as exc:
-                attempt = self._retry_or_raise(
-                    "lwaToken", attempt, None, f"LWA unreachable: {type(exc).__name__}"
-                )
-                continue
-            body = _json_or_empty(response)
+        def read(response: requests.Response) -> tuple[str, float]:
+            body = http.json_object(response)
             if response.status_code == 200:
                 token = body.get("access_token")
                 if not isinstance(token, str) or not token:
@@ -298,9 +276,7 @@ class SpApiClient:
                     )
                 return token, _seconds(body.get("expires_in"), default=3600.0)
             error = str(body.get("error") or f"HTTP {response.status_code}")
-            if response.status_code == 429 or response.status_code in _TRANSIENT:
-                attempt = self._retry_or_raise("lwaToken", attempt, response, f"LWA answered {error}")
-                continue
+            _raise_if_retryable(response, f"LWA answered {error}")
             # invalid_client, invalid_grant, unauthorized_client...: retrying cannot help.
             raise SpApiAuthError(
                 f"LWA refused the refresh-token exchange: {error}",
@@ -308,6 +284,16 @@ class SpApiClient:
                 status=response.status_code,
                 code=error,
             )
+
+        return self._http.request(
+            "lwaToken",
+            "POST",
+            self._lwa_endpoint,
+            classify=read,
+            give_up=_GIVE_UP,
+            data=self._credentials,
+            headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
+        )
 
     # --- Orders v0 ---------------------------------------------------------------------------
 
@@ -515,65 +501,51 @@ class SpApiClient:
         """
         credentials = credentials or _LwaCredentials(self)
         bucket = self._bucket(operation)
-        attempt = 0
         refreshed = False
-        while True:
-            self._pace(operation, bucket)
-            token = credentials.token()
-            headers = {"x-amz-access-token": token, "Accept": "application/json", "User-Agent": _USER_AGENT}
-            try:
-                response = self._session.request(
-                    method,
-                    self._endpoint + path,
-                    params=params,
-                    json=json,
-                    headers=headers,
-                    timeout=self._timeout,
+
+        def attempt() -> dict[str, Any]:
+            nonlocal refreshed
+            while True:
+                self._pace(operation, bucket)
+                token = credentials.token()
+                headers = {
+                    "x-amz-access-token": token,
+                    "Accept": "application/json",
+                    "User-Agent": _USER_AGENT,
+                }
+                response = self._http.exchange(
+                    operation, method, self._endpoint + path, params=params, json=json, headers=headers
                 )
-            except requests.RequestException as exc:
-                attempt = self._retry_or_raise(operation, attempt, None, f"unreachable: {type(exc).__name__}")
-                continue
-            self._learn_rate(bucket, response)
-            status = response.status_code
-            if 200 <= status < 300:
-                body = _json_or_empty(response)
-                if not body and expect_body:
-                    raise SpApiError(f"{operation} answered {status} without JSON", operation=operation)
-                return body
-            code, message = _first_error(response)
-            if status in (401, 403) and not refreshed:
-                # The token may have been revoked or expired early: one fresh one, then believe the answer.
-                refreshed = True
-                credentials.forget(token)
-                continue
-            if status == 429:
-                bucket.drain()
-            if status == 429 or status in _TRANSIENT:
-                attempt = self._retry_or_raise(operation, attempt, response, f"{code}: {message}")
-                continue
-            raise _error_for(operation, status, code, message)
+                self._learn_rate(bucket, response)
+                status = response.status_code
+                if 200 <= status < 300:
+                    body = http.json_object(response)
+                    if not body and expect_body:
+                        raise SpApiError(f"{operation} answered {status} without JSON", operation=operation)
+                    return body
+                code, message = _first_error(response)
+                if status in (401, 403) and not refreshed:
+                    # The token may have been revoked or expired early: one fresh one, then believe it.
+                    refreshed = True
+                    credentials.forget(token)
+                    continue
+                if status == 429:
+                    bucket.drain()
+                _raise_if_retryable(response, f"{code}: {message}")
+                raise _error_for(operation, status, code, message)
+
+        return self._http.policy.call(attempt, give_up=_GIVE_UP, operation=operation)
 
     def _transfer(
         self, method: str, url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None
     ) -> bytes:
-        """A feed document up- or download at a pre-signed URL: 5xx and transport errors retried."""
-        attempt = 0
-        while True:
-            try:
-                response = self._session.request(
-                    method, url, data=data, headers=headers or {}, timeout=self._timeout
-                )
-            except requests.RequestException as exc:
-                attempt = self._retry_or_raise(
-                    _DOCUMENT_TRANSFER, attempt, None, f"unreachable: {type(exc).__name__}"
-                )
-                continue
+        """A feed document up- or download at a pre-signed URL: 429, 5xx and transport errors retried."""
+
+        def read(response: requests.Response) -> bytes:
             status = response.status_code
             if 200 <= status < 300:
                 return response.content
-            if status in _TRANSIENT or status == 429:
-                attempt = self._retry_or_raise(_DOCUMENT_TRANSFER, attempt, response, f"HTTP {status}")
-                continue
+            _raise_if_retryable(response, f"HTTP {status}")
             # S3 answers XML (<Error><Code>...): keep the code, never the URL (it is a bearer credential).
             code = _xml_tag_text(response.text, "Code") or str(status)
             raise SpApiError(
@@ -582,6 +554,10 @@ class SpApiClient:
                 status=status,
                 code=code,
             )
+
+        return self._http.request(
+            _DOCUMENT_TRANSFER, method, url, classify=read, give_up=_GIVE_UP, data=data, headers=headers or {}
+        )
 
     def _bucket(self, operation: str) -> _TokenBucket:
         with self._buckets_lock:
@@ -617,37 +593,6 @@ class SpApiClient:
         if rate > 0 and rate != bucket.rate:
             bucket.set_rate(rate)
 
-    def _retry_or_raise(
-        self, operation: str, attempt: int, response: requests.Response | None, why: str
-    ) -> int:
-        """Sleep before retry number attempt+1 and return it, or raise once the retries are spent."""
-        status = response.status_code if response is not None else None
-        attempt += 1
-        retry_after = _retry_after_seconds(response) if response is not None else None
-        delay = retry_after
-        if delay is None:
-            delay = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
-            # Equal jitter: at least half the backoff, so a crowd of clients spreads out but still waits.
-            delay *= 0.5 + 0.5 * self._jitter()
-        if attempt > self._max_retries or delay > self._max_wait:
-            message = f"{operation} failed after {attempt - 1} retries: {why}"
-            if status == 429:
-                raise SpApiThrottled(
-                    message, operation=operation, status=status, code="QuotaExceeded", retry_after=delay
-                )
-            raise SpApiError(message, operation=operation, status=status)
-        logger.info(
-            "sp-api retry",
-            extra={
-                "operation": operation,
-                "status": status,
-                "attempt": attempt,
-                "delay_seconds": round(delay, 3),
-            },
-        )
-        self._sleep(delay)
-        return attempt
-
 
 def _seconds(value: object, *, default: float) -> float:
     try:
@@ -657,16 +602,8 @@ def _seconds(value: object, *, default: float) -> float:
     return seconds if seconds > 0 else default
 
 
-def _json_or_empty(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _first_error(response: requests.Response) -> tuple[str, str]:
-    errors = _json_or_empty(response).get("errors")
+    errors = http.json_object(response).get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         return str(errors[0].get("code") or response.status_code), str(errors[0].get("message") or "")
     return str(response.status_code), response.reason or ""
@@ -680,18 +617,12 @@ def _xml_tag_text(text: str, tag: str) -> str | None:
     return text[start + len(tag) + 2 : end].strip() or None
 
 
-def _retry_after_seconds(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
+def _raise_if_retryable(response: requests.Response, why: str) -> None:
+    retry = http.retryable_status(response, why)
+    if retry is not None:
+        if retry.throttled:
+            retry.code = "QuotaExceeded"
+        raise retry
 
 
 def _error_for(operation: str, status: int, code: str, message: str) -> SpApiError:
@@ -700,4 +631,6 @@ def _error_for(operation: str, status: int, code: str, message: str) -> SpApiErr
         return SpApiAuthError(text, operation=operation, status=status, code=code)
     if status == 404:
         return SpApiNotFound(text, operation=operation, status=status, code=code)
+    if 400 <= status < 500:
+        return SpApiRejected(text, operation=operation, status=status, code=code)
     return SpApiError(text, operation=operation, status=status, code=code)

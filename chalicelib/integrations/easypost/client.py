@@ -5,82 +5,48 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import requests
-from aws_lambda_powertools import Logger
 
-from chalicelib.domain.errors import HubError, InvalidInput, NotFound
-
-logger = Logger(service="order-hub", child=True)
+from chalicelib.domain import upstream
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.integrations import http
 
 DEFAULT_API_BASE = "https://api.easypost.com"
-_TRANSIENT = frozenset({500, 502, 503, 504})
 
 
-class CarrierError(HubError):
-    """The carrier API answered something the hub cannot use (or refused the request)."""
+class CarrierError(upstream.UpstreamError):
+    """The carrier API answered something the hub cannot use (or refused the request).
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        operation: str | None = None,
-        status: int | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.operation = operation
-        self.status = status
-        self.code = code  # EasyPost's machine-readable error.code, e.g. "TRACKER.CREATE.ERROR"
+    `code` is EasyPost's machine-readable error.code, e.g. "TRACKER.CREATE.ERROR".
+    """
 
 
-class CarrierRejected(CarrierError):
+class CarrierRejected(CarrierError, upstream.UpstreamRejected):
     """A 4xx: the request (or the API key, for 401/403) is wrong; sending it again will not help."""
 
     def __init__(
-        self,
-        message: str,
-        *,
-        operation: str | None = None,
-        status: int | None = None,
-        code: str | None = None,
-        field_errors: tuple[str, ...] = (),
+        self, message: str, *, field_errors: tuple[str, ...] = (), **context: Unpack[upstream.Context]
     ) -> None:
-        super().__init__(message, operation=operation, status=status, code=code)
+        super().__init__(message, **context)
         self.field_errors = field_errors  # "field: message" (or EasyPost's bare strings)
 
 
-class CarrierNotFound(CarrierRejected, NotFound):
+class CarrierNotFound(CarrierRejected, upstream.UpstreamNotFound):
     """404: no such tracker for this API key (test and production keys see different objects)."""
 
 
-class CarrierUnavailable(CarrierError):
-    """5xx, 429 or a transport failure after the bounded retries: transient, try again later."""
+class CarrierUnavailable(CarrierError, upstream.UpstreamUnavailable):
+    """5xx, 429 or a transport failure after the bounded retries: transient, try again later.
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        operation: str | None = None,
-        status: int | None = None,
-        code: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, operation=operation, status=status, code=code)
-        self.retry_after = retry_after  # seconds the carrier asked for, or our next backoff
+    `retry_after`: seconds the carrier asked for, or our next backoff.
+    """
 
 
-@dataclass(frozen=True)
-class _Failure:
-    why: str
-    status: int | None
-    delay: float | None  # what the server asked us to wait; None: back off
-    code: str | None = None
+class CarrierThrottled(CarrierUnavailable, upstream.UpstreamThrottled):
+    """Still 429 after the bounded retries (or its Retry-After is longer than we may wait)."""
 
 
 class EasyPostClient:
@@ -109,13 +75,11 @@ class EasyPostClient:
             raise InvalidInput("an EasyPost client needs its API key")
         self._auth = (api_key, "")
         self._base = (api_base or DEFAULT_API_BASE).rstrip("/")
-        self._session = session or requests.Session()
-        self._timeout = timeout
-        self._max_attempts = max(1, max_attempts)
-        self._max_wait = max_wait
-        self._backoff = backoff
-        self._sleep = sleep
-        self._jitter = jitter
+        backoff_policy = http.Backoff(backoff, jitter=http.equal_jitter, random=jitter)
+        policy = http.RetryPolicy(max(1, max_attempts), max_wait, backoff_policy, sleep, "easypost retry")
+        self._http = http.HttpTransport(
+            policy, CarrierError, session=session, timeout=timeout, secrets=(api_key,)
+        )
 
     def __repr__(self) -> str:
         # Never let the API key reach a log line through an accidental %r.
@@ -146,72 +110,37 @@ class EasyPostClient:
     def _request(
         self, operation: str, method: str, path: str, body: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        attempt = 1
-        while True:
-            try:
-                response = self._session.request(
-                    method,
-                    f"{self._base}{path}",
-                    json=body,
-                    auth=self._auth,
-                    headers={"Accept": "application/json"},
-                    timeout=self._timeout,
-                )
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                failure = _Failure(f"unreachable: {type(exc).__name__}", None, None)
-            except requests.RequestException as exc:
-                raise CarrierError(f"{operation}: {type(exc).__name__}", operation=operation) from exc
-            else:
-                outcome = self._read(operation, response)
-                if not isinstance(outcome, _Failure):
-                    return outcome
-                failure = outcome
-            delay = failure.delay if failure.delay is not None else self._backoff_delay(attempt)
-            if attempt >= self._max_attempts or delay > self._max_wait:
-                raise CarrierUnavailable(
-                    f"{operation} gave up after {attempt} attempt(s): {failure.why}",
-                    operation=operation,
-                    status=failure.status,
-                    code=failure.code,
-                    retry_after=delay,
-                )
-            logger.info(
-                "easypost retry",
-                extra={
-                    "operation": operation,
-                    "status": failure.status,
-                    "attempt": attempt,
-                    "delay_seconds": round(delay, 3),
-                },
-            )
-            self._sleep(delay)
-            attempt += 1
+        return self._http.request(
+            operation,
+            method,
+            f"{self._base}{path}",
+            classify=lambda response: _read(operation, response),
+            give_up=_GIVE_UP,
+            json=body,
+            auth=self._auth,
+            headers={"Accept": "application/json"},
+        )
 
-    def _read(self, operation: str, response: requests.Response) -> _Failure | dict[str, Any]:
-        status = response.status_code
-        body = _json_or_empty(response)
-        code, message, field_errors = _error_of(body)
-        if status == 429:
-            return _Failure("HTTP 429", 429, _retry_after(response), code)
-        if status in _TRANSIENT:
-            return _Failure(f"HTTP {status}", status, _retry_after(response), code)
-        if 400 <= status < 500:
-            kind = CarrierNotFound if status == 404 else CarrierRejected
-            text = f"{operation} refused (HTTP {status}, {code or 'no code'}): {message or 'no message'}"
-            raise kind(text[:500], operation=operation, status=status, code=code, field_errors=field_errors)
-        if not 200 <= status < 300:
-            raise CarrierError(f"{operation} answered HTTP {status}", operation=operation, status=status)
-        if not body:
-            raise CarrierError(f"{operation} answered without a JSON object", operation=operation)
-        return body
 
-    def _backoff_delay(self, attempt: int) -> float:
-        # Equal jitter: at least half the backoff, so a crowd of clients spreads out but still waits.
-        return self._backoff * 2.0 ** (attempt - 1) * (0.5 + 0.5 * self._jitter())
+_GIVE_UP = http.give_up_as(CarrierUnavailable, CarrierThrottled)
+
+
+def _read(operation: str, response: requests.Response) -> dict[str, Any]:
+    status = response.status_code
+    body = http.json_object(response)
+    code, message, field_errors = _error_of(body)
+    retry = http.retryable_status(response, f"HTTP {status}", code=code)
+    if retry is not None:
+        raise retry
+    if 400 <= status < 500:
+        kind = CarrierNotFound if status == 404 else CarrierRejected
+        text = f"{operation} refused (HTTP {status}, {code or 'no code'}): {message or 'no message'}"
+        raise kind(text[:500], operation=operation, status=status, code=code, field_errors=field_errors)
+    if not 200 <= status < 300:
+        raise CarrierError(f"{operation} answered HTTP {status}", operation=operation, status=status)
+    if not body:
+        raise CarrierError(f"{operation} answered without a JSON object", operation=operation)
+    return body
 
 
 def _error_of(body: Mapping[str, Any]) -> tuple[str | None, str | None, tuple[str, ...]]:
@@ -228,25 +157,3 @@ def _error_of(body: Mapping[str, Any]) -> tuple[str | None, str | None, tuple[st
         elif isinstance(item, str):
             fields.append(item)
     return code, message, tuple(fields)
-
-
-def _json_or_empty(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None

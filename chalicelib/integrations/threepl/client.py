@@ -5,92 +5,62 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import requests
 from aws_lambda_powertools import Logger
 
-from chalicelib.domain.errors import HubError, InvalidInput, NotFound
+from chalicelib.domain import upstream
+from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.fulfilment import AlreadyShippedError, RecallRefused
+from chalicelib.integrations import http
 
 logger = Logger(service="order-hub", child=True)
 
-_TRANSIENT = frozenset({429, 500, 502, 503, 504})
 
-
-class ThreePLError(HubError):
+class ThreePLError(upstream.UpstreamError):
     """The 3PL call failed in a way retrying the same request now cannot fix (or an unreadable answer)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        operation: str | None = None,
-        status: int | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.operation = operation
-        self.status = status
-        self.code = code
 
-
-class ThreePLRejected(ThreePLError):
+class ThreePLRejected(ThreePLError, upstream.UpstreamRejected):
     """The 3PL refused the request (4xx): `code` and `field` say why; nothing changed on its side."""
 
     def __init__(
         self,
         message: str,
         *,
-        operation: str | None = None,
-        status: int | None = None,
-        code: str | None = None,
         field: str | None = None,
         detail: str | None = None,
+        **context: Unpack[upstream.Context],
     ) -> None:
-        super().__init__(message, operation=operation, status=status, code=code)
+        super().__init__(message, **context)
         self.field = field
         # The 3PL's own words: may echo request values (addresses), so kept off str() and log lines.
         self.detail = detail
 
 
-class ThreePLNotFound(ThreePLRejected, NotFound):
+class ThreePLNotFound(ThreePLRejected, upstream.UpstreamNotFound):
     """No such fulfilment order at the 3PL."""
 
 
-class AlreadyShipped(ThreePLRejected):
+class AlreadyShipped(ThreePLRejected, AlreadyShippedError):
     """Cancel came too late: every line has shipped (try `recall`)."""
 
 
-class HandedToCarrier(ThreePLRejected):
+class HandedToCarrier(ThreePLRejected, RecallRefused):
     """Recall came too late: every shipped parcel is already with its carrier."""
 
 
-class ThreePLUnavailable(ThreePLError):
+class ThreePLUnavailable(ThreePLError, upstream.UpstreamUnavailable):
     """5xx, 429 or unreachable after the bounded retries: transient, try again later."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        operation: str | None = None,
-        status: int | None = None,
-        code: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, operation=operation, status=status, code=code)
-        self.retry_after = retry_after  # seconds the 3PL asked to wait, when it said
+
+class ThreePLThrottled(ThreePLUnavailable, upstream.UpstreamThrottled):
+    """Still 429 after the bounded retries (or its Retry-After is longer than we may wait)."""
 
 
-@dataclass(frozen=True)
-class _Failure:
-    why: str
-    status: int | None
-    code: str | None
-    delay: float | None  # Retry-After, when sent
+_GIVE_UP = http.give_up_as(ThreePLUnavailable, ThreePLThrottled)
 
 
 class ThreePLClient:
@@ -119,13 +89,12 @@ class ThreePLClient:
             raise InvalidInput("a 3PL connection needs its API base URL and API key")
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-        self._session = session or requests.Session()
-        self._timeout = timeout
         self._max_attempts = max(1, max_attempts)
-        self._backoff = backoff
-        self._max_wait = max_wait
-        self._sleep = sleep
-        self._jitter = jitter
+        backoff_policy = http.Backoff(backoff, jitter=http.equal_jitter, random=jitter)
+        policy = http.RetryPolicy(self._max_attempts, max_wait, backoff_policy, sleep, "3pl retry")
+        self._http = http.HttpTransport(
+            policy, ThreePLError, session=session, timeout=timeout, secrets=(api_key,)
+        )
 
     def __repr__(self) -> str:
         # Never let the API key reach a log line through an accidental %r.
@@ -189,64 +158,27 @@ class ThreePLClient:
         params: list[tuple[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        attempt = 1
-        while True:
-            try:
-                response = self._session.request(
-                    method,
-                    self._base + path,
-                    json=json,
-                    params=params,
-                    headers={**self._headers, **(headers or {})},
-                    timeout=self._timeout,
-                )
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                failure = _Failure(f"unreachable: {type(exc).__name__}", None, None, None)
-            except requests.RequestException as exc:
-                raise ThreePLError(f"{operation}: {type(exc).__name__}", operation=operation) from exc
-            else:
-                outcome = _read(operation, response)
-                if not isinstance(outcome, _Failure):
-                    return outcome
-                failure = outcome
-            delay = failure.delay if failure.delay is not None else self._backoff_delay(attempt)
-            if attempt >= self._max_attempts or delay > self._max_wait:
-                raise ThreePLUnavailable(
-                    f"{operation} gave up after {attempt} attempt(s): {failure.why}",
-                    operation=operation,
-                    status=failure.status,
-                    code=failure.code,
-                    retry_after=failure.delay,
-                )
-            logger.info(
-                "3pl retry",
-                extra={
-                    "operation": operation,
-                    "status": failure.status,
-                    "attempt": attempt,
-                    "delay_seconds": round(delay, 3),
-                },
-            )
-            self._sleep(delay)
-            attempt += 1
-
-    def _backoff_delay(self, attempt: int) -> float:
-        # Equal jitter: at least half the backoff, so a crowd of clients spreads out but still waits.
-        return self._backoff * 2.0 ** (attempt - 1) * (0.5 + 0.5 * self._jitter())
+        return self._http.request(
+            operation,
+            method,
+            self._base + path,
+            classify=lambda response: _read(operation, response),
+            give_up=_GIVE_UP,
+            json=json,
+            params=params,
+            headers={**self._headers, **(headers or {})},
+        )
 
 
-def _read(operation: str, response: requests.Response) -> _Failure | dict[str, Any]:
+def _read(operation: str, response: requests.Response) -> dict[str, Any]:
     status = response.status_code
-    body = _json_or_none(response)
+    body = http.json_body(response)
     error = body.get("error") if isinstance(body, dict) else None
     details: Mapping[str, Any] = error if isinstance(error, dict) else {}
     code = details.get("code") if isinstance(details.get("code"), str) else None
-    if status in _TRANSIENT:
-        return _Failure(f"HTTP {status}", status, code, _retry_after(response))
+    retry = http.retryable_status(response, f"HTTP {status}", code=code)
+    if retry is not None:
+        raise retry
     if 200 <= status < 300:
         if not isinstance(body, dict):
             raise ThreePLError(
@@ -286,24 +218,3 @@ def _segment(value: str) -> str:
     if not value:
         raise InvalidInput("a 3PL fulfilment order id is required")
     return quote(value, safe="")
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None

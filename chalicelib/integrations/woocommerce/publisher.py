@@ -33,8 +33,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import UTC
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -50,6 +49,16 @@ from chalicelib.domain.publishing import (
     PublishThrottled,
     PublishUnavailable,
 )
+from chalicelib.integrations.http import (
+    Backoff,
+    HttpTransport,
+    Retryable,
+    RetryPolicy,
+    json_body,
+    no_jitter,
+    retry_after,
+    retryable_status,
+)
 
 logger = Logger(service="order-hub", child=True)
 T = TypeVar("T")
@@ -63,15 +72,6 @@ _NOT_COMPLETABLE = frozenset({"completed", "cancelled", "refunded", "trash", "fa
 _REFUND_REFUSED = "woocommerce_rest_cannot_create_order_refund"
 _REFUND_TRY_AGAIN = "Cannot create order refund, please try again."
 _REFUNDS_PER_PAGE = 100
-
-
-class _Retryable(Exception):
-    """An attempt failed in a way a later one may not: throttled (429) or unavailable (5xx, transport)."""
-
-    def __init__(self, message: str, *, throttled: bool, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.throttled = throttled
-        self.retry_after = retry_after
 
 
 class WooCommercePublisher:
@@ -108,12 +108,12 @@ class WooCommercePublisher:
             raise InvalidInput("WooCommerce accepts consumer keys as basic auth over HTTPS only")
         self._base = (api_base or site_url).rstrip("/") + API_PATH
         self._auth = (consumer_key, consumer_secret)
-        self._session = session or requests.Session()
-        self._timeout = timeout
-        self._max_attempts = max_attempts
-        self._max_wait = max_wait
-        self._backoff = backoff
-        self._sleep = sleep
+        # The unit of retry is a step (read, then write if needed), not one request: see _attempts.
+        backoff_policy = Backoff(backoff, jitter=no_jitter)
+        policy = RetryPolicy(max_attempts, max_wait, backoff_policy, sleep, "woocommerce retry")
+        self._http = HttpTransport(
+            policy, PublishRejected, session=session, timeout=timeout, secrets=(consumer_key, consumer_secret)
+        )
 
     def __repr__(self) -> str:  # keeps the key and secret out of any log line that prints the object
         return f"WooCommercePublisher({self._base!r})"
@@ -235,18 +235,7 @@ class WooCommercePublisher:
         return str(order.get("status", "")).removeprefix("wc-")
 
     def _attempts(self, step: Callable[[], T]) -> T:
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                return step()
-            except _Retryable as exc:
-                wait = exc.retry_after if exc.retry_after is not None else self._backoff * 2 ** (attempt - 1)
-                if attempt == self._max_attempts or wait > self._max_wait:
-                    if exc.throttled:
-                        raise PublishThrottled(str(exc), retry_after=wait) from exc
-                    raise PublishUnavailable(str(exc)) from exc
-                logger.warning("WooCommerce call failed, trying again", extra={"why": str(exc), "wait": wait})
-                self._sleep(wait)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        return self._http.policy.call(step, give_up=_give_up)
 
     # ----- HTTP -------------------------------------------------------------------------------------------
 
@@ -263,36 +252,43 @@ class WooCommercePublisher:
     ) -> Any:
         what = f"WooCommerce {method} {path}"
         try:
-            response = self._session.request(
+            response = self._http.exchange(
+                what,
                 method,
                 self._base + path,
                 params=params,
                 json=json,
                 auth=self._auth,
                 headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-                timeout=self._timeout,
                 allow_redirects=False,
             )
-        except requests.RequestException as exc:
-            # The exception's text can carry the URL; its type says enough and leaks nothing.
-            raise _Retryable(f"{what}: {type(exc).__name__}", throttled=False) from exc
+        except Retryable as exc:
+            exc.why = f"{what}: {exc.why}"
+            raise
         status = response.status_code
-        body = _json(response)
+        body = json_body(response)
         if 200 <= status < 300:
             if body is None:
-                raise _Retryable(f"{what}: {status} without a JSON body", throttled=False)
+                raise Retryable(f"{what}: {status} without a JSON body", status=status)
             return body
         code, message = _error_of(body)
-        detail = f"{what}: {status} {code or 'error'}: {message or response.reason}"
-        if status == 429:
-            raise _Retryable(detail, throttled=True, retry_after=_retry_after(response))
+        detail = self._http.redact(f"{what}: {status} {code or 'error'}: {message or response.reason}")
         if status == 500 and code == _REFUND_REFUSED and message != _REFUND_TRY_AGAIN:
             raise PublishRejected(detail)
-        if status >= 500:
-            raise _Retryable(detail, throttled=False, retry_after=_retry_after(response))
+        retry = retryable_status(response, detail)
+        if retry is None and status >= 500:
+            retry = Retryable(detail, status=status, delay=retry_after(response))
+        if retry is not None:
+            raise retry
         if 300 <= status < 400:
             raise PublishRejected(f"{what}: redirected ({status}); check the store's URL")
         raise PublishRejected(detail)
+
+
+def _give_up(operation: str | None, failure: Retryable, attempts: int, wait: float) -> Exception:
+    if failure.throttled:
+        return PublishThrottled(failure.why, retry_after=wait)
+    return PublishUnavailable(failure.why)
 
 
 # ----- note texts -------------------------------------------------------------------------------------------
@@ -347,29 +343,8 @@ def _has_marker(text: object, marker: str) -> bool:
     return isinstance(text, str) and marker in html.unescape(text)
 
 
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _error_of(body: Any) -> tuple[str | None, str | None]:
     if isinstance(body, Mapping):
         code, message = body.get("code"), body.get("message")
         return (str(code) if code else None, str(message)[:300] if message else None)
     return None, None
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
