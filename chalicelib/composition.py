@@ -49,6 +49,11 @@ class _NoTrackers:
         raise ConfigurationError("no carrier tracking configured")
 
 
+# How long a publisher holds a milestone it is telling the channel: well beyond the function's timeout, so
+# only the claim of a publisher that died (timed out, crashed) ever lapses.
+PUBLISH_CLAIM_SECONDS = 6 * resources.DEFAULT_FUNCTION_TIMEOUT_SECONDS
+
+
 class TrafficSink(Protocol):
     def sink(self, name: str, channel: str, store: str | None, value: float) -> None: ...
 
@@ -83,6 +88,7 @@ class Services:
     fulfilment_policy: FulfilmentPolicy = field(default_factory=FulfilmentPolicy)
     # The channel's publisher for an order (None: a channel the hub does not publish to).
     publisher_for: Callable[[Order], ChannelPublisher | None] = field(default=lambda order: None)
+    publish_claim_seconds: float = PUBLISH_CLAIM_SECONDS
     reconciliation_store: ReconciliationStore | None = None
     # Keeps the counts the status page shows per store (deliveries received, rejected, ...).
     traffic: TrafficSink | None = None

@@ -16,7 +16,7 @@ from typing import Any
 
 from chalicelib.domain import money
 from chalicelib.domain.errors import DuplicateDelivery
-from chalicelib.domain.lifecycle import mutate
+from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment import resume_payment, stripe_intent
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter

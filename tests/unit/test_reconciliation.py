@@ -86,7 +86,7 @@ def test_payments__a_refund_the_hub_did_not_make_is_reported_its_own_are_not():
             "compensated", NOW, actions=[{"compensator": "payment", "action": "refunded", "refund": "re_hub"}]
         )
 
-    from chalicelib.domain.lifecycle import mutate
+    from chalicelib.domain.mutation import mutate
 
     mutate(repo, order_id, record)
     refunds = [
