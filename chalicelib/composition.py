@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from chalicelib import resources
 from chalicelib.domain.cancellation import Compensator
+from chalicelib.domain.channel_events import ChannelEvent
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
 from chalicelib.domain.fraud import FraudPolicy, FraudSignals, VelocityCounter
 from chalicelib.domain.fulfilment import (
@@ -20,6 +21,8 @@ from chalicelib.domain.fulfilment import (
     ThreePL,
     Trackers,
 )
+from chalicelib.domain.ingest import Normaliser, Normalisers, normalise_manual_event
+from chalicelib.domain.manual_channel import CHANNEL as MANUAL
 from chalicelib.domain.order import Order, utcnow
 from chalicelib.domain.payment import ChannelCapture, ChannelCapturer, PaymentCompensator, PaymentPolicy
 from chalicelib.domain.payment_gateway import PaymentGateway
@@ -31,7 +34,7 @@ from chalicelib.domain.ports import (
     WorkflowStarter,
 )
 from chalicelib.domain.publishing import ChannelPublisher
-from chalicelib.domain.reconciliation import ReconciliationStore
+from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
 from chalicelib.observability import add_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
 
@@ -54,6 +57,34 @@ class _NoTrackers:
 PUBLISH_CLAIM_SECONDS = 6 * resources.DEFAULT_FUNCTION_TIMEOUT_SECONDS
 
 
+def _shopify_event(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
+    from chalicelib.integrations.shopify.webhook import parse_shopify
+
+    return parse_shopify(topic, payload, store)
+
+
+def _woocommerce_event(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
+    from chalicelib.integrations.woocommerce.orders import woocommerce_event
+
+    return woocommerce_event(topic, payload, store)
+
+
+def _amazon_event(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
+    from chalicelib.integrations.amazon.orders import amazon_event
+
+    return amazon_event(topic, payload, store)
+
+
+def channel_normalisers() -> dict[str, Normaliser]:
+    """Channel → its integration's normaliser (imported on first use: a function loads only its channels)."""
+    return {
+        MANUAL: normalise_manual_event,
+        "shopify": _shopify_event,
+        "woocommerce": _woocommerce_event,
+        "amazon": _amazon_event,
+    }
+
+
 class TrafficSink(Protocol):
     def sink(self, name: str, channel: str, store: str | None, value: float) -> None: ...
 
@@ -71,6 +102,8 @@ class Services:
     secrets: SecretStore
     raw_archive: RawArchive
     velocity: VelocityCounter | None = None
+    # Each sales channel's payloads as channel events (what ingestion and reconciliation apply).
+    normalisers: Normalisers = field(default_factory=channel_normalisers)
     fraud_policy: FraudPolicy = field(default_factory=FraudPolicy)
     # Builds (and caches, token and pacing included) the SP-API client of one Amazon connection.
     spapi: Callable[[Connection, dict[str, str]], Any] = field(default=lambda c, s: None)
@@ -107,6 +140,38 @@ class Services:
         if self.reconciliation_store is None:
             raise ConfigurationError("no reconciliation store configured")
         return self.reconciliation_store
+
+    def channel_pull(self, connection: Connection) -> ChannelPull:
+        """Reconciliation's reader of one connected store (its channel's read API, with its credentials)."""
+        from chalicelib.domain.reconciliation_run import StoreUnreadable
+
+        secrets = self.secrets.get(connection.secret_ref)
+        try:
+            return self._channel_pull(connection, secrets)
+        except ConfigurationError as exc:
+            raise StoreUnreadable(str(exc)) from exc
+
+    def _channel_pull(self, connection: Connection, secrets: dict[str, str]) -> ChannelPull:
+        if connection.channel == "woocommerce":
+            from chalicelib.integrations.woocommerce.orders import WooCommerceOrders, woocommerce_pull
+
+            reader = WooCommerceOrders(
+                connection.store,
+                secrets["consumer_key"],
+                secrets["consumer_secret"],
+                api_base=self.settings.woocommerce_api_base,
+            )
+            return woocommerce_pull(reader)
+        if connection.channel == "amazon":
+            from chalicelib.integrations.amazon.orders import amazon_pull
+
+            return amazon_pull(self.spapi(connection, secrets), connection.settings.get("marketplace_id", ""))
+        from chalicelib.integrations.shopify.admin import ShopifyAdmin
+        from chalicelib.integrations.shopify.orders import shopify_pull
+
+        return shopify_pull(
+            ShopifyAdmin(connection.store, secrets["access_token"], api_base=self.settings.shopify_api_base)
+        )
 
     def store(self) -> FulfilmentStore:
         if self.fulfilment_store is None:

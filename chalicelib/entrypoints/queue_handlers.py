@@ -95,7 +95,12 @@ def ingest_record(record: SQSRecord) -> None:
         apply_fulfilment(delivery, svc)
         return
     result = ingest_use_case.ingest(
-        delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now, compensators=svc.compensators
+        delivery,
+        normalisers=svc.normalisers,
+        orders=svc.orders,
+        workflow=svc.workflow,
+        now=svc.now,
+        compensators=svc.compensators,
     )
     logger.info(
         "delivery applied",
@@ -273,7 +278,12 @@ def amazon_notification_record(record: SQSRecord) -> None:
     svc.raw_archive.put(delivery, record.body.encode())
     count("WebhookAccepted", channel="amazon", store=connection.store)
     result = ingest_use_case.ingest(
-        delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now, compensators=svc.compensators
+        delivery,
+        normalisers=svc.normalisers,
+        orders=svc.orders,
+        workflow=svc.workflow,
+        now=svc.now,
+        compensators=svc.compensators,
     )
     name = "DeliveryDuplicate" if result.outcome is Outcome.DUPLICATE else "DeliveryProcessed"
     count(name, channel="amazon", store=connection.store, reason=result.outcome.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from chalicelib.composition import channel_normalisers
 from chalicelib.domain.errors import HubError
 from chalicelib.domain.reconciliation import (
     FIRST_LOOKBACK,
@@ -38,7 +39,14 @@ def run(repo, runs, found, *, at=NOW, channel="manual", store="default"):
         yield from found
 
     report = reconcile_store(
-        channel, store, pull, orders=repo, workflow=RecordingWorkflow(), runs=runs, now=lambda: at
+        channel,
+        store,
+        pull,
+        normalisers=channel_normalisers(),
+        orders=repo,
+        workflow=RecordingWorkflow(),
+        runs=runs,
+        now=lambda: at,
     )
     return report, asked[0]
 
@@ -66,7 +74,14 @@ def test_a_failing_channel_keeps_the_watermark_and_reports_why():
         raise HubError("503 from the store")
 
     report = reconcile_store(
-        "manual", "default", broken, orders=repo, workflow=RecordingWorkflow(), runs=runs, now=lambda: NOW
+        "manual",
+        "default",
+        broken,
+        normalisers=channel_normalisers(),
+        orders=repo,
+        workflow=RecordingWorkflow(),
+        runs=runs,
+        now=lambda: NOW,
     )
     assert report.missing_restored == ["A"] and "503" in report.errors[0]
     assert runs.marks == {} and runs.saved == [report]
@@ -186,6 +201,7 @@ def test_drift__a_webhook_applied_stamp_is_compared_the_same_way():
     webhook = woo("processing")
     ingest(
         Delivery("wc-delivery-1", "woocommerce", WOO_STORE, "order.updated", NOW, webhook.payload, "5181"),
+        normalisers=channel_normalisers(),
         orders=repo,
         workflow=RecordingWorkflow(),
         now=lambda: NOW,
