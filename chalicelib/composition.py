@@ -35,7 +35,7 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
-from chalicelib.observability import add_count_sink
+from chalicelib.observability import use_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
 
 
@@ -126,6 +126,11 @@ class Services:
     # Keeps the counts the status page shows per store (deliveries received, rejected, ...).
     traffic: TrafficSink | None = None
 
+    def count_sink(self, name: str, channel: str, store: str | None, value: float) -> None:
+        """observability.count's sink: the per-store counts the status page shows, when kept."""
+        if self.traffic is not None:
+            self.traffic.sink(name, channel, store, value)
+
     @property
     def secret_prefix(self) -> str:
         return f"{resources.APP_NAME}/{self.settings.stage}/connections/"
@@ -182,29 +187,26 @@ class Services:
 _services: Services | None = None
 
 
-def _count_sink(name: str, channel: str, store: str | None, value: float) -> None:
-    """Every observability.count also reaches the current services' traffic aggregates, if any."""
-    if _services is not None and _services.traffic is not None:
-        _services.traffic.sink(name, channel, store, value)
-
-
-add_count_sink(_count_sink)
-
-
 def services() -> Services:
-    global _services
     if _services is None:
-        _services = _build(get_settings())
+        _install(build(get_settings()))
+    assert _services is not None
     return _services
 
 
 def override(replacement: Services | None) -> None:
     """Use other collaborators (tests); None rebuilds the real ones on next use."""
+    _install(replacement)
+
+
+def _install(installed: Services | None) -> None:
+    """The services every entrypoint gets; observability.count also reaches their traffic aggregates."""
     global _services
-    _services = replacement
+    _services = installed
+    use_count_sink(installed.count_sink if installed is not None else None)
 
 
-def _build(settings: Settings) -> Services:
+def build(settings: Settings) -> Services:
     from chalicelib.adapters import aws, models
     from chalicelib.adapters.connections import DynamoConnectionRepository, SecretsManagerStore
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue

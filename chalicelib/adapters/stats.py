@@ -64,7 +64,7 @@ def bucket_start(at: datetime) -> datetime:
     return at.replace(minute=minutes, second=0, microsecond=0)
 
 
-def _traffic_pk(channel: str, store: str | None) -> str:
+def traffic_pk(channel: str, store: str | None) -> str:
     return f"TRAFFIC#{channel}#{store or '-'}"
 
 
@@ -93,7 +93,7 @@ class DynamoTrafficStats:
     def record(self, kind: str, channel: str, store: str | None, at: datetime, value: int = 1) -> None:
         """Count one event of `kind` (a TRAFFIC_KINDS value) in the store's current bucket."""
         start = bucket_start(at)
-        item = TrafficModel(_traffic_pk(channel, store), f"B#{start.isoformat()}")
+        item = TrafficModel(traffic_pk(channel, store), f"B#{start.isoformat()}")
         actions = [
             getattr(TrafficModel, kind).add(value),
             TrafficModel.expires_at.set(start + TRAFFIC_KEPT),
@@ -110,7 +110,7 @@ class DynamoTrafficStats:
         hour_from = bucket_start(now) - (timedelta(hours=1) - BUCKET)
         day_from = bucket_start(now) - (timedelta(days=1) - BUCKET)
         for item in TrafficModel.query(
-            _traffic_pk(channel, store), TrafficModel.sk >= f"B#{day_from.isoformat()}"
+            traffic_pk(channel, store), TrafficModel.sk >= f"B#{day_from.isoformat()}"
         ):
             start = datetime.fromisoformat(item.sk.removeprefix("B#"))
             for kind in kinds:
