@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib import resources
 from chalicelib.domain.cancellation import Compensator
@@ -37,6 +37,13 @@ from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
 from chalicelib.observability import use_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from chalicelib.adapters.plumbing import AwsPlumbing
+    from chalicelib.adapters.status_board import DynamoStatusBoard
+    from chalicelib.domain.order import OrderStatus
 
 
 def _no_payments() -> PaymentGateway:
@@ -145,6 +152,23 @@ class Services:
         if self.reconciliation_store is None:
             raise ConfigurationError("no reconciliation store configured")
         return self.reconciliation_store
+
+    def plumbing(self) -> AwsPlumbing:
+        """The queues and state machines themselves (health, queue depths, redrive)."""
+        from chalicelib.adapters.plumbing import AwsPlumbing
+
+        return AwsPlumbing(self.settings)
+
+    def status_board(self) -> DynamoStatusBoard:
+        """The status page's read side: counts, lists and traffic from the table's aggregates."""
+        from chalicelib.adapters.status_board import DynamoStatusBoard
+
+        return DynamoStatusBoard()
+
+    def stuck_thresholds(self) -> dict[OrderStatus, timedelta]:
+        from chalicelib.adapters.status_board import stuck_thresholds
+
+        return stuck_thresholds(self.settings.stuck_after)
 
     def channel_pull(self, connection: Connection) -> ChannelPull:
         """Reconciliation's reader of one connected store (its channel's read API, with its credentials)."""

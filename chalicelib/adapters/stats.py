@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +21,7 @@ from pynamodb.models import Model
 
 from chalicelib.adapters.models import StatusCountModel, TrafficModel
 from chalicelib.domain.order import OrderStatus
+from chalicelib.domain.status_views import Traffic
 
 STATUS_PARTITION = "STATS#STATUS"
 STATUS_SHARDS = 8
@@ -66,18 +66,6 @@ def bucket_start(at: datetime) -> datetime:
 
 def traffic_pk(channel: str, store: str | None) -> str:
     return f"TRAFFIC#{channel}#{store or '-'}"
-
-
-@dataclass
-class Traffic:
-    """One store's traffic for the status page."""
-
-    channel: str
-    store: str
-    hour: dict[str, int] = field(default_factory=dict)
-    day: dict[str, int] = field(default_factory=dict)
-    last_event_at: datetime | None = None
-    last_throttled_at: datetime | None = None
 
 
 class DynamoTrafficStats:
