@@ -19,7 +19,9 @@ from chalicelib.domain.fulfilment import (
     FulfilmentPolicy,
     FulfilmentStore,
     ThreePL,
+    ThreePLUpdate,
     Trackers,
+    TrackingUpdate,
 )
 from chalicelib.domain.ingest import Normaliser, Normalisers, normalise_manual_event
 from chalicelib.domain.manual_channel import CHANNEL as MANUAL
@@ -82,6 +84,30 @@ def _amazon_event(topic: str, payload: dict[str, Any], store: str) -> ChannelEve
     return amazon_event(topic, payload, store)
 
 
+def _threepl_update(raw: bytes) -> ThreePLUpdate:
+    from chalicelib.integrations.threepl.updates import threepl_update
+
+    return threepl_update(raw)
+
+
+def _tracking_update(raw: bytes) -> TrackingUpdate:
+    from chalicelib.integrations.easypost.updates import tracking_update
+
+    return tracking_update(raw)
+
+
+def _amazon_notification(body: dict[str, Any]) -> Any:
+    from chalicelib.integrations.amazon.notifications import parse_order_change_notification
+
+    return parse_order_change_notification(body)
+
+
+def _amazon_order(client: Any, amazon_order_id: str) -> dict[str, Any]:
+    from chalicelib.integrations.amazon.orders import fetch_order
+
+    return fetch_order(client, amazon_order_id)
+
+
 def channel_normalisers() -> dict[str, Normaliser]:
     """Channel → its integration's normaliser (imported on first use: a function loads only its channels)."""
     return {
@@ -111,6 +137,12 @@ class Services:
     velocity: VelocityCounter | None = None
     # Each sales channel's payloads as channel events (what ingestion and reconciliation apply).
     normalisers: Normalisers = field(default_factory=channel_normalisers)
+    # A verified 3PL event and a carrier's tracking event (raw bodies) in the domain's words.
+    threepl_update: Callable[[bytes], ThreePLUpdate] = field(default=_threepl_update)
+    tracking_update: Callable[[bytes], TrackingUpdate] = field(default=_tracking_update)
+    # An SP-API notification (None: not an ORDER_CHANGE), and the order it names, read with a client.
+    amazon_notification: Callable[[dict[str, Any]], Any] = field(default=_amazon_notification)
+    amazon_order: Callable[[Any, str], dict[str, Any]] = field(default=_amazon_order)
     fraud_policy: FraudPolicy = field(default_factory=FraudPolicy)
     # Builds (and caches, token and pacing included) the SP-API client of one Amazon connection.
     spapi: Callable[[Connection, dict[str, str]], Any] = field(default=lambda c, s: None)

@@ -148,7 +148,7 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
         return
     raw = json.dumps(delivery.payload or {}).encode()
     if delivery.channel == "3pl":
-        update = threepl_update(raw)
+        update = svc.threepl_update(raw)
         order_id: str | None = update.order_id
         outcome = fulfilment.apply_threepl_event(
             update,
@@ -159,7 +159,7 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
             now=svc.now,
         )
     else:
-        tracking = tracking_update(raw)
+        tracking = svc.tracking_update(raw)
         link = svc.store().shipment_for_tracking(tracking.tracking_number)
         order_id = link[0] if link else None
         outcome = fulfilment.apply_tracking(
@@ -175,53 +175,6 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
     count("DeliveryProcessed", channel=delivery.channel, store=delivery.store, reason=outcome)
 
 
-def threepl_update(raw: bytes) -> Any:
-    from chalicelib.domain.fulfilment import ShippedParcel, ThreePLUpdate
-    from chalicelib.integrations.threepl.webhook import parse_threepl_event
-
-    event = parse_threepl_event(raw)
-    shipment = event.shipment
-    return ThreePLUpdate(
-        event_id=event.id,
-        type=event.type,
-        order_id=event.order_id,
-        shipment_id=event.reference,
-        fulfilment_order_id=event.fulfillment_order_id,
-        provider_shipment_id=shipment.id if shipment else None,
-        lines=[{"line_id": ln.line_id, "sku": ln.sku, "quantity": ln.quantity} for ln in shipment.lines]
-        if shipment
-        else [],
-        parcels=[
-            ShippedParcel(
-                carrier=p.carrier,
-                tracking_number=p.tracking_code,
-                lines=[{"line_id": ln.line_id, "quantity": ln.quantity} for ln in p.lines],
-            )
-            for p in (shipment.parcels if shipment else ())
-        ],
-        at=shipment.shipped_at if shipment else None,
-    )
-
-
-def tracking_update(raw: bytes) -> Any:
-    from datetime import UTC, datetime
-
-    from chalicelib.domain.fulfilment import TrackingUpdate
-    from chalicelib.integrations.easypost.webhook import normalise, parse_tracker_event
-
-    event = parse_tracker_event(raw)
-    at = event.last_detail_at or event.updated_at or event.created_at or datetime.now(UTC)
-    return TrackingUpdate(
-        event_id=event.event_id,
-        tracking_number=event.tracking_code,
-        carrier=event.carrier or "unknown",
-        status=normalise(event.status, event.status_detail).value.lower(),
-        status_detail=event.status_detail,
-        at=at,
-        estimated_at=event.est_delivery_date,
-    )
-
-
 @bp.on_sqs_message(queue=resources.INGEST_QUEUE.name, batch_size=INGEST_BATCH_SIZE)
 def ingest_deliveries(event: SQSEvent) -> dict[str, Any]:
     # FIFO: once a record fails, the rest of its message group is failed too, keeping order.
@@ -234,14 +187,12 @@ def ingest_deliveries(event: SQSEvent) -> dict[str, Any]:
 
 def amazon_notification_record(record: SQSRecord) -> None:
     """An SP-API ORDER_CHANGE notification: fetch the order (notifications are triggers, not truth)."""
-    from chalicelib.integrations.amazon.notifications import parse_order_change_notification
-
     svc = services()
     try:
         body = json.loads(record.body)
     except ValueError as exc:
         raise MalformedDelivery("notification is not JSON") from exc
-    change = parse_order_change_notification(body)
+    change = svc.amazon_notification(body)
     if change is None:
         count("WebhookIgnoredTopic", channel="amazon", reason=str(body.get("NotificationType"))[:64])
         return
@@ -255,17 +206,8 @@ def amazon_notification_record(record: SQSRecord) -> None:
         count("WebhookRejected", channel="amazon", store=change.seller_id, reason="unknown_store")
         raise MalformedDelivery(f"no connection for Amazon seller {change.seller_id}")
     connection, secrets = found
-    client = svc.spapi(connection, secrets)
-    order = client.get_order(change.amazon_order_id)
-    items = client.get_order_items(change.amazon_order_id)
-    payload: dict[str, Any] = {"order": order, "items": items}
-    if order.get("FulfillmentChannel") == "MFN" and order.get("OrderStatus") in (
-        "Unshipped",
-        "PartiallyShipped",
-    ):
-        # The hub ships it: the street, name and phone come only under a restricted data token. Kept in
-        # the order (needed to ship), never in the raw archive (it holds the notification only) or logs.
-        payload["address"] = client.get_order_address(change.amazon_order_id)
+    # Kept in the delivery (the order needs its address to ship), never in the raw archive (the notification).
+    payload = svc.amazon_order(svc.spapi(connection, secrets), change.amazon_order_id)
     delivery = Delivery(
         delivery_id=delivery_id,
         channel="amazon",

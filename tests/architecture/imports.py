@@ -182,13 +182,14 @@ def domain_violations(tree: Tree) -> list[Import]:
     ]
 
 
-def entrypoint_violations(tree: Tree, exceptions: Iterable[str] = ()) -> list[Import]:
-    """Entrypoints get adapters and vendor clients from the composition root, never import them."""
-    excused = set(exceptions)
+def entrypoint_violations(tree: Tree, exceptions: Iterable[tuple[str, str]] = ()) -> list[Import]:
+    """Entrypoints get adapters and vendor clients from the composition root, never import them.
+    `exceptions`: (entrypoint module, imported module prefix) pairs excused for now."""
+    excused = list(exceptions)
     return [
         i
         for i in tree.from_("chalicelib.entrypoints")
-        if i.importer not in excused
+        if not any(i.importer == module and within(i.target, prefix) for module, prefix in excused)
         and not (is_stdlib(i.target) or any(within(i.target, allowed) for allowed in ENTRYPOINT_ALLOWED))
     ]
 
