@@ -21,7 +21,7 @@ from chalicelib.domain import ingest as ingest_use_case
 from chalicelib.domain.connections import credentials
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import MalformedDelivery
-from chalicelib.domain.ingest import Outcome
+from chalicelib.domain.ingest import IngestResult, Outcome
 from chalicelib.observability import count, logger, seconds
 
 bp = Blueprint(__name__)
@@ -94,14 +94,7 @@ def ingest_record(record: SQSRecord) -> None:
     if delivery.channel in ("3pl", "easypost"):
         apply_fulfilment(delivery, svc)
         return
-    result = ingest_use_case.ingest(
-        delivery,
-        normalisers=svc.normalisers,
-        orders=svc.orders,
-        workflow=svc.workflow,
-        now=svc.now,
-        compensators=svc.compensators,
-    )
+    result = ingest(delivery, svc)
     logger.info(
         "delivery applied",
         extra={
@@ -114,6 +107,18 @@ def ingest_record(record: SQSRecord) -> None:
     name = "DeliveryDuplicate" if result.outcome is Outcome.DUPLICATE else "DeliveryProcessed"
     count(name, channel=delivery.channel, store=delivery.store, reason=result.outcome.value)
     seconds("DeliveryLag", (svc.now() - delivery.received_at).total_seconds(), channel=delivery.channel)
+
+
+def ingest(delivery: Delivery, svc: Services) -> IngestResult:
+    """A sales channel's delivery applied to the hub's orders (the ingest use case)."""
+    return ingest_use_case.ingest(
+        delivery,
+        normalisers=svc.normalisers,
+        orders=svc.orders,
+        workflow=svc.workflow,
+        now=svc.now,
+        compensators=svc.compensators,
+    )
 
 
 def apply_stripe(delivery: Delivery, svc: Services) -> None:
@@ -219,14 +224,7 @@ def amazon_notification_record(record: SQSRecord) -> None:
     )
     svc.raw_archive.put(delivery, record.body.encode())
     count("WebhookAccepted", channel="amazon", store=connection.store)
-    result = ingest_use_case.ingest(
-        delivery,
-        normalisers=svc.normalisers,
-        orders=svc.orders,
-        workflow=svc.workflow,
-        now=svc.now,
-        compensators=svc.compensators,
-    )
+    result = ingest(delivery, svc)
     name = "DeliveryDuplicate" if result.outcome is Outcome.DUPLICATE else "DeliveryProcessed"
     count(name, channel="amazon", store=connection.store, reason=result.outcome.value)
     seconds("DeliveryLag", (svc.now() - change.event_time).total_seconds(), channel="amazon")

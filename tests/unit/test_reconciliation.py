@@ -38,17 +38,12 @@ def run(repo, runs, found, *, at=NOW, channel="manual", store="default"):
         asked.append(since)
         yield from found
 
-    report = reconcile_store(
-        channel,
-        store,
-        pull,
-        normalisers=channel_normalisers(),
-        orders=repo,
-        workflow=RecordingWorkflow(),
-        runs=runs,
-        now=lambda: at,
-    )
-    return report, asked[0]
+    return reconcile(channel, store, pull, repo, runs, at=at), asked[0]
+
+
+def reconcile(channel, store, pull, repo, runs, *, at):
+    wiring = {"normalisers": channel_normalisers(), "workflow": RecordingWorkflow()}
+    return reconcile_store(channel, store, pull, orders=repo, runs=runs, now=lambda: at, **wiring)
 
 
 def test_missing_orders_are_restored_once_and_the_watermark_moves():
@@ -73,16 +68,7 @@ def test_a_failing_channel_keeps_the_watermark_and_reports_why():
         yield manual("A", "2026-11-23T10:00:00Z")
         raise HubError("503 from the store")
 
-    report = reconcile_store(
-        "manual",
-        "default",
-        broken,
-        normalisers=channel_normalisers(),
-        orders=repo,
-        workflow=RecordingWorkflow(),
-        runs=runs,
-        now=lambda: NOW,
-    )
+    report = reconcile("manual", "default", broken, repo, runs, at=NOW)
     assert report.missing_restored == ["A"] and "503" in report.errors[0]
     assert runs.marks == {} and runs.saved == [report]
 
