@@ -149,6 +149,7 @@ class FulfilmentPolicy:
 # --- allocation ------------------------------------------------------------------------------------------
 
 
+# Long on purpose: checks, warehouse choice and the shipments written read as one retry-safe flow.
 def allocate(
     order_id: str,
     *,
@@ -557,6 +558,7 @@ class TrackingUpdate:
     estimated_at: datetime | None = None
 
 
+# Long on purpose: matching, fencing and applying one tracking event read as one sequence.
 def apply_tracking(
     update: TrackingUpdate,
     *,

@@ -80,6 +80,7 @@ def normalise(delivery: Delivery, normalisers: Normalisers) -> ChannelEvent:
     return normaliser(delivery.topic, delivery.payload, delivery.store)
 
 
+# Long on purpose: the fence (duplicate, create, stale, newer) and its reactions read as one flow.
 def ingest(
     delivery: Delivery,
     *,

@@ -38,6 +38,7 @@ class Milestone:
 PUBLISHED_CHANNELS = frozenset({"shopify", "woocommerce", "amazon"})
 
 
+# Long on purpose: one branch per milestone kind, read top to bottom against the history it derives from.
 def due(order: Order) -> list[Milestone]:
     """Every milestone the order's state implies for its channel, each with a stable id.
 

@@ -51,6 +51,7 @@ def intent_of(event_type: str, resource: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value.startswith("pi_") else None
 
 
+# Long on purpose: finding the order, fencing the event and its effect read as one sequence.
 def apply_stripe_event(
     event_id: str,
     event_type: str,

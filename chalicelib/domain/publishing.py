@@ -58,6 +58,7 @@ MAX_ATTEMPTS = 8
 PublisherFor = Callable[[Order], ChannelPublisher | None]
 
 
+# Long on purpose: the claim → publish → mark sequence and its error paths read as one protocol.
 def publish_pending(
     order_id: str,
     *,
