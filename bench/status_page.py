@@ -5,14 +5,14 @@ Run: .venv/bin/python bench/status_page.py [--orders 1000 100000] [--repeat N] [
 it moto's)
 
 One in-process moto (`moto.mock_aws`) with the queues and one table per size; the real composition
-(`composition._build`: PynamoDB models, boto3 SQS client, the Dynamo status board; only its clock is pinned
+(`composition.build`: PynamoDB models, boto3 SQS client, the Dynamo status board; only its clock is pinned
 to the seeding time) and Chalice's test client sending `Authorization: Bearer <token>`. Per size:
 1. a table (`local.provision.create_table`), and what does not grow with orders (the same at every size):
    six connected stores, each with every ten-minute traffic bucket of the last two days, a reconciliation
    report per store and hour for 30 hours, carrier counters, eight flagged shipments; each page rendered
    once (warm-up: clients, connections);
 2. N orders, each the item `OrderModel.batch_write()` would send for the repository's own model
-   (`_to_model(order, 1).serialize()`), put straight into moto's table, and the per-status counter shards
+   (`to_model(order, 1).serialize()`), put straight into moto's table, and the per-status counter shards
    set to match (checked through `status_counts()`). A fixed 240 of them (30 in review, 30 failed, 60 just
    paid, 12 stuck in each status that can get stuck) fill the page's lists at every size; the rest are placed
    over 90 days with a status that follows their age (recent ones in flight, old ones mostly completed, a
@@ -95,17 +95,17 @@ from chalicelib.adapters import aws, models, order_repository  # noqa: E402
 from chalicelib.adapters.connections import DynamoConnectionRepository  # noqa: E402
 from chalicelib.adapters.fulfilment_store import DynamoFulfilmentStore  # noqa: E402
 from chalicelib.adapters.models import OrderModel, StatusCountModel, TrafficModel  # noqa: E402
-from chalicelib.adapters.order_repository import _to_model  # noqa: E402
+from chalicelib.adapters.order_repository import to_model  # noqa: E402
 from chalicelib.adapters.reconciliation_store import DynamoReconciliationStore  # noqa: E402
 from chalicelib.adapters.stats import (  # noqa: E402
     BUCKET,
     STATUS_PARTITION,
     TRAFFIC_KEPT,
     DynamoTrafficStats,
-    _traffic_pk,
     bucket_start,
     status_counts,
     status_shard,
+    traffic_pk,
 )
 from chalicelib.adapters.status_board import STUCK_AFTER  # noqa: E402
 from chalicelib.domain.connections import Connection  # noqa: E402
@@ -566,7 +566,7 @@ class MotoIndex:
 
 def seed_orders(n: int, now: datetime, seed: int) -> Counter[str]:
     """N orders, each the item `OrderModel.batch_write()` would send for the repository's own model
-    (`_to_model(order, 1).serialize()`: as its first save leaves it), put straight into moto's table
+    (`to_model(order, 1).serialize()`: as its first save leaves it), put straight into moto's table
     (`put_item` of its DynamoDB backend, what moto's BatchWriteItem calls per item) without the HTTP round
     trip, which costs moto 0.4 ms an item (40 s of the 100,000). Then the per-status counters to match."""
     from moto.core import DEFAULT_ACCOUNT_ID
@@ -581,7 +581,7 @@ def seed_orders(n: int, now: datetime, seed: int) -> Counter[str]:
     with quick_item_writes():
         for number, (status, placed, progress) in enumerate(order_plan(n, rng, now)):
             order = factory.order(number, status, placed, progress)
-            backend.put_item(table, _to_model(order, 1).serialize())
+            backend.put_item(table, to_model(order, 1).serialize())
             shards.setdefault(status_shard(order.order_id), Counter())[status.value] += 1
             statuses[status.value] += 1
     stored = sum(1 for pk in backend.get_table(table).items if str(pk.value).startswith("ORDER#"))
@@ -623,7 +623,7 @@ def seed_fixtures(now: datetime, seed: int) -> None:
                     expected[(channel, store)] = expected.get((channel, store), 0) + received
                 batch.save(
                     TrafficModel(
-                        _traffic_pk(channel, store),
+                        traffic_pk(channel, store),
                         f"B#{bucket.isoformat()}",
                         received=received,
                         duplicates=1 if k % 7 == 0 else None,
@@ -954,7 +954,7 @@ class SizeFigures:
 def reset_process_caches() -> None:
     get_settings.cache_clear()
     aws.client.cache_clear()
-    order_repository._transaction_connection.cache_clear()
+    order_repository.transaction_connection.cache_clear()
     composition.override(None)
 
 
@@ -995,7 +995,7 @@ def run(sizes: list[int], repeat: int, recorder: Recorder, index: MotoIndex, see
             url, dlq_url = create_queue(sqs, spec, None)
             os.environ[spec.env_var], os.environ[spec.dlq_env_var] = url, dlq_url
         get_settings.cache_clear()
-        services = composition._build(get_settings())
+        services = composition.build(get_settings())
         # The page's clock stays at the seeding time: the day of traffic buckets and the stuck cut-offs it
         # reads then do not move while the bench runs (a ten-minute bucket would leave the window).
         now = datetime.now(UTC)

@@ -6,8 +6,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib import resources
 from chalicelib.domain.cancellation import Compensator
@@ -18,10 +17,13 @@ from chalicelib.domain.fulfilment import (
     FulfilmentPolicy,
     FulfilmentStore,
     ThreePL,
+    ThreePLUpdate,
     Trackers,
+    TrackingUpdate,
 )
+from chalicelib.domain.ingest import Normalisers
 from chalicelib.domain.order import Order, utcnow
-from chalicelib.domain.payment import ChannelCapture, ChannelCapturer, PaymentCompensator, PaymentPolicy
+from chalicelib.domain.payment import ChannelCapturer, PaymentCompensator, PaymentPolicy
 from chalicelib.domain.payment_gateway import PaymentGateway
 from chalicelib.domain.ports import (
     DeliveryQueue,
@@ -31,9 +33,24 @@ from chalicelib.domain.ports import (
     WorkflowStarter,
 )
 from chalicelib.domain.publishing import ChannelPublisher
-from chalicelib.domain.reconciliation import ReconciliationStore
-from chalicelib.observability import add_count_sink
+from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
+from chalicelib.observability import use_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
+from chalicelib.wiring import (
+    ConnectedClients,
+    amazon_notification,
+    amazon_order,
+    channel_normalisers,
+    threepl_update,
+    tracking_update,
+)
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from chalicelib.adapters.plumbing import AwsPlumbing
+    from chalicelib.adapters.status_board import DynamoStatusBoard
+    from chalicelib.domain.order import OrderStatus
 
 
 def _no_payments() -> PaymentGateway:
@@ -47,6 +64,11 @@ def _no_threepl(provider: str) -> ThreePL:
 class _NoTrackers:
     def register(self, tracking_number: str, carrier: str) -> None:
         raise ConfigurationError("no carrier tracking configured")
+
+
+# How long a publisher holds a milestone it is telling the channel: well beyond the function's timeout, so
+# only the claim of a publisher that died (timed out, crashed) ever lapses.
+PUBLISH_CLAIM_SECONDS = 6 * resources.DEFAULT_FUNCTION_TIMEOUT_SECONDS
 
 
 class TrafficSink(Protocol):
@@ -66,6 +88,14 @@ class Services:
     secrets: SecretStore
     raw_archive: RawArchive
     velocity: VelocityCounter | None = None
+    # Each sales channel's payloads as channel events (what ingestion and reconciliation apply).
+    normalisers: Normalisers = field(default_factory=channel_normalisers)
+    # A verified 3PL event and a carrier's tracking event (raw bodies) in the domain's words.
+    threepl_update: Callable[[dict[str, Any]], ThreePLUpdate] = field(default=threepl_update)
+    tracking_update: Callable[[dict[str, Any]], TrackingUpdate] = field(default=tracking_update)
+    # An SP-API notification (None: not an ORDER_CHANGE), and the order it names, read with a client.
+    amazon_notification: Callable[[dict[str, Any]], Any] = field(default=amazon_notification)
+    amazon_order: Callable[[Any, str], dict[str, Any]] = field(default=amazon_order)
     fraud_policy: FraudPolicy = field(default_factory=FraudPolicy)
     # Builds (and caches, token and pacing included) the SP-API client of one Amazon connection.
     spapi: Callable[[Connection, dict[str, str]], Any] = field(default=lambda c, s: None)
@@ -83,9 +113,15 @@ class Services:
     fulfilment_policy: FulfilmentPolicy = field(default_factory=FulfilmentPolicy)
     # The channel's publisher for an order (None: a channel the hub does not publish to).
     publisher_for: Callable[[Order], ChannelPublisher | None] = field(default=lambda order: None)
+    publish_claim_seconds: float = PUBLISH_CLAIM_SECONDS
     reconciliation_store: ReconciliationStore | None = None
     # Keeps the counts the status page shows per store (deliveries received, rejected, ...).
     traffic: TrafficSink | None = None
+
+    def count_sink(self, name: str, channel: str, store: str | None, value: float) -> None:
+        """observability.count's sink: the per-store counts the status page shows, when kept."""
+        if self.traffic is not None:
+            self.traffic.sink(name, channel, store, value)
 
     @property
     def secret_prefix(self) -> str:
@@ -102,6 +138,55 @@ class Services:
             raise ConfigurationError("no reconciliation store configured")
         return self.reconciliation_store
 
+    def plumbing(self) -> AwsPlumbing:
+        """The queues and state machines themselves (health, queue depths, redrive)."""
+        from chalicelib.adapters.plumbing import AwsPlumbing
+
+        return AwsPlumbing(self.settings)
+
+    def status_board(self) -> DynamoStatusBoard:
+        """The status page's read side: counts, lists and traffic from the table's aggregates."""
+        from chalicelib.adapters.status_board import DynamoStatusBoard
+
+        return DynamoStatusBoard()
+
+    def stuck_thresholds(self) -> dict[OrderStatus, timedelta]:
+        from chalicelib.adapters.status_board import stuck_thresholds
+
+        return stuck_thresholds(self.settings.stuck_after)
+
+    def channel_pull(self, connection: Connection) -> ChannelPull:
+        """Reconciliation's reader of one connected store (its channel's read API, with its credentials)."""
+        from chalicelib.domain.reconciliation_run import StoreUnreadable
+
+        secrets = self.secrets.get(connection.secret_ref)
+        try:
+            return self._channel_pull(connection, secrets)
+        except ConfigurationError as exc:
+            raise StoreUnreadable(str(exc)) from exc
+
+    def _channel_pull(self, connection: Connection, secrets: dict[str, str]) -> ChannelPull:
+        if connection.channel == "woocommerce":
+            from chalicelib.integrations.woocommerce.orders import WooCommerceOrders, woocommerce_pull
+
+            reader = WooCommerceOrders(
+                connection.store,
+                secrets["consumer_key"],
+                secrets["consumer_secret"],
+                api_base=self.settings.woocommerce_api_base,
+            )
+            return woocommerce_pull(reader)
+        if connection.channel == "amazon":
+            from chalicelib.integrations.amazon.orders import amazon_pull
+
+            return amazon_pull(self.spapi(connection, secrets), connection.settings.get("marketplace_id", ""))
+        from chalicelib.integrations.shopify.admin import ShopifyAdmin
+        from chalicelib.integrations.shopify.orders import shopify_pull
+
+        return shopify_pull(
+            ShopifyAdmin(connection.store, secrets["access_token"], api_base=self.settings.shopify_api_base)
+        )
+
     def store(self) -> FulfilmentStore:
         if self.fulfilment_store is None:
             raise ConfigurationError("no fulfilment store configured")
@@ -111,29 +196,26 @@ class Services:
 _services: Services | None = None
 
 
-def _count_sink(name: str, channel: str, store: str | None, value: float) -> None:
-    """Every observability.count also reaches the current services' traffic aggregates, if any."""
-    if _services is not None and _services.traffic is not None:
-        _services.traffic.sink(name, channel, store, value)
-
-
-add_count_sink(_count_sink)
-
-
 def services() -> Services:
-    global _services
     if _services is None:
-        _services = _build(get_settings())
+        _install(build(get_settings()))
+    assert _services is not None
     return _services
 
 
 def override(replacement: Services | None) -> None:
     """Use other collaborators (tests); None rebuilds the real ones on next use."""
+    _install(replacement)
+
+
+def _install(installed: Services | None) -> None:
+    """The services every entrypoint gets; observability.count also reaches their traffic aggregates."""
     global _services
-    _services = replacement
+    _services = installed
+    use_count_sink(installed.count_sink if installed is not None else None)
 
 
-def _build(settings: Settings) -> Services:
+def build(settings: Settings) -> Services:
     from chalicelib.adapters import aws, models
     from chalicelib.adapters.connections import DynamoConnectionRepository, SecretsManagerStore
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
@@ -165,21 +247,21 @@ def _build(settings: Settings) -> Services:
         connections=DynamoConnectionRepository(),
         secrets=SecretsManagerStore(aws.client("secretsmanager")),
         raw_archive=DynamoRawArchive(),
-        spapi=_SpApiClients(settings),
         velocity=DynamoVelocityCounter(),
         fraud_policy=FraudPolicy.from_mapping(settings.fraud_policy)
         if settings.fraud_policy
         else FraudPolicy(),
         payment_policy=PaymentPolicy(settings.payment_recovery_seconds, settings.payment_max_attempts),
     )
-    services.payments = _StripeClients(services)
-    shopify = _ShopifyClients(services)
-    services.channel_capturer = shopify.capturer
-    services.fraud_signals = _FraudSignalSource(services, shopify)
+    clients = ConnectedClients(settings, services.connections, services.secrets)
+    services.spapi = clients.spapi.get
+    services.payments = clients.payments
+    services.channel_capturer = clients.capturer
+    services.fraud_signals = clients.fraud_signals
     services.fulfilment_store = DynamoFulfilmentStore()
-    services.threepl = _ThreePLClients(services)
-    services.trackers = _EasyPostTrackers(services)
-    services.publisher_for = _Publishers(services, shopify)
+    services.threepl = clients.threepl
+    services.trackers = clients
+    services.publisher_for = clients.publisher_for
     services.reconciliation_store = DynamoReconciliationStore()
     services.traffic = DynamoTrafficStats(now=utcnow)
     if settings.fulfilment_policy:
@@ -196,236 +278,6 @@ def _operator_token(settings: Settings) -> str | None:
         # Cached for five minutes: a rotated token takes effect without a redeploy.
         return str(parameters.get_secret(settings.operator_token_secret_id, max_age=300))
     return None
-
-
-class _SpApiClients:
-    """One client per Amazon connection and secret version, so its token cache and pacing persist."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._clients: dict[str, Any] = {}
-
-    def __call__(self, connection: Connection, secrets: dict[str, str]) -> Any:
-        from chalicelib.integrations.amazon.spapi import LWA_TOKEN_URL, SpApiClient, endpoint_for_marketplace
-
-        key = connection.connection_id + hashlib.sha256(repr(sorted(secrets.items())).encode()).hexdigest()
-        client = self._clients.get(key)
-        if client is None:
-            marketplace = connection.settings.get("marketplace_id", "")
-            client = SpApiClient(
-                endpoint=self._settings.amazon_spapi_endpoint or endpoint_for_marketplace(marketplace),
-                lwa_endpoint=self._settings.amazon_lwa_endpoint or LWA_TOKEN_URL,
-                client_id=secrets["lwa_client_id"],
-                client_secret=secrets["lwa_client_secret"],
-                refresh_token=secrets["refresh_token"],
-            )
-            self._clients[key] = client
-        return client
-
-
-class _StripeClients:
-    """The registered Stripe account's client, rebuilt only when its key changes (rotation)."""
-
-    def __init__(self, svc: Services) -> None:
-        self._svc = svc
-        self._clients: dict[str, PaymentGateway] = {}
-
-    def __call__(self) -> PaymentGateway:
-        from chalicelib.domain.connections import STRIPE_ACCOUNT, credentials
-        from chalicelib.integrations.stripe.payments import StripePayments
-
-        found = credentials(
-            "stripe", STRIPE_ACCOUNT, connections=self._svc.connections, secrets=self._svc.secrets
-        )
-        if found is None:
-            raise ConfigurationError("no Stripe account connected (POST /api/connections channel stripe)")
-        key = found[1]["secret_key"]
-        fingerprint = hashlib.sha256(key.encode()).hexdigest()
-        client = self._clients.get(fingerprint)
-        if client is None:
-            client = StripePayments(key, api_base=self._svc.settings.stripe_api_base)
-            self._clients = {fingerprint: client}
-        return client
-
-
-class _Publishers:
-    """The channel publisher of an order's store, built from its connection (and cached with it)."""
-
-    def __init__(self, svc: Services, shopify: _ShopifyClients) -> None:
-        self._svc = svc
-        self._shopify = shopify
-        self._cache: dict[str, ChannelPublisher] = {}
-
-    def __call__(self, order: Order) -> ChannelPublisher | None:
-        from chalicelib.domain.connections import credentials
-
-        if order.channel == "shopify":
-            from chalicelib.integrations.shopify.publisher import ShopifyPublisher
-
-            return ShopifyPublisher(self._shopify.admin(order.store))
-        found = credentials(
-            order.channel, order.store, connections=self._svc.connections, secrets=self._svc.secrets
-        )
-        if found is None:
-            return None
-        connection, secrets = found
-        key = connection.connection_id + hashlib.sha256(repr(sorted(secrets.items())).encode()).hexdigest()
-        if key in self._cache:
-            return self._cache[key]
-        publisher: ChannelPublisher | None = None
-        if order.channel == "woocommerce":
-            from chalicelib.integrations.woocommerce.publisher import WooCommercePublisher
-
-            publisher = WooCommercePublisher(
-                connection.store,
-                secrets["consumer_key"],
-                secrets["consumer_secret"],
-                api_base=self._svc.settings.woocommerce_api_base,
-            )
-        elif order.channel == "amazon":
-            from chalicelib.integrations.amazon.publisher import AmazonPublisher
-
-            client = self._svc.spapi(connection, secrets)
-            publisher = AmazonPublisher(client, connection.settings.get("marketplace_id", ""))
-        if publisher is not None:
-            self._cache[key] = publisher
-        return publisher
-
-
-class _ThreePLClients:
-    """One client per 3PL provider (its connection: API key; HUB_3PL_API_BASE or the provider's default)."""
-
-    def __init__(self, svc: Services) -> None:
-        self._svc = svc
-        self._clients: dict[str, ThreePL] = {}
-
-    def __call__(self, provider: str) -> ThreePL:
-        from chalicelib.domain.connections import credentials
-
-        found = credentials("3pl", provider, connections=self._svc.connections, secrets=self._svc.secrets)
-        if found is None:
-            raise ConfigurationError(f"no 3PL connection for provider {provider!r}")
-        key = provider + hashlib.sha256(found[1]["api_key"].encode()).hexdigest()
-        client = self._clients.get(key)
-        if client is None:
-            from chalicelib.integrations.threepl.client import ThreePLClient
-
-            base = self._svc.settings.threepl_api_base
-            if base is None:
-                raise ConfigurationError("HUB_3PL_API_BASE is not set (the 3PL's API base URL)")
-            client = ThreePLClient(base, found[1]["api_key"])
-            self._clients[key] = client
-        return client
-
-
-class _EasyPostTrackers:
-    """Registers parcels with the connected EasyPost account (HUB_CARRIER_API_BASE points elsewhere)."""
-
-    def __init__(self, svc: Services) -> None:
-        self._svc = svc
-        self._client: Any = None
-        self._key: str | None = None
-
-    def register(self, tracking_number: str, carrier: str) -> None:
-        from chalicelib.domain.connections import CARRIER_ACCOUNT, credentials
-        from chalicelib.integrations.easypost.client import EasyPostClient
-
-        found = credentials(
-            "easypost", CARRIER_ACCOUNT, connections=self._svc.connections, secrets=self._svc.secrets
-        )
-        if found is None:
-            raise ConfigurationError("no EasyPost account connected (POST /api/connections channel easypost)")
-        if self._client is None or self._key != found[1]["api_key"]:
-            self._key = found[1]["api_key"]
-            self._client = EasyPostClient(self._key, api_base=self._svc.settings.carrier_api_base)
-        self._client.create_tracker(tracking_number, carrier)
-
-
-class _ShopifyClients:
-    """One Admin GraphQL client per shop and token (its throttle bucket is learnt per client)."""
-
-    def __init__(self, svc: Services) -> None:
-        self._svc = svc
-        self._clients: dict[str, Any] = {}
-
-    def admin(self, store: str) -> Any:
-        from chalicelib.domain.connections import credentials
-        from chalicelib.integrations.shopify.admin import ShopifyAdmin
-
-        found = credentials("shopify", store, connections=self._svc.connections, secrets=self._svc.secrets)
-        if found is None:
-            raise ConfigurationError(f"no Shopify connection for {store}")
-        token = found[1]["access_token"]
-        key = store + hashlib.sha256(token.encode()).hexdigest()
-        client = self._clients.get(key)
-        if client is None:
-            client = ShopifyAdmin(store, token, api_base=self._svc.settings.shopify_api_base)
-            self._clients[key] = client
-        return client
-
-    def capturer(self, order: Order) -> ChannelCapturer | None:
-        return _ShopifyCapture(self.admin(order.store)) if order.channel == "shopify" else None
-
-
-class _ShopifyCapture:
-    """Captures a Shopify authorisation through orderCapture (the adapter reads before it writes)."""
-
-    def __init__(self, admin: Any) -> None:
-        self._admin = admin
-
-    def capture(self, order: Order, amount: Decimal) -> ChannelCapture:
-        from chalicelib.domain.errors import HubError
-
-        authorisations = self._admin.capturable_authorizations(order.external_id)
-        if not authorisations:
-            raise HubError(f"Shopify order {order.external_id} has no authorisation to capture")
-        first = authorisations[0]
-        result = self._admin.capture(
-            order.external_id, first.transaction_id, min(amount, first.amount), order.currency
-        )
-        return ChannelCapture(amount=result.amount, reference=result.transaction_id)
-
-
-class _FraudSignalSource:
-    """Signals from outside the order: Shopify's risk assessment, Stripe Radar's verdict and the card's
-    fingerprint. Unreachable sources leave their signal out (the rules still run) rather than stall."""
-
-    def __init__(self, svc: Services, shopify: _ShopifyClients) -> None:
-        self._svc = svc
-        self._shopify = shopify
-
-    def __call__(self, order: Order) -> FraudSignals:
-        from chalicelib.domain.errors import HubError
-        from chalicelib.domain.fraud import StripeRadar
-        from chalicelib.domain.payment import stripe_intent
-        from chalicelib.domain.payment_gateway import PaymentError
-        from chalicelib.observability import logger
-
-        intent_id = stripe_intent(order)
-        if intent_id is None:
-            if order.channel == "shopify":
-                try:
-                    return FraudSignals(
-                        shopify_risk=self._shopify.admin(order.store).order_risk(order.external_id)
-                    )
-                except (HubError, ConfigurationError) as exc:
-                    logger.warning(
-                        "fraud signal unavailable",
-                        extra={"order_id": order.order_id, "source": "shopify", "error": type(exc).__name__},
-                    )
-            return FraudSignals()
-        try:
-            intent = self._svc.payments().retrieve(intent_id)
-        except (PaymentError, ConfigurationError) as exc:
-            logger.warning(
-                "fraud signal unavailable",
-                extra={"order_id": order.order_id, "source": "stripe", "error": type(exc).__name__},
-            )
-            return FraudSignals()
-        radar = None
-        if intent.risk_level is not None or intent.risk_score is not None:
-            radar = StripeRadar(risk_level=intent.risk_level, risk_score=intent.risk_score)
-        return FraudSignals(card_fingerprint=intent.card_fingerprint, stripe_radar=radar)
 
 
 class _LazyWorkflow:
@@ -466,4 +318,13 @@ def deduplication_id(delivery_id: str) -> str:
     return hashlib.sha256(delivery_id.encode()).hexdigest()
 
 
-__all__ = ["ConfigurationError", "Services", "deduplication_id", "override", "services"]
+__all__ = [
+    "PUBLISH_CLAIM_SECONDS",
+    "ConfigurationError",
+    "Services",
+    "build",
+    "channel_normalisers",
+    "deduplication_id",
+    "override",
+    "services",
+]

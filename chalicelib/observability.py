@@ -12,28 +12,24 @@ NAMESPACE = "OrderHub"
 
 logger = Logger(service="order-hub")
 
-# Also told of every count (the status page's aggregates): (name, channel, store, value).
+# Also told of every count (the status page's aggregates): (name, channel, store, value). Installed by the
+# composition root with the services it installs (`composition.services`, `composition.override`).
 CountSink = Callable[[str, str, "str | None", float], None]
-_sinks: list[CountSink] = []
+_sink: CountSink | None = None
 
 
-def add_count_sink(sink: CountSink) -> None:
-    if sink not in _sinks:
-        _sinks.append(sink)
-
-
-def remove_count_sink(sink: CountSink) -> None:
-    if sink in _sinks:
-        _sinks.remove(sink)
+def use_count_sink(sink: CountSink | None) -> None:
+    global _sink
+    _sink = sink
 
 
 def count(
     name: str, *, channel: str, store: str | None = None, reason: str | None = None, value: float = 1
 ) -> None:
     """One EMF metric line, flushed at once (works the same in a route, a queue handler or a task)."""
-    for sink in _sinks:
+    if _sink is not None:
         try:
-            sink(name, channel, store, value)
+            _sink(name, channel, store, value)
         except Exception:  # an aggregate that cannot be kept never fails what was counted
             logger.exception("count sink failed", extra={"metric": name, "channel": channel})
     if is_metrics_disabled():  # single_metric itself prints regardless of POWERTOOLS_METRICS_DISABLED

@@ -35,7 +35,7 @@ def _index(spec: resources.IndexSpec) -> type[GlobalSecondaryIndex[Any]]:
 _ByChannel, _ByStatus, _ByStore, _AllOrders, _PendingPublications = (_index(spec) for spec in TABLE.indexes)
 
 
-class _TableModel(Model):
+class TableModel(Model):
     class Meta:
         table_name = TABLE.name
         region: str | None = None
@@ -45,10 +45,10 @@ class _TableModel(Model):
     sk = UnicodeAttribute(range_key=True)
 
 
-class OrderModel(_TableModel):
+class OrderModel(TableModel):
     """One order: the canonical document plus the keys its indexes need."""
 
-    class Meta(_TableModel.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     version = VersionAttribute()
@@ -81,30 +81,30 @@ class OrderModel(_TableModel):
     pending_publications = _PendingPublications()
 
 
-class DeliveryModel(_TableModel):
+class DeliveryModel(TableModel):
     """A delivery already applied (the sender's event id), kept for the dedup window."""
 
-    class Meta(_TableModel.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     order_id = UnicodeAttribute()
     expires_at = TTLAttribute()
 
 
-class PaymentRefModel(_TableModel):
+class PaymentRefModel(TableModel):
     """Which order a payment (a Stripe PaymentIntent) pays: how a payment webhook finds its order."""
 
-    class Meta(_TableModel.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     order_id = UnicodeAttribute()
 
 
-class FulfilmentModel(_TableModel):
+class FulfilmentModel(TableModel):
     """The fulfilment stage's items: a waiting shipment task's token, a tracking number's shipment, an open
     shipment (one partition, ordered by promise), a carrier's delivery counters."""
 
-    class Meta(_TableModel.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     order_id = UnicodeAttribute(null=True)
@@ -116,10 +116,10 @@ class FulfilmentModel(_TableModel):
     flags = JSONAttribute(null=True)
 
 
-class ReconciliationModel(_TableModel):
+class ReconciliationModel(TableModel):
     """A store's reconciliation watermark, or one run's report (newest first under RECON#RUNS)."""
 
-    class Meta(_TableModel.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     at = UTCDateTimeAttribute(null=True)
@@ -127,20 +127,20 @@ class ReconciliationModel(_TableModel):
     expires_at = TTLAttribute(null=True)
 
 
-class HeartbeatModel(_TableModel):
+class HeartbeatModel(TableModel):
     """The last time a scheduled job ran, shown by /health."""
 
-    class Meta(_TableModel.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     at = UTCDateTimeAttribute()
     runs = NumberAttribute(default=0)
 
 
-class ConnectionModel(_TableModel):
+class ConnectionModel(TableModel):
     """A registered store; its secrets live in Secrets Manager under `secret_ref`."""
 
-    class Meta(_TableModel.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     connection_id = UnicodeAttribute()
@@ -156,10 +156,10 @@ class ConnectionModel(_TableModel):
     listing = _ByChannel()
 
 
-class RawDeliveryModel(_TableModel):
+class RawDeliveryModel(TableModel):
     """An accepted delivery exactly as received (zlib-compressed), kept for replay until it expires."""
 
-    class Meta(_TableModel.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     channel = UnicodeAttribute()
@@ -170,24 +170,24 @@ class RawDeliveryModel(_TableModel):
     expires_at = TTLAttribute()
 
 
-def _status_count_model() -> type[_TableModel]:
+def _status_count_model() -> type[TableModel]:
     """One shard of the orders-per-status counters: a number attribute per status (see stats.py)."""
     from chalicelib.domain.order import OrderStatus
 
     attrs: dict[str, Any] = {
-        "Meta": type("Meta", (_TableModel.Meta,), {}),
+        "Meta": type("Meta", (TableModel.Meta,), {}),
         **{s.value.lower(): NumberAttribute(null=True, attr_name=s.value) for s in OrderStatus},
     }
-    return type("StatusCountModel", (_TableModel,), attrs)
+    return type("StatusCountModel", (TableModel,), attrs)
 
 
 StatusCountModel = _status_count_model()
 
 
-class TrafficModel(_TableModel):
+class TrafficModel(TableModel):
     """A store's deliveries in one ten-minute bucket (see stats.py)."""
 
-    class Meta(_TableModel.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     received = NumberAttribute(null=True)
@@ -200,7 +200,7 @@ class TrafficModel(_TableModel):
     expires_at = TTLAttribute(null=True)
 
 
-MODELS: tuple[type[_TableModel], ...] = (
+MODELS: tuple[type[TableModel], ...] = (
     OrderModel,
     DeliveryModel,
     PaymentRefModel,

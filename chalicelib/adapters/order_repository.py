@@ -34,7 +34,7 @@ def delivery_key(delivery_id: str) -> tuple[str, str]:
     return f"DELIVERY#{delivery_id}", "DELIVERY"
 
 
-def _to_model(order: Order, version: int | None) -> OrderModel:
+def to_model(order: Order, version: int | None) -> OrderModel:
     pk, sk = order_key(order.order_id)
     placed = order.placed_at.isoformat()
     model = OrderModel(
@@ -109,7 +109,7 @@ def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
 
 
 @lru_cache(maxsize=4)
-def _transaction_connection(region: str | None, host: str | None) -> Connection:
+def transaction_connection(region: str | None, host: str | None) -> Connection:
     return Connection(region=region, host=host)
 
 
@@ -138,7 +138,7 @@ class DynamoOrderRepository:
         delivery_id: str | None = None,
         replacing: OrderStatus | None = None,
     ) -> int:
-        model = _to_model(order, expected_version)
+        model = to_model(order, expected_version)
         new_version = (expected_version or 0) + 1
         # An update, not a put: what lives beside the document (execution ARN, review token) stays.
         actions: list[Any] = [getattr(OrderModel, name).set(getattr(model, name)) for name in _WRITTEN]
@@ -350,7 +350,7 @@ class DynamoOrderRepository:
     def _connection() -> Connection:
         # One per process: a new Connection builds a botocore client, reading service models from disk.
         meta = OrderModel.Meta
-        return _transaction_connection(meta.region, meta.host)
+        return transaction_connection(meta.region, meta.host)
 
 
 class DynamoHeartbeats:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +21,7 @@ from pynamodb.models import Model
 
 from chalicelib.adapters.models import StatusCountModel, TrafficModel
 from chalicelib.domain.order import OrderStatus
+from chalicelib.domain.status_views import Traffic
 
 STATUS_PARTITION = "STATS#STATUS"
 STATUS_SHARDS = 8
@@ -64,20 +64,8 @@ def bucket_start(at: datetime) -> datetime:
     return at.replace(minute=minutes, second=0, microsecond=0)
 
 
-def _traffic_pk(channel: str, store: str | None) -> str:
+def traffic_pk(channel: str, store: str | None) -> str:
     return f"TRAFFIC#{channel}#{store or '-'}"
-
-
-@dataclass
-class Traffic:
-    """One store's traffic for the status page."""
-
-    channel: str
-    store: str
-    hour: dict[str, int] = field(default_factory=dict)
-    day: dict[str, int] = field(default_factory=dict)
-    last_event_at: datetime | None = None
-    last_throttled_at: datetime | None = None
 
 
 class DynamoTrafficStats:
@@ -93,7 +81,7 @@ class DynamoTrafficStats:
     def record(self, kind: str, channel: str, store: str | None, at: datetime, value: int = 1) -> None:
         """Count one event of `kind` (a TRAFFIC_KINDS value) in the store's current bucket."""
         start = bucket_start(at)
-        item = TrafficModel(_traffic_pk(channel, store), f"B#{start.isoformat()}")
+        item = TrafficModel(traffic_pk(channel, store), f"B#{start.isoformat()}")
         actions = [
             getattr(TrafficModel, kind).add(value),
             TrafficModel.expires_at.set(start + TRAFFIC_KEPT),
@@ -110,7 +98,7 @@ class DynamoTrafficStats:
         hour_from = bucket_start(now) - (timedelta(hours=1) - BUCKET)
         day_from = bucket_start(now) - (timedelta(days=1) - BUCKET)
         for item in TrafficModel.query(
-            _traffic_pk(channel, store), TrafficModel.sk >= f"B#{day_from.isoformat()}"
+            traffic_pk(channel, store), TrafficModel.sk >= f"B#{day_from.isoformat()}"
         ):
             start = datetime.fromisoformat(item.sk.removeprefix("B#"))
             for kind in kinds:

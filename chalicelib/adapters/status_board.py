@@ -13,14 +13,14 @@ costs the same with a thousand orders stored as with millions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib import resources
 from chalicelib.adapters.models import OrderModel
-from chalicelib.adapters.stats import DynamoTrafficStats, Traffic, status_counts
+from chalicelib.adapters.stats import DynamoTrafficStats, status_counts
 from chalicelib.domain.order import Order, OrderStatus
+from chalicelib.domain.status_views import OrderRow, Traffic
 
 # No progress for this long in a status: stuck. FRAUD_REVIEW and FAILED have their own lists;
 # terminal statuses never get stuck.
@@ -51,19 +51,6 @@ def stuck_thresholds(spec: str | None) -> dict[OrderStatus, timedelta]:
             raise ValueError(f"HUB_STUCK_AFTER: {part!r} needs a unit (s, m, h or d)")
         thresholds[status] = timedelta(**{units[unit]: float(value.strip()[:-1])})
     return thresholds
-
-
-@dataclass(frozen=True)
-class OrderRow:
-    """An order as a list shows it (from the index item, without parsing the whole document)."""
-
-    order_id: str
-    channel: str
-    store: str
-    external_id: str
-    status: str
-    updated_at: str
-    order: Order | None = None
 
 
 def _row(model: OrderModel, with_document: bool) -> OrderRow:

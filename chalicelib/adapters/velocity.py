@@ -10,7 +10,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.models import _TableModel
+from chalicelib.adapters.models import TableModel
 from chalicelib.domain.fraud import velocity_key_digest
 
 # Items outlive their longest window by this much, so a late or retried check still sees them;
@@ -22,17 +22,17 @@ _AFTER_INSTANT = "$"
 _MARKER = "ORDER#"
 
 
-class VelocityModel(_TableModel):
+class VelocityModel(TableModel):
     """An order counted under a hashed key: an event at `<time>#<order id>` plus an `ORDER#` marker."""
 
-    class Meta(_TableModel.Meta):
+    class Meta(TableModel.Meta):
         pass
 
     order_id = UnicodeAttribute()
     expires_at = TTLAttribute()
 
 
-VELOCITY_MODELS: tuple[type[_TableModel], ...] = (VelocityModel,)
+VELOCITY_MODELS: tuple[type[TableModel], ...] = (VelocityModel,)
 
 
 def bind_velocity(table_name: str, region: str, host: str | None) -> None:

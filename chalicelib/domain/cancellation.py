@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from chalicelib.domain.errors import ConcurrentUpdate, NotFound
-from chalicelib.domain.lifecycle import mutate
+from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 

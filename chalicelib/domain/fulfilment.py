@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain.errors import HubError, InvalidInput, NotFound
-from chalicelib.domain.lifecycle import mutate
+from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Order, OrderStatus, Parcel, Shipment
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 from chalicelib.domain.status import is_forward
@@ -150,6 +150,7 @@ class FulfilmentPolicy:
 # --- allocation ------------------------------------------------------------------------------------------
 
 
+# Long on purpose: checks, warehouse choice and the shipments written read as one retry-safe flow.
 def allocate(
     order_id: str,
     *,
@@ -558,6 +559,7 @@ class TrackingUpdate:
     estimated_at: datetime | None = None
 
 
+# Long on purpose: matching, fencing and applying one tracking event read as one sequence.
 def apply_tracking(
     update: TrackingUpdate,
     *,

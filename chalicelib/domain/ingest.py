@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,14 +19,16 @@ from chalicelib.domain.channel_events import (
 )
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import DuplicateDelivery, MalformedDelivery, OrderNotYetKnown
-from chalicelib.domain.manual_channel import CHANNEL as MANUAL
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment import paid_since_last_attempt, resume_payment, stripe_intent
 from chalicelib.domain.ports import OrderRepository, StoredOrder, WorkflowStarter
 from chalicelib.domain.status import is_forward
 
+# A channel's payload for a topic (topic, payload, store) turned into a channel event: the port each sales
+# channel's integration implements. The composition root hands ingestion the registry, channel → normaliser.
 Normaliser = Callable[[str, dict[str, Any], str], ChannelEvent]
+Normalisers = Mapping[str, Normaliser]
 
 # Fields the channel owns; everything else on the order (status, fraud, history, ...) is the hub's.
 CHANNEL_FIELDS = (
@@ -64,43 +66,13 @@ class IngestResult:
     order_id: str | None
 
 
-def _manual(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
+def normalise_manual_event(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
+    """The hub's own channel (orders entered by hand or through the API) as a normaliser."""
     return OrderSnapshot(order=normalise_manual(payload), state=ChannelState.OPEN)
 
 
-def _shopify(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
-    from chalicelib.integrations.shopify.webhook import parse_shopify
-
-    return parse_shopify(topic, payload, store)
-
-
-def _woocommerce(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
-    from chalicelib.integrations.woocommerce.webhook import bare_deletion_id, parse_woocommerce
-
-    external_id = bare_deletion_id(topic, payload)
-    if external_id is not None:
-        # Core sends only {"id": n} for a deletion: a state change of an order we know, not a snapshot.
-        return StateNotice("woocommerce", store, external_id, ChannelState.DELETED)
-    return parse_woocommerce(topic, payload, store)
-
-
-def _amazon(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
-    from chalicelib.integrations.amazon.notifications import normalise_amazon_order
-
-    return normalise_amazon_order(payload["order"], payload["items"], store, payload.get("address"))
-
-
-# Channel → function turning that channel's payload for a topic into a channel event.
-NORMALISERS: dict[str, Normaliser] = {
-    MANUAL: _manual,
-    "shopify": _shopify,
-    "woocommerce": _woocommerce,
-    "amazon": _amazon,
-}
-
-
-def normalise(delivery: Delivery) -> ChannelEvent:
-    normaliser = NORMALISERS.get(delivery.channel)
+def normalise(delivery: Delivery, normalisers: Normalisers) -> ChannelEvent:
+    normaliser = normalisers.get(delivery.channel)
     if normaliser is None:
         raise MalformedDelivery(f"no normaliser for channel {delivery.channel!r}")
     if delivery.payload is None:
@@ -108,9 +80,11 @@ def normalise(delivery: Delivery) -> ChannelEvent:
     return normaliser(delivery.topic, delivery.payload, delivery.store)
 
 
+# Long on purpose: the fence (duplicate, create, stale, newer) and its reactions read as one flow.
 def ingest(
     delivery: Delivery,
     *,
+    normalisers: Normalisers,
     orders: OrderRepository,
     workflow: WorkflowStarter,
     now: Callable[[], datetime],
@@ -122,7 +96,7 @@ def ingest(
     the delivery id is recorded in the same transaction as the change, and an update older than
     what is stored (by the channel's own `updated_at`) changes nothing.
     """
-    event = normalise(delivery)
+    event = normalise(delivery, normalisers)
     if isinstance(event, RefundNotice):
         return _apply_refund(delivery, event, orders=orders, now=now)
     if isinstance(event, StateNotice):
@@ -155,7 +129,7 @@ def ingest(
                 channel_updated_at=candidate.updated_at.isoformat(),
                 channel_state=event.state.value,
             )
-            _apply_channel_state(merged, event.state, _last_channel_state(stored.order), now)
+            _apply_channel_state(merged, event.state, last_channel_state(stored.order), now)
             version = orders.save(
                 merged,
                 expected_version=stored.version,
@@ -221,7 +195,7 @@ def _is_newer(candidate: Order, state: ChannelState, stored: Order) -> bool:
     """The fence: the channel's own `updated_at`, then (for equal stamps) how far along the order is."""
     if candidate.updated_at != stored.updated_at:
         return candidate.updated_at > stored.updated_at
-    last = _last_channel_state(stored)
+    last = last_channel_state(stored)
     stored_rank = _STATE_PROGRESS.get(ChannelState(last), -1) if last else -1
     candidate_key = (
         _STATE_PROGRESS[state],
@@ -240,7 +214,8 @@ def _merge(current: Order, newer: Order) -> Order:
     return current.model_copy(update=changes, deep=True)
 
 
-def _last_channel_state(order: Order) -> str | None:
+def last_channel_state(order: Order) -> str | None:
+    """The channel's own state the hub last applied to the order (None: none recorded yet)."""
     for entry in reversed(order.history):
         if "channel_state" in entry.detail:
             return str(entry.detail["channel_state"])
@@ -332,7 +307,7 @@ def _apply_state_notice(
     if stored is None:
         return IngestResult(Outcome.DUPLICATE, None)
     order = stored.order.model_copy(deep=True)
-    _apply_channel_state(order, notice.state, _last_channel_state(order), now)
+    _apply_channel_state(order, notice.state, last_channel_state(order), now)
     order.record("channel_state", now(), delivery_id=delivery.delivery_id, channel_state=notice.state.value)
     try:
         orders.save(

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from chalicelib.domain import money
 from chalicelib.domain.errors import ConcurrentUpdate, HubError, InvalidInput, NotFound
-from chalicelib.domain.lifecycle import mutate
+from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment_gateway import (
     CaptureLedger,

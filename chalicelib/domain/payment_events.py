@@ -16,7 +16,7 @@ from typing import Any
 
 from chalicelib.domain import money
 from chalicelib.domain.errors import DuplicateDelivery
-from chalicelib.domain.lifecycle import mutate
+from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment import resume_payment, stripe_intent
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
@@ -51,6 +51,7 @@ def intent_of(event_type: str, resource: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value.startswith("pi_") else None
 
 
+# Long on purpose: finding the order, fencing the event and its effect read as one sequence.
 def apply_stripe_event(
     event_id: str,
     event_type: str,

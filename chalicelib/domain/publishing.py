@@ -1,39 +1,24 @@
-"""Publishing back to the channels: the milestone shape every channel adapter receives, and its errors.
+"""Publishing back to the channels: the port every channel's publisher implements, its errors, and the use
+cases that tell the channels what waits in the orders' outboxes (`outbox`).
 
-A milestone is what the channel must learn about an order (paid, shipped with tracking, delivered,
-cancelled, refunded). The hub keeps each one in the order's outbox and hands it to the channel's
-`ChannelPublisher` until the channel has it; adapters live in `chalicelib/adapters/publish_*.py`.
+A milestone is handed to the channel's `ChannelPublisher` until the channel has it; the publishers live in
+`chalicelib/integrations/<channel>/publisher.py`.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from chalicelib.domain.order import Order
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.mutation import mutate
+from chalicelib.domain.order import Order, Publication
+from chalicelib.domain.outbox import MILESTONES, Milestone, due, has_pending, milestone_of, sync_outbox
+from chalicelib.domain.ports import OrderRepository
 from chalicelib.domain.upstream import UpstreamError, UpstreamRejected, UpstreamThrottled, UpstreamUnavailable
-from chalicelib.resources import DEFAULT_FUNCTION_TIMEOUT_SECONDS
-
-MILESTONES = ("paid", "shipped", "delivered", "cancelled", "refunded")
-
-
-@dataclass(frozen=True)
-class Milestone:
-    """One thing to tell the channel. Line ids are the canonical order's `line_id`s, which are the
-    channel's own line item ids (Shopify line item id, WooCommerce line item id, Amazon OrderItemId)."""
-
-    publication_id: str  # stable: the same milestone always has the same id (idempotency at the channel)
-    kind: str  # one of MILESTONES
-    at: datetime
-    shipment_id: str | None = None
-    # shipped: the lines this shipment carries [{"line_id", "quantity"}]; complete says whether the
-    # order is now fully shipped (WooCommerce: completed) or only partly.
-    lines: list[dict[str, Any]] = field(default_factory=list)
-    parcels: list[dict[str, Any]] = field(default_factory=list)  # [{"carrier", "tracking_number"}]
-    complete: bool = False
-    amount: str | None = None  # refunded (decimal string in the order's currency)
-    reason: str | None = None  # cancelled / refunded
 
 
 class PublishError(UpstreamError):
@@ -64,145 +49,24 @@ class ChannelPublisher(Protocol):
     def publish(self, order: Order, milestone: Milestone) -> dict[str, Any]: ...
 
 
-# --- the outbox ------------------------------------------------------------------------------------------
-
-# Channels the hub publishes back to; `manual` orders have no channel to tell.
-PUBLISHED_CHANNELS = frozenset({"shopify", "woocommerce", "amazon"})
 # A milestone that keeps failing transiently is retried this often before it is marked failed.
 MAX_ATTEMPTS = 8
-# How long a publisher holds a milestone it is telling the channel: well beyond the function's timeout, so
-# only the claim of a publisher that died (timed out, crashed) ever lapses.
-CLAIM_SECONDS = 6 * DEFAULT_FUNCTION_TIMEOUT_SECONDS
-
-
-def due(order: Order) -> list[Milestone]:
-    """Every milestone the order's state implies for its channel, each with a stable id.
-
-    Derived from the order itself (its history and shipments), so a milestone is in the outbox in the
-    same write as the change that caused it, and deriving again never adds it twice."""
-    if order.channel not in PUBLISHED_CHANNELS:
-        return []
-    found: list[Milestone] = []
-    shipped_count: dict[str, int] = {}
-    at_channel = {h.event for h in order.history if h.event.endswith("_at_channel")}
-    for entry in order.history:
-        detail = entry.detail
-        if entry.event == "payment_captured" and detail.get("route") == "stripe":
-            # The hub captured the money itself: the channel still shows it unpaid.
-            found.append(Milestone("paid", "paid", entry.at, amount=detail.get("amount")))
-        elif entry.event == "shipped":
-            sid = str(detail.get("shipment_id"))
-            n = shipped_count[sid] = shipped_count.get(sid, 0) + 1
-            found.append(
-                Milestone(
-                    f"shipped:{sid}:{n}",
-                    "shipped",
-                    entry.at,
-                    shipment_id=sid,
-                    lines=[
-                        {"line_id": ln["line_id"], "quantity": ln["quantity"]}
-                        for ln in detail.get("lines", [])
-                    ],
-                    parcels=list(detail.get("parcels", [])),
-                    complete=bool(detail.get("order_complete", detail.get("complete"))),
-                )
-            )
-        elif entry.event == "cancelled" and "cancelled_at_channel" not in at_channel:
-            found.append(
-                Milestone("cancelled", "cancelled", entry.at, reason=str(detail.get("reason") or ""))
-            )
-        elif entry.event == "compensated":
-            for action in detail.get("actions", []):
-                if action.get("compensator") != "payment":
-                    continue
-                if action.get("action") == "refunded":
-                    refund = str(action.get("refund") or "refund")
-                    found.append(
-                        Milestone(f"refunded:{refund}", "refunded", entry.at, amount=action.get("amount"))
-                    )
-                elif action.get("action") == "left_to_channel" and order.channel == "woocommerce":
-                    # WooCommerce does not refund on cancellation: its gateway is asked to (Shopify's
-                    # orderCancel refunds itself; Amazon refunds cancelled orders on its own).
-                    found.append(
-                        Milestone("refunded:channel", "refunded", entry.at, amount=action.get("amount"))
-                    )
-    for shipment in order.shipments:
-        if shipment.status == "delivered" and shipment.delivered_at is not None:
-            found.append(
-                Milestone(
-                    f"delivered:{shipment.shipment_id}",
-                    "delivered",
-                    shipment.delivered_at,
-                    shipment_id=shipment.shipment_id,
-                    parcels=[
-                        {"carrier": p.carrier, "tracking_number": p.tracking_number} for p in shipment.parcels
-                    ],
-                )
-            )
-    return found
-
-
-def sync_outbox(order: Order, now: datetime) -> list[str]:
-    """Add what is due and not yet in the outbox, as pending; answers the new publication ids."""
-    from chalicelib.domain.order import Publication
-
-    known = {p.publication_id for p in order.publications}
-    added = []
-    for milestone in due(order):
-        if milestone.publication_id in known:
-            continue
-        detail = {
-            "shipment_id": milestone.shipment_id,
-            "lines": milestone.lines,
-            "parcels": milestone.parcels,
-            "complete": milestone.complete,
-            "amount": milestone.amount,
-            "reason": milestone.reason,
-            "at": milestone.at.isoformat(),
-        }
-        order.publications = [
-            *order.publications,
-            Publication(
-                publication_id=milestone.publication_id,
-                kind=milestone.kind,
-                created_at=now,
-                detail={k: v for k, v in detail.items() if v not in (None, [], False)},
-            ),
-        ]
-        known.add(milestone.publication_id)
-        added.append(milestone.publication_id)
-    return added
-
-
-def milestone_of(publication: Any) -> Milestone:
-    d = publication.detail
-    return Milestone(
-        publication_id=publication.publication_id,
-        kind=publication.kind,
-        at=datetime.fromisoformat(d["at"]) if d.get("at") else publication.created_at,
-        shipment_id=d.get("shipment_id"),
-        lines=list(d.get("lines", [])),
-        parcels=list(d.get("parcels", [])),
-        complete=bool(d.get("complete", False)),
-        amount=d.get("amount"),
-        reason=d.get("reason"),
-    )
-
-
-def has_pending(order: Order) -> bool:
-    return any(p.status == "pending" for p in order.publications)
 
 
 # --- publishing ------------------------------------------------------------------------------------------
 
 
-# Over 60 lines: one claim-publish-settle loop; its outcomes (sent, failed, busy, retried) read best together.
+PublisherFor = Callable[[Order], ChannelPublisher | None]
+
+
+# Long on purpose: the claim → publish → mark sequence and its error paths read as one protocol.
 def publish_pending(
     order_id: str,
     *,
-    orders: Any,
-    publisher_for: Any,
-    now: Any,
+    orders: OrderRepository,
+    publisher_for: PublisherFor,
+    now: Callable[[], datetime],
+    claim_seconds: float,
 ) -> dict[str, int]:
     """Tell the channel every pending milestone of the order, oldest first.
 
@@ -212,8 +76,9 @@ def publish_pending(
 
     Sent → `sent` with the channel's answer; refused (4xx, userErrors) → `failed` with the reason, for an
     operator, and the next one goes on; throttled or unavailable → the attempt is recorded and the error
-    raised (the queue retries later), keeping the milestones in order. Never touches the lifecycle."""
-    from chalicelib.domain.lifecycle import mutate
+    raised (the queue retries later), keeping the milestones in order. Never touches the lifecycle.
+    A claim lapses after `claim_seconds`: well beyond the function's timeout (the caller knows it), so only
+    the claim of a publisher that died (timed out, crashed) ever lapses."""
 
     stored = orders.get(order_id)
     counts = {"sent": 0, "failed": 0, "skipped": 0, "busy": 0}
@@ -226,18 +91,10 @@ def publish_pending(
     publisher: ChannelPublisher | None = publisher_for(order)
     for waiting in pending:
         if publisher is None:
-            _mark(
-                orders,
-                mutate,
-                order_id,
-                waiting.publication_id,
-                now,
-                status="skipped",
-                error="no publisher",
-            )
+            _mark(orders, order_id, waiting.publication_id, now, status="skipped", error="no publisher")
             counts["skipped"] += 1
             continue
-        claimed = _claim(orders, mutate, order_id, waiting.publication_id, now)
+        claimed = _claim(orders, order_id, waiting.publication_id, now, claim_seconds)
         if claimed is None:
             # Another publisher holds it (or it was settled meanwhile): the later ones wait for it, in order.
             counts["busy"] += 1
@@ -247,7 +104,7 @@ def publish_pending(
             answer = publisher.publish(order, milestone_of(publication))
         # Publishers raise Publish* errors; any other upstream refusal or outage counts alike.
         except UpstreamRejected as exc:
-            _mark(orders, mutate, order_id, publication.publication_id, now, status="failed", error=str(exc))
+            _mark(orders, order_id, publication.publication_id, now, status="failed", error=str(exc))
             counts["failed"] += 1
             continue
         except UpstreamUnavailable as exc:
@@ -255,7 +112,6 @@ def publish_pending(
             final = attempts >= MAX_ATTEMPTS
             _mark(
                 orders,
-                mutate,
                 order_id,
                 publication.publication_id,
                 now,
@@ -266,20 +122,23 @@ def publish_pending(
                 counts["failed"] += 1
                 continue
             raise
-        _mark(orders, mutate, order_id, publication.publication_id, now, status="sent", reference=answer)
+        _mark(orders, order_id, publication.publication_id, now, status="sent", reference=answer)
         counts["sent"] += 1
     return counts
 
 
 def _claim(
-    orders: Any, mutate: Any, order_id: str, publication_id: str, now: Any
-) -> tuple[Order, Any] | None:
+    orders: OrderRepository,
+    order_id: str,
+    publication_id: str,
+    now: Callable[[], datetime],
+    claim_seconds: float,
+) -> tuple[Order, Publication] | None:
     """Claim a pending milestone for this publisher: the order and the milestone as claimed, or None when
     another publisher holds an unexpired claim or it is no longer pending. Two claimers race on the order's
     version: the loser reloads and sees the winner's claim."""
-    from datetime import timedelta
 
-    def change(order: Order) -> tuple[Order, Any] | None:
+    def change(order: Order) -> tuple[Order, Publication] | None:
         at = now()
         for index, publication in enumerate(order.publications):
             if publication.publication_id != publication_id:
@@ -288,21 +147,20 @@ def _claim(
                 publication.claimed_until is not None and publication.claimed_until > at
             ):
                 return None
-            claimed = publication.model_copy(update={"claimed_until": at + timedelta(seconds=CLAIM_SECONDS)})
+            claimed = publication.model_copy(update={"claimed_until": at + timedelta(seconds=claim_seconds)})
             order.publications = [*order.publications[:index], claimed, *order.publications[index + 1 :]]
             return order, claimed
         return None
 
-    result: tuple[Order, Any] | None = mutate(orders, order_id, change, unchanged=lambda r: r is None)
+    result: tuple[Order, Publication] | None = mutate(orders, order_id, change, unchanged=lambda r: r is None)
     return result
 
 
 def _mark(
-    orders: Any,
-    mutate: Any,
+    orders: OrderRepository,
     order_id: str,
     publication_id: str,
-    now: Any,
+    now: Callable[[], datetime],
     *,
     status: str,
     error: str | None = None,
@@ -342,10 +200,8 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def retry_publication(order_id: str, publication_id: str, *, orders: Any) -> dict[str, Any]:
+def retry_publication(order_id: str, publication_id: str, *, orders: OrderRepository) -> dict[str, Any]:
     """An operator puts a failed milestone back in the outbox."""
-    from chalicelib.domain.errors import NotFound
-    from chalicelib.domain.lifecycle import mutate
 
     def change(order: Order) -> dict[str, Any]:
         for p in order.publications:
@@ -363,3 +219,93 @@ def retry_publication(order_id: str, publication_id: str, *, orders: Any) -> dic
 
     result: dict[str, Any] = mutate(orders, order_id, change)
     return result
+
+
+# Leave the rest of the invocation's time to the last publication in flight.
+PUBLISH_BUDGET_S = 20.0
+# Orders per store per run (one run a minute): well inside Shopify's, WooCommerce hosts' and SP-API's limits.
+PUBLISH_PER_STORE_PER_RUN = 30
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """An order whose milestones wait for the next run: its channel failed or throttled us."""
+
+    order_id: str
+    channel: str
+    store: str
+    error: UpstreamError
+
+
+@dataclass
+class OutboxRun:
+    totals: dict[str, int] = field(
+        default_factory=lambda: {"orders": 0, "sent": 0, "failed": 0, "skipped": 0, "busy": 0, "deferred": 0}
+    )
+    deferred: list[Deferred] = field(default_factory=list)
+
+
+def publish_outbox(
+    *,
+    orders: OrderRepository,
+    publisher_for: PublisherFor,
+    now: Callable[[], datetime],
+    claim_seconds: float,
+    budget_seconds: float = PUBLISH_BUDGET_S,
+    per_store: int = PUBLISH_PER_STORE_PER_RUN,
+    clock: Callable[[], float] = time.monotonic,
+) -> OutboxRun:
+    """Orders with pending milestones, oldest first (a sparse index), one store at a time within a run;
+    a throttled or unavailable channel keeps its milestones pending for the next run."""
+    started = clock()
+    run = OutboxRun()
+    sent_to: dict[str, int] = {}
+    throttled: set[str] = set()
+    for order_id in orders.pending_publications(limit=100):
+        if clock() - started > budget_seconds:
+            break
+        stored = orders.get(order_id)
+        if stored is None:
+            continue
+        store = f"{stored.order.channel}:{stored.order.store}"
+        # The per-store governor: a store that throttled us rests until the next run, and no store gets
+        # more than its share of a run, so one busy store never starves the others or trips its limits.
+        if store in throttled or sent_to.get(store, 0) >= per_store:
+            run.totals["deferred"] += 1
+            continue
+        sent_to[store] = sent_to.get(store, 0) + 1
+        run.totals["orders"] += 1
+        try:
+            done = publish_pending(
+                order_id, orders=orders, publisher_for=publisher_for, now=now, claim_seconds=claim_seconds
+            )
+        except UpstreamUnavailable as exc:
+            run.totals["deferred"] += 1
+            if isinstance(exc, UpstreamThrottled):
+                throttled.add(store)
+            run.deferred.append(Deferred(order_id, stored.order.channel, stored.order.store, exc))
+            continue
+        for name in ("sent", "failed", "skipped", "busy"):
+            run.totals[name] += done[name]
+    return run
+
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "MILESTONES",
+    "ChannelPublisher",
+    "Deferred",
+    "Milestone",
+    "OutboxRun",
+    "PublishError",
+    "PublishRejected",
+    "PublishThrottled",
+    "PublishUnavailable",
+    "due",
+    "has_pending",
+    "milestone_of",
+    "publish_outbox",
+    "publish_pending",
+    "retry_publication",
+    "sync_outbox",
+]

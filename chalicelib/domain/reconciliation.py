@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from chalicelib.domain.channel_events import OrderSnapshot
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import ConcurrentUpdate, HubError
-from chalicelib.domain.ingest import Outcome, _last_channel_state, ingest, normalise
+from chalicelib.domain.ingest import Normalisers, Outcome, ingest, last_channel_state, normalise
 from chalicelib.domain.payment_gateway import CaptureLedger
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 
@@ -29,12 +29,17 @@ FIRST_LOOKBACK = timedelta(days=2)
 
 @dataclass(frozen=True)
 class ChannelOrder:
-    """One order as the channel's read API gives it, in the shape the channel's normaliser takes."""
+    """One order as the channel's read API gives it, in the shape the channel's normaliser takes. The
+    channel's reconciliation reader (in its integration) reads the vendor's fields into this record."""
 
     external_id: str
     updated_at: str  # the channel's own stamp (part of the delivery id)
     topic: str
     payload: dict[str, Any]
+
+
+# A store's orders changed since a time, as its channel's reader yields them.
+ChannelPull = Callable[[datetime], Iterable[ChannelOrder]]
 
 
 @dataclass
@@ -82,8 +87,9 @@ class ReconciliationStore(CaptureLedger, Protocol):
 def reconcile_store(
     channel: str,
     store: str,
-    pull: Callable[[datetime], Iterable[ChannelOrder]],
+    pull: ChannelPull,
     *,
+    normalisers: Normalisers,
     orders: OrderRepository,
     workflow: WorkflowStarter,
     runs: ReconciliationStore,
@@ -108,7 +114,13 @@ def reconcile_store(
             )
             try:
                 _compare_one(
-                    delivery, report, orders=orders, workflow=workflow, now=now, compensators=compensators
+                    delivery,
+                    report,
+                    normalisers=normalisers,
+                    orders=orders,
+                    workflow=workflow,
+                    now=now,
+                    compensators=compensators,
                 )
             except HubError as exc:
                 report.errors.append(f"{found.external_id}: {type(exc).__name__}: {exc}"[:300])
@@ -124,17 +136,22 @@ def reconcile_store(
 
 
 def _compare_one(
-    delivery: Delivery, report: ReconciliationReport, *, orders: OrderRepository, **kwargs: Any
+    delivery: Delivery,
+    report: ReconciliationReport,
+    *,
+    normalisers: Normalisers,
+    orders: OrderRepository,
+    **kwargs: Any,
 ) -> None:
     """One order of the channel's: flagged when its stamp is the one the hub applied but its content is not,
     else ingested like a webhook (restored, applied, or in sync)."""
-    flagged = _unapplied_drift(delivery, orders)
+    flagged = _unapplied_drift(delivery, normalisers, orders)
     if flagged is not None:
         # Which of two states with one stamp is the newer cannot be known: an operator decides.
         report.drift_flagged.append(flagged)
         report.republished += _republish_failed(orders, flagged["order_id"])
         return
-    result = _ingest(delivery, orders=orders, **kwargs)
+    result = _ingest(delivery, normalisers=normalisers, orders=orders, **kwargs)
     if result.order_id is not None:
         report.republished += _republish_failed(orders, result.order_id)
     if result.outcome is Outcome.CREATED:
@@ -162,7 +179,9 @@ def _ingest(delivery: Delivery, **kwargs: Any) -> Any:
 _SAME_OUTCOME = frozenset({("refunded", "cancelled"), ("partially_refunded", "cancelled")})
 
 
-def _unapplied_drift(delivery: Delivery, orders: OrderRepository) -> dict[str, Any] | None:
+def _unapplied_drift(
+    delivery: Delivery, normalisers: Normalisers, orders: OrderRepository
+) -> dict[str, Any] | None:
     """What differs when the channel's order carries the stamp the hub last applied. Ingestion would drop it
     (the delivery id is per stamp, so a run that saw the stamp before finds a duplicate; otherwise the fence
     keeps the stored order unless the state is further along): changed without its stamp moving (a database
@@ -170,7 +189,7 @@ def _unapplied_drift(delivery: Delivery, orders: OrderRepository) -> dict[str, A
 
     Compared: the channel's state (a cancellation included) with the last one the hub applied, the currency
     and the totals; fields the hub never changes itself, so a difference is the channel's."""
-    event = normalise(delivery)
+    event = normalise(delivery, normalisers)
     if not isinstance(event, OrderSnapshot):
         return None
     channel = event.order
@@ -178,7 +197,7 @@ def _unapplied_drift(delivery: Delivery, orders: OrderRepository) -> dict[str, A
     if stored is None or stored.order.updated_at != channel.updated_at:
         return None
     hub = stored.order
-    applied = _last_channel_state(hub)
+    applied = last_channel_state(hub)
     compared: dict[str, tuple[Any, Any]] = {
         "status": (event.state.value, applied),
         "currency": (channel.currency, hub.currency),
@@ -220,70 +239,4 @@ def _republish_failed(orders: OrderRepository, order_id: str) -> list[str]:
     return [f"{order_id}:{pid}" for pid in failed]
 
 
-# --- channel pulls -------------------------------------------------------------------------------------
-
-
-def woocommerce_pull(
-    read_page: Callable[[datetime, int], tuple[list[dict[str, Any]], int]],
-) -> Callable[[datetime], Iterable[ChannelOrder]]:
-    """WooCommerce REST v3 `GET /orders?modified_after=<gmt>&dates_are_gmt=true&orderby=modified`, paged
-    (`read_page(since, page) -> (orders, total pages)`)."""
-
-    def pull(since: datetime) -> Iterable[ChannelOrder]:
-        page, pages = 1, 1
-        while page <= pages:
-            found, pages = read_page(since, page)
-            for order in found:
-                stamp = str(order.get("date_modified_gmt") or order.get("date_modified") or "")
-                yield ChannelOrder(str(order["id"]), stamp, "order.updated", order)
-            page += 1
-
-    return pull
-
-
-def amazon_pull(
-    get_orders: Callable[[datetime, str | None], tuple[list[dict[str, Any]], str | None]],
-    get_items: Callable[[str], list[dict[str, Any]]],
-    get_address: Callable[[dict[str, Any]], dict[str, Any] | None],
-) -> Callable[[datetime], Iterable[ChannelOrder]]:
-    """SP-API getOrders `LastUpdatedAfter` with `NextToken`, then each order's items (and, for an MFN order
-    the hub ships, its address under a restricted data token)."""
-
-    def pull(since: datetime) -> Iterable[ChannelOrder]:
-        token: str | None = None
-        while True:
-            found, token = get_orders(since, token)
-            for order in found:
-                amazon_id = str(order["AmazonOrderId"])
-                payload: dict[str, Any] = {"order": order, "items": get_items(amazon_id)}
-                address = get_address(order)
-                if address:
-                    payload["address"] = address
-                yield ChannelOrder(amazon_id, str(order.get("LastUpdateDate") or ""), "ORDER_CHANGE", payload)
-            if not token:
-                return
-
-    return pull
-
-
-def shopify_pull(
-    changed: Callable[[datetime], Iterable[dict[str, Any]]],
-) -> Callable[[datetime], Iterable[ChannelOrder]]:
-    """Shopify Admin GraphQL `orders(query: "updated_at:>=...")`, converted to the webhook shape."""
-
-    def pull(since: datetime) -> Iterable[ChannelOrder]:
-        for order in changed(since):
-            yield ChannelOrder(str(order["id"]), str(order.get("updated_at") or ""), "orders/updated", order)
-
-    return pull
-
-
-__all__ = [
-    "ChannelOrder",
-    "ReconciliationReport",
-    "ReconciliationStore",
-    "amazon_pull",
-    "reconcile_store",
-    "shopify_pull",
-    "woocommerce_pull",
-]
+__all__ = ["ChannelOrder", "ChannelPull", "ReconciliationReport", "ReconciliationStore", "reconcile_store"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.domain.errors import ConcurrentUpdate, InvalidInput, NotFound
 from chalicelib.domain.fraud import Decision, FraudPolicy, FraudSignals, VelocityCounter, assess
-from chalicelib.domain.lifecycle import mutate
+from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Fraud, Order, OrderStatus
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 from chalicelib.domain.status import is_forward

@@ -23,28 +23,13 @@ def _check(probe: Callable[[], Any]) -> dict[str, Any]:
 
 
 def health_report(svc: Services) -> dict[str, Any]:
-    from chalicelib.adapters import aws
-
     settings = svc.settings
+    plumbing = svc.plumbing()
     components: dict[str, Any] = {}
     last_beat: list[Any] = []
     components["table"] = _check(lambda: last_beat.append(svc.heartbeats.last(HEARTBEAT)))
-    components["queues"] = _check(
-        lambda: [
-            aws.client("sqs").get_queue_attributes(
-                QueueUrl=settings.queue_url(q.key), AttributeNames=["QueueArn"]
-            )
-            for q in resources.QUEUES
-        ]
-    )
-    components["workflows"] = _check(
-        lambda: [
-            aws.client("stepfunctions").describe_state_machine(
-                stateMachineArn=settings.state_machine_arn(m.key)
-            )
-            for m in resources.STATE_MACHINES
-        ]
-    )
+    components["queues"] = _check(plumbing.check_queues)
+    components["workflows"] = _check(plumbing.check_workflows)
     status = "ok" if all(c["status"] == "ok" for c in components.values()) else "degraded"
     # The scheduler is reported but does not gate readiness: it has not run yet right after start.
     beat = last_beat[0] if last_beat else None

@@ -30,17 +30,12 @@ def redrive_dlq(queue: str) -> dict[str, Any]:
 
 def redrive_queue(queue: str) -> dict[str, Any]:
     """Move a queue's dead letters back to it (by queue key or name); NotFoundError for no such queue."""
-    from chalicelib.adapters import aws
-    from chalicelib.adapters.redrive import redrive
-
     spec = _queue_spec(queue)
-    settings = services().settings
-    dlq_url = settings.dlq_urls.get(spec.key)
+    svc = services()
+    dlq_url = svc.settings.dlq_urls.get(spec.key)
     if dlq_url is None:
         raise NotFoundError(f"{spec.dlq_env_var} is not set")
-    result = redrive(
-        aws.client("sqs"), dlq_url=dlq_url, source_url=settings.queue_url(spec.key), fifo=spec.fifo
-    )
+    result = svc.plumbing().redrive(spec, dlq_url)
     logger.info("dlq redriven", extra={"queue": spec.name, "moved": result.moved})
     return {"queue": spec.name, "moved": result.moved, "remaining": result.remaining}
 

@@ -21,7 +21,7 @@ from chalicelib.domain import ingest as ingest_use_case
 from chalicelib.domain.connections import credentials
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import MalformedDelivery
-from chalicelib.domain.ingest import Outcome
+from chalicelib.domain.ingest import IngestResult, Outcome
 from chalicelib.entrypoints.intake import receive
 from chalicelib.observability import count, logger, seconds
 
@@ -91,9 +91,7 @@ def ingest_record(record: SQSRecord) -> None:
     if delivery.channel in ("3pl", "easypost"):
         apply_fulfilment(delivery, svc)
         return
-    result = ingest_use_case.ingest(
-        delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now, compensators=svc.compensators
-    )
+    result = ingest(delivery, svc)
     logger.info(
         "delivery applied",
         extra={
@@ -106,6 +104,18 @@ def ingest_record(record: SQSRecord) -> None:
     name = "DeliveryDuplicate" if result.outcome is Outcome.DUPLICATE else "DeliveryProcessed"
     count(name, channel=delivery.channel, store=delivery.store, reason=result.outcome.value)
     seconds("DeliveryLag", (svc.now() - delivery.received_at).total_seconds(), channel=delivery.channel)
+
+
+def ingest(delivery: Delivery, svc: Services) -> IngestResult:
+    """A sales channel's delivery applied to the hub's orders (the ingest use case)."""
+    return ingest_use_case.ingest(
+        delivery,
+        normalisers=svc.normalisers,
+        orders=svc.orders,
+        workflow=svc.workflow,
+        now=svc.now,
+        compensators=svc.compensators,
+    )
 
 
 def apply_stripe(delivery: Delivery, svc: Services) -> None:
@@ -140,7 +150,7 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
         return
     payload = delivery.payload or {}  # parsed once, at the webhook: read as it is, never re-serialised
     if delivery.channel == "3pl":
-        update = threepl_update(payload)
+        update = svc.threepl_update(payload)
         order_id: str | None = update.order_id
         outcome = fulfilment.apply_threepl_event(
             update,
@@ -151,7 +161,7 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
             now=svc.now,
         )
     else:
-        tracking = tracking_update(payload)
+        tracking = svc.tracking_update(payload)
         link = svc.store().shipment_for_tracking(tracking.tracking_number)
         order_id = link[0] if link else None
         outcome = fulfilment.apply_tracking(
@@ -167,53 +177,6 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
     count("DeliveryProcessed", channel=delivery.channel, store=delivery.store, reason=outcome)
 
 
-def threepl_update(payload: dict[str, Any]) -> Any:
-    from chalicelib.domain.fulfilment import ShippedParcel, ThreePLUpdate
-    from chalicelib.integrations.threepl.webhook import threepl_event
-
-    event = threepl_event(payload)
-    shipment = event.shipment
-    return ThreePLUpdate(
-        event_id=event.id,
-        type=event.type,
-        order_id=event.order_id,
-        shipment_id=event.reference,
-        fulfilment_order_id=event.fulfillment_order_id,
-        provider_shipment_id=shipment.id if shipment else None,
-        lines=[{"line_id": ln.line_id, "sku": ln.sku, "quantity": ln.quantity} for ln in shipment.lines]
-        if shipment
-        else [],
-        parcels=[
-            ShippedParcel(
-                carrier=p.carrier,
-                tracking_number=p.tracking_code,
-                lines=[{"line_id": ln.line_id, "quantity": ln.quantity} for ln in p.lines],
-            )
-            for p in (shipment.parcels if shipment else ())
-        ],
-        at=shipment.shipped_at if shipment else None,
-    )
-
-
-def tracking_update(payload: dict[str, Any]) -> Any:
-    from datetime import UTC, datetime
-
-    from chalicelib.domain.fulfilment import TrackingUpdate
-    from chalicelib.integrations.easypost.webhook import normalise, tracker_event
-
-    event = tracker_event(payload)
-    at = event.last_detail_at or event.updated_at or event.created_at or datetime.now(UTC)
-    return TrackingUpdate(
-        event_id=event.event_id,
-        tracking_number=event.tracking_code,
-        carrier=event.carrier or "unknown",
-        status=normalise(event.status, event.status_detail).value.lower(),
-        status_detail=event.status_detail,
-        at=at,
-        estimated_at=event.est_delivery_date,
-    )
-
-
 @bp.on_sqs_message(queue=resources.INGEST_QUEUE.name, batch_size=INGEST_BATCH_SIZE)
 def ingest_deliveries(event: SQSEvent) -> dict[str, Any]:
     # FIFO: once a record fails, the rest of its message group is failed too, keeping order.
@@ -226,14 +189,12 @@ def ingest_deliveries(event: SQSEvent) -> dict[str, Any]:
 
 def amazon_notification_record(record: SQSRecord) -> None:
     """An SP-API ORDER_CHANGE notification: fetch the order (notifications are triggers, not truth)."""
-    from chalicelib.integrations.amazon.notifications import parse_order_change_notification
-
     svc = services()
     try:
         body = json.loads(record.body)
     except ValueError as exc:
         raise MalformedDelivery("notification is not JSON") from exc
-    change = parse_order_change_notification(body)
+    change = svc.amazon_notification(body)
     if change is None:
         count("WebhookIgnoredTopic", channel="amazon", reason=str(body.get("NotificationType"))[:64])
         return
@@ -247,17 +208,8 @@ def amazon_notification_record(record: SQSRecord) -> None:
         count("WebhookRejected", channel="amazon", store=change.seller_id, reason="unknown_store")
         raise MalformedDelivery(f"no connection for Amazon seller {change.seller_id}")
     connection, secrets = found
-    client = svc.spapi(connection, secrets)
-    order = client.get_order(change.amazon_order_id)
-    items = client.get_order_items(change.amazon_order_id)
-    payload: dict[str, Any] = {"order": order, "items": items}
-    if order.get("FulfillmentChannel") == "MFN" and order.get("OrderStatus") in (
-        "Unshipped",
-        "PartiallyShipped",
-    ):
-        # The hub ships it: the street, name and phone come only under a restricted data token. Kept in
-        # the order (needed to ship), never in the raw archive (it holds the notification only) or logs.
-        payload["address"] = client.get_order_address(change.amazon_order_id)
+    # Kept in the delivery (the order needs its address to ship), never in the raw archive (the notification).
+    payload = svc.amazon_order(svc.spapi(connection, secrets), change.amazon_order_id)
     delivery = Delivery(
         delivery_id=delivery_id,
         channel="amazon",
@@ -269,9 +221,7 @@ def amazon_notification_record(record: SQSRecord) -> None:
     )
     svc.raw_archive.put(delivery, record.body.encode())
     count("WebhookAccepted", channel="amazon", store=connection.store)
-    result = ingest_use_case.ingest(
-        delivery, orders=svc.orders, workflow=svc.workflow, now=svc.now, compensators=svc.compensators
-    )
+    result = ingest(delivery, svc)
     name = "DeliveryDuplicate" if result.outcome is Outcome.DUPLICATE else "DeliveryProcessed"
     count(name, channel="amazon", store=connection.store, reason=result.outcome.value)
     seconds("DeliveryLag", (svc.now() - change.event_time).total_seconds(), channel="amazon")

@@ -43,10 +43,6 @@ def watch_shipments(event: Any) -> dict[str, int]:
 
 
 PUBLISH_OUTBOX = "publish_outbox"
-# Leave the rest of the invocation's time to the last publication in flight.
-PUBLISH_BUDGET_S = 20.0
-# Orders per store per run (one run a minute): well inside Shopify's, WooCommerce hosts' and SP-API's limits.
-PUBLISH_PER_STORE_PER_RUN = 30
 
 
 @bp.schedule(
@@ -55,48 +51,24 @@ PUBLISH_PER_STORE_PER_RUN = 30
     description="Publishes pending order milestones to their channels (the outbox).",
 )
 def publish_outbox(event: Any) -> dict[str, int]:
-    """Orders with pending milestones, oldest first (a sparse index), one store at a time within a run;
-    a throttled or unavailable channel keeps its milestones pending for the next run."""
-    import time
-
     from chalicelib.domain import publishing
-    from chalicelib.domain.upstream import UpstreamThrottled, UpstreamUnavailable
+    from chalicelib.domain.upstream import UpstreamThrottled
     from chalicelib.observability import count, logger
 
     svc = services()
-    started = time.monotonic()
-    totals = {"orders": 0, "sent": 0, "failed": 0, "skipped": 0, "busy": 0, "deferred": 0}
-    per_store: dict[str, int] = {}
-    throttled: set[str] = set()
-    for order_id in svc.orders.pending_publications(limit=100):
-        if time.monotonic() - started > PUBLISH_BUDGET_S:
-            break
-        stored = svc.orders.get(order_id)
-        if stored is None:
-            continue
-        store = f"{stored.order.channel}:{stored.order.store}"
-        # The per-store governor: a store that throttled us rests until the next run, and no store gets
-        # more than its share of a run, so one busy store never starves the others or trips its limits.
-        if store in throttled or per_store.get(store, 0) >= PUBLISH_PER_STORE_PER_RUN:
-            totals["deferred"] += 1
-            continue
-        per_store[store] = per_store.get(store, 0) + 1
-        totals["orders"] += 1
-        try:
-            done = publishing.publish_pending(
-                order_id, orders=svc.orders, publisher_for=svc.publisher_for, now=svc.now
-            )
-        except UpstreamUnavailable as exc:
-            totals["deferred"] += 1
-            if isinstance(exc, UpstreamThrottled):
-                throttled.add(store)
-                count("ChannelThrottled", channel=stored.order.channel, store=stored.order.store)
-            logger.warning("publication deferred", extra={"order_id": order_id, "error": type(exc).__name__})
-            count("PublicationDeferred", channel="publishing", reason=type(exc).__name__)
-            continue
-        for name in ("sent", "failed", "skipped", "busy"):
-            totals[name] += done[name]
+    run = publishing.publish_outbox(
+        orders=svc.orders,
+        publisher_for=svc.publisher_for,
+        now=svc.now,
+        claim_seconds=svc.publish_claim_seconds,
+    )
+    for deferred in run.deferred:
+        if isinstance(deferred.error, UpstreamThrottled):
+            count("ChannelThrottled", channel=deferred.channel, store=deferred.store)
+        error = type(deferred.error).__name__
+        logger.warning("publication deferred", extra={"order_id": deferred.order_id, "error": error})
+        count("PublicationDeferred", channel="publishing", reason=error)
     for name in ("sent", "failed"):
-        if totals[name]:
-            count(f"Publication{name.capitalize()}", channel="publishing", value=totals[name])
-    return totals
+        if run.totals[name]:
+            count(f"Publication{name.capitalize()}", channel="publishing", value=run.totals[name])
+    return run.totals

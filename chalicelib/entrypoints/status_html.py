@@ -12,9 +12,8 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from chalicelib.adapters.stats import Traffic
-from chalicelib.adapters.status_board import OrderRow
 from chalicelib.domain.order import Order
+from chalicelib.domain.status_views import OrderRow, Traffic
 
 STYLE = """
 *{box-sizing:border-box}body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}

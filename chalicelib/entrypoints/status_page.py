@@ -218,14 +218,11 @@ def overview() -> Response:
 
 
 def _overview(svc: Services, operator: _Operator, base: str) -> Response:
-    from chalicelib.adapters import aws
-    from chalicelib.adapters.status_board import DynamoStatusBoard, stuck_thresholds
-
     now = svc.now()
-    board = DynamoStatusBoard()
+    board = svc.status_board()
     back = f"{base}/status"
     stores = [(c.channel, c.store) for c in svc.connections.list()]
-    thresholds = stuck_thresholds(svc.settings.stuck_after)
+    thresholds = svc.stuck_thresholds()
     store = svc.store()
     sections = [
         html.status_section(base, board.status_counts()),
@@ -242,7 +239,7 @@ def _overview(svc: Services, operator: _Operator, base: str) -> Response:
         html.stuck_section(base, board.stuck(now, thresholds), now),
         html.queues_section(
             base,
-            board.queues(aws.client("sqs"), dict(svc.settings.queue_urls), dict(svc.settings.dlq_urls)),
+            svc.plumbing().queue_depths(),
             operator.csrf,
             back,
         ),

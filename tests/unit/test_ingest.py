@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.composition import channel_normalisers
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import MalformedDelivery
 from chalicelib.domain.ingest import Outcome, ingest
@@ -42,7 +43,7 @@ def workflow():
 
 
 def run(d, repo, workflow):
-    return ingest(d, orders=repo, workflow=workflow, now=StepClock(T0))
+    return ingest(d, normalisers=channel_normalisers(), orders=repo, workflow=workflow, now=StepClock(T0))
 
 
 def test_ingest__new_order_is_created_and_its_lifecycle_started(repo, workflow):

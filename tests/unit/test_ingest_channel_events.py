@@ -5,7 +5,6 @@ from decimal import Decimal
 
 import pytest
 
-from chalicelib.domain import ingest as ingest_module
 from chalicelib.domain.channel_events import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import OrderNotYetKnown
@@ -46,19 +45,16 @@ def refund(refund_id: str, amount: str) -> RefundNotice:
 
 
 @pytest.fixture
-def events(monkeypatch):
+def events():
     """Deliveries whose payload names the prepared event to return (a stand-in channel)."""
-    prepared = {}
-    monkeypatch.setitem(
-        ingest_module.NORMALISERS, "test", lambda topic, payload, store: prepared[payload["e"]]
-    )
-    return prepared
+    return {}
 
 
 def deliver(events, delivery_id, event, repo, workflow):
     events[delivery_id] = event
     d = Delivery(delivery_id, "test", "s", "t", T0, {"e": delivery_id}, "X-1")
-    return ingest(d, orders=repo, workflow=workflow, now=StepClock(T0))
+    normalisers = {"test": lambda topic, payload, store: events[payload["e"]]}
+    return ingest(d, normalisers=normalisers, orders=repo, workflow=workflow, now=StepClock(T0))
 
 
 def test_channel_cancellation_cancels_once_and_later_states_do_not_revive(events):

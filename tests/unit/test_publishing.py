@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.lifecycle import mutate
+from chalicelib.composition import PUBLISH_CLAIM_SECONDS as CLAIM_SECONDS
 from chalicelib.domain.manual_channel import normalise_manual
+from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.publishing import (
-    CLAIM_SECONDS,
     MAX_ATTEMPTS,
     Milestone,
     PublishRejected,
@@ -109,18 +109,30 @@ def test_publish__sent_once_in_order_a_refusal_is_failed_and_the_rest_goes_on(re
     happen(repo, order_id, "payment_captured", route="stripe", amount="10.00")
     happen(repo, order_id, "cancelled", source="operator", reason="changed mind")
     publisher = Recorder(fail={"paid": PublishRejected("400 woocommerce_rest_invalid")})
-    counts = publish_pending(order_id, orders=repo, publisher_for=lambda o: publisher, now=now)
+    counts = publish_pending(
+        order_id, orders=repo, publisher_for=lambda o: publisher, now=now, claim_seconds=CLAIM_SECONDS
+    )
     assert counts == {"sent": 1, "failed": 1, "skipped": 0, "busy": 0}
     order = repo.get(order_id).order
     by_id = {p.publication_id: p for p in order.publications}
     assert by_id["paid"].status == "failed" and "woocommerce_rest_invalid" in by_id["paid"].last_error
     assert by_id["cancelled"].status == "sent" and by_id["cancelled"].reference == {"id": "ch-1"}
-    assert publish_pending(order_id, orders=repo, publisher_for=lambda o: publisher, now=now)["sent"] == 0
+    assert (
+        publish_pending(
+            order_id, orders=repo, publisher_for=lambda o: publisher, now=now, claim_seconds=CLAIM_SECONDS
+        )["sent"]
+        == 0
+    )
     assert repo.pending_publications() == []
     # An operator retries the refused one once the store is fixed.
     retry_publication(order_id, "paid", orders=repo)
     publisher.fail = {}
-    assert publish_pending(order_id, orders=repo, publisher_for=lambda o: publisher, now=now)["sent"] == 1
+    assert (
+        publish_pending(
+            order_id, orders=repo, publisher_for=lambda o: publisher, now=now, claim_seconds=CLAIM_SECONDS
+        )["sent"]
+        == 1
+    )
     assert publisher.sent == ["cancelled", "paid"]
 
 
@@ -130,10 +142,17 @@ def test_publish__an_unavailable_channel_keeps_milestones_pending_then_fails_the
     publisher = Recorder(fail={"paid": PublishUnavailable("503")})
     for attempt in range(1, MAX_ATTEMPTS):
         with pytest.raises(PublishUnavailable):
-            publish_pending(order_id, orders=repo, publisher_for=lambda o: publisher, now=now)
+            publish_pending(
+                order_id, orders=repo, publisher_for=lambda o: publisher, now=now, claim_seconds=CLAIM_SECONDS
+            )
         [pub] = repo.get(order_id).order.publications
         assert pub.status == "pending" and pub.attempts == attempt
-    assert publish_pending(order_id, orders=repo, publisher_for=lambda o: publisher, now=now)["failed"] == 1
+    assert (
+        publish_pending(
+            order_id, orders=repo, publisher_for=lambda o: publisher, now=now, claim_seconds=CLAIM_SECONDS
+        )["failed"]
+        == 1
+    )
     assert repo.get(order_id).order.publications[0].status == "failed"
     assert repo.get(order_id).order.status == OrderStatus.RECEIVED  # the lifecycle is untouched
 
@@ -150,7 +169,11 @@ class Overlapping:
     def publish(self, order: Order, milestone: Milestone) -> dict[str, Any]:
         if self.nested is None:
             self.nested = publish_pending(
-                order.order_id, orders=self.repo, publisher_for=lambda o: self, now=now
+                order.order_id,
+                orders=self.repo,
+                publisher_for=lambda o: self,
+                now=now,
+                claim_seconds=CLAIM_SECONDS,
             )
         self.sent.append(milestone.publication_id)
         return {"id": "ch-1"}
@@ -161,7 +184,9 @@ def test_publish__a_second_publisher_finds_the_milestone_claimed_and_sends_nothi
     happen(repo, order_id, "payment_captured", route="stripe", amount="10.00")
     happen(repo, order_id, "cancelled", source="operator", reason="changed mind")
     channel = Overlapping(repo)
-    counts = publish_pending(order_id, orders=repo, publisher_for=lambda o: channel, now=now)
+    counts = publish_pending(
+        order_id, orders=repo, publisher_for=lambda o: channel, now=now, claim_seconds=CLAIM_SECONDS
+    )
     # The nested run met the first milestone claimed and left the rest to the holder, in order.
     assert channel.nested == {"sent": 0, "failed": 0, "skipped": 0, "busy": 1}
     assert counts == {"sent": 2, "failed": 0, "skipped": 0, "busy": 0}
@@ -179,9 +204,22 @@ def test_publish__a_crashed_publishers_claim_lapses_and_the_milestone_is_sent_th
             raise SystemExit("the function timed out")  # not a PublishError: the claim stays
 
     with pytest.raises(SystemExit):
-        publish_pending(order_id, orders=repo, publisher_for=lambda o: Crashing(), now=now)
+        publish_pending(
+            order_id, orders=repo, publisher_for=lambda o: Crashing(), now=now, claim_seconds=CLAIM_SECONDS
+        )
     publisher = Recorder()
-    assert publish_pending(order_id, orders=repo, publisher_for=lambda o: publisher, now=now)["busy"] == 1
+    assert (
+        publish_pending(
+            order_id, orders=repo, publisher_for=lambda o: publisher, now=now, claim_seconds=CLAIM_SECONDS
+        )["busy"]
+        == 1
+    )
     later = NOW + timedelta(seconds=CLAIM_SECONDS + 1)
-    counts = publish_pending(order_id, orders=repo, publisher_for=lambda o: publisher, now=lambda: later)
+    counts = publish_pending(
+        order_id,
+        orders=repo,
+        publisher_for=lambda o: publisher,
+        now=lambda: later,
+        claim_seconds=CLAIM_SECONDS,
+    )
     assert counts["sent"] == 1 and publisher.sent == ["paid"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from chalicelib.composition import channel_normalisers
 from chalicelib.domain.errors import HubError
 from chalicelib.domain.reconciliation import (
     FIRST_LOOKBACK,
@@ -37,10 +38,12 @@ def run(repo, runs, found, *, at=NOW, channel="manual", store="default"):
         asked.append(since)
         yield from found
 
-    report = reconcile_store(
-        channel, store, pull, orders=repo, workflow=RecordingWorkflow(), runs=runs, now=lambda: at
-    )
-    return report, asked[0]
+    return reconcile(channel, store, pull, repo, runs, at=at), asked[0]
+
+
+def reconcile(channel, store, pull, repo, runs, *, at):
+    wiring = {"normalisers": channel_normalisers(), "workflow": RecordingWorkflow()}
+    return reconcile_store(channel, store, pull, orders=repo, runs=runs, now=lambda: at, **wiring)
 
 
 def test_missing_orders_are_restored_once_and_the_watermark_moves():
@@ -65,9 +68,7 @@ def test_a_failing_channel_keeps_the_watermark_and_reports_why():
         yield manual("A", "2026-11-23T10:00:00Z")
         raise HubError("503 from the store")
 
-    report = reconcile_store(
-        "manual", "default", broken, orders=repo, workflow=RecordingWorkflow(), runs=runs, now=lambda: NOW
-    )
+    report = reconcile("manual", "default", broken, repo, runs, at=NOW)
     assert report.missing_restored == ["A"] and "503" in report.errors[0]
     assert runs.marks == {} and runs.saved == [report]
 
@@ -86,7 +87,7 @@ def test_payments__a_refund_the_hub_did_not_make_is_reported_its_own_are_not():
             "compensated", NOW, actions=[{"compensator": "payment", "action": "refunded", "refund": "re_hub"}]
         )
 
-    from chalicelib.domain.lifecycle import mutate
+    from chalicelib.domain.mutation import mutate
 
     mutate(repo, order_id, record)
     refunds = [
@@ -186,6 +187,7 @@ def test_drift__a_webhook_applied_stamp_is_compared_the_same_way():
     webhook = woo("processing")
     ingest(
         Delivery("wc-delivery-1", "woocommerce", WOO_STORE, "order.updated", NOW, webhook.payload, "5181"),
+        normalisers=channel_normalisers(),
         orders=repo,
         workflow=RecordingWorkflow(),
         now=lambda: NOW,

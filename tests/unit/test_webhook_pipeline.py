@@ -10,7 +10,7 @@ import json
 import pytest
 
 from chalicelib.domain.errors import MalformedDelivery
-from chalicelib.observability import add_count_sink, remove_count_sink
+from chalicelib.observability import use_count_sink
 from tests.unit.api import AUTH
 
 SHOP = "unit-shop.myshopify.com"
@@ -37,9 +37,9 @@ def counts():
     def sink(name, channel, store, value):
         seen.append((name, channel, store))
 
-    add_count_sink(sink)
+    use_count_sink(sink)
     yield seen
-    remove_count_sink(sink)
+    use_count_sink(None)
 
 
 def connect(client, *channels: str) -> None:

@@ -1,15 +1,18 @@
-"""WooCommerce REST v3 order reads for reconciliation: orders modified after a time, page by page."""
+"""WooCommerce REST v3 order reads for reconciliation (orders modified after a time, page by page), and
+WooCommerce payloads as the channel events ingestion applies."""
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
+from chalicelib.domain.channel_events import ChannelEvent, ChannelState, StateNotice
+from chalicelib.domain.reconciliation import ChannelOrder, ChannelPull
 from chalicelib.domain.upstream import UpstreamError, UpstreamThrottled, UpstreamUnavailable
 from chalicelib.integrations.http import (
     Backoff,
@@ -105,3 +108,30 @@ def _page(answer: requests.Response) -> tuple[list[dict[str, Any]], int]:
     if not isinstance(body, list):
         raise WooCommerceReadError("woocommerce orders: not a list", status=200)
     return body, int(answer.headers.get("X-WP-TotalPages") or 1)
+
+
+def woocommerce_pull(reader: WooCommerceOrders) -> ChannelPull:
+    """Reconciliation's reader: `GET /orders?modified_after=<gmt>&dates_are_gmt=true&orderby=modified`, every
+    page, each order with its own stamp (`date_modified_gmt`) in the webhook's shape."""
+
+    def pull(since: datetime) -> Iterable[ChannelOrder]:
+        page, pages = 1, 1
+        while page <= pages:
+            found, pages = reader.page(since, page)
+            for order in found:
+                stamp = str(order.get("date_modified_gmt") or order.get("date_modified") or "")
+                yield ChannelOrder(str(order["id"]), stamp, "order.updated", order)
+            page += 1
+
+    return pull
+
+
+def woocommerce_event(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
+    """Ingestion's normaliser for WooCommerce (webhook deliveries and reconciliation alike)."""
+    from chalicelib.integrations.woocommerce.webhook import bare_deletion_id, parse_woocommerce
+
+    external_id = bare_deletion_id(topic, payload)
+    if external_id is not None:
+        # Core sends only {"id": n} for a deletion: a state change of an order we know, not a snapshot.
+        return StateNotice("woocommerce", store, external_id, ChannelState.DELETED)
+    return parse_woocommerce(topic, payload, store)
