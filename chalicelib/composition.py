@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,6 +34,7 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
+from chalicelib.domain.webhooks import WebhookSpec
 from chalicelib.observability import use_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
 from chalicelib.wiring import (
@@ -328,3 +329,36 @@ __all__ = [
     "override",
     "services",
 ]
+
+
+def webhook_spec(sender: str) -> WebhookSpec:
+    """The WebhookSpec of one sender (shopify, woocommerce, stripe, 3pl, easypost), imported when asked:
+    a webhook function loads only the parser it serves. KeyError for a sender the hub has no spec of."""
+    if sender == "shopify":
+        from chalicelib.integrations.shopify.webhook import SHOPIFY_WEBHOOK
+
+        return SHOPIFY_WEBHOOK
+    if sender == "woocommerce":
+        from chalicelib.integrations.woocommerce.webhook import WOOCOMMERCE_WEBHOOK
+
+        return WOOCOMMERCE_WEBHOOK
+    if sender == "stripe":
+        from chalicelib.integrations.stripe.webhook import STRIPE_WEBHOOK
+
+        return STRIPE_WEBHOOK
+    if sender == "3pl":
+        from chalicelib.integrations.threepl.webhook import THREEPL_WEBHOOK
+
+        return THREEPL_WEBHOOK
+    if sender == "easypost":
+        from chalicelib.integrations.easypost.webhook import EASYPOST_WEBHOOK
+
+        return EASYPOST_WEBHOOK
+    raise KeyError(sender)
+
+
+def shopify_partner_event(body: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any]] | None:
+    """A queued body that is Shopify's EventBridge envelope, as (webhook headers, payload); else None."""
+    from chalicelib.integrations.shopify.eventbridge import is_shopify_event, unwrap
+
+    return unwrap(body) if is_shopify_event(body) else None

@@ -16,7 +16,7 @@ from chalice import Blueprint
 from chalice.app import SQSEvent
 
 from chalicelib import resources
-from chalicelib.composition import Services, services
+from chalicelib.composition import Services, services, shopify_partner_event, webhook_spec
 from chalicelib.domain import ingest as ingest_use_case
 from chalicelib.domain.connections import credentials
 from chalicelib.domain.delivery import Delivery
@@ -49,13 +49,14 @@ def resolve(delivery: Delivery, svc: Services) -> Delivery:
 def from_shopify_event(body: dict[str, Any], raw: str, svc: Services) -> Delivery | None:
     """A Shopify webhook that came through EventBridge, as the delivery its HTTPS twin would be."""
     from chalicelib.domain.webhooks import WebhookRequest
-    from chalicelib.integrations.shopify.eventbridge import unwrap
-    from chalicelib.integrations.shopify.webhook import SHOPIFY_WEBHOOK
 
-    headers, payload = unwrap(body)
+    partner = shopify_partner_event(body)
+    if partner is None:
+        raise MalformedDelivery("not a Shopify EventBridge event")
+    headers, payload = partner
     request = WebhookRequest(raw.encode(), headers, body=payload)
     # Not HMAC-signed: trust comes from the partner event source (see eventbridge.unwrap).
-    answer = receive(SHOPIFY_WEBHOOK, request, svc, signed=False, hand_off=_archive_eventbridge)
+    answer = receive(webhook_spec("shopify"), request, svc, signed=False, hand_off=_archive_eventbridge)
     if answer.delivery is None and answer.status != 200:
         raise MalformedDelivery(f"Shopify EventBridge event refused: {answer.message}")
     return answer.delivery
@@ -68,14 +69,12 @@ def _archive_eventbridge(svc: Services, delivery: Delivery, raw: bytes) -> None:
 
 
 def ingest_record(record: SQSRecord) -> None:
-    from chalicelib.integrations.shopify.eventbridge import is_shopify_event
-
     svc = services()
     try:
         body = json.loads(record.body)
     except ValueError as exc:
         raise MalformedDelivery("queued delivery is not JSON") from exc
-    if isinstance(body, dict) and is_shopify_event(body):
+    if isinstance(body, dict) and shopify_partner_event(body) is not None:
         converted = from_shopify_event(body, record.body, svc)
         if converted is None:
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint, Response
 
-from chalicelib.composition import services
+from chalicelib.composition import services, webhook_spec
 from chalicelib.domain.webhooks import WebhookRequest, WebhookSpec
 from chalicelib.entrypoints.intake import receive
 
@@ -22,43 +22,34 @@ def _receive(spec: WebhookSpec) -> Response:
     return Response(body=answer.body, status_code=answer.status)
 
 
-# Each view imports its sender's spec when called: the other Lambda functions never load the parsers.
+# Each view asks for its sender's spec when called: the other Lambda functions never load the parsers.
 
 
 @bp.route("/webhooks/shopify", methods=["POST"], content_types=JSON)
 def shopify_webhook() -> Response:
-    from chalicelib.integrations.shopify.webhook import SHOPIFY_WEBHOOK as SPEC
-
-    return _receive(SPEC)
+    return _receive(webhook_spec("shopify"))
 
 
 @bp.route("/webhooks/woocommerce", methods=["POST"], content_types=JSON_AND_FORM)
 def woocommerce_webhook() -> Response:
-    from chalicelib.integrations.woocommerce.webhook import WOOCOMMERCE_WEBHOOK as SPEC
-
-    return _receive(SPEC)
+    return _receive(webhook_spec("woocommerce"))
 
 
 @bp.route("/webhooks/stripe", methods=["POST"], content_types=JSON)
 def stripe_webhook() -> Response:
-    from chalicelib.integrations.stripe.webhook import STRIPE_WEBHOOK as SPEC
-
-    return _receive(SPEC)
+    return _receive(webhook_spec("stripe"))
 
 
 @bp.route("/webhooks/3pl/{provider}", methods=["POST"], content_types=JSON)
 def threepl_webhook(provider: str) -> Response:
-    from chalicelib.integrations.threepl.webhook import THREEPL_WEBHOOK as SPEC
-
-    return _receive(SPEC)
+    return _receive(webhook_spec("3pl"))
 
 
 @bp.route("/webhooks/carriers/{carrier}", methods=["POST"], content_types=JSON)
 def carrier_webhook(carrier: str) -> Response:
-    from chalicelib.integrations.easypost.webhook import EASYPOST_WEBHOOK as SPEC
-
-    if carrier != SPEC.channel:
+    spec = webhook_spec("easypost")
+    if carrier != spec.channel:
         return Response(
             body={"message": f"no carrier integration {carrier!r} (easypost is)"}, status_code=404
         )
-    return _receive(SPEC)
+    return _receive(spec)

@@ -12,13 +12,7 @@ from tests.architecture.imports import (
 
 # Temporary exceptions: (entrypoint, imported module prefix) → why. Remove an entry as soon as it is not
 # needed (a test below fails when one is no longer used).
-ENTRYPOINT_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # The webhook pipeline (each sender's verification, topics and parsing) is being rebuilt in its own
-    # branch of #14; its views will get each sender's spec from the composition root there.
-    ("chalicelib.entrypoints.webhooks", "chalicelib.integrations"): "webhook pipeline rework (#14)",
-    # Shopify webhooks through EventBridge share that pipeline's Shopify spec (topics, delivery shape).
-    ("chalicelib.entrypoints.queue_handlers", "chalicelib.integrations.shopify"): "webhook pipeline rework",
-}
+ENTRYPOINT_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 TREE = Tree.read()
 
