@@ -25,7 +25,8 @@ from chalicelib.domain.fulfilment import (
 )
 from chalicelib.domain.ingest import Normalisers
 from chalicelib.domain.order import Order, utcnow
-from chalicelib.domain.payment import ChannelCapturer, PaymentCompensator, PaymentPolicy
+from chalicelib.domain.payment import ChannelCapturer, PaymentPolicy
+from chalicelib.domain.payment_compensation import PaymentCompensator
 from chalicelib.domain.payment_gateway import PaymentGateway
 from chalicelib.domain.ports import (
     DeliveryQueue,
