@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chalicelib import resources
 from chalicelib.domain.cancellation import Compensator
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
-from chalicelib.domain.fraud import FraudPolicy, FraudSignals, VelocityCounter
+from chalicelib.domain.fraud import VelocityCounter
+from chalicelib.domain.fraud_policy import FraudPolicy
+from chalicelib.domain.fraud_signals import FraudSignals
 from chalicelib.domain.fulfilment import (
     FulfilmentCompensator,
     FulfilmentPolicy,
@@ -23,7 +25,8 @@ from chalicelib.domain.fulfilment import (
 )
 from chalicelib.domain.ingest import Normalisers
 from chalicelib.domain.order import Order, utcnow
-from chalicelib.domain.payment import ChannelCapturer, PaymentCompensator, PaymentPolicy
+from chalicelib.domain.payment import ChannelCapturer, PaymentPolicy
+from chalicelib.domain.payment_compensation import PaymentCompensator
 from chalicelib.domain.payment_gateway import PaymentGateway
 from chalicelib.domain.ports import (
     DeliveryQueue,

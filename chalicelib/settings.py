@@ -31,12 +31,12 @@ class Settings:
     # One base-URL override per external system (DESIGN §3); None means the real service.
     amazon_spapi_endpoint: str | None = None
     amazon_lwa_endpoint: str | None = None
-    # HUB_FRAUD_POLICY: JSON overriding the fraud rules' thresholds and weights (domain/fraud.py).
+    # HUB_FRAUD_POLICY: JSON overriding the fraud rules' thresholds and weights (domain/fraud_policy.py).
     fraud_policy: Mapping[str, Any] | None = None
     stripe_api_base: str | None = None
     threepl_api_base: str | None = None
     carrier_api_base: str | None = None
-    # HUB_FULFILMENT_POLICY: JSON of warehouses and tracking thresholds (domain/fulfilment.py).
+    # HUB_FULFILMENT_POLICY: JSON of warehouses and tracking thresholds (domain/fulfilment/policy.py).
     fulfilment_policy: Mapping[str, Any] | None = None
     shopify_api_base: str | None = None
     woocommerce_api_base: str | None = None

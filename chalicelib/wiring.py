@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from chalicelib.domain.channel_events import ChannelEvent
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
-from chalicelib.domain.fraud import FraudSignals
+from chalicelib.domain.fraud_signals import FraudSignals
 from chalicelib.domain.fulfilment import ThreePL, ThreePLUpdate, TrackingUpdate
 from chalicelib.domain.ingest import Normaliser, normalise_manual_event
 from chalicelib.domain.manual_channel import CHANNEL as MANUAL

@@ -21,7 +21,8 @@ from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import DuplicateDelivery, MalformedDelivery, OrderNotYetKnown
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import Order, OrderStatus
-from chalicelib.domain.payment import paid_since_last_attempt, resume_payment, stripe_intent
+from chalicelib.domain.payment import stripe_intent
+from chalicelib.domain.payment_recovery import paid_since_last_attempt, resume_payment
 from chalicelib.domain.ports import OrderRepository, StoredOrder, WorkflowStarter
 from chalicelib.domain.status import is_forward
 

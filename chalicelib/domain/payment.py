@@ -1,4 +1,6 @@
-"""Use cases of the lifecycle's payment stage: take the money where it is, recover a failed payment, undo it.
+"""Use case of the lifecycle's payment stage: take the money where it is.
+
+Recovering a failed payment is in payment_recovery.py, undoing a payment in payment_compensation.py.
 
 Where the money is decides what "paid" means:
 - a Stripe PaymentIntent with manual capture (`payment.source` "stripe", `payment.reference` "pi_..."): the
@@ -22,7 +24,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from chalicelib.domain import money
-from chalicelib.domain.errors import ConcurrentUpdate, HubError, InvalidInput, NotFound
+from chalicelib.domain.errors import HubError, InvalidInput, NotFound
 from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment_gateway import (
@@ -35,14 +37,14 @@ from chalicelib.domain.payment_gateway import (
     RecordedCapture,
     idempotency_key,
 )
-from chalicelib.domain.ports import OrderRepository, WorkflowStarter
+from chalicelib.domain.ports import OrderRepository
 from chalicelib.domain.status import is_forward
 
 STRIPE = "stripe"
 # Statuses from which taking the payment makes sense; past PAID a retried Task only reports "paid".
 _PAYABLE = frozenset({OrderStatus.APPROVED, OrderStatus.PAYMENT_PENDING, OrderStatus.ON_HOLD})
 # PaymentIntent statuses that need the customer (a new or confirmed payment method).
-_NEEDS_CUSTOMER = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+NEEDS_CUSTOMER = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
 
 
 class PaymentRoute(StrEnum):
@@ -59,10 +61,6 @@ class PaymentMismatch(HubError):
 
 class PaymentStillProcessing(PaymentUnavailable):
     """Stripe is still processing the payment: try again shortly (the Task's Retry does)."""
-
-
-class PaymentConflictError(ConcurrentUpdate):
-    """The order is not waiting for a payment (paid already, cancelled, or never asked)."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +208,7 @@ def _take_stripe(
         return _record_stripe(order, intent, orders=orders, now=now, captures=captures)
     if intent.status == "processing":
         raise PaymentStillProcessing(f"PaymentIntent {intent_id} is still processing")
-    if intent.status in _NEEDS_CUSTOMER:
+    if intent.status in NEEDS_CUSTOMER:
         reason = "declined" if intent.last_error_code else intent.status
         return _pending(
             order.order_id, reason, intent.last_decline_code, orders=orders, policy=policy, now=now
@@ -345,172 +343,3 @@ def _pending(
 
     result: dict[str, Any] = mutate(orders, order_id, change)
     return result
-
-
-def request_payment_method(
-    order_id: str,
-    task_token: str,
-    *,
-    orders: OrderRepository,
-    workflow: WorkflowStarter,
-    now: Callable[[], datetime],
-) -> dict[str, Any]:
-    """Park the order until the customer pays another way: keep the waiting task's token beside it.
-
-    The customer's path: a Stripe order is paid again by confirming its PaymentIntent with a new payment
-    method (Stripe's webhook resumes the lifecycle); a channel order by paying at the channel (its order
-    webhook does); an operator can resume it with POST /api/orders/{id}/payment/retry. A payment that
-    arrived between the failed attempt and this task (its webhook found no token yet) resumes it at once.
-    """
-    orders.set_payment_token(order_id, task_token)
-
-    def change(order: Order) -> dict[str, Any]:
-        path = "confirm the PaymentIntent with a new payment method" if stripe_intent(order) else "channel"
-        order.record("payment_recovery_requested", now(), customer_path=path)
-        return {"order_id": order_id, "status": order.status.value, "customer_path": path}
-
-    result: dict[str, Any] = mutate(orders, order_id, change)
-    stored = orders.get(order_id)
-    if stored is not None and paid_since_last_attempt(stored.order):
-        resumed = resume_payment(order_id, "paid_meanwhile", orders=orders, workflow=workflow, now=now)
-        result["resumed"] = resumed
-    return result
-
-
-def paid_since_last_attempt(order: Order) -> bool:
-    """True when money arrived after the last failed attempt (a Stripe authorisation, a channel payment)."""
-    if route(order) in (PaymentRoute.CHANNEL_CAPTURED, PaymentRoute.NOTHING_OWED):
-        return True
-    for entry in reversed(order.history):
-        if entry.event == "payment_failed":
-            return False
-        if entry.event in ("payment_authorised_at_stripe", "payment_captured_at_stripe"):
-            return True
-    return False
-
-
-def resume_payment(
-    order_id: str,
-    trigger: str,
-    *,
-    orders: OrderRepository,
-    workflow: WorkflowStarter,
-    now: Callable[[], datetime],
-    payment_intent: str | None = None,
-) -> bool:
-    """Wake the payment wait (a new method, a payment at the channel, an operator); False when none waits."""
-    token = orders.get_payment_token(order_id)
-    if token is None:
-        return False
-    if payment_intent is not None and not payment_intent.startswith("pi_"):
-        raise InvalidInput("payment_intent must be a Stripe PaymentIntent id (pi_...)")
-
-    def change(order: Order) -> None:
-        if order.status != OrderStatus.PAYMENT_PENDING:
-            raise PaymentConflictError(f"order {order_id} is {order.status.value}, not waiting for payment")
-        if payment_intent is not None:
-            order.payment = order.payment.model_copy(
-                update={"source": STRIPE, "reference": payment_intent, "status": "pending"}
-            )
-        order.record("payment_retry", now(), trigger=trigger, payment_intent=payment_intent)
-
-    mutate(orders, order_id, change)
-    if payment_intent is not None:
-        orders.link_payment(payment_intent, order_id)
-    orders.set_payment_token(order_id, None)
-    return workflow.complete_task(token, {"trigger": trigger})
-
-
-def retry_payment(
-    order_id: str,
-    *,
-    orders: OrderRepository,
-    workflow: WorkflowStarter,
-    now: Callable[[], datetime],
-    payment_intent: str | None = None,
-) -> dict[str, Any]:
-    """An operator's retry (optionally with a new PaymentIntent); 409 unless the order waits for payment."""
-    stored = orders.get(order_id)
-    if stored is None:
-        raise NotFound(f"order {order_id} does not exist")
-    if stored.order.status != OrderStatus.PAYMENT_PENDING or orders.get_payment_token(order_id) is None:
-        raise PaymentConflictError(
-            f"order {order_id} is {stored.order.status.value}, not waiting for a payment"
-        )
-    resumed = resume_payment(
-        order_id, "operator", orders=orders, workflow=workflow, now=now, payment_intent=payment_intent
-    )
-    return {"order_id": order_id, "workflow_resumed": resumed}
-
-
-class PaymentCompensator:
-    """Undoes the payment of a cancelled order: voids an authorisation, refunds a capture, exactly once.
-
-    Money the channel holds (Amazon, Shopify Payments, a paid WooCommerce order) is the channel's to
-    give back when it is told of the cancellation (publishing); this compensator leaves it and says so.
-    """
-
-    name = "payment"
-
-    def __init__(self, gateway: Callable[[], PaymentGateway]) -> None:
-        self._gateway = gateway
-
-    def compensate(self, order: Order, reason: str) -> dict[str, Any] | None:
-        intent_id = stripe_intent(order)
-        if intent_id is None:
-            p = order.payment
-            if p.amount_captured > 0 or p.amount_authorized > 0:
-                held = max(p.amount_captured, p.amount_authorized)
-                return {"action": "left_to_channel", "amount": f"{held:f}"}
-            return None
-        gateway = self._gateway()
-        intent = gateway.retrieve(intent_id)
-        if intent.status in ("requires_capture", *_NEEDS_CUSTOMER):
-            voided = gateway.cancel(
-                intent_id,
-                reason=_stripe_reason(order),
-                idempotency_key=idempotency_key(order.order_id, f"void:{intent_id}"),
-            )
-            held = money.from_minor(intent.amount_capturable, order.currency)
-            return {
-                "action": "voided",
-                "payment_intent": intent_id,
-                "amount": f"{held:f}",
-                "payment": {"status": "voided"},
-                "stripe_status": voided.status,
-            }
-        if intent.status == "succeeded":
-            remaining = intent.amount_received - intent.amount_refunded
-            if remaining <= 0:
-                return None
-            refund = gateway.refund(
-                intent_id,
-                remaining,
-                idempotency_key=idempotency_key(order.order_id, f"refund-cancel:{intent_id}"),
-                reason="fraudulent" if _stripe_reason(order) == "fraudulent" else "requested_by_customer",
-            )
-            refunded = money.from_minor(intent.amount_refunded + refund.amount, order.currency)
-            return {
-                "action": "refunded",
-                "payment_intent": intent_id,
-                "refund": refund.id,
-                "amount": f"{money.from_minor(refund.amount, order.currency):f}",
-                "payment": {"status": "refunded", "amount_refunded": refunded},
-            }
-        if intent.status == "processing":
-            raise PaymentStillProcessing(f"PaymentIntent {intent_id} is processing: cancel again shortly")
-        return None  # canceled already: nothing left to undo
-
-
-def _stripe_reason(order: Order) -> str:
-    if order.fraud.decision == "reject":
-        return "fraudulent"
-    for entry in reversed(order.history):
-        if entry.event == "cancelled":
-            source = str(entry.detail.get("source", ""))
-            if source in ("fraud", "review"):
-                return "fraudulent"
-            if source.startswith("payment"):
-                return "abandoned"
-            break
-    return "requested_by_customer"

@@ -18,7 +18,8 @@ from chalicelib.domain import money
 from chalicelib.domain.errors import DuplicateDelivery
 from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Order, OrderStatus
-from chalicelib.domain.payment import resume_payment, stripe_intent
+from chalicelib.domain.payment import stripe_intent
+from chalicelib.domain.payment_recovery import resume_payment
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 from chalicelib.domain.status import is_forward
 

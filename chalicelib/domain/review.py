@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.domain.errors import ConcurrentUpdate, InvalidInput, NotFound
-from chalicelib.domain.fraud import Decision, FraudPolicy, FraudSignals, VelocityCounter, assess
+from chalicelib.domain.fraud import Decision, VelocityCounter, assess
+from chalicelib.domain.fraud_policy import FraudPolicy
+from chalicelib.domain.fraud_signals import FraudSignals
 from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Fraud, Order, OrderStatus
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter

@@ -153,14 +153,14 @@ def cancel_order(order_id: str) -> dict[str, Any]:
 def retry_payment(order_id: str) -> dict[str, Any]:
     """Try a PAYMENT_PENDING order's payment again now, optionally `{"payment_intent": "pi_..."}` (a new
     one the customer paid with); 409 unless the order waits for a payment."""
-    from chalicelib.domain import payment
+    from chalicelib.domain import payment_recovery
 
     body = bp.current_request.json_body if bp.current_request.raw_body else None
     intent = body.get("payment_intent") if isinstance(body, dict) else None
     if intent is not None and not isinstance(intent, str):
         raise InvalidInput("payment_intent must be a string")
     svc = services()
-    return payment.retry_payment(
+    return payment_recovery.retry_payment(
         order_id, orders=svc.orders, workflow=svc.workflow, now=svc.now, payment_intent=intent
     )
 

@@ -171,16 +171,11 @@ def review_section(base: str, rows: list[OrderRow], csrf: str, back: str, now: d
         fraud = order.fraud if order else None
         reasons = ", ".join(fraud.reasons) if fraud else ""
         total = f"{order.totals.total} {order.currency}" if order else ""
-        path = f"/status/orders/{quote(r.order_id, safe='')}/review"
         body.append(
             f'<tr data-order-id="{esc(r.order_id)}"><td>{order_link(base, r.order_id)}</td>'
             f'<td>{esc(r.channel)} {esc(r.external_id)}</td><td class="n">{esc(total)}</td>'
             f'<td class="n">{esc(fraud.score if fraud else "")}</td><td>{esc(reasons)}</td>'
-            f"<td>{ago(r.updated_at, now)}</td><td>"
-            + action(base, path, "Approve", csrf, back, css="ok", decision="approve")
-            + " "
-            + action(base, path, "Reject", csrf, back, css="bad", decision="reject")
-            + "</td></tr>"
+            f"<td>{ago(r.updated_at, now)}</td><td>{_review_buttons(base, r.order_id, csrf, back)}</td></tr>"
         )
     table = _table(
         ["Order", "From", "#Total", "#Score", "Reasons", "Waiting", ""], body, "No order waits for review."
@@ -320,18 +315,40 @@ def _kv(pairs: Iterable[tuple[str, Any]]) -> str:
 def order_page(base: str, order: Order, csrf: str, flash: str | None, now: datetime) -> str:
     quoted = quote(order.order_id, safe="")
     back = f"{base}/status/orders/{quoted}"
+    body = (
+        f'<section id="summary"><h2>Order {esc(order.order_id)}</h2>{_order_summary(order, now)}'
+        f"<p>{_order_actions(base, order, csrf, back)}</p></section>"
+        f'<section id="timeline"><h2>Timeline</h2>{_timeline(order)}</section>'
+        f'<section id="payments"><h2>Payments</h2>{_payment(order)}</section>'
+        f'<section id="shipments"><h2>Shipments</h2>{_shipments(order)}</section>'
+        f'<section id="publications"><h2>Publications</h2>{_publications(base, order, csrf, back, now)}</section>'
+    )
+    return page(f"order {order.order_id}", body, base=base, flash=flash, csrf=csrf)
+
+
+def _review_buttons(base: str, order_id: str, csrf: str, back: str) -> str:
+    path = f"/status/orders/{quote(order_id, safe='')}/review"
+    return (
+        action(base, path, "Approve", csrf, back, css="ok", decision="approve")
+        + " "
+        + action(base, path, "Reject", csrf, back, css="bad", decision="reject")
+    )
+
+
+def _order_actions(base: str, order: Order, csrf: str, back: str) -> str:
+    quoted = quote(order.order_id, safe="")
     actions = []
     if order.status.value == "FRAUD_REVIEW":
-        path = f"/status/orders/{quoted}/review"
-        actions += [
-            action(base, path, "Approve", csrf, back, css="ok", decision="approve"),
-            action(base, path, "Reject", csrf, back, css="bad", decision="reject"),
-        ]
+        actions.append(_review_buttons(base, order.order_id, csrf, back))
     if order.status.value == "FAILED":
         actions.append(action(base, f"/status/orders/{quoted}/retry", "Retry", csrf, back, css="ok"))
     if order.status.value not in ("CANCELLED", "COMPLETED", "REFUNDED", "DELIVERED"):
         actions.append(action(base, f"/status/orders/{quoted}/cancel", "Cancel", csrf, back, css="bad"))
-    summary = _kv(
+    return " ".join(actions)
+
+
+def _order_summary(order: Order, now: datetime) -> str:
+    return _kv(
         [
             ("Status", order.status.value),
             ("Channel", f"{order.channel} · {order.store}"),
@@ -344,8 +361,11 @@ def order_page(base: str, order: Order, csrf: str, flash: str | None, now: datet
             ("Fraud", f"{order.fraud.decision or '–'} (score {order.fraud.score})"),
         ]
     )
+
+
+def _payment(order: Order) -> str:
     p = order.payment
-    payments = _kv(
+    return _kv(
         [
             ("Source", p.source),
             ("Status", p.status),
@@ -355,43 +375,41 @@ def order_page(base: str, order: Order, csrf: str, flash: str | None, now: datet
             ("Refunded", p.amount_refunded),
         ]
     )
-    shipment_rows = [
+
+
+def _shipments(order: Order) -> str:
+    rows = [
         f"<tr><td>{esc(s.shipment_id)}</td><td>{esc(s.status)}</td><td>{esc(s.warehouse)}</td>"
         f"<td>{esc(', '.join(f'{x.carrier} {x.tracking_number} ({x.status})' for x in s.parcels))}</td>"
         f"<td>{esc(s.promised_at.isoformat(timespec='minutes') if s.promised_at else '')}</td>"
         f"<td>{esc(', '.join(s.flags))}</td></tr>"
         for s in order.shipments
     ]
-    shipments = _table(
-        ["Shipment", "Status", "Warehouse", "Parcels", "Promised", "Flags"], shipment_rows, "None yet."
-    )
-    publication_rows = []
+    return _table(["Shipment", "Status", "Warehouse", "Parcels", "Promised", "Flags"], rows, "None yet.")
+
+
+def _publications(base: str, order: Order, csrf: str, back: str, now: datetime) -> str:
+    quoted = quote(order.order_id, safe="")
+    rows = []
     for pub in order.publications:
         retry = ""
         if pub.status == "failed":
             path = f"/status/orders/{quoted}/publications/{quote(pub.publication_id, safe='')}/retry"
             retry = action(base, path, "Publish again", csrf, back)
-        publication_rows.append(
+        rows.append(
             f'<tr><td>{esc(pub.kind)}</td><td>{esc(pub.status)}</td><td class="n">{esc(pub.attempts)}</td>'
             f"<td>{esc(pub.last_error or '')}</td><td>{ago(pub.created_at, now)}</td><td>{retry}</td></tr>"
         )
-    publications = _table(
-        ["Milestone", "Status", "#Attempts", "Last error", "Created", ""], publication_rows, "None."
-    )
-    timeline_rows = [
+    return _table(["Milestone", "Status", "#Attempts", "Last error", "Created", ""], rows, "None.")
+
+
+def _timeline(order: Order) -> str:
+    rows = [
         f"<tr><td>{esc(h.at.isoformat(timespec='seconds'))}</td><td>{esc(h.event)}</td>"
         f"<td>{esc(_detail(h.detail))}</td></tr>"
         for h in reversed(order.history)
     ]
-    timeline = _table(["At", "Event", "Detail"], timeline_rows, "Empty.")
-    body = (
-        f'<section id="summary"><h2>Order {esc(order.order_id)}</h2>{summary}<p>{" ".join(actions)}</p></section>'
-        f'<section id="timeline"><h2>Timeline</h2>{timeline}</section>'
-        f'<section id="payments"><h2>Payments</h2>{payments}</section>'
-        f'<section id="shipments"><h2>Shipments</h2>{shipments}</section>'
-        f'<section id="publications"><h2>Publications</h2>{publications}</section>'
-    )
-    return page(f"order {order.order_id}", body, base=base, flash=flash, csrf=csrf)
+    return _table(["At", "Event", "Detail"], rows, "Empty.")
 
 
 # History details that could carry personal data are left out of the timeline.

@@ -8,7 +8,7 @@ from chalice import Blueprint
 
 from chalicelib import resources
 from chalicelib.composition import services
-from chalicelib.domain import cancellation, fulfilment, lifecycle, payment, review
+from chalicelib.domain import cancellation, fulfilment, lifecycle, payment, payment_recovery, review
 from chalicelib.settings import ConfigurationError
 
 bp = Blueprint(__name__)
@@ -79,7 +79,7 @@ def take_payment(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @bp.lambda_function(name=resources.FUNCTION_REQUEST_PAYMENT_METHOD)
 def request_payment_method(event: dict[str, Any], context: Any) -> dict[str, Any]:
     svc = services()
-    return payment.request_payment_method(
+    return payment_recovery.request_payment_method(
         event["order_id"], event["task_token"], orders=svc.orders, workflow=svc.workflow, now=svc.now
     )
 

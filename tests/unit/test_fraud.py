@@ -9,16 +9,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.fraud import (
-    Decision,
-    FraudPolicy,
-    FraudPolicyError,
-    FraudSignals,
+from chalicelib.domain.fraud import Decision, assess, decide, velocity_key_digest
+from chalicelib.domain.fraud_policy import FraudPolicy, FraudPolicyError
+from chalicelib.domain.fraud_rules import (
     RuleInput,
-    ShopifyRisk,
-    StripeRadar,
-    assess,
-    decide,
     rule_country_mismatch,
     rule_first_order_express,
     rule_high_value,
@@ -29,8 +23,8 @@ from chalicelib.domain.fraud import (
     rule_velocity_card,
     rule_velocity_email,
     rule_velocity_ip,
-    velocity_key_digest,
 )
+from chalicelib.domain.fraud_signals import FraudSignals, ShopifyRisk, StripeRadar
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import Order
 from tests.fakes_fraud import InMemoryVelocityCounter

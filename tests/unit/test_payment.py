@@ -13,19 +13,17 @@ from chalicelib.domain.cancellation import cancel
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import OrderStatus
 from chalicelib.domain.payment import (
-    PaymentCompensator,
-    PaymentConflictError,
     PaymentMismatch,
     PaymentPolicy,
     PaymentRoute,
     PaymentStillProcessing,
-    request_payment_method,
-    retry_payment,
     route,
     take_payment,
 )
+from chalicelib.domain.payment_compensation import PaymentCompensator
 from chalicelib.domain.payment_events import apply_stripe_event
 from chalicelib.domain.payment_gateway import PaymentError
+from chalicelib.domain.payment_recovery import PaymentConflictError, request_payment_method, retry_payment
 from tests.fakes import InMemoryOrderRepository, RecordingWorkflow
 from tests.fakes_payments import FakeChannelCapturer, FakeGateway
 

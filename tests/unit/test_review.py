@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chalicelib.domain.errors import InvalidInput, NotFound
-from chalicelib.domain.fraud import FraudPolicy
+from chalicelib.domain.fraud_policy import FraudPolicy
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import OrderStatus
 from chalicelib.domain.review import ReviewConflict, fraud_check, request_review, review, review_timed_out
