@@ -44,7 +44,8 @@ from chalicelib.domain.publishing import (
     PublishThrottled,
     PublishUnavailable,
 )
-from chalicelib.integrations.amazon.spapi import SpApiAuthError, SpApiClient, SpApiError, SpApiThrottled
+from chalicelib.integrations.amazon.errors import SpApiAuthError, SpApiError, SpApiThrottled
+from chalicelib.integrations.amazon.spapi import SpApiClient
 
 logger = Logger(service="order-hub", child=True)
 

@@ -362,7 +362,7 @@ def test_parse_processing_report__json_form__errors_by_message():
 
 
 def test_parse_processing_report__refuses_a_dtd():
-    from chalicelib.integrations.amazon.spapi import SpApiError
+    from chalicelib.integrations.amazon.errors import SpApiError
 
     with pytest.raises(SpApiError, match="DTD"):
         parse_processing_report(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')
