@@ -6,12 +6,9 @@ import pytest
 
 from chalicelib.domain.publishing import Milestone, PublishRejected, PublishThrottled, PublishUnavailable
 from chalicelib.integrations.amazon.notifications import normalise_amazon_order
-from chalicelib.integrations.amazon.publisher import (
-    AmazonPublisher,
-    carrier_code,
-    package_reference_id,
-    parse_processing_report,
-)
+from chalicelib.integrations.amazon.order_feed import parse_processing_report
+from chalicelib.integrations.amazon.publisher import AmazonPublisher
+from chalicelib.integrations.amazon.shipment import carrier_code, package_reference_id
 from chalicelib.integrations.amazon.spapi import SpApiClient
 from local.simulators.amazon import AmazonSimulator
 
