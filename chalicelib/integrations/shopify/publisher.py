@@ -19,13 +19,12 @@ from chalicelib.domain.publishing import (
     PublishThrottled,
     PublishUnavailable,
 )
-from chalicelib.integrations.shopify.admin import (
-    ShopifyAdmin,
+from chalicelib.integrations.shopify.admin import ShopifyAdmin, order_gid
+from chalicelib.integrations.shopify.errors import (
     ShopifyAuthError,
     ShopifyError,
     ShopifyRejected,
     ShopifyUnavailable,
-    order_gid,
 )
 
 logger = Logger(service="order-hub", child=True)
@@ -160,7 +159,7 @@ class ShopifyPublisher:
     Raises PublishRejected (userErrors, refused token, unknown order, a milestone that does not fit
     the order), PublishThrottled (THROTTLED or 429 beyond the admin's waits), PublishUnavailable
     (5xx and transport failures beyond its retries). Needs Admin API 2026-01 or later (the @idempotent
-    directive; orderCancel's refundMethod is 2025-07+): shopify_admin.API_VERSION is 2026-10.
+    directive; orderCancel's refundMethod is 2025-07+): shopify.graphql.API_VERSION is 2026-10.
     """
 
     def __init__(self, admin: ShopifyAdmin) -> None:
