@@ -150,27 +150,11 @@ def normalise_amazon_order(
         raise InvalidInput(f"amazon order {amazon_order_id}: getOrderItems returned no items")
     currency = _currency(order, items, amazon_order_id)
     try:
-        lines = [_line(item, currency) for item in items]
-        shipping = sum((_net_shipping(item, currency) for item in items), Decimal(0))
-        shipping_tax = sum(
-            (
-                _money(item, "ShippingTax", currency) - _money(item, "ShippingDiscountTax", currency)
-                for item in items
-            ),
-            Decimal(0),
-        )
-        subtotal = sum((line.total for line in lines), Decimal(0))
-        tax = sum((line.tax for line in lines), Decimal(0)) + shipping_tax
-        order_total = order.get("OrderTotal")
-        total = _money(order, "OrderTotal", currency) if order_total else subtotal + shipping + tax
+        lines, totals = _lines_and_totals(order, items, currency)
     except money.MoneyError as exc:
         raise InvalidInput(f"amazon order {amazon_order_id}: {exc}") from exc
 
-    captured = _PAYMENT_STATUS[status] == "captured"
-    shown = order.get("ShippingAddress")
-    ship_to: dict[str, Any] | None = {**shown} if isinstance(shown, Mapping) else None
-    if isinstance(address, Mapping) and address:
-        ship_to = {**(ship_to or {}), **{k: v for k, v in address.items() if v is not None}}
+    ship_to = _ship_to(order, address)
     buyer = order.get("BuyerInfo") if isinstance(order.get("BuyerInfo"), Mapping) else {}
     canonical = Order(
         order_id=derive_order_id(CHANNEL, store, amazon_order_id),
@@ -189,17 +173,52 @@ def normalise_amazon_order(
         ),
         shipping_address=_address(ship_to) if ship_to else None,
         lines=lines,
-        totals=Totals(
-            subtotal=subtotal, discount=money.to_amount(0, currency), shipping=shipping, tax=tax, total=total
-        ),
-        payment=Payment(
-            source=CHANNEL,
-            status=_PAYMENT_STATUS[status],
-            amount_authorized=total if captured else Decimal(0),
-            amount_captured=total if captured else Decimal(0),
-        ),
+        totals=totals,
+        payment=_payment(status, totals.total),
     )
     return OrderSnapshot(order=canonical, state=state)
+
+
+def _lines_and_totals(
+    order: Mapping[str, Any], items: list[dict[str, Any]], currency: str
+) -> tuple[list[Line], Totals]:
+    """The order's lines and totals from its items' money; OrderTotal, once Amazon sets it, is the total."""
+    lines = [_line(item, currency) for item in items]
+    shipping = sum((_net_shipping(item, currency) for item in items), Decimal(0))
+    shipping_tax = sum(
+        (
+            _money(item, "ShippingTax", currency) - _money(item, "ShippingDiscountTax", currency)
+            for item in items
+        ),
+        Decimal(0),
+    )
+    subtotal = sum((line.total for line in lines), Decimal(0))
+    tax = sum((line.tax for line in lines), Decimal(0)) + shipping_tax
+    order_total = order.get("OrderTotal")
+    total = _money(order, "OrderTotal", currency) if order_total else subtotal + shipping + tax
+    totals = Totals(
+        subtotal=subtotal, discount=money.to_amount(0, currency), shipping=shipping, tax=tax, total=total
+    )
+    return lines, totals
+
+
+def _ship_to(order: Mapping[str, Any], address: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """getOrder's ShippingAddress overlaid with the non-null fields of getOrderAddress's, if given."""
+    shown = order.get("ShippingAddress")
+    ship_to: dict[str, Any] | None = {**shown} if isinstance(shown, Mapping) else None
+    if isinstance(address, Mapping) and address:
+        ship_to = {**(ship_to or {}), **{k: v for k, v in address.items() if v is not None}}
+    return ship_to
+
+
+def _payment(status: str, total: Decimal) -> Payment:
+    captured = _PAYMENT_STATUS[status] == "captured"
+    return Payment(
+        source=CHANNEL,
+        status=_PAYMENT_STATUS[status],
+        amount_authorized=total if captured else Decimal(0),
+        amount_captured=total if captured else Decimal(0),
+    )
 
 
 def _currency(order: Mapping[str, Any], items: list[dict[str, Any]], amazon_order_id: str) -> str:

@@ -25,13 +25,8 @@ PublishUnavailable; other 4xx → PublishRejected with Amazon's code and message
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,76 +39,21 @@ from chalicelib.domain.publishing import (
     PublishThrottled,
     PublishUnavailable,
 )
-from chalicelib.integrations.amazon.spapi import SpApiAuthError, SpApiClient, SpApiError, SpApiThrottled
+from chalicelib.integrations.amazon.errors import SpApiAuthError, SpApiError, SpApiThrottled
+from chalicelib.integrations.amazon.order_feed import (
+    ORDER_ACKNOWLEDGEMENT_FEED,
+    ProcessingReport,
+    cancel_reason,
+    order_acknowledgement_feed,
+    parse_processing_report,
+)
+from chalicelib.integrations.amazon.shipment import carrier_code, package_reference_id, packages_for
+from chalicelib.integrations.amazon.spapi import SpApiClient
 
 logger = Logger(service="order-hub", child=True)
 
-ORDER_ACKNOWLEDGEMENT_FEED = "POST_ORDER_ACKNOWLEDGEMENT_DATA"
 _XML = "text/xml; charset=UTF-8"
 _FEED_DONE, _FEED_FATAL, _FEED_CANCELLED = "DONE", "FATAL", "CANCELLED"
-
-# Amazon's CarrierCode values for the carriers the hub meets, keyed by name without case or punctuation.
-# Anything else goes as carrierCode "Other" with the hub's carrier name as carrierName.
-CARRIER_CODES: dict[str, str] = {
-    "usps": "USPS",
-    "ups": "UPS",
-    "upsmailinnovations": "UPS Mail Innovations",
-    "fedex": "FedEx",
-    "fedexsmartpost": "FedEx SmartPost",
-    "dhl": "DHL",
-    "dhlexpress": "DHL",
-    "dhlecommerce": "DHL eCommerce",
-    "ontrac": "OnTrac",
-    "lasership": "Lasership",
-    "amazonshipping": "Amazon Shipping",
-    "canadapost": "Canada Post",
-    "royalmail": "Royal Mail",
-    "parcelforce": "Parcelforce",
-    "dpd": "DPD",
-    "gls": "GLS",
-    "hermes": "Hermes",
-    "evri": "Evri",
-    "deutschepost": "Deutsche Post",
-    "australiapost": "Australia Post",
-    "japanpost": "Japan Post",
-    "yamato": "Yamato Transport",
-    "yamatotransport": "Yamato Transport",
-    "sagawa": "Sagawa Express",
-    "sagawaexpress": "Sagawa Express",
-}
-
-# CancelReason values of the OrderAcknowledgement schema, chosen from the hub's free-text reason.
-_CANCEL_REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("inventory", "stock", "unavailable"), "NoInventory"),
-    (("address", "undeliverable"), "ShippingAddressUndeliverable"),
-    (("price", "pricing"), "PricingError"),
-    (("exchange",), "CustomerExchange"),
-    (("buyer", "customer"), "BuyerCanceled"),
-    (("fraud", "risk"), "RiskAssessmentInformationNotValid"),
-)
-_DEFAULT_CANCEL_REASON = "GeneralAdjustment"
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    """One message's outcome in a feed processing report (errors and warnings only; successes are counted)."""
-
-    message_id: str
-    code: str  # Error | Warning
-    message_code: str
-    description: str
-
-
-@dataclass(frozen=True)
-class ProcessingReport:
-    status: str
-    processed: int
-    successful: int
-    with_error: int
-    results: tuple[ReportResult, ...]
-
-    def errors_for(self, message_id: str) -> list[ReportResult]:
-        return [r for r in self.results if r.message_id == message_id and r.code.lower() == "error"]
 
 
 class AmazonPublisher:
@@ -157,7 +97,7 @@ class AmazonPublisher:
     # --- shipped -----------------------------------------------------------------------------
 
     def _shipped(self, order: Order, milestone: Milestone) -> dict[str, Any]:
-        packages = _packages(order, milestone)
+        packages = packages_for(order, milestone)
         if not packages:
             raise PublishRejected(
                 f"shipped milestone {milestone.publication_id} carries no parcel to confirm"
@@ -267,182 +207,6 @@ class AmazonPublisher:
             return None
         content = self._client.download_feed_document(self._client.get_feed_document(document_id))
         return parse_processing_report(content)
-
-
-# --- building blocks (pure) ------------------------------------------------------------------
-
-
-def package_reference_id(publication_id: str, parcel_index: int) -> str:
-    """A positive number, stable for (publication, parcel): 12 digits of the publication's hash + index."""
-    digest = int.from_bytes(hashlib.sha256(publication_id.encode()).digest()[:8], "big")
-    return str((10**12 + digest % 10**12) * 100 + parcel_index + 1)
-
-
-def carrier_code(carrier: str) -> str:
-    return CARRIER_CODES.get(re.sub(r"[^a-z0-9]", "", carrier.lower()), "Other")
-
-
-def cancel_reason(reason: str | None) -> str:
-    text = (reason or "").lower()
-    for words, code in _CANCEL_REASONS:
-        if any(word in text for word in words):
-            return code
-    return _DEFAULT_CANCEL_REASON
-
-
-def _packages(order: Order, milestone: Milestone) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """(parcel, orderItems) per parcel: the parcel's own lines, else the order's record of that parcel;
-    a lone parcel carries the whole shipment; several parcels without lines share its units out."""
-    known = {
-        p.tracking_number: p.lines
-        for s in order.shipments
-        if s.shipment_id == milestone.shipment_id
-        for p in s.parcels
-    }
-    parcels = [p for p in milestone.parcels if p.get("tracking_number")]
-    if len(parcels) == 1 and not parcels[0].get("lines"):
-        return [(parcels[0], _items(milestone.lines))]
-    packages: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
-    unassigned: list[dict[str, Any]] = []
-    for parcel in parcels:
-        lines = parcel.get("lines") or known.get(str(parcel["tracking_number"]))
-        if lines:
-            packages.append((parcel, _items(lines)))
-        else:
-            unassigned.append(parcel)
-    if unassigned:
-        packages.extend(_share_out(unassigned, milestone.lines, packages))
-    return packages
-
-
-def _share_out(
-    parcels: list[dict[str, Any]],
-    lines: list[dict[str, Any]],
-    packages: list[tuple[dict[str, Any], list[dict[str, Any]]]],
-) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    # Units not yet in a package, dealt round-robin; a parcel left without a unit is not confirmed
-    # (Amazon wants at least one item per package) — its tracking still reaches the buyer through the rest.
-    taken: dict[str, int] = {}
-    for _, items in packages:
-        for item in items:
-            taken[item["orderItemId"]] = taken.get(item["orderItemId"], 0) + item["quantity"]
-    units = [
-        item["orderItemId"]
-        for item in _items(lines)
-        for _ in range(max(0, item["quantity"] - taken.pop(item["orderItemId"], 0)))
-    ]
-    shares: list[dict[str, int]] = [{} for _ in parcels]
-    for position, item_id in enumerate(units):
-        share = shares[position % len(parcels)]
-        share[item_id] = share.get(item_id, 0) + 1
-    return [
-        (parcel, [{"orderItemId": k, "quantity": v} for k, v in share.items()])
-        for parcel, share in zip(parcels, shares, strict=True)
-        if share
-    ]
-
-
-def _items(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    merged: dict[str, int] = {}
-    for line in lines:
-        quantity = int(line.get("quantity") or 0)
-        if quantity > 0:
-            merged[str(line["line_id"])] = merged.get(str(line["line_id"]), 0) + quantity
-    return [{"orderItemId": item_id, "quantity": quantity} for item_id, quantity in merged.items()]
-
-
-def order_acknowledgement_feed(
-    merchant_id: str, amazon_order_id: str, order_item_ids: list[str], cancel_reason: str
-) -> bytes:
-    """An OrderAcknowledgement feed (one message) cancelling the order: StatusCode Failure, a CancelReason
-    for every item."""
-    envelope = ET.Element(
-        "AmazonEnvelope",
-        {
-            "xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
-            "xsi:noNamespaceSchemaLocation": "amzn-envelope.xsd",
-        },
-    )
-    header = ET.SubElement(envelope, "Header")
-    ET.SubElement(header, "DocumentVersion").text = "1.01"
-    ET.SubElement(header, "MerchantIdentifier").text = merchant_id
-    ET.SubElement(envelope, "MessageType").text = "OrderAcknowledgement"
-    message = ET.SubElement(envelope, "Message")
-    ET.SubElement(message, "MessageID").text = "1"
-    ET.SubElement(message, "OperationType").text = "Update"
-    acknowledgement = ET.SubElement(message, "OrderAcknowledgement")
-    ET.SubElement(acknowledgement, "AmazonOrderID").text = amazon_order_id
-    ET.SubElement(acknowledgement, "StatusCode").text = "Failure"
-    for item_id in order_item_ids:
-        item = ET.SubElement(acknowledgement, "Item")
-        ET.SubElement(item, "AmazonOrderItemCode").text = item_id
-        ET.SubElement(item, "CancelReason").text = cancel_reason
-    document: bytes = ET.tostring(envelope, encoding="utf-8", xml_declaration=True)
-    return document
-
-
-def parse_processing_report(content: bytes) -> ProcessingReport:
-    """A feed processing report, XML (AmazonEnvelope/ProcessingReport) or JSON (header/issues/summary)."""
-    text = content.lstrip()
-    if text.startswith(b"{"):
-        return _json_report(text)
-    if b"<!DOCTYPE" in text or b"<!ENTITY" in text:
-        raise SpApiError("feed processing report carries a DTD: refused", operation="getFeedDocument")
-    try:
-        root = ET.fromstring(text)  # noqa: S314 (no DTD, checked above)
-    except ET.ParseError as exc:
-        raise SpApiError("feed processing report is not XML", operation="getFeedDocument") from exc
-    report = root.find(".//ProcessingReport")
-    if report is None:
-        raise SpApiError("feed processing report without ProcessingReport", operation="getFeedDocument")
-    summary = report.find("ProcessingSummary")
-
-    def count(tag: str) -> int:
-        node = summary.find(tag) if summary is not None else None
-        return int(node.text or 0) if node is not None and (node.text or "").strip().isdigit() else 0
-
-    results = tuple(
-        ReportResult(
-            message_id=(r.findtext("MessageID") or "").strip(),
-            code=(r.findtext("ResultCode") or "").strip(),
-            message_code=(r.findtext("ResultMessageCode") or "").strip(),
-            description=(r.findtext("ResultDescription") or "").strip(),
-        )
-        for r in report.findall("Result")
-    )
-    return ProcessingReport(
-        status=(report.findtext("StatusCode") or "").strip(),
-        processed=count("MessagesProcessed"),
-        successful=count("MessagesSuccessful"),
-        with_error=count("MessagesWithError"),
-        results=results,
-    )
-
-
-def _json_report(text: bytes) -> ProcessingReport:
-    try:
-        body = json.loads(text)
-    except ValueError as exc:
-        raise SpApiError("feed processing report is not JSON", operation="getFeedDocument") from exc
-    summary = body.get("summary") or {}
-    results = tuple(
-        ReportResult(
-            message_id=str(issue.get("messageId", "")),
-            code="Error" if str(issue.get("severity", "")).upper() == "ERROR" else "Warning",
-            message_code=str(issue.get("code", "")),
-            description=str(issue.get("message", "")),
-        )
-        for issue in body.get("issues") or []
-        if isinstance(issue, dict)
-    )
-    processed = int(summary.get("messagesProcessed") or 0)
-    return ProcessingReport(
-        status=str((body.get("header") or {}).get("reportStatus") or ""),
-        processed=processed,
-        successful=int(summary.get("messagesAccepted") or 0),
-        with_error=int(summary.get("errors") or 0),
-        results=results,
-    )
 
 
 def _iso(moment: datetime) -> str:

@@ -21,7 +21,8 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.reconciliation import ChannelOrder, ChannelPull
-from chalicelib.integrations.shopify.admin import ShopifyAdmin, ShopifyError
+from chalicelib.integrations.shopify.admin import ShopifyAdmin
+from chalicelib.integrations.shopify.errors import ShopifyError
 
 logger = Logger(service="order-hub", child=True)
 

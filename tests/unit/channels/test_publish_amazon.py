@@ -6,12 +6,9 @@ import pytest
 
 from chalicelib.domain.publishing import Milestone, PublishRejected, PublishThrottled, PublishUnavailable
 from chalicelib.integrations.amazon.notifications import normalise_amazon_order
-from chalicelib.integrations.amazon.publisher import (
-    AmazonPublisher,
-    carrier_code,
-    package_reference_id,
-    parse_processing_report,
-)
+from chalicelib.integrations.amazon.order_feed import parse_processing_report
+from chalicelib.integrations.amazon.publisher import AmazonPublisher
+from chalicelib.integrations.amazon.shipment import carrier_code, package_reference_id
 from chalicelib.integrations.amazon.spapi import SpApiClient
 from local.simulators.amazon import AmazonSimulator
 
@@ -362,7 +359,7 @@ def test_parse_processing_report__json_form__errors_by_message():
 
 
 def test_parse_processing_report__refuses_a_dtd():
-    from chalicelib.integrations.amazon.spapi import SpApiError
+    from chalicelib.integrations.amazon.errors import SpApiError
 
     with pytest.raises(SpApiError, match="DTD"):
         parse_processing_report(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')

@@ -10,14 +10,14 @@ import requests
 
 from chalicelib.domain.errors import HubError, InvalidInput
 from chalicelib.domain.fraud import ShopifyRisk
-from chalicelib.integrations.shopify.admin import (
-    Authorization,
-    ShopifyAdmin,
+from chalicelib.integrations.shopify.admin import ShopifyAdmin
+from chalicelib.integrations.shopify.errors import (
     ShopifyAuthError,
     ShopifyNotFound,
     ShopifyRejected,
     ShopifyUnavailable,
 )
+from chalicelib.integrations.shopify.transactions import Authorization
 from local.simulators.shopify import API_VERSION, ShopifySimulator
 from tests.webhook_receiver import WebhookReceiver
 

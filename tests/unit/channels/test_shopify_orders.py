@@ -10,7 +10,8 @@ import pytest
 
 from chalicelib.domain.channel_events import ChannelState, OrderSnapshot
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.integrations.shopify.admin import ShopifyAdmin, ShopifyError
+from chalicelib.integrations.shopify.admin import ShopifyAdmin
+from chalicelib.integrations.shopify.errors import ShopifyError
 from chalicelib.integrations.shopify.orders import (
     ORDER_LINE_ITEMS_QUERY,
     changed_orders,

@@ -7,18 +7,12 @@ import requests
 
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.totals import totals_issues
+from chalicelib.integrations.amazon.errors import SpApiAuthError, SpApiError, SpApiNotFound, SpApiThrottled
 from chalicelib.integrations.amazon.notifications import (
     normalise_amazon_order,
     parse_order_change_notification,
 )
-from chalicelib.integrations.amazon.spapi import (
-    SpApiAuthError,
-    SpApiClient,
-    SpApiError,
-    SpApiNotFound,
-    SpApiThrottled,
-    endpoint_for_marketplace,
-)
+from chalicelib.integrations.amazon.spapi import SpApiClient, endpoint_for_marketplace
 from local.simulators.amazon import JP_MARKETPLACE, RDT_PATH, AmazonSimulator
 
 SELLER, MARKETPLACE = "A2HUB7SELLER01", "ATVPDKIKX0DER"
