@@ -62,6 +62,11 @@ class Outbox(Generic[T]):
             self.cond.notify_all()
             return True
 
+    def waiting(self, key: Hashable) -> bool:
+        """Whether an item with this key is queued (not yet taken by a worker)."""
+        with self.cond:
+            return key in self._keys.values()
+
     def release_parked(self, due: float) -> None:
         """Parked items become due at `due`, after everything queued so far for that time."""
         with self.cond:
