@@ -29,6 +29,7 @@ from local.simulators.kit import (
     SimulatorServer,
     Timeline,
     WebhookSender,
+    event_sender,
 )
 
 log = logging.getLogger("local.carrier")
@@ -185,17 +186,14 @@ class CarrierSimulator(SimulatorServer):
             Timeline(self._timed_step, clock=clock, name="carrier-sim-steps")
         )
         self._webhooks: WebhookSender[dict[str, Any], Delivery] = self._run(
-            WebhookSender(
+            event_sender(
                 self._post,
-                lambda out, status, error: Delivery(
-                    out.event["id"], out.event["result"]["tracking_code"], out.attempt, status, error
-                ),
-                retry_delays=RETRY_DELAYS_S,
-                time_scale=lambda: self.time_scale,
-                rng=self._rng,
-                duplicate_rate=lambda: self.duplicate_rate,
-                cond=self._cond,
+                self,
+                self._rng,
+                RETRY_DELAYS_S,
                 name="carrier-sim-webhooks",
+                record=_delivery,
+                cond=self._cond,
             )
         )
         self.deliveries: list[Delivery] = self._webhooks.deliveries
@@ -443,6 +441,11 @@ def sign(secret: str, body: bytes) -> str:
 
 def _error(code: str, message: str, errors: list[Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "errors": errors or []}}
+
+
+def _delivery(outgoing: Outgoing[dict[str, Any]], status: int | None, error: str | None) -> Delivery:
+    event = outgoing.event
+    return Delivery(event["id"], event["result"]["tracking_code"], outgoing.attempt, status, error)
 
 
 def _not_found(request: Request) -> tuple[int, dict[str, Any]]:

@@ -26,6 +26,7 @@ from local.simulators.kit import (
     Request,
     SimulatorServer,
     WebhookSender,
+    event_sender,
 )
 
 log = logging.getLogger("local.stripe")
@@ -127,17 +128,7 @@ class StripeSimulator(SimulatorServer):
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, str | None, int]] = []  # method, path, Idempotency-Key, status
         self._webhooks: WebhookSender[dict[str, Any], Delivery] = self._run(
-            WebhookSender(
-                self._post,
-                lambda out, status, error: Delivery(
-                    out.event["id"], out.event["type"], out.attempt, status, error
-                ),
-                retry_delays=RETRY_DELAYS_S,
-                time_scale=lambda: self.time_scale,
-                rng=self._rng,
-                duplicate_rate=lambda: self.duplicate_rate,
-                name="stripe-sim-webhooks",
-            )
+            event_sender(self._post, self, self._rng, RETRY_DELAYS_S, name="stripe-sim-webhooks")
         )
         self.deliveries: list[Delivery] = self._webhooks.deliveries
 

@@ -78,6 +78,7 @@ from local.simulators.kit import (
     SimulatorServer,
     Timeline,
     WebhookSender,
+    event_sender,
 )
 
 log = logging.getLogger("local.threepl")
@@ -201,18 +202,14 @@ class ThreePLSimulator(SimulatorServer):
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, str | None, int]] = []  # method, path, Idempotency-Key, status
         self._webhooks: WebhookSender[dict[str, Any], Delivery] = self._run(
-            WebhookSender(
+            event_sender(
                 self._post,
-                lambda out, status, error: Delivery(
-                    out.event["id"], out.event["type"], out.attempt, status, error
-                ),
-                retry_delays=RETRY_DELAYS_S,
-                time_scale=lambda: self.time_scale,
-                rng=self._rng,
-                duplicate_rate=lambda: self.duplicate_rate,
+                self,
+                self._rng,
+                RETRY_DELAYS_S,
+                name="3pl-sim-webhooks",
                 reorder_rate=lambda: self.reorder_rate,
                 park_s=REORDER_WINDOW_S,
-                name="3pl-sim-webhooks",
             )
         )
         self.deliveries: list[Delivery] = self._webhooks.deliveries

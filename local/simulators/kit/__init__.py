@@ -9,6 +9,7 @@ from local.simulators.kit.webhooks import (
     Post,
     PostWithRequests,
     WebhookSender,
+    event_sender,
     post_with_urllib,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "Timeline",
     "TokenBucket",
     "WebhookSender",
+    "event_sender",
     "post_with_urllib",
 ]

@@ -12,7 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import requests
 
@@ -196,3 +196,45 @@ class WebhookSender(Generic[E, R]):
                 self._outbox.put(dataclasses.replace(outgoing, attempt=outgoing.attempt + 1), due)
             else:
                 log.warning("webhook %r given up after %d attempts", outgoing.event, outgoing.attempt)
+
+
+class EventKnobs(Protocol):
+    """What `event_sender` reads from a simulator at each send and retry."""
+
+    time_scale: float
+    duplicate_rate: float
+
+
+JsonEvent = dict[str, Any]
+
+
+def _typed_delivery(outgoing: Outgoing[JsonEvent], status: int | None, error: str | None) -> Delivery:
+    return Delivery(outgoing.event["id"], outgoing.event["type"], outgoing.attempt, status, error)
+
+
+def event_sender(
+    prepare: Callable[[Outgoing[JsonEvent]], Post],
+    knobs: EventKnobs,
+    rng: random.Random,
+    retry_delays: Sequence[float],
+    *,
+    name: str,
+    record: Callable[[Outgoing[JsonEvent], int | None, str | None], R] = _typed_delivery,  # type: ignore[assignment]
+    reorder_rate: Rate | None = None,
+    park_s: float = 0.0,
+    cond: threading.Condition | None = None,
+) -> WebhookSender[JsonEvent, R]:
+    """The sender of a simulator whose events are JSON objects with `id` and `type` (Stripe, the 3PL,
+    EasyPost): `knobs.time_scale` scales the retries, `knobs.duplicate_rate` draws copies from `rng`."""
+    return WebhookSender(
+        prepare,
+        record,
+        retry_delays=retry_delays,
+        time_scale=lambda: knobs.time_scale,
+        rng=rng,
+        name=name,
+        duplicate_rate=lambda: knobs.duplicate_rate,
+        reorder_rate=reorder_rate,
+        park_s=park_s,
+        cond=cond,
+    )
