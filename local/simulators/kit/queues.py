@@ -91,14 +91,8 @@ class Outbox(Generic[T]):
 
     def flush(self, timeout: float) -> bool:
         """Wait until nothing is queued or being worked on; False when `timeout` passes first."""
-        deadline = time.monotonic() + timeout
         with self.cond:
-            while self._heap or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self.cond.wait(remaining)
-            return True
+            return self.cond.wait_for(lambda: not self._heap and not self._in_flight, timeout)
 
     def start(self) -> None:
         for thread in self._threads:
@@ -186,16 +180,10 @@ class Timeline(Generic[T]):
     def settle(self, timeout: float = 20.0) -> bool:
         """Wait until every task due by now on `clock` has run (none run while paused); False when
         `timeout` (real seconds) passes first."""
-        deadline = time.monotonic() + timeout
         with self._cond:
             target = self.clock()
             self._cond.notify_all()  # the loop looks at the clock again
-            while self._handled_until < target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
+            return self._cond.wait_for(lambda: self._handled_until >= target, timeout)
 
     def start(self) -> None:
         self._thread.start()
