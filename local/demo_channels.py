@@ -9,6 +9,7 @@ import requests
 
 from local.simulators.amazon import AmazonSimulator
 from local.simulators.carrier import CarrierSimulator
+from local.simulators.kit import SimulatorServer
 from local.simulators.shopify import ShopifySimulator
 from local.simulators.stripe import StripeSimulator
 from local.simulators.threepl import ThreePLSimulator
@@ -102,17 +103,15 @@ class DemoChannels:
         # What SP-API does: the notification JSON is the SQS message body.
         self._sqs.send_message(QueueUrl=self._amazon_queue_url, MessageBody=json.dumps(notification))
 
+    def _simulators(self) -> tuple[SimulatorServer, ...]:
+        return (self.shopify, self.woocommerce, self.amazon, self.stripe, self.threepl, self.carrier)
+
     def start(self) -> None:
-        self.shopify.start()
-        self.woocommerce.start()
-        self.amazon.start()
-        self.stripe.start()
-        self.threepl.start()
-        self.carrier.start()
+        for simulator in self._simulators():
+            simulator.start()
 
     def stop(self) -> None:
-        simulators = (self.shopify, self.woocommerce, self.amazon, self.stripe, self.threepl, self.carrier)
-        for simulator in simulators:
+        for simulator in self._simulators():
             simulator.stop()
 
     def environment(self) -> dict[str, str]:

@@ -19,11 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
-from local.http_server import NoDelayRequestHandler
+from local.simulators.kit import FaultQueue, Reply, Request, Router, SimulatorServer, TokenBucket
 
 log = logging.getLogger("local.amazon")
 
@@ -146,23 +145,6 @@ _MARKETS: dict[str, _Market] = {
 }  # fmt: skip
 
 
-class _Bucket:
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
-        self.rate, self.burst, self._clock = rate, float(burst), clock
-        self._tokens, self._stamp = float(burst), clock()
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            if self._tokens < 1.0:
-                return False
-            self._tokens -= 1.0
-            return True
-
-
 @dataclass
 class _SimOrder:
     order: dict[str, Any]
@@ -200,7 +182,7 @@ class _Feed:
     result_document_id: str | None = None
 
 
-class AmazonSimulator:
+class AmazonSimulator(SimulatorServer):
     """Plays one seller's Amazon: LWA, Orders v0 (getOrder, getOrderItems, getOrders), ORDER_CHANGE, and
     getOrderAddress behind a restricted data token (Tokens 2021-03-01 createRestrictedDataToken).
 
@@ -255,6 +237,7 @@ class AmazonSimulator:
     ) -> None:
         if marketplace_id not in _MARKETS:
             raise ValueError(f"simulated marketplaces: {sorted(_MARKETS)}")
+        super().__init__(host=host, port=port, name="amazon-sim", log=log, methods=("GET", "POST", "PUT"))
         self.seller_id = seller_id
         self.marketplace_id = marketplace_id
         self._client_id = lwa_client_id
@@ -276,11 +259,11 @@ class AmazonSimulator:
         self._clock = clock
         self._rng = random.Random(seed)
         self._limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
-        self._buckets = {op: _Bucket(rate, burst, clock) for op, (rate, burst) in self._limits.items()}
+        self._buckets = {op: TokenBucket(rate, burst, clock) for op, (rate, burst) in self._limits.items()}
         self._orders: dict[str, _SimOrder] = {}
         self._tokens: dict[str, float] = {}  # access token → expiry on the simulator's clock
         self._rdts: dict[str, _Rdt] = {}  # restricted data token → what it opens and until when
-        self._failures: dict[str, list[int]] = {}
+        self._faults: dict[str, FaultQueue] = {}  # by operation
         self._packages: dict[str, dict[str, dict[str, Any]]] = {}  # order → packageReferenceId → package
         self._documents: dict[str, _Document] = {}
         self._feeds: dict[str, _Feed] = {}
@@ -292,33 +275,27 @@ class AmazonSimulator:
         self.delivered: list[dict[str, Any]] = []  # every notification handed to notify, duplicates included
         self.application_id = f"amzn1.sp.solution.{uuid.UUID(int=self._rng.getrandbits(128))}"
         self.subscription_id = str(uuid.UUID(int=self._rng.getrandbits(128)))
-        simulator = self
-
-        class Handler(_Handler):
-            owner = simulator
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="amazon-sim", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        self._router: Router[Reply] = Router()
+        orders = "/orders/v0/orders"
+        for method, path, handler in (
+            ("POST", RDT_PATH, self._rdt_request),
+            ("POST", "/auth/o2/token", self._token_request),
+            ("POST", f"{orders}/{{id}}/shipmentConfirmation", self._confirm_request),
+            ("POST", f"{FEEDS_PATH}/documents", self._create_feed_document_request),
+            ("POST", f"{FEEDS_PATH}/feeds", self._create_feed_request),
+            ("GET", f"{_DOCUMENTS_PREFIX}{{id:.+}}", self._document),
+            ("GET", f"{FEEDS_PATH}/feeds/{{id}}", self._get_feed_request),
+            ("GET", f"{FEEDS_PATH}/documents/{{id}}", self._get_feed_document_request),
+            ("GET", orders, self._orders_request),
+            ("GET", f"{orders}/{{id}}", self._orders_request),
+            ("GET", f"{orders}/{{id}}/orderItems", self._orders_request),
+            ("GET", f"{orders}/{{id}}/address", self._address_request),
+        ):
+            self._router.add(method, path, handler)
 
     @property
     def lwa_url(self) -> str:
         return f"{self.url}/auth/o2/token"
-
-    def start(self) -> AmazonSimulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     # --- seller-side actions -----------------------------------------------------------------
 
@@ -446,7 +423,7 @@ class AmazonSimulator:
     def fail_next(self, operation: str, status: int = 503, times: int = 1) -> None:
         """Answer the next `times` calls of an operation (or "lwaToken") with a 429 or a 5xx."""
         with self._lock:
-            self._failures.setdefault(operation, []).extend([status] * times)
+            self._faults.setdefault(operation, FaultQueue()).add(times, status)
 
     def revoke_tokens(self) -> None:
         """Invalidate every access token and restricted data token issued so far (a revoked authorisation)."""
@@ -662,8 +639,9 @@ class AmazonSimulator:
 
     def _injected(self, operation: str) -> int | None:
         with self._lock:
-            failures = self._failures.get(operation)
-            return failures.pop(0) if failures else None
+            faults = self._faults.get(operation)
+        fault = faults.take() if faults is not None else None
+        return fault.status if fault is not None else None
 
     def _count(self, operation: str) -> None:
         with self._lock:
@@ -1044,146 +1022,102 @@ class AmazonSimulator:
             payload["NextToken"] = _token({"k": key, "a": since, "i": offset + self.orders_page_size})
         return 200, {"payload": payload}
 
+    # --- HTTP routes ---------------------------------------------------------------------------
 
-class _Handler(NoDelayRequestHandler):
-    owner: AmazonSimulator
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out as separate writes: without this, Nagle + delayed ACK add ~40 ms a call.
-    disable_nagle_algorithm = True
+    def _reply(self, request: Request) -> Reply:
+        if request.method == "PUT":  # any PUT is an upload to a pre-signed URL
+            return self._document(request)
+        return self._router.dispatch(
+            request, lambda _: _answer(404, _errors("NotFound", "Resource not found"))
+        )
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
-        path = urlsplit(self.path).path
-        segments = [unquote(s) for s in path.strip("/").split("/")]
-        owner = self.owner
-        if path == RDT_PATH:
-            self._create_rdt(body)
-        elif path == "/auth/o2/token":
-            form = {k: v[0] for k, v in parse_qs(body).items()}
-            self._answer(*owner._issue_token(form))
-        elif (
-            len(segments) == 5
-            and segments[:3] == ["orders", "v0", "orders"]
-            and segments[4] == ("shipmentConfirmation")
-        ):
-            self._serve("confirmShipment", lambda: owner._confirm_shipment(segments[3], _json(body)))
-        elif path == f"{FEEDS_PATH}/documents":
-            self._serve("createFeedDocument", lambda: owner._create_feed_document(_json(body)))
-        elif path == f"{FEEDS_PATH}/feeds":
-            self._serve("createFeed", lambda: owner._create_feed(_json(body)))
-        else:
-            self._answer(404, _errors("NotFound", "Resource not found"))
-
-    def do_PUT(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        data = self.rfile.read(length) if length else b""
-        self._document("PUT", data)
-
-    def _document(self, method: str, data: bytes) -> None:
-        parts = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        document_id = unquote(parts.path[len(_DOCUMENTS_PREFIX) :])
-        content_type = self.headers.get("Content-Type") or ""
-        status, body, kind = self.owner._store_document(method, document_id, query, content_type, data)
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _serve(self, operation: str, work: Callable[[], tuple[int, dict[str, Any] | None]]) -> None:
-        """An SP-API operation behind an LWA token, with its usage-plan header (and Retry-After if set)."""
-        rate = {"x-amzn-RateLimit-Limit": f"{self.owner._limits[operation][0]:g}"}
-        denied = self.owner._authorise(self.headers.get("x-amz-access-token"))
-        status, answer = denied if denied is not None else work()
-        self.owner._count(operation)
-        if status == 429 and self.owner.retry_after is not None:
-            rate["Retry-After"] = f"{self.owner.retry_after:g}"
-        self._answer(status, answer, rate)
-
-    def _create_rdt(self, body: str) -> None:
-        operation = "createRestrictedDataToken"
-        rate = {"x-amzn-RateLimit-Limit": f"{self.owner._limits[operation][0]:g}"}
-        denied = self.owner._authorise(self.headers.get("x-amz-access-token"))
-        if denied is None:
+    def _rdt_request(self, request: Request) -> Reply:
+        def work() -> tuple[int, dict[str, Any] | None]:
             try:
-                parsed = json.loads(body) if body else None
+                parsed = request.json()
             except ValueError:
                 parsed = None
-            status, answer = self.owner._create_rdt(parsed)
-        else:
-            status, answer = denied
-        self.owner._count(operation)
-        if status == 429 and self.owner.retry_after is not None:
-            rate["Retry-After"] = f"{self.owner.retry_after:g}"
-        self._answer(status, answer, rate)
+            return self._create_rdt(parsed)  # looked up at call time: tests wrap it
 
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        segments = [unquote(s) for s in parts.path.strip("/").split("/")]
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        owner = self.owner
-        if parts.path.startswith(_DOCUMENTS_PREFIX):
-            self._document("GET", b"")
-            return
-        feeds = {
-            "feeds": ("getFeed", owner._get_feed),
-            "documents": ("getFeedDocument", owner._get_feed_document),
-        }
-        if segments[:2] == ["feeds", "2021-06-30"] and len(segments) == 4 and segments[2] in feeds:
-            operation, work = feeds[segments[2]]
-            self._serve(operation, lambda: work(segments[3]))
-            return
-        if segments[:3] != ["orders", "v0", "orders"] or len(segments) > 5:
-            self._answer(404, _errors("NotFound", "Resource not found"))
-            return
-        if len(segments) == 3:
-            operation, order_id = "getOrders", None
-        elif len(segments) == 4:
-            operation, order_id = "getOrder", segments[3]
-        elif segments[4] == "orderItems":
-            operation, order_id = "getOrderItems", segments[3]
-        elif segments[4] == "address":
-            operation, order_id = "getOrderAddress", segments[3]
-        else:
-            self._answer(404, _errors("NotFound", "Resource not found"))
-            return
-        rate = {"x-amzn-RateLimit-Limit": f"{self.owner._limits[operation][0]:g}"}
-        token = self.headers.get("x-amz-access-token")
-        if operation == "getOrderAddress":
-            resource = "/" + "/".join(segments)
-            denied = self.owner._authorise_restricted(token, "GET", resource)
-            status, answer = denied or self.owner._get_order_address(segments[3])
-        else:
-            denied = self.owner._authorise(token)
-            status, answer = denied or self.owner._handle_orders(operation, order_id, query)
-        self.owner._count(operation)
-        if status == 429 and self.owner.retry_after is not None:
-            rate["Retry-After"] = f"{self.owner.retry_after:g}"
-        self._answer(status, answer, rate)
+        return self._operation("createRestrictedDataToken", request, work)
 
-    def _answer(
-        self, status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None
-    ) -> None:
-        data = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
-        self.send_response(status)
-        if body is not None:
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+    def _token_request(self, request: Request) -> Reply:
+        form = {k: v[0] for k, v in parse_qs(request.text()).items()}
+        return _answer(*self._issue_token(form))
+
+    def _confirm_request(self, request: Request) -> Reply:
+        order_id = request.params["id"]
+        return self._operation(
+            "confirmShipment", request, lambda: self._confirm_shipment(order_id, _json(request))
+        )
+
+    def _create_feed_document_request(self, request: Request) -> Reply:
+        return self._operation(
+            "createFeedDocument", request, lambda: self._create_feed_document(_json(request))
+        )
+
+    def _create_feed_request(self, request: Request) -> Reply:
+        return self._operation("createFeed", request, lambda: self._create_feed(_json(request)))
+
+    def _get_feed_request(self, request: Request) -> Reply:
+        return self._operation("getFeed", request, lambda: self._get_feed(request.params["id"]))
+
+    def _get_feed_document_request(self, request: Request) -> Reply:
+        return self._operation(
+            "getFeedDocument", request, lambda: self._get_feed_document(request.params["id"])
+        )
+
+    def _orders_request(self, request: Request) -> Reply:
+        order_id = request.params.get("id")
+        operation = "getOrders" if order_id is None else "getOrder"
+        if request.path.rstrip("/").endswith("/orderItems"):
+            operation = "getOrderItems"
+        query = request.query_first()
+        return self._operation(operation, request, lambda: self._handle_orders(operation, order_id, query))
+
+    def _address_request(self, request: Request) -> Reply:
+        order_id = request.params["id"]
+        resource = f"/orders/v0/orders/{order_id}/address"
+        denied = self._authorise_restricted(request.headers.get("x-amz-access-token"), "GET", resource)
+        return self._operation("getOrderAddress", request, lambda: self._get_order_address(order_id), denied)
+
+    def _operation(
+        self,
+        operation: str,
+        request: Request,
+        work: Callable[[], tuple[int, dict[str, Any] | None]],
+        denied: tuple[int, dict[str, Any]] | None = None,
+    ) -> Reply:
+        """An SP-API operation behind an LWA token (or `denied` already), with its usage-plan header (and
+        Retry-After when set)."""
+        rate = {"x-amzn-RateLimit-Limit": f"{self._limits[operation][0]:g}"}
+        if denied is None and operation != "getOrderAddress":
+            denied = self._authorise(request.headers.get("x-amz-access-token"))
+        status, answer = denied if denied is not None else work()
+        self._count(operation)
+        if status == 429 and self.retry_after is not None:
+            rate["Retry-After"] = f"{self.retry_after:g}"
+        return _answer(status, answer, rate)
+
+    def _document(self, request: Request) -> Reply:
+        query = {k: v[0] for k, v in parse_qs(request.query).items()}
+        document_id = unquote(request.path[len(_DOCUMENTS_PREFIX) :])
+        content_type = request.headers.get("content-type") or ""
+        status, body, kind = self._store_document(
+            request.method, document_id, query, content_type, request.body
+        )
+        return Reply(status, body, {"Content-Type": kind})
 
 
-def _json(body: str) -> Any:
+def _answer(status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None) -> Reply:
+    data = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
+    content = {"Content-Type": "application/json;charset=UTF-8"} if body is not None else {}
+    return Reply(status, data, {**content, "x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})})
+
+
+def _json(request: Request) -> Any:
     try:
-        return json.loads(body) if body else None
+        return request.json()
     except ValueError:
         return None
 

@@ -6,27 +6,31 @@ import base64
 import binascii
 import copy
 import hashlib
-import heapq
 import hmac
-import itertools
 import json
 import logging
-import math
 import random
 import secrets
 import threading
 import time
 import unicodedata
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from local.http_server import NoDelayRequestHandler
+from local.simulators.kit import (
+    FaultQueue,
+    Outgoing,
+    Post,
+    Reply,
+    Request,
+    Router,
+    SimulatorServer,
+    Timeline,
+    WebhookSender,
+    event_sender,
+)
 
 log = logging.getLogger("local.carrier")
 
@@ -128,7 +132,7 @@ class _Track:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-class CarrierSimulator:
+class CarrierSimulator(SimulatorServer):
     """Plays EasyPost's Trackers API (HUB_CARRIER_API_BASE = `url`) and its tracker webhooks.
 
     `POST /v2/trackers` and `GET /v2/trackers/{id}` with HTTP Basic auth (`api_key` as user). A tracker
@@ -159,6 +163,7 @@ class CarrierSimulator:
         carrier_step: timedelta | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(host=host, port=port, name="carrier-sim", log=log, methods=("GET", "POST"))
         self.api_key = api_key
         self.webhook_secret = webhook_secret
         self.webhook_url = webhook_url
@@ -168,53 +173,32 @@ class CarrierSimulator:
         # Whole seconds at least: EasyPost stamps trackers to the second, and steps must stay apart.
         self._carrier_step = carrier_step or timedelta(seconds=max(self._interval or 3600.0, 1.0))
         self._now = now or (lambda: datetime.now(UTC))
-        self._clock = clock
-        self._handled_until = -math.inf  # the step loop took every step due by this (clock) time
         self._seed = seed
         self._rng = random.Random(seed)
         self._cond = threading.Condition(threading.RLock())
         self._tracks: dict[str, _Track] = {}  # by tracker id
         self._by_key: dict[tuple[str, str], str] = {}  # (code, carrier lower) → tracker id
         self._overrides: dict[str, str] = {}
-        self._timers: list[tuple[float, int, str, int]] = []  # due, seq, tracker id, step index
-        self._outbox: list[tuple[float, int, dict[str, Any], int]] = []  # due, seq, event, attempt
-        self._seq = itertools.count()
-        self._failures: list[int] = []
-        self._paused_at: float | None = None
-        self._in_flight = 0
-        self._stopping = False
-        self.deliveries: list[Delivery] = []
+        self._faults = FaultQueue()
         self.requests: list[tuple[str, str, int]] = []  # method, path, status
-        simulator = self
-
-        class Handler(_Handler):
-            owner = simulator
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self._threads = [
-            threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                             name="carrier-sim", daemon=True),
-            threading.Thread(target=self._step_loop, name="carrier-sim-steps", daemon=True),
-            threading.Thread(target=self._send_loop, name="carrier-sim-webhooks", daemon=True),
-        ]  # fmt: skip
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> CarrierSimulator:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        self.server.shutdown()
-        self.server.server_close()
+        # Tracker steps, on `clock`: (tracker id, the index of the step due).
+        self._steps: Timeline[tuple[str, int]] = self._run(
+            Timeline(self._timed_step, clock=clock, name="carrier-sim-steps")
+        )
+        self._webhooks: WebhookSender[dict[str, Any], Delivery] = self._run(
+            event_sender(
+                self._post,
+                self,
+                self._rng,
+                RETRY_DELAYS_S,
+                name="carrier-sim-webhooks",
+                record=_delivery,
+                cond=self._cond,
+            )
+        )
+        self.deliveries: list[Delivery] = self._webhooks.deliveries
+        self._router: Router[tuple[int, dict[str, Any]]] = Router()
+        self._router.add("POST", "/v2/trackers", self._create).add("GET", "/v2/trackers/{id}", self._get)
 
     # --- knobs and inspection ----------------------------------------------------------------
 
@@ -246,24 +230,14 @@ class CarrierSimulator:
 
     def fail_next(self, n: int = 1, status: int = 500) -> None:
         """The next `n` API requests answer `status` (500, 503, 429 with Retry-After: 1) unexecuted."""
-        with self._cond:
-            self._failures.extend([status] * n)
+        self._faults.add(n, status)
 
     def pause(self) -> None:
         """Stop the trackers' clocks (deliveries and retries go on); `advance` still works."""
-        with self._cond:
-            if self._paused_at is None:
-                self._paused_at = self._clock()
+        self._steps.pause()
 
     def resume(self) -> None:
-        with self._cond:
-            if self._paused_at is None:
-                return
-            paused_for = self._clock() - self._paused_at
-            self._paused_at = None
-            self._timers = [(due + paused_for, seq, tid, i) for due, seq, tid, i in self._timers]
-            heapq.heapify(self._timers)
-            self._cond.notify_all()
+        self._steps.resume()
 
     def advance(self, tracking_code: str) -> dict[str, Any] | None:
         """Move the newest tracker of this code one step now; its event, or None at the scenario's end."""
@@ -291,47 +265,29 @@ class CarrierSimulator:
     def settle(self, timeout: float = 20.0) -> bool:
         """Wait until the trackers took every step due by now on `clock` (none while paused); False when
         `timeout` (real seconds) passes first. Their webhooks may still be on their way: see `flush`."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            target = self._clock()
-            self._cond.notify_all()  # the step loop looks at the clock again
-            while self._handled_until < target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
+        return self._steps.settle(timeout)
 
     def flush(self, timeout: float) -> bool:
         """Wait until no webhook is queued or being sent; False when `timeout` passes first."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._outbox or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
+        return self._webhooks.flush(timeout)
 
     # --- API -----------------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        with self._cond:
-            failure = self._failures.pop(0) if self._failures else None
+    def _reply(self, request: Request) -> Reply:
+        failure = self._faults.take()
         if failure is not None:
-            status, answer = failure, _error("INTERNAL_SERVER_ERROR", "Something went wrong.")
-            if failure == 429:
+            status, answer = failure.status, _error("INTERNAL_SERVER_ERROR", "Something went wrong.")
+            if failure.status == 429:
                 answer = _error("RATE_LIMITED", "You have exceeded the rate limit.")
         else:
-            status, answer = self._authorised(method, path, body, headers)
+            status, answer = self._authorised(request)
         with self._cond:
-            self.requests.append((method, path, status))
-        return status, json.dumps(answer).encode()
+            self.requests.append((request.method, request.path, status))
+        headers = {"Retry-After": "1"} if status == 429 else {}
+        return Reply.json(status, answer, headers, content_type="application/json; charset=utf-8")
 
-    def _authorised(
-        self, method: str, path: str, body: bytes, headers: dict[str, str]
-    ) -> tuple[int, dict[str, Any]]:
-        auth = headers.get("authorization", "")
+    def _authorised(self, request: Request) -> tuple[int, dict[str, Any]]:
+        auth = request.headers.get("authorization", "")
         key = ""
         if auth[:6].lower() == "basic ":
             try:
@@ -342,20 +298,18 @@ class CarrierSimulator:
             return 401, _error("APIKEY.REQUIRED", "An API key is required; send it as the Basic auth user.")
         if not hmac.compare_digest(key.encode(), self.api_key.encode()):
             return 401, _error("APIKEY.INACTIVE", "The API key provided is not valid.")
-        parts = [unquote(p) for p in path.strip("/").split("/")]
-        if parts[:2] == ["v2", "trackers"]:
-            if method == "POST" and len(parts) == 2:
-                return self._create(body)
-            if method == "GET" and len(parts) == 3:
-                with self._cond:
-                    track = self._tracks.get(parts[2])
-                    if track is not None:
-                        return 200, copy.deepcopy(track.tracker)
-        return 404, _error("NOT_FOUND", "The requested resource could not be found.")
+        return self._router.dispatch(request, _not_found)
 
-    def _create(self, body: bytes) -> tuple[int, dict[str, Any]]:
+    def _get(self, request: Request) -> tuple[int, dict[str, Any]]:
+        with self._cond:
+            track = self._tracks.get(request.params["id"])
+            if track is not None:
+                return 200, copy.deepcopy(track.tracker)
+        return _not_found(request)
+
+    def _create(self, request: Request) -> tuple[int, dict[str, Any]]:
         try:
-            params = json.loads(body or b"{}")
+            params = request.json(empty={})
         except ValueError:
             return 400, _error("BAD_REQUEST", "The request body could not be parsed as JSON.")
         fields = params.get("tracker") if isinstance(params, dict) else None
@@ -402,7 +356,7 @@ class CarrierSimulator:
         self._by_key[(code, carrier.lower())] = tracker_id
         self._apply(track, 0)
         self._emit(track, "tracker.created", {})
-        self._schedule(track, self._clock())
+        self._schedule(track)
         return track
 
     def _newest(self, tracking_code: str) -> _Track | None:
@@ -416,7 +370,7 @@ class CarrierSimulator:
         previous = track.tracker["status"]
         self._apply(track, track.index + 1)
         event = self._emit(track, "tracker.updated", {"status": previous})
-        self._schedule(track, self._clock())
+        self._schedule(track)
         return copy.deepcopy(event)
 
     def _apply(self, track: _Track, index: int) -> None:
@@ -442,27 +396,17 @@ class CarrierSimulator:
         if step.status == "delivered":
             tracker["signed_by"] = "R. RECIPIENT"
 
-    def _schedule(self, track: _Track, start: float) -> None:
+    def _schedule(self, track: _Track) -> None:
         if self._interval is None or track.index + 1 >= len(track.steps):
             return
-        heapq.heappush(self._timers, (start + self._interval, next(self._seq), track.tracker["id"],
-                                      track.index + 1))  # fmt: skip
-        self._cond.notify_all()
+        self._steps.after(self._interval, (track.tracker["id"], track.index + 1))
 
-    def _step_loop(self) -> None:
+    def _timed_step(self, due: tuple[str, int]) -> None:
+        tracker_id, index = due
         with self._cond:
-            while not self._stopping:
-                now = self._clock()
-                if self._paused_at is None and self._timers and self._timers[0][0] <= now:
-                    _, _, tracker_id, index = heapq.heappop(self._timers)
-                    track = self._tracks[tracker_id]
-                    if track.index + 1 == index:  # else `advance` got there first
-                        self._step(track)
-                    continue
-                self._handled_until = now
-                self._cond.notify_all()  # for settle()
-                wait = None if self._paused_at is not None or not self._timers else self._timers[0][0] - now
-                self._cond.wait(wait)
+            track = self._tracks[tracker_id]
+            if track.index + 1 == index:  # else `advance` got there first
+                self._step(track)
 
     # --- webhooks ------------------------------------------------------------------------------
 
@@ -477,45 +421,16 @@ class CarrierSimulator:
         }  # fmt: skip
         track.events.append(event)
         if self.webhook_url:
-            copies = 2 if self._rng.random() < self.duplicate_rate else 1
-            for _ in range(copies):
-                heapq.heappush(self._outbox, (time.monotonic(), next(self._seq), event, 1))
-            self._cond.notify_all()
+            self._webhooks.send(event)
         return event
 
-    def _send_loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping and (not self._outbox or self._outbox[0][0] > time.monotonic()):
-                    self._cond.wait(self._outbox[0][0] - time.monotonic() if self._outbox else None)
-                if self._stopping:
-                    return
-                _, _, event, attempt = heapq.heappop(self._outbox)
-                self._in_flight += 1
-            status, error = self._deliver(event)
-            with self._cond:
-                self._in_flight -= 1
-                code = event["result"]["tracking_code"]
-                self.deliveries.append(Delivery(event["id"], code, attempt, status, error))
-                if not (status is not None and 200 <= status < 300) and attempt <= len(RETRY_DELAYS_S):
-                    due = time.monotonic() + RETRY_DELAYS_S[attempt - 1] * self.time_scale
-                    heapq.heappush(self._outbox, (due, next(self._seq), event, attempt + 1))
-                self._cond.notify_all()
-
-    def _deliver(self, event: dict[str, Any]) -> tuple[int | None, str | None]:
+    def _post(self, outgoing: Outgoing[dict[str, Any]]) -> Post:
         assert self.webhook_url is not None
-        body = json.dumps(event, separators=(",", ":")).encode()  # EasyPost sends compact JSON
+        body = json.dumps(outgoing.event, separators=(",", ":")).encode()  # EasyPost sends compact JSON
         headers = {"Content-Type": "application/json", "User-Agent": "EasyPost WebHook Agent (simulator)"}
         if self.webhook_secret:  # EasyPost signs only when the webhook has a secret
             headers["X-Hmac-Signature"] = sign(self.webhook_secret, body)
-        request = urllib.request.Request(self.webhook_url, data=body, method="POST", headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return int(response.status), None
-        except urllib.error.HTTPError as exc:
-            return exc.code, f"HTTP {exc.code}"
-        except OSError as exc:
-            return None, type(exc).__name__
+        return Post(self.webhook_url, body, headers)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -524,35 +439,17 @@ def sign(secret: str, body: bytes) -> str:
     return "hmac-sha256-hex=" + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-class _Handler(NoDelayRequestHandler):
-    owner: CarrierSimulator
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, data = self.owner.handle(method, urlsplit(self.path).path, body, headers)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        if status == 429:
-            self.send_header("Retry-After", "1")
-        self.end_headers()
-        self.wfile.write(data)
-
-
 def _error(code: str, message: str, errors: list[Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "errors": errors or []}}
+
+
+def _delivery(outgoing: Outgoing[dict[str, Any]], status: int | None, error: str | None) -> Delivery:
+    event = outgoing.event
+    return Delivery(event["id"], event["result"]["tracking_code"], outgoing.attempt, status, error)
+
+
+def _not_found(request: Request) -> tuple[int, dict[str, Any]]:
+    return 404, _error("NOT_FOUND", "The requested resource could not be found.")
 
 
 def _detect_carrier(code: str) -> str:

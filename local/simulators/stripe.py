@@ -5,24 +5,29 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import heapq
 import hmac
-import itertools
 import json
 import logging
 import random
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
-from local.http_server import NoDelayRequestHandler
+from local.simulators.kit import (
+    Delivery,
+    FaultQueue,
+    Outgoing,
+    Post,
+    Reply,
+    Request,
+    SimulatorServer,
+    WebhookSender,
+    event_sender,
+)
 
 log = logging.getLogger("local.stripe")
 
@@ -76,16 +81,7 @@ def _invalid(message: str, *, code: str | None = None, param: str | None = None)
     return StripeError(404 if code == "resource_missing" else 400, error)
 
 
-@dataclass
-class Delivery:
-    event_id: str
-    type: str
-    attempt: int
-    status: int | None
-    error: str | None
-
-
-class StripeSimulator:
+class StripeSimulator(SimulatorServer):
     """Plays one Stripe account in test mode for the real `stripe` library (HUB_STRIPE_API_BASE = `url`).
 
     Any `sk_test_` key is accepted unless `api_key` pins one. With `webhook_url` and `webhook_secret`,
@@ -109,6 +105,7 @@ class StripeSimulator:
         seed: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        super().__init__(host=host, port=port, name="stripe-sim", log=log, methods=("GET", "POST", "DELETE"))
         self.api_key = api_key
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
@@ -124,53 +121,22 @@ class StripeSimulator:
         self._idempotent: dict[
             tuple[str, str], tuple[str, int, bytes]
         ] = {}  # (key, idem) → (fp, status, body)
-        self._failures: list[int] = []
+        self._faults = FaultQueue()
         self._lose_responses: list[str] = []  # path fragments: execute, then drop the connection
         # Requests Stripe executed (not answered from the idempotency cache): method, path, key.
         self.executed: list[tuple[str, str, str | None]] = []
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, str | None, int]] = []  # method, path, Idempotency-Key, status
-        self.deliveries: list[Delivery] = []
-        self._queue: list[tuple[float, int, dict[str, Any], int]] = []  # due, seq, event, attempt
-        self._seq = itertools.count()
-        self._in_flight = 0
-        self._cond = threading.Condition()
-        self._stopping = False
-        simulator = self
-
-        class Handler(_Handler):
-            owner = simulator
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="stripe-sim", daemon=True
+        self._webhooks: WebhookSender[dict[str, Any], Delivery] = self._run(
+            event_sender(self._post, self, self._rng, RETRY_DELAYS_S, name="stripe-sim-webhooks")
         )
-        self._sender = threading.Thread(target=self._send_loop, name="stripe-sim-webhooks", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> StripeSimulator:
-        self._thread.start()
-        self._sender.start()
-        return self
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        self.server.shutdown()
-        self.server.server_close()
+        self.deliveries: list[Delivery] = self._webhooks.deliveries
 
     # --- knobs and inspection ----------------------------------------------------------------
 
     def fail_next(self, n: int = 1, status: int = 500) -> None:
         """The next `n` API requests answer `status` (500, 503, 429) unexecuted; 0 drops the connection."""
-        with self._lock:
-            self._failures.extend([status] * n)
+        self._faults.add(n, status)
 
     def lose_next_response(self, path_contains: str) -> None:
         """The next request whose path contains `path_contains` is executed, then its answer is lost
@@ -223,19 +189,20 @@ class StripeSimulator:
 
     def flush(self, timeout: float) -> bool:
         """Wait until no webhook is queued or being sent; False when `timeout` passes first."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._queue or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
+        return self._webhooks.flush(timeout)
 
     # --- HTTP entry --------------------------------------------------------------------------
 
+    def _reply(self, request: Request) -> Reply | None:
+        answer = self.handle(request.method, request.path, request.query, request.text(), request.headers)
+        if answer is None:
+            return None
+        status, data, extra = answer
+        version = {"Stripe-Version": request.headers.get("stripe-version") or API_VERSION}
+        return Reply(status, data, {"Content-Type": "application/json", **version, **extra})
+
     def handle(
-        self, method: str, path: str, query: str, body: str, headers: dict[str, str]
+        self, method: str, path: str, query: str, body: str, headers: Mapping[str, str]
     ) -> tuple[int, bytes, dict[str, str]] | None:
         """One API request → (status, JSON body, extra headers); None means drop the connection."""
         if self.latency > 0:
@@ -244,8 +211,9 @@ class StripeSimulator:
         extra = {"Request-Id": _new_id("req")}
         if idem:
             extra["Idempotency-Key"] = idem
+        fault = self._faults.take()
+        failure = fault.status if fault is not None else None
         with self._lock:
-            failure = self._failures.pop(0) if self._failures else None
             lose = next((f for f in self._lose_responses if f in path), None)
             if lose is not None and failure is None:
                 self._lose_responses.remove(lose)
@@ -275,7 +243,7 @@ class StripeSimulator:
         *,
         query: str,
         body: str,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         idem: str | None,
         extra: dict[str, str],
     ) -> tuple[int, dict[str, Any], bytes | None]:
@@ -617,93 +585,20 @@ class StripeSimulator:
             "pending_webhooks": 1 if self.webhook_url else 0, "request": dict(request), "type": event_type,
         }  # fmt: skip
         self.events.append(event)
-        if not (self.webhook_url and self.webhook_secret):
-            return
-        copies = 2 if self._rng.random() < self.duplicate_rate else 1
-        with self._cond:
-            for _ in range(copies):
-                heapq.heappush(self._queue, (time.monotonic(), next(self._seq), event, 1))
-            self._cond.notify_all()
+        if self.webhook_url and self.webhook_secret:
+            self._webhooks.send(event)
 
-    def _send_loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping and (not self._queue or self._queue[0][0] > time.monotonic()):
-                    self._cond.wait(self._queue[0][0] - time.monotonic() if self._queue else None)
-                if self._stopping:
-                    return
-                _, _, event, attempt = heapq.heappop(self._queue)
-                self._in_flight += 1
-            try:
-                status, error = self._deliver(event)
-            finally:
-                with self._cond:
-                    self._in_flight -= 1
-                    self.deliveries.append(Delivery(event["id"], event["type"], attempt, status, error))
-                    ok = status is not None and 200 <= status < 300
-                    if not ok and attempt <= len(RETRY_DELAYS_S):
-                        due = time.monotonic() + RETRY_DELAYS_S[attempt - 1] * self.time_scale
-                        heapq.heappush(self._queue, (due, next(self._seq), event, attempt + 1))
-                    self._cond.notify_all()
-
-    def _deliver(self, event: dict[str, Any]) -> tuple[int | None, str | None]:
+    def _post(self, outgoing: Outgoing[dict[str, Any]]) -> Post:
         assert self.webhook_url is not None and self.webhook_secret is not None
-        body = json.dumps(event, indent=2).encode()  # Stripe sends pretty-printed JSON
+        body = json.dumps(outgoing.event, indent=2).encode()  # Stripe sends pretty-printed JSON
         timestamp = str(int(time.time()))  # each attempt is signed afresh, with its own t
         signature = hmac.new(self.webhook_secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-        request = urllib.request.Request(
-            self.webhook_url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json; charset=utf-8",
-                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                "Stripe-Signature": f"t={timestamp},v1={signature.hexdigest()}",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return int(response.status), None
-        except urllib.error.HTTPError as exc:
-            return exc.code, f"HTTP {exc.code}"
-        except OSError as exc:
-            return None, type(exc).__name__
-
-
-class _Handler(NoDelayRequestHandler):
-    owner: StripeSimulator
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
-        parts = urlsplit(self.path)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        answer = self.owner.handle(method, parts.path, parts.query, body, headers)
-        if answer is None:
-            self.close_connection = True
-            return
-        status, data, extra = answer
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Stripe-Version", headers.get("stripe-version") or API_VERSION)
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            "Stripe-Signature": f"t={timestamp},v1={signature.hexdigest()}",
+        }
+        return Post(self.webhook_url, body, headers)
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:

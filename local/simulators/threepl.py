@@ -54,26 +54,32 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import heapq
 import hmac
 import itertools
 import json
 import logging
-import math
 import random
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
-from local.http_server import NoDelayRequestHandler
+from local.simulators.kit import (
+    Delivery,
+    FaultQueue,
+    Outgoing,
+    Post,
+    Reply,
+    Request,
+    SimulatorServer,
+    Timeline,
+    WebhookSender,
+    event_sender,
+)
 
 log = logging.getLogger("local.threepl")
 
@@ -86,15 +92,6 @@ REORDER_WINDOW_S = 30.0  # an event held back goes anyway after this (× time_sc
 BACKORDER_LEAD_DAYS = 5
 OPEN_CATALOGUE_STOCK = 1000
 DEFAULT_WAREHOUSES = ("WH-EAST", "WH-WEST")
-
-
-@dataclass
-class Delivery:
-    event_id: str
-    type: str
-    attempt: int
-    status: int | None
-    error: str | None
 
 
 class _Refusal(Exception):
@@ -136,7 +133,7 @@ class _Order:
         return "partially_shipped" if shipped else "accepted"
 
 
-class ThreePLSimulator:
+class ThreePLSimulator(SimulatorServer):
     """One 3PL account: its REST API on `url` (HUB_3PL_API_BASE) and its webhooks to `webhook_url`.
 
     Accepted orders ship by themselves `ship_after_s` × `time_scale` later (not with `auto_ship=False`
@@ -175,6 +172,7 @@ class ThreePLSimulator:
     ) -> None:
         if not 1 <= parcels_per_shipment[0] <= parcels_per_shipment[1]:
             raise ValueError("parcels_per_shipment must be (min, max) with 1 <= min <= max")
+        super().__init__(host=host, port=port, name="3pl-sim", log=log, methods=("GET", "POST"))
         self.provider = provider
         self.api_key = api_key
         self.webhook_url = webhook_url
@@ -200,62 +198,32 @@ class ThreePLSimulator:
         self._hold_for: set[str] = set()  # hub order ids whose fulfilment orders are held on arrival
         self._by_reference: dict[str, str] = {}
         self._by_key: dict[str, tuple[str, str]] = {}  # Idempotency-Key → (fingerprint, fo id)
-        self._failures: list[tuple[int, int]] = []  # (status, Retry-After)
+        self._faults = FaultQueue()
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, str | None, int]] = []  # method, path, Idempotency-Key, status
-        self.deliveries: list[Delivery] = []
-        # Webhook queue: (due, seq, event, attempt); seqs in _parked wait to be overtaken (reorder_rate).
-        self._queue: list[tuple[float, int, dict[str, Any], int]] = []
-        self._parked: set[int] = set()
-        self._in_flight = 0
-        self._cond = threading.Condition()
-        self._tasks: list[tuple[float, int, str]] = []  # (due, seq, fo id): automatic shipping
-        self._task_cond = threading.Condition()
-        self._clock = clock
-        self._handled_until = -math.inf  # the warehouse handled every task due by this (clock) time
-        self._seq = itertools.count()
-        self._stopping = False
-        simulator = self
-
-        class Handler(_Handler):
-            owner = simulator
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self._threads = [
-            threading.Thread(
-                target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="3pl-sim", daemon=True
-            ),
-            threading.Thread(target=self._send_loop, name="3pl-sim-webhooks", daemon=True),
-            threading.Thread(target=self._ship_loop, name="3pl-sim-warehouse", daemon=True),
-        ]
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> ThreePLSimulator:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def stop(self) -> None:
-        for cond in (self._cond, self._task_cond):
-            with cond:
-                self._stopping = True
-                cond.notify_all()
-        if self._threads[0].is_alive():  # shutdown() would wait forever for a server never started
-            self.server.shutdown()
-        self.server.server_close()
+        self._webhooks: WebhookSender[dict[str, Any], Delivery] = self._run(
+            event_sender(
+                self._post,
+                self,
+                self._rng,
+                RETRY_DELAYS_S,
+                name="3pl-sim-webhooks",
+                reorder_rate=lambda: self.reorder_rate,
+                park_s=REORDER_WINDOW_S,
+            )
+        )
+        self.deliveries: list[Delivery] = self._webhooks.deliveries
+        # Automatic shipping, on `clock`: fulfilment order ids.
+        self._warehouse: Timeline[str] = self._run(
+            Timeline(self._auto_ship, clock=clock, name="3pl-sim-warehouse")
+        )
 
     # --- knobs --------------------------------------------------------------------------------
 
     def fail_next(self, n: int = 1, status: int = 500, *, retry_after: int = 1) -> None:
         """The next `n` API requests answer `status` (429 and 503 with Retry-After) unexecuted; 0 drops
         the connection."""
-        with self._lock:
-            self._failures.extend([(status, retry_after)] * n)
+        self._faults.add(n, status, retry_after=retry_after)
 
     def hold(self, fo_id: str) -> None:
         """Keep this order from shipping by itself (ship_now still ships it)."""
@@ -348,30 +316,21 @@ class ThreePLSimulator:
         """Wait until the warehouse handled every shipping task due by now on `clock` (shipped, or found
         held, back-ordered or done); False when `timeout` (real seconds) passes first. Its webhooks may
         still be on their way: see `flush`."""
-        deadline = time.monotonic() + timeout
-        with self._task_cond:
-            target = self._clock()
-            self._task_cond.notify_all()  # the warehouse looks at the clock again
-            while self._handled_until < target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._task_cond.wait(remaining)
-            return True
+        return self._warehouse.settle(timeout)
 
     def flush(self, timeout: float) -> bool:
         """Wait until no webhook is queued or being sent; False when `timeout` passes first. Orders
         still waiting to ship do not count."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._queue or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
+        return self._webhooks.flush(timeout)
 
     # --- HTTP entry ---------------------------------------------------------------------------
+
+    def _reply(self, request: Request) -> Reply | None:
+        answer = self.handle(request.method, request.path, request.query, request.body, request.headers)
+        if answer is None:
+            return None
+        status, data, extra = answer
+        return Reply(status, data, {"Content-Type": "application/json", **extra})
 
     def handle(
         self, method: str, path: str, query: str, body: bytes, headers: Mapping[str, str]
@@ -379,10 +338,9 @@ class ThreePLSimulator:
         """One API request → (status, JSON body, extra headers); None means drop the connection."""
         idem = headers.get("idempotency-key") or None
         extra: dict[str, str] = {"X-Request-Id": _new_id("req")}
-        with self._lock:
-            failure = self._failures.pop(0) if self._failures else None
+        failure = self._faults.take()
         if failure is not None:
-            status, retry_after = failure
+            status, retry_after = failure.status, failure.retry_after
             self._record(method, path, idem, status)
             if status == 0:
                 return None
@@ -600,28 +558,7 @@ class ThreePLSimulator:
         return plan
 
     def _schedule(self, fo_id: str, delay_s: float) -> None:
-        with self._task_cond:
-            due = self._clock() + delay_s * self.time_scale
-            heapq.heappush(self._tasks, (due, next(self._seq), fo_id))
-            self._task_cond.notify_all()
-
-    def _ship_loop(self) -> None:
-        while True:
-            with self._task_cond:
-                while True:
-                    now = self._clock()
-                    if self._stopping or (self._tasks and self._tasks[0][0] <= now):
-                        break
-                    self._handled_until = now
-                    self._task_cond.notify_all()  # for settle()
-                    self._task_cond.wait(self._tasks[0][0] - now if self._tasks else None)
-                if self._stopping:
-                    return
-                _, _, fo_id = heapq.heappop(self._tasks)
-            try:
-                self._auto_ship(fo_id)
-            except Exception:  # a simulator bug must not stop the warehouse
-                log.exception("automatic shipping of %s failed", fo_id)
+        self._warehouse.after(delay_s * self.time_scale, fo_id)
 
     def _auto_ship(self, fo_id: str) -> None:
         with self._lock:
@@ -701,54 +638,12 @@ class ThreePLSimulator:
             },
         }
         self.events.append(event)
-        if not self.webhook_url:
-            return
-        copies = 2 if self._rng.random() < self.duplicate_rate else 1
-        held_back = self._rng.random() < self.reorder_rate
-        with self._cond:
-            now = time.monotonic()
-            for _ in range(copies):
-                seq = next(self._seq)
-                if held_back:
-                    heapq.heappush(self._queue, (now + REORDER_WINDOW_S * self.time_scale, seq, event, 1))
-                    self._parked.add(seq)
-                else:
-                    heapq.heappush(self._queue, (now, seq, event, 1))
-            if not held_back and self._parked:
-                # What was held back goes right after this newer event: the receiver sees them swapped.
-                self._queue = [
-                    (now, next(self._seq), e, a) if s in self._parked else (d, s, e, a)
-                    for d, s, e, a in self._queue
-                ]
-                heapq.heapify(self._queue)
-                self._parked.clear()
-            self._cond.notify_all()
+        if self.webhook_url:
+            self._webhooks.send(event)
 
-    def _send_loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopping and (not self._queue or self._queue[0][0] > time.monotonic()):
-                    self._cond.wait(self._queue[0][0] - time.monotonic() if self._queue else None)
-                if self._stopping:
-                    return
-                _, seq, event, attempt = heapq.heappop(self._queue)
-                self._parked.discard(seq)
-                self._in_flight += 1
-            try:
-                status, error = self._deliver(event, attempt)
-            finally:
-                with self._cond:
-                    self._in_flight -= 1
-                    self.deliveries.append(Delivery(event["id"], event["type"], attempt, status, error))
-                    ok = status is not None and 200 <= status < 300
-                    if not ok and attempt <= len(RETRY_DELAYS_S):
-                        due = time.monotonic() + RETRY_DELAYS_S[attempt - 1] * self.time_scale
-                        heapq.heappush(self._queue, (due, next(self._seq), event, attempt + 1))
-                    self._cond.notify_all()
-
-    def _deliver(self, event: dict[str, Any], attempt: int) -> tuple[int | None, str | None]:
+    def _post(self, outgoing: Outgoing[dict[str, Any]]) -> Post:
         assert self.webhook_url is not None
-        body = json.dumps(event).encode()
+        body = json.dumps(outgoing.event).encode()
         timestamp = str(int(time.time()))  # each attempt is signed afresh, with its own t
         with self._lock:
             keys = list(self._secrets)
@@ -756,57 +651,14 @@ class ThreePLSimulator:
             "v1=" + hmac.new(k.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
             for k in keys
         )
-        request = urllib.request.Request(
-            self.webhook_url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": f"ThreePL-Webhooks/1.0 ({self.provider})",
-                "X-ThreePL-Event-Id": event["id"],
-                "X-ThreePL-Delivery-Attempt": str(attempt),
-                "X-ThreePL-Signature": f"t={timestamp},{signatures}",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return int(response.status), None
-        except urllib.error.HTTPError as exc:
-            return exc.code, f"HTTP {exc.code}"
-        except OSError as exc:
-            return None, type(exc).__name__
-
-
-class _Handler(NoDelayRequestHandler):
-    owner: ThreePLSimulator
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _serve(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        parts = urlsplit(self.path)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        answer = self.owner.handle(method, parts.path, parts.query, body, headers)
-        if answer is None:
-            self.close_connection = True
-            return
-        status, data, extra = answer
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"ThreePL-Webhooks/1.0 ({self.provider})",
+            "X-ThreePL-Event-Id": outgoing.event["id"],
+            "X-ThreePL-Delivery-Attempt": str(outgoing.attempt),
+            "X-ThreePL-Signature": f"t={timestamp},{signatures}",
+        }
+        return Post(self.webhook_url, body, headers)
 
 
 def _json_body(body: bytes) -> Any:

@@ -20,13 +20,12 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from local.http_server import NoDelayRequestHandler
+from local.simulators.kit import FaultQueue, Outbox, Reply, Request, SimulatorServer
 
 log = logging.getLogger("local.simulators.woocommerce")
 
@@ -89,14 +88,6 @@ class Delivery:
     status_code: int | None = None
     error: str | None = None
     duplicate: bool = False
-
-
-@dataclass
-class _Pending:
-    webhook_id: int
-    order_id: int
-    due: float
-    seq: int
 
 
 @dataclass
@@ -240,7 +231,7 @@ def _error(code: str, message: str, status: int, **data: Any) -> dict[str, Any]:
     return {"code": code, "message": message, "data": {"status": status, **data}}
 
 
-class WooCommerceSimulator:
+class WooCommerceSimulator(SimulatorServer):
     """An in-memory WooCommerce store that sends webhooks and answers REST v3 order reads like the real one.
 
     Delivery is modelled on core: each topic is a webhook of its own; an action schedules one async
@@ -274,6 +265,7 @@ class WooCommerceSimulator:
         site_utc_offset: timedelta = timedelta(hours=-3),
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        super().__init__(host=host, port=port, name="woocommerce-api", log=log, server_version="Apache")
         self.site_url = site_url.rstrip("/") + "/"
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret
@@ -293,66 +285,25 @@ class WooCommerceSimulator:
         self._cond = threading.Condition(threading.RLock())
         self._orders: dict[int, _Stored] = {}
         self._hooks: dict[str, Webhook] = {}
-        self._pending: dict[tuple[int, int], _Pending] = {}
-        self._seq = 0
-        self._in_flight = 0
-        self._paused = False
-        self._stopping = False
+        # Scheduled deliveries, one per (webhook id, order id) at a time, as Action Scheduler holds them.
+        self._outbox: Outbox[tuple[int, int]] = self._run(
+            Outbox(self._deliver, name="woocommerce-webhooks", cond=self._cond, join_timeout=5)
+        )
         self._next_post_id = 1000 + self._rng.randint(0, 500)
         self._next_item_id = 10 * self._next_post_id
         self._deliveries: list[Delivery] = []
         self._next_note_id = 100 + self._rng.randint(0, 50)  # comments have an id sequence of their own
-        self._write_failures: list[tuple[int, float | None]] = []  # (status, Retry-After) per failing write
+        self._write_failures = FaultQueue()  # answers for the next REST writes
         if webhook_url:
             self.set_webhook_url(webhook_url)
 
-        simulator = self
-
-        class Handler(_Handler):
-            owner = simulator
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._threads = [
-            threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},  # stop() answers within 50 ms instead of 500
-                name="woocommerce-api",
-                daemon=True,
-            ),
-            threading.Thread(target=self._dispatch, name="woocommerce-webhooks", daemon=True),
-        ]
-
-    # ----- lifecycle -------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The REST API base: `{url}/wp-json/wc/v3/orders`."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> WooCommerceSimulator:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        started = self._threads[0].is_alive()
-        if started:
-            self._server.shutdown()  # waits for serve_forever, so only when it runs
-        self._server.server_close()
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(timeout=5)
-
-    def __enter__(self) -> WooCommerceSimulator:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+    def _reply(self, request: Request) -> Reply:
+        status, payload, headers = self.handle_api(
+            request.method, request.target, request.headers.get("authorization"), request.body
+        )
+        return Reply(
+            status, wp_json_encode(payload), {"Content-Type": "application/json; charset=UTF-8", **headers}
+        )
 
     # ----- webhooks ----------------------------------------------------------------------------------
 
@@ -400,24 +351,14 @@ class WooCommerceSimulator:
 
     def pause_deliveries(self) -> None:
         """Hold every scheduled delivery (Action Scheduler has not run yet); new actions still collapse."""
-        with self._cond:
-            self._paused = True
+        self._outbox.pause()
 
     def resume_deliveries(self) -> None:
-        with self._cond:
-            self._paused = False
-            self._cond.notify_all()
+        self._outbox.resume()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every scheduled delivery has been attempted; False if that did not happen in time."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._pending or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
+        return self._outbox.flush(timeout)
 
     # ----- REST write knobs and inspection -------------------------------------------------------------
 
@@ -426,8 +367,7 @@ class WooCommerceSimulator:
         429 as a rate-limiting host does (with `Retry-After` when given), 5xx as a PHP fatal error does."""
         if n < 0 or not 400 <= status <= 599:
             raise ValueError("fail_writes needs n >= 0 and a 4xx or 5xx status")
-        with self._cond:
-            self._write_failures.extend([(status, retry_after)] * n)
+        self._write_failures.add(n, status, retry_after=retry_after)
 
     def notes(self, order_id: int) -> list[dict[str, Any]]:
         """The order's notes as `GET …/notes` lists them (newest first, system notes included)."""
@@ -921,52 +861,26 @@ class WooCommerceSimulator:
         hook = self._hooks.get(topic)
         if hook is None or hook.status != "active":
             return
-        key = (hook.webhook_id, order_id)
-        if key in self._pending:
+        job = (hook.webhook_id, order_id)
+        if self._outbox.waiting(job):
             return  # core schedules no second action while one for this webhook and resource is pending
         delay = self.delivery_delay
         if self.reorder_rate and self._rng.random() < self.reorder_rate:
             delay += 0.2  # a slower runner: later actions overtake this one
-        self._seq += 1
-        self._pending[key] = _Pending(hook.webhook_id, order_id, time.monotonic() + delay, self._seq)
-        self._cond.notify_all()
+        self._outbox.put(job, time.monotonic() + delay, key=job)
 
-    def _dispatch(self) -> None:
-        while True:
-            with self._cond:
-                job = self._next_job()
-                while job is None:
-                    if self._stopping:
-                        return
-                    due = min((p.due for p in self._pending.values()), default=None)
-                    self._cond.wait(
-                        None if due is None or self._paused else max(due - time.monotonic(), 0.001)
-                    )
-                    job = self._next_job()
-                del self._pending[(job.webhook_id, job.order_id)]
-                self._in_flight += 1
-                attempt = self._prepare(job)
-            try:
-                self._attempt(attempt)
-            except Exception:  # a broken attempt must not stop every later delivery
-                log.exception("woocommerce simulator: delivery failed unexpectedly")
-            finally:
-                with self._cond:
-                    self._in_flight -= 1
-                    self._cond.notify_all()
+    def _deliver(self, job: tuple[int, int]) -> None:
+        with self._cond:
+            attempt = self._prepare(job)
+        self._attempt(attempt)
 
-    def _next_job(self) -> _Pending | None:
-        if self._paused or self._stopping or not self._pending:
-            return None
-        job = min(self._pending.values(), key=lambda p: (p.due, p.seq))
-        return job if job.due <= time.monotonic() else None
-
-    def _prepare(self, job: _Pending) -> _Attempt:
-        hook = next(h for h in self._hooks.values() if h.webhook_id == job.webhook_id)
-        stored = self._orders.get(job.order_id)
+    def _prepare(self, job: tuple[int, int]) -> _Attempt:
+        webhook_id, order_id = job
+        hook = next(h for h in self._hooks.values() if h.webhook_id == webhook_id)
+        stored = self._orders.get(order_id)
         payload: dict[str, Any]
         if hook.topic == "order.deleted":
-            payload = {"id": job.order_id}  # build_payload(): a deleted resource is only its id
+            payload = {"id": order_id}  # build_payload(): a deleted resource is only its id
         elif stored is None:
             # Built at send time through the REST endpoint: a vanished order yields the endpoint's error.
             payload = _error("woocommerce_rest_shop_order_invalid_id", "Invalid ID.", 404)
@@ -991,7 +905,7 @@ class WooCommerceSimulator:
         }
         return _Attempt(
             hook=hook,
-            order_id=job.order_id,
+            order_id=order_id,
             url=hook.delivery_url,
             delivery_id=delivery_id,
             headers=headers,
@@ -1109,10 +1023,10 @@ class WooCommerceSimulator:
         return handler(stored, params)
 
     def _take_write_failure(self) -> tuple[int, Any, dict[str, str]] | None:
-        with self._cond:
-            if not self._write_failures:
-                return None
-            status, retry_after = self._write_failures.pop(0)
+        failure = self._write_failures.take()
+        if failure is None:
+            return None
+        status, retry_after = failure.status, failure.retry_after
         headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
         if status == 429:
             # Core has no REST rate limit of its own; hosts and the Store API answer in this shape.
@@ -1388,30 +1302,3 @@ def _date_param(query: Mapping[str, str], name: str) -> datetime | None:
         return datetime.fromisoformat(raw)
     except ValueError:
         raise _InvalidParam(name, "Invalid date.") from None
-
-
-class _Handler(NoDelayRequestHandler):
-    owner: WooCommerceSimulator
-    protocol_version = "HTTP/1.1"
-    server_version = "Apache"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status, payload, headers = self.owner.handle_api(
-            self.command, self.path, self.headers.get("Authorization"), body
-        )
-        answer = wp_json_encode(payload)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(answer)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle

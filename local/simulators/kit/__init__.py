@@ -1,0 +1,34 @@
+"""The simulator kit: what every local vendor simulator is built from (server, router, webhooks, faults)."""
+
+from local.simulators.kit.faults import Fault, FaultQueue, LeakyBucket, TokenBucket
+from local.simulators.kit.http import Reply, Request, Router, SimulatorServer
+from local.simulators.kit.queues import Outbox, Timeline
+from local.simulators.kit.webhooks import (
+    Delivery,
+    Outgoing,
+    Post,
+    PostWithRequests,
+    WebhookSender,
+    event_sender,
+    post_with_urllib,
+)
+
+__all__ = [
+    "Delivery",
+    "Fault",
+    "FaultQueue",
+    "LeakyBucket",
+    "Outbox",
+    "Outgoing",
+    "Post",
+    "PostWithRequests",
+    "Reply",
+    "Request",
+    "Router",
+    "SimulatorServer",
+    "Timeline",
+    "TokenBucket",
+    "WebhookSender",
+    "event_sender",
+    "post_with_urllib",
+]
