@@ -9,8 +9,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from local.simulators.shopify.mutations import _MUTATIONS
-from local.simulators.shopify.nodes import _gql_cursor, _gql_node
+from local.simulators.shopify.mutations import MUTATIONS
+from local.simulators.shopify.nodes import gql_cursor, gql_node
 from local.simulators.shopify.records import (
     FINAL_CAPTURE_SINCE,
     FULFILLMENT_CREATE_SINCE,
@@ -21,7 +21,7 @@ from local.simulators.shopify.records import (
     MutationRejected,
 )
 from local.simulators.shopify.shop import Shop
-from local.simulators.shopify.values import _STATUS, _decode, _legacy_id, _utc, _version_at_least
+from local.simulators.shopify.values import STATUS, decode_cursor, legacy_id_of, utc_text, version_at_least
 
 # --- GraphQL: a regex-matched subset -----------------------------------------------------------------
 # Supported, arguments given inline or as $variables (one operation per document):
@@ -85,7 +85,7 @@ _GQL_TERM = re.compile(r"^(?P<field>updated_at|created_at):(?P<op><=|>=|<|>)?['\
 _GQL_SORT = {"ID": "id", "CREATED_AT": "created_at", "UPDATED_AT": "updated_at"}
 
 
-def _graphql(sim: Shop, body: bytes, version: str) -> ApiReply:
+def answer_graphql(sim: Shop, body: bytes, version: str) -> ApiReply:
     try:
         request = json.loads(body)
         query, variables = str(request["query"]), dict(request.get("variables") or {})
@@ -121,7 +121,7 @@ def _gql_orders(sim: Shop, query: str, variables: Mapping[str, Any]) -> ApiReply
             raise ValueError("first must be between 1 and 250")
         sort = _GQL_SORT[str(args.get("sortKey", "ID"))]
         predicate = _gql_filter(str(args.get("query") or ""))
-        after = _decode(str(args["after"])) if args.get("after") else None
+        after = decode_cursor(str(args["after"])) if args.get("after") else None
     except (ValueError, KeyError, TypeError) as exc:
         return ApiReply(200, {"errors": [{"message": f"unsupported by the simulator: {exc}"}]})
     requested = 2 + first
@@ -130,7 +130,7 @@ def _gql_orders(sim: Shop, query: str, variables: Mapping[str, Any]) -> ApiReply
         return throttled
 
     def key(order: Mapping[str, Any]) -> tuple[str, int]:
-        return (_utc(order[sort]) if sort != "id" else f"{int(order['id']):020d}"), int(order["id"])
+        return (utc_text(order[sort]) if sort != "id" else f"{int(order['id']):020d}"), int(order["id"])
 
     reverse = args.get("reverse") in (True, "true")
     matching = sorted((o for o in sim.orders() if predicate(o)), key=key, reverse=reverse)
@@ -138,7 +138,7 @@ def _gql_orders(sim: Shop, query: str, variables: Mapping[str, Any]) -> ApiReply
         mark = (str(after["last_value"]), int(after["last_id"]))
         matching = [o for o in matching if (key(o) < mark if reverse else key(o) > mark)]
     page = matching[:first]
-    edges = [{"cursor": _gql_cursor(key(o)), "node": _gql_node(o)} for o in page]
+    edges = [{"cursor": gql_cursor(key(o)), "node": gql_node(o)} for o in page]
     level = sim.graphql_bucket.give_back(requested - (2 + len(page)))
     info = {
         "hasNextPage": len(matching) > first,
@@ -176,7 +176,7 @@ def _gql_object(text: str, variables: Mapping[str, Any]) -> dict[str, Any]:
 def _gql_order_query(sim: Shop, query: str, variables: Mapping[str, Any]) -> ApiReply:
     match = _GQL_ORDER.search(query)
     raw_id = _gql_object(match.group(1), variables).get("id") if match else None
-    order_id = _legacy_id(raw_id, "Order")
+    order_id = legacy_id_of(raw_id, "Order")
     if order_id is None:
         error = {
             "message": f"Invalid global id '{raw_id}'",
@@ -206,7 +206,7 @@ def _gql_order_capture(sim: Shop, query: str, variables: Mapping[str, Any], vers
             },
         )
     known = [
-        f for f in _CAPTURE_INPUT if f != "finalCapture" or _version_at_least(version, FINAL_CAPTURE_SINCE)
+        f for f in _CAPTURE_INPUT if f != "finalCapture" or version_at_least(version, FINAL_CAPTURE_SINCE)
     ]
     problems = [
         {"path": [k], "explanation": "Field is not defined on OrderCaptureInput"}
@@ -272,7 +272,7 @@ _EMPTY_PAYLOADS: dict[str, dict[str, Any]] = {
 }
 
 
-def _is_mutation(body: bytes) -> bool:
+def is_mutation(body: bytes) -> bool:
     try:
         query = json.loads(body).get("query")
     except (ValueError, AttributeError):
@@ -319,7 +319,7 @@ def _gql_mutation(
         try:
             if forced is not None:
                 raise forced
-            payload = _MUTATIONS[name](sim, args, key)
+            payload = MUTATIONS[name](sim, args, key)
         except MutationRejected as exc:
             errors = [exc.as_error()]
             payload = {**_EMPTY_PAYLOADS[name], "userErrors": errors}
@@ -339,10 +339,10 @@ def _gql_mutation(
 def _mutation_version_problem(
     name: str, args: Mapping[str, Any], key: str | None, version: str
 ) -> ApiReply | None:
-    if name == "fulfillmentCreate" and not _version_at_least(version, FULFILLMENT_CREATE_SINCE):
+    if name == "fulfillmentCreate" and not version_at_least(version, FULFILLMENT_CREATE_SINCE):
         return _gql_error("Field 'fulfillmentCreate' doesn't exist on type 'Mutation'", "undefinedField")
     if name == "orderCancel":
-        recent = _version_at_least(version, REFUND_METHOD_SINCE)
+        recent = version_at_least(version, REFUND_METHOD_SINCE)
         if "refundMethod" in args and not recent:
             return _gql_error(
                 "Field 'orderCancel' doesn't accept argument 'refundMethod'", "argumentNotAccepted"
@@ -351,7 +351,7 @@ def _mutation_version_problem(
             return _gql_error(
                 "Field 'orderCancel' is missing required arguments: refund", "missingRequiredArguments"
             )
-    if name == "refundCreate" and key is None and _version_at_least(version, IDEMPOTENT_REQUIRED_SINCE):
+    if name == "refundCreate" and key is None and version_at_least(version, IDEMPOTENT_REQUIRED_SINCE):
         return _gql_error("The @idempotent directive is required for this mutation.", "BAD_REQUEST")
     return None
 
@@ -370,17 +370,19 @@ def _gql_filter(search: str) -> Callable[[Mapping[str, Any]], bool]:
     for term in search.replace(" AND ", " ").split():
         if term.startswith("status:"):
             status = term.split(":", 1)[1]
-            if status not in _STATUS:
+            if status not in STATUS:
                 raise ValueError(f"status {status!r}")
             continue
         match = _GQL_TERM.match(term)
         if match is None:
             raise ValueError(f"search term {term!r}")
-        bounds.append((match.group("field"), _COMPARE[match.group("op") or ">="], _utc(match.group("value"))))
+        bounds.append(
+            (match.group("field"), _COMPARE[match.group("op") or ">="], utc_text(match.group("value")))
+        )
 
     def predicate(order: Mapping[str, Any]) -> bool:
-        in_range = all(compare(_utc(order[name]), bound) for name, compare, bound in bounds)
-        return in_range and _STATUS[status](order)
+        in_range = all(compare(utc_text(order[name]), bound) for name, compare, bound in bounds)
+        return in_range and STATUS[status](order)
 
     return predicate
 

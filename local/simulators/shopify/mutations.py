@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from local.simulators.shopify.nodes import _gql_fulfillment, _gql_refund, _rest_event
+from local.simulators.shopify.nodes import gql_fulfillment, gql_refund, rest_event
 from local.simulators.shopify.records import CANCEL_REASONS, FULFILLMENT_EVENT_STATUSES, MutationRejected
 from local.simulators.shopify.shop import Shop
-from local.simulators.shopify.values import _capture_amount, _fmt, _gid, _legacy_id, _utc
+from local.simulators.shopify.values import capture_amount, legacy_id_of, make_gid, money_text, utc_text
 
 
 def _input(args: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -33,20 +33,20 @@ def _m_fulfillment_create(sim: Shop, args: Mapping[str, Any], key: str | None) -
         owners = {fo["id"]: fo for fos in sim._fulfillment_orders.values() for fo in fos}
         allocations: list[tuple[dict[str, Any], dict[str, Any], int]] = []
         for index, group in enumerate(groups):
-            fo = owners.get(_legacy_id(group.get("fulfillmentOrderId"), "FulfillmentOrder") or 0)
+            fo = owners.get(legacy_id_of(group.get("fulfillmentOrderId"), "FulfillmentOrder") or 0)
             if fo is None:
                 raise MutationRejected([*where, str(index)], "Fulfillment order does not exist.")
             if fo["status"] not in ("OPEN", "IN_PROGRESS"):
-                gid, status = _gid("FulfillmentOrder", fo["id"]), fo["status"].lower()
+                gid, status = make_gid("FulfillmentOrder", fo["id"]), fo["status"].lower()
                 message = f"Fulfillment order {gid} has an unfulfillable status= {status}."
                 raise MutationRejected([*where, str(index)], message)
             items = {i["id"]: i for i in fo["line_items"]}
             wanted = group.get("fulfillmentOrderLineItems") or [
-                {"id": _gid("FulfillmentOrderLineItem", i["id"]), "quantity": i["remaining"]}
+                {"id": make_gid("FulfillmentOrderLineItem", i["id"]), "quantity": i["remaining"]}
                 for i in fo["line_items"] if i["remaining"] > 0
             ]  # fmt: skip
             for item in wanted:
-                found = items.get(_legacy_id(item.get("id"), "FulfillmentOrderLineItem") or 0)
+                found = items.get(legacy_id_of(item.get("id"), "FulfillmentOrderLineItem") or 0)
                 quantity = int(item.get("quantity") or 0)
                 if found is None:
                     raise MutationRejected(
@@ -70,7 +70,7 @@ def _m_fulfillment_create(sim: Shop, args: Mapping[str, Any], key: str | None) -
             notify=bool(given.get("notifyCustomer")), now=now, fulfillment_id=sim._new_gql_id(), via="api",
         )  # fmt: skip
         sim._touch(order, now, *sim._fulfilled_topics(order))
-        return {"fulfillment": _gql_fulfillment(record)}
+        return {"fulfillment": gql_fulfillment(record)}
 
 
 def _m_fulfillment_event_create(sim: Shop, args: Mapping[str, Any], key: str | None) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def _m_fulfillment_event_create(sim: Shop, args: Mapping[str, Any], key: str | N
         raise MutationRejected(
             ["fulfillmentEvent", "status"], f"Status {status!r} is not a fulfillment event status."
         )
-    wanted = _legacy_id(given.get("fulfillmentId"), "Fulfillment")
+    wanted = legacy_id_of(given.get("fulfillmentId"), "Fulfillment")
     with sim._lock:
         found = [(oid, f) for oid, fs in sim._fulfillments.items() for f in fs if f["id"] == wanted]
         if not found:
@@ -90,7 +90,7 @@ def _m_fulfillment_event_create(sim: Shop, args: Mapping[str, Any], key: str | N
         event: dict[str, Any] = {
             "id": sim._new_gql_id(),
             "status": status,
-            "happened_at": str(given.get("happenedAt") or _utc(now)),
+            "happened_at": str(given.get("happenedAt") or utc_text(now)),
         }
         fulfillment["events"].append(event)
         fulfillment["updated_at"] = now
@@ -98,10 +98,10 @@ def _m_fulfillment_event_create(sim: Shop, args: Mapping[str, Any], key: str | N
         rest = next(f for f in order["fulfillments"] if f["id"] == fulfillment["id"])
         rest["shipment_status"] = status.lower()
         rest["updated_at"] = now
-        sim._emit("fulfillment_events/create", _rest_event(event, fulfillment, order, now), order_id)
+        sim._emit("fulfillment_events/create", rest_event(event, fulfillment, order, now), order_id)
         sim._touch(order, now, "orders/updated")
         node = {
-            "id": _gid("FulfillmentEvent", event["id"]),
+            "id": make_gid("FulfillmentEvent", event["id"]),
             "status": status,
             "happenedAt": event["happened_at"],
         }
@@ -115,7 +115,7 @@ def _m_order_cancel(sim: Shop, args: Mapping[str, Any], key: str | None) -> dict
     method = args.get("refundMethod") if isinstance(args.get("refundMethod"), dict) else {}
     refund = bool(method.get("originalPaymentMethodsRefund")) if method else bool(args.get("refund"))
     with sim._lock:
-        order = sim._orders.get(_legacy_id(args.get("orderId"), "Order") or 0)
+        order = sim._orders.get(legacy_id_of(args.get("orderId"), "Order") or 0)
         if order is None:
             raise MutationRejected(["orderId"], "Order does not exist", "NOT_FOUND")
         if order["cancelled_at"]:
@@ -138,7 +138,7 @@ def _m_refund_create(sim: Shop, args: Mapping[str, Any], key: str | None) -> dic
     if not isinstance(transactions, list) or not transactions:
         raise MutationRejected(["input", "transactions"], "A refund needs transactions to give money back.")
     with sim._lock:
-        order = sim._orders.get(_legacy_id(given.get("orderId"), "Order") or 0)
+        order = sim._orders.get(legacy_id_of(given.get("orderId"), "Order") or 0)
         if order is None:
             raise MutationRejected(["input", "orderId"], "Order does not exist")
         cur = order["presentment_currency"]
@@ -148,14 +148,14 @@ def _m_refund_create(sim: Shop, args: Mapping[str, Any], key: str | None) -> dic
         parents: list[tuple[int, Decimal]] = []
         for index, txn in enumerate(transactions):
             where = ["input", "transactions", str(index)]
-            parent = txns.get(_legacy_id(txn.get("parentId"), "OrderTransaction") or 0)
+            parent = txns.get(legacy_id_of(txn.get("parentId"), "OrderTransaction") or 0)
             if txn.get("kind") != "REFUND":
                 raise MutationRejected([*where, "kind"], "Kind must be REFUND")
             if parent is None or parent["kind"] not in ("SALE", "CAPTURE") or parent["status"] != "SUCCESS":
                 raise MutationRejected(
                     [*where, "parentId"], "Parent transaction is not a successful sale or capture"
                 )
-            amount = _capture_amount(str(txn.get("amount")), cur) if txn.get("amount") else Decimal(0)
+            amount = capture_amount(str(txn.get("amount")), cur) if txn.get("amount") else Decimal(0)
             taken = sum(
                 (
                     t["amount"]
@@ -165,7 +165,7 @@ def _m_refund_create(sim: Shop, args: Mapping[str, Any], key: str | None) -> dic
                 Decimal(0),
             ) + sum((a for p, a in parents if p == parent["id"]), Decimal(0))
             if amount <= 0 or amount > parent["amount"] - taken:
-                left = _fmt(parent["amount"] - taken, cur)
+                left = money_text(parent["amount"] - taken, cur)
                 raise MutationRejected(
                     [*where, "amount"], f"Refund amount must be between 0 and {left} {cur}"
                 )
@@ -180,12 +180,12 @@ def _m_refund_create(sim: Shop, args: Mapping[str, Any], key: str | None) -> dic
         except ValueError as exc:
             raise MutationRejected(["input"], str(exc)) from None
         sim._touch(order, now, "orders/updated")
-        return {"refund": _gql_refund(refund, cur), "order": {"id": _gid("Order", order["id"])}}
+        return {"refund": gql_refund(refund, cur), "order": {"id": make_gid("Order", order["id"])}}
 
 
 def _m_order_mark_as_paid(sim: Shop, args: Mapping[str, Any], key: str | None) -> dict[str, Any]:
     given = _input(args, "input")
-    order_id = _legacy_id(given.get("id"), "Order") or 0
+    order_id = legacy_id_of(given.get("id"), "Order") or 0
     with sim._lock:
         order = sim._orders.get(order_id)
         if order is None:
@@ -198,10 +198,10 @@ def _m_order_mark_as_paid(sim: Shop, args: Mapping[str, Any], key: str | None) -
             raise MutationRejected(["input", "id"], "Order cannot be marked as paid.")
         sim.mark_paid(order_id)
         status = str(sim._order(order_id)["financial_status"]).upper()
-        return {"order": {"id": _gid("Order", order_id), "displayFinancialStatus": status}}
+        return {"order": {"id": make_gid("Order", order_id), "displayFinancialStatus": status}}
 
 
-_MUTATIONS: dict[str, Callable[[Shop, Mapping[str, Any], str | None], dict[str, Any]]] = {
+MUTATIONS: dict[str, Callable[[Shop, Mapping[str, Any], str | None], dict[str, Any]]] = {
     "fulfillmentCreate": _m_fulfillment_create,
     "fulfillmentEventCreate": _m_fulfillment_event_create,
     "orderCancel": _m_order_cancel,

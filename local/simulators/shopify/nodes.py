@@ -9,45 +9,45 @@ from decimal import Decimal
 from typing import Any
 
 from local.simulators.shopify.records import FulfillmentRecord
-from local.simulators.shopify.values import _connection, _fmt, _gid, _utc
+from local.simulators.shopify.values import gql_connection, make_gid, money_text, utc_text
 
 _DISPLAY_STATUS = {"CARRIER_PICKED_UP": "IN_TRANSIT", "DELAYED": "IN_TRANSIT"}
 
 
-def _gql_fulfillment(record: Mapping[str, Any]) -> dict[str, Any]:
+def gql_fulfillment(record: Mapping[str, Any]) -> dict[str, Any]:
     events = [
-        {"id": _gid("FulfillmentEvent", e["id"]), "status": e["status"], "happenedAt": e["happened_at"]}
+        {"id": make_gid("FulfillmentEvent", e["id"]), "status": e["status"], "happenedAt": e["happened_at"]}
         for e in record["events"]
     ]
     display = _DISPLAY_STATUS.get(events[-1]["status"], events[-1]["status"]) if events else "FULFILLED"
     urls = list(record["urls"]) + [None] * (len(record["numbers"]) - len(record["urls"]))
     return {
-        "id": _gid("Fulfillment", record["id"]),
+        "id": make_gid("Fulfillment", record["id"]),
         "legacyResourceId": str(record["id"]),
         "name": record["name"],
         "status": record["status"],
         "displayStatus": "CANCELED" if record["status"] == "CANCELLED" else display,
-        "createdAt": _utc(record["created_at"]),
-        "updatedAt": _utc(record["updated_at"]),
-        "location": {"id": _gid("Location", record["location_id"])},
+        "createdAt": utc_text(record["created_at"]),
+        "updatedAt": utc_text(record["updated_at"]),
+        "location": {"id": make_gid("Location", record["location_id"])},
         "trackingInfo": [
             {"company": record["company"], "number": n, "url": u}
             for n, u in zip(record["numbers"], urls, strict=False)
         ],
-        "events": _connection(events),
-        "fulfillmentLineItems": _connection(
+        "events": gql_connection(events),
+        "fulfillmentLineItems": gql_connection(
             [
-                {"id": _gid("FulfillmentLineItem", record["line_ids"][line_id]), "quantity": quantity,
-                 "lineItem": {"id": _gid("LineItem", line_id)}}
+                {"id": make_gid("FulfillmentLineItem", record["line_ids"][line_id]), "quantity": quantity,
+                 "lineItem": {"id": make_gid("LineItem", line_id)}}
                 for line_id, quantity in record["lines"].items()
             ]
         ),
     }  # fmt: skip
 
 
-def _fulfillment_record(record: Mapping[str, Any]) -> FulfillmentRecord:
+def fulfillment_record(record: Mapping[str, Any]) -> FulfillmentRecord:
     return FulfillmentRecord(
-        _gid("Fulfillment", record["id"]),
+        make_gid("Fulfillment", record["id"]),
         record["location_id"],
         dict(record["lines"]),
         record["company"],
@@ -59,42 +59,43 @@ def _fulfillment_record(record: Mapping[str, Any]) -> FulfillmentRecord:
     )
 
 
-def _gql_fulfillment_order(fo: Mapping[str, Any]) -> dict[str, Any]:
+def gql_fulfillment_order(fo: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "id": _gid("FulfillmentOrder", fo["id"]),
+        "id": make_gid("FulfillmentOrder", fo["id"]),
         "status": fo["status"],
         "requestStatus": "UNSUBMITTED",
         "assignedLocation": {
             "name": f"Location {fo['location_id']}",
-            "location": {"id": _gid("Location", fo["location_id"])},
+            "location": {"id": make_gid("Location", fo["location_id"])},
         },
-        "lineItems": _connection(
+        "lineItems": gql_connection(
             [
-                {"id": _gid("FulfillmentOrderLineItem", i["id"]), "totalQuantity": i["total"],
-                 "remainingQuantity": i["remaining"], "lineItem": {"id": _gid("LineItem", i["line_item_id"])}}
+                {"id": make_gid("FulfillmentOrderLineItem", i["id"]), "totalQuantity": i["total"],
+                 "remainingQuantity": i["remaining"],
+                 "lineItem": {"id": make_gid("LineItem", i["line_item_id"])}}
                 for i in fo["line_items"]
             ]
         ),
     }  # fmt: skip
 
 
-def _gql_refund(refund: Mapping[str, Any], currency: str) -> dict[str, Any]:
+def gql_refund(refund: Mapping[str, Any], currency: str) -> dict[str, Any]:
     amount = sum((Decimal(t["amount"]) for t in refund["transactions"]), Decimal(0))
-    money = {"amount": _fmt(amount, currency), "currencyCode": currency}
+    money = {"amount": money_text(amount, currency), "currencyCode": currency}
     return {
-        "id": _gid("Refund", refund["id"]),
+        "id": make_gid("Refund", refund["id"]),
         "legacyResourceId": str(refund["id"]),
         "note": refund["note"],
-        "createdAt": _utc(refund["created_at"]),
+        "createdAt": utc_text(refund["created_at"]),
         "totalRefundedSet": {"shopMoney": dict(money), "presentmentMoney": dict(money)},
-        "transactions": _connection(
+        "transactions": gql_connection(
             [
                 {
-                    "id": _gid("OrderTransaction", t["id"]),
+                    "id": make_gid("OrderTransaction", t["id"]),
                     "kind": str(t["kind"]).upper(),
                     "status": str(t["status"]).upper(),
                     "gateway": t.get("gateway"),
-                    "createdAt": _utc(t["created_at"]),
+                    "createdAt": utc_text(t["created_at"]),
                     "amountSet": _gql_money(t["amount"], currency),
                 }
                 for t in refund["transactions"]
@@ -103,12 +104,12 @@ def _gql_refund(refund: Mapping[str, Any], currency: str) -> dict[str, Any]:
     }
 
 
-def _rest_event(
+def rest_event(
     event: Mapping[str, Any], fulfillment: Mapping[str, Any], order: Mapping[str, Any], now: str
 ) -> dict[str, Any]:
     """The REST fulfillment event resource (the fulfillment_events/create webhook body)."""
     return {
-        "id": event["id"], "admin_graphql_api_id": _gid("FulfillmentEvent", event["id"]),
+        "id": event["id"], "admin_graphql_api_id": make_gid("FulfillmentEvent", event["id"]),
         "fulfillment_id": fulfillment["id"], "order_id": order["id"], "status": event["status"].lower(),
         "message": None, "happened_at": event["happened_at"], "created_at": now, "updated_at": now,
         "city": None, "province": None, "country": None, "zip": None, "address1": None,
@@ -116,28 +117,28 @@ def _rest_event(
     }  # fmt: skip
 
 
-def _gql_transaction(
+def gql_transaction(
     txn: Mapping[str, Any], kinds: Mapping[int, str], currency: str, capturable: Decimal
 ) -> dict[str, Any]:
-    money = {"amount": _fmt(txn["amount"], currency), "currencyCode": currency}
+    money = {"amount": money_text(txn["amount"], currency), "currencyCode": currency}
     parent = txn["parent_id"]
     return {
-        "id": _gid("OrderTransaction", txn["id"]),
+        "id": make_gid("OrderTransaction", txn["id"]),
         "kind": txn["kind"],
         "status": txn["status"],
         "gateway": txn["gateway"],
-        "createdAt": _utc(txn["created_at"]),
+        "createdAt": utc_text(txn["created_at"]),
         "errorCode": None,
         "manuallyCapturable": capturable > 0,
         "multiCapturable": txn["multi_capturable"],
         "amountSet": {"shopMoney": dict(money), "presentmentMoney": dict(money)},
-        "parentTransaction": {"id": _gid("OrderTransaction", parent), "kind": kinds.get(parent)}
+        "parentTransaction": {"id": make_gid("OrderTransaction", parent), "kind": kinds.get(parent)}
         if parent
         else None,
     }
 
 
-def _gql_node(order: Mapping[str, Any]) -> dict[str, Any]:
+def gql_node(order: Mapping[str, Any]) -> dict[str, Any]:
     fulfillment = {"fulfilled": "FULFILLED", "partial": "PARTIALLY_FULFILLED"}
     cur = order["currency"]
     return {
@@ -146,11 +147,11 @@ def _gql_node(order: Mapping[str, Any]) -> dict[str, Any]:
         "name": order["name"],
         "email": order.get("email"),
         "phone": order.get("phone"),
-        "createdAt": _utc(order["created_at"]),
-        "updatedAt": _utc(order["updated_at"]),
-        "cancelledAt": _utc(order["cancelled_at"]) if order["cancelled_at"] else None,
+        "createdAt": utc_text(order["created_at"]),
+        "updatedAt": utc_text(order["updated_at"]),
+        "cancelledAt": utc_text(order["cancelled_at"]) if order["cancelled_at"] else None,
         "cancelReason": str(order["cancel_reason"]).upper() if order.get("cancel_reason") else None,
-        "closedAt": _utc(order["closed_at"]) if order["closed_at"] else None,
+        "closedAt": utc_text(order["closed_at"]) if order["closed_at"] else None,
         "displayFinancialStatus": str(order["financial_status"]).upper(),
         "displayFulfillmentStatus": fulfillment.get(order["fulfillment_status"] or "", "UNFULFILLED"),
         "currencyCode": cur,
@@ -166,9 +167,9 @@ def _gql_node(order: Mapping[str, Any]) -> dict[str, Any]:
         "customer": _gql_customer(order.get("customer")),
         "billingAddress": _gql_address(order.get("billing_address")),
         "shippingAddress": _gql_address(order.get("shipping_address")),
-        "lineItems": _connection([_gql_line_item(li, cur) for li in order["line_items"]]),
-        "shippingLines": _connection([_gql_shipping_line(sl, cur) for sl in order["shipping_lines"]]),
-        "refunds": [_gql_refund(r, order["presentment_currency"]) for r in order["refunds"]],
+        "lineItems": gql_connection([_gql_line_item(li, cur) for li in order["line_items"]]),
+        "shippingLines": gql_connection([_gql_shipping_line(sl, cur) for sl in order["shipping_lines"]]),
+        "refunds": [gql_refund(r, order["presentment_currency"]) for r in order["refunds"]],
     }
 
 
@@ -183,7 +184,7 @@ def _gql_customer(customer: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     email, phone = customer.get("email"), customer.get("phone")
     return {
-        "id": _gid("Customer", customer["id"]),
+        "id": make_gid("Customer", customer["id"]),
         "legacyResourceId": str(customer["id"]),
         "firstName": customer.get("first_name"),
         "lastName": customer.get("last_name"),
@@ -226,7 +227,7 @@ def _gql_tax_lines(owner: Mapping[str, Any], cur: str) -> list[dict[str, Any]]:
 
 def _gql_line_item(line: Mapping[str, Any], cur: str) -> dict[str, Any]:
     return {
-        "id": _gid("LineItem", line["id"]),
+        "id": make_gid("LineItem", line["id"]),
         "title": line["title"],
         "variantTitle": line.get("variant_title"),
         "name": line.get("name"),
@@ -241,7 +242,7 @@ def _gql_line_item(line: Mapping[str, Any], cur: str) -> dict[str, Any]:
 
 def _gql_shipping_line(line: Mapping[str, Any], cur: str) -> dict[str, Any]:
     return {
-        "id": _gid("ShippingLine", line["id"]),
+        "id": make_gid("ShippingLine", line["id"]),
         "title": line["title"],
         "code": line.get("code"),
         "source": line.get("source"),
@@ -253,6 +254,6 @@ def _gql_shipping_line(line: Mapping[str, Any], cur: str) -> dict[str, Any]:
     }
 
 
-def _gql_cursor(key: tuple[str, int]) -> str:
+def gql_cursor(key: tuple[str, int]) -> str:
     raw = json.dumps({"last_id": key[1], "last_value": key[0]}, separators=(",", ":"))
     return base64.b64encode(raw.encode()).decode()

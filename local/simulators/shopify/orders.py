@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from local.simulators.shopify.values import _ZERO_DECIMAL, _fmt, _money_set, _round, _set_sum
+from local.simulators.shopify.values import ZERO_DECIMAL, money_set, money_text, round_money, set_sum
 
 # title, variant_title, sku, price in USD, grams
 _PRODUCTS: tuple[tuple[str, str | None, str, str, int], ...] = (
@@ -90,12 +90,12 @@ _DIAL = {"USD": "+1212555", "CAD": "+1514555", "EUR": "+4930555", "GBP": "+44207
 
 def _priced(usd: str, currency: str) -> Decimal:
     converted = Decimal(usd) * Decimal(_FX.get(currency, "1"))
-    step = Decimal(10) if currency in _ZERO_DECIMAL else Decimal("0.01")
+    step = Decimal(10) if currency in ZERO_DECIMAL else Decimal("0.01")
     return (converted / step).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * step
 
 
 @dataclass
-class _OrderSpec:
+class OrderSpec:
     """What an order is made of, before Shopify's figures are worked out."""
 
     currency: str
@@ -120,7 +120,7 @@ class _OrderSpec:
         discount: Mapping[str, str] | None,
         financial_status: str | None,
         taxes_included: bool,
-    ) -> _OrderSpec:
+    ) -> OrderSpec:
         cur = (currency or rng.choices([c for c, _ in _CURRENCIES], [w for _, w in _CURRENCIES])[0]).upper()
         if items is None:
             chosen = rng.sample(_PRODUCTS, rng.choice((1, 1, 2, 2, 3)))
@@ -164,24 +164,24 @@ def _allocate(discount: Mapping[str, str], bases: list[Decimal], currency: str) 
     kind, total = discount.get("type"), sum(bases, Decimal(0))
     if kind == "percentage":
         rate = Decimal(discount["value"]) / 100
-        return [_round(b * rate, currency) for b in bases]
+        return [round_money(b * rate, currency) for b in bases]
     if kind != "fixed_amount" or not total:
         return [Decimal(0)] * len(bases)
     amount = min(Decimal(discount["value"]), total)
-    shares = [_round(amount * b / total, currency) for b in bases[:-1]]
+    shares = [round_money(amount * b / total, currency) for b in bases[:-1]]
     return [*shares, amount - sum(shares, Decimal(0))]
 
 
 def _tax(base: Decimal, rate: Decimal, included: bool, currency: str) -> Decimal:
-    return _round(base * rate / (1 + rate) if included else base * rate, currency)
+    return round_money(base * rate / (1 + rate) if included else base * rate, currency)
 
 
 def _tax_lines(amount: Decimal, title: str, rate: Decimal, currency: str) -> list[dict[str, Any]]:
     if not amount:
         return []
-    price = _fmt(amount, currency)
+    price = money_text(amount, currency)
     return [
-        {"channel_liable": False, "price": price, "price_set": _money_set(price, currency),
+        {"channel_liable": False, "price": price, "price_set": money_set(price, currency),
          "rate": float(rate), "title": title}
     ]  # fmt: skip
 
@@ -189,15 +189,15 @@ def _tax_lines(amount: Decimal, title: str, rate: Decimal, currency: str) -> lis
 def _allocation(amount: Decimal, currency: str) -> list[dict[str, Any]]:
     if not amount:
         return []
-    text = _fmt(amount, currency)
-    return [{"amount": text, "amount_set": _money_set(text, currency), "discount_application_index": 0}]
+    text = money_text(amount, currency)
+    return [{"amount": text, "amount_set": money_set(text, currency), "discount_application_index": 0}]
 
 
 def _line_item(
-    line_id: int, item: Mapping[str, Any], alloc: Decimal, tax: Decimal, spec: _OrderSpec
+    line_id: int, item: Mapping[str, Any], alloc: Decimal, tax: Decimal, spec: OrderSpec
 ) -> dict[str, Any]:
     cur, (tax_title, rate) = spec.currency, _TAX.get(spec.currency, _TAX["USD"])
-    price = _fmt(item["price"], cur)
+    price = money_text(item["price"], cur)
     variant = item.get("variant_title")
     return {
         "id": line_id,
@@ -211,7 +211,7 @@ def _line_item(
         "grams": item.get("grams", 500),
         "name": f"{item['title']} - {variant}" if variant else item["title"],
         "price": price,
-        "price_set": _money_set(price, cur),
+        "price_set": money_set(price, cur),
         "product_exists": True,
         "product_id": 8_100_000_000_000 + _stable_number(item["title"]),
         "properties": [],
@@ -220,8 +220,8 @@ def _line_item(
         "sku": item.get("sku") or "",
         "taxable": True,
         "title": item["title"],
-        "total_discount": _fmt(Decimal(0), cur),
-        "total_discount_set": _money_set(_fmt(Decimal(0), cur), cur),
+        "total_discount": money_text(Decimal(0), cur),
+        "total_discount_set": money_set(money_text(Decimal(0), cur), cur),
         "variant_id": 45_000_000_000_000 + _stable_number(f"{item['title']}/{variant}"),
         "variant_inventory_management": "shopify",
         "variant_title": variant,
@@ -237,7 +237,7 @@ def _stable_number(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % 10_000_000
 
 
-def _address(spec: _OrderSpec) -> dict[str, Any] | None:
+def _address(spec: OrderSpec) -> dict[str, Any] | None:
     if spec.person is None:
         return None
     first, last = spec.person
@@ -251,14 +251,14 @@ def _address(spec: _OrderSpec) -> dict[str, Any] | None:
     }  # fmt: skip
 
 
-def _email(spec: _OrderSpec, order_id: int) -> str:
+def _email(spec: OrderSpec, order_id: int) -> str:
     first, last = spec.person or ("guest", "")
     ascii_name = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z.]", "", ascii_name.lower()).strip(".") or "customer"
     return f"{slug}.{order_id % 1000}@example.com"
 
 
-def _customer(spec: _OrderSpec, customer_id: int, email: str, now: str) -> dict[str, Any] | None:
+def _customer(spec: OrderSpec, customer_id: int, email: str, now: str) -> dict[str, Any] | None:
     if spec.person is None:
         return None
     first, last = spec.person
@@ -275,13 +275,13 @@ def _customer(spec: _OrderSpec, customer_id: int, email: str, now: str) -> dict[
     }  # fmt: skip
 
 
-def _build_order(
-    spec: _OrderSpec, *, order_id: int, number: int, now: str, new_id: Callable[[], int], shop_domain: str
+def build_order(
+    spec: OrderSpec, *, order_id: int, number: int, now: str, new_id: Callable[[], int], shop_domain: str
 ) -> dict[str, Any]:
     cur = spec.currency
     tax_title, rate_text = _TAX.get(cur, _TAX["USD"])
     rate = Decimal(rate_text)
-    zero = _fmt(Decimal(0), cur)
+    zero = money_text(Decimal(0), cur)
     gross = [i["price"] * i["quantity"] for i in spec.items]
     line_discount = _allocate(spec.discount, gross, cur)
     line_tax = [
@@ -357,8 +357,8 @@ def _build_order(
         "taxes_included": spec.taxes_included,
         "test": False,
         "token": token,
-        "total_outstanding": zero if paid else _fmt(total, cur),
-        "total_shipping_price_set": _money_set(_fmt(shipping, cur), cur),
+        "total_outstanding": zero if paid else money_text(total, cur),
+        "total_shipping_price_set": money_set(money_text(shipping, cur), cur),
         "total_tip_received": zero,
         "total_weight": sum(int(i.get("grams", 500)) * int(i["quantity"]) for i in spec.items),
         "updated_at": now,
@@ -373,8 +373,8 @@ def _build_order(
         "shipping_lines": shipping_lines,
     }
     for name, amount in money.items():
-        order[name] = _fmt(amount, cur)
-        order[f"{name}_set"] = _money_set(order[name], cur)
+        order[name] = money_text(amount, cur)
+        order[f"{name}_set"] = money_set(order[name], cur)
     return order
 
 
@@ -389,11 +389,11 @@ def _shipping_line(
     rate: Decimal,
     cur: str,
 ) -> dict[str, Any]:
-    text, discounted = _fmt(price, cur), _fmt(price - off, cur)
+    text, discounted = money_text(price, cur), money_text(price - off, cur)
     return {
         "id": line_id, "carrier_identifier": None, "code": title, "discounted_price": discounted,
-        "discounted_price_set": _money_set(discounted, cur), "is_removed": False, "phone": None,
-        "price": text, "price_set": _money_set(text, cur), "requested_fulfillment_service_id": None,
+        "discounted_price_set": money_set(discounted, cur), "is_removed": False, "phone": None,
+        "price": text, "price_set": money_set(text, cur), "requested_fulfillment_service_id": None,
         "source": "shopify", "title": title, "tax_lines": _tax_lines(tax, tax_title, rate, cur),
         "discount_allocations": _allocation(off, cur),
     }  # fmt: skip
@@ -402,7 +402,7 @@ def _shipping_line(
 def _discount_codes(discount: Mapping[str, str], amount: Decimal, cur: str) -> list[dict[str, Any]]:
     if not discount:
         return []
-    return [{"code": discount["code"], "amount": _fmt(amount, cur), "type": discount["type"]}]
+    return [{"code": discount["code"], "amount": money_text(amount, cur), "type": discount["type"]}]
 
 
 def _discount_applications(discount: Mapping[str, str], cur: str) -> list[dict[str, Any]]:
@@ -430,13 +430,13 @@ _TRACKING_URLS = {
 }
 
 
-def _tracking_url(company: str | None, number: str) -> str | None:
+def tracking_url_for(company: str | None, number: str) -> str | None:
     """The link Shopify builds for a tracking company it knows (spelled as its list spells it)."""
     template = _TRACKING_URLS.get(company or "")
     return template.format(number) if template else None
 
 
-def _fulfillment(
+def build_fulfillment(
     fulfillment_id: int,
     order: Mapping[str, Any],
     lines: list[dict[str, Any]],
@@ -470,7 +470,7 @@ def _fulfillment(
     }
 
 
-def _build_refund(
+def build_refund(
     order: dict[str, Any],
     line_item_ids: Sequence[int] | None,
     amount: str | Decimal | None,
@@ -492,18 +492,20 @@ def _build_refund(
             raise ValueError(f"order {order['id']}: no refundable line items {unknown}")
         chosen = [by_id[i] for i in line_item_ids or []]
     refund_lines = [_refund_line(new, li, cur) for new, li in enumerate(chosen, start=refund_id + 1)]
-    tax_on_top = Decimal(0) if order["taxes_included"] else _set_sum(refund_lines, "total_tax_set")
-    lines_total = _set_sum(refund_lines, "subtotal_set") + tax_on_top
+    tax_on_top = Decimal(0) if order["taxes_included"] else set_sum(refund_lines, "total_tax_set")
+    lines_total = set_sum(refund_lines, "subtotal_set") + tax_on_top
     captured = Decimal(order["total_price"]) - Decimal(order["total_outstanding"])
     already = sum((Decimal(r["transactions"][0]["amount"]) for r in order["refunds"]), Decimal(0))
     remaining = captured - already
-    value = remaining if full else _round(Decimal(str(amount)), cur) if amount is not None else lines_total
+    value = (
+        remaining if full else round_money(Decimal(str(amount)), cur) if amount is not None else lines_total
+    )
     if value <= 0 or value > remaining:
         raise ValueError(f"order {order['id']}: cannot refund {value} of {remaining} refundable")
     for line in chosen:
         line["current_quantity"] = 0
         line["fulfillable_quantity"] = 0
-    text, zero = _fmt(value, cur), _money_set(_fmt(Decimal(0), cur), cur)
+    text, zero = money_text(value, cur), money_set(money_text(Decimal(0), cur), cur)
     transaction = {
         "id": transaction_id, "admin_graphql_api_id": f"gid://shopify/OrderTransaction/{transaction_id}",
         "amount": text, "authorization": None, "created_at": now, "currency": cur, "device_id": None,
@@ -538,8 +540,8 @@ def _refund_line(refund_line_id: int, line: Mapping[str, Any], cur: str) -> dict
     share = Decimal(quantity) / Decimal(line["quantity"])
     discount = sum((Decimal(a["amount"]) for a in line["discount_allocations"]), Decimal(0))
     tax = sum((Decimal(t["price"]) for t in line["tax_lines"]), Decimal(0))
-    subtotal = _round((Decimal(line["price"]) * line["quantity"] - discount) * share, cur)
-    line_tax = _round(tax * share, cur)
+    subtotal = round_money((Decimal(line["price"]) * line["quantity"] - discount) * share, cur)
+    line_tax = round_money(tax * share, cur)
     return {
         "id": refund_line_id,
         "line_item_id": line["id"],
@@ -548,8 +550,8 @@ def _refund_line(refund_line_id: int, line: Mapping[str, Any], cur: str) -> dict
         "restock_type": "return" if line["fulfillment_status"] == "fulfilled" else "cancel",
         # Shopify sends these two as JSON numbers; the *_set strings beside them are exact.
         "subtotal": float(subtotal),
-        "subtotal_set": _money_set(_fmt(subtotal, cur), cur),
+        "subtotal_set": money_set(money_text(subtotal, cur), cur),
         "total_tax": float(line_tax),
-        "total_tax_set": _money_set(_fmt(line_tax, cur), cur),
+        "total_tax_set": money_set(money_text(line_tax, cur), cur),
         "line_item": copy.deepcopy(dict(line)),
     }

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from local.simulators.shopify.nodes import _gql_transaction
+from local.simulators.shopify.nodes import gql_transaction
 from local.simulators.shopify.records import Capture, CaptureRejected
 from local.simulators.shopify.store import Store
-from local.simulators.shopify.values import _capture_amount, _fmt, _gid, _legacy_id, _risk_summary
+from local.simulators.shopify.values import capture_amount, legacy_id_of, make_gid, money_text, risk_summary
 
 
 class Payments(Store):
@@ -26,8 +26,8 @@ class Payments(Store):
             order = self._order(order_id)
             return [
                 Capture(
-                    _gid("OrderTransaction", t["id"]),
-                    _gid("OrderTransaction", t["parent_id"]),
+                    make_gid("OrderTransaction", t["id"]),
+                    make_gid("OrderTransaction", t["parent_id"]),
                     t["amount"],
                     order["presentment_currency"],
                     t["final_capture"],
@@ -41,7 +41,7 @@ class Payments(Store):
 
         Orders start with ACCEPT and one LOW assessment (Shopify's own analysis of a clean order).
         """
-        summary = _risk_summary(recommendation, levels)
+        summary = risk_summary(recommendation, levels)
         with self._lock:
             self._risk[self._order(order_id)["id"]] = summary
 
@@ -54,7 +54,7 @@ class Payments(Store):
             now = self._stamp()
             self._settle(order, now)
             order["financial_status"] = "paid"
-            order["total_outstanding"] = _fmt(Decimal(0), order["currency"])
+            order["total_outstanding"] = money_text(Decimal(0), order["currency"])
             return self._touch(order, now, "orders/paid", "orders/updated")
 
     def capture(
@@ -75,11 +75,11 @@ class Payments(Store):
         becomes paid or partially_paid and sends orders/paid (when paid in full) and orders/updated.
         """
         with self._lock:
-            order = self._orders.get(_legacy_id(order_id, "Order") or 0)
+            order = self._orders.get(legacy_id_of(order_id, "Order") or 0)
             if order is None:
                 raise CaptureRejected("id", "Order does not exist")
             txns = self._transactions.get(order["id"], [])
-            parent_id = _legacy_id(parent_transaction_id, "OrderTransaction")
+            parent_id = legacy_id_of(parent_transaction_id, "OrderTransaction")
             auth = next((t for t in txns if t["id"] == parent_id), None)
             if auth is None:
                 raise CaptureRejected("parentTransactionId", "Parent transaction does not exist")
@@ -95,11 +95,10 @@ class Payments(Store):
             cur = order["presentment_currency"]
             if currency is not None and str(currency).upper() != cur:
                 raise CaptureRejected("currency", f"Currency must be the order's presentment currency {cur}")
-            value = _capture_amount(amount, cur)
+            value = capture_amount(amount, cur)
             if value > remaining:
-                message = (
-                    f"Amount cannot be greater than the capturable amount of {_fmt(remaining, cur)} {cur}"
-                )
+                capturable = money_text(remaining, cur)
+                message = f"Amount cannot be greater than the capturable amount of {capturable} {cur}"
                 raise CaptureRejected("amount", message)
             now = self._stamp()
             capture = self._add_transaction(
@@ -108,7 +107,9 @@ class Payments(Store):
             if not auth["multi_capturable"] or final_capture is True or value == remaining:
                 auth["open"] = False
             paid = self._paid(order)
-            order["total_outstanding"] = _fmt(max(Decimal(0), Decimal(order["total_price"]) - paid), cur)
+            order["total_outstanding"] = money_text(
+                max(Decimal(0), Decimal(order["total_price"]) - paid), cur
+            )
             in_full = Decimal(order["total_outstanding"]) == 0
             order["financial_status"] = "paid" if in_full else "partially_paid"
             self._touch(order, now, *(("orders/paid",) if in_full else ()), "orders/updated")
@@ -174,4 +175,4 @@ class Payments(Store):
         txns = self._transactions.get(int(order["id"]), [])
         kinds = {t["id"]: t["kind"] for t in txns}
         cur = order["presentment_currency"]
-        return [_gql_transaction(t, kinds, cur, self._capturable(order, t)) for t in txns]
+        return [gql_transaction(t, kinds, cur, self._capturable(order, t)) for t in txns]

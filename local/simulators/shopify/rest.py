@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 
 from local.simulators.shopify.records import REST_THROTTLED, ApiReply
 from local.simulators.shopify.shop import Shop
-from local.simulators.shopify.values import _STATUS, _decode, _encode, _utc
+from local.simulators.shopify.values import STATUS, decode_cursor, encode_cursor, utc_text
 
-_STATUS_TEXT = {
+STATUS_TEXT = {
     429: REST_THROTTLED,
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -26,7 +26,7 @@ _API_PATH = re.compile(
 )
 
 
-def _route(path: str) -> tuple[str, str, int | None] | None:
+def route_of(path: str) -> tuple[str, str, int | None] | None:
     """(kind, api version, order id) of an Admin API path: kind is order, refunds, orders or graphql."""
     match = _API_PATH.match(path)
     if match is None:
@@ -51,7 +51,7 @@ class _BadRequest(ValueError):
         self.errors = errors
 
 
-def _list_orders(sim: Shop, params: dict[str, str], version: str, base_url: str) -> ApiReply:
+def list_orders(sim: Shop, params: dict[str, str], version: str, base_url: str) -> ApiReply:
     """Orders newest first (created_at, then id); `page_info` carries the filters, as Shopify's does."""
     try:
         limit, cursor = _page_request(params)
@@ -96,18 +96,18 @@ def _page_request(params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         raise _BadRequest({"page_info": [message]})
     else:
         try:
-            cursor = _decode(params["page_info"])
+            cursor = decode_cursor(params["page_info"])
             if not isinstance(cursor.get("filters"), dict):
                 raise ValueError("no filters")
         except ValueError:
             raise _BadRequest({"page_info": ["Invalid value."]}) from None
-    if cursor["filters"].get("status", "open") not in _STATUS:
-        raise _BadRequest({"status": [f"must be one of {', '.join(_STATUS)}"]})
+    if cursor["filters"].get("status", "open") not in STATUS:
+        raise _BadRequest({"status": [f"must be one of {', '.join(STATUS)}"]})
     return limit, cursor
 
 
 def _rest_key(order: Mapping[str, Any]) -> tuple[str, int]:
-    return _utc(order["created_at"]), int(order["id"])
+    return utc_text(order["created_at"]), int(order["id"])
 
 
 def _rest_match(order: Mapping[str, Any], filters: Mapping[str, str]) -> bool:
@@ -116,14 +116,15 @@ def _rest_match(order: Mapping[str, Any], filters: Mapping[str, str]) -> bool:
         ("created_at", filters.get("created_at_min"), filters.get("created_at_max")),
     ]
     in_range = all(
-        (low is None or _utc(order[name]) >= _utc(low)) and (high is None or _utc(order[name]) <= _utc(high))
+        (low is None or utc_text(order[name]) >= utc_text(low))
+        and (high is None or utc_text(order[name]) <= utc_text(high))
         for name, low, high in bounds
     )
     since_id = filters.get("since_id")
-    in_status = _STATUS[filters.get("status", "open")](order)
+    in_status = STATUS[filters.get("status", "open")](order)
     return in_status and in_range and (since_id is None or int(order["id"]) > int(since_id))
 
 
 def _link(base_url: str, version: str, limit: int, cursor: Mapping[str, Any], rel: str) -> str:
-    query = urlencode({"limit": limit, "page_info": _encode(cursor)})
+    query = urlencode({"limit": limit, "page_info": encode_cursor(cursor)})
     return f'<{base_url}/admin/api/{version}/orders.json?{query}>; rel="{rel}"'

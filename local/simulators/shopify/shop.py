@@ -8,18 +8,18 @@ from decimal import Decimal
 from typing import Any
 
 from local.simulators.shopify.nodes import (
-    _fulfillment_record,
-    _gql_fulfillment,
-    _gql_fulfillment_order,
-    _gql_node,
-    _gql_refund,
+    fulfillment_record,
+    gql_fulfillment,
+    gql_fulfillment_order,
+    gql_node,
+    gql_refund,
 )
 from local.simulators.shopify.orders import (
-    _build_order,
-    _build_refund,
-    _fulfillment,
-    _OrderSpec,
-    _tracking_url,
+    OrderSpec,
+    build_fulfillment,
+    build_order,
+    build_refund,
+    tracking_url_for,
 )
 from local.simulators.shopify.payments import Payments
 from local.simulators.shopify.records import (
@@ -28,7 +28,14 @@ from local.simulators.shopify.records import (
     FulfillmentRecord,
     RefundRecord,
 )
-from local.simulators.shopify.values import _connection, _fmt, _gid, _money_set, _risk_summary, _set_sum
+from local.simulators.shopify.values import (
+    gql_connection,
+    make_gid,
+    money_set,
+    money_text,
+    risk_summary,
+    set_sum,
+)
 
 
 class Shop(Payments):
@@ -43,20 +50,20 @@ class Shop(Payments):
     def fulfillment_orders(self, order_id: int) -> list[dict[str, Any]]:
         """The order's fulfillment orders as GraphQL FulfillmentOrder objects."""
         with self._lock:
-            return [_gql_fulfillment_order(fo) for fo in self._fulfillment_orders.get(int(order_id), [])]
+            return [gql_fulfillment_order(fo) for fo in self._fulfillment_orders.get(int(order_id), [])]
 
     def fulfillments(self, order_id: int) -> list[FulfillmentRecord]:
         """Every fulfillment of the order, oldest first."""
         with self._lock:
-            return [_fulfillment_record(f) for f in self._fulfillments.get(int(order_id), [])]
+            return [fulfillment_record(f) for f in self._fulfillments.get(int(order_id), [])]
 
     def fulfillment_events(self, order_id: int) -> list[FulfillmentEventRecord]:
         """Every fulfillment event created on the order's fulfillments, oldest first."""
         with self._lock:
             return [
                 FulfillmentEventRecord(
-                    _gid("FulfillmentEvent", e["id"]),
-                    _gid("Fulfillment", f["id"]),
+                    make_gid("FulfillmentEvent", e["id"]),
+                    make_gid("Fulfillment", f["id"]),
                     e["status"],
                     e["happened_at"],
                 )
@@ -91,7 +98,7 @@ class Shop(Payments):
         of the finished order as given (they may make it inconsistent on purpose).
         """
         with self._lock:
-            spec = _OrderSpec.pick(
+            spec = OrderSpec.pick(
                 self._rng,
                 currency=currency,
                 items=items,
@@ -101,7 +108,7 @@ class Shop(Payments):
                 taxes_included=taxes_included,
             )
             now = self._stamp()
-            order = _build_order(
+            order = build_order(
                 spec,
                 order_id=self._new_id(),
                 number=self._next_number,
@@ -113,7 +120,7 @@ class Shop(Payments):
             order.update(overrides)
             self._orders[order["id"]] = order
             self._fulfillment_orders[order["id"]] = self._new_fulfillment_orders(order, spec.items)
-            self._risk[order["id"]] = _risk_summary("ACCEPT", ["LOW"])
+            self._risk[order["id"]] = risk_summary("ACCEPT", ["LOW"])
             if order["financial_status"] in ("authorized", "paid"):
                 kind = "AUTHORIZATION" if order["financial_status"] == "authorized" else "SALE"
                 self._add_transaction(order, kind, Decimal(order["total_price"]), now=now)
@@ -235,10 +242,10 @@ class Shop(Payments):
             line["fulfillable_quantity"] = max(0, line["fulfillable_quantity"] - quantity)
             line["fulfillment_status"] = "fulfilled" if line["fulfillable_quantity"] == 0 else "partial"
             shipped.append({**copy.deepcopy(line), "quantity": quantity})
-        links = list(urls) or [u for u in (_tracking_url(company, n) for n in numbers) if u]
+        links = list(urls) or [u for u in (tracking_url_for(company, n) for n in numbers) if u]
         location = allocations[0][0]["location_id"]
         order["fulfillments"].append(
-            _fulfillment(
+            build_fulfillment(
                 fulfillment_id, order, shipped, numbers=numbers, urls=links, company=company, now=now,
                 location_id=location,
             )
@@ -311,7 +318,7 @@ class Shop(Payments):
         """
         if order["financial_status"] not in ("paid", "partially_paid", "partially_refunded"):
             raise ValueError(f"order {order['id']} is {order['financial_status']}: nothing to refund")
-        refund = _build_refund(
+        refund = build_refund(
             order,
             line_item_ids,
             amount,
@@ -336,11 +343,11 @@ class Shop(Payments):
             if fo["status"] in ("OPEN", "IN_PROGRESS") and all(i["remaining"] == 0 for i in fo["line_items"]):
                 fo["status"] = "CLOSED"
         record = RefundRecord(
-            _gid("Refund", refund["id"]),
+            make_gid("Refund", refund["id"]),
             Decimal(paper["amount"]),
             order["presentment_currency"],
             note,
-            tuple(_gid("OrderTransaction", parent) for parent, _ in parents),
+            tuple(make_gid("OrderTransaction", parent) for parent, _ in parents),
             idempotency_key,
             via,
         )
@@ -353,12 +360,12 @@ class Shop(Payments):
         current = {
             "current_total_price": Decimal(order["total_price"]) - refunded,
             "current_subtotal_price": Decimal(order["current_subtotal_price"])
-            - _set_sum(lines, "subtotal_set"),
-            "current_total_tax": Decimal(order["current_total_tax"]) - _set_sum(lines, "total_tax_set"),
+            - set_sum(lines, "subtotal_set"),
+            "current_total_tax": Decimal(order["current_total_tax"]) - set_sum(lines, "total_tax_set"),
         }
         for name, value in current.items():
-            order[name] = _fmt(value, cur)
-            order[f"{name}_set"] = _money_set(order[name], cur)
+            order[name] = money_text(value, cur)
+            order[f"{name}_set"] = money_set(order[name], cur)
         self._emit("refunds/create", refund, order["id"])
         return refund
 
@@ -368,20 +375,20 @@ class Shop(Payments):
             order = self._orders.get(order_id)
             if order is None:
                 return None
-            risk = copy.deepcopy(self._risk.get(order_id) or _risk_summary("NONE", []))
+            risk = copy.deepcopy(self._risk.get(order_id) or risk_summary("NONE", []))
             cur = order["presentment_currency"]
             payable = order["financial_status"] in ("pending", "authorized", "partially_paid")
             return {
-                **_gql_node(order),
+                **gql_node(order),
                 "presentmentCurrencyCode": cur,
                 "canMarkAsPaid": payable
                 and not order["cancelled_at"]
                 and Decimal(order["total_outstanding"]) > 0,
                 "risk": risk,
                 "transactions": self._gql_transactions(order),
-                "fulfillments": [_gql_fulfillment(f) for f in self._fulfillments.get(order_id, [])],
-                "fulfillmentOrders": _connection(
-                    [_gql_fulfillment_order(fo) for fo in self._fulfillment_orders.get(order_id, [])]
+                "fulfillments": [gql_fulfillment(f) for f in self._fulfillments.get(order_id, [])],
+                "fulfillmentOrders": gql_connection(
+                    [gql_fulfillment_order(fo) for fo in self._fulfillment_orders.get(order_id, [])]
                 ),
-                "refunds": [_gql_refund(r, cur) for r in order["refunds"]],
+                "refunds": [gql_refund(r, cur) for r in order["refunds"]],
             }

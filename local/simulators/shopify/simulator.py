@@ -29,7 +29,7 @@ from local.simulators.kit import (
     SimulatorServer,
     WebhookSender,
 )
-from local.simulators.shopify.graphql import _graphql, _is_mutation
+from local.simulators.shopify.graphql import answer_graphql, is_mutation
 from local.simulators.shopify.records import (
     API_VERSION,
     CONNECT_TIMEOUT_S,
@@ -43,7 +43,7 @@ from local.simulators.shopify.records import (
     DroppedWebhook,
     MutationRejected,
 )
-from local.simulators.shopify.rest import _STATUS_TEXT, _list_orders, _route
+from local.simulators.shopify.rest import STATUS_TEXT, list_orders, route_of
 from local.simulators.shopify.shop import Shop
 
 log = logging.getLogger("local.simulators.shopify")
@@ -250,24 +250,24 @@ class ShopifySimulator(SimulatorServer, Shop):
             return None
         status, retry_after = fault.status, fault.retry_after
         headers = {"Retry-After": f"{retry_after:.1f}"} if retry_after is not None else {}
-        return ApiReply(status, {"errors": _STATUS_TEXT.get(status, "Internal Server Error")}, headers)
+        return ApiReply(status, {"errors": STATUS_TEXT.get(status, "Internal Server Error")}, headers)
 
     def handle_api(self, method: str, target: str, token: str | None, body: bytes) -> ApiReply:
         """Answer one Admin API request (the HTTP handler's whole job, callable directly in tests)."""
         parts = urlsplit(target)
-        route = _route(parts.path)
+        route = route_of(parts.path)
         if route is None:
             return ApiReply(404, {"errors": "Not Found"})
         if not token or not hmac.compare_digest(token.encode(), self.access_token.encode()):
             return ApiReply(401, {"errors": UNAUTHORIZED_ERROR})
-        failure = self._next_failure(route[0] == "graphql" and _is_mutation(body))
+        failure = self._next_failure(route[0] == "graphql" and is_mutation(body))
         if failure is not None:
             return failure
         kind, version, order_id = route
         if kind == "graphql":
             if method != "POST":
                 return ApiReply(405, {"errors": "Method Not Allowed"})
-            return _graphql(self, body, version)
+            return answer_graphql(self, body, version)
         if method != "GET":
             return ApiReply(405, {"errors": "Method Not Allowed"})
         allowed, level = self.rest_bucket.take(1)
@@ -279,7 +279,7 @@ class ShopifySimulator(SimulatorServer, Shop):
             return ApiReply(429, {"errors": REST_THROTTLED}, {**headers, "Retry-After": "2.0"})
         if kind == "orders":
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            reply = _list_orders(self, query, version, self.url)
+            reply = list_orders(self, query, version, self.url)
         else:
             with self._lock:
                 order = self._orders.get(order_id or 0)

@@ -14,7 +14,7 @@ from local.simulators.kit import (
     LeakyBucket,
 )
 from local.simulators.shopify.records import LOCATION_ID, Cancellation, MutationRejected, RefundRecord
-from local.simulators.shopify.values import _SHOP_TZ
+from local.simulators.shopify.values import SHOP_TZ
 
 
 class Store:
@@ -41,7 +41,7 @@ class Store:
         self._next_number = 1001
         # Payment transactions number on their own, so a seed gives the same orders as before they existed.
         self._next_txn_id = 7_300_000_000_000 + self._next_id % 1_000_000 * 1000
-        self._last_stamp = datetime.now(_SHOP_TZ).replace(microsecond=0) - timedelta(seconds=1)
+        self._last_stamp = datetime.now(SHOP_TZ).replace(microsecond=0) - timedelta(seconds=1)
         self._throttles = FaultQueue()  # forced THROTTLED answers; scope "mutations": for mutations only
         self._rejections: dict[str, list[MutationRejected]] = {}
         # Publishing state, per order id: fulfillment orders, fulfillments (with their events), what
@@ -81,7 +81,7 @@ class Store:
     def _stamp(self) -> str:
         # Shopify stamps to the second; a strictly later second per change keeps `updated_at` a usable
         # fence even when a test makes several changes within one real second.
-        now = datetime.now(_SHOP_TZ).replace(microsecond=0)
+        now = datetime.now(SHOP_TZ).replace(microsecond=0)
         self._last_stamp = max(now, self._last_stamp + timedelta(seconds=1))
         return self._last_stamp.isoformat()
 

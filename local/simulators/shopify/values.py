@@ -11,13 +11,13 @@ from typing import Any
 
 from local.simulators.shopify.records import RISK_LEVELS, RISK_RECOMMENDATIONS, CaptureRejected
 
-_SHOP_TZ = timezone(timedelta(hours=-4))  # the simulated shop's time zone (Shopify stamps in shop time)
+SHOP_TZ = timezone(timedelta(hours=-4))  # the simulated shop's time zone (Shopify stamps in shop time)
 
 
-_ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK"})
+ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK"})
 
 
-_STATUS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
+STATUS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "open": lambda o: not o["cancelled_at"] and not o["closed_at"],
     "closed": lambda o: bool(o["closed_at"]),
     "cancelled": lambda o: bool(o["cancelled_at"]),
@@ -25,11 +25,11 @@ _STATUS: dict[str, Callable[[Mapping[str, Any]], bool]] = {
 }
 
 
-def _version_at_least(version: str, since: str) -> bool:
+def version_at_least(version: str, since: str) -> bool:
     return version == "unstable" or version >= since
 
 
-def _legacy_id(value: object, type_name: str) -> int | None:
+def legacy_id_of(value: object, type_name: str) -> int | None:
     """The numeric id in `gid://shopify/<type_name>/N` (or a bare number); None when it is neither."""
     text = str(value).strip() if value is not None else ""
     prefix = f"gid://shopify/{type_name}/"
@@ -38,23 +38,23 @@ def _legacy_id(value: object, type_name: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _gid(type_name: str, legacy_id: int | None) -> str:
+def make_gid(type_name: str, legacy_id: int | None) -> str:
     return f"gid://shopify/{type_name}/{legacy_id}"
 
 
-def _capture_amount(amount: str | Decimal, currency: str) -> Decimal:
+def capture_amount(amount: str | Decimal, currency: str) -> Decimal:
     try:
         value = Decimal(str(amount))
     except InvalidOperation:
         raise CaptureRejected("amount", "Amount is invalid") from None
     if not value.is_finite() or value <= 0:
         raise CaptureRejected("amount", "Amount must be greater than 0")
-    if _round(value, currency) != value:
+    if round_money(value, currency) != value:
         raise CaptureRejected("amount", f"Amount has more decimal places than {currency} allows")
     return value
 
 
-def _risk_summary(recommendation: str, levels: Sequence[str]) -> dict[str, Any]:
+def risk_summary(recommendation: str, levels: Sequence[str]) -> dict[str, Any]:
     """OrderRiskSummary: the recommendation and one OrderRiskAssessment (by Shopify) per risk level."""
     upper = recommendation.upper()
     if upper not in RISK_RECOMMENDATIONS:
@@ -68,12 +68,12 @@ def _risk_summary(recommendation: str, levels: Sequence[str]) -> dict[str, Any]:
     return {"recommendation": upper, "assessments": assessments}
 
 
-def _encode(cursor: Mapping[str, Any]) -> str:
+def encode_cursor(cursor: Mapping[str, Any]) -> str:
     raw = json.dumps(cursor, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(token: str) -> dict[str, Any]:
+def decode_cursor(token: str) -> dict[str, Any]:
     raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     value = json.loads(raw)
     if not isinstance(value, dict):
@@ -81,7 +81,7 @@ def _decode(token: str) -> dict[str, Any]:
     return value
 
 
-def _utc(stamp: str) -> str:
+def utc_text(stamp: str) -> str:
     """A Shopify timestamp as comparable UTC text (GraphQL's DateTime form)."""
     parsed = datetime.fromisoformat(stamp)
     if parsed.tzinfo is None:
@@ -90,26 +90,26 @@ def _utc(stamp: str) -> str:
 
 
 def _q(currency: str) -> Decimal:
-    return Decimal(1) if currency in _ZERO_DECIMAL else Decimal("0.01")
+    return Decimal(1) if currency in ZERO_DECIMAL else Decimal("0.01")
 
 
-def _round(amount: Decimal, currency: str) -> Decimal:
+def round_money(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(_q(currency), rounding=ROUND_HALF_EVEN)
 
 
-def _fmt(amount: Decimal, currency: str) -> str:
-    return f"{_round(amount, currency):f}"
+def money_text(amount: Decimal, currency: str) -> str:
+    return f"{round_money(amount, currency):f}"
 
 
-def _set_sum(objects: Sequence[Mapping[str, Any]], key: str) -> Decimal:
+def set_sum(objects: Sequence[Mapping[str, Any]], key: str) -> Decimal:
     return sum((Decimal(o[key]["shop_money"]["amount"]) for o in objects), Decimal(0))
 
 
-def _money_set(amount: str, currency: str) -> dict[str, Any]:
+def money_set(amount: str, currency: str) -> dict[str, Any]:
     money = {"amount": amount, "currency_code": currency}
     return {"shop_money": dict(money), "presentment_money": dict(money)}
 
 
-def _connection(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+def gql_connection(nodes: list[dict[str, Any]]) -> dict[str, Any]:
     info = {"hasNextPage": False, "hasPreviousPage": False, "startCursor": None, "endCursor": None}
     return {"nodes": nodes, "pageInfo": info}
