@@ -232,8 +232,11 @@ def build(settings: Settings) -> Services:
     from chalicelib.adapters.stats import DynamoTrafficStats
     from chalicelib.adapters.velocity import DynamoVelocityCounter, bind_velocity
     from chalicelib.adapters.workflow import StepFunctionsWorkflow
+    from chalicelib.integrations.http import HostGuard, guard_hosts
 
     models.bind(settings.table_name, settings.region, settings.aws_endpoint)
+    # Every outbound REST call: public https hosts only, checked after resolution (local stack: its own too).
+    guard_hosts(HostGuard(allow_private=settings.allow_private_hosts))
     bind_velocity(settings.table_name, settings.region, settings.aws_endpoint)
     services = Services(
         settings=settings,
