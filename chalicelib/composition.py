@@ -25,6 +25,7 @@ from chalicelib.domain.fulfilment import (
 )
 from chalicelib.domain.ingest import Normalisers
 from chalicelib.domain.order import Order, utcnow
+from chalicelib.domain.parking import ParkedMessage, ParkingLot
 from chalicelib.domain.payment import ChannelCapturer, PaymentPolicy
 from chalicelib.domain.payment_compensation import PaymentCompensator
 from chalicelib.domain.payment_gateway import PaymentGateway
@@ -121,6 +122,9 @@ class Services:
     reconciliation_store: ReconciliationStore | None = None
     # Keeps the counts the status page shows per store (deliveries received, rejected, ...).
     traffic: TrafficSink | None = None
+    # Where a queued message that can never be processed is set aside at once (None: the queue's own
+    # retries and redrive policy park it, after max_receive_count receives).
+    parking: ParkingLot | None = None
 
     def count_sink(self, name: str, channel: str, store: str | None, value: float) -> None:
         """observability.count's sink: the per-store counts the status page shows, when kept."""
@@ -225,13 +229,17 @@ def build(settings: Settings) -> Services:
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
     from chalicelib.adapters.fulfilment_store import DynamoFulfilmentStore
     from chalicelib.adapters.order_repository import DynamoHeartbeats, DynamoOrderRepository
+    from chalicelib.adapters.parking import SqsParkingLot
     from chalicelib.adapters.raw_archive import DynamoRawArchive
     from chalicelib.adapters.reconciliation_store import DynamoReconciliationStore
     from chalicelib.adapters.stats import DynamoTrafficStats
     from chalicelib.adapters.velocity import DynamoVelocityCounter, bind_velocity
     from chalicelib.adapters.workflow import StepFunctionsWorkflow
+    from chalicelib.integrations.http import HostGuard, guard_hosts
 
     models.bind(settings.table_name, settings.region, settings.aws_endpoint)
+    # Every outbound REST call: public https hosts only, checked after resolution (local stack: its own too).
+    guard_hosts(HostGuard(allow_private=settings.allow_private_hosts))
     bind_velocity(settings.table_name, settings.region, settings.aws_endpoint)
     services = Services(
         settings=settings,
@@ -268,6 +276,7 @@ def build(settings: Settings) -> Services:
     services.publisher_for = clients.publisher_for
     services.reconciliation_store = DynamoReconciliationStore()
     services.traffic = DynamoTrafficStats(now=utcnow)
+    services.parking = _LazyParkingLot(lambda: SqsParkingLot(aws.client("sqs"), settings.dlq_urls))
     if settings.fulfilment_policy:
         services.fulfilment_policy = FulfilmentPolicy.from_mapping(settings.fulfilment_policy)
     return services
@@ -315,6 +324,17 @@ class _LazyQueue:
         if self._adapter is None:
             self._adapter = self._factory()
         return self._adapter.send(body, group_id=group_id, deduplication_id=deduplication_id)
+
+
+class _LazyParkingLot:
+    def __init__(self, factory: Callable[[], ParkingLot]) -> None:
+        self._factory = factory
+        self._adapter: ParkingLot | None = None
+
+    def park(self, queue: str, message: ParkedMessage) -> None:
+        if self._adapter is None:
+            self._adapter = self._factory()
+        self._adapter.park(queue, message)
 
 
 def deduplication_id(delivery_id: str) -> str:

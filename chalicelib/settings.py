@@ -46,6 +46,9 @@ class Settings:
     payment_max_attempts: int = 3
     # HUB_STUCK_AFTER: the status page's per-status "no progress for" limits ("PAID=30m,SHIPPED=10d").
     stuck_after: str | None = None
+    # HUB_ALLOW_PRIVATE_HOSTS=1: the hub may call loopback and private hosts (store URLs, API bases). Set only
+    # by the local stack (`local/`), whose simulators listen on 127.0.0.1; unset in AWS: public hosts only.
+    allow_private_hosts: bool = False
 
     def queue_url(self, key: str) -> str:
         try:
@@ -88,6 +91,7 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         payment_recovery_seconds=_int_setting(environ, "HUB_PAYMENT_RECOVERY_SECONDS", 48 * 3600),
         payment_max_attempts=_int_setting(environ, "HUB_PAYMENT_MAX_ATTEMPTS", 3),
         stuck_after=environ.get("HUB_STUCK_AFTER") or None,
+        allow_private_hosts=environ.get("HUB_ALLOW_PRIVATE_HOSTS") == "1",
     )
 
 

@@ -186,6 +186,8 @@ class LocalStack:
                 "AWS_REGION": REGION,
                 "AWS_ENDPOINT_URL": self.aws_url,
                 "HUB_LOCAL": "1",
+                # The simulators listen on loopback: the hub may call private hosts here, never in AWS.
+                "HUB_ALLOW_PRIVATE_HOSTS": "1",
                 "HUB_STAGE": STAGE,
                 "HUB_OPERATOR_TOKEN": self.options.operator_token,
                 "POWERTOOLS_SERVICE_NAME": APP_NAME,

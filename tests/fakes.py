@@ -277,3 +277,16 @@ class InMemoryRawArchive:
 
     def get(self, delivery_id: str) -> ArchivedDelivery | None:
         return self.items.get(delivery_id)
+
+
+class RecordingParkingLot:
+    """Parks in memory, like the SQS one parks in the dead-letter queue; `broken` makes every park fail."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.parked: list[tuple[str, Any]] = []
+        self.broken = broken
+
+    def park(self, queue: str, message: Any) -> None:
+        if self.broken:
+            raise ConnectionError("dead-letter queue unreachable")
+        self.parked.append((queue, message))

@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.adapters.parking import PARKING_ATTRIBUTES
+
 
 @dataclass(frozen=True)
 class RedriveResult:
@@ -33,8 +35,14 @@ def redrive(sqs: Any, *, dlq_url: str, source_url: str, fifo: bool, limit: int =
         entries = []
         for i, message in enumerate(batch):
             entry: dict[str, Any] = {"Id": str(i), "MessageBody": message["Body"]}
-            if message.get("MessageAttributes"):
-                entry["MessageAttributes"] = message["MessageAttributes"]
+            # Back without why it was parked: a message that fails again is parked again, with the new reason.
+            kept = {
+                name: value
+                for name, value in (message.get("MessageAttributes") or {}).items()
+                if name not in PARKING_ATTRIBUTES
+            }
+            if kept:
+                entry["MessageAttributes"] = kept
             if fifo:
                 entry["MessageGroupId"] = message["Attributes"].get("MessageGroupId", "redrive")
                 # A fresh id: the original may still sit in SQS's 5-minute deduplication window.

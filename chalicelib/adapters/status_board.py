@@ -119,7 +119,27 @@ class DynamoStatusBoard:
                 if spec.key in dlq_urls:
                     a = sqs.get_queue_attributes(QueueUrl=dlq_urls[spec.key], AttributeNames=names[:1])
                     row["dlq_depth"] = int(a["Attributes"]["ApproximateNumberOfMessages"])
+                    if row["dlq_depth"]:
+                        row["parked"] = parked_reasons(sqs, dlq_urls[spec.key])
             except Exception as exc:  # the page shows an unreachable queue rather than failing
                 row["error"] = type(exc).__name__
             rows.append(row)
         return rows
+
+
+def parked_reasons(sqs: Any, dlq_url: str) -> dict[str, int]:
+    """Why the first dead letters are there (their `reason` attribute; "retries exhausted" for a message
+    the queue's redrive policy moved), read without taking them: visibility 0 leaves each one in place."""
+    reasons: dict[str, int] = {}
+    messages = sqs.receive_message(
+        QueueUrl=dlq_url,
+        MaxNumberOfMessages=10,
+        VisibilityTimeout=0,
+        WaitTimeSeconds=0,
+        MessageAttributeNames=["reason"],
+    ).get("Messages", [])
+    for message in messages:
+        attribute = (message.get("MessageAttributes") or {}).get("reason") or {}
+        reason = str(attribute.get("StringValue") or "retries exhausted")[:64]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return reasons

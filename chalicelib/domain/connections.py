@@ -9,15 +9,39 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from chalicelib.domain.errors import InvalidInput, NotFound
+from chalicelib.domain.hosts import HostRefused, check_hostname, check_url
 
 CHANNELS = ("shopify", "woocommerce", "amazon")
 # Payment accounts are registered the same way; the hub uses one Stripe account per deployment.
 PAYMENT_PROVIDERS = ("stripe",)
 STRIPE_ACCOUNT = "default"
 CARRIER_ACCOUNT = "default"
+
+
+# Each secret value, at most (Secrets Manager holds 64 KB per secret; no credential here comes near this).
+MAX_SECRET_CHARS = 4096
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must be printable (no control, line-break or formatting characters)")
+    return value
+
+
+# A credential: 1 to 4,096 printable characters.
+Secret = Annotated[str, Field(min_length=1, max_length=MAX_SECRET_CHARS), AfterValidator(_printable)]
 
 
 class _Body(BaseModel):
@@ -27,8 +51,8 @@ class _Body(BaseModel):
 class ShopifyConnection(_Body):
     channel: Literal["shopify"]
     store: str = Field(min_length=1, max_length=255)
-    webhook_secret: str = Field(min_length=1)
-    access_token: str = Field(min_length=1)
+    webhook_secret: Secret
+    access_token: Secret
 
     @field_validator("store")
     @classmethod
@@ -39,13 +63,20 @@ class ShopifyConnection(_Body):
 class WooCommerceConnection(_Body):
     channel: Literal["woocommerce"]
     store: str = Field(min_length=1, max_length=500)
-    webhook_secret: str = Field(min_length=1)
-    consumer_key: str = Field(min_length=1)
-    consumer_secret: str = Field(min_length=1)
+    webhook_secret: Secret
+    consumer_key: Secret
+    consumer_secret: Secret
 
     @field_validator("store")
     @classmethod
-    def _site_url(cls, value: str) -> str:
+    def _site_url(cls, value: str, info: ValidationInfo) -> str:
+        # The hub calls this URL (reconciliation, publishing): a public https host, unless the local stack
+        # allows its own (HUB_ALLOW_PRIVATE_HOSTS); checked again, resolved, on every call.
+        allow_private = bool((info.context or {}).get("allow_private_hosts"))
+        try:
+            check_url(value.strip(), allow_private=allow_private)
+        except HostRefused as exc:
+            raise ValueError(f"a WooCommerce store is its public https site URL: {exc}") from None
         return normalise_store("woocommerce", value)
 
 
@@ -53,9 +84,9 @@ class AmazonConnection(_Body):
     channel: Literal["amazon"]
     store: str = Field(min_length=1, max_length=64, pattern=r"^[A-Z0-9]+$")
     marketplace_id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Z0-9]+$")
-    lwa_client_id: str = Field(min_length=1)
-    lwa_client_secret: str = Field(min_length=1)
-    refresh_token: str = Field(min_length=1)
+    lwa_client_id: Secret
+    lwa_client_secret: Secret
+    refresh_token: Secret
 
 
 class StripeConnection(_Body):
@@ -63,8 +94,8 @@ class StripeConnection(_Body):
 
     channel: Literal["stripe"]
     store: Literal["default"] = "default"
-    secret_key: str = Field(min_length=1, pattern=r"^(sk|rk)_(test|live)_")
-    webhook_secret: str = Field(min_length=1, pattern=r"^whsec_")
+    secret_key: Annotated[Secret, Field(pattern=r"^(sk|rk)_(test|live)_")]
+    webhook_secret: Annotated[Secret, Field(pattern=r"^whsec_")]
 
 
 class ThreePLConnection(_Body):
@@ -72,8 +103,8 @@ class ThreePLConnection(_Body):
 
     channel: Literal["3pl"]
     store: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
-    api_key: str = Field(min_length=1)
-    webhook_secret: str = Field(min_length=1)
+    api_key: Secret
+    webhook_secret: Secret
 
 
 class EasyPostConnection(_Body):
@@ -81,8 +112,8 @@ class EasyPostConnection(_Body):
 
     channel: Literal["easypost"]
     store: Literal["default"] = "default"
-    api_key: str = Field(min_length=1)
-    webhook_secret: str = Field(min_length=1)
+    api_key: Secret
+    webhook_secret: Secret
 
 
 AnyConnection = (
@@ -111,17 +142,26 @@ def normalise_store(channel: str, store: str) -> str:
     """The one spelling of a store that webhooks, lookups and ids agree on."""
     value = store.strip()
     if channel == "shopify":
-        host = (urlsplit(value).hostname if "://" in value else value.split("/")[0]) or ""
-        host = host.lower()
+        netloc = urlsplit(value).netloc if "://" in value else value.split("/")[0]
+        try:
+            host = check_hostname(netloc) if "@" not in netloc and ":" not in netloc else ""
+        except HostRefused:
+            host = ""
         if not host.endswith(".myshopify.com") or host == ".myshopify.com":
             raise ValueError("a Shopify store is its <shop>.myshopify.com domain")
         return host
     if channel == "woocommerce":
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("a WooCommerce store is its site URL, as sent in X-WC-Webhook-Source")
+        try:
+            parts = check_url(value, allow_private=True)  # the scheme and address rules: at registration
+        except HostRefused as exc:
+            raise ValueError(
+                f"a WooCommerce store is its site URL, as sent in X-WC-Webhook-Source: {exc}"
+            ) from None
+        if parts.query or parts.fragment:
+            raise ValueError("a WooCommerce store's site URL has no query or fragment")
         path = parts.path if parts.path.endswith("/") else parts.path + "/"
-        netloc = parts.hostname.lower() + (f":{parts.port}" if parts.port else "")
+        host = (parts.hostname or "").lower()
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
         return f"{parts.scheme}://{netloc}{path}"
     return value
 
@@ -174,9 +214,13 @@ class SecretStore(Protocol):
     def delete(self, ref: str) -> None: ...
 
 
-def parse_connection(body: Any) -> AnyConnection:
+def parse_connection(body: Any, *, allow_private_hosts: bool = False) -> AnyConnection:
+    """The body as a connection, or InvalidInput naming each problem (never a value: it may be a secret).
+    `allow_private_hosts`: a store URL may name a loopback or private host (the local stack only)."""
     try:
-        parsed: AnyConnection = _BODY.validate_python(body)
+        parsed: AnyConnection = _BODY.validate_python(
+            body, context={"allow_private_hosts": allow_private_hosts}
+        )
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
@@ -192,9 +236,10 @@ def register(
     secrets: SecretStore,
     secret_prefix: str,
     now: Callable[[], datetime],
+    allow_private_hosts: bool = False,
 ) -> tuple[Connection, bool]:
     """Register (or re-register, rotating its secrets) a store. Returns the connection and is-new."""
-    parsed = parse_connection(body)
+    parsed = parse_connection(body, allow_private_hosts=allow_private_hosts)
     data = parsed.model_dump()
     channel, store = data.pop("channel"), data.pop("store")
     secret_values = {name: data.pop(name) for name in SECRET_FIELDS[channel]}

@@ -27,6 +27,7 @@ def create_connection() -> Response:
         secrets=svc.secrets,
         secret_prefix=svc.secret_prefix,
         now=svc.now,
+        allow_private_hosts=svc.settings.allow_private_hosts,
     )
     return Response(body=connection.to_json(), status_code=201 if created else 200)
 

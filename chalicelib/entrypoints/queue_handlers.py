@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -22,6 +23,7 @@ from chalicelib.domain.connections import credentials
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import MalformedDelivery
 from chalicelib.domain.ingest import IngestResult, Outcome
+from chalicelib.domain.parking import ParkedMessage, is_permanent
 from chalicelib.entrypoints.intake import receive
 from chalicelib.observability import count, logger, seconds
 
@@ -72,8 +74,8 @@ def ingest_record(record: SQSRecord) -> None:
     svc = services()
     try:
         body = json.loads(record.body)
-    except ValueError as exc:
-        raise MalformedDelivery("queued delivery is not JSON") from exc
+    except (ValueError, RecursionError) as exc:
+        raise MalformedDelivery("queued delivery is not JSON (or nested too deep)") from exc
     if isinstance(body, dict) and shopify_partner_event(body) is not None:
         converted = from_shopify_event(body, record.body, svc)
         if converted is None:
@@ -176,12 +178,90 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
     count("DeliveryProcessed", channel=delivery.channel, store=delivery.store, reason=outcome)
 
 
+def parking(queue: resources.QueueSpec, handler: Callable[[SQSRecord], None]) -> Callable[[SQSRecord], None]:
+    """The record handler, with a permanent failure parked at once (domain/parking.py) instead of raised.
+
+    A parked record counts as done for the batch: SQS deletes it and its FIFO group moves on. A transient
+    failure is raised, as is a permanent one that could not be parked: the queue retries it.
+    """
+
+    def run(record: SQSRecord) -> None:
+        try:
+            handler(record)
+        except Exception as exc:
+            if not is_permanent(exc) or not park(queue, record, exc):
+                raise
+
+    return run
+
+
+def park(queue: resources.QueueSpec, record: SQSRecord, error: BaseException) -> bool:
+    svc = services()
+    if svc.parking is None:
+        return False
+    attributes = {
+        name: attribute.string_value
+        for name, attribute in (record.message_attributes or {}).items()
+        if attribute is not None and attribute.string_value is not None
+    }
+    message = ParkedMessage.of(
+        error,
+        body=record.body,
+        message_id=record.message_id,
+        group_id=record.attributes.message_group_id,
+        parked_at=svc.now(),
+        receive_count=int(record.attributes.approximate_receive_count or 1),
+        attributes=attributes,
+    )
+    try:
+        svc.parking.park(queue.key, message)
+    except Exception:
+        logger.exception(
+            "parking failed: the message stays for the queue's retries", extra={"queue": queue.name}
+        )
+        return False
+    channel, store = _sender(
+        record.body, "amazon" if queue is resources.AMAZON_NOTIFICATIONS_QUEUE else "unknown"
+    )
+    logger.warning(
+        "delivery parked",
+        extra={
+            "queue": queue.name,
+            "message_id": record.message_id,
+            "reason": message.reason,
+            "error": message.error,
+            "channel": channel,
+            "store": store,
+        },
+    )
+    count("DeliveryParked", channel=channel, store=store, reason=message.reason)
+    return True
+
+
+def _sender(body: str, default: str) -> tuple[str, str | None]:
+    """The channel and store a queued body names, when it names them (a poison body may not parse)."""
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return default, None
+    if not isinstance(message, dict):
+        return default, None
+    channel, store = message.get("channel"), message.get("store")
+    return (
+        channel[:64] if isinstance(channel, str) else default,
+        store[:250] if isinstance(store, str) else None,
+    )
+
+
 @bp.on_sqs_message(queue=resources.INGEST_QUEUE.name, batch_size=INGEST_BATCH_SIZE)
 def ingest_deliveries(event: SQSEvent) -> dict[str, Any]:
-    # FIFO: once a record fails, the rest of its message group is failed too, keeping order.
+    # FIFO: once a record fails, the rest of its message group is failed too, keeping order. A parked
+    # record has not failed: the group goes on without it.
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     response = process_partial_response(
-        event=event.to_dict(), record_handler=ingest_record, processor=processor
+        event=event.to_dict(),
+        record_handler=parking(resources.INGEST_QUEUE, ingest_record),
+        processor=processor,
     )
     return dict(response)
 
@@ -191,8 +271,8 @@ def amazon_notification_record(record: SQSRecord) -> None:
     svc = services()
     try:
         body = json.loads(record.body)
-    except ValueError as exc:
-        raise MalformedDelivery("notification is not JSON") from exc
+    except (ValueError, RecursionError) as exc:
+        raise MalformedDelivery("notification is not JSON (or nested too deep)") from exc
     change = svc.amazon_notification(body)
     if change is None:
         count("WebhookIgnoredTopic", channel="amazon", reason=str(body.get("NotificationType"))[:64])
@@ -203,7 +283,7 @@ def amazon_notification_record(record: SQSRecord) -> None:
         return
     found = credentials("amazon", change.seller_id, connections=svc.connections, secrets=svc.secrets)
     if found is None:
-        # Parked in the DLQ: once the seller is connected, an operator redrives it.
+        # Parked in the DLQ at once: once the seller is connected, an operator redrives it.
         count("WebhookRejected", channel="amazon", store=change.seller_id, reason="unknown_store")
         raise MalformedDelivery(f"no connection for Amazon seller {change.seller_id}")
     connection, secrets = found
@@ -231,7 +311,7 @@ def amazon_notifications(event: SQSEvent) -> dict[str, Any]:
     # A standard queue: records are independent, each fails alone.
     response = process_partial_response(
         event=event.to_dict(),
-        record_handler=amazon_notification_record,
+        record_handler=parking(resources.AMAZON_NOTIFICATIONS_QUEUE, amazon_notification_record),
         processor=BatchProcessor(event_type=EventType.SQS),
     )
     return dict(response)

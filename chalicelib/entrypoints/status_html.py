@@ -222,10 +222,18 @@ def queues_section(base: str, queues: list[dict[str, Any]], csrf: str, back: str
             f'<tr data-queue="{esc(q["key"])}"><td>{esc(q["name"])}</td>'
             f'<td class="n depth">{esc(q.get("depth", "?"))}</td><td class="n">{esc(q.get("in_flight", "?"))}</td>'
             f'<td class="n dlq-depth{" bad-t" if dlq else ""}">{esc("?" if dlq is None else dlq)}</td>'
-            f"<td>{esc(q.get('error', ''))}{button}</td></tr>"
+            f"<td>{esc(q.get('error', ''))}{_parked(q.get('parked'))}{button}</td></tr>"
         )
     table = _table(["Queue", "#Waiting", "#In flight", "#Dead letters", ""], body, "No queue.")
     return f'<section id="queues"><h2>Queues</h2>{table}</section>'
+
+
+def _parked(reasons: dict[str, int] | None) -> str:
+    """Why the dead letters shown are there (read from the first few), e.g. "MalformedDelivery ×2"."""
+    if not reasons:
+        return ""
+    text = ", ".join(f"{reason} ×{n}" for reason, n in sorted(reasons.items()))
+    return f'<span class="parked-reasons">{esc(text)}</span> '
 
 
 def reconciliation_section(

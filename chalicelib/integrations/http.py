@@ -15,19 +15,24 @@ adapter, where neither pacing, token refresh nor a throttle hidden in a 200 Grap
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
 from aws_lambda_powertools import Logger
+from requests.adapters import BaseAdapter
 
+from chalicelib.domain.hosts import HostRefused, check_host, ip_literal, refused_address
 from chalicelib.domain.upstream import UpstreamError, UpstreamThrottled, UpstreamUnavailable
 
 logger = Logger(service="order-hub", child=True)
@@ -187,6 +192,87 @@ class RetryPolicy:
         return retrying(attempt)
 
 
+# (host, port) -> every address the host resolves to
+Resolve = Callable[[str, int], list[str]]
+
+
+def system_resolve(host: str, port: int) -> list[str]:
+    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+
+
+class BlockedHost(requests.exceptions.InvalidURL):
+    """The hub will not call this host: not a public https host (domain/hosts.py), as named or resolved."""
+
+
+@dataclass(frozen=True)
+class HostGuard:
+    """Checks each request's host before it is sent, redirects included: an https URL whose host is a valid
+    name resolving to public addresses only (or an address literal that is public). With `allow_private`
+    (the local stack), loopback and private hosts and plain http pass too. `resolve` is injectable."""
+
+    allow_private: bool = False
+    resolve: Resolve = system_resolve
+
+    def check(self, url: str) -> None:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.scheme != "https" and not self.allow_private:
+            raise BlockedHost(f"{host}: only https is called outside the local stack")
+        try:
+            check_host(host, allow_private=self.allow_private)
+        except HostRefused as exc:
+            raise BlockedHost(f"{host}: {exc}") from None
+        if ip_literal(host) is not None:
+            return
+        try:
+            addresses = self.resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+        except OSError as exc:
+            raise requests.ConnectionError(f"{host} does not resolve ({type(exc).__name__})") from exc
+        for address in addresses:
+            why = refused_address(
+                ipaddress.ip_address(address.split("%")[0]), allow_private=self.allow_private
+            )
+            if why is not None:
+                raise BlockedHost(f"{host} resolves to {why}")
+
+
+_guard: HostGuard | None = None
+
+
+def guard_hosts(guard: HostGuard | None) -> None:
+    """Install the host check every transport's requests pass (the composition root does, from settings).
+    Until then nothing is checked: clients built by tests against local simulators call them freely."""
+    global _guard
+    _guard = guard
+
+
+class GuardedAdapter(BaseAdapter):
+    """A requests adapter that checks the installed HostGuard, then sends through the adapter it wraps.
+    Session.send goes through an adapter for the first request and for every redirect, so neither escapes."""
+
+    def __init__(self, inner: BaseAdapter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if _guard is not None:
+            _guard.check(request.url or "")
+        return self.inner.send(request, *args, **kwargs)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def guard_session(session: Any) -> None:
+    """Wrap each adapter of a requests Session (a test's own included) in a GuardedAdapter, once."""
+    adapters = getattr(session, "adapters", None)
+    if not isinstance(session, requests.Session) or adapters is None:
+        return
+    for prefix, adapter in list(adapters.items()):
+        if not isinstance(adapter, GuardedAdapter):
+            adapters[prefix] = GuardedAdapter(adapter)
+
+
 class HttpTransport:
     """One upstream API's HTTP exchanges: a pooled Session, a timeout, a RetryPolicy, and the secrets
     (API keys, tokens) that must never reach an error message."""
@@ -202,6 +288,7 @@ class HttpTransport:
     ) -> None:
         self.policy = policy
         self.session = session or requests.Session()
+        guard_session(self.session)
         self.timeout = timeout
         self._secrets = tuple(s for s in secrets if s)
         # The vendor's base error: raised for a request that could not even be sent (a bad URL).

@@ -70,6 +70,8 @@ class FunctionsMixin:
         for spec in resources.QUEUES:
             if spec.name in fn.queues:
                 self.queues[spec.key].grant_consume_messages(role)
+                # A message that can never be processed is parked in the DLQ at once (domain/parking.py).
+                self.dlqs[spec.key].grant_send_messages(role)
             if spec.key in access.send_to:
                 self.queues[spec.key].grant_send_messages(role)
         if access.inspect_queues:

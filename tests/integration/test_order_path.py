@@ -7,7 +7,7 @@ import uuid
 
 from chalicelib import resources
 from chalicelib.domain.order import derive_order_id
-from tests.integration.conftest import VISIBILITY_SECONDS, WAIT_SECONDS, events, eventually, has_event
+from tests.integration.conftest import WAIT_SECONDS, events, eventually, has_event
 
 
 def manual_order(external_id: str, **overrides):
@@ -121,26 +121,51 @@ def test_bad_bodies_are_rejected_at_the_door_with_400(stack):
     assert missing.status_code == 400 and "currency" in missing.json()["Message"]
 
 
-def test_batch_with_one_poison_record__only_it_is_retried_then_dead_lettered(stack):
-    """Two good deliveries and one that can never be parsed, sent as one SQS batch."""
+def manual_delivery(external_id: str, **overrides) -> str:
+    return json.dumps(
+        {
+            "delivery_id": f"batch-{external_id}-{uuid.uuid4().hex[:6]}",
+            "channel": "manual",
+            "store": "it-store",
+            "topic": "orders/create",
+            "received_at": "2026-11-23T10:00:00+00:00",
+            "payload": manual_order(external_id, **overrides),
+        }
+    )
+
+
+def parked_in_dlq(stack, marker: str) -> list[dict]:
+    """The ingest DLQ's messages whose body holds `marker` (taken for the DLQ's visibility timeout)."""
+    sqs = stack.client("sqs")
+    messages = sqs.receive_message(
+        QueueUrl=stack.queue_url(resources.INGEST_QUEUE.dlq_name),
+        MaxNumberOfMessages=10,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+        WaitTimeSeconds=1,
+    ).get("Messages", [])
+    return [m for m in messages if marker in m["Body"]]
+
+
+def reason_of(message: dict) -> dict[str, str]:
+    return {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
+
+
+def test_batch_with_one_poison_record__only_it_is_parked_at_once__the_good_ones_applied(stack):
+    """Two good deliveries and one that can never be parsed, sent as one SQS batch: the poison is parked in
+    the DLQ at its first receive (not retried), the good ones are applied."""
     sqs = stack.client("sqs")
     spec = resources.INGEST_QUEUE
-    queue_url, dlq_url = stack.queue_url(spec.name), stack.queue_url(spec.dlq_name)
+    queue_url = stack.queue_url(spec.name)
     before = stack.local_status()["event_sources"]["ingest_deliveries"]
     good = []
     entries = []
     for i in range(2):
         external_id = f"IT-{uuid.uuid4().hex[:8]}"
         good.append(derive_order_id("manual", "it-store", external_id))
-        message = {
-            "delivery_id": f"batch-{external_id}",
-            "channel": "manual",
-            "store": "it-store",
-            "topic": "orders/create",
-            "received_at": "2026-11-23T10:00:00+00:00",
-            "payload": manual_order(external_id),
-        }
-        entries.append({"Id": f"good{i}", "MessageBody": json.dumps(message), "MessageGroupId": external_id})
+        entries.append(
+            {"Id": f"good{i}", "MessageBody": manual_delivery(external_id), "MessageGroupId": external_id}
+        )
     poison_marker = f"poison-{uuid.uuid4().hex}"
     entries.append({"Id": "poison", "MessageBody": poison_marker, "MessageGroupId": poison_marker})
     for entry in entries:
@@ -151,15 +176,35 @@ def test_batch_with_one_poison_record__only_it_is_retried_then_dead_lettered(sta
         order = wait_for_event(stack, order_id, "fraud_checked")
         assert [h["event"] for h in order["history"]][:3] == ["received", "validated", "fraud_checked"]
 
-    def dead_lettered():
-        messages = sqs.receive_message(
-            QueueUrl=dlq_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=1
-        ).get("Messages", [])
-        return [m for m in messages if m["Body"] == poison_marker]
-
-    timeout = spec.max_receive_count * (VISIBILITY_SECONDS + 3) + 10
-    [dead] = eventually(dead_lettered, timeout=timeout)
-    assert int(dead["Attributes"]["ApproximateReceiveCount"]) >= spec.max_receive_count
+    [dead] = eventually(lambda: parked_in_dlq(stack, poison_marker))
+    assert dead["Body"] == poison_marker  # as received
+    why = reason_of(dead)
+    assert why["reason"] == "MalformedDelivery" and "not JSON" in why["error"]
+    assert why["receive_count"] == "1" and why["parked_at"]
     after = stack.local_status()["event_sources"]["ingest_deliveries"]
-    assert after["failed"] - before["failed"] >= spec.max_receive_count
-    assert after["succeeded"] - before["succeeded"] >= 2
+    assert after["succeeded"] - before["succeeded"] >= 3  # the parked one counts as done
+
+
+def test_a_poison_delivery_for_an_order__parked_at_once__the_good_one_after_it_applied_promptly(stack):
+    """The same message group (channel:store:order): an invalid delivery no longer holds back a good one."""
+    sqs = stack.client("sqs")
+    queue_url = stack.queue_url(resources.INGEST_QUEUE.name)
+    external_id = f"IT-{uuid.uuid4().hex[:8]}"
+    group = f"manual:it-store:{external_id}"
+    order_id = derive_order_id("manual", "it-store", external_id)
+    poison = manual_delivery(external_id, currency="XX")
+    marker = json.loads(poison)["delivery_id"]
+    for body in (poison, manual_delivery(external_id)):
+        sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody=body,
+            MessageGroupId=group,
+            MessageDeduplicationId=uuid.uuid4().hex,
+        )
+
+    order = wait_for_event(stack, order_id, "received", timeout=20)
+    assert order["currency"] == "EUR"
+    [dead] = eventually(lambda: parked_in_dlq(stack, marker))
+    why = reason_of(dead)
+    assert why["reason"] == "InvalidInput" and why["receive_count"] == "1"
+    assert dead["Attributes"]["MessageGroupId"] == group
