@@ -19,9 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalice.local import ChaliceRequestHandler
-
-from local.http_server import NoDelayRequestHandler
+from local.hub_http import HubRequestHandler
 from local.provision import ACCOUNT_ID, ROOT, Provisioned
 
 log = logging.getLogger("local.stack")
@@ -310,7 +308,7 @@ class LocalStack:
             config,
             self.options.host,
             self.options.ports.hub,
-            handler_cls=_QuietRequestHandler,
+            handler_cls=HubRequestHandler,
         )
         thread = threading.Thread(target=server.serve_forever, name="hub-http", daemon=True)
         thread.start()
@@ -376,13 +374,6 @@ def _thread_local_requests(app: Any) -> Any:
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
     return app
-
-
-class _QuietRequestHandler(NoDelayRequestHandler, ChaliceRequestHandler):
-    """Access lines go to the debug log instead of stderr, so the console shows what matters."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logging.getLogger("local.http").debug(format, *args)
 
 
 class _DeferredRuntime:

@@ -150,7 +150,7 @@ class InMemoryOrderRepository:
         if cursor:
             try:
                 start = int(json.loads(base64.urlsafe_b64decode(cursor))["offset"])
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
                 raise InvalidInput("cursor is not one this API gave out") from exc
         page = orders[start : start + limit]
         more = start + limit < len(orders)

@@ -14,6 +14,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib import resources
 from chalicelib.adapters.models import DeliveryModel, HeartbeatModel, OrderModel, PaymentRefModel
 from chalicelib.adapters.stats import status_move
 from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, InvalidInput, NotFound
@@ -96,15 +97,30 @@ def _encode_cursor(key: dict[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
 
-def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+def _decode_cursor(cursor: str | None, index: Any, partition: str) -> dict[str, Any] | None:
+    """The key a page of `index` stopped at, as this API gave it out: DynamoDB's exclusive start key holds
+    the table's and the index's keys, strings only, inside the queried partition. Anything else (a crafted
+    or mangled cursor) is InvalidInput, never a ValidationException from DynamoDB (a 500)."""
     if not cursor:
         return None
+    refused = InvalidInput("cursor is not one this API gave out")
+    if len(cursor) > 4096:
+        raise refused
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except ValueError as exc:
-        raise InvalidInput("cursor is not one this API gave out") from exc
-    if not isinstance(key, dict):
-        raise InvalidInput("cursor is not one this API gave out")
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, RecursionError) as exc:  # binascii.Error and UnicodeError are ValueErrors
+        raise refused from exc
+    spec = next(i for i in resources.TABLE.indexes if i.name == index.Meta.index_name)
+    names = {"pk", "sk", spec.partition_key, spec.sort_key}
+    if not isinstance(key, dict) or set(key) != names:
+        raise refused
+    for value in key.values():
+        if not (isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str)):
+            raise refused
+        if not 0 < len(value["S"]) <= 1024:
+            raise refused
+    if key[spec.partition_key]["S"] != partition:
+        raise refused
     return key
 
 
@@ -310,25 +326,26 @@ class DynamoOrderRepository:
         cursor: str | None,
         store: str | None = None,
     ) -> OrderPage:
-        start = _decode_cursor(cursor)
         if store is not None:
             if channel is None:
                 raise InvalidInput("store needs its channel")
             # by store + time; a status narrows it with a filter on that one store's orders
+            partition = f"STORE#{channel}#{store}"
             results = OrderModel.by_store.query(
-                f"STORE#{channel}#{store}",
+                partition,
                 filter_condition=(OrderModel.status == status.value) if status else None,
                 scan_index_forward=False,
                 limit=limit,
-                last_evaluated_key=start,
+                last_evaluated_key=_decode_cursor(cursor, OrderModel.by_store, partition),
             )
         elif status is not None:
+            partition = f"STATUS#{status.value}"
             results = OrderModel.by_status.query(
-                f"STATUS#{status.value}",
+                partition,
                 filter_condition=(OrderModel.channel == channel) if channel else None,
                 scan_index_forward=False,
                 limit=limit,
-                last_evaluated_key=start,
+                last_evaluated_key=_decode_cursor(cursor, OrderModel.by_status, partition),
             )
         else:
             results = OrderModel.all_orders.query(
@@ -336,7 +353,7 @@ class DynamoOrderRepository:
                 filter_condition=(OrderModel.channel == channel) if channel else None,
                 scan_index_forward=False,
                 limit=limit,
-                last_evaluated_key=start,
+                last_evaluated_key=_decode_cursor(cursor, OrderModel.all_orders, "ORDERS"),
             )
         orders = [_to_stored(m).order for m in results]
         return OrderPage(orders=orders, next_cursor=_encode_cursor(results.last_evaluated_key))

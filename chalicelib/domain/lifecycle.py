@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -14,6 +16,30 @@ from chalicelib.domain.totals import totals_issues
 
 # Statuses an order never leaves through the lifecycle's own failure path.
 _FINAL = {OrderStatus.CANCELLED, OrderStatus.COMPLETED, OrderStatus.REFUNDED}
+# A stored failure cause: one line an operator can read, without traceback or server paths.
+MAX_CAUSE_CHARS = 300
+# A server path (`/var/task/chalicelib/x.py`, `/home/u/.venv/...`), not a URL's path (`https://h/a/b`).
+_SERVER_PATH = re.compile(r"(?<![\w:/.])/(?:[\w.@+-]+/)+[\w.@+-]*")
+
+
+def failure_summary(cause: object) -> str:
+    """One line from a Step Functions error cause: Lambda's `{"errorType", "errorMessage", "stackTrace"}`
+    becomes `errorType: first line of errorMessage`; a traceback becomes its last line; paths become `…`.
+    The full cause goes to the logs only (entrypoints/workflow_tasks.record_failure)."""
+    text = str(cause or "").strip()
+    try:
+        parsed = json.loads(text) if text.startswith("{") else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and ("errorMessage" in parsed or "errorType" in parsed):
+        message = str(parsed.get("errorMessage") or "").strip().splitlines()
+        kind = str(parsed.get("errorType") or "").strip()
+        text = ": ".join(part for part in (kind, message[0] if message else "") if part)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and lines[0].startswith("Traceback"):
+        lines = lines[-1:]
+    line = _SERVER_PATH.sub("…", lines[0] if lines else "")
+    return line if len(line) <= MAX_CAUSE_CHARS else line[: MAX_CAUSE_CHARS - 1] + "…"
 
 
 def validate_order(order_id: str, *, orders: OrderRepository, now: Callable[[], datetime]) -> dict[str, Any]:
@@ -42,7 +68,7 @@ def record_failure(
         previous = order.status
         if previous not in _FINAL:
             order.status = OrderStatus.FAILED
-        order.record("failed", now(), error=error, cause=cause[:1000], previous=previous.value)
+        order.record("failed", now(), error=error, cause=failure_summary(cause), previous=previous.value)
         return {"order_id": order_id, "status": order.status.value, "error": error}
 
     try:

@@ -7,37 +7,44 @@ and accepted the same way.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.json_reader import JsonRefused, JsonSyntaxError, read_json
 
 
-class _NotJson:
-    """The parsed body of a delivery whose bytes are not UTF-8 JSON (each reader says so its own way)."""
+class NotJson:
+    """The parsed body of a delivery whose bytes are not JSON the hub accepts. `refused` names a broken
+    limit (nesting, number, NaN, byte order mark, encoding, size): the pipeline answers 400 with it before
+    any reader runs. Plain syntax errors are left to each reader to say its own way."""
+
+    def __init__(self, refused: str | None = None) -> None:
+        self.refused = refused
 
     def __repr__(self) -> str:
-        return "NOT_JSON"
+        return "NOT_JSON" if self.refused is None else f"NOT_JSON({self.refused})"
 
 
-NOT_JSON: Any = _NotJson()
+NOT_JSON: Any = NotJson()
 
 
 def load_json(raw: bytes) -> Any:
-    """The body as JSON, or NOT_JSON. RFC 8259: JSON between systems is UTF-8."""
+    """The body as JSON (`json_reader.read_json`: the hub's one reader, with its limits), or a NotJson."""
     try:
-        return json.loads(raw.decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError is a ValueError
+        return read_json(raw)
+    except JsonSyntaxError:
         return NOT_JSON
+    except JsonRefused as exc:
+        return NotJson(str(exc))
 
 
 def json_object(body: Any, what: str) -> dict[str, Any]:
     """A parsed body that must be a JSON object; otherwise InvalidInput naming `what`."""
-    if body is NOT_JSON:
-        raise InvalidInput(f"{what}: the body is not JSON")
+    if isinstance(body, NotJson):
+        raise InvalidInput(f"{what}: {body.refused or 'the body is not JSON'}")
     if not isinstance(body, dict):
         raise InvalidInput(f"{what}: the body is not a JSON object")
     return body

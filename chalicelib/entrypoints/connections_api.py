@@ -9,7 +9,7 @@ from chalice import Blueprint, Response
 from chalicelib.composition import services
 from chalicelib.domain import connections as use_cases
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.entrypoints.errors import http_errors
+from chalicelib.entrypoints.errors import http_errors, json_body
 
 bp = Blueprint(__name__)
 
@@ -17,7 +17,7 @@ bp = Blueprint(__name__)
 @bp.route("/api/connections", methods=["POST"], content_types=["application/json"])
 @http_errors
 def create_connection() -> Response:
-    body = bp.current_request.json_body
+    body = json_body(bp.current_request)
     if not isinstance(body, dict):
         raise InvalidInput("body must be a JSON object")
     svc = services()

@@ -1,4 +1,4 @@
-"""The one place domain errors become HTTP answers."""
+"""The one place domain errors become HTTP answers, and where API routes read their JSON bodies."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from chalice import BadRequestError, ConflictError, NotFoundError
+from chalice import BadRequestError, ChaliceViewError, ConflictError, NotFoundError
+from chalice.app import Request
 
 from chalicelib.domain.errors import ConcurrentUpdate, InvalidInput, NotFound
+from chalicelib.domain.json_reader import BodyTooLarge, read_json
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RequestTooLargeError(ChaliceViewError):
+    STATUS_CODE = 413
 
 
 def http_errors(view: F) -> F:
@@ -18,6 +24,8 @@ def http_errors(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
+        except BodyTooLarge as exc:
+            raise RequestTooLargeError(str(exc)) from exc
         except InvalidInput as exc:
             raise BadRequestError(str(exc)) from exc
         except NotFound as exc:
@@ -26,3 +34,16 @@ def http_errors(view: F) -> F:
             raise ConflictError(str(exc)) from exc
 
     return cast(F, wrapper)
+
+
+def raw_body(request: Request) -> bytes:
+    raw = request.raw_body
+    return raw.encode() if isinstance(raw, str) else bytes(raw or b"")
+
+
+def json_body(request: Request) -> Any:
+    """The request's JSON through the hub's one reader (`domain/json_reader`: depth, size, number length,
+    no NaN/Infinity, no byte order mark), never Chalice's `json_body` (plain `json.loads`, no limits).
+    None for an empty body; JsonRefused (400) or BodyTooLarge (413) otherwise; use under `http_errors`."""
+    raw = raw_body(request)
+    return read_json(raw) if raw else None

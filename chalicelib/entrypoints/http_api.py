@@ -14,7 +14,7 @@ from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.manual_channel import CHANNEL as MANUAL
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import OrderStatus
-from chalicelib.entrypoints.errors import http_errors
+from chalicelib.entrypoints.errors import http_errors, json_body
 from chalicelib.entrypoints.health import health_report
 from chalicelib.entrypoints.intake import enqueue
 
@@ -34,7 +34,7 @@ def health() -> Response:
 def create_manual_order() -> Response:
     """Accept an order in canonical form (channel `manual`): validate, enqueue, answer 202."""
     request = bp.current_request
-    body = request.json_body
+    body = json_body(request)
     if not isinstance(body, dict):
         raise InvalidInput("body must be a JSON object")
     order = normalise_manual(body)  # rejects what the queue handler could never process
@@ -122,7 +122,7 @@ def review_order(order_id: str) -> dict[str, Any]:
     """An operator's fraud review, `{"decision": "approve" | "reject"}`; 409 unless the order waits."""
     from chalicelib.domain import review
 
-    body = bp.current_request.json_body
+    body = json_body(bp.current_request)
     decision = body.get("decision") if isinstance(body, dict) else None
     svc = services()
     return review.review(order_id, str(decision), orders=svc.orders, workflow=svc.workflow, now=svc.now)
@@ -134,7 +134,7 @@ def cancel_order(order_id: str) -> dict[str, Any]:
     """Cancel from any stage (`{"reason": "..."}` optional); 409 once it is completed or refunded."""
     from chalicelib.domain import cancellation
 
-    body = bp.current_request.json_body if bp.current_request.raw_body else None
+    body = json_body(bp.current_request)
     reason = str(body.get("reason") or "operator request") if isinstance(body, dict) else "operator request"
     svc = services()
     return cancellation.cancel(
@@ -155,7 +155,7 @@ def retry_payment(order_id: str) -> dict[str, Any]:
     one the customer paid with); 409 unless the order waits for a payment."""
     from chalicelib.domain import payment_recovery
 
-    body = bp.current_request.json_body if bp.current_request.raw_body else None
+    body = json_body(bp.current_request)
     intent = body.get("payment_intent") if isinstance(body, dict) else None
     if intent is not None and not isinstance(intent, str):
         raise InvalidInput("payment_intent must be a string")

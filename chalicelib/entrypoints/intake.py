@@ -10,7 +10,7 @@ from chalicelib.composition import Services, deduplication_id
 from chalicelib.domain.connections import credentials
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import InvalidInput
-from chalicelib.domain.webhooks import WebhookRequest, WebhookSpec
+from chalicelib.domain.webhooks import NotJson, WebhookRequest, WebhookSpec
 from chalicelib.observability import count, logger
 
 # SQS messages stop at 256 KiB; a bigger body travels by claim check through the raw archive.
@@ -83,6 +83,9 @@ def receive(
     early = spec.early_topic(request) if spec.early_topic is not None else None
     if early is not None and not spec.handles(early):
         return _ignored(spec, store, early)
+    if isinstance(request.body, NotJson) and request.body.refused:
+        # Beyond a JSON limit (nesting, number, NaN, byte order mark, encoding): no reader runs on it.
+        return _reject(channel, store, "malformed", 400, request.body.refused)
     try:
         event = spec.read(store, request)
     except InvalidInput as exc:

@@ -10,6 +10,7 @@ from chalice import BadRequestError, Blueprint, NotFoundError, Response
 from chalicelib import resources
 from chalicelib.composition import services
 from chalicelib.domain.delivery import Delivery
+from chalicelib.entrypoints.errors import http_errors, json_body
 from chalicelib.entrypoints.intake import enqueue
 from chalicelib.observability import logger
 
@@ -41,12 +42,13 @@ def redrive_queue(queue: str) -> dict[str, Any]:
 
 
 @bp.route("/api/deliveries/replay", methods=["POST"], content_types=["application/json"])
+@http_errors
 def replay_delivery() -> Response:
     """Run an archived delivery through ingestion again (fencing still applies: old news stays old).
 
     The id travels in the body (`{"delivery_id": ...}`): delivery ids hold `/` and `:`.
     """
-    body = bp.current_request.json_body
+    body = json_body(bp.current_request)
     delivery_id = body.get("delivery_id") if isinstance(body, dict) else None
     if not isinstance(delivery_id, str) or not delivery_id:
         raise BadRequestError('body must be {"delivery_id": "..."}')

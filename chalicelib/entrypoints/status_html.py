@@ -6,12 +6,14 @@ data, no secret is ever rendered: orders show channel, store, numbers, statuses 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from chalicelib.domain.lifecycle import failure_summary
 from chalicelib.domain.order import Order
 from chalicelib.domain.status_views import OrderRow, Traffic
 
@@ -33,8 +35,18 @@ input{font:inherit;padding:.3rem;width:100%;max-width:24rem}
 """
 
 
+# Characters that would act on the page instead of showing: C0/C1 controls, line and paragraph separators,
+# bidirectional overrides and isolates (U+202E turns `txt.exe` around), zero-width and BOM characters.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    return f"[U+{ord(match.group()):04X}]"
+
+
 def esc(value: Any) -> str:
-    return escape("" if value is None else str(value), quote=True)
+    """HTML-escaped, and every invisible or reordering character shown as `[U+XXXX]`."""
+    return escape(_INVISIBLE.sub(_visible, "" if value is None else str(value)), quote=True)
 
 
 def ago(at: datetime | str | None, now: datetime) -> str:
@@ -189,7 +201,7 @@ def _failure(order: Order | None) -> str:
     entry = next((h for h in reversed(order.history) if h.event == "failed"), None)
     if entry is None:
         return ""
-    return f"{entry.detail.get('error', '')}: {str(entry.detail.get('cause', ''))[:160]}"
+    return f"{entry.detail.get('error', '')}: {failure_summary(entry.detail.get('cause'))[:160]}"
 
 
 def failed_section(base: str, rows: list[OrderRow], csrf: str, back: str, now: datetime) -> str:
@@ -426,7 +438,7 @@ _HIDDEN_DETAIL = {"address", "shipping_address", "billing_address", "email", "ph
 
 def _detail(detail: dict[str, Any]) -> str:
     return ", ".join(
-        f"{k}={str(v)[:120]}"
+        f"{k}={(failure_summary(v) if k == 'cause' else str(v))[:120]}"
         for k, v in detail.items()
         if k not in _HIDDEN_DETAIL and v not in (None, "", [], {})
     )

@@ -56,7 +56,8 @@ def session_valid(cookie: str | None, token: str | None, now: float) -> bool:
     if not cookie or not token:
         return False
     expires, _, signature = cookie.partition(".")
-    if not expires.isdigit() or int(expires) < now:
+    # Ten ASCII digits at most: int() of a 5,000-digit value raises (Python's 4,300-digit limit).
+    if not (expires.isascii() and expires.isdigit()) or len(expires) > 10 or int(expires) < now:
         return False
     return hmac.compare_digest(signature, _sign(token, "status-session", expires))
 
@@ -131,8 +132,9 @@ def _form() -> dict[str, str]:
 
 
 def _safe_next(value: str | None, base: str) -> str:
-    """Only back to a status page (never an open redirect)."""
-    if value and value.startswith(f"{base}/status") and "//" not in value and "\\" not in value:
+    """Only back to a status page (never an open redirect), in printable ASCII (no header injection)."""
+    printable = value is not None and value.isascii() and value.isprintable() and " " not in value
+    if printable and value and value.startswith(f"{base}/status") and "//" not in value and "\\" not in value:
         return value
     return f"{base}/status"
 
@@ -207,7 +209,12 @@ def login() -> Response:
 
 @bp.route("/status/logout", methods=["POST"], content_types=FORM)
 def logout() -> Response:
+    """Signing out is an action like the others: a signed-in browser must send the page's CSRF token."""
     base = _base()
+    operator = _operator()
+    signed_in = operator is not None and operator.session is not None
+    if signed_in and operator and not hmac.compare_digest(_form().get("csrf", ""), operator.csrf):
+        return _html(html.page("refused", "<p>The form is stale: reload the page.</p>", base=base), 403)
     cookie = f"{COOKIE}=; Path={base}/status; Max-Age=0; HttpOnly; SameSite=Strict"
     return _redirect(f"{base}/status/login", {"Set-Cookie": cookie})
 

@@ -9,6 +9,7 @@ from chalice import Blueprint
 from chalicelib import resources
 from chalicelib.composition import services
 from chalicelib.domain import cancellation, fulfilment, lifecycle, payment, payment_recovery, review
+from chalicelib.observability import logger
 from chalicelib.settings import ConfigurationError
 
 bp = Blueprint(__name__)
@@ -24,10 +25,16 @@ def validate_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     svc = services()
     error = event.get("error") or {}
+    cause = str(error.get("Cause", ""))
+    # The whole cause (traceback included) stays in the logs; the order keeps one line of it.
+    logger.error(
+        "lifecycle step failed",
+        extra={"order_id": event["order_id"], "error": error.get("Error"), "cause": cause},
+    )
     return lifecycle.record_failure(
         event["order_id"],
         str(error.get("Error", "Unknown")),
-        str(error.get("Cause", "")),
+        cause,
         orders=svc.orders,
         now=svc.now,
     )

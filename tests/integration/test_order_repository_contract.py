@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import pytest
@@ -131,3 +132,30 @@ def test_saves_keep_the_execution_arn_and_the_review_token(repo):
     assert repo.get_review_token(o.order_id) is None
     with pytest.raises(NotFound):
         repo.set_review_token("ord_does_not_exist", "t")
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+# Bad-input catalogue (issue #15): a crafted cursor → InvalidInput (the API's 400), never a 500.
+CRAFTED_CURSORS = [
+    "%%%",
+    "é",
+    "A" * 5000,
+    _b64("[]"),
+    _b64('{"offset": 1e400}'),
+    _b64('{"offset": "' + "9" * 5000 + '"}'),
+    _b64("[" * 5000 + "]" * 5000),
+    _b64('{"pk": {"S": "ORDER#x"}}'),
+    _b64('{"pk": {"N": "1"}, "sk": {"S": "ORDER"}, "gsi4pk": {"S": "ORDERS"}, "gsi4sk": {"S": "x"}}'),
+    _b64('{"pk": {"S": "ORDER#x"}, "sk": {"S": "ORDER"}, "gsi4pk": {"S": "ELSE"}, "gsi4sk": {"S": "x"}}'),
+    _b64('{"pk": {"S": ""}, "sk": {"S": "ORDER"}, "gsi4pk": {"S": "ORDERS"}, "gsi4sk": {"S": "x"}}'),
+]
+
+
+@pytest.mark.parametrize("cursor", CRAFTED_CURSORS, ids=range(len(CRAFTED_CURSORS)))
+@pytest.mark.parametrize("status", [None, OrderStatus.ON_HOLD])
+def test_list_orders__a_crafted_cursor_is_invalid_input(repo, cursor, status):
+    with pytest.raises(InvalidInput, match="cursor"):
+        repo.list_orders(status=status, channel=None, limit=2, cursor=cursor)

@@ -240,8 +240,15 @@ def test_parse__newest_detail_by_datetime_not_list_order():
 
 
 def test_parse__floats_nan_and_big_numbers_do_not_break_it():
+    # Issue #15: NaN and numbers out of range are not JSON the hub accepts (a clean 400, never a crash);
+    # long floats in fields the hub ignores still parse.
     raw = encode(event_body()).replace(b'"weight":17.6', b'"weight":1e400,"x":NaN,"y":614.4000000000001')
-    assert parse_tracker_event(raw).tracking_code == "EZ2000000002"
+    with pytest.raises(InvalidInput, match="1e400 is out of range"):
+        parse_tracker_event(raw)
+    with pytest.raises(InvalidInput, match="NaN is not a JSON number"):
+        parse_tracker_event(raw.replace(b"1e400", b"1"))
+    long_float = raw.replace(b"1e400", b"1").replace(b"NaN", b"0.1")
+    assert parse_tracker_event(long_float).tracking_code == "EZ2000000002"
 
 
 def test_parse__tracker_created_without_previous_attributes_or_details():

@@ -1,0 +1,97 @@
+"""The local server's edge over real HTTP (issue #15): path parameters decoded as API Gateway does, bodies
+capped before they are read, and a body with a byte order mark refused, with nothing stored or queued."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from urllib.parse import quote, urlparse
+
+import pytest
+
+from chalicelib import resources
+from chalicelib.domain.manual_channel import normalise_manual
+
+
+def _save_directly(stack, monkeypatch, external_id: str) -> str:
+    """An order whose external id holds reserved characters, saved as an older hub or a channel might have."""
+    from chalicelib.adapters import models
+    from chalicelib.adapters.order_repository import DynamoOrderRepository
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    models.bind(resources.TABLE.name, "us-east-1", stack.aws_url)
+    order = normalise_manual(
+        {
+            "store": "edge",
+            "external_id": f"E-{uuid.uuid4().hex[:8]}",
+            "currency": "EUR",
+            "placed_at": "2026-11-01T00:00:00Z",
+            "lines": [{"title": "Mug", "quantity": 1, "unit_price": "5.00"}],
+        }
+    )
+    order.external_id = external_id
+    DynamoOrderRepository().save(order, expected_version=None)
+    return order.order_id
+
+
+def test_a_path_parameter_with_reserved_characters_is_found_as_api_gateway_decodes_it(stack, monkeypatch):
+    external_id = f"a/b/c é+{uuid.uuid4().hex[:6]}"
+    order_id = _save_directly(stack, monkeypatch, external_id)
+    found = stack.api("GET", f"/api/orders/by-channel/manual/{quote(external_id, safe='')}")
+    assert found.status_code == 200, found.text
+    assert (found.json()["order_id"], found.json()["external_id"]) == (order_id, external_id)
+    missing = stack.api("GET", "/api/orders/ord%2Fnope%3F")
+    assert missing.status_code == 404 and "ord/nope?" in missing.text
+
+
+def _raw_post(stack, path: str, announced: int, headers: str = "") -> tuple[int, bytes, float]:
+    url = urlparse(stack.hub_url)
+    started = time.monotonic()
+    with socket.create_connection((url.hostname, url.port), timeout=20) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {stack.token}\r\n{headers}Content-Length: {announced}\r\n\r\n".encode()
+        )
+        sock.sendall(b"{" + b" " * 65535)  # 64 KiB of the announced body, never the rest
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1]), answer.partition(b"\r\n\r\n")[2], time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/api/orders", ""),
+        (
+            "/webhooks/shopify",
+            "X-Shopify-Hmac-Sha256: bm9wZQ==\r\nX-Shopify-Shop-Domain: nobody.myshopify.com\r\n",
+        ),
+    ],
+)
+def test_a_30_mib_body_is_413_before_it_is_read(stack, path, headers):
+    status, body, seconds = _raw_post(stack, path, 30 * 1024 * 1024, headers)
+    assert status == 413 and b"over 10 MB" in body
+    assert seconds < 15  # the other 29.9 MiB were never awaited
+
+
+def test_a_body_with_a_byte_order_mark_is_400_and_not_queued(stack):
+    external_id = f"BOM-{uuid.uuid4().hex[:8]}"
+    body = (
+        b'\xef\xbb\xbf{"external_id": "' + external_id.encode() + b'", "currency": "EUR", '
+        b'"placed_at": "2026-11-23T10:00:00Z", '
+        b'"lines": [{"title": "Mug", "quantity": 1, "unit_price": "9.90"}]}'
+    )
+    answer = stack.api("POST", "/api/orders", data=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400 and "byte order mark" in answer.json()["Message"]
+    deep = stack.api(
+        "POST",
+        "/api/orders",
+        data=b"[" * 10_000 + b"]" * 10_000,
+        headers={"Content-Type": "application/json"},
+    )
+    assert deep.status_code == 400 and "nested deeper" in deep.json()["Message"]
+    time.sleep(1)  # what a 202 would have queued is ingested within a second on an idle stack
+    assert stack.api("GET", f"/api/orders/by-channel/manual/{external_id}").status_code == 404
