@@ -24,6 +24,7 @@ from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment import paid_since_last_attempt, resume_payment, stripe_intent
 from chalicelib.domain.ports import OrderRepository, StoredOrder, WorkflowStarter
 from chalicelib.domain.status import is_forward
+from chalicelib.domain.validation import validate_order
 
 # A channel's payload for a topic (topic, payload, store) turned into a channel event: the port each sales
 # channel's integration implements. The composition root hands ingestion the registry, channel → normaliser.
@@ -102,6 +103,8 @@ def ingest(
     if isinstance(event, StateNotice):
         return _apply_state_notice(delivery, event, orders=orders, now=now)
     candidate = event.order
+    # An order that breaks the rules is never stored: InvalidOrder is permanent (a MalformedDelivery).
+    validate_order(candidate, now=now())
     stored = orders.get(candidate.order_id)
 
     if orders.has_delivery(delivery.delivery_id):
