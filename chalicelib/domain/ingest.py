@@ -18,7 +18,13 @@ from chalicelib.domain.channel_events import (
     StateNotice,
 )
 from chalicelib.domain.delivery import Delivery
-from chalicelib.domain.errors import DuplicateDelivery, MalformedDelivery, OrderNotYetKnown
+from chalicelib.domain.errors import (
+    DuplicateDelivery,
+    InvalidInput,
+    InvalidOrder,
+    MalformedDelivery,
+    OrderNotYetKnown,
+)
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment import paid_since_last_attempt, resume_payment, stripe_intent
@@ -78,7 +84,13 @@ def normalise(delivery: Delivery, normalisers: Normalisers) -> ChannelEvent:
         raise MalformedDelivery(f"no normaliser for channel {delivery.channel!r}")
     if delivery.payload is None:
         raise MalformedDelivery("the delivery's body was not resolved from the raw archive")
-    return normaliser(delivery.topic, delivery.payload, delivery.store)
+    try:
+        return normaliser(delivery.topic, delivery.payload, delivery.store)
+    except InvalidOrder:
+        raise
+    except InvalidInput as exc:
+        # The channel's payload is not an order the hub can keep: permanent, never retried into storage.
+        raise InvalidOrder(str(exc)) from exc
 
 
 # Long on purpose: the fence (duplicate, create, stale, newer) and its reactions read as one flow.

@@ -37,7 +37,7 @@ def validate_order(order: Order, *, now: datetime) -> None:
     problems = list(_problems(order, now))
     if problems:
         raise InvalidOrder(f"invalid order: {'; '.join(problems[:10])}")
-    size = len(json.dumps(order.to_json(), separators=(",", ":")).encode())
+    size = len(json.dumps(order.to_json(), separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_ORDER_BYTES:
         raise TooLarge(f"order too large: {size} bytes as JSON, at most {MAX_ORDER_BYTES}")
 
