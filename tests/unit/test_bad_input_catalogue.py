@@ -72,6 +72,12 @@ API_CATALOGUE = [
         400,
         "more than the total",
     ),
+    (
+        "captured above both the given total and its parts",
+        with_(totals={"total": "10.00"}, payment={"source": "cash", "amount_captured": "25.00"}),
+        400,
+        "more than the total",
+    ),
     ("no lines", with_(lines=[]), 400, "lines"),
     ("quantity 10^400", with_(**{"lines.0.quantity": 10**400}), 400, "quantity"),
     ("quantity 100001", with_(**{"lines.0.quantity": 100_001}), 400, "quantity"),
@@ -116,6 +122,8 @@ def test_post_order__bad_input_is_refused_and_nothing_is_kept(client, svc, case)
         with_(currency="JPY", **{"lines.0.unit_price": "100.00"}),  # trailing zeros are exact
         with_(currency="KWD", **{"lines.0.unit_price": "1.234"}),
         with_(payment={"source": "cash", "amount_captured": "19.80"}),
+        # A given total below its parts is kept and flagged; what the parts add up to may be captured.
+        with_(totals={"total": "10.00"}, payment={"source": "cash", "amount_captured": "19.80"}),
         with_(**{"shipping_address.country": "de"}),
     ],
 )
