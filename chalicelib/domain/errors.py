@@ -29,3 +29,16 @@ class MalformedDelivery(HubError):
 
 class OrderNotYetKnown(HubError):
     """An event about an order the hub has not stored yet (it overtook the order): retry later."""
+
+
+class InvalidOrder(InvalidInput, MalformedDelivery):
+    """An order that breaks the canonical order's rules (`domain/validation.py`): at the edge a 4xx, on the
+    queue a delivery that can never be processed. Either way it is never stored."""
+
+
+class TooLarge(InvalidInput):
+    """More than the hub can store or queue in one piece (answered 413)."""
+
+
+class IdempotencyKeyReused(HubError):
+    """An Idempotency-Key sent again with another body (answered 409): the first body is the one kept."""

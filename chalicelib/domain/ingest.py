@@ -18,13 +18,20 @@ from chalicelib.domain.channel_events import (
     StateNotice,
 )
 from chalicelib.domain.delivery import Delivery
-from chalicelib.domain.errors import DuplicateDelivery, MalformedDelivery, OrderNotYetKnown
+from chalicelib.domain.errors import (
+    DuplicateDelivery,
+    InvalidInput,
+    InvalidOrder,
+    MalformedDelivery,
+    OrderNotYetKnown,
+)
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment import stripe_intent
 from chalicelib.domain.payment_recovery import paid_since_last_attempt, resume_payment
 from chalicelib.domain.ports import OrderRepository, StoredOrder, WorkflowStarter
 from chalicelib.domain.status import is_forward
+from chalicelib.domain.validation import validate_order
 
 # A channel's payload for a topic (topic, payload, store) turned into a channel event: the port each sales
 # channel's integration implements. The composition root hands ingestion the registry, channel → normaliser.
@@ -78,7 +85,13 @@ def normalise(delivery: Delivery, normalisers: Normalisers) -> ChannelEvent:
         raise MalformedDelivery(f"no normaliser for channel {delivery.channel!r}")
     if delivery.payload is None:
         raise MalformedDelivery("the delivery's body was not resolved from the raw archive")
-    return normaliser(delivery.topic, delivery.payload, delivery.store)
+    try:
+        return normaliser(delivery.topic, delivery.payload, delivery.store)
+    except InvalidOrder:
+        raise
+    except InvalidInput as exc:
+        # The channel's payload is not an order the hub can keep: permanent, never retried into storage.
+        raise InvalidOrder(str(exc)) from exc
 
 
 # Long on purpose: the fence (duplicate, create, stale, newer) and its reactions read as one flow.
@@ -103,6 +116,8 @@ def ingest(
     if isinstance(event, StateNotice):
         return _apply_state_notice(delivery, event, orders=orders, now=now)
     candidate = event.order
+    # An order that breaks the rules is never stored: InvalidOrder is permanent (a MalformedDelivery).
+    validate_order(candidate, now=now())
     stored = orders.get(candidate.order_id)
 
     if orders.has_delivery(delivery.delivery_id):

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.errors import InvalidInput, TooLarge
 
 # As much as a webhook may carry (see entrypoints/intake.MAX_BODY_BYTES); API bodies are far smaller.
 MAX_JSON_BYTES = 2 * 1024 * 1024
@@ -34,7 +34,7 @@ class JsonRefused(InvalidInput):
     """The bytes are not JSON the hub accepts; the message says why (answered 400, never retried)."""
 
 
-class BodyTooLarge(JsonRefused):
+class BodyTooLarge(JsonRefused, TooLarge):
     """Over the size limit: refused before parsing (answered 413)."""
 
 

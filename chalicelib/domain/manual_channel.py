@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from chalicelib.domain import money
-from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.delivery import Delivery
+from chalicelib.domain.errors import IdempotencyKeyReused, InvalidInput
 from chalicelib.domain.order import (
     Address,
     Customer,
@@ -18,6 +31,9 @@ from chalicelib.domain.order import (
     Totals,
     derive_order_id,
 )
+from chalicelib.domain.ports import RawArchive
+from chalicelib.domain.validation import MAX_QUANTITY
+from chalicelib.domain.webhooks import load_json
 
 CHANNEL = "manual"
 
@@ -27,7 +43,7 @@ class ManualLine(BaseModel):
     line_id: str | None = None
     sku: str | None = None
     title: str
-    quantity: int = Field(gt=0)
+    quantity: int = Field(gt=0, le=MAX_QUANTITY)
     unit_price: str
     discount: str = "0"
     tax: str = "0"
@@ -74,15 +90,26 @@ class ManualOrder(BaseModel):
     totals: ManualTotals = Field(default_factory=ManualTotals)
     payment: ManualPayment | None = None
 
+    @field_validator("placed_at", "updated_at")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        try:
+            return None if value is None else value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("timestamp out of range") from None
+
 
 def parse_manual_order(body: Any) -> ManualOrder:
     try:
         return ManualOrder.model_validate(body)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
-        )
-        raise InvalidInput(problems) from exc
+        raise InvalidInput(_problems(exc)) from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
+    )
 
 
 def normalise_manual(payload: dict[str, Any]) -> Order:
@@ -92,15 +119,15 @@ def normalise_manual(payload: dict[str, Any]) -> Order:
     try:
         lines = [_line(i, line, cur) for i, line in enumerate(src.lines, start=1)]
         subtotal = sum((line.total for line in lines), Decimal(0))
-        discount = money.to_amount(src.totals.discount, cur)
-        shipping = money.to_amount(src.totals.shipping, cur)
+        discount = money.exact_amount(src.totals.discount, cur)
+        shipping = money.exact_amount(src.totals.shipping, cur)
         line_tax = sum((line.tax for line in lines), Decimal(0))
-        tax = money.to_amount(src.totals.tax, cur) if src.totals.tax is not None else line_tax
+        tax = money.exact_amount(src.totals.tax, cur) if src.totals.tax is not None else line_tax
         computed_total = subtotal - discount + shipping + tax
-        total = money.to_amount(src.totals.total, cur) if src.totals.total is not None else computed_total
+        total = money.exact_amount(src.totals.total, cur) if src.totals.total is not None else computed_total
         payment = Payment()
         if src.payment is not None:
-            captured = money.to_amount(src.payment.amount_captured, cur)
+            captured = money.exact_amount(src.payment.amount_captured, cur)
             payment = Payment(
                 source=src.payment.source,
                 reference=src.payment.reference,
@@ -129,8 +156,8 @@ def normalise_manual(payload: dict[str, Any]) -> Order:
 
 
 def _line(position: int, src: ManualLine, currency: str) -> Line:
-    unit_price = money.to_amount(src.unit_price, currency)
-    discount = money.to_amount(src.discount, currency)
+    unit_price = money.exact_amount(src.unit_price, currency)
+    discount = money.exact_amount(src.discount, currency)
     return Line(
         line_id=src.line_id or str(position),
         sku=src.sku,
@@ -138,6 +165,43 @@ def _line(position: int, src: ManualLine, currency: str) -> Line:
         quantity=src.quantity,
         unit_price=unit_price,
         discount=discount,
-        tax=money.to_amount(src.tax, currency),
+        tax=money.exact_amount(src.tax, currency),
         total=unit_price * src.quantity - discount,
     )
+
+
+# --- Idempotency-Key ----------------------------------------------------------------------------------
+
+MAX_IDEMPOTENCY_KEY = 255
+# Printable ASCII, as Stripe's keys (a UUID fits); no control characters, nothing that cannot be a key.
+_IDEMPOTENCY_KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}")
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """The caller's `Idempotency-Key` header, checked (None when absent)."""
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(value) or not value.strip():
+        raise InvalidInput(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters "
+            f"(got {len(value)} characters)"
+        )
+    return value
+
+
+def body_hash(body: Any) -> str:
+    """The hash of a JSON body's meaning: key order and spacing aside, 1, 1.0 and true kept apart."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def bind_idempotency_key(delivery: Delivery, raw: bytes, archive: RawArchive) -> None:
+    """Keep the first body sent under the key's delivery id (the archive's first copy wins, atomically),
+    then refuse this request if the kept body is another: the key names one order, never two."""
+    archive.put(delivery, raw)
+    kept = archive.get(delivery.delivery_id)
+    if kept is not None and body_hash(load_json(kept.raw)) != body_hash(delivery.payload):
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {delivery.delivery_id.removeprefix('manual:')!r} was already used with "
+            "another body; send a new key for a new order (the same body again is answered as before)"
+        )

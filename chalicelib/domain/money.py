@@ -2,66 +2,69 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-# ISO 4217 currencies whose minor unit is not 2 digits; every other code has 2.
-_MINOR_UNITS: dict[str, int] = {
-    # zero-decimal
-    "BIF": 0,
-    "CLP": 0,
-    "DJF": 0,
-    "GNF": 0,
-    "ISK": 0,
-    "JPY": 0,
-    "KMF": 0,
-    "KRW": 0,
-    "PYG": 0,
-    "RWF": 0,
-    "UGX": 0,
-    "UYI": 0,
-    "VND": 0,
-    "VUV": 0,
-    "XAF": 0,
-    "XOF": 0,
-    "XPF": 0,
-    # three-decimal
-    "BHD": 3,
-    "IQD": 3,
-    "JOD": 3,
-    "KWD": 3,
-    "LYD": 3,
-    "OMR": 3,
-    "TND": 3,
-    # four-decimal
-    "CLF": 4,
-    "UYW": 4,
-}
+# Bigger amounts are no order's (10^15 of any currency's major unit) and overflow decimal arithmetic.
+MAX_AMOUNT = Decimal(10) ** 15
 
 
 class MoneyError(ValueError):
     """An amount or currency that cannot be represented exactly."""
 
 
+@functools.cache
+def _iso_minor_units() -> dict[str, int]:
+    """ISO 4217's active currencies and their minor units (the `iso4217` package's copy of the official
+    list); codes without minor units (XXX, XTS, metals, SDR) are no order's currency. Loaded on first use."""
+    import iso4217
+
+    return {c.code: c.exponent for c in iso4217.Currency if c.exponent is not None}
+
+
 def minor_units(currency: str) -> int:
-    code = currency.upper()
-    if len(code) != 3 or not code.isalpha():
+    code = currency.upper() if isinstance(currency, str) else ""
+    units = _iso_minor_units().get(code)
+    if units is None:
         raise MoneyError(f"not an ISO 4217 currency code: {currency!r}")
-    return _MINOR_UNITS.get(code, 2)
+    return units
+
+
+def exact_amount(value: object, currency: str) -> Decimal:
+    """An amount as the caller wrote it, refused (never rounded) when it has more decimals than the
+    currency's minor units (JPY 0, EUR 2, KWD 3)."""
+    amount = _parse(value)
+    places = minor_units(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):
+        raise MoneyError(f"{value!r} has more decimals than {currency.upper()} allows ({places})")
+    return to_amount(amount, currency)
 
 
 def to_amount(value: object, currency: str) -> Decimal:
     """Parse a channel's amount (string, int or Decimal; never float) into the currency's minor units."""
+    amount = _parse(value)
+    exponent = Decimal(1).scaleb(-minor_units(currency))
+    return amount.quantize(exponent, rounding=ROUND_HALF_EVEN)
+
+
+def _parse(value: object) -> Decimal:
     if isinstance(value, float):
         # A float has already lost the exact value the channel sent.
         raise MoneyError("amounts must be strings or integers, not floats")
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise MoneyError(f"not an amount: {value!r}")
+    text = str(value).strip()
+    if len(text) > 40:
+        raise MoneyError(f"not an amount: {text[:40]!r}... ({len(text)} characters)")
     try:
-        amount = Decimal(str(value).strip())
+        amount = Decimal(text)
     except (InvalidOperation, ValueError) as exc:
         raise MoneyError(f"not an amount: {value!r}") from exc
     if not amount.is_finite():
         raise MoneyError(f"not an amount: {value!r}")
-    exponent = Decimal(1).scaleb(-minor_units(currency))
-    return amount.quantize(exponent, rounding=ROUND_HALF_EVEN)
+    if abs(amount) >= MAX_AMOUNT:
+        raise MoneyError(f"amount out of range: {text}")
+    return amount
 
 
 def to_minor(amount: Decimal, currency: str) -> int:

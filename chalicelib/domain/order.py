@@ -194,7 +194,11 @@ class Order(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("timestamps must carry a time zone")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            # 9999-12-31T23:00-05:00 is past datetime's last UTC instant.
+            raise ValueError("timestamp out of range") from None
 
     @model_validator(mode="after")
     def _payment_in_minor_units(self) -> Order:

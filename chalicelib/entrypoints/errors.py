@@ -9,13 +9,13 @@ from typing import Any, TypeVar, cast
 from chalice import BadRequestError, ChaliceViewError, ConflictError, NotFoundError
 from chalice.app import Request
 
-from chalicelib.domain.errors import ConcurrentUpdate, InvalidInput, NotFound
-from chalicelib.domain.json_reader import BodyTooLarge, read_json
+from chalicelib.domain.errors import ConcurrentUpdate, IdempotencyKeyReused, InvalidInput, NotFound, TooLarge
+from chalicelib.domain.json_reader import read_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class RequestTooLargeError(ChaliceViewError):
+class PayloadTooLargeError(ChaliceViewError):
     STATUS_CODE = 413
 
 
@@ -24,13 +24,13 @@ def http_errors(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
-        except BodyTooLarge as exc:
-            raise RequestTooLargeError(str(exc)) from exc
+        except TooLarge as exc:  # a body over a door's limit, or an order too large to store or queue
+            raise PayloadTooLargeError(str(exc)) from exc
         except InvalidInput as exc:
             raise BadRequestError(str(exc)) from exc
         except NotFound as exc:
             raise NotFoundError(str(exc)) from exc
-        except ConcurrentUpdate as exc:
+        except (ConcurrentUpdate, IdempotencyKeyReused) as exc:
             raise ConflictError(str(exc)) from exc
 
     return cast(F, wrapper)

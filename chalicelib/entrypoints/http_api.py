@@ -12,8 +12,9 @@ from chalicelib.composition import services
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.manual_channel import CHANNEL as MANUAL
-from chalicelib.domain.manual_channel import normalise_manual
+from chalicelib.domain.manual_channel import bind_idempotency_key, idempotency_key, normalise_manual
 from chalicelib.domain.order import OrderStatus
+from chalicelib.domain.validation import validate_order
 from chalicelib.entrypoints.errors import http_errors, json_body
 from chalicelib.entrypoints.health import health_report
 from chalicelib.entrypoints.intake import enqueue
@@ -38,9 +39,11 @@ def create_manual_order() -> Response:
     if not isinstance(body, dict):
         raise InvalidInput("body must be a JSON object")
     order = normalise_manual(body)  # rejects what the queue handler could never process
-    key = request.headers.get("idempotency-key")
-    delivery_id = f"manual:{key}" if key else "manual:" + hashlib.sha256(_bytes(request.raw_body)).hexdigest()
     svc = services()
+    validate_order(order, now=svc.now())  # ... and what ingestion would refuse
+    raw = _bytes(request.raw_body)
+    key = idempotency_key(request.headers.get("idempotency-key"))
+    delivery_id = f"manual:{key}" if key else "manual:" + hashlib.sha256(raw).hexdigest()
     delivery = Delivery(
         delivery_id=delivery_id,
         channel=MANUAL,
@@ -50,7 +53,9 @@ def create_manual_order() -> Response:
         payload=body,
         external_id=order.external_id,
     )
-    enqueue(svc, delivery, _bytes(request.raw_body))
+    if key:
+        bind_idempotency_key(delivery, raw, svc.raw_archive)
+    enqueue(svc, delivery, raw)
     return Response(
         body={"order_id": order.order_id, "delivery_id": delivery_id, "status": "accepted"},
         status_code=202,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,6 +16,8 @@ from chalicelib.observability import count, logger
 
 # SQS messages stop at 256 KiB; a bigger body travels by claim check through the raw archive.
 MAX_INLINE_BYTES = 200 * 1024
+# The queue message as the queue adapter writes it (JSON, ASCII): SQS's 256 KiB less room for attributes.
+MAX_MESSAGE_CHARS = 250 * 1024
 # Bigger bodies are refused before any HMAC work (Shopify's largest orders stay far below this).
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -39,13 +42,16 @@ HandOff = Callable[[Services, Delivery, bytes], None]
 
 def enqueue(svc: Services, delivery: Delivery, raw: bytes) -> None:
     """Queue the delivery with its exact body; the consumer archives it (one call before the answer)."""
+    large = len(raw) > MAX_INLINE_BYTES
     try:
-        text = raw.decode("utf-8") if len(raw) <= MAX_INLINE_BYTES else None
+        text = None if large else raw.decode("utf-8")
     except UnicodeDecodeError:
         text = None
+    if text is not None and len(json.dumps(replace(delivery, raw=text).to_message())) > MAX_MESSAGE_CHARS:
+        # Escaped in the message (quotes, non-ASCII as \uXXXX) it would pass SQS's limit: claim check.
+        text, large = None, True
     if text is None:
         svc.raw_archive.put(delivery, raw)
-        large = len(raw) > MAX_INLINE_BYTES
         delivery = replace(delivery, payload=None if large else delivery.payload, raw=None)
     else:
         delivery = replace(delivery, raw=text)

@@ -202,9 +202,9 @@ def test_a_poison_delivery_for_an_order__parked_at_once__the_good_one_after_it_a
             MessageDeduplicationId=uuid.uuid4().hex,
         )
 
-    order = wait_for_event(stack, order_id, "received", timeout=20)
+    order = wait_for_event(stack, order_id, "received")
     assert order["currency"] == "EUR"
     [dead] = eventually(lambda: parked_in_dlq(stack, marker))
     why = reason_of(dead)
-    assert why["reason"] == "InvalidInput" and why["receive_count"] == "1"
+    assert why["reason"] == "InvalidOrder" and why["receive_count"] == "1"
     assert dead["Attributes"]["MessageGroupId"] == group

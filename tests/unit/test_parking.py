@@ -98,11 +98,11 @@ POISON = [
     ("a delivery without its fields", json.dumps({"channel": "manual"}), "MalformedDelivery"),
     ("nested 10,000 deep", NESTED, "MalformedDelivery"),
     ("a channel the hub has no normaliser of", delivery(channel="nope"), "MalformedDelivery"),
-    ("a manual order without a currency", delivery(currency=None), "InvalidInput"),
+    ("a manual order without a currency", delivery(currency=None), "InvalidOrder"),
     (
         "a manual order with a price it cannot read",
         delivery(lines=[{"sku": "X", "title": "X", "quantity": 1, "unit_price": "abc"}]),
-        "InvalidInput",
+        "InvalidOrder",
     ),
 ]
 
@@ -168,7 +168,9 @@ def test_only_permanent_failures_are_parked__transient_ones_are_retried(client, 
     svc.normalisers = {"manual": raising(error)}
     failed = run_batch(client, record(delivery("U-1"), "m-1"), record(delivery("U-1"), "m-2"))
     if parks:
-        assert failed == set() and [p.reason for _, p in lot.parked] == [type(error).__name__] * 2
+        # A normaliser's refusal of the order itself is parked as the order's own error (InvalidOrder).
+        reason = "InvalidOrder" if type(error) is InvalidInput else type(error).__name__
+        assert failed == set() and [p.reason for _, p in lot.parked] == [reason] * 2
     else:
         # FIFO: the rest of the group fails with it, keeping the group's order.
         assert failed == {"m-1", "m-2"} and lot.parked == []

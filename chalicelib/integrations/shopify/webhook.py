@@ -16,6 +16,7 @@ from chalicelib.domain import money
 from chalicelib.domain.channel_events import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.order import Address, Customer, Line, Order, Payment, Totals, derive_order_id
+from chalicelib.domain.validation import MAX_QUANTITY, MAX_TITLE, id_problem, text_problem
 from chalicelib.domain.webhooks import WebhookEvent, WebhookRequest, WebhookSpec, from_header, signature_in
 
 CHANNEL = "shopify"
@@ -60,7 +61,57 @@ def read_delivery(store: str, request: WebhookRequest) -> WebhookEvent:
     event_id = request.header("x-shopify-event-id") or request.header("x-shopify-webhook-id")
     if not event_id or external_id is None:
         raise InvalidInput("missing event id or order id")
-    return WebhookEvent(topic, f"shopify:{store}:{event_id}:{topic}", str(external_id))
+    if topic in ORDER_TOPICS:
+        check_order_fields(payload, f"shopify {topic}")
+    return WebhookEvent(topic, f"shopify:{store}:{event_id}:{topic}", _id(external_id, "order id"))
+
+
+_ORDER_AMOUNTS = ("total_price", "subtotal_price", "total_tax", "total_discounts", "total_outstanding")
+
+
+def check_order_fields(src: Mapping[str, Any], where: str) -> None:
+    """What the webhook can refuse at once in an order body, field by field as far as it is there (the
+    whole order is checked again at ingestion): ids, amounts, lines, titles and quantities."""
+    for key in _ORDER_AMOUNTS:
+        if src.get(key) is not None:
+            _amount(src[key], None, f"{where} {key}")
+    if "line_items" not in src:
+        return
+    items = src["line_items"]
+    if not isinstance(items, list):
+        raise InvalidInput(f"{where}: line_items is not a list")
+    if not items and src.get("total_price") is not None:
+        # Money and nothing bought: ingestion would refuse it (an order needs a line), so refuse it now.
+        raise InvalidInput(f"{where}: an order needs at least one line item")
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise InvalidInput(f"{where} line_items[{i}]: not an object")
+        _line_fields(item, f"{where} line_items[{i}]")
+
+
+def _line_fields(item: Mapping[str, Any], where: str) -> None:
+    if item.get("id") is not None:
+        problem = id_problem(_id(item["id"], f"{where} id"), f"{where} id")
+        if problem:
+            raise InvalidInput(problem)
+    if item.get("price") is not None:
+        _amount(item["price"], None, f"{where} price")
+    quantity = item.get("quantity")
+    if quantity is not None and (
+        not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 <= quantity <= MAX_QUANTITY
+    ):
+        raise InvalidInput(f"{where}: quantity must be a whole number 0..{MAX_QUANTITY}")
+    for key in ("title", "variant_title", "name"):
+        problem = text_problem(_text(item.get(key)), f"{where} {key}", MAX_TITLE)
+        if problem:
+            raise InvalidInput(problem)
+
+
+def _id(value: Any, where: str) -> str:
+    """Shopify's ids are integers (or GraphQL gid strings); a float (1e400 → inf, NaN) is no id."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
+        raise InvalidInput(f"{where}: not an id: {str(value)[:40]!r}")
+    return str(value)
 
 
 # The store is chosen by X-Shopify-Shop-Domain; the topic is read (and filtered) before the body.
@@ -105,7 +156,7 @@ def _unwrap(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 def _order_snapshot(topic: str, src: Mapping[str, Any], store: str) -> OrderSnapshot:
     where = f"shopify {topic}"
-    external_id = str(_required(src, "id", where))
+    external_id = _id(_required(src, "id", where), f"{where} id")
     currency = _currency(_required(src, "currency", where), where)
     items = _required(src, "line_items", where)
     if not isinstance(items, list):
@@ -137,7 +188,7 @@ def _order_snapshot(topic: str, src: Mapping[str, Any], store: str) -> OrderSnap
 def _line(item: Any, currency: str, where: str) -> Line:
     if not isinstance(item, Mapping):
         raise InvalidInput(f"{where}: not an object")
-    line_id = str(_required(item, "id", where))
+    line_id = _id(_required(item, "id", where), f"{where} id")
     quantity = _required(item, "quantity", where)
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
         raise InvalidInput(f"{where}: quantity must be a whole number, got {quantity!r}")
@@ -354,6 +405,9 @@ def _required(obj: Mapping[str, Any], key: str, where: str) -> Any:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
+    if isinstance(value, Mapping | list):
+        # An object where text belongs is refused, not stored as its Python repr.
+        raise InvalidInput(f"shopify: text expected, got {type(value).__name__}")
     text = str(value).strip()
     return text or None
 
@@ -402,8 +456,8 @@ def _amount(value: Any, currency: str | None, where: str) -> Decimal:
         exact = Decimal(str(value).strip())
     except (money.MoneyError, InvalidOperation) as exc:
         raise InvalidInput(f"{where}: not an amount: {value!r}") from exc
-    if not exact.is_finite():
-        raise InvalidInput(f"{where}: not an amount: {value!r}")
+    if not exact.is_finite() or abs(exact) >= money.MAX_AMOUNT:
+        raise InvalidInput(f"{where}: not an amount: {str(value)[:40]!r}")
     return exact
 
 
