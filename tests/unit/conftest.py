@@ -77,3 +77,13 @@ def clock() -> Clock:
 @pytest.fixture
 def sleeps(clock) -> Sleeps:
     return Sleeps(clock)
+
+
+@pytest.fixture
+def repo() -> InMemoryOrderRepository:
+    return InMemoryOrderRepository()
+
+
+@pytest.fixture
+def workflow() -> RecordingWorkflow:
+    return RecordingWorkflow()
