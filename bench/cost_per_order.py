@@ -24,15 +24,9 @@ The bench's own reads (executions, histories, item sizes) go straight to moto, p
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import math
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -48,6 +42,14 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.local_stack import (  # noqa: E402
+    boot,
+    free_port,
+    shopify_headers,
+    shopify_order,
+    shut_down,
+    wait_healthy,
+)
 from chalicelib.domain.order import derive_order_id  # noqa: E402
 from local.counters import item_size  # noqa: E402  (DynamoDB's item-size rule, as the counters use it)
 
@@ -86,69 +88,31 @@ FREE_SERVICES = {"states"}
 SCHEDULE_TIMEOUT_S = 30
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # ---------------------------------------------------------------------------------------------- orders
 
 
-def shopify_order(number: int, price: str) -> bytes:
+def shopify_order_body(number: int, price: str) -> bytes:
     tag = uuid.uuid4().hex[:8]
-    order = {
-        "id": 8_000_000_000 + number,
-        "name": f"#C{number}",
-        "email": f"buyer-{tag}@example.com",  # one buyer per order: no velocity rule fires
-        "created_at": "2026-11-23T10:00:00-05:00",
-        "updated_at": "2026-11-23T10:00:00-05:00",
-        "currency": "USD",
-        "financial_status": "paid",
-        "fulfillment_status": None,
-        "cancelled_at": None,
-        "gateway": "shopify_payments",
-        "total_price": f"{float(price) + 6:.2f}",
-        "subtotal_price": price,
-        "total_tax": "0.00",
-        "total_discounts": "0.00",
-        "line_items": [
-            {
-                "id": 9_100_000_000 + number,
-                "sku": "MUG",
-                "title": "Mug",
-                "variant_title": None,
-                "quantity": 1,
-                "price": price,
-                "discount_allocations": [],
-                "tax_lines": [],
-            }
-        ],
-        "shipping_lines": [{"id": 1, "title": "Standard", "price": "6.00", "discount_allocations": []}],
-        "customer": {"first_name": "Cost", "last_name": tag, "email": f"buyer-{tag}@example.com"},
-        "shipping_address": {
+    line = {"id": 9_100_000_000 + number, "quantity": 1, "price": price, "tax_lines": []}
+    return shopify_order(
+        8_000_000_000 + number,
+        f"#C{number}",
+        f"buyer-{tag}@example.com",  # one buyer per order: no velocity rule fires
+        line,
+        "0.00",
+        customer={"first_name": "Cost", "last_name": tag, "email": f"buyer-{tag}@example.com"},
+        shipping_address={
             "name": f"Cost {tag}",
             "address1": "150 Elgin St",
             "city": "Ottawa",
             "zip": "K2P 1L4",
             "country_code": "CA",
         },
-    }
-    return json.dumps(order, separators=(",", ":")).encode()
+    )
 
 
-def shopify_headers(body: bytes) -> dict[str, str]:
-    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).digest()
-    return {
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": "orders/create",
-        "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
-        "X-Shopify-Shop-Domain": SHOP,
-        "X-Shopify-API-Version": "2024-04",
-        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-        "X-Shopify-Event-Id": str(uuid.uuid4()),
-        "X-Shopify-Triggered-At": "2026-11-23T15:00:00Z",
-    }
+def signed_headers(body: bytes) -> dict[str, str]:
+    return shopify_headers(body, secret=SECRET, shop=SHOP)
 
 
 def manual_order(number: int, price: str, intent_id: str | None = None) -> dict[str, Any]:
@@ -355,12 +319,8 @@ class Stack:
             step_s=0.3,
         ).start()
         env = {
-            **os.environ,
-            "HUB_PORT": str(self.hub_port),
             "HUB_LOCAL_AWS_PORT": str(self.aws_port),
             "HUB_LOCAL_MOTO_PORT": str(self.moto_port),
-            "HUB_OPERATOR_TOKEN": TOKEN,
-            "HUB_DEMO": "0",
             "HUB_LOCAL_COUNTERS": "1",
             "HUB_FRAUD_POLICY": os.environ.get("HUB_FRAUD_POLICY", FRAUD_POLICY),
             "HUB_STRIPE_API_BASE": self.stripe.url,
@@ -374,27 +334,11 @@ class Stack:
                 }
             ),
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "local", "run"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.process = boot(self.hub_port, TOKEN, **env)
         self.url = f"http://127.0.0.1:{self.hub_port}"
         self.auth = {"Authorization": f"Bearer {TOKEN}"}
         self.session = requests.Session()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = requests.get(f"{self.url}/health", timeout=1)
-                if health.status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the stack was not healthy within 60 s")
-            time.sleep(0.1)
+        health = wait_healthy(self.url)
         self.aws_url = health.json()["aws_endpoint"]  # the gateway: counted
         moto = f"http://127.0.0.1:{self.moto_port}"  # the bench's own reads: not counted
         self.sfn = self._client("stepfunctions", moto)
@@ -413,8 +357,7 @@ class Stack:
         )
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        self.process.wait(timeout=30)
+        shut_down(self.process)
         for simulator in (self.stripe, self.threepl, self.carrier):
             simulator.stop()
 
@@ -512,8 +455,8 @@ def run_scenario(stack: Stack, scenario: Scenario, n: int, number: int) -> Measu
     intents: dict[str, str] = {}
     for i in range(n):
         if scenario.channel == "shopify":
-            body = shopify_order(number + i, scenario.price)
-            answer, took = stack.api("POST", "/webhooks/shopify", data=body, headers=shopify_headers(body))
+            body = shopify_order_body(number + i, scenario.price)
+            answer, took = stack.api("POST", "/webhooks/shopify", data=body, headers=signed_headers(body))
         else:
             intent_id = None
             if scenario.card:
@@ -843,7 +786,7 @@ def main() -> None:
             ).raise_for_status()
         # Warm the app (imports, cached store lookup) so the first scenario is not a cold start.
         stack.api(
-            "POST", "/webhooks/shopify", data=(b := shopify_order(0, "1.00")), headers=shopify_headers(b)
+            "POST", "/webhooks/shopify", data=(b := shopify_order_body(0, "1.00")), headers=signed_headers(b)
         )
         footprints = measure_schedules(stack)
         results: list[tuple[Measured, Cost]] = []

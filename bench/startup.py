@@ -5,11 +5,7 @@ Run: .venv/bin/python bench/startup.py [runs]   (results go to bench/RESULTS.md 
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -18,43 +14,17 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+sys.path.insert(0, str(ROOT))
+from bench.local_stack import boot, free_port, shut_down, wait_healthy  # noqa: E402
 
 
 def one_run() -> tuple[float, float]:
     hub = free_port()
-    env = {
-        **os.environ,
-        "HUB_PORT": str(hub),
-        "HUB_LOCAL_AWS_PORT": str(free_port()),
-        "HUB_LOCAL_MOTO_PORT": str(free_port()),
-        "HUB_OPERATOR_TOKEN": "bench",
-        "HUB_DEMO": "0",
-    }
     url = f"http://127.0.0.1:{hub}"
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = boot(hub, "bench")
     try:
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() - started > 60:
-                raise RuntimeError("not healthy within 60 s")
-            time.sleep(0.05)
+        wait_healthy(url, poll_s=0.05)
         healthy = time.monotonic() - started
         headers = {"Authorization": "Bearer bench"}
         order = {
@@ -74,8 +44,7 @@ def one_run() -> tuple[float, float]:
             time.sleep(0.02)
         return healthy, time.monotonic() - posted
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        shut_down(process)
 
 
 def main() -> None:

@@ -11,15 +11,7 @@ and finally checks that every accepted delivery became exactly one order.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -30,64 +22,34 @@ import boto3
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.local_stack import boot, free_port, shopify_headers, shopify_order, shut_down, wait_healthy  # noqa: E402
+
 SHOP = "bench-shop.myshopify.com"
 SECRET = "bench-webhook-secret"
 TOKEN = "bench-token"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def order_body(number: int) -> bytes:
-    order = {
-        "id": 7_000_000_000 + number,
-        "name": f"#B{number}",
-        "email": "bench@example.com",
-        "created_at": "2026-11-23T10:00:00-05:00",
-        "updated_at": "2026-11-23T10:00:00-05:00",
-        "currency": "USD",
-        "financial_status": "paid",
-        "fulfillment_status": None,
-        "cancelled_at": None,
-        "gateway": "shopify_payments",
-        "total_price": "54.00",
-        "subtotal_price": "44.00",
-        "total_tax": "4.00",
-        "total_discounts": "0.00",
-        "line_items": [
-            {
-                "id": 9_000_000_000 + number,
-                "sku": "MUG",
-                "title": "Mug",
-                "variant_title": None,
-                "quantity": 2,
-                "price": "22.00",
-                "discount_allocations": [],
-                "tax_lines": [{"price": "4.00", "rate": 0.1, "title": "Tax"}],
-            }
-        ],
-        "shipping_lines": [{"id": 1, "title": "Standard", "price": "6.00", "discount_allocations": []}],
-        "customer": {"first_name": "Bench", "last_name": "Mark", "email": "bench@example.com"},
-        "shipping_address": {"name": "Bench Mark", "city": "Ottawa", "country_code": "CA"},
+    line = {
+        "id": 9_000_000_000 + number,
+        "quantity": 2,
+        "price": "22.00",
+        "tax_lines": [{"price": "4.00", "rate": 0.1, "title": "Tax"}],
     }
-    return json.dumps(order, separators=(",", ":")).encode()
+    return shopify_order(
+        7_000_000_000 + number,
+        f"#B{number}",
+        "bench@example.com",
+        line,
+        "4.00",
+        customer={"first_name": "Bench", "last_name": "Mark", "email": "bench@example.com"},
+        shipping_address={"name": "Bench Mark", "city": "Ottawa", "country_code": "CA"},
+    )
 
 
-def headers_for(body: bytes, topic: str = "orders/create") -> dict[str, str]:
-    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).digest()
-    return {
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": topic,
-        "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
-        "X-Shopify-Shop-Domain": SHOP,
-        "X-Shopify-API-Version": "2024-04",
-        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-        "X-Shopify-Event-Id": str(uuid.uuid4()),
-        "X-Shopify-Triggered-At": "2026-11-23T15:00:00Z",
-    }
+def headers_for(body: bytes) -> dict[str, str]:
+    return shopify_headers(body, secret=SECRET, shop=SHOP)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -98,31 +60,11 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     hub, aws = free_port(), free_port()
-    env = {
-        **os.environ,
-        "HUB_PORT": str(hub),
-        "HUB_LOCAL_AWS_PORT": str(aws),
-        "HUB_LOCAL_MOTO_PORT": str(free_port()),
-        "HUB_OPERATOR_TOKEN": TOKEN,
-        "HUB_DEMO": "0",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = boot(hub, TOKEN, HUB_LOCAL_AWS_PORT=str(aws))
     url, aws_url = f"http://127.0.0.1:{hub}", f"http://127.0.0.1:{aws}"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        wait_healthy(url)
         connection = {"channel": "shopify", "store": SHOP, "webhook_secret": SECRET, "access_token": "x"}
         requests.post(f"{url}/api/connections", json=connection, headers=auth, timeout=10).raise_for_status()
 
@@ -217,8 +159,7 @@ def main() -> None:
             print(f"burst, {label}: {accepted} accepted in {elapsed:.2f} s = {accepted / elapsed:.0f}/s")
         print(f"orders stored: {stored} of {expected} accepted deliveries (each a distinct order)")
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        shut_down(process)
 
 
 if __name__ == "__main__":

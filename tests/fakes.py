@@ -88,24 +88,23 @@ class InMemoryOrderRepository:
                 raise NotFound(order_id)
             self._orders[order_id] = StoredOrder(current.order, current.version + 1, execution_arn)
 
-    def set_review_token(self, order_id: str, token: str | None) -> None:
+    def _keep_token(self, order_id: str, tokens: dict[str, str | None], token: str | None) -> None:
+        """Writing a task token is a write of the order's item: its version moves on."""
         with self._lock:
             current = self._orders.get(order_id)
             if current is None:
                 raise NotFound(order_id)
-            self._review_tokens[order_id] = token
+            tokens[order_id] = token
             self._orders[order_id] = StoredOrder(current.order, current.version + 1, current.execution_arn)
+
+    def set_review_token(self, order_id: str, token: str | None) -> None:
+        self._keep_token(order_id, self._review_tokens, token)
 
     def get_review_token(self, order_id: str) -> str | None:
         return self._review_tokens.get(order_id)
 
     def set_payment_token(self, order_id: str, token: str | None) -> None:
-        with self._lock:
-            current = self._orders.get(order_id)
-            if current is None:
-                raise NotFound(order_id)
-            self._payment_tokens[order_id] = token
-            self._orders[order_id] = StoredOrder(current.order, current.version + 1, current.execution_arn)
+        self._keep_token(order_id, self._payment_tokens, token)
 
     def get_payment_token(self, order_id: str) -> str | None:
         return self._payment_tokens.get(order_id)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -67,3 +69,72 @@ class WebhookReceiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FailingReceiver(WebhookReceiver):
+    """Answers `fail_status` to the first `fail_first` deliveries that `may_fail`, then 200."""
+
+    def __init__(self) -> None:
+        self.fail_first = 0
+        self.fail_status = 500
+        self.failed = 0
+        super().__init__()
+
+    def may_fail(self, item: Any) -> bool:
+        return True
+
+    def status_for(self, item: Any, index: int) -> int:
+        failing = self.failed < self.fail_first and self.may_fail(item)
+        self.failed += failing
+        return self.fail_status if failing else 200
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A delivery as a `SignedReceiver` keeps it: signature header (None when absent), body, headers."""
+
+    signature: str | None
+    body: bytes
+    headers: Message = field(compare=False, repr=False)
+
+    @property
+    def event(self) -> Any:
+        return json.loads(self.body)
+
+
+class SignedReceiver(FailingReceiver):
+    """The hub's webhook at `path`: keeps each delivery as a `kept_as` with its `signature_header`."""
+
+    def __init__(self, path: str, signature_header: str, kept_as: type[Signed] = Signed) -> None:
+        self.path, self.signature_header, self.kept_as = path, signature_header, kept_as
+        super().__init__()
+
+    def record(self, headers: Message, body: bytes) -> Signed:
+        return self.kept_as(headers[self.signature_header], body, headers)
+
+    def redelivered(self, sim: Any) -> list[Any]:
+        """The three deliveries of one event refused twice (`fail_first = 2`) once `sim` has sent them all:
+        the same body each time, answered 500, 500, then 200."""
+        first, second, third = self.wait_for(3)
+        assert sim.flush(20)
+        assert first.body == second.body == third.body
+        assert [(d.attempt, d.status) for d in sim.deliveries] == [(1, 500), (2, 500), (3, 200)]
+        return [first, second, third]
+
+
+class ShopifyReceiver(WebhookReceiver):
+    """The hub's `/webhooks/shopify`: keeps each delivery as its topic and JSON body."""
+
+    path = "/webhooks/shopify"
+
+    def record(self, headers: Message, body: bytes) -> tuple[str, dict[str, Any]]:
+        return headers["X-Shopify-Topic"], json.loads(body)
+
+    def topics(self) -> list[str]:
+        return [topic for topic, _ in self.received]
+
+    def last(self, topic: str, order_id: int) -> dict[str, Any]:
+        """The body of the last `topic` delivery about the order."""
+        bodies = [body for t, body in list(self.received) if t == topic and body["id"] == order_id]
+        assert bodies, f"no {topic} webhook for order {order_id}"
+        return bodies[-1]

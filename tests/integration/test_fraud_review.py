@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from chalicelib import resources
 from chalicelib.domain.order import derive_order_id
-from tests.integration.conftest import eventually, has_event
+from tests.integration.conftest import has_event, status_is
 
 
 def high_value_order(external_id: str, stripe=None) -> dict:
@@ -24,42 +23,16 @@ def high_value_order(external_id: str, stripe=None) -> dict:
     return body
 
 
-def order_in(stack, order_id: str, status: str) -> dict:
-    def check():
-        response = stack.api("GET", f"/api/orders/{order_id}")
-        return (
-            response.json() if response.status_code == 200 and response.json()["status"] == status else None
-        )
-
-    return eventually(check)
-
-
-def execution_status(stack, order_id: str) -> str:
-    sfn = stack.client("stepfunctions")
-    machine = next(
-        m["stateMachineArn"]
-        for m in sfn.list_state_machines()["stateMachines"]
-        if m["name"] == resources.ORDER_LIFECYCLE.name
-    )
-    arn = machine.replace(":stateMachine:", ":execution:") + f":{order_id}"
-    return str(sfn.describe_execution(executionArn=arn)["status"])
-
-
 def test_a_reviewed_order_waits_then_goes_on_when_an_operator_approves(stack, stripe):
     external_id = f"FR-{uuid.uuid4().hex[:8]}"
     body = high_value_order(external_id, stripe)
     assert stack.api("POST", "/api/orders", json=body).status_code == 202
     order_id = derive_order_id("manual", "it-fraud", external_id)
-    waiting = order_in(stack, order_id, "FRAUD_REVIEW")
+    waiting = stack.order_when(order_id, status_is("FRAUD_REVIEW"))
     assert waiting["fraud"]["decision"] == "review" and waiting["fraud"]["score"] >= 40
-    eventually(
-        lambda: (
-            "review_requested"
-            in [h["event"] for h in stack.api("GET", f"/api/orders/{order_id}").json()["history"]]
-        )
-    )
+    stack.order_when(order_id, has_event("review_requested"))
     assert "token" not in str(stack.api("GET", f"/api/orders/{order_id}").json()).lower()
-    assert execution_status(stack, order_id) == "RUNNING"
+    assert stack.execution(order_id)["status"] == "RUNNING"
 
     answer = stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "approve"})
     assert answer.status_code == 200 and answer.json()["workflow_resumed"] is True
@@ -69,7 +42,7 @@ def test_a_reviewed_order_waits_then_goes_on_when_an_operator_approves(stack, st
     assert history.index("review_approved") < history.index("payment_captured")
     assert paid["payment"]["amount_captured"] == "2400.00"
     assert stripe.payment_intent(body["payment"]["reference"])["amount_received"] == 240000
-    assert eventually(lambda: execution_status(stack, order_id) == "SUCCEEDED")
+    stack.finished(order_id, "SUCCEEDED")
     again = stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "reject"})
     assert again.status_code == 409
 
@@ -79,18 +52,13 @@ def test_an_operator_rejection_cancels_and_bad_decisions_are_refused(stack, stri
     body = high_value_order(external_id, stripe)
     stack.api("POST", "/api/orders", json=body)
     order_id = derive_order_id("manual", "it-fraud", external_id)
-    order_in(stack, order_id, "FRAUD_REVIEW")
-    eventually(
-        lambda: (
-            "review_requested"
-            in [h["event"] for h in stack.api("GET", f"/api/orders/{order_id}").json()["history"]]
-        )
-    )
+    stack.order_when(order_id, status_is("FRAUD_REVIEW"))
+    stack.order_when(order_id, has_event("review_requested"))
     assert stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "maybe"}).status_code == 400
     assert stack.api("POST", "/api/orders/ord_nope/review", json={"decision": "approve"}).status_code == 404
     assert stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "reject"}).status_code == 200
-    order_in(stack, order_id, "CANCELLED")
-    assert eventually(lambda: execution_status(stack, order_id) == "SUCCEEDED")
+    stack.order_when(order_id, status_is("CANCELLED"))
+    stack.finished(order_id, "SUCCEEDED")
     # The reviewer's rejection voids the authorisation, as fraudulent.
     intent = stripe.payment_intent(body["payment"]["reference"])
     assert intent["status"] == "canceled" and intent["cancellation_reason"] == "fraudulent"
@@ -102,14 +70,14 @@ def test_cancelling_an_order_waiting_for_review_stops_its_lifecycle(stack):
     external_id = f"FR-{uuid.uuid4().hex[:8]}"
     stack.api("POST", "/api/orders", json=high_value_order(external_id))
     order_id = derive_order_id("manual", "it-fraud", external_id)
-    order_in(stack, order_id, "FRAUD_REVIEW")
-    eventually(lambda: execution_status(stack, order_id) == "RUNNING")
+    stack.order_when(order_id, status_is("FRAUD_REVIEW"))
+    stack.finished(order_id, "RUNNING")
     answer = stack.api(
         "POST", f"/api/orders/{order_id}/cancel", json={"reason": "customer changed their mind"}
     )
     assert answer.status_code == 200
     assert answer.json()["lifecycle_stopped"] is True and answer.json()["already_cancelled"] is False
-    cancelled = order_in(stack, order_id, "CANCELLED")
+    cancelled = stack.order_when(order_id, status_is("CANCELLED"))
     assert cancelled["history"][-1]["detail"]["previous_status"] == "FRAUD_REVIEW"
     assert (
         stack.api("POST", f"/api/orders/{order_id}/review", json={"decision": "approve"}).status_code == 409

@@ -54,6 +54,16 @@ WOO_ADDRESS = {
 }
 
 
+SHOP_ADDRESS = {
+    "name": "Ada Buyer",
+    "address1": "1 Harbour St",
+    "city": "Boston",
+    "province_code": "MA",
+    "zip": "02110",
+    "country_code": "US",
+}
+
+
 def woo_order(woo_store, **overrides: Any) -> tuple[dict[str, Any], str]:
     placed = woo_store.create_order(payment_method="ppcp-gateway", shipping=WOO_ADDRESS, **overrides)
     return placed, derive_order_id("woocommerce", PUBLISH_WOO, str(placed["id"]))
@@ -120,14 +130,7 @@ def test_shopify__fulfilment_with_tracking_reaches_the_shop_once(stack, shopify_
         currency="USD",
         financial_status="paid",
         items=[{"title": "Mug", "price": "12.00", "quantity": 2, "sku": "MUG"}],
-        shipping_address={
-            "name": "Ada Buyer",
-            "address1": "1 Harbour St",
-            "city": "Boston",
-            "province_code": "MA",
-            "zip": "02110",
-            "country_code": "US",
-        },
+        shipping_address=SHOP_ADDRESS,
     )
     order_id = derive_order_id("shopify", PUBLISH_SHOP, str(placed["id"]))
     done = order_when(stack, order_id, lambda o: o["status"] in ("COMPLETED", "FAILED"))
@@ -156,16 +159,6 @@ def test_amazon__shipment_confirmed_once_per_parcel(stack, amazon):
     confirmations = amazon.shipment_confirmations(placed["AmazonOrderId"])
     assert len(confirmations) == len(done["shipments"][0]["parcels"])
     assert all(c.get("submissions", 1) == 1 for c in confirmations)
-
-
-SHOP_ADDRESS = {
-    "name": "Ada Buyer",
-    "address1": "1 Harbour St",
-    "city": "Boston",
-    "province_code": "MA",
-    "zip": "02110",
-    "country_code": "US",
-}
 
 
 def test_shopify__throttling_is_waited_out_and_a_cancellation_refunds_at_the_shop(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from chalicelib.domain.order import derive_order_id
-from tests.integration.conftest import PUBLISH_WOO, WAIT_SECONDS, eventually
+from tests.integration.conftest import PUBLISH_WOO, WAIT_SECONDS, eventually, status_is
 
 
 def reconcile(stack) -> list[dict[str, Any]]:
@@ -17,6 +18,23 @@ def reconcile(stack) -> list[dict[str, Any]]:
 def woo_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     [run] = [r for r in runs if r["channel"] == "woocommerce" and r["store"] == PUBLISH_WOO]
     return run
+
+
+def completed_stripe_order(stack, intent_id: str) -> str:
+    """A manual order of 15.00 EUR paid by the PaymentIntent, once the hub has completed it: its id."""
+    external_id = f"REC-{uuid.uuid4().hex[:8]}"
+    body = {
+        "store": "it-reconcile",
+        "external_id": external_id,
+        "currency": "EUR",
+        "placed_at": "2026-11-23T10:00:00Z",
+        "lines": [{"title": "Scarf", "quantity": 1, "unit_price": "15.00"}],
+        "payment": {"source": "stripe", "reference": intent_id},
+    }
+    assert stack.api("POST", "/api/orders", json=body).status_code == 202
+    order_id = derive_order_id("manual", "it-reconcile", external_id)
+    stack.order_when(order_id, status_is("COMPLETED"))
+    return order_id
 
 
 def test_woocommerce__dropped_webhooks_are_restored_exactly_once_and_channel_cancellations_applied(
@@ -45,7 +63,7 @@ def test_woocommerce__dropped_webhooks_are_restored_exactly_once_and_channel_can
         again = woo_run(reconcile(stack))
         assert again["missing_restored"] == [] and str(cancelled) in again["drift_applied"]
         order_id = ids[str(cancelled)]
-        assert eventually(lambda: stack.api("GET", f"/api/orders/{order_id}").json()["status"] == "CANCELLED")
+        stack.order_when(order_id, status_is("CANCELLED"))
     finally:
         woo_store.drop_rate = 0.0
     runs = stack.api("GET", "/api/reconciliation/runs").json()["runs"]
@@ -84,21 +102,8 @@ def test_shopify__dropped_webhooks_are_restored_by_the_graphql_pull(stack, shopi
 
 
 def test_stripe__a_refund_made_outside_the_hub_is_reported(stack, stripe):
-    import uuid
-
     intent = stripe.create_payment_intent(1500, "eur", "pm_card_visa")
-    external_id = f"REC-{uuid.uuid4().hex[:8]}"
-    body = {
-        "store": "it-reconcile",
-        "external_id": external_id,
-        "currency": "EUR",
-        "placed_at": "2026-11-23T10:00:00Z",
-        "lines": [{"title": "Scarf", "quantity": 1, "unit_price": "15.00"}],
-        "payment": {"source": "stripe", "reference": intent["id"]},
-    }
-    assert stack.api("POST", "/api/orders", json=body).status_code == 202
-    order_id = derive_order_id("manual", "it-reconcile", external_id)
-    assert eventually(lambda: stack.api("GET", f"/api/orders/{order_id}").json().get("status") == "COMPLETED")
+    order_id = completed_stripe_order(stack, intent["id"])
     refund = stripe.refund_outside(intent["id"], 500)  # from the Stripe dashboard
     runs = reconcile(stack)
     [payments] = [r for r in runs if r["channel"] == "stripe"]
@@ -114,30 +119,17 @@ def test_stripe__a_refund_made_outside_the_hub_is_reported(stack, stripe):
 
 
 def test_stripe__a_capture_made_outside_the_hub_is_reported_the_hubs_own_is_not(stack, stripe):
-    import uuid
-
-    from tests.integration.test_fraud_review import high_value_order, order_in
+    from tests.integration.test_fraud_review import high_value_order
 
     # The hub captures this one itself.
     own = stripe.create_payment_intent(1500, "eur", "pm_card_visa")
-    external_id = f"REC-{uuid.uuid4().hex[:8]}"
-    body = {
-        "store": "it-reconcile",
-        "external_id": external_id,
-        "currency": "EUR",
-        "placed_at": "2026-11-23T10:00:00Z",
-        "lines": [{"title": "Scarf", "quantity": 1, "unit_price": "15.00"}],
-        "payment": {"source": "stripe", "reference": own["id"]},
-    }
-    assert stack.api("POST", "/api/orders", json=body).status_code == 202
-    paid_id = derive_order_id("manual", "it-reconcile", external_id)
-    assert eventually(lambda: stack.api("GET", f"/api/orders/{paid_id}").json().get("status") == "COMPLETED")
+    completed_stripe_order(stack, own["id"])
     # This one waits for its fraud review when someone captures part of it in the Stripe dashboard.
     review_body = high_value_order(f"REC-{uuid.uuid4().hex[:8]}", stripe)
     held = review_body["payment"]["reference"]
     assert stack.api("POST", "/api/orders", json=review_body).status_code == 202
     review_id = derive_order_id("manual", "it-fraud", review_body["external_id"])
-    order_in(stack, review_id, "FRAUD_REVIEW")
+    stack.order_when(review_id, status_is("FRAUD_REVIEW"))
     stripe.capture_outside(held, 100000)
     # And a PaymentIntent of no order of the hub's, captured at once.
     stranger = stripe.create_payment_intent(700, "usd", "pm_card_visa", capture_method="automatic")
@@ -172,7 +164,7 @@ def test_a_failed_publication_is_published_again_by_reconciliation(stack, woo_st
 
     publish(stack)  # other orders' milestones out of the way: the refusals below are this order's
     placed, order_id = woo_order(woo_store)
-    assert eventually(lambda: stack.api("GET", f"/api/orders/{order_id}").json().get("status") == "COMPLETED")
+    stack.order_when(order_id, status_is("COMPLETED"))
     woo_store.fail_writes(2, 400)  # the store refuses the first writes: the milestone is marked failed
 
     publish(stack)  # the only outbox run on the suite's stack (conftest): it meets the refusals

@@ -7,6 +7,7 @@ from chalice.test import Client
 
 from chalicelib import composition
 from chalicelib.settings import from_environ
+from tests.fake_time import Clock, Sleeps
 from tests.fakes import (
     InMemoryConnectionRepository,
     InMemoryHeartbeats,
@@ -16,6 +17,7 @@ from tests.fakes import (
     RecordingQueue,
     RecordingWorkflow,
 )
+from tests.started import Started
 from tests.unit.api import TOKEN
 
 
@@ -44,3 +46,44 @@ def client(svc):
 
     with Client(app) as c:
         yield c
+
+
+@pytest.fixture
+def started():
+    """Receivers and simulators a test starts through it are stopped when the test ends, newest first."""
+    running = Started()
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
+def receiver(started, request):
+    """A running instance of the test module's `Receiver` (a `tests.webhook_receiver.WebhookReceiver`)."""
+    return started(request.module.Receiver())
+
+
+@pytest.fixture
+def sim(make_sim):
+    """The test module's simulator (its `make_sim` fixture) with the module's default knobs."""
+    return make_sim()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """One clock for a client and its simulator, moved by the test or by `sleeps`."""
+    return Clock()
+
+
+@pytest.fixture
+def sleeps(clock) -> Sleeps:
+    return Sleeps(clock)
+
+
+@pytest.fixture
+def repo() -> InMemoryOrderRepository:
+    return InMemoryOrderRepository()
+
+
+@pytest.fixture
+def workflow() -> RecordingWorkflow:
+    return RecordingWorkflow()

@@ -9,7 +9,7 @@ from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import MalformedDelivery
 from chalicelib.domain.ingest import Outcome, ingest
 from chalicelib.domain.order import OrderStatus
-from tests.fakes import InMemoryOrderRepository, RecordingWorkflow, StepClock
+from tests.fakes import RecordingWorkflow, StepClock
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -30,16 +30,6 @@ def delivery(delivery_id: str, *, updated_at: datetime = T0, quantity: int = 1) 
             "lines": [{"title": "Mug", "quantity": quantity, "unit_price": "10.00"}],
         },
     )
-
-
-@pytest.fixture
-def repo():
-    return InMemoryOrderRepository()
-
-
-@pytest.fixture
-def workflow():
-    return RecordingWorkflow()
 
 
 def run(d, repo, workflow):

@@ -151,9 +151,9 @@ def test_schedule_expressions__rate_and_cron():
     assert next_run("cron(30 4 * * ? *)", monday_3am) == monday_3am.replace(hour=4, minute=30)
 
 
-def test_scheduler__fires_on_cadence_and_on_demand(runtime):
-    now = [datetime(2026, 11, 23, 12, 0, tzinfo=UTC)]
-    scheduler = Scheduler(
+def ticking_every_5_minutes(runtime, now: list[datetime]) -> Scheduler:
+    """A scheduler of one schedule, `tick`, whose clock reads `now[0]`."""
+    return Scheduler(
         runtime,
         {"tick": Rate(5, unit=Rate.MINUTES)},
         region="us-east-1",
@@ -161,6 +161,11 @@ def test_scheduler__fires_on_cadence_and_on_demand(runtime):
         stop=threading.Event(),
         clock=lambda: now[0],
     )
+
+
+def test_scheduler__fires_on_cadence_and_on_demand(runtime):
+    now = [datetime(2026, 11, 23, 12, 0, tzinfo=UTC)]
+    scheduler = ticking_every_5_minutes(runtime, now)
     assert scheduler.due(now[0] + timedelta(minutes=4)) == []
     now[0] += timedelta(minutes=5)
     assert scheduler.due(now[0]) == ["tick"]
@@ -172,14 +177,7 @@ def test_scheduler__fires_on_cadence_and_on_demand(runtime):
 
 def test_scheduler__a_paused_cadence_skips_its_slots_and_still_fires_on_demand(runtime):
     now = [datetime(2026, 11, 23, 12, 0, tzinfo=UTC)]
-    scheduler = Scheduler(
-        runtime,
-        {"tick": Rate(5, unit=Rate.MINUTES)},
-        region="us-east-1",
-        account="123456789012",
-        stop=threading.Event(),
-        clock=lambda: now[0],
-    )
+    scheduler = ticking_every_5_minutes(runtime, now)
     scheduler.pause("tick")
     now[0] += timedelta(minutes=10)
     assert scheduler.due(now[0]) == []

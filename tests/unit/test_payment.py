@@ -24,7 +24,7 @@ from chalicelib.domain.payment_compensation import PaymentCompensator
 from chalicelib.domain.payment_events import apply_stripe_event
 from chalicelib.domain.payment_gateway import PaymentError
 from chalicelib.domain.payment_recovery import PaymentConflictError, request_payment_method, retry_payment
-from tests.fakes import InMemoryOrderRepository, RecordingWorkflow
+from tests.fakes import RecordingWorkflow
 from tests.fakes_payments import FakeChannelCapturer, FakeGateway
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -62,11 +62,6 @@ def pay(repo, gateway, order_id, capturer=None):
         policy=POLICY,
         now=now,
     )
-
-
-@pytest.fixture
-def repo():
-    return InMemoryOrderRepository()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from chalicelib.domain.publishing import (
     publish_pending,
     retry_publication,
 )
-from tests.fakes import InMemoryOrderRepository
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -60,11 +59,6 @@ def happen(repo, order_id, event, **detail):
         order.record(event, NOW, **detail)
 
     mutate(repo, order_id, change)
-
-
-@pytest.fixture
-def repo():
-    return InMemoryOrderRepository()
 
 
 def test_milestones_enter_the_outbox_with_their_cause_once(repo):

@@ -11,41 +11,26 @@ from chalicelib.integrations.amazon.publisher import AmazonPublisher
 from chalicelib.integrations.amazon.shipment import carrier_code, package_reference_id
 from chalicelib.integrations.amazon.spapi import SpApiClient
 from local.simulators.amazon import AmazonSimulator
+from tests.fake_time import FakeTime
 
 SELLER, MARKETPLACE = "A2HUB7SELLER01", "ATVPDKIKX0DER"
 CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN = "amzn1.application-oa2-client.hub", "lwa-secret", "Atzr|refresh"
 SHIPPED_AT = datetime(2026, 11, 23, 15, 30, tzinfo=UTC)
 
 
-class FakeTime:
-    """One clock for client, publisher and simulator; sleeping advances it instead of waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def fake_time():
+    """One clock (a FakeTime) for client, publisher and simulator; sleeping advances it instead of waiting."""
     return FakeTime()
 
 
 @pytest.fixture
-def simulator(fake_time):
+def simulator(started, fake_time):
     sim = AmazonSimulator(
         SELLER, MARKETPLACE, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN,
         seed=7, clock=fake_time, jp_rate=0.0, feed_delay=4.0,
     )  # fmt: skip
-    sim.start()
-    yield sim
-    sim.stop()
+    return started(sim.start())
 
 
 def make_publisher(sim, fake_time, **client_options):

@@ -1,9 +1,7 @@
 """ShopifyPublisher against the running Shopify simulator: each milestone once, partial shipments, faults."""
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from email.message import Message
 
 import pytest
 import requests
@@ -14,7 +12,9 @@ from chalicelib.integrations.shopify.admin import ShopifyAdmin
 from chalicelib.integrations.shopify.publisher import ShopifyPublisher
 from chalicelib.integrations.shopify.webhook import parse_shopify
 from local.simulators.shopify import API_VERSION, LOCATION_ID, ShopifySimulator
-from tests.webhook_receiver import WebhookReceiver
+from tests.fake_time import Sleeps
+from tests.lossy_session import LosesFirstAnswer
+from tests.webhook_receiver import ShopifyReceiver
 
 SHOP = "sim-store.myshopify.com"
 SECRET = "shpss_simulated_webhook_secret"
@@ -24,76 +24,14 @@ MUG = {"title": "Café Crème Mug", "sku": "MUG-CC", "price": "18.50", "quantity
 SECOND_LOCATION = 71_000_000_002
 
 
-class Receiver(WebhookReceiver):
-    path = "/webhooks/shopify"
-
-    def record(self, headers: Message, body: bytes) -> tuple[str, dict]:
-        return headers["X-Shopify-Topic"], json.loads(body)
-
-    def topics(self) -> list[str]:
-        return [topic for topic, _ in self.received]
-
-
-class Clock:
-    """A monotonic clock that moves only when told: the simulator's buckets and the admin share one."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Sleeps(list):
-    """A sleep that moves its clock on instead of waiting, and remembers how long it was asked to."""
-
-    def __init__(self, clock: Clock) -> None:
-        super().__init__()
-        self.clock = clock
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-        self.clock.now += seconds
+Receiver = ShopifyReceiver
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def make_sim(receiver, clock):
-    started: list[ShopifySimulator] = []
-
-    def make(**knobs) -> ShopifySimulator:
-        knobs.setdefault("clock", clock)
-        knobs.setdefault("webhook_url", receiver.url)
-        knobs.setdefault("seed", 23)
-        knobs.setdefault("senders", 1)
-        sim = ShopifySimulator(SHOP, SECRET, TOKEN, **knobs).start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
-
-
-@pytest.fixture
-def sim(make_sim) -> ShopifySimulator:
-    return make_sim()
-
-
-@pytest.fixture
-def sleeps(clock) -> Sleeps:
-    return Sleeps(clock)
+def make_sim(started, receiver, clock):
+    return started.maker(
+        ShopifySimulator, SHOP, SECRET, TOKEN, clock=clock, webhook_url=receiver.url, seed=23, senders=1
+    )
 
 
 @pytest.fixture
@@ -304,22 +242,9 @@ def test_refunded__refunds_the_amount_once_against_the_sale(sim, publisher, rece
     assert "refunds/create" in receiver.topics()
 
 
-class LosesRefundAnswers(requests.Session):
-    """Sends every request, but the first refundCreate's answer never arrives (a read timeout)."""
-
-    lost = 0
-
-    def post(self, url, **kwargs):
-        response = super().post(url, **kwargs)
-        if "refundCreate" in kwargs["json"]["query"] and not self.lost:
-            self.lost += 1
-            raise requests.ReadTimeout("read timed out")
-        return response
-
-
 def test_refunded__a_lost_answer_is_sent_again_with_the_same_idempotency_key(sim, sleeps):
     shop_order, order = place(sim)
-    session = LosesRefundAnswers()
+    session = LosesFirstAnswer("refundCreate")
     publisher = publisher_for(sim, sleeps, session=session)
     result = publisher.publish(order, milestone("refunded", amount="10.00"))
     assert session.lost == 1

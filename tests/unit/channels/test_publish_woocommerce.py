@@ -30,15 +30,7 @@ class Receiver(WebhookReceiver):
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
-@pytest.fixture
-def sim(receiver):
+def sim(started, receiver):
     simulator = WooCommerceSimulator(
         SITE,
         "whsec-wc",
@@ -49,19 +41,7 @@ def sim(receiver):
         delivery_delay=0,
         timeout=20,
     )
-    simulator.start()
-    yield simulator
-    simulator.stop()
-
-
-class Sleeps(list):
-    def __call__(self, seconds):
-        self.append(seconds)
-
-
-@pytest.fixture
-def sleeps():
-    return Sleeps()
+    return started(simulator.start())
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import json
 import logging
 from decimal import Decimal
-from email.message import Message
 
 import pytest
 import requests
@@ -19,7 +18,9 @@ from chalicelib.integrations.shopify.errors import (
 )
 from chalicelib.integrations.shopify.transactions import Authorization
 from local.simulators.shopify import API_VERSION, ShopifySimulator
-from tests.webhook_receiver import WebhookReceiver
+from tests.fake_time import Sleeps
+from tests.lossy_session import LosesFirstAnswer
+from tests.webhook_receiver import ShopifyReceiver
 
 SHOP = "sim-store.myshopify.com"
 SECRET = "shpss_simulated_webhook_secret"
@@ -27,73 +28,14 @@ TOKEN = "shpat_simulated_access_token_9f8e7d"
 ITEMS = [{"title": "Merino Crew Sweater", "sku": "MCS-CHR-M", "price": "89.00", "quantity": 1}]
 
 
-class Receiver(WebhookReceiver):
-    path = "/webhooks/shopify"
-
-    def record(self, headers: Message, body: bytes) -> tuple[str, dict]:
-        return headers["X-Shopify-Topic"], json.loads(body)
-
-
-class Clock:
-    """A monotonic clock that moves only when told: the simulator's buckets and the admin share one."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Sleeps(list):
-    """A sleep that moves its clock on instead of waiting, and remembers how long it was asked to."""
-
-    def __init__(self, clock: Clock | None = None) -> None:
-        super().__init__()
-        self.clock = clock if clock is not None else Clock()
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-        self.clock.now += seconds
+Receiver = ShopifyReceiver
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def sleeps(clock) -> Sleeps:
-    return Sleeps(clock)
-
-
-@pytest.fixture
-def make_sim(receiver, clock):
-    started: list[ShopifySimulator] = []
-
-    def make(**knobs) -> ShopifySimulator:
-        knobs.setdefault("clock", clock)
-        knobs.setdefault("webhook_url", receiver.url)
-        knobs.setdefault("seed", 11)
-        knobs.setdefault("senders", 1)
-        sim = ShopifySimulator(SHOP, SECRET, TOKEN, **knobs).start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
-
-
-@pytest.fixture
-def sim(make_sim) -> ShopifySimulator:
-    return make_sim()
+def make_sim(started, receiver, clock):
+    return started.maker(
+        ShopifySimulator, SHOP, SECRET, TOKEN, clock=clock, webhook_url=receiver.url, seed=11, senders=1
+    )
 
 
 def admin_for(sim: ShopifySimulator, sleeps: Sleeps | None = None, **options) -> ShopifyAdmin:
@@ -301,22 +243,9 @@ def test_capture__on_2024_04_does_not_send_final_capture_which_that_version_reje
     assert "Field is not defined on OrderCaptureInput" in answer["errors"][0]["message"]
 
 
-class LosesCaptureAnswers(requests.Session):
-    """Sends every request, but the first orderCapture's answer never arrives (a read timeout)."""
-
-    lost = 0
-
-    def post(self, url, **kwargs):
-        response = super().post(url, **kwargs)
-        if "orderCapture" in kwargs["json"]["query"] and not self.lost:
-            self.lost += 1
-            raise requests.ReadTimeout("read timed out")
-        return response
-
-
 def test_capture__a_lost_answer_is_read_back_instead_of_capturing_again(sim):
     order = authorized_order(sim)
-    session = LosesCaptureAnswers()
+    session = LosesFirstAnswer("orderCapture")
     admin = admin_for(sim, session=session)
     auth = only_authorization(admin, order)
     result = admin.capture(str(order["id"]), auth.transaction_id, auth.amount, "USD")

@@ -1,9 +1,7 @@
 """changed_orders against the Shopify simulator: what it pulls normalises as the webhooks do."""
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from email.message import Message
 from typing import Any
 
 import pytest
@@ -20,7 +18,7 @@ from chalicelib.integrations.shopify.orders import (
 )
 from chalicelib.integrations.shopify.webhook import parse_shopify
 from local.simulators.shopify import ShopifySimulator
-from tests.webhook_receiver import WebhookReceiver
+from tests.webhook_receiver import ShopifyReceiver
 
 SHOP = "sim-store.myshopify.com"
 SECRET = "shpss_simulated_webhook_secret"
@@ -29,39 +27,7 @@ SWEATER = {"title": "Merino Crew Sweater", "variant_title": "Charcoal / M", "sku
 MUG = {"title": "Café Crème Mug", "sku": "MUG-CC"}
 
 
-class Receiver(WebhookReceiver):
-    path = "/webhooks/shopify"
-
-    def record(self, headers: Message, body: bytes) -> tuple[str, dict]:
-        return headers["X-Shopify-Topic"], json.loads(body)
-
-    def last(self, topic: str, order_id: int) -> dict:
-        """The body of the last `topic` delivery about the order."""
-        bodies = [body for t, body in list(self.received) if t == topic and body["id"] == order_id]
-        assert bodies, f"no {topic} webhook for order {order_id}"
-        return bodies[-1]
-
-
-class Clock:
-    """A monotonic clock that moves only when told: the simulator's buckets and the admin share one."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Sleeps(list):
-    """A sleep that moves its clock on instead of waiting, and remembers how long it was asked to."""
-
-    def __init__(self, clock: Clock) -> None:
-        super().__init__()
-        self.clock = clock
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-        self.clock.now += seconds
+Receiver = ShopifyReceiver
 
 
 class Recording(ShopifyAdmin):
@@ -77,29 +43,11 @@ class Recording(ShopifyAdmin):
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def sim(receiver, clock):
+def sim(started, receiver, clock):
     simulator = ShopifySimulator(
         SHOP, SECRET, TOKEN, webhook_url=receiver.url, seed=23, senders=1, clock=clock
-    ).start()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
-def sleeps(clock) -> Sleeps:
-    return Sleeps(clock)
+    )
+    return started(simulator.start())
 
 
 @pytest.fixture

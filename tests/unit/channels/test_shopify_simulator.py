@@ -4,10 +4,8 @@ import json
 import re
 import socket
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from email.message import Message
 
 import pytest
 import requests
@@ -17,7 +15,7 @@ from chalicelib.domain.totals import totals_issues
 from chalicelib.integrations.shopify.webhook import parse_shopify, verify_shopify_hmac
 from local.simulators.shopify import API_VERSION, RETRY_DELAYS_S, UNAUTHORIZED_ERROR, ShopifySimulator
 from tests.waiting import eventually
-from tests.webhook_receiver import WebhookReceiver
+from tests.webhook_receiver import Signed, SignedReceiver
 
 SHOP = "sim-store.myshopify.com"
 SECRET = "shpss_simulated_webhook_secret"
@@ -25,63 +23,39 @@ TOKEN = "shpat_simulated_access_token"
 API = f"/admin/api/{API_VERSION}"
 
 
-@dataclass(frozen=True)
-class Received:
-    headers: dict[str, str]
-    body: bytes
-
+class Received(Signed):
     @property
     def topic(self) -> str:
         return self.headers["X-Shopify-Topic"]
 
     def json(self) -> dict:
-        return json.loads(self.body)
+        return self.event
 
 
-class Receiver(WebhookReceiver):
-    """Answers `fail_status` to the first `fail_first` deliveries (of `fail_topic` only), then 200."""
+class Receiver(SignedReceiver):
+    """Fails only deliveries of `fail_topic`, when one is set."""
 
-    path = "/webhooks/shopify"
+    fail_topic: str | None = None
 
     def __init__(self) -> None:
-        self.fail_first = 0
-        self.fail_status = 500
-        self.fail_topic: str | None = None
-        self.failed = 0
-        super().__init__()
+        super().__init__("/webhooks/shopify", "X-Shopify-Hmac-Sha256", Received)
 
-    def record(self, headers: Message, body: bytes) -> Received:
-        return Received(dict(headers), body)
-
-    def status_for(self, item: Received, index: int) -> int:
-        failing = self.failed < self.fail_first and self.fail_topic in (None, item.topic)
-        self.failed += failing
-        return self.fail_status if failing else 200
+    def may_fail(self, item: Received) -> bool:
+        return self.fail_topic in (None, item.topic)
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def make_sim(receiver):
-    started: list[ShopifySimulator] = []
-
-    def make(**knobs) -> ShopifySimulator:
-        knobs.setdefault("webhook_url", receiver.url)
-        knobs.setdefault("seed", 7)
-        knobs.setdefault("time_scale", 1e-5)  # the 4-hour retry schedule in about 0.15 s
-        knobs.setdefault("senders", 1)  # one delivery at a time, so arrival order is the send order
-        sim = ShopifySimulator(SHOP, SECRET, TOKEN, **knobs).start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
+def make_sim(started, receiver):
+    return started.maker(
+        ShopifySimulator,
+        SHOP,
+        SECRET,
+        TOKEN,
+        webhook_url=receiver.url,
+        seed=7,
+        time_scale=1e-5,  # the 4-hour retry schedule in about 0.15 s
+        senders=1,  # one delivery at a time, so arrival order is the send order
+    )
 
 
 def get(sim: ShopifySimulator, path: str, token: str | None = TOKEN, **params) -> requests.Response:

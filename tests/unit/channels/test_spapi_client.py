@@ -14,41 +14,26 @@ from chalicelib.integrations.amazon.notifications import (
 )
 from chalicelib.integrations.amazon.spapi import SpApiClient, endpoint_for_marketplace
 from local.simulators.amazon import JP_MARKETPLACE, RDT_PATH, AmazonSimulator
+from tests.fake_time import FakeTime
 
 SELLER, MARKETPLACE = "A2HUB7SELLER01", "ATVPDKIKX0DER"
 CLIENT_ID = "amzn1.application-oa2-client.hub"
 CLIENT_SECRET, REFRESH_TOKEN = "lwa-secret-0f9e", "Atzr|IwEBI-refresh"
 
 
-class FakeTime:
-    """One clock for client and simulator; sleeping advances it instead of waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def fake_time():
+    """One clock (a FakeTime) for client and simulator; sleeping advances it instead of waiting."""
     return FakeTime()
 
 
 @pytest.fixture
-def simulator(fake_time, request):
+def simulator(started, fake_time, request):
     options = getattr(request, "param", {})
     sim = AmazonSimulator(
         SELLER, MARKETPLACE, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, seed=42, clock=fake_time, **options
     )
-    sim.start()
-    yield sim
-    sim.stop()
+    return started(sim.start())
 
 
 def make_client(sim, fake_time, **options):

@@ -56,20 +56,12 @@ class Clock:
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
-@pytest.fixture
 def clock():
     return Clock()
 
 
 @pytest.fixture
-def sim(receiver, clock):
+def sim(started, receiver, clock):
     simulator = WooCommerceSimulator(
         SITE,
         SECRET,
@@ -81,9 +73,7 @@ def sim(receiver, clock):
         timeout=20,
         clock=clock,
     )
-    simulator.start()
-    yield simulator
-    simulator.stop()
+    return started(simulator.start())
 
 
 def flushed(sim):

@@ -72,6 +72,20 @@ def hmac_hex(key: bytes, body: bytes) -> str:
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
+def tracking_detail(message: str, status: str, detail: str, at: str, *, city: str, zip_code: str) -> dict:
+    """One USPS TrackingDetail in Illinois, as EasyPost lists them in a tracker."""
+    location = {"object": "TrackingLocation", "city": city, "state": "IL", "country": "US", "zip": zip_code}
+    return {
+        "object": "TrackingDetail",
+        "message": message,
+        "status": status,
+        "status_detail": detail,
+        "datetime": at,
+        "source": "USPS",
+        "tracking_location": location,
+    }
+
+
 def event_body(**changes) -> dict:
     """The project's own tracker.updated event, in EasyPost's shape; `changes` replace top-level keys."""
     tracker = {
@@ -88,26 +102,10 @@ def event_body(**changes) -> dict:
         "est_delivery_date": "2026-11-23T00:00:00Z",
         "carrier": "USPS",
         "tracking_details": [
-            {
-                "object": "TrackingDetail",
-                "message": "Out for delivery",
-                "status": "out_for_delivery",
-                "status_detail": "out_for_delivery",
-                "datetime": "2026-11-22T07:15:00Z",
-                "source": "USPS",
-                "tracking_location": {"object": "TrackingLocation", "city": "SPRINGFIELD", "state": "IL",
-                                      "country": "US", "zip": "62701"},
-            },
-            {
-                "object": "TrackingDetail",
-                "message": "Accepted at USPS origin facility",
-                "status": "in_transit",
-                "status_detail": "arrived_at_facility",
-                "datetime": "2026-11-20T10:00:00Z",
-                "source": "USPS",
-                "tracking_location": {"object": "TrackingLocation", "city": "PEORIA", "state": "IL",
-                                      "country": "US", "zip": "61602"},
-            },
+            tracking_detail("Out for delivery", "out_for_delivery", "out_for_delivery",
+                            "2026-11-22T07:15:00Z", city="SPRINGFIELD", zip_code="62701"),
+            tracking_detail("Accepted at USPS origin facility", "in_transit", "arrived_at_facility",
+                            "2026-11-20T10:00:00Z", city="PEORIA", zip_code="61602"),
         ],
         "public_url": "https://track.easypost.com/unit",
     }  # fmt: skip
