@@ -54,11 +54,11 @@ def wait_healthy(url: str, timeout_s: float = 60.0, poll_s: float = 0.1) -> requ
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            health = requests.get(f"{url}/health", timeout=1)
+            health = requests.get(f"{url}/health", timeout=5)
             if health.status_code == 200:
                 return health
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or busy starting: ask again until the deadline
         if time.monotonic() > deadline:
             raise RuntimeError(f"the stack was not healthy within {timeout_s:.0f} s")
         time.sleep(poll_s)
