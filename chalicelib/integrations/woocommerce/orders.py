@@ -3,11 +3,9 @@ WooCommerce payloads as the channel events ingestion applies."""
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 import requests
 
@@ -15,12 +13,12 @@ from chalicelib.domain.channel_events import ChannelEvent, ChannelState, StateNo
 from chalicelib.domain.reconciliation import ChannelOrder, ChannelPull
 from chalicelib.domain.upstream import UpstreamError, UpstreamThrottled, UpstreamUnavailable
 from chalicelib.integrations.http import (
-    Backoff,
-    HttpTransport,
-    RetryPolicy,
+    HttpOptions,
+    full_jitter,
     give_up_as,
     json_body,
     retryable_status,
+    transport,
 )
 
 API_PATH = "/wp-json/wc/v3"
@@ -49,26 +47,21 @@ class WooCommerceOrders:
         consumer_secret: str,
         *,
         api_base: str | None = None,
-        session: requests.Session | None = None,
-        timeout: float = 15.0,
         per_page: int = 50,
-        max_attempts: int = 3,
-        max_wait: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
+        **options: Unpack[HttpOptions],
     ) -> None:
         self._base = (api_base or site_url).rstrip("/") + API_PATH
         self._auth = (consumer_key, consumer_secret)
         self._per_page = per_page
         # Reads are safe to repeat: 429, 5xx and transport failures are retried (full-jitter backoff).
-        backoff_policy = Backoff(0.5, random=jitter)
-        policy = RetryPolicy(max_attempts, max_wait, backoff_policy, sleep, "woocommerce retry")
-        self._http = HttpTransport(
-            policy,
+        self._http = transport(
             WooCommerceReadError,
-            session=session,
-            timeout=timeout,
+            options,
+            log="woocommerce retry",
             secrets=(consumer_key, consumer_secret),
+            spread=full_jitter,
+            timeout=15.0,
+            max_wait=10.0,
         )
 
     def __repr__(self) -> str:

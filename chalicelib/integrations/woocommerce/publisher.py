@@ -31,13 +31,11 @@ turned into a GET would look like success): PublishRejected, the store URL needs
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 from urllib.parse import urlsplit
 
-import requests
 from aws_lambda_powertools import Logger
 
 from chalicelib.domain.errors import InvalidInput
@@ -50,14 +48,13 @@ from chalicelib.domain.publishing import (
     PublishUnavailable,
 )
 from chalicelib.integrations.http import (
-    Backoff,
-    HttpTransport,
+    HttpOptions,
     Retryable,
-    RetryPolicy,
     json_body,
     no_jitter,
     retry_after,
     retryable_status,
+    transport,
 )
 
 logger = Logger(service="order-hub", child=True)
@@ -93,26 +90,23 @@ class WooCommercePublisher:
         consumer_secret: str,
         *,
         api_base: str | None = None,
-        session: requests.Session | None = None,
-        timeout: float = 10,
-        max_attempts: int = 3,
-        max_wait: float = 30.0,
-        backoff: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
+        **options: Unpack[HttpOptions],
     ) -> None:
         if not site_url or not consumer_key or not consumer_secret:
             raise InvalidInput("a WooCommerce publisher needs the site URL, consumer key and consumer secret")
-        if max_attempts < 1:
+        if options.get("max_attempts", 1) < 1:
             raise InvalidInput("max_attempts must be at least 1")
         if api_base is None and urlsplit(site_url).scheme != "https":
             raise InvalidInput("WooCommerce accepts consumer keys as basic auth over HTTPS only")
         self._base = (api_base or site_url).rstrip("/") + API_PATH
         self._auth = (consumer_key, consumer_secret)
         # The unit of retry is a step (read, then write if needed), not one request: see _attempts.
-        backoff_policy = Backoff(backoff, jitter=no_jitter)
-        policy = RetryPolicy(max_attempts, max_wait, backoff_policy, sleep, "woocommerce retry")
-        self._http = HttpTransport(
-            policy, PublishRejected, session=session, timeout=timeout, secrets=(consumer_key, consumer_secret)
+        self._http = transport(
+            PublishRejected,
+            options,
+            log="woocommerce retry",
+            secrets=(consumer_key, consumer_secret),
+            spread=no_jitter,
         )
 
     def __repr__(self) -> str:  # keeps the key and secret out of any log line that prints the object
