@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Unpack
+from typing import Any
 
 import requests
 
@@ -13,15 +13,12 @@ from chalicelib.domain.channel_events import ChannelEvent, ChannelState, StateNo
 from chalicelib.domain.reconciliation import ChannelOrder, ChannelPull
 from chalicelib.domain.upstream import UpstreamError, UpstreamThrottled, UpstreamUnavailable
 from chalicelib.integrations.http import (
-    HttpOptions,
     full_jitter,
     give_up_as,
     json_body,
     retryable_status,
-    transport,
 )
-
-API_PATH = "/wp-json/wc/v3"
+from chalicelib.integrations.woocommerce.rest import WooCommerceRest
 
 
 class WooCommerceReadError(UpstreamError):
@@ -39,33 +36,15 @@ class WooCommerceThrottled(WooCommerceUnavailable, UpstreamThrottled):
 _GIVE_UP = give_up_as(WooCommerceUnavailable, WooCommerceThrottled)
 
 
-class WooCommerceOrders:
-    def __init__(
-        self,
-        site_url: str,
-        consumer_key: str,
-        consumer_secret: str,
-        *,
-        api_base: str | None = None,
-        per_page: int = 50,
-        **options: Unpack[HttpOptions],
-    ) -> None:
-        self._base = (api_base or site_url).rstrip("/") + API_PATH
-        self._auth = (consumer_key, consumer_secret)
-        self._per_page = per_page
-        # Reads are safe to repeat: 429, 5xx and transport failures are retried (full-jitter backoff).
-        self._http = transport(
-            WooCommerceReadError,
-            options,
-            log="woocommerce retry",
-            secrets=(consumer_key, consumer_secret),
-            spread=full_jitter,
-            timeout=15.0,
-            max_wait=10.0,
-        )
+class WooCommerceOrders(WooCommerceRest):
+    """One store's orders, read page by page. Reads are safe to repeat: 429, 5xx and transport failures
+    are retried (full-jitter backoff)."""
 
-    def __repr__(self) -> str:
-        return f"WooCommerceOrders({self._base!r})"
+    ERROR = WooCommerceReadError
+    SPREAD = full_jitter
+    TIMEOUT = 15.0
+    MAX_WAIT = 10.0
+    PER_PAGE = 50
 
     def page(self, since: datetime, page: int) -> tuple[list[dict[str, Any]], int]:
         """One page of orders modified after `since` (GMT: `dates_are_gmt=true`, as core needs it to read
@@ -75,7 +54,7 @@ class WooCommerceOrders:
             "dates_are_gmt": "true",
             "orderby": "modified",
             "order": "asc",
-            "per_page": str(self._per_page),
+            "per_page": str(self.PER_PAGE),
             "page": str(page),
         }
         return self._http.request(
