@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib import resources
-from chalicelib.domain.cancellation import Compensator
+from chalicelib.domain.cancellation import Compensator, WindDownWith
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
 from chalicelib.domain.fraud import VelocityCounter
 from chalicelib.domain.fraud_policy import FraudPolicy
@@ -140,6 +140,16 @@ class Services:
         """Undo, in order, what each stage did for a cancelled order: the goods first, then the money
         (publishing joins with #6)."""
         return (FulfilmentCompensator(self.orders, self.threepl, self.now), PaymentCompensator(self.payments))
+
+    def wind_down_with(self, *, stop_workflow: bool = True) -> WindDownWith:
+        """What cancelling an order (stopping its lifecycle, undoing what was done) works with here."""
+        return WindDownWith(
+            orders=self.orders,
+            workflow=self.workflow,
+            now=self.now,
+            compensators=self.compensators,
+            stop_workflow=stop_workflow,
+        )
 
     def reconciliation(self) -> ReconciliationStore:
         if self.reconciliation_store is None:

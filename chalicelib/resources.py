@@ -36,13 +36,14 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class QueueSpec:
-    """An SQS queue and its dead-letter queue; `max_receive_count` receives, then the DLQ."""
+    """An SQS queue and its dead-letter queue; `max_receive_count` receives, then the DLQ. A queue that
+    feeds a Lambda function keeps a message hidden six times the function's timeout (AWS's advice)."""
 
     key: str
     name: str
     fifo: bool
-    visibility_timeout_seconds: int
-    max_receive_count: int
+    visibility_timeout_seconds: int = 6 * DEFAULT_FUNCTION_TIMEOUT_SECONDS
+    max_receive_count: int = 5
     retention_seconds: int = 14 * 24 * 3600
     content_based_deduplication: bool = False
     description: str = ""
@@ -117,8 +118,6 @@ INGEST_QUEUE = QueueSpec(
     key="ingest",
     name=f"{APP_NAME}-ingest.fifo",
     fifo=True,
-    visibility_timeout_seconds=6 * DEFAULT_FUNCTION_TIMEOUT_SECONDS,
-    max_receive_count=5,
     # EventBridge can target a FIFO queue only with content-based deduplication on (Shopify's
     # EventBridge route); the hub's own sends still pass an explicit deduplication id.
     content_based_deduplication=True,
@@ -130,8 +129,6 @@ AMAZON_NOTIFICATIONS_QUEUE = QueueSpec(
     # SP-API delivers to a standard queue only (no FIFO): order is restored by the fence.
     name=f"{APP_NAME}-amazon-notifications",
     fifo=False,
-    visibility_timeout_seconds=6 * DEFAULT_FUNCTION_TIMEOUT_SECONDS,
-    max_receive_count=5,
     description="SP-API ORDER_CHANGE notifications; SP-API's principal may SendMessage here.",
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NotRequired, Protocol, TypedDict, Unpack
 
 from chalicelib.domain.errors import ConcurrentUpdate, NotFound
 from chalicelib.domain.mutation import mutate
@@ -36,21 +36,20 @@ class Compensator(Protocol):
         ...
 
 
-def cancel(
-    order_id: str,
-    reason: str,
-    *,
-    source: str,
-    orders: OrderRepository,
-    workflow: WorkflowStarter,
-    now: Callable[[], datetime],
-    compensators: Sequence[Compensator] = (),
-    stop_workflow: bool = True,
-) -> dict[str, Any]:
-    """Cancel (idempotent: an order already cancelled answers as it is), stop the lifecycle, compensate.
+class WindDownWith(TypedDict):
+    """What `wind_down` (and so `cancel`) works with. `stop_workflow=False` is for the lifecycle's own
+    cancelling Task (it must not abort its execution)."""
 
-    `stop_workflow=False` is for the lifecycle's own cancelling Task (it must not abort its execution).
-    """
+    orders: OrderRepository
+    workflow: WorkflowStarter
+    now: Callable[[], datetime]
+    compensators: NotRequired[Sequence[Compensator]]
+    stop_workflow: NotRequired[bool]
+
+
+def cancel(order_id: str, reason: str, *, source: str, **using: Unpack[WindDownWith]) -> dict[str, Any]:
+    """Cancel (idempotent: an order already cancelled answers as it is), stop the lifecycle, compensate."""
+    orders, now = using["orders"], using["now"]
     stored = orders.get(order_id)
     if stored is None:
         raise NotFound(f"order {order_id} does not exist")
@@ -70,15 +69,7 @@ def cancel(
         "order_id": order_id,
         "status": OrderStatus.CANCELLED.value,
         "already_cancelled": not newly,
-        **wind_down(
-            order_id,
-            f"cancelled by {source}: {reason}",
-            orders=orders,
-            workflow=workflow,
-            now=now,
-            compensators=compensators,
-            stop_workflow=stop_workflow,
-        ),
+        **wind_down(order_id, f"cancelled by {source}: {reason}", **using),
     }
 
 

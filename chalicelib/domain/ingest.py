@@ -111,10 +111,8 @@ def ingest(
     what is stored (by the channel's own `updated_at`) changes nothing.
     """
     event = normalise(delivery, normalisers)
-    if isinstance(event, RefundNotice):
-        return _apply_refund(delivery, event, orders=orders, now=now)
-    if isinstance(event, StateNotice):
-        return _apply_state_notice(delivery, event, orders=orders, now=now)
+    if isinstance(event, RefundNotice | StateNotice):
+        return _apply_notice(delivery, event, orders=orders, now=now)
     candidate = event.order
     # An order that breaks the rules is never stored: InvalidOrder is permanent (a MalformedDelivery).
     validate_order(candidate, now=now())
@@ -250,91 +248,82 @@ def _apply_channel_state(
     order.record(f"{state.value}_at_channel", now(), previous_status=before.value)
 
 
-def _notice_target(
-    delivery: Delivery, notice: RefundNotice | StateNotice, orders: OrderRepository
-) -> StoredOrder | None:
-    """The order a notice is about; None for a duplicate delivery."""
-    if orders.has_delivery(delivery.delivery_id):
-        return None
-    stored = orders.get_by_channel(notice.channel, notice.store, notice.external_order_id)
-    if stored is None:
-        # The notice overtook its order: fail so the queue retries it once the order exists.
-        raise OrderNotYetKnown(f"{notice.channel} order {notice.external_order_id} is not stored yet")
-    return stored
-
-
-def _apply_refund(
+def _apply_notice(
     delivery: Delivery,
-    notice: RefundNotice,
+    notice: RefundNotice | StateNotice,
     *,
     orders: OrderRepository,
     now: Callable[[], datetime],
 ) -> IngestResult:
-    stored = _notice_target(delivery, notice, orders)
-    if stored is None:
+    """Record a notice on a copy of the order it is about, then save it with the delivery: REFUNDED or
+    UPDATED, or DUPLICATE for a delivery (or a refund) the order already holds, then nothing is saved."""
+    if orders.has_delivery(delivery.delivery_id):
         return IngestResult(Outcome.DUPLICATE, None)
+    stored = orders.get_by_channel(notice.channel, notice.store, notice.external_order_id)
+    if stored is None:
+        # The notice overtook its order: fail so the queue retries it once the order exists.
+        raise OrderNotYetKnown(f"{notice.channel} order {notice.external_order_id} is not stored yet")
     order = stored.order.model_copy(deep=True)
+    try:
+        if isinstance(notice, RefundNotice):
+            outcome = _record_refund(order, notice, delivery, orders=orders, now=now)
+        else:
+            outcome = _record_state(order, notice, delivery, now=now)
+        if outcome is not Outcome.DUPLICATE:
+            orders.save(
+                order,
+                expected_version=stored.version,
+                delivery_id=delivery.delivery_id,
+                replacing=stored.order.status,
+            )
+    except DuplicateDelivery:
+        return IngestResult(Outcome.DUPLICATE, order.order_id)
+    return IngestResult(outcome, order.order_id)
+
+
+def _record_refund(
+    order: Order,
+    notice: RefundNotice,
+    delivery: Delivery,
+    *,
+    orders: OrderRepository,
+    now: Callable[[], datetime],
+) -> Outcome:
     known = {
         str(h.detail.get("refund_id")): Decimal(str(h.detail.get("amount", "0")))
         for h in order.history
         if h.event == "refund_at_channel"
     }
-    try:
-        if notice.refund_id in known:
-            orders.record_delivery(delivery.delivery_id, order.order_id)
-            return IngestResult(Outcome.DUPLICATE, order.order_id)
-        refunded = sum(known.values(), Decimal(0)) + notice.amount
-        # The order snapshot may already count this refund: take the larger, never the sum of both.
-        order.payment = order.payment.model_copy(
-            update={"amount_refunded": max(order.payment.amount_refunded, refunded)}
-        )
-        order.record(
-            "refund_at_channel",
-            now(),
-            delivery_id=delivery.delivery_id,
-            refund_id=notice.refund_id,
-            amount=f"{notice.amount:f}",
-            line_ids=list(notice.line_ids),
-            reason=notice.reason,
-        )
-        full = order.payment.amount_refunded >= order.totals.total
-        target = OrderStatus.REFUNDED if full else OrderStatus.PARTIALLY_REFUNDED
-        if is_forward(order.status, target):
-            order.status = target
-        orders.save(
-            order,
-            expected_version=stored.version,
-            delivery_id=delivery.delivery_id,
-            replacing=stored.order.status,
-        )
-    except DuplicateDelivery:
-        return IngestResult(Outcome.DUPLICATE, order.order_id)
-    return IngestResult(Outcome.REFUNDED, order.order_id)
+    if notice.refund_id in known:
+        orders.record_delivery(delivery.delivery_id, order.order_id)
+        return Outcome.DUPLICATE
+    refunded = sum(known.values(), Decimal(0)) + notice.amount
+    # The order snapshot may already count this refund: take the larger, never the sum of both.
+    order.payment = order.payment.model_copy(
+        update={"amount_refunded": max(order.payment.amount_refunded, refunded)}
+    )
+    order.record(
+        "refund_at_channel",
+        now(),
+        delivery_id=delivery.delivery_id,
+        refund_id=notice.refund_id,
+        amount=f"{notice.amount:f}",
+        line_ids=list(notice.line_ids),
+        reason=notice.reason,
+    )
+    full = order.payment.amount_refunded >= order.totals.total
+    target = OrderStatus.REFUNDED if full else OrderStatus.PARTIALLY_REFUNDED
+    if is_forward(order.status, target):
+        order.status = target
+    return Outcome.REFUNDED
 
 
-def _apply_state_notice(
-    delivery: Delivery,
-    notice: StateNotice,
-    *,
-    orders: OrderRepository,
-    now: Callable[[], datetime],
-) -> IngestResult:
-    stored = _notice_target(delivery, notice, orders)
-    if stored is None:
-        return IngestResult(Outcome.DUPLICATE, None)
-    order = stored.order.model_copy(deep=True)
+def _record_state(
+    order: Order, notice: StateNotice, delivery: Delivery, *, now: Callable[[], datetime]
+) -> Outcome:
     _apply_channel_state(order, notice.state, last_channel_state(order), now)
     order.record("channel_state", now(), delivery_id=delivery.delivery_id, channel_state=notice.state.value)
-    try:
-        orders.save(
-            order,
-            expected_version=stored.version,
-            delivery_id=delivery.delivery_id,
-            replacing=stored.order.status,
-        )
-    except DuplicateDelivery:
-        return IngestResult(Outcome.DUPLICATE, order.order_id)
-    return IngestResult(Outcome.UPDATED, order.order_id)
+    return Outcome.UPDATED
 
 
 def _ensure_started(stored: StoredOrder | None, orders: OrderRepository, workflow: WorkflowStarter) -> None:

@@ -89,12 +89,13 @@ def publish_pending(
     if not pending:
         return counts
     publisher: ChannelPublisher | None = publisher_for(order)
+    outbox = _OrderOutbox(orders, order_id, now)
     for waiting in pending:
         if publisher is None:
-            _mark(orders, order_id, waiting.publication_id, now, status="skipped", error="no publisher")
+            outbox.mark(waiting.publication_id, status="skipped", error="no publisher")
             counts["skipped"] += 1
             continue
-        claimed = _claim(orders, order_id, waiting.publication_id, now, claim_seconds)
+        claimed = outbox.claim(waiting.publication_id, claim_seconds)
         if claimed is None:
             # Another publisher holds it (or it was settled meanwhile): the later ones wait for it, in order.
             counts["busy"] += 1
@@ -104,89 +105,86 @@ def publish_pending(
             answer = publisher.publish(order, milestone_of(publication))
         # Publishers raise Publish* errors; any other upstream refusal or outage counts alike.
         except UpstreamRejected as exc:
-            _mark(orders, order_id, publication.publication_id, now, status="failed", error=str(exc))
+            outbox.mark(publication.publication_id, status="failed", error=str(exc))
             counts["failed"] += 1
             continue
         except UpstreamUnavailable as exc:
             attempts = publication.attempts + 1
             final = attempts >= MAX_ATTEMPTS
-            _mark(
-                orders,
-                order_id,
-                publication.publication_id,
-                now,
-                status="failed" if final else "pending",
-                error=f"{type(exc).__name__}: {exc}",
-            )
+            status = "failed" if final else "pending"
+            outbox.mark(publication.publication_id, status=status, error=f"{type(exc).__name__}: {exc}")
             if final:
                 counts["failed"] += 1
                 continue
             raise
-        _mark(orders, order_id, publication.publication_id, now, status="sent", reference=answer)
+        outbox.mark(publication.publication_id, status="sent", reference=answer)
         counts["sent"] += 1
     return counts
 
 
-def _claim(
-    orders: OrderRepository,
-    order_id: str,
-    publication_id: str,
-    now: Callable[[], datetime],
-    claim_seconds: float,
-) -> tuple[Order, Publication] | None:
-    """Claim a pending milestone for this publisher: the order and the milestone as claimed, or None when
-    another publisher holds an unexpired claim or it is no longer pending. Two claimers race on the order's
-    version: the loser reloads and sees the winner's claim."""
+@dataclass(frozen=True)
+class _OrderOutbox:
+    """One order's milestones as a publisher claims and settles them, each change a conditional write."""
 
-    def change(order: Order) -> tuple[Order, Publication] | None:
-        at = now()
-        for index, publication in enumerate(order.publications):
-            if publication.publication_id != publication_id:
-                continue
-            if publication.status != "pending" or (
-                publication.claimed_until is not None and publication.claimed_until > at
-            ):
-                return None
-            claimed = publication.model_copy(update={"claimed_until": at + timedelta(seconds=claim_seconds)})
-            order.publications = [*order.publications[:index], claimed, *order.publications[index + 1 :]]
-            return order, claimed
-        return None
+    orders: OrderRepository
+    order_id: str
+    now: Callable[[], datetime]
 
-    result: tuple[Order, Publication] | None = mutate(orders, order_id, change, unchanged=lambda r: r is None)
-    return result
+    def claim(self, publication_id: str, claim_seconds: float) -> tuple[Order, Publication] | None:
+        """Claim a pending milestone for this publisher: the order and the milestone as claimed, or None
+        when another publisher holds an unexpired claim or it is no longer pending. Two claimers race on
+        the order's version: the loser reloads and sees the winner's claim."""
 
+        def change(order: Order) -> tuple[Order, Publication] | None:
+            at = self.now()
+            for index, publication in enumerate(order.publications):
+                if publication.publication_id != publication_id:
+                    continue
+                if publication.status != "pending" or (
+                    publication.claimed_until is not None and publication.claimed_until > at
+                ):
+                    return None
+                until = at + timedelta(seconds=claim_seconds)
+                claimed = publication.model_copy(update={"claimed_until": until})
+                order.publications = [*order.publications[:index], claimed, *order.publications[index + 1 :]]
+                return order, claimed
+            return None
 
-def _mark(
-    orders: OrderRepository,
-    order_id: str,
-    publication_id: str,
-    now: Callable[[], datetime],
-    *,
-    status: str,
-    error: str | None = None,
-    reference: dict[str, Any] | None = None,
-) -> None:
-    def change(order: Order) -> None:
-        updated = []
-        for publication in order.publications:
-            if publication.publication_id == publication_id:
-                changes: dict[str, Any] = {
-                    "status": status, "attempts": publication.attempts + 1, "claimed_until": None,
-                }  # fmt: skip
-                if error is not None:
-                    changes["last_error"] = error[:500]
-                if status == "sent":
-                    changes.update(sent_at=now(), reference=_plain(reference or {}), last_error=None)
-                updated.append(publication.model_copy(update=changes))
-            else:
-                updated.append(publication)
-        order.publications = updated
-        if status in ("sent", "failed"):
-            order.record(
-                f"published_{status}", now(), publication_id=publication_id, error=(error or "")[:200] or None
-            )
+        result: tuple[Order, Publication] | None = mutate(
+            self.orders, self.order_id, change, unchanged=lambda r: r is None
+        )
+        return result
 
-    mutate(orders, order_id, change)
+    def mark(
+        self,
+        publication_id: str,
+        *,
+        status: str,
+        error: str | None = None,
+        reference: dict[str, Any] | None = None,
+    ) -> None:
+        now = self.now
+
+        def change(order: Order) -> None:
+            updated = []
+            for publication in order.publications:
+                if publication.publication_id == publication_id:
+                    changes: dict[str, Any] = {
+                        "status": status, "attempts": publication.attempts + 1, "claimed_until": None,
+                    }  # fmt: skip
+                    if error is not None:
+                        changes["last_error"] = error[:500]
+                    if status == "sent":
+                        changes.update(sent_at=now(), reference=_plain(reference or {}), last_error=None)
+                    updated.append(publication.model_copy(update=changes))
+                else:
+                    updated.append(publication)
+            order.publications = updated
+            if status in ("sent", "failed"):
+                detail = (error or "")[:200] or None
+                order.record(f"published_{status}", now(), publication_id=publication_id, error=detail)
+
+        mutate(self.orders, self.order_id, change)
 
 
 def _plain(value: Any) -> Any:

@@ -86,29 +86,13 @@ def _problems(order: Order, now: datetime) -> Iterator[str]:
         yield from _found(text_problem(line.title, f"{where} title", MAX_TITLE))
         if not 0 <= line.quantity <= MAX_QUANTITY:
             yield f"{where} quantity must be 0..{MAX_QUANTITY}"
-        yield from _money(
-            where, places, unit_price=line.unit_price, discount=line.discount, tax=line.tax, total=line.total
-        )
+        yield from _money(where, places, line, "unit_price", "discount", "tax", "total")
         if line.discount > line.unit_price * line.quantity:
             yield f"{where} discount is more than the line's price"
     t = order.totals
-    yield from _money(
-        "totals",
-        places,
-        subtotal=t.subtotal,
-        discount=t.discount,
-        shipping=t.shipping,
-        tax=t.tax,
-        total=t.total,
-    )
+    yield from _money("totals", places, t, "subtotal", "discount", "shipping", "tax", "total")
     p = order.payment
-    yield from _money(
-        "payment",
-        places,
-        amount_authorized=p.amount_authorized,
-        amount_captured=p.amount_captured,
-        amount_refunded=p.amount_refunded,
-    )
+    yield from _money("payment", places, p, "amount_authorized", "amount_captured", "amount_refunded")
     # When the given total and its parts disagree the order is kept and flagged (`validated` history entry):
     # captured is then bounded by the larger of the two.
     parts = t.subtotal - t.discount + t.shipping + (Decimal(0) if t.taxes_included else t.tax)
@@ -150,8 +134,11 @@ def _address(name: str, address: Address) -> Iterator[str]:
         yield f"{name} country {address.country[:40]!r} is not an ISO 3166 alpha-2 code"
 
 
-def _money(where: str, places: int, **amounts: Decimal) -> Iterator[str]:
-    for name, amount in amounts.items():
+def _money(where: str, places: int, part: object, *names: str) -> Iterator[str]:
+    """The problems of the named amounts of `part` (a line, the totals, the payment): negative, or with
+    more decimals than the currency has."""
+    for name in names:
+        amount: Decimal = getattr(part, name)
         if amount < 0:
             yield f"{where} {name} is negative ({amount:f})"
         elif amount.as_tuple().exponent < -places:  # type: ignore[operator]

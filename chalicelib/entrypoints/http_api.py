@@ -142,15 +142,7 @@ def cancel_order(order_id: str) -> dict[str, Any]:
     body = json_body(bp.current_request)
     reason = str(body.get("reason") or "operator request") if isinstance(body, dict) else "operator request"
     svc = services()
-    return cancellation.cancel(
-        order_id,
-        reason,
-        source="operator",
-        orders=svc.orders,
-        workflow=svc.workflow,
-        now=svc.now,
-        compensators=svc.compensators,
-    )
+    return cancellation.cancel(order_id, reason, source="operator", **svc.wind_down_with())
 
 
 @bp.route("/api/orders/{order_id}/payment/retry", methods=["POST"], content_types=["application/json"])

@@ -70,12 +70,17 @@ def _archive_eventbridge(svc: Services, delivery: Delivery, raw: bytes) -> None:
     count("WebhookAccepted", channel="shopify", store=delivery.store, reason="eventbridge")
 
 
+def _json_body(record: SQSRecord, what: str) -> Any:
+    """The record's body read as JSON; MalformedDelivery (permanent: parked) when it cannot be."""
+    try:
+        return json.loads(record.body)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedDelivery(f"{what} is not JSON (or nested too deep)") from exc
+
+
 def ingest_record(record: SQSRecord) -> None:
     svc = services()
-    try:
-        body = json.loads(record.body)
-    except (ValueError, RecursionError) as exc:
-        raise MalformedDelivery("queued delivery is not JSON (or nested too deep)") from exc
+    body = _json_body(record, "queued delivery")
     if isinstance(body, dict) and shopify_partner_event(body) is not None:
         converted = from_shopify_event(body, record.body, svc)
         if converted is None:
@@ -269,10 +274,7 @@ def ingest_deliveries(event: SQSEvent) -> dict[str, Any]:
 def amazon_notification_record(record: SQSRecord) -> None:
     """An SP-API ORDER_CHANGE notification: fetch the order (notifications are triggers, not truth)."""
     svc = services()
-    try:
-        body = json.loads(record.body)
-    except (ValueError, RecursionError) as exc:
-        raise MalformedDelivery("notification is not JSON (or nested too deep)") from exc
+    body = _json_body(record, "notification")
     change = svc.amazon_notification(body)
     if change is None:
         count("WebhookIgnoredTopic", channel="amazon", reason=str(body.get("NotificationType"))[:64])

@@ -328,15 +328,8 @@ def cancel_action(order_id: str) -> Response:
     from chalicelib.domain import cancellation
 
     def do(svc: Services) -> str:
-        result = cancellation.cancel(
-            order_id,
-            "operator request (status page)",
-            source="operator",
-            orders=svc.orders,
-            workflow=svc.workflow,
-            now=svc.now,
-            compensators=svc.compensators,
-        )
+        reason = "operator request (status page)"
+        result = cancellation.cancel(order_id, reason, source="operator", **svc.wind_down_with())
         return f"Order {order_id}: {'already ' if result['already_cancelled'] else ''}cancelled."
 
     return _act(do)

@@ -99,11 +99,7 @@ def cancel_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
         event["order_id"],
         str(event.get("reason") or "cancelled by the lifecycle"),
         source=str(event.get("source") or "lifecycle"),
-        orders=svc.orders,
-        workflow=svc.workflow,
-        now=svc.now,
-        compensators=svc.compensators,
-        stop_workflow=False,
+        **svc.wind_down_with(stop_workflow=False),
     )
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -337,6 +337,52 @@ class HttpTransport:
 
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
+
+
+class HttpOptions(TypedDict, total=False):
+    """The knobs every REST client takes as keyword arguments (each client has its own defaults).
+
+    `session`: the requests Session to send through (a test's own); `timeout`: per request, in seconds;
+    `max_attempts`, `max_wait`, `backoff`, `sleep`: the RetryPolicy's; `jitter`: the random source
+    (a number in [0, 1)) the backoff is jittered with.
+    """
+
+    session: requests.Session | None
+    timeout: float
+    max_attempts: int
+    max_wait: float
+    backoff: float
+    sleep: Callable[[float], None]
+    jitter: Callable[[], float]
+
+
+def transport(
+    error: type[UpstreamError],
+    options: HttpOptions,
+    *,
+    log: str,
+    secrets: Iterable[str],
+    spread: Jitter = equal_jitter,
+    timeout: float = 10.0,
+    max_wait: float = 30.0,
+) -> HttpTransport:
+    """The HttpTransport of one REST client: its own defaults (`timeout`, `max_wait`, how the backoff is
+    `spread`) overridden by the caller's `options`; at least one attempt, whatever `max_attempts` says."""
+    backoff = Backoff(options.get("backoff", 0.5), jitter=spread, random=options.get("jitter", random.random))
+    policy = RetryPolicy(
+        max(1, options.get("max_attempts", 3)),
+        options.get("max_wait", max_wait),
+        backoff,
+        options.get("sleep", time.sleep),
+        log,
+    )
+    return HttpTransport(
+        policy,
+        error,
+        session=options.get("session"),
+        timeout=options.get("timeout", timeout),
+        secrets=secrets,
+    )
 
 
 def json_body(response: requests.Response) -> Any:

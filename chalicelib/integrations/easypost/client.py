@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Unpack
 from urllib.parse import quote
 
@@ -63,22 +61,14 @@ class EasyPostClient:
         api_key: str,
         *,
         api_base: str | None = None,
-        session: requests.Session | None = None,
-        timeout: float = 10.0,
-        max_attempts: int = 3,
-        max_wait: float = 10.0,
-        backoff: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
+        **options: Unpack[http.HttpOptions],
     ) -> None:
         if not api_key:
             raise InvalidInput("an EasyPost client needs its API key")
         self._auth = (api_key, "")
         self._base = (api_base or DEFAULT_API_BASE).rstrip("/")
-        backoff_policy = http.Backoff(backoff, jitter=http.equal_jitter, random=jitter)
-        policy = http.RetryPolicy(max(1, max_attempts), max_wait, backoff_policy, sleep, "easypost retry")
-        self._http = http.HttpTransport(
-            policy, CarrierError, session=session, timeout=timeout, secrets=(api_key,)
+        self._http = http.transport(
+            CarrierError, options, log="easypost retry", secrets=(api_key,), max_wait=10.0
         )
 
     def __repr__(self) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import requests
 from aws_lambda_powertools import Logger
@@ -15,13 +14,11 @@ from aws_lambda_powertools import Logger
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.integrations.http import (
     TRANSIENT,
-    Backoff,
-    HttpTransport,
+    HttpOptions,
     Retryable,
-    RetryPolicy,
-    equal_jitter,
     json_object,
     retry_after,
+    transport,
 )
 from chalicelib.integrations.shopify.errors import (
     GIVE_UP,
@@ -58,14 +55,8 @@ class ShopifyGraphql:
         *,
         api_base: str | None = None,
         api_version: str = API_VERSION,
-        session: requests.Session | None = None,
-        timeout: float = 10.0,
-        max_attempts: int = 3,
-        max_wait: float = 10.0,
-        backoff: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        jitter: Callable[[], float] = random.random,
+        **options: Unpack[HttpOptions],
     ) -> None:
         if not shop or not access_token:
             raise InvalidInput("a Shopify connection needs its shop domain and access token")
@@ -77,14 +68,13 @@ class ShopifyGraphql:
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
-        self._max_wait = max_wait
-        self._sleep = sleep
         self._clock = clock
-        backoff_policy = Backoff(backoff, jitter=equal_jitter, random=jitter)
-        policy = RetryPolicy(max(1, max_attempts), max_wait, backoff_policy, sleep, "shopify retry")
-        self._http = HttpTransport(
-            policy, ShopifyError, session=session, timeout=timeout, secrets=(access_token,)
+        self._http = transport(
+            ShopifyError, options, log="shopify retry", secrets=(access_token,), max_wait=10.0
         )
+        policy = self._http.policy
+        self._max_wait = policy.max_wait
+        self._sleep = policy.sleep
         # A write whose answer never came is read back, then sent again: the same limits, its own log line.
         self._rewrite = replace(policy, log="shopify write outcome unknown, reading before retrying")
         self._lock = threading.Lock()

@@ -271,23 +271,23 @@ def _payment(src: Mapping[str, Any], total: Decimal, currency: str, where: str) 
     )
 
 
+# (field, its value, the state it means): the first that matches wins (refunds, then shipping, then payment).
+_STATES = (
+    ("financial_status", "refunded", ChannelState.REFUNDED),
+    ("financial_status", "partially_refunded", ChannelState.PARTIALLY_REFUNDED),
+    ("fulfillment_status", "fulfilled", ChannelState.FULFILLED),
+    ("fulfillment_status", "partial", ChannelState.PARTIALLY_FULFILLED),
+    ("financial_status", "paid", ChannelState.PAID),
+    ("financial_status", "authorized", ChannelState.AUTHORIZED),
+)
+
+
 def _state(src: Mapping[str, Any]) -> ChannelState:
     if src.get("cancelled_at"):
         return ChannelState.CANCELLED
-    financial = (_text(src.get("financial_status")) or "").lower()
-    fulfillment = (_text(src.get("fulfillment_status")) or "").lower()
-    if financial == "refunded":
-        return ChannelState.REFUNDED
-    if financial == "partially_refunded":
-        return ChannelState.PARTIALLY_REFUNDED
-    if fulfillment == "fulfilled":
-        return ChannelState.FULFILLED
-    if fulfillment == "partial":
-        return ChannelState.PARTIALLY_FULFILLED
-    if financial == "paid":
-        return ChannelState.PAID
-    if financial == "authorized":
-        return ChannelState.AUTHORIZED
+    for field, value, state in _STATES:
+        if (_text(src.get(field)) or "").lower() == value:
+            return state
     return ChannelState.OPEN
 
 

@@ -171,14 +171,7 @@ class StripePayments:
             refund = self._client.v1.refunds.create(
                 params=params, options={"idempotency_key": idempotency_key}
             )
-        return RefundView(
-            id=refund.id,
-            status=refund.status,
-            amount=refund.amount,
-            currency=refund.currency,
-            payment_intent_id=_id_of(refund.payment_intent),
-            reason=refund.reason,
-        )
+        return _refund_view(refund)
 
 
 def _refund_view(refund: Any) -> RefundView:

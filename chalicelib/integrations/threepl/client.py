@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Unpack
 from urllib.parse import quote
 
@@ -76,29 +74,17 @@ class ThreePLClient:
         self,
         base_url: str,
         api_key: str,
-        *,
-        session: requests.Session | None = None,
-        timeout: float = 10.0,
-        max_attempts: int = 3,
-        backoff: float = 0.5,
-        max_wait: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
+        **options: Unpack[http.HttpOptions],
     ) -> None:
         if not base_url or not api_key:
             raise InvalidInput("a 3PL connection needs its API base URL and API key")
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-        self._max_attempts = max(1, max_attempts)
-        backoff_policy = http.Backoff(backoff, jitter=http.equal_jitter, random=jitter)
-        policy = http.RetryPolicy(self._max_attempts, max_wait, backoff_policy, sleep, "3pl retry")
-        self._http = http.HttpTransport(
-            policy, ThreePLError, session=session, timeout=timeout, secrets=(api_key,)
-        )
+        self._http = http.transport(ThreePLError, options, log="3pl retry", secrets=(api_key,))
 
     def __repr__(self) -> str:
         # Never let the API key reach a log line through an accidental %r.
-        return f"ThreePLClient(max_attempts={self._max_attempts})"
+        return f"ThreePLClient(max_attempts={self._http.policy.max_attempts})"
 
     def create_fulfillment_order(self, request: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
         """Send one shipment to the warehouse; the same key (or reference) answers the existing order."""

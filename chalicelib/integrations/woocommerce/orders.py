@@ -3,9 +3,7 @@ WooCommerce payloads as the channel events ingestion applies."""
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,15 +13,12 @@ from chalicelib.domain.channel_events import ChannelEvent, ChannelState, StateNo
 from chalicelib.domain.reconciliation import ChannelOrder, ChannelPull
 from chalicelib.domain.upstream import UpstreamError, UpstreamThrottled, UpstreamUnavailable
 from chalicelib.integrations.http import (
-    Backoff,
-    HttpTransport,
-    RetryPolicy,
+    full_jitter,
     give_up_as,
     json_body,
     retryable_status,
 )
-
-API_PATH = "/wp-json/wc/v3"
+from chalicelib.integrations.woocommerce.rest import WooCommerceRest
 
 
 class WooCommerceReadError(UpstreamError):
@@ -41,38 +36,15 @@ class WooCommerceThrottled(WooCommerceUnavailable, UpstreamThrottled):
 _GIVE_UP = give_up_as(WooCommerceUnavailable, WooCommerceThrottled)
 
 
-class WooCommerceOrders:
-    def __init__(
-        self,
-        site_url: str,
-        consumer_key: str,
-        consumer_secret: str,
-        *,
-        api_base: str | None = None,
-        session: requests.Session | None = None,
-        timeout: float = 15.0,
-        per_page: int = 50,
-        max_attempts: int = 3,
-        max_wait: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
-    ) -> None:
-        self._base = (api_base or site_url).rstrip("/") + API_PATH
-        self._auth = (consumer_key, consumer_secret)
-        self._per_page = per_page
-        # Reads are safe to repeat: 429, 5xx and transport failures are retried (full-jitter backoff).
-        backoff_policy = Backoff(0.5, random=jitter)
-        policy = RetryPolicy(max_attempts, max_wait, backoff_policy, sleep, "woocommerce retry")
-        self._http = HttpTransport(
-            policy,
-            WooCommerceReadError,
-            session=session,
-            timeout=timeout,
-            secrets=(consumer_key, consumer_secret),
-        )
+class WooCommerceOrders(WooCommerceRest):
+    """One store's orders, read page by page. Reads are safe to repeat: 429, 5xx and transport failures
+    are retried (full-jitter backoff)."""
 
-    def __repr__(self) -> str:
-        return f"WooCommerceOrders({self._base!r})"
+    ERROR = WooCommerceReadError
+    SPREAD = full_jitter
+    TIMEOUT = 15.0
+    MAX_WAIT = 10.0
+    PER_PAGE = 50
 
     def page(self, since: datetime, page: int) -> tuple[list[dict[str, Any]], int]:
         """One page of orders modified after `since` (GMT: `dates_are_gmt=true`, as core needs it to read
@@ -82,7 +54,7 @@ class WooCommerceOrders:
             "dates_are_gmt": "true",
             "orderby": "modified",
             "order": "asc",
-            "per_page": str(self._per_page),
+            "per_page": str(self.PER_PAGE),
             "page": str(page),
         }
         return self._http.request(

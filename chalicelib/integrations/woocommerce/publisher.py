@@ -31,13 +31,11 @@ turned into a GET would look like success): PublishRejected, the store URL needs
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import requests
 from aws_lambda_powertools import Logger
 
 from chalicelib.domain.errors import InvalidInput
@@ -50,20 +48,18 @@ from chalicelib.domain.publishing import (
     PublishUnavailable,
 )
 from chalicelib.integrations.http import (
-    Backoff,
-    HttpTransport,
+    HttpOptions,
     Retryable,
-    RetryPolicy,
     json_body,
     no_jitter,
     retry_after,
     retryable_status,
 )
+from chalicelib.integrations.woocommerce.rest import WooCommerceRest
 
 logger = Logger(service="order-hub", child=True)
 T = TypeVar("T")
 
-API_PATH = "/wp-json/wc/v3"
 USER_AGENT = "order-hub/1.0 (+woocommerce publisher)"
 _PAYABLE = frozenset({"pending", "on-hold", "failed"})
 _NOT_CANCELLABLE = frozenset({"cancelled", "refunded", "trash"})
@@ -74,7 +70,7 @@ _REFUND_TRY_AGAIN = "Cannot create order refund, please try again."
 _REFUNDS_PER_PAGE = 100
 
 
-class WooCommercePublisher:
+class WooCommercePublisher(WooCommerceRest):
     """One WooCommerce store's REST API v3, as a ChannelPublisher.
 
     Authenticates with the consumer key and secret as HTTP basic auth, which WooCommerce accepts over
@@ -86,37 +82,19 @@ class WooCommercePublisher:
     5xx or a transport error `backoff` seconds doubling each time.
     """
 
-    def __init__(
-        self,
-        site_url: str,
-        consumer_key: str,
-        consumer_secret: str,
-        *,
-        api_base: str | None = None,
-        session: requests.Session | None = None,
-        timeout: float = 10,
-        max_attempts: int = 3,
-        max_wait: float = 30.0,
-        backoff: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
+    ERROR = PublishRejected
+    # The unit of retry is a step (read, then write if needed), not one request: see _attempts.
+    SPREAD = no_jitter
+
+    def _refuse(
+        self, site_url: str, auth: tuple[str, str], api_base: str | None, options: HttpOptions
     ) -> None:
-        if not site_url or not consumer_key or not consumer_secret:
+        if not site_url or not all(auth):
             raise InvalidInput("a WooCommerce publisher needs the site URL, consumer key and consumer secret")
-        if max_attempts < 1:
+        if options.get("max_attempts", 1) < 1:
             raise InvalidInput("max_attempts must be at least 1")
         if api_base is None and urlsplit(site_url).scheme != "https":
             raise InvalidInput("WooCommerce accepts consumer keys as basic auth over HTTPS only")
-        self._base = (api_base or site_url).rstrip("/") + API_PATH
-        self._auth = (consumer_key, consumer_secret)
-        # The unit of retry is a step (read, then write if needed), not one request: see _attempts.
-        backoff_policy = Backoff(backoff, jitter=no_jitter)
-        policy = RetryPolicy(max_attempts, max_wait, backoff_policy, sleep, "woocommerce retry")
-        self._http = HttpTransport(
-            policy, PublishRejected, session=session, timeout=timeout, secrets=(consumer_key, consumer_secret)
-        )
-
-    def __repr__(self) -> str:  # keeps the key and secret out of any log line that prints the object
-        return f"WooCommercePublisher({self._base!r})"
 
     # ----- ChannelPublisher ------------------------------------------------------------------------------
 
