@@ -5,19 +5,30 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib.domain import money
 from chalicelib.domain.channel_events import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.order import Address, Customer, Line, Order, Payment, Totals, derive_order_id
 from chalicelib.domain.validation import MAX_QUANTITY, MAX_TITLE, id_problem, text_problem
 from chalicelib.domain.webhooks import WebhookEvent, WebhookRequest, WebhookSpec, from_header, signature_in
+from chalicelib.integrations.shopify.fields import (
+    allocations_of,
+    amount_of,
+    currency_code,
+    first_text,
+    objects_of,
+    required,
+    set_amount,
+    set_currency,
+    sum_amounts,
+    text_of,
+    timestamp_of,
+)
 
 CHANNEL = "shopify"
 
@@ -74,7 +85,7 @@ def check_order_fields(src: Mapping[str, Any], where: str) -> None:
     whole order is checked again at ingestion): ids, amounts, lines, titles and quantities."""
     for key in _ORDER_AMOUNTS:
         if src.get(key) is not None:
-            _amount(src[key], None, f"{where} {key}")
+            amount_of(src[key], None, f"{where} {key}")
     if "line_items" not in src:
         return
     items = src["line_items"]
@@ -95,14 +106,14 @@ def _line_fields(item: Mapping[str, Any], where: str) -> None:
         if problem:
             raise InvalidInput(problem)
     if item.get("price") is not None:
-        _amount(item["price"], None, f"{where} price")
+        amount_of(item["price"], None, f"{where} price")
     quantity = item.get("quantity")
     if quantity is not None and (
         not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 <= quantity <= MAX_QUANTITY
     ):
         raise InvalidInput(f"{where}: quantity must be a whole number 0..{MAX_QUANTITY}")
     for key in ("title", "variant_title", "name"):
-        problem = text_problem(_text(item.get(key)), f"{where} {key}", MAX_TITLE)
+        problem = text_problem(text_of(item.get(key)), f"{where} {key}", MAX_TITLE)
         if problem:
             raise InvalidInput(problem)
 
@@ -156,9 +167,9 @@ def _unwrap(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 def _order_snapshot(topic: str, src: Mapping[str, Any], store: str) -> OrderSnapshot:
     where = f"shopify {topic}"
-    external_id = _id(_required(src, "id", where), f"{where} id")
-    currency = _currency(_required(src, "currency", where), where)
-    items = _required(src, "line_items", where)
+    external_id = _id(required(src, "id", where), f"{where} id")
+    currency = currency_code(required(src, "currency", where), where)
+    items = required(src, "line_items", where)
     if not isinstance(items, list):
         raise InvalidInput(f"{where}: line_items is not a list")
     lines = [_line(item, currency, f"{where} line_items[{i}]") for i, item in enumerate(items)]
@@ -169,10 +180,10 @@ def _order_snapshot(topic: str, src: Mapping[str, Any], store: str) -> OrderSnap
             channel=CHANNEL,
             store=store,
             external_id=external_id,
-            external_number=_text(src.get("name")),
+            external_number=text_of(src.get("name")),
             currency=currency,
-            placed_at=_timestamp(_required(src, "created_at", where), f"{where} created_at"),
-            updated_at=_timestamp(_required(src, "updated_at", where), f"{where} updated_at"),
+            placed_at=timestamp_of(required(src, "created_at", where), f"{where} created_at"),
+            updated_at=timestamp_of(required(src, "updated_at", where), f"{where} updated_at"),
             customer=_customer(src),
             shipping_address=_address(src.get("shipping_address")),
             billing_address=_address(src.get("billing_address")),
@@ -188,16 +199,18 @@ def _order_snapshot(topic: str, src: Mapping[str, Any], store: str) -> OrderSnap
 def _line(item: Any, currency: str, where: str) -> Line:
     if not isinstance(item, Mapping):
         raise InvalidInput(f"{where}: not an object")
-    line_id = _id(_required(item, "id", where), f"{where} id")
-    quantity = _required(item, "quantity", where)
+    line_id = _id(required(item, "id", where), f"{where} id")
+    quantity = required(item, "quantity", where)
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
         raise InvalidInput(f"{where}: quantity must be a whole number, got {quantity!r}")
-    unit_price = _amount(_required(item, "price", where), currency, f"{where} price")
-    discount = _sum(_allocations(item), currency, f"{where} discount_allocations")
-    tax = _sum((t.get("price") for t in _objects(item.get("tax_lines"))), currency, f"{where} tax_lines")
+    unit_price = amount_of(required(item, "price", where), currency, f"{where} price")
+    discount = sum_amounts(allocations_of(item), currency, f"{where} discount_allocations")
+    tax = sum_amounts(
+        (t.get("price") for t in objects_of(item.get("tax_lines"))), currency, f"{where} tax_lines"
+    )
     return Line(
         line_id=line_id,
-        sku=_text(item.get("sku")),
+        sku=text_of(item.get("sku")),
         title=_line_title(item, line_id),
         quantity=quantity,
         unit_price=unit_price,
@@ -208,21 +221,21 @@ def _line(item: Any, currency: str, where: str) -> Line:
 
 
 def _line_title(item: Mapping[str, Any], line_id: str) -> str:
-    title = _text(item.get("title"))
-    variant = _text(item.get("variant_title"))
+    title = text_of(item.get("title"))
+    variant = text_of(item.get("variant_title"))
     if title and variant and variant != "Default Title":
         return f"{title} - {variant}"
-    return title or _text(item.get("name")) or f"line {line_id}"
+    return title or text_of(item.get("name")) or f"line {line_id}"
 
 
 def _totals(src: Mapping[str, Any], lines: list[Line], currency: str, where: str) -> Totals:
-    shipping_lines = _objects(src.get("shipping_lines"))
-    shipping = _sum((s.get("price") for s in shipping_lines), currency, f"{where} shipping_lines")
-    shipping_discount = _sum(
-        (a for s in shipping_lines for a in _allocations(s)), currency, f"{where} shipping_lines"
+    shipping_lines = objects_of(src.get("shipping_lines"))
+    shipping = sum_amounts((s.get("price") for s in shipping_lines), currency, f"{where} shipping_lines")
+    shipping_discount = sum_amounts(
+        (a for s in shipping_lines for a in allocations_of(s)), currency, f"{where} shipping_lines"
     )
     line_discount = sum((line.discount for line in lines), Decimal(0))
-    total_discounts = _amount(src.get("total_discounts") or "0", currency, f"{where} total_discounts")
+    total_discounts = amount_of(src.get("total_discounts") or "0", currency, f"{where} total_discounts")
     # Shopify allocates every discount to line items or shipping lines; total_discounts is the sum of
     # those allocations. Line allocations are already inside line totals and shipping is taken before
     # discounts, so the order-level discount is the shipping allocations plus anything left
@@ -232,29 +245,29 @@ def _totals(src: Mapping[str, Any], lines: list[Line], currency: str, where: str
         subtotal=sum((line.total for line in lines), Decimal(0)),
         discount=shipping_discount + unallocated,
         shipping=shipping,
-        tax=_amount(src.get("total_tax") or "0", currency, f"{where} total_tax"),
+        tax=amount_of(src.get("total_tax") or "0", currency, f"{where} total_tax"),
         # Shopify's own figure, kept even when the parts disagree.
-        total=_amount(_required(src, "total_price", where), currency, f"{where} total_price"),
+        total=amount_of(required(src, "total_price", where), currency, f"{where} total_price"),
         taxes_included=src.get("taxes_included") is True,
     )
 
 
 def _payment(src: Mapping[str, Any], total: Decimal, currency: str, where: str) -> Payment:
-    status = (_text(src.get("financial_status")) or "").lower() or None
+    status = (text_of(src.get("financial_status")) or "").lower() or None
     names = src.get("payment_gateway_names")
     gateways = [g for g in names if isinstance(g, str) and g.strip()] if isinstance(names, list) else []
     outstanding_raw = src.get("total_outstanding")
     outstanding = (
-        _amount(outstanding_raw, currency, f"{where} total_outstanding")
+        amount_of(outstanding_raw, currency, f"{where} total_outstanding")
         if outstanding_raw is not None
         else Decimal(0)
     )
     captured = max(total - outstanding, Decimal(0)) if status in _CAPTURED else Decimal(0)
-    refunded = _sum(
+    refunded = sum_amounts(
         (
             t.get("amount")
-            for refund in _objects(src.get("refunds"))
-            for t in _objects(refund.get("transactions"))
+            for refund in objects_of(src.get("refunds"))
+            for t in objects_of(refund.get("transactions"))
             if t.get("kind") == "refund" and t.get("status") == "success"
         ),
         currency,
@@ -263,7 +276,7 @@ def _payment(src: Mapping[str, Any], total: Decimal, currency: str, where: str) 
     if status == "refunded" and not refunded:
         refunded = captured  # the body carried no refund details; refunded means all of it
     return Payment(
-        source=gateways[0] if gateways else _text(src.get("gateway")),
+        source=gateways[0] if gateways else text_of(src.get("gateway")),
         status=status,
         amount_authorized=total if status in _AUTHORIZED else Decimal(0),
         amount_captured=captured,
@@ -286,7 +299,7 @@ def _state(src: Mapping[str, Any]) -> ChannelState:
     if src.get("cancelled_at"):
         return ChannelState.CANCELLED
     for field, value, state in _STATES:
-        if (_text(src.get(field)) or "").lower() == value:
+        if (text_of(src.get(field)) or "").lower() == value:
             return state
     return ChannelState.OPEN
 
@@ -299,9 +312,9 @@ def _customer(src: Mapping[str, Any]) -> Customer:
     ]
     # Operations need a way to reach the buyer: fall back from the order to its customer to its addresses.
     return Customer(
-        email=_first_text([src.get("email"), src.get("contact_email"), person.get("email")]),
-        name=_person_name(person) or _first_text(a.get("name") or _person_name(a) for a in addresses),
-        phone=_first_text([src.get("phone"), person.get("phone"), *(a.get("phone") for a in addresses)]),
+        email=first_text([src.get("email"), src.get("contact_email"), person.get("email")]),
+        name=_person_name(person) or first_text(a.get("name") or _person_name(a) for a in addresses),
+        phone=first_text([src.get("phone"), person.get("phone"), *(a.get("phone") for a in addresses)]),
     )
 
 
@@ -309,19 +322,19 @@ def _address(raw: Any) -> Address | None:
     if not isinstance(raw, Mapping):
         return None
     address = Address(
-        name=_text(raw.get("name")) or _person_name(raw),
-        line1=_text(raw.get("address1")),
-        line2=_text(raw.get("address2")),
-        city=_text(raw.get("city")),
-        region=_text(raw.get("province_code")) or _text(raw.get("province")),
-        postal_code=_text(raw.get("zip")),
-        country=_text(raw.get("country_code")) or _text(raw.get("country")),
+        name=text_of(raw.get("name")) or _person_name(raw),
+        line1=text_of(raw.get("address1")),
+        line2=text_of(raw.get("address2")),
+        city=text_of(raw.get("city")),
+        region=text_of(raw.get("province_code")) or text_of(raw.get("province")),
+        postal_code=text_of(raw.get("zip")),
+        country=text_of(raw.get("country_code")) or text_of(raw.get("country")),
     )
     return address if any(address.model_dump().values()) else None
 
 
 def _person_name(raw: Mapping[str, Any]) -> str | None:
-    parts = [_text(raw.get("first_name")), _text(raw.get("last_name"))]
+    parts = [text_of(raw.get("first_name")), text_of(raw.get("last_name"))]
     return " ".join(p for p in parts if p) or None
 
 
@@ -330,11 +343,11 @@ def _person_name(raw: Mapping[str, Any]) -> str | None:
 
 def _refund_notice(src: Mapping[str, Any], store: str) -> RefundNotice:
     where = f"shopify {REFUND_TOPIC}"
-    refund_id = str(_required(src, "id", where))
-    order_id = str(_required(src, "order_id", where))
-    created_at = _timestamp(_required(src, "created_at", where), f"{where} created_at")
-    items = _objects(src.get("refund_line_items"))
-    transactions = _objects(src.get("transactions"))
+    refund_id = str(required(src, "id", where))
+    order_id = str(required(src, "order_id", where))
+    created_at = timestamp_of(required(src, "created_at", where), f"{where} created_at")
+    items = objects_of(src.get("refund_line_items"))
+    transactions = objects_of(src.get("transactions"))
     if transactions:
         amount, currency = _refunded_by_transactions(transactions, where)
     else:
@@ -351,7 +364,7 @@ def _refund_notice(src: Mapping[str, Any], store: str) -> RefundNotice:
         currency=currency,
         created_at=created_at,
         line_ids=line_ids,
-        reason=_text(src.get("note")),
+        reason=text_of(src.get("note")),
     )
 
 
@@ -360,107 +373,17 @@ def _refunded_by_transactions(
 ) -> tuple[Decimal, str | None]:
     """What actually went back to the buyer: successful refund transactions only."""
     done = [t for t in transactions if t.get("kind") == "refund" and t.get("status") == "success"]
-    codes = {c.upper() for t in transactions if (c := _text(t.get("currency")))}
+    codes = {c.upper() for t in transactions if (c := text_of(t.get("currency")))}
     if len(codes) > 1:
         raise InvalidInput(f"{where}: transactions in several currencies {sorted(codes)}")
-    currency = _currency(codes.pop(), where) if codes else None
-    amounts = (_required(t, "amount", f"{where} transaction") for t in done)
-    return _sum(amounts, currency, f"{where} transactions"), currency
+    currency = currency_code(codes.pop(), where) if codes else None
+    amounts = (required(t, "amount", f"{where} transaction") for t in done)
+    return sum_amounts(amounts, currency, f"{where} transactions"), currency
 
 
 def _refunded_by_lines(items: list[Mapping[str, Any]], where: str) -> tuple[Decimal, str | None]:
     """No transactions in the body: the refunded lines' subtotal and tax (shipping refunds not known)."""
-    codes = {c.upper() for i in items if (c := _set_currency(i, "subtotal"))}
-    currency = _currency(codes.pop(), where) if len(codes) == 1 else None
-    amounts = (_set_amount(i, key) for i in items for key in ("subtotal", "total_tax"))
-    return _sum(amounts, currency, f"{where} refund_line_items"), currency
-
-
-def _set_amount(obj: Mapping[str, Any], key: str) -> Any:
-    """Prefer the exact string in `<key>_set.shop_money` over the plain field (a JSON number there)."""
-    shop_money = _shop_money(obj, key)
-    return shop_money.get("amount") if shop_money else obj.get(key)
-
-
-def _set_currency(obj: Mapping[str, Any], key: str) -> str | None:
-    return _text(_shop_money(obj, key).get("currency_code"))
-
-
-def _shop_money(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    money_set = obj.get(f"{key}_set")
-    shop_money = money_set.get("shop_money") if isinstance(money_set, Mapping) else None
-    return shop_money if isinstance(shop_money, Mapping) else {}
-
-
-# --- field helpers ----------------------------------------------------------------------------------
-
-
-def _required(obj: Mapping[str, Any], key: str, where: str) -> Any:
-    value = obj.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise InvalidInput(f"{where}: missing required field {key!r}")
-    return value
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, Mapping | list):
-        # An object where text belongs is refused, not stored as its Python repr.
-        raise InvalidInput(f"shopify: text expected, got {type(value).__name__}")
-    text = str(value).strip()
-    return text or None
-
-
-def _first_text(values: Iterable[Any]) -> str | None:
-    return next((t for v in values if (t := _text(v))), None)
-
-
-def _objects(value: Any) -> list[Mapping[str, Any]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
-
-
-def _allocations(obj: Mapping[str, Any]) -> list[Any]:
-    return [_set_amount(a, "amount") for a in _objects(obj.get("discount_allocations"))]
-
-
-def _currency(value: Any, where: str) -> str:
-    code = str(value).strip().upper()
-    try:
-        money.minor_units(code)
-    except money.MoneyError as exc:
-        raise InvalidInput(f"{where}: {exc}") from exc
-    return code
-
-
-def _timestamp(value: Any, where: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError as exc:
-        raise InvalidInput(f"{where}: not an ISO 8601 timestamp: {value!r}") from exc
-    if parsed.tzinfo is None:
-        raise InvalidInput(f"{where}: timestamp without a time zone: {value!r}")
-    return parsed
-
-
-def _amount(value: Any, currency: str | None, where: str) -> Decimal:
-    if isinstance(value, float):
-        # A few Shopify fields are JSON numbers (refund line subtotals); repr gives back the literal sent.
-        value = repr(value)
-    if isinstance(value, bool):
-        raise InvalidInput(f"{where}: not an amount: {value!r}")
-    try:
-        if currency is not None:
-            return money.to_amount(value, currency)
-        # No currency to round to: keep the exact figure rather than guess minor units.
-        exact = Decimal(str(value).strip())
-    except (money.MoneyError, InvalidOperation) as exc:
-        raise InvalidInput(f"{where}: not an amount: {value!r}") from exc
-    if not exact.is_finite() or abs(exact) >= money.MAX_AMOUNT:
-        raise InvalidInput(f"{where}: not an amount: {str(value)[:40]!r}")
-    return exact
-
-
-def _sum(values: Iterable[Any], currency: str | None, where: str) -> Decimal:
-    total = sum((_amount(v, currency, where) for v in values if v is not None), Decimal(0))
-    return money.to_amount(total, currency) if currency is not None else total
+    codes = {c.upper() for i in items if (c := set_currency(i, "subtotal"))}
+    currency = currency_code(codes.pop(), where) if len(codes) == 1 else None
+    amounts = (set_amount(i, key) for i in items for key in ("subtotal", "total_tax"))
+    return sum_amounts(amounts, currency, f"{where} refund_line_items"), currency
