@@ -684,9 +684,6 @@ class AmazonSimulator(SimulatorServer):
         return None
 
     def _create_rdt(self, body: Any) -> tuple[int, dict[str, Any]]:
-        limited = self._limited("createRestrictedDataToken")
-        if limited is not None:
-            return limited
         resources = body.get("restrictedResources") if isinstance(body, dict) else None
         if not isinstance(resources, list) or not resources:
             return 400, _errors("InvalidInput", "Request is missing or has invalid parameters",
@@ -719,9 +716,6 @@ class AmazonSimulator(SimulatorServer):
         return 200, {"restrictedDataToken": token, "expiresIn": self.rdt_ttl}
 
     def _get_order_address(self, order_id: str) -> tuple[int, dict[str, Any]]:
-        limited = self._limited("getOrderAddress")
-        if limited is not None:
-            return limited
         with self._lock:
             sim = self._orders.get(order_id)
             if sim is None:
@@ -733,9 +727,6 @@ class AmazonSimulator(SimulatorServer):
         return 200, {"payload": payload}
 
     def _confirm_shipment(self, order_id: str, body: Any) -> tuple[int, dict[str, Any] | None]:
-        limited = self._limited("confirmShipment")
-        if limited is not None:
-            return limited
         with self._lock:
             sim = self._orders.get(order_id)
             if sim is None:
@@ -780,9 +771,6 @@ class AmazonSimulator(SimulatorServer):
     # --- Feeds 2021-06-30 ------------------------------------------------------------------
 
     def _create_feed_document(self, body: Any) -> tuple[int, dict[str, Any] | None]:
-        limited = self._limited("createFeedDocument")
-        if limited is not None:
-            return limited
         content_type = body.get("contentType") if isinstance(body, dict) else None
         if not isinstance(content_type, str) or not content_type.strip():
             return 400, _errors("InvalidInput", "Request is missing or has invalid parameters",
@@ -831,9 +819,6 @@ class AmazonSimulator(SimulatorServer):
             return 200, document.content, document.content_type
 
     def _create_feed(self, body: Any) -> tuple[int, dict[str, Any] | None]:
-        limited = self._limited("createFeed")
-        if limited is not None:
-            return limited
         spec = body if isinstance(body, dict) else {}
         feed_type, marketplaces = spec.get("feedType"), spec.get("marketplaceIds")
         document_id = spec.get("inputFeedDocumentId")
@@ -862,9 +847,6 @@ class AmazonSimulator(SimulatorServer):
         return 202, {"feedId": feed_id}
 
     def _get_feed(self, feed_id: str) -> tuple[int, dict[str, Any] | None]:
-        limited = self._limited("getFeed")
-        if limited is not None:
-            return limited
         self._advance_feeds()
         with self._lock:
             feed = self._feeds.get(feed_id)
@@ -883,9 +865,6 @@ class AmazonSimulator(SimulatorServer):
         return 200, answer
 
     def _get_feed_document(self, document_id: str) -> tuple[int, dict[str, Any] | None]:
-        limited = self._limited("getFeedDocument")
-        if limited is not None:
-            return limited
         with self._lock:
             document = self._documents.get(document_id)
             if document is None:
@@ -968,9 +947,6 @@ class AmazonSimulator(SimulatorServer):
     def _handle_orders(
         self, operation: str, order_id: str | None, query: dict[str, str]
     ) -> tuple[int, dict[str, Any]]:
-        limited = self._limited(operation)
-        if limited is not None:
-            return limited
         if operation == "getOrders":
             return self._get_orders(query)
         with self._lock:
@@ -1088,11 +1064,13 @@ class AmazonSimulator(SimulatorServer):
         work: Callable[[], tuple[int, dict[str, Any] | None]],
         denied: tuple[int, dict[str, Any]] | None = None,
     ) -> Reply:
-        """An SP-API operation behind an LWA token (or `denied` already), with its usage-plan header (and
-        Retry-After when set)."""
+        """An SP-API operation behind an LWA token (or `denied` already) and its usage plan (injected
+        failures, empty bucket), with its usage-plan header (and Retry-After when set)."""
         rate = {"x-amzn-RateLimit-Limit": f"{self._limits[operation][0]:g}"}
         if denied is None and operation != "getOrderAddress":
             denied = self._authorise(request.headers.get("x-amz-access-token"))
+        if denied is None:
+            denied = self._limited(operation)
         status, answer = denied if denied is not None else work()
         self._count(operation)
         if status == 429 and self.retry_after is not None:

@@ -189,7 +189,7 @@ def amazon(amazon_notifier: AmazonNotifier) -> Iterator[Any]:
     """A simulated SP-API seller the stack is pointed at (its endpoints must be known at start-up)."""
     from local.simulators.amazon import AmazonSimulator
 
-    simulator = AmazonSimulator(
+    with AmazonSimulator(
         AMAZON_SELLER,
         AMAZON_MARKETPLACE,
         AMAZON_CREDENTIALS["lwa_client_id"],
@@ -197,9 +197,8 @@ def amazon(amazon_notifier: AmazonNotifier) -> Iterator[Any]:
         AMAZON_CREDENTIALS["refresh_token"],
         seed=7,
         notify=amazon_notifier,
-    ).start()
-    yield simulator
-    simulator.stop()
+    ) as simulator:
+        yield simulator
 
 
 STRIPE_SECRET_KEY = "sk_test_integration"
@@ -220,15 +219,14 @@ def stripe(hub_port: int) -> Iterator[Any]:
     """A simulated Stripe account; its webhooks go to the stack's POST /webhooks/stripe."""
     from local.simulators.stripe import StripeSimulator
 
-    simulator = StripeSimulator(
+    with StripeSimulator(
         api_key=STRIPE_SECRET_KEY,
         webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/stripe",
         webhook_secret=STRIPE_WEBHOOK_SECRET,
         time_scale=0.001,
         seed=11,
-    ).start()
-    yield simulator
-    simulator.stop()
+    ) as simulator:
+        yield simulator
 
 
 THREEPL = "it-3pl"
@@ -269,7 +267,7 @@ def threepl(hub_port: int, tracking_codes: TrackingCodes) -> Iterator[Any]:
     """A simulated 3PL: ships a second after the request; confirmations to /webhooks/3pl/it-3pl."""
     from local.simulators.threepl import ThreePLSimulator
 
-    simulator = ThreePLSimulator(
+    with ThreePLSimulator(
         THREEPL,
         THREEPL_KEY,
         THREEPL_SECRET,
@@ -279,9 +277,8 @@ def threepl(hub_port: int, tracking_codes: TrackingCodes) -> Iterator[Any]:
         handover_delay_s=50.0,  # 0.5 s after shipping the parcels are with the carrier
         seed=13,
         tracking_code_factory=tracking_codes,
-    ).start()
-    yield simulator
-    simulator.stop()
+    ) as simulator:
+        yield simulator
 
 
 @pytest.fixture(scope="session")
@@ -289,15 +286,14 @@ def carrier(hub_port: int) -> Iterator[Any]:
     """A simulated EasyPost: a tracking event every 0.4 s, signed as EasyPost signs."""
     from local.simulators.carrier import CarrierSimulator
 
-    simulator = CarrierSimulator(
+    with CarrierSimulator(
         EASYPOST_KEY,
         EASYPOST_SECRET,
         webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/carriers/easypost",
         step_s=0.4,
         seed=17,
-    ).start()
-    yield simulator
-    simulator.stop()
+    ) as simulator:
+        yield simulator
 
 
 PUBLISH_WOO = "https://it-publish-woo.example/"
@@ -311,16 +307,15 @@ def woo_store(hub_port: int) -> Iterator[Any]:
     """The WooCommerce store the hub publishes to (HUB_WOOCOMMERCE_API_BASE)."""
     from local.simulators.woocommerce import WooCommerceSimulator
 
-    simulator = WooCommerceSimulator(
+    with WooCommerceSimulator(
         PUBLISH_WOO,
         PUBLISH_WOO_SECRET,
         "ck_it_publish",
         "cs_it_publish",
         webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/woocommerce",
         seed=23,
-    ).start()
-    yield simulator
-    simulator.stop()
+    ) as simulator:
+        yield simulator
 
 
 @pytest.fixture(scope="session")
@@ -328,15 +323,14 @@ def shopify_store(hub_port: int) -> Iterator[Any]:
     """The Shopify shop the hub publishes to and reads risk from (HUB_SHOPIFY_API_BASE)."""
     from local.simulators.shopify import ShopifySimulator
 
-    simulator = ShopifySimulator(
+    with ShopifySimulator(
         PUBLISH_SHOP,
         PUBLISH_SHOP_SECRET,
         "shpat_it_publish",
         webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/shopify",
         seed=29,
-    ).start()
-    yield simulator
-    simulator.stop()
+    ) as simulator:
+        yield simulator
 
 
 @pytest.fixture(scope="session")
