@@ -8,7 +8,6 @@ import copy
 import gzip
 import json
 import logging
-import random
 import secrets
 import threading
 import time
@@ -19,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import parse_qs, unquote
 
-from local.simulators.kit import FaultQueue, Reply, Request, Router, SimulatorServer, TokenBucket
+from local.simulators.kit import FaultQueue, Knobs, Reply, Request, Router, SimulatorServer, TokenBucket
 
 log = logging.getLogger("local.amazon")
 
@@ -217,16 +216,12 @@ class AmazonSimulator(SimulatorServer):
         lwa_client_secret: str,
         refresh_token: str,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        seed: int | None = None,
         notify: Callable[[dict[str, Any]], None] | None = None,
         rate_limits: dict[str, tuple[float, int]] | None = None,
         items_page_size: int = 10,
         orders_page_size: int = 100,
         token_ttl: int = 3600,
         rdt_ttl: int = 3600,
-        duplicate_rate: float = 0.0,
         reorder_rate: float = 0.0,
         jp_rate: float = 0.15,
         pii_absent_rate: float = 0.25,
@@ -234,10 +229,11 @@ class AmazonSimulator(SimulatorServer):
         feed_delay: float = 2.0,
         gzip_reports: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        **knobs: Unpack[Knobs],
     ) -> None:
         if marketplace_id not in _MARKETS:
             raise ValueError(f"simulated marketplaces: {sorted(_MARKETS)}")
-        super().__init__(host=host, port=port, name="amazon-sim", log=log, methods=("GET", "POST", "PUT"))
+        super().__init__(name="amazon-sim", log=log, methods=("GET", "POST", "PUT"), **knobs)
         self.seller_id = seller_id
         self.marketplace_id = marketplace_id
         self._client_id = lwa_client_id
@@ -249,7 +245,6 @@ class AmazonSimulator(SimulatorServer):
         self.orders_page_size = orders_page_size
         self.token_ttl = token_ttl
         self.rdt_ttl = rdt_ttl
-        self.duplicate_rate = duplicate_rate
         self.reorder_rate = reorder_rate
         self.jp_rate = jp_rate  # share of orders placed on amazon.co.jp (JPY) instead of marketplace_id
         self.pii_absent_rate = pii_absent_rate
@@ -257,7 +252,6 @@ class AmazonSimulator(SimulatorServer):
         self.feed_delay = feed_delay  # seconds (simulator clock) from createFeed until the report is ready
         self.gzip_reports = gzip_reports  # serve processing reports GZIP-compressed, as Amazon may
         self._clock = clock
-        self._rng = random.Random(seed)
         self._limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
         self._buckets = {op: TokenBucket(rate, burst, clock) for op, (rate, burst) in self._limits.items()}
         self._orders: dict[str, _SimOrder] = {}
