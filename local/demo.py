@@ -167,24 +167,28 @@ class DemoTraffic:
         self._open.append(("woocommerce", order["id"]))
         log.info("woocommerce: order #%s placed, paid by card (%s)", order["number"], intent["status"])
 
+    def _orders(self, status: str, limit: int) -> list[dict[str, Any]]:
+        """The operator's order list: the first `limit` orders in `status`."""
+        params = {"status": status, "limit": str(limit)}
+        answer = requests.get(f"{self._url}/api/orders", params=params, headers=self._headers, timeout=10)
+        orders: list[dict[str, Any]] = answer.json()["orders"]
+        return orders
+
+    def _act(
+        self, order: dict[str, Any], action: str, body: dict[str, Any], *, timeout: float = 10
+    ) -> requests.Response:
+        """The operator's action on one order (POST /api/orders/{id}/`action`)."""
+        url = f"{self._url}/api/orders/{order['order_id']}/{action}"
+        return requests.post(url, json=body, headers=self._headers, timeout=timeout)
+
     def _cancel_one(self) -> bool:
         """Play the operator taking a customer's call: cancel a paid card order (the capture is refunded)."""
-        paid = requests.get(
-            f"{self._url}/api/orders",
-            params={"status": "PAID", "limit": "10"},
-            headers=self._headers,
-            timeout=10,
-        ).json()["orders"]
+        paid = self._orders("PAID", 10)
         by_card = [o for o in paid if o["payment"]["source"] == "stripe"]
         if not by_card:
             return False
         order = by_card[0]
-        answer = requests.post(
-            f"{self._url}/api/orders/{order['order_id']}/cancel",
-            json={"reason": "customer called to cancel"},
-            headers=self._headers,
-            timeout=30,
-        ).json()
+        answer = self._act(order, "cancel", {"reason": "customer called to cancel"}, timeout=30).json()
         done = ", ".join(f"{c['action']} {c.get('amount', '')}" for c in answer.get("compensations", []))
         log.info("operator: cancelled %s (%s)", order["external_id"], done or "nothing to undo")
         return True
@@ -200,23 +204,13 @@ class DemoTraffic:
 
     def _review_one(self) -> bool:
         """Play the operator: decide one order waiting in the fraud review (mostly approve)."""
-        waiting = requests.get(
-            f"{self._url}/api/orders",
-            params={"status": "FRAUD_REVIEW", "limit": "5"},
-            headers=self._headers,
-            timeout=10,
-        ).json()["orders"]
+        waiting = self._orders("FRAUD_REVIEW", 5)
         ready = [o for o in waiting if o["history"] and o["history"][-1]["event"] == "review_requested"]
         if not ready:
             return False
         order = ready[0]
         decision = "approve" if self._rng.random() < 0.75 else "reject"
-        requests.post(
-            f"{self._url}/api/orders/{order['order_id']}/review",
-            json={"decision": decision},
-            headers=self._headers,
-            timeout=10,
-        )
+        self._act(order, "review", {"decision": decision})
         log.info("operator: %s %s (fraud score %s)", decision, order["external_id"], order["fraud"]["score"])
         return True
 

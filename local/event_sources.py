@@ -82,34 +82,28 @@ def failed_ids(response: Any, message_ids: set[str]) -> set[str] | None:
     return ids
 
 
+@dataclass(kw_only=True, eq=False)
 class SqsPoller:
-    def __init__(
-        self,
-        *,
-        sqs: Any,
-        runtime: LambdaRuntime,
-        function: str,
-        queue_url: str,
-        batch_size: int,
-        region: str,
-        stop: threading.Event,
-    ) -> None:
-        self._sqs = sqs
-        self._runtime = runtime
-        self.function = function
-        self.queue_url = queue_url
-        self._batch_size = batch_size
-        self._region = region
-        self._stop = stop
-        self.stats = MappingStats()
-        # Like disabling an event-source mapping: messages wait in the queue (tests, benchmarks).
-        self.paused = threading.Event()
+    """One event-source mapping: `queue_url`'s messages to `function` on `runtime`, `batch_size` at a time,
+    until `stop` is set."""
+
+    sqs: Any
+    runtime: LambdaRuntime
+    function: str
+    queue_url: str
+    batch_size: int
+    region: str
+    stop: threading.Event
+    stats: MappingStats = field(default_factory=MappingStats, init=False)
+    # Like disabling an event-source mapping: messages wait in the queue (tests, benchmarks).
+    paused: threading.Event = field(default_factory=threading.Event, init=False)
+
+    def __post_init__(self) -> None:
         self._idle = threading.Event()  # set while no receive or batch is in progress
         self._idle.set()
-        self._queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        self._thread = threading.Thread(target=self._run, name=f"sqs:{function}", daemon=True)
+        attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        self._queue_arn = attributes["Attributes"]["QueueArn"]
+        self._thread = threading.Thread(target=self._run, name=f"sqs:{self.function}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -118,9 +112,9 @@ class SqsPoller:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self.stop.is_set():
             if self.paused.is_set():
-                self._stop.wait(0.1)
+                self.stop.wait(0.1)
                 continue
             self._idle.clear()
             try:
@@ -129,7 +123,7 @@ class SqsPoller:
             except Exception as exc:  # the mapping keeps running, as Lambda's does
                 with self.stats.lock:
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                if not self._stop.is_set():
+                if not self.stop.is_set():
                     log.warning("poller %s: %s", self.function, exc)
                     time.sleep(ERROR_PAUSE_SECONDS)
             finally:
@@ -144,9 +138,9 @@ class SqsPoller:
         self.paused.clear()
 
     def poll_once(self) -> int:
-        response = self._sqs.receive_message(
+        response = self.sqs.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self._batch_size,
+            MaxNumberOfMessages=self.batch_size,
             WaitTimeSeconds=POLL_WAIT_SECONDS,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
@@ -154,8 +148,8 @@ class SqsPoller:
         messages = response.get("Messages", [])
         if not messages:
             return 0
-        records = [to_lambda_record(m, self._queue_arn, self._region) for m in messages]
-        result = self._runtime.invoke(self.function, {"Records": records})
+        records = [to_lambda_record(m, self._queue_arn, self.region) for m in messages]
+        result = self.runtime.invoke(self.function, {"Records": records})
         ids = {m["MessageId"] for m in messages}
         failed = None if result.function_error else failed_ids(result.payload, ids)
         if failed is None:
@@ -165,7 +159,7 @@ class SqsPoller:
                 self.stats.last_error = str(error)[:500]
         succeeded = [m for m in messages if m["MessageId"] not in failed]
         if succeeded:
-            self._sqs.delete_message_batch(
+            self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(succeeded)

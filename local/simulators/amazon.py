@@ -8,7 +8,6 @@ import copy
 import gzip
 import json
 import logging
-import random
 import secrets
 import threading
 import time
@@ -19,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import parse_qs, unquote
 
-from local.simulators.kit import FaultQueue, Reply, Request, Router, SimulatorServer, TokenBucket
+from local.simulators.kit import FaultQueue, Knobs, Reply, Request, Router, SimulatorServer, TokenBucket
 
 log = logging.getLogger("local.amazon")
 
@@ -217,16 +216,12 @@ class AmazonSimulator(SimulatorServer):
         lwa_client_secret: str,
         refresh_token: str,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        seed: int | None = None,
         notify: Callable[[dict[str, Any]], None] | None = None,
         rate_limits: dict[str, tuple[float, int]] | None = None,
         items_page_size: int = 10,
         orders_page_size: int = 100,
         token_ttl: int = 3600,
         rdt_ttl: int = 3600,
-        duplicate_rate: float = 0.0,
         reorder_rate: float = 0.0,
         jp_rate: float = 0.15,
         pii_absent_rate: float = 0.25,
@@ -234,10 +229,11 @@ class AmazonSimulator(SimulatorServer):
         feed_delay: float = 2.0,
         gzip_reports: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        **knobs: Unpack[Knobs],
     ) -> None:
         if marketplace_id not in _MARKETS:
             raise ValueError(f"simulated marketplaces: {sorted(_MARKETS)}")
-        super().__init__(host=host, port=port, name="amazon-sim", log=log, methods=("GET", "POST", "PUT"))
+        super().__init__(name="amazon-sim", log=log, methods=("GET", "POST", "PUT"), **knobs)
         self.seller_id = seller_id
         self.marketplace_id = marketplace_id
         self._client_id = lwa_client_id
@@ -249,7 +245,6 @@ class AmazonSimulator(SimulatorServer):
         self.orders_page_size = orders_page_size
         self.token_ttl = token_ttl
         self.rdt_ttl = rdt_ttl
-        self.duplicate_rate = duplicate_rate
         self.reorder_rate = reorder_rate
         self.jp_rate = jp_rate  # share of orders placed on amazon.co.jp (JPY) instead of marketplace_id
         self.pii_absent_rate = pii_absent_rate
@@ -257,7 +252,6 @@ class AmazonSimulator(SimulatorServer):
         self.feed_delay = feed_delay  # seconds (simulator clock) from createFeed until the report is ready
         self.gzip_reports = gzip_reports  # serve processing reports GZIP-compressed, as Amazon may
         self._clock = clock
-        self._rng = random.Random(seed)
         self._limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
         self._buckets = {op: TokenBucket(rate, burst, clock) for op, (rate, burst) in self._limits.items()}
         self._orders: dict[str, _SimOrder] = {}
@@ -684,9 +678,6 @@ class AmazonSimulator(SimulatorServer):
         return None
 
     def _create_rdt(self, body: Any) -> tuple[int, dict[str, Any]]:
-        limited = self._limited("createRestrictedDataToken")
-        if limited is not None:
-            return limited
         resources = body.get("restrictedResources") if isinstance(body, dict) else None
         if not isinstance(resources, list) or not resources:
             return 400, _errors("InvalidInput", "Request is missing or has invalid parameters",
@@ -719,9 +710,6 @@ class AmazonSimulator(SimulatorServer):
         return 200, {"restrictedDataToken": token, "expiresIn": self.rdt_ttl}
 
     def _get_order_address(self, order_id: str) -> tuple[int, dict[str, Any]]:
-        limited = self._limited("getOrderAddress")
-        if limited is not None:
-            return limited
         with self._lock:
             sim = self._orders.get(order_id)
             if sim is None:
@@ -733,9 +721,6 @@ class AmazonSimulator(SimulatorServer):
         return 200, {"payload": payload}
 
     def _confirm_shipment(self, order_id: str, body: Any) -> tuple[int, dict[str, Any] | None]:
-        limited = self._limited("confirmShipment")
-        if limited is not None:
-            return limited
         with self._lock:
             sim = self._orders.get(order_id)
             if sim is None:
@@ -780,9 +765,6 @@ class AmazonSimulator(SimulatorServer):
     # --- Feeds 2021-06-30 ------------------------------------------------------------------
 
     def _create_feed_document(self, body: Any) -> tuple[int, dict[str, Any] | None]:
-        limited = self._limited("createFeedDocument")
-        if limited is not None:
-            return limited
         content_type = body.get("contentType") if isinstance(body, dict) else None
         if not isinstance(content_type, str) or not content_type.strip():
             return 400, _errors("InvalidInput", "Request is missing or has invalid parameters",
@@ -831,9 +813,6 @@ class AmazonSimulator(SimulatorServer):
             return 200, document.content, document.content_type
 
     def _create_feed(self, body: Any) -> tuple[int, dict[str, Any] | None]:
-        limited = self._limited("createFeed")
-        if limited is not None:
-            return limited
         spec = body if isinstance(body, dict) else {}
         feed_type, marketplaces = spec.get("feedType"), spec.get("marketplaceIds")
         document_id = spec.get("inputFeedDocumentId")
@@ -862,9 +841,6 @@ class AmazonSimulator(SimulatorServer):
         return 202, {"feedId": feed_id}
 
     def _get_feed(self, feed_id: str) -> tuple[int, dict[str, Any] | None]:
-        limited = self._limited("getFeed")
-        if limited is not None:
-            return limited
         self._advance_feeds()
         with self._lock:
             feed = self._feeds.get(feed_id)
@@ -883,9 +859,6 @@ class AmazonSimulator(SimulatorServer):
         return 200, answer
 
     def _get_feed_document(self, document_id: str) -> tuple[int, dict[str, Any] | None]:
-        limited = self._limited("getFeedDocument")
-        if limited is not None:
-            return limited
         with self._lock:
             document = self._documents.get(document_id)
             if document is None:
@@ -968,9 +941,6 @@ class AmazonSimulator(SimulatorServer):
     def _handle_orders(
         self, operation: str, order_id: str | None, query: dict[str, str]
     ) -> tuple[int, dict[str, Any]]:
-        limited = self._limited(operation)
-        if limited is not None:
-            return limited
         if operation == "getOrders":
             return self._get_orders(query)
         with self._lock:
@@ -1088,11 +1058,13 @@ class AmazonSimulator(SimulatorServer):
         work: Callable[[], tuple[int, dict[str, Any] | None]],
         denied: tuple[int, dict[str, Any]] | None = None,
     ) -> Reply:
-        """An SP-API operation behind an LWA token (or `denied` already), with its usage-plan header (and
-        Retry-After when set)."""
+        """An SP-API operation behind an LWA token (or `denied` already) and its usage plan (injected
+        failures, empty bucket), with its usage-plan header (and Retry-After when set)."""
         rate = {"x-amzn-RateLimit-Limit": f"{self._limits[operation][0]:g}"}
         if denied is None and operation != "getOrderAddress":
             denied = self._authorise(request.headers.get("x-amz-access-token"))
+        if denied is None:
+            denied = self._limited(operation)
         status, answer = denied if denied is not None else work()
         self._count(operation)
         if status == 429 and self.retry_after is not None:

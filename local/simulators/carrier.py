@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from local.simulators.kit import (
     FaultQueue,
@@ -26,9 +26,10 @@ from local.simulators.kit import (
     Reply,
     Request,
     Router,
-    SimulatorServer,
     Timeline,
+    WebhookKnobs,
     WebhookSender,
+    WebhookSimulatorServer,
     event_sender,
 )
 
@@ -132,7 +133,7 @@ class _Track:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-class CarrierSimulator(SimulatorServer):
+class CarrierSimulator(WebhookSimulatorServer):
     """Plays EasyPost's Trackers API (HUB_CARRIER_API_BASE = `url`) and its tracker webhooks.
 
     `POST /v2/trackers` and `GET /v2/trackers/{id}` with HTTP Basic auth (`api_key` as user). A tracker
@@ -152,29 +153,19 @@ class CarrierSimulator(SimulatorServer):
         api_key: str,
         webhook_secret: str,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        webhook_url: str | None = None,
-        time_scale: float = 1.0,
         step_s: float = 2.0,
-        seed: int | None = None,
-        duplicate_rate: float = 0.0,
         now: Callable[[], datetime] | None = None,
         carrier_step: timedelta | None = None,
         clock: Callable[[], float] = time.monotonic,
+        **knobs: Unpack[WebhookKnobs],
     ) -> None:
-        super().__init__(host=host, port=port, name="carrier-sim", log=log, methods=("GET", "POST"))
+        super().__init__(name="carrier-sim", log=log, methods=("GET", "POST"), **knobs)
         self.api_key = api_key
         self.webhook_secret = webhook_secret
-        self.webhook_url = webhook_url
-        self.time_scale = time_scale
-        self.duplicate_rate = duplicate_rate
-        self._interval = step_s * time_scale if step_s > 0 else None
+        self._interval = step_s * self.time_scale if step_s > 0 else None
         # Whole seconds at least: EasyPost stamps trackers to the second, and steps must stay apart.
         self._carrier_step = carrier_step or timedelta(seconds=max(self._interval or 3600.0, 1.0))
         self._now = now or (lambda: datetime.now(UTC))
-        self._seed = seed
-        self._rng = random.Random(seed)
         self._cond = threading.Condition(threading.RLock())
         self._tracks: dict[str, _Track] = {}  # by tracker id
         self._by_key: dict[tuple[str, str], str] = {}  # (code, carrier lower) → tracker id

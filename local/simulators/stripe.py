@@ -8,13 +8,12 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import parse_qsl, unquote
 
 from local.simulators.kit import (
@@ -24,8 +23,9 @@ from local.simulators.kit import (
     Post,
     Reply,
     Request,
-    SimulatorServer,
+    WebhookKnobs,
     WebhookSender,
+    WebhookSimulatorServer,
     event_sender,
 )
 
@@ -81,7 +81,7 @@ def _invalid(message: str, *, code: str | None = None, param: str | None = None)
     return StripeError(404 if code == "resource_missing" else 400, error)
 
 
-class StripeSimulator(SimulatorServer):
+class StripeSimulator(WebhookSimulatorServer):
     """Plays one Stripe account in test mode for the real `stripe` library (HUB_STRIPE_API_BASE = `url`).
 
     Any `sk_test_` key is accepted unless `api_key` pins one. With `webhook_url` and `webhook_secret`,
@@ -95,25 +95,16 @@ class StripeSimulator(SimulatorServer):
         self,
         *,
         api_key: str | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        webhook_url: str | None = None,
         webhook_secret: str | None = None,
-        time_scale: float = 1.0,
-        duplicate_rate: float = 0.0,
         latency: float = 0.0,
-        seed: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        **knobs: Unpack[WebhookKnobs],
     ) -> None:
-        super().__init__(host=host, port=port, name="stripe-sim", log=log, methods=("GET", "POST", "DELETE"))
+        super().__init__(name="stripe-sim", log=log, methods=("GET", "POST", "DELETE"), **knobs)
         self.api_key = api_key
-        self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
-        self.time_scale = time_scale
-        self.duplicate_rate = duplicate_rate
         self.latency = latency
         self._sleep = sleep
-        self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._intents: dict[str, dict[str, Any]] = {}
         self._charges: dict[str, dict[str, Any]] = {}

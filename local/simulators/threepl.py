@@ -58,14 +58,13 @@ import hmac
 import itertools
 import json
 import logging
-import random
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import parse_qs, unquote
 
 from local.simulators.kit import (
@@ -75,9 +74,10 @@ from local.simulators.kit import (
     Post,
     Reply,
     Request,
-    SimulatorServer,
     Timeline,
+    WebhookKnobs,
     WebhookSender,
+    WebhookSimulatorServer,
     event_sender,
 )
 
@@ -133,7 +133,7 @@ class _Order:
         return "partially_shipped" if shipped else "accepted"
 
 
-class ThreePLSimulator(SimulatorServer):
+class ThreePLSimulator(WebhookSimulatorServer):
     """One 3PL account: its REST API on `url` (HUB_3PL_API_BASE) and its webhooks to `webhook_url`.
 
     Accepted orders ship by themselves `ship_after_s` × `time_scale` later (not with `auto_ship=False`
@@ -153,39 +153,30 @@ class ThreePLSimulator(SimulatorServer):
         api_key: str,
         webhook_secret: str,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        webhook_url: str | None = None,
-        time_scale: float = 1.0,
         ship_after_s: float = 2.0,
         handover_delay_s: float = 5.0,
         split_rate: float = 0.0,
         parcels_per_shipment: tuple[int, int] = (1, 1),
-        duplicate_rate: float = 0.0,
         reorder_rate: float = 0.0,
-        seed: int | None = None,
         inventory: Mapping[str, Mapping[str, int]] | None = None,
         auto_ship: bool = True,
         carriers: Iterable[str] = CARRIERS,
         tracking_code_factory: Callable[[str, int], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        **knobs: Unpack[WebhookKnobs],
     ) -> None:
         if not 1 <= parcels_per_shipment[0] <= parcels_per_shipment[1]:
             raise ValueError("parcels_per_shipment must be (min, max) with 1 <= min <= max")
-        super().__init__(host=host, port=port, name="3pl-sim", log=log, methods=("GET", "POST"))
+        super().__init__(name="3pl-sim", log=log, methods=("GET", "POST"), **knobs)
         self.provider = provider
         self.api_key = api_key
-        self.webhook_url = webhook_url
-        self.time_scale = time_scale
         self.ship_after_s = ship_after_s
         self.handover_delay_s = handover_delay_s
         self.split_rate = split_rate
         self.parcels_per_shipment = parcels_per_shipment
-        self.duplicate_rate = duplicate_rate
         self.reorder_rate = reorder_rate
         self.auto_ship = auto_ship
         self.carriers = tuple(carriers)
-        self._rng = random.Random(seed)
         self._tracking_code = tracking_code_factory or self._easypost_delivered_code
         self._tracking_base = self._rng.randrange(10**8)
         self._parcel_seq = itertools.count(1)

@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import re
 import secrets
 import string
@@ -20,12 +19,12 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from local.simulators.kit import FaultQueue, Outbox, Reply, Request, SimulatorServer
+from local.simulators.kit import FaultQueue, Knobs, Outbox, Reply, Request, SimulatorServer
 
 log = logging.getLogger("local.simulators.woocommerce")
 
@@ -253,19 +252,16 @@ class WooCommerceSimulator(SimulatorServer):
         consumer_key: str,
         consumer_secret: str,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
         webhook_url: str | None = None,
-        seed: int | None = None,
         drop_rate: float = 0.0,
-        duplicate_rate: float = 0.0,
         reorder_rate: float = 0.0,
         delivery_delay: float = 0.02,
         timeout: float = 60.0,
         site_utc_offset: timedelta = timedelta(hours=-3),
         clock: Callable[[], datetime] | None = None,
+        **knobs: Unpack[Knobs],
     ) -> None:
-        super().__init__(host=host, port=port, name="woocommerce-api", log=log, server_version="Apache")
+        super().__init__(name="woocommerce-api", log=log, server_version="Apache", **knobs)
         self.site_url = site_url.rstrip("/") + "/"
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret
@@ -274,13 +270,11 @@ class WooCommerceSimulator(SimulatorServer):
             webhook_secret.replace("&", "&amp;").replace('"', "&quot;").replace("'", "&#039;")
         )
         self.drop_rate = drop_rate
-        self.duplicate_rate = duplicate_rate
         self.reorder_rate = reorder_rate
         self.delivery_delay = delivery_delay
         self.timeout = timeout  # core waits 60 s
         self.site_utc_offset = site_utc_offset
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._rng = random.Random(seed)
         self._salt = secrets.token_bytes(32)  # stands in for wp_salt() in wp_hash()
         self._cond = threading.Condition(threading.RLock())
         self._orders: dict[int, _Stored] = {}

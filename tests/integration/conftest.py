@@ -189,7 +189,7 @@ def amazon(amazon_notifier: AmazonNotifier) -> Iterator[Any]:
     """A simulated SP-API seller the stack is pointed at (its endpoints must be known at start-up)."""
     from local.simulators.amazon import AmazonSimulator
 
-    simulator = AmazonSimulator(
+    with AmazonSimulator(
         AMAZON_SELLER,
         AMAZON_MARKETPLACE,
         AMAZON_CREDENTIALS["lwa_client_id"],
@@ -197,9 +197,8 @@ def amazon(amazon_notifier: AmazonNotifier) -> Iterator[Any]:
         AMAZON_CREDENTIALS["refresh_token"],
         seed=7,
         notify=amazon_notifier,
-    ).start()
-    yield simulator
-    simulator.stop()
+    ) as simulator:
+        yield simulator
 
 
 STRIPE_SECRET_KEY = "sk_test_integration"
@@ -208,6 +207,15 @@ STRIPE_WEBHOOK_SECRET = "whsec_integration"
 # a declined order in PAYMENT_PENDING while a test brings the new card (a few requests), and what the
 # test of the wait running out waits for: long enough for the first on a busy machine, short for the second.
 PAYMENT_RECOVERY_SECONDS = 20
+
+
+def serving(
+    make: Callable[..., Any], hub_port: int, webhook_path: str, *args: Any, **knobs: Any
+) -> Iterator[Any]:
+    """A simulator `make(*args, **knobs)` sending its webhooks to the stack's `webhook_path`, for as long
+    as the fixture lasts."""
+    with make(*args, webhook_url=f"http://127.0.0.1:{hub_port}{webhook_path}", **knobs) as simulator:
+        yield simulator
 
 
 @pytest.fixture(scope="session")
@@ -220,15 +228,15 @@ def stripe(hub_port: int) -> Iterator[Any]:
     """A simulated Stripe account; its webhooks go to the stack's POST /webhooks/stripe."""
     from local.simulators.stripe import StripeSimulator
 
-    simulator = StripeSimulator(
+    yield from serving(
+        StripeSimulator,
+        hub_port,
+        "/webhooks/stripe",
         api_key=STRIPE_SECRET_KEY,
-        webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/stripe",
         webhook_secret=STRIPE_WEBHOOK_SECRET,
         time_scale=0.001,
         seed=11,
-    ).start()
-    yield simulator
-    simulator.stop()
+    )
 
 
 THREEPL = "it-3pl"
@@ -269,19 +277,19 @@ def threepl(hub_port: int, tracking_codes: TrackingCodes) -> Iterator[Any]:
     """A simulated 3PL: ships a second after the request; confirmations to /webhooks/3pl/it-3pl."""
     from local.simulators.threepl import ThreePLSimulator
 
-    simulator = ThreePLSimulator(
+    yield from serving(
+        ThreePLSimulator,
+        hub_port,
+        f"/webhooks/3pl/{THREEPL}",
         THREEPL,
         THREEPL_KEY,
         THREEPL_SECRET,
-        webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/3pl/{THREEPL}",
         time_scale=0.01,
         ship_after_s=100.0,  # 1 s
         handover_delay_s=50.0,  # 0.5 s after shipping the parcels are with the carrier
         seed=13,
         tracking_code_factory=tracking_codes,
-    ).start()
-    yield simulator
-    simulator.stop()
+    )
 
 
 @pytest.fixture(scope="session")
@@ -289,15 +297,15 @@ def carrier(hub_port: int) -> Iterator[Any]:
     """A simulated EasyPost: a tracking event every 0.4 s, signed as EasyPost signs."""
     from local.simulators.carrier import CarrierSimulator
 
-    simulator = CarrierSimulator(
+    yield from serving(
+        CarrierSimulator,
+        hub_port,
+        "/webhooks/carriers/easypost",
         EASYPOST_KEY,
         EASYPOST_SECRET,
-        webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/carriers/easypost",
         step_s=0.4,
         seed=17,
-    ).start()
-    yield simulator
-    simulator.stop()
+    )
 
 
 PUBLISH_WOO = "https://it-publish-woo.example/"
@@ -311,16 +319,16 @@ def woo_store(hub_port: int) -> Iterator[Any]:
     """The WooCommerce store the hub publishes to (HUB_WOOCOMMERCE_API_BASE)."""
     from local.simulators.woocommerce import WooCommerceSimulator
 
-    simulator = WooCommerceSimulator(
+    yield from serving(
+        WooCommerceSimulator,
+        hub_port,
+        "/webhooks/woocommerce",
         PUBLISH_WOO,
         PUBLISH_WOO_SECRET,
         "ck_it_publish",
         "cs_it_publish",
-        webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/woocommerce",
         seed=23,
-    ).start()
-    yield simulator
-    simulator.stop()
+    )
 
 
 @pytest.fixture(scope="session")
@@ -328,15 +336,15 @@ def shopify_store(hub_port: int) -> Iterator[Any]:
     """The Shopify shop the hub publishes to and reads risk from (HUB_SHOPIFY_API_BASE)."""
     from local.simulators.shopify import ShopifySimulator
 
-    simulator = ShopifySimulator(
+    yield from serving(
+        ShopifySimulator,
+        hub_port,
+        "/webhooks/shopify",
         PUBLISH_SHOP,
         PUBLISH_SHOP_SECRET,
         "shpat_it_publish",
-        webhook_url=f"http://127.0.0.1:{hub_port}/webhooks/shopify",
         seed=29,
-    ).start()
-    yield simulator
-    simulator.stop()
+    )
 
 
 @pytest.fixture(scope="session")

@@ -6,17 +6,16 @@ import uuid
 
 from chalicelib.domain.order import derive_order_id
 from tests.integration.conftest import has_event, status_is
+from tests.orders import manual_body
 
 
 def high_value_order(external_id: str, stripe=None) -> dict:
-    body = {
-        "store": "it-fraud",
-        "external_id": external_id,
-        "currency": "EUR",
-        "placed_at": "2026-11-23T10:00:00Z",
-        "customer": {"email": f"{external_id.lower()}@example.com"},
-        "lines": [{"title": "E-bike", "quantity": 1, "unit_price": "2400.00"}],
-    }
+    body = manual_body(
+        "it-fraud",
+        external_id,
+        customer={"email": f"{external_id.lower()}@example.com"},
+        lines=[{"title": "E-bike", "quantity": 1, "unit_price": "2400.00"}],
+    )
     if stripe is not None:
         intent = stripe.create_payment_intent(240000, "eur", "pm_card_visa")
         body["payment"] = {"source": "stripe", "reference": intent["id"]}

@@ -15,6 +15,7 @@ import requests
 from chalicelib import resources
 from chalicelib.domain.order import derive_order_id
 from tests.integration.conftest import THREEPL, WAIT_SECONDS, events, eventually
+from tests.orders import manual_body
 
 STORE = "it-fulfilment"
 
@@ -29,13 +30,12 @@ def place(
     external_id = f"FUL-{uuid.uuid4().hex[:8]}"
     if held_by is not None:
         held_by.hold_order(derive_order_id("manual", STORE, external_id))
-    body = {
-        "store": STORE,
-        "external_id": external_id,
-        "currency": "USD",
-        "placed_at": "2026-11-23T10:00:00Z",
-        "customer": {"email": f"{external_id.lower()}@example.com", "name": "Buyer"},
-        "shipping_address": {
+    body = manual_body(
+        STORE,
+        external_id,
+        currency="USD",
+        customer={"email": f"{external_id.lower()}@example.com", "name": "Buyer"},
+        shipping_address={
             "name": "Ada Buyer",
             "line1": "1 Harbour St",
             "city": "Boston",
@@ -43,9 +43,9 @@ def place(
             "postal_code": "02110",
             "country": country,
         },
-        "lines": lines,
-        "payment": {"source": "stripe", "reference": intent["id"]},
-    }
+        lines=lines,
+        payment={"source": "stripe", "reference": intent["id"]},
+    )
     posted = stack.api("POST", "/api/orders", json=body)
     assert posted.status_code == 202, posted.text
     return derive_order_id("manual", STORE, external_id), intent["id"]

@@ -8,23 +8,22 @@ import uuid
 from chalicelib import resources
 from chalicelib.domain.order import derive_order_id
 from tests.integration.conftest import WAIT_SECONDS, events, eventually, has_event
+from tests.orders import manual_body
 
 
 def manual_order(external_id: str, **overrides):
-    body = {
-        "store": "it-store",
-        "external_id": external_id,
-        "currency": "EUR",
-        "placed_at": "2026-11-23T10:00:00Z",
-        "customer": {"email": "buyer@example.com", "name": "Buyer"},
-        "lines": [
+    body = manual_body(
+        "it-store",
+        external_id,
+        customer={"email": "buyer@example.com", "name": "Buyer"},
+        lines=[
             {"sku": "MUG", "title": "Mug", "quantity": 2, "unit_price": "12.50"},
             {"sku": "CAP", "title": "Cap", "quantity": 1, "unit_price": "19.95"},
         ],
-        "totals": {"shipping": "4.90"},
+        totals={"shipping": "4.90"},
         # Paid by bank transfer already: the payment stage records it.
-        "payment": {"source": "bank_transfer", "reference": "BT-1", "amount_captured": "49.85"},
-    }
+        payment={"source": "bank_transfer", "reference": "BT-1", "amount_captured": "49.85"},
+    )
     body.update(overrides)
     return body
 

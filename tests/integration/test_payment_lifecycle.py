@@ -17,6 +17,7 @@ from tests.integration.conftest import (
     has_event,
     status_is,
 )
+from tests.orders import manual_body
 
 STORE = "it-payments"
 
@@ -24,18 +25,16 @@ STORE = "it-payments"
 def order_body(
     external_id: str, intent_id: str | None, *, quantity: int = 1, **overrides: Any
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "store": STORE,
-        "external_id": external_id,
-        "currency": "EUR",
-        "placed_at": "2026-11-23T10:00:00Z",
-        "customer": {"email": f"{external_id.lower()}@example.com", "name": "Buyer"},
-        "lines": [
+    body: dict[str, Any] = manual_body(
+        STORE,
+        external_id,
+        customer={"email": f"{external_id.lower()}@example.com", "name": "Buyer"},
+        lines=[
             {"line_id": "1", "sku": "MUG", "title": "Mug", "quantity": quantity, "unit_price": "12.50"},
             {"line_id": "2", "sku": "CAP", "title": "Cap", "quantity": 1, "unit_price": "7.50"},
         ],
-        "totals": {"shipping": "0.00"},
-    }
+        totals={"shipping": "0.00"},
+    )
     if intent_id is not None:
         body["payment"] = {"source": "stripe", "reference": intent_id}
     body.update(overrides)

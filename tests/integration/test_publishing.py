@@ -69,6 +69,14 @@ def woo_order(woo_store, **overrides: Any) -> tuple[dict[str, Any], str]:
     return placed, derive_order_id("woocommerce", PUBLISH_WOO, str(placed["id"]))
 
 
+def shop_order(shopify_store, item: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A paid USD order of one `item` placed at the publishing shop, and the hub's id for it."""
+    placed = shopify_store.create_order(
+        currency="USD", financial_status="paid", items=[item], shipping_address=SHOP_ADDRESS
+    )
+    return placed, derive_order_id("shopify", PUBLISH_SHOP, str(placed["id"]))
+
+
 def test_woocommerce__shipped_and_completed_exactly_once_with_tracking(stack, woo_store):
     placed, order_id = woo_order(woo_store)
     order_when(stack, order_id, lambda o: o["status"] == "COMPLETED")
@@ -126,13 +134,9 @@ def test_woocommerce__a_cancellation_and_its_refund_reach_the_store(stack, woo_s
 
 
 def test_shopify__fulfilment_with_tracking_reaches_the_shop_once(stack, shopify_store):
-    placed = shopify_store.create_order(
-        currency="USD",
-        financial_status="paid",
-        items=[{"title": "Mug", "price": "12.00", "quantity": 2, "sku": "MUG"}],
-        shipping_address=SHOP_ADDRESS,
+    placed, order_id = shop_order(
+        shopify_store, {"title": "Mug", "price": "12.00", "quantity": 2, "sku": "MUG"}
     )
-    order_id = derive_order_id("shopify", PUBLISH_SHOP, str(placed["id"]))
     done = order_when(stack, order_id, lambda o: o["status"] in ("COMPLETED", "FAILED"))
     assert done["status"] == "COMPLETED", done["history"][-1]
     published(stack, order_id)
@@ -166,13 +170,9 @@ def test_shopify__throttling_is_waited_out_and_a_cancellation_refunds_at_the_sho
 ):
     threepl.auto_ship = False  # still at the warehouse when the customer cancels
     try:
-        placed = shopify_store.create_order(
-            currency="USD",
-            financial_status="paid",
-            items=[{"title": "Lamp", "price": "40.00", "quantity": 1, "sku": "LAMP"}],
-            shipping_address=SHOP_ADDRESS,
+        placed, order_id = shop_order(
+            shopify_store, {"title": "Lamp", "price": "40.00", "quantity": 1, "sku": "LAMP"}
         )
-        order_id = derive_order_id("shopify", PUBLISH_SHOP, str(placed["id"]))
         order_when(stack, order_id, lambda o: o["status"] == "FULFILMENT_REQUESTED")
         answer = stack.api("POST", f"/api/orders/{order_id}/cancel", json={"reason": "customer called"})
         assert answer.status_code == 200, answer.text

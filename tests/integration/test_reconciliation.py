@@ -7,6 +7,7 @@ from typing import Any
 
 from chalicelib.domain.order import derive_order_id
 from tests.integration.conftest import PUBLISH_WOO, WAIT_SECONDS, eventually, status_is
+from tests.orders import manual_body
 
 
 def reconcile(stack) -> list[dict[str, Any]]:
@@ -23,14 +24,12 @@ def woo_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def completed_stripe_order(stack, intent_id: str) -> str:
     """A manual order of 15.00 EUR paid by the PaymentIntent, once the hub has completed it: its id."""
     external_id = f"REC-{uuid.uuid4().hex[:8]}"
-    body = {
-        "store": "it-reconcile",
-        "external_id": external_id,
-        "currency": "EUR",
-        "placed_at": "2026-11-23T10:00:00Z",
-        "lines": [{"title": "Scarf", "quantity": 1, "unit_price": "15.00"}],
-        "payment": {"source": "stripe", "reference": intent_id},
-    }
+    body = manual_body(
+        "it-reconcile",
+        external_id,
+        lines=[{"title": "Scarf", "quantity": 1, "unit_price": "15.00"}],
+        payment={"source": "stripe", "reference": intent_id},
+    )
     assert stack.api("POST", "/api/orders", json=body).status_code == 202
     order_id = derive_order_id("manual", "it-reconcile", external_id)
     stack.order_when(order_id, status_is("COMPLETED"))

@@ -11,6 +11,7 @@ import requests
 
 from chalicelib import resources
 from tests.integration.conftest import eventually
+from tests.orders import manual_body
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -141,13 +142,11 @@ def test_event_sources__paused_messages_wait_in_the_queue_and_flow_on_resume(sta
     assert requests.post(f"{stack.aws_url}/_local/event-sources/pause", timeout=5).json()["paused"] is True
     try:
         external_id = f"PAUSE-{uuid.uuid4().hex[:8]}"
-        body = {
-            "store": "it-store",
-            "external_id": external_id,
-            "currency": "EUR",
-            "placed_at": "2026-11-23T10:00:00Z",
-            "lines": [{"title": "Mug", "quantity": 1, "unit_price": "9.00"}],
-        }
+        body = manual_body(
+            "it-store",
+            external_id,
+            lines=[{"title": "Mug", "quantity": 1, "unit_price": "9.00"}],
+        )
         assert stack.api("POST", "/api/orders", json=body).status_code == 202
         sqs = stack.client("sqs")
         queue_url = stack.queue_url(resources.INGEST_QUEUE.name)

@@ -21,6 +21,7 @@ from chalicelib.composition import deduplication_id
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.order import derive_order_id
 from tests.integration.conftest import WAIT_SECONDS, Stack, eventually
+from tests.orders import manual_body
 
 STORE = "it-status-page"
 
@@ -94,16 +95,14 @@ def test_an_operator_opens_an_order_in_review_and_approves_it(stack, stripe, bro
     page = browser_page
     external_id = f"SP-{uuid.uuid4().hex[:8]}"
     intent = stripe.create_payment_intent(240000, "eur", "pm_card_visa")
-    body = {
-        "store": STORE,
-        "external_id": external_id,
-        "currency": "EUR",
-        "placed_at": "2026-11-23T10:00:00Z",
-        "customer": {"email": f"{external_id.lower()}@example.com"},
+    body = manual_body(
+        STORE,
+        external_id,
+        customer={"email": f"{external_id.lower()}@example.com"},
         # High value alone sends an order to review on the test stack (HUB_FRAUD_POLICY).
-        "lines": [{"title": "E-bike", "quantity": 1, "unit_price": "2400.00"}],
-        "payment": {"source": "stripe", "reference": intent["id"]},
-    }
+        lines=[{"title": "E-bike", "quantity": 1, "unit_price": "2400.00"}],
+        payment={"source": "stripe", "reference": intent["id"]},
+    )
     assert stack.api("POST", "/api/orders", json=body).status_code == 202
     order_id = derive_order_id("manual", STORE, external_id)
     # In review, and the workflow's task token is stored (before that an approval cannot resume it).
@@ -151,15 +150,13 @@ def test_an_operator_redrives_a_dead_lettered_delivery(stack, browser_page, scre
     # A manual order's delivery exactly as POST /api/orders queues it (intake.enqueue), parked in the DLQ
     # as if every receive had failed (say, the table was throttled for a while).
     external_id = f"SP-{uuid.uuid4().hex[:8]}"
-    order = {
-        "store": STORE,
-        "external_id": external_id,
-        "currency": "EUR",
-        "placed_at": "2026-11-23T10:00:00Z",
-        "customer": {"email": "buyer@example.com"},
-        "lines": [{"sku": "MUG", "title": "Mug", "quantity": 2, "unit_price": "12.50"}],
-        "payment": {"source": "bank_transfer", "reference": f"BT-{external_id}", "amount_captured": "25.00"},
-    }
+    order = manual_body(
+        STORE,
+        external_id,
+        customer={"email": "buyer@example.com"},
+        lines=[{"sku": "MUG", "title": "Mug", "quantity": 2, "unit_price": "12.50"}],
+        payment={"source": "bank_transfer", "reference": f"BT-{external_id}", "amount_captured": "25.00"},
+    )
     raw = json.dumps(order)
     delivery = Delivery(
         delivery_id=f"manual:{uuid.uuid4().hex}",

@@ -24,19 +24,18 @@ from chalicelib.domain.upstream import (
     UpstreamUnavailable,
 )
 from tests.fakes import RecordingParkingLot
+from tests.orders import manual_body
 
 GROUP = "manual:unit-store:U-1"
 
 
 def manual_payload(external_id: str, **over):
-    payload = {
-        "store": "unit-store",
-        "external_id": external_id,
-        "currency": "EUR",
-        "placed_at": "2026-11-23T10:00:00Z",
-        "customer": {"email": "buyer@example.com", "name": "Buyer"},
-        "lines": [{"sku": "MUG", "title": "Mug", "quantity": 2, "unit_price": "12.50"}],
-    }
+    payload = manual_body(
+        "unit-store",
+        external_id,
+        customer={"email": "buyer@example.com", "name": "Buyer"},
+        lines=[{"sku": "MUG", "title": "Mug", "quantity": 2, "unit_price": "12.50"}],
+    )
     payload.update(over)
     return payload
 

@@ -1,7 +1,15 @@
 """The simulator kit: what every local vendor simulator is built from (server, router, webhooks, faults)."""
 
 from local.simulators.kit.faults import Fault, FaultQueue, LeakyBucket, TokenBucket
-from local.simulators.kit.http import Reply, Request, Router, SimulatorServer
+from local.simulators.kit.http import (
+    Knobs,
+    Reply,
+    Request,
+    Router,
+    SimulatorServer,
+    WebhookKnobs,
+    WebhookSimulatorServer,
+)
 from local.simulators.kit.queues import Outbox, Timeline
 from local.simulators.kit.webhooks import (
     Delivery,
@@ -17,6 +25,7 @@ __all__ = [
     "Delivery",
     "Fault",
     "FaultQueue",
+    "Knobs",
     "LeakyBucket",
     "Outbox",
     "Outgoing",
@@ -28,7 +37,9 @@ __all__ = [
     "SimulatorServer",
     "Timeline",
     "TokenBucket",
+    "WebhookKnobs",
     "WebhookSender",
+    "WebhookSimulatorServer",
     "event_sender",
     "post_with_urllib",
 ]

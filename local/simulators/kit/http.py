@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypedDict, TypeVar, Unpack
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from local.http_server import NoDelayRequestHandler
@@ -138,11 +139,28 @@ class Service(Protocol):
 ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
+class Knobs(TypedDict, total=False):
+    """What every simulator takes (keyword-only) beside its own knobs; `SimulatorServer` applies them."""
+
+    host: str  # the address it listens on: 127.0.0.1 by default
+    port: int  # 0 (the default): any free port
+    seed: int | None  # seeds its random choices (`_rng`): the same seed, the same run
+    duplicate_rate: float  # the share of its webhooks (notifications) sent twice: 0 by default
+
+
+class WebhookKnobs(Knobs, total=False):
+    """The knobs of a simulator that signs and sends webhooks itself (`WebhookSimulatorServer`)."""
+
+    webhook_url: str | None  # where its webhooks go: nowhere by default
+    time_scale: float  # multiplies its delays (webhook retries, scheduled work): 1 by default
+
+
 class SimulatorServer:
     """Base of every simulator: a ThreadingHTTPServer on loopback (port 0: any free one) answering through
     `_reply`, serving from a daemon thread, plus the simulator's background `Service`s.
 
     Only `methods` are answered (others get http.server's 501); request lines are logged at DEBUG on `log`.
+    The common `Knobs` become `duplicate_rate` (adjustable on a running simulator) and `_rng`.
     """
 
     def __init__(
@@ -150,11 +168,16 @@ class SimulatorServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        seed: int | None = None,
+        duplicate_rate: float = 0.0,
         name: str,
         log: logging.Logger,
         methods: Iterable[str] = ALL_METHODS,
         server_version: str | None = None,
     ) -> None:
+        self.duplicate_rate = duplicate_rate
+        self._seed = seed
+        self._rng = random.Random(seed)
         self.server = ThreadingHTTPServer(
             (host, port), _handler_class(self._reply, log, methods, server_version)
         )
@@ -198,6 +221,25 @@ class SimulatorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class WebhookSimulatorServer(SimulatorServer):
+    """A simulator that sends its own webhooks: `webhook_url` and `time_scale` (both adjustable on a running
+    simulator) beside the common knobs."""
+
+    def __init__(
+        self,
+        *,
+        webhook_url: str | None = None,
+        time_scale: float = 1.0,
+        name: str,
+        log: logging.Logger,
+        methods: Iterable[str] = ALL_METHODS,
+        **knobs: Unpack[Knobs],
+    ) -> None:
+        super().__init__(name=name, log=log, methods=methods, **knobs)
+        self.webhook_url = webhook_url
+        self.time_scale = time_scale
 
 
 def _handler_class(

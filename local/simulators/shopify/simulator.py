@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import parse_qs, urlsplit
 
 from local.simulators.kit import (
@@ -26,8 +26,9 @@ from local.simulators.kit import (
     PostWithRequests,
     Reply,
     Request,
-    SimulatorServer,
+    WebhookKnobs,
     WebhookSender,
+    WebhookSimulatorServer,
 )
 from local.simulators.shopify.graphql import answer_graphql, is_mutation
 from local.simulators.shopify.records import (
@@ -61,7 +62,7 @@ class _Event:
     order_id: int | None
 
 
-class ShopifySimulator(SimulatorServer, Shop):
+class ShopifySimulator(WebhookSimulatorServer, Shop):
     """One Shopify shop in memory, its webhook sender and its Admin API (REST and a GraphQL subset).
 
     Actions (`create_order`, `update_order`, `mark_paid`, `cancel_order`, `fulfil_order`,
@@ -96,12 +97,6 @@ class ShopifySimulator(SimulatorServer, Shop):
         webhook_secret: str,
         access_token: str,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        webhook_url: str | None = None,
-        seed: int | None = None,
-        time_scale: float = 1.0,
-        duplicate_rate: float = 0.0,
         drop_rate: float = 0.0,
         reorder: bool = False,
         reorder_window: int = 2,
@@ -109,18 +104,17 @@ class ShopifySimulator(SimulatorServer, Shop):
         multi_capture: bool = False,
         locations: Sequence[int] = (LOCATION_ID,),
         clock: Callable[[], float] = time.monotonic,
+        **knobs: Unpack[WebhookKnobs],
     ) -> None:
-        SimulatorServer.__init__(
-            self, host=host, port=port, name="shopify-api", log=log, methods=("GET", "POST", "PUT", "DELETE")
+        WebhookSimulatorServer.__init__(
+            self, name="shopify-api", log=log, methods=("GET", "POST", "PUT", "DELETE"), **knobs
         )
+        seed = self._seed
         Shop.__init__(
             self, shop_domain, seed=seed, multi_capture=multi_capture, locations=locations, clock=clock
         )
         self.webhook_secret = webhook_secret
         self.access_token = access_token
-        self.webhook_url = webhook_url
-        self.time_scale = time_scale
-        self.duplicate_rate = duplicate_rate
         self.drop_rate = drop_rate
         self.reorder = reorder
         self.reorder_window = reorder_window
