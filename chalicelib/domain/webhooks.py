@@ -92,7 +92,9 @@ class WebhookSpec:
 
     size → `is_ping` (answered 200 unsigned) → `account` (401 `unknown_store` when not connected) →
     `verify` (401) → `early_topic` filter (before reading the body) → `read` (400) → `handles` filter
-    (unhandled: 200 `ignored_message`, counted) → the delivery, grouped by channel, store and external id.
+    (unhandled: 200 `ignored_message`, counted) → for `order_topics`, the channel's normaliser and the
+    canonical order's rules on the body (400, as ingestion would refuse it) → the delivery, grouped by
+    channel, store and external id.
     """
 
     channel: str
@@ -105,6 +107,9 @@ class WebhookSpec:
     ignored_message: str = "event type not handled"
     ignored_key: str = "type"  # the answer's field that names the ignored topic
     is_ping: Callable[[WebhookRequest], bool] | None = None
+    # Topics whose body is a whole order: normalised and validated before the answer (pure, no I/O).
+    # Refunds, bare deletions and other notices are not orders and are left to ingestion.
+    order_topics: frozenset[str] = frozenset()
 
 
 def from_header(name: str) -> AccountOf:

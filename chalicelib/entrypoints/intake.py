@@ -8,9 +8,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.composition import Services, deduplication_id
+from chalicelib.domain.channel_events import OrderSnapshot
 from chalicelib.domain.connections import credentials
 from chalicelib.domain.delivery import Delivery
-from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.errors import InvalidInput, TooLarge
+from chalicelib.domain.validation import validate_order
 from chalicelib.domain.webhooks import NotJson, WebhookRequest, WebhookSpec
 from chalicelib.observability import count, logger
 
@@ -99,9 +101,28 @@ def receive(
     if not spec.handles(event.topic) or event.external_id is None:
         return _ignored(spec, store, event.topic)
     payload = request.body if isinstance(request.body, dict) else None
+    if event.topic in spec.order_topics and payload is not None:
+        # Ingestion would park an order that breaks the rules: refuse it now, while the sender listens.
+        try:
+            check_order(svc, channel, event.topic, payload, store)
+        except TooLarge as exc:
+            return _reject(channel, store, "too_large", 413, str(exc))
+        except InvalidInput as exc:
+            return _reject(channel, store, "invalid", 400, str(exc))
     delivery = Delivery(event.delivery_id, channel, store, event.topic, now, payload, event.external_id)
     hand_off(svc, delivery, request.raw)
     return Answer(200, "accepted", delivery=delivery)
+
+
+def check_order(svc: Services, channel: str, topic: str, payload: dict[str, Any], store: str) -> None:
+    """The channel's normaliser and `validate_order` on a body that is a whole order, as ingestion runs
+    them (pure: no I/O); InvalidInput (InvalidOrder, TooLarge) when ingestion would refuse it."""
+    normaliser = svc.normalisers.get(channel)
+    if normaliser is None:
+        return
+    event = normaliser(topic, payload, store)
+    if isinstance(event, OrderSnapshot):
+        validate_order(event.order, now=svc.now())
 
 
 def _reject(channel: str, store: str | None, reason: str, status: int, message: str) -> Answer:

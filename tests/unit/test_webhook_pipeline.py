@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,18 @@ from tests.unit.api import AUTH
 SHOP = "unit-shop.myshopify.com"
 WOO = "https://unit-woo.example/"
 SECRET = "unit-webhook-secret"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def order_fixture(name: str, **changes: Any) -> dict[str, Any]:
+    """A whole channel order (tests/fixtures/<channel>/<name>.json): order topics are checked at the edge."""
+    body = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    return {**body, **changes}
+
+
+SHOPIFY_ORDER = order_fixture("shopify/orders_create_minimal", id=42)
+WOO_ORDER = order_fixture("woocommerce/order_minimal", id=9)
+
 CONNECTIONS = {
     "shopify": {"channel": "shopify", "store": SHOP, "webhook_secret": SECRET, "access_token": "shpat_u"},
     "woocommerce": {
@@ -94,7 +108,7 @@ def easypost(client, event: dict, carrier: str = "easypost") -> tuple[int, dict]
 
 
 def test_shopify__accepted_refused_and_ignored_as_the_readme_says(client, svc, counts):
-    body = json.dumps({"id": 42, "line_items": []}).encode()
+    body = json.dumps(SHOPIFY_ORDER).encode()
     assert shopify(client, body) == (401, {"message": "unknown shop"})
     connect(client, "shopify")
     forged = shopify(client, body, **{"X-Shopify-Hmac-Sha256": "bm9wZQ=="})
@@ -106,13 +120,16 @@ def test_shopify__accepted_refused_and_ignored_as_the_readme_says(client, svc, c
     assert no_id == (400, {"message": "missing event id or order id"})
     huge = b'{"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
     assert shopify(client, huge) == (413, {"message": "body over 2 MB"})
+    # An order topic's body must be a whole order: ingestion would refuse a bare id (issue #15).
+    bare = shopify(client, json.dumps({"id": 42, "line_items": []}).encode())
+    assert bare == (400, {"message": "shopify orders/create: missing required field 'currency'"})
     assert shopify(client, body) == (200, {"message": "accepted"})
     refund = json.dumps({"id": 7, "order_id": 42}).encode()
     assert shopify(client, refund, "refunds/create")[0] == 200
     first, second = (sent["body"] for sent in svc.ingest_queue.sent)
     assert first["delivery_id"] == f"shopify:{SHOP}:evt-1:orders/create" and first["external_id"] == "42"
     assert second["delivery_id"] == f"shopify:{SHOP}:evt-1:refunds/create" and second["external_id"] == "42"
-    assert json.loads(first["raw"]) == {"id": 42, "line_items": []}
+    assert json.loads(first["raw"]) == SHOPIFY_ORDER
     assert svc.ingest_queue.sent[0]["group_id"] == f"shopify:{SHOP}:42"
     rejected = [c for c in counts if c[0] == "WebhookRejected"]
     assert rejected[0] == ("WebhookRejected", "shopify", None)
@@ -128,7 +145,7 @@ def test_woocommerce__the_unsigned_ping_is_exactly_200_and_deliveries_are_named_
     )
     assert ping.status_code == 200 and json.loads(ping.body) == {"message": "pong"}
     assert ("WebhookPing", "woocommerce", None) in counts
-    body = json.dumps({"id": 9}).encode()
+    body = json.dumps(WOO_ORDER).encode()
     assert woocommerce(client, body) == (401, {"message": "unknown store"})
     connect(client, "woocommerce")
     assert woocommerce(client, body, "product.created") == (
@@ -136,6 +153,9 @@ def test_woocommerce__the_unsigned_ping_is_exactly_200_and_deliveries_are_named_
         {"message": "topic not handled", "topic": "product.created"},
     )
     assert woocommerce(client, b'{"no": "id"}') == (400, {"message": "body is not a JSON order"})
+    # order.created carries the whole order: a bare id is refused at the edge (issue #15).
+    status, answer = woocommerce(client, b'{"id": 9}')
+    assert status == 400 and "lacks required field(s)" in answer["message"]
     assert woocommerce(client, body) == (200, {"message": "accepted"})
     [sent] = svc.ingest_queue.sent
     body_hash = hashlib.sha256(body).hexdigest()[:32]
@@ -191,7 +211,7 @@ def eventbridge(topic: str = "orders/create", shop: str = SHOP) -> dict:
     return {
         "source": "aws.partner/shopify.com/1/unit",
         "detail-type": "shopifyWebhook",
-        "detail": {"payload": {"id": 42}, "metadata": metadata},
+        "detail": {"payload": SHOPIFY_ORDER, "metadata": metadata},
     }
 
 
@@ -206,7 +226,7 @@ def test_eventbridge__the_same_pipeline_unsigned_archived_instead_of_queued(clie
     assert from_shopify_event(ignored, json.dumps(ignored), svc) is None
     delivery = from_shopify_event(body, json.dumps(body), svc)
     assert delivery is not None and delivery.delivery_id == f"shopify:{SHOP}:evt-eb:orders/create"
-    assert delivery.payload == {"id": 42} and delivery.external_id == "42"
+    assert delivery.payload == SHOPIFY_ORDER and delivery.external_id == "42"
     assert svc.raw_archive.items[delivery.delivery_id].raw == json.dumps(body).encode()
     assert svc.ingest_queue.sent == []
     assert ("WebhookIgnoredTopic", "shopify", SHOP) in counts

@@ -136,6 +136,7 @@ SHOPIFY_WEBHOOK = WebhookSpec(
     early_topic=from_header("x-shopify-topic"),
     ignored_message="topic not handled",
     ignored_key="topic",
+    order_topics=ORDER_TOPICS,
 )
 
 

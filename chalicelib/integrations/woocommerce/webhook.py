@@ -24,6 +24,8 @@ CHANNEL = "woocommerce"
 
 # The order topics of WooCommerce core. There is no refund topic: a refund fires order.updated.
 TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"})
+# The topics whose body is always the whole order (a deletion may carry only its id).
+ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 
 _REQUIRED = ("id", "status", "currency", "date_created_gmt", "date_modified_gmt", "line_items", "total")
 
@@ -134,6 +136,7 @@ WOOCOMMERCE_WEBHOOK = WebhookSpec(
     ignored_message="topic not handled",
     ignored_key="topic",
     is_ping=lambda request: is_ping(request.headers.get("content-type"), request.raw) is not None,
+    order_topics=ORDER_TOPICS,
 )
 
 
