@@ -14,7 +14,10 @@ from chalicelib.domain.errors import InvalidOrder, MalformedDelivery
 from chalicelib.domain.ingest import ingest, normalise_manual_event
 from tests.fakes import InMemoryOrderRepository, RecordingWorkflow
 from tests.unit.api import AUTH
-from tests.unit.test_webhook_pipeline import connect, shopify
+from tests.unit.test_webhook_pipeline import SHOP, WOO, connect, counts, shopify, woocommerce
+
+CONNECTED = {"shopify": SHOP, "woocommerce": WOO}
+__all__ = ["counts"]  # the pytest fixture, used by name
 
 ORDER: dict[str, Any] = {
     "external_id": "CAT-1",
@@ -299,3 +302,111 @@ def test_enqueue__a_body_that_escapes_past_sqs_limit_travels_by_claim_check(clie
     assert len(json.dumps(sent["body"])) <= 256 * 1024
     assert "raw" not in sent["body"] and sent["body"]["payload"] is None
     assert len(svc.raw_archive.items) == 1
+
+
+# --- webhooks: a whole order on an order topic is normalised and validated at the edge ----------------
+
+WOO_ORDER: dict[str, Any] = {
+    "id": 5181,
+    "status": "processing",
+    "currency": "EUR",
+    "date_created_gmt": "2026-11-23T10:00:00",
+    "date_modified_gmt": "2026-11-23T10:00:00",
+    "total": "19.90",
+    "billing": {"first_name": "Ada", "last_name": "L", "email": "ada@example.com", "country": "FR"},
+    "shipping": {"first_name": "Ada", "address_1": "1 Rue", "city": "Paris", "country": "FR"},
+    "payment_method": "ppcp-gateway",
+    "date_paid_gmt": "2026-11-23T10:00:00",
+    "line_items": [{"id": 851, "name": "Mug", "quantity": 1, "subtotal": "19.90", "total": "19.90"}],
+}
+
+
+def woo_with(**changes: Any) -> bytes:
+    body = copy.deepcopy(WOO_ORDER)
+    for key, value in changes.items():
+        if key == "shipping":
+            body["shipping"].update(value)
+        else:
+            body[key] = value
+    return json.dumps(body).encode()
+
+
+# (what, sender, topic, body, a fragment of the 400's message)
+EDGE_ORDER_CATALOGUE = [
+    ("woo total 'Infinity'", "woocommerce", "order.created", woo_with(total="Infinity"), "not an amount"),
+    ("woo total 'NaN'", "woocommerce", "order.created", woo_with(total="NaN"), "not an amount"),
+    ("woo currency XXX", "woocommerce", "order.created", woo_with(currency="XXX"), "XXX"),
+    (
+        "woo country Narnia",
+        "woocommerce",
+        "order.updated",
+        woo_with(shipping={"country": "Narnia"}),
+        "ISO 3166",
+    ),
+    ("woo no lines", "woocommerce", "order.created", woo_with(line_items=[], total="0.00"), "line"),
+    ("woo no currency", "woocommerce", "order.updated", woo_with(currency=""), "currency"),
+    ("shopify currency QQQ", "shopify", "orders/create", shopify_with(currency="QQQ"), "QQQ"),
+    ("shopify currency XXX", "shopify", "orders/updated", shopify_with(currency="XXX"), "XXX"),
+    (
+        "shopify country Narnia",
+        "shopify",
+        "orders/paid",
+        shopify_with(shipping_address={"address1": "1 Road", "country_code": "Narnia"}),
+        "ISO 3166",
+    ),
+    (
+        "shopify placed in 9999",
+        "shopify",
+        "orders/create",
+        shopify_with(created_at="9999-12-31T23:00:00-05:00"),
+        "timestamp out of range",
+    ),
+    (
+        "shopify e-mail an object",
+        "shopify",
+        "orders/create",
+        shopify_with(customer={"email": {"a": 1}}),
+        "text expected",
+    ),
+    ("shopify no lines", "shopify", "orders/cancelled", shopify_with(line_items=[]), "line"),
+    (
+        "shopify a bare id",
+        "shopify",
+        "orders/create",
+        json.dumps({"id": 42, "line_items": []}).encode(),
+        "currency",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", EDGE_ORDER_CATALOGUE, ids=[c[0] for c in EDGE_ORDER_CATALOGUE])
+def test_webhook_order_topics__what_ingestion_would_refuse_is_400_and_nothing_is_kept(
+    client, svc, counts, case
+):
+    _, sender, topic, body, fragment = case
+    connect(client, sender)
+    send = shopify if sender == "shopify" else woocommerce
+    status, answer = send(client, body, topic)
+    assert (status, fragment.lower() in answer["message"].lower()) == (400, True), answer
+    assert nothing_kept(svc) and svc.workflow.started == []
+    assert ("WebhookRejected", sender, CONNECTED[sender]) in counts
+    assert not any(c[0] == "WebhookAccepted" for c in counts)
+
+
+@pytest.mark.parametrize(
+    ("sender", "topic", "body"),
+    [
+        ("shopify", "orders/create", json.dumps(SHOPIFY_ORDER).encode()),
+        ("woocommerce", "order.created", json.dumps(WOO_ORDER).encode()),
+        # Not orders: a refund and a bare deletion are left to ingestion, as before.
+        ("shopify", "refunds/create", json.dumps({"id": 7, "order_id": 42}).encode()),
+        ("woocommerce", "order.deleted", json.dumps({"id": 5181}).encode()),
+    ],
+)
+def test_webhook_order_topics__valid_orders_and_non_order_topics_are_still_accepted(
+    client, svc, sender, topic, body
+):
+    connect(client, sender)
+    send = shopify if sender == "shopify" else woocommerce
+    assert send(client, body, topic) == (200, {"message": "accepted"})
+    assert len(svc.ingest_queue.sent) == 1
