@@ -221,6 +221,60 @@ def test_shopify__unknown_shop_401_malformed_400_too_large_413_unknown_topic_200
     assert topic.status_code == 200 and topic.json()["message"] == "topic not handled"
 
 
+def woo_headers(body: bytes, topic: str = "order.created") -> dict[str, str]:
+    digest = hmac.new(WOO_SECRET.encode(), body, hashlib.sha256).digest()
+    return {
+        "Content-Type": "application/json",
+        "X-WC-Webhook-Source": WOO,
+        "X-WC-Webhook-Topic": topic,
+        "X-WC-Webhook-Signature": base64.b64encode(digest).decode(),
+        "X-WC-Webhook-Delivery-ID": str(uuid.uuid4()),
+    }
+
+
+def woo_order(order_id: int, **changes: Any) -> dict[str, Any]:
+    return {
+        "id": order_id,
+        "status": "processing",
+        "currency": "EUR",
+        "date_created_gmt": "2026-11-23T10:00:00",
+        "date_modified_gmt": "2026-11-23T10:00:00",
+        "total": "19.90",
+        "line_items": [{"id": 1, "name": "Mug", "quantity": 1, "subtotal": "19.90", "total": "19.90"}],
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(
+    ("what", "channel", "changes"),
+    [
+        ("shopify currency QQQ", "shopify", {"currency": "QQQ"}),
+        ("shopify country Narnia", "shopify", {"shipping_address": {"city": "X", "country_code": "Narnia"}}),
+        ("woocommerce total 'Infinity'", "woocommerce", {"total": "Infinity"}),
+        ("woocommerce currency XXX", "woocommerce", {"currency": "XXX"}),
+    ],
+)
+def test_order_webhooks__what_ingestion_would_refuse_is_400_and_never_stored(
+    connected, what, channel, changes
+):
+    order_id = new_shopify_id()
+    if channel == "shopify":
+        body = json.dumps({**shopify_order(order_id), **changes}).encode()
+        answer = post_shopify(connected, body, shopify_headers(body))
+        store = SHOP
+    else:
+        body = json.dumps(woo_order(order_id, **changes)).encode()
+        url = f"{connected.hub_url}/webhooks/woocommerce"
+        answer = requests.post(url, data=body, headers=woo_headers(body), timeout=10)
+        store = WOO
+    assert answer.status_code == 400, answer.text[:300]
+    connected.drained(resources.INGEST_QUEUE.name)
+    assert (
+        connected.api("GET", f"/api/orders/{derive_order_id(channel, store, str(order_id))}").status_code
+        == 404
+    )
+
+
 def test_shopify_simulator__duplicates_and_reordering_end_as_one_order_each(connected, threepl):
     threepl.auto_ship = False  # the warehouse keeps them: the cancellation finds its order unshipped
     try:
