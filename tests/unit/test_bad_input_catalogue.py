@@ -267,7 +267,7 @@ def test_shopify_webhook__a_good_order_is_still_accepted(client, svc):
         shopify_with(line_items=[]),
     ],
 )
-def test_shopify_ingest__what_the_edge_lets_through_is_refused_permanently_at_ingestion(svc, body):
+def test_shopify_ingest__an_invalid_order_that_reaches_ingestion_is_refused_permanently(svc, body):
     from chalicelib.composition import channel_normalisers
 
     now = datetime(2026, 11, 23, 12, tzinfo=UTC)
