@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -35,9 +34,8 @@ def server() -> Iterator[tuple[str, int]]:
     dev.shutdown()
 
 
-def exchange(address: tuple[str, int], head: bytes, body: bytes = b"") -> tuple[int, bytes, float]:
-    """Send a request by hand (headers as given, then `body`), return status, answer body, seconds."""
-    started = time.monotonic()
+def exchange(address: tuple[str, int], head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """Send a request by hand (headers as given, then `body`), return status and answer body."""
     with socket.create_connection(address, timeout=10) as sock:
         sock.sendall(head + b"\r\n" + body)
         answer = b""
@@ -53,7 +51,7 @@ def exchange(address: tuple[str, int], head: bytes, body: bytes = b"") -> tuple[
                 if len(rest) >= length:
                     break
     status = int(answer.split(b" ", 2)[1])
-    return status, answer.partition(b"\r\n\r\n")[2], time.monotonic() - started
+    return status, answer.partition(b"\r\n\r\n")[2]
 
 
 PATHS = [
@@ -68,7 +66,7 @@ PATHS = [
 
 @pytest.mark.parametrize(("raw", "decoded"), PATHS)
 def test_path_parameters_are_percent_decoded_once(server, raw, decoded):
-    status, body, _ = exchange(server, f"GET /things/shopify/{raw} HTTP/1.1\r\nHost: x\r\n".encode())
+    status, body = exchange(server, f"GET /things/shopify/{raw} HTTP/1.1\r\nHost: x\r\n".encode())
     assert (status, json.loads(body)) == (200, {"kind": "shopify", "thing_id": decoded})
 
 
@@ -80,21 +78,21 @@ def test_a_body_over_the_limit_is_413_before_it_is_read(server):
         f"Content-Length: {announced}\r\n"
     ).encode()
     # Only 64 KiB of the announced 30 MiB is ever sent: an answer proves the rest was not waited for.
-    status, body, seconds = exchange(server, head, b"x" * 65536)
+    status, body = exchange(server, head, b"x" * 65536)
     assert (status, json.loads(body)["message"]) == (413, "request body over 10 MB")
-    assert seconds < 5 and CALLS == []
+    assert CALLS == []
     assert announced > MAX_REQUEST_BYTES
 
 
 @pytest.mark.parametrize("length", ["abc", "-1", "1" * 40, "\u0661"])
 def test_a_content_length_that_is_not_a_number_is_400(server, length):
     head = f"POST /things/shopify/1 HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n".encode()
-    status, _, _ = exchange(server, head)
+    status, _ = exchange(server, head)
     assert status == 400
 
 
 def test_a_body_within_the_limit_is_served(server):
     head = b"POST /things/shopify/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     head += b"Content-Length: 2\r\n"
-    status, body, _ = exchange(server, head, b"{}")
+    status, body = exchange(server, head, b"{}")
     assert (status, json.loads(body)["thing_id"]) == (200, "1")
