@@ -7,6 +7,7 @@ import logging
 import random
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
@@ -155,7 +156,7 @@ class WebhookKnobs(Knobs, total=False):
     time_scale: float  # multiplies its delays (webhook retries, scheduled work): 1 by default
 
 
-class SimulatorServer:
+class SimulatorServer(ABC):
     """Base of every simulator: a ThreadingHTTPServer on loopback (port 0: any free one) answering through
     `_reply`, serving from a daemon thread, plus the simulator's background `Service`s.
 
@@ -188,8 +189,9 @@ class SimulatorServer:
         )
         self._services: list[Service] = []
 
+    @abstractmethod
     def _reply(self, request: Request) -> Reply | None:
-        raise NotImplementedError
+        """The simulator's answer to one request (None drops the connection)."""
 
     def _run(self, service: Service) -> Any:
         """Start and stop `service` with the simulator; answers it (for `self._x = self._run(X(...))`)."""

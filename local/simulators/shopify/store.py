@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import random
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from local.simulators.shopify.records import LOCATION_ID, Cancellation, Mutation
 from local.simulators.shopify.values import SHOP_TZ
 
 
-class Store:
+class Store(ABC):
     """One shop's state; every `_` method here is called with `_lock` held."""
 
     def __init__(
@@ -56,9 +57,9 @@ class Store:
         self._transactions: dict[int, list[dict[str, Any]]] = {}
         self._risk: dict[int, dict[str, Any]] = {}
 
+    @abstractmethod
     def _emit(self, topic: str, resource: Mapping[str, Any], order_id: int | None) -> None:
         """One webhook topic event (the simulator sends it)."""
-        raise NotImplementedError
 
     def _order(self, order_id: int) -> dict[str, Any]:
         try:
