@@ -183,9 +183,9 @@ def delivered_units(order: Order) -> dict[str, int]:
     units: dict[str, int] = {}
     delivered = [s for s in order.shipments if s.status == "delivered"]
     for shipment in delivered:
-        for line in shipment.shipped_lines or shipment.lines:
-            lid = str(line.get("line_id"))
-            units[lid] = units.get(lid, 0) + int(line.get("quantity") or 0)
+        for shipped in shipment.shipped_lines or shipment.lines:
+            lid = str(shipped.get("line_id"))
+            units[lid] = units.get(lid, 0) + int(shipped.get("quantity") or 0)
     if not order.shipments:
         for line in order.lines:
             units[line.line_id] = units.get(line.line_id, 0) + line.quantity
