@@ -32,6 +32,14 @@ class Milestone:
     complete: bool = False
     amount: str | None = None  # refunded (decimal string in the order's currency)
     reason: str | None = None  # cancelled / refunded
+    # A return's refund: the hub's return id, the channel's own return id (Shopify Return gid, Amazon RMA)
+    # when the return came from the channel, and who moves the money: "hub" (refunded through Stripe; the
+    # channel only records it) or "channel" (the channel holds the money and must refund it).
+    return_id: str | None = None
+    external_return_id: str | None = None
+    via: str | None = None
+    # restock per returned line: [{"line_id", "quantity", "restock": bool}] (inspection outcomes)
+    restock: list[dict[str, Any]] = field(default_factory=list)
 
 
 # Channels the hub publishes back to; `manual` orders have no channel to tell.
@@ -122,6 +130,10 @@ def sync_outbox(order: Order, now: datetime) -> list[str]:
             "complete": milestone.complete,
             "amount": milestone.amount,
             "reason": milestone.reason,
+            "return_id": milestone.return_id,
+            "external_return_id": milestone.external_return_id,
+            "via": milestone.via,
+            "restock": milestone.restock,
             "at": milestone.at.isoformat(),
         }
         order.publications = [
@@ -150,6 +162,10 @@ def milestone_of(publication: Any) -> Milestone:
         complete=bool(d.get("complete", False)),
         amount=d.get("amount"),
         reason=d.get("reason"),
+        return_id=d.get("return_id"),
+        external_return_id=d.get("external_return_id"),
+        via=d.get("via"),
+        restock=list(d.get("restock", [])),
     )
 
 
