@@ -1,0 +1,331 @@
+"""Use cases behind the return workflow's tasks (step_functions/order_return.asl.json): approve, label,
+wait for the parcel, wait for the inspection, mark overdue waits, record a failure. Resolution is in
+resolution.py, events from the 3PL and the carrier in receiving.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.fulfilment.ports import FulfilmentStore, Trackers
+from chalicelib.domain.fulfilment.shipments import resume_waiting
+from chalicelib.domain.mutation import mutate
+from chalicelib.domain.order import Order
+from chalicelib.domain.ports import OrderRepository, WorkflowStarter
+from chalicelib.domain.returns.model import (
+    RETURN_PATH,
+    OrderReturn,
+    ReturnStatus,
+    find_return,
+    put_return,
+    returns_of,
+)
+from chalicelib.domain.returns.policy import ReturnPolicies
+from chalicelib.domain.returns.ports import ReturnLabels, ReturnsDesk
+
+DAY = 86400
+PARCEL = "return_parcel"
+INSPECTION = "return_inspection"
+
+
+def load_return(orders: OrderRepository, order_id: str, rid: str) -> tuple[Order, OrderReturn]:
+    stored = orders.get(order_id)
+    if stored is None:
+        raise NotFound(f"order {order_id} does not exist")
+    ret = find_return(stored.order, rid)
+    if ret is None:
+        raise NotFound(f"order {order_id} has no return {rid}")
+    return stored.order, ret
+
+
+def reached(ret: OrderReturn, status: ReturnStatus) -> bool:
+    """The return is at `status` or past it on the forward path."""
+    if ret.status not in RETURN_PATH:
+        return False
+    return RETURN_PATH.index(ret.status) >= RETURN_PATH.index(status)
+
+
+def change_return(
+    orders: OrderRepository,
+    order_id: str,
+    rid: str,
+    change: Callable[[Order, OrderReturn], OrderReturn | None],
+) -> OrderReturn:
+    """Load, change and save one return of an order (retrying on a concurrent writer); `change` answers
+    the new return, or None to leave the order as it is. Answers the return as stored."""
+
+    def apply(order: Order) -> tuple[OrderReturn, bool]:
+        ret = find_return(order, rid)
+        if ret is None:
+            raise NotFound(f"order {order_id} has no return {rid}")
+        updated = change(order, ret)
+        if updated is None:
+            return ret, True
+        put_return(order, updated)
+        settle_order_status(order)
+        return updated, False
+
+    result: OrderReturn = mutate(orders, order_id, apply, unchanged=lambda r: r[1])[0]
+    return result
+
+
+def settle_order_status(order: Order) -> None:
+    """The order's status follows its returns: RETURN_REQUESTED while one is open; afterwards RETURNED
+    when every delivered unit has come back, PARTIALLY_REFUNDED when some money went back, else as the
+    returns found it (COMPLETED)."""
+    from chalicelib.domain.order import OrderStatus
+    from chalicelib.domain.returns.model import delivered_units, returned_units
+
+    customer = returns_of(order)
+    if not customer or order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+        return
+    if any(not r.final for r in customer):
+        order.status = OrderStatus.RETURN_REQUESTED
+        return
+    resolved = [r for r in customer if r.status == ReturnStatus.RESOLVED]
+    back = returned_units(order)
+    everything = all(back.get(lid, 0) >= n for lid, n in delivered_units(order).items() if n > 0)
+    if resolved and everything:
+        order.status = OrderStatus.RETURNED
+    elif any(r.money is not None and r.money.total > 0 for r in resolved):
+        order.status = OrderStatus.PARTIALLY_REFUNDED
+    elif order.status == OrderStatus.RETURN_REQUESTED:
+        order.status = OrderStatus.COMPLETED
+
+
+def approve(
+    order_id: str, rid: str, *, orders: OrderRepository, policies: ReturnPolicies, now: Callable[[], datetime]
+) -> dict[str, Any]:
+    """The workflow's first step: a requested return is approved (the policy was checked when it was
+    opened) and the next step named; a return already moved on (a retried task, a late start) answers
+    where it is."""
+
+    def change(order: Order, ret: OrderReturn) -> OrderReturn | None:
+        if ret.status != ReturnStatus.REQUESTED:
+            return None
+        at = now()
+        order.record("return_approved", at, return_id=rid)
+        return ret.model_copy(update={"status": ReturnStatus.APPROVED, "updated_at": at})
+
+    ret = change_return(orders, order_id, rid, change)
+    order, _ = load_return(orders, order_id, rid)
+    policy = policies.for_store(order.channel, order.store)
+    if ret.status in (ReturnStatus.REJECTED, ReturnStatus.EXPIRED, ReturnStatus.RESOLVED):
+        step = "done"
+    elif reached(ret, ReturnStatus.INSPECTED):
+        step = "resolve"
+    elif reached(ret, ReturnStatus.RECEIVED):
+        step = "inspection"
+    elif ret.label_needed and ret.label is None:
+        step = "label"
+    else:
+        step = "parcel"
+    return {
+        "order_id": order_id,
+        "return_id": rid,
+        "status": ret.status.value,
+        "next": step,
+        "parcel_seconds": policy.parcel_days * DAY,
+        "inspection_seconds": policy.inspection_days * DAY,
+    }
+
+
+def issue_label(
+    order_id: str,
+    rid: str,
+    *,
+    orders: OrderRepository,
+    labels: Callable[[], ReturnLabels],
+    desk: Callable[[str], ReturnsDesk],
+    trackers: Trackers,
+    store: FulfilmentStore,
+    policies: ReturnPolicies,
+    now: Callable[[], datetime],
+) -> dict[str, Any]:
+    """Buy the return label once (the carrier call is keyed by the return), announce the return to the
+    3PL that will receive it, follow the parcel like an outbound one."""
+    order, ret = load_return(orders, order_id, rid)
+    label = ret.label
+    if label is None and ret.label_needed:
+        policy = policies.for_store(order.channel, order.store)
+        merchant_pays = any(policy.label_paid_by(ln.reason) == "merchant" for ln in ret.lines)
+        payer = "merchant" if merchant_pays else "customer"
+        label = labels().return_label(
+            order, ret.model_copy(update={"label": None}), idempotency_key=f"label-{rid}"
+        )
+        label = label.model_copy(update={"paid_by": payer})
+    provider, warehouse = _warehouse_of(order, ret)
+    desk(provider).expect_return(
+        {
+            "return_id": rid,
+            "order_id": order_id,
+            "warehouse": warehouse,
+            "tracking_number": label.tracking_number if label else None,
+            "lines": [
+                {
+                    "line_id": ln.line_id,
+                    "sku": c.get("sku", ln.sku),
+                    "quantity": int(c.get("quantity", ln.quantity)),
+                }
+                for ln in ret.lines
+                for c in (ln.components or [{}])
+            ],
+        },
+        idempotency_key=f"rma-{rid}",
+    )
+    if label is not None:
+        store.link_tracking(label.tracking_number, order_id, rid)
+        trackers.register(label.tracking_number, label.carrier)
+
+    def change(order: Order, current: OrderReturn) -> OrderReturn | None:
+        if reached(current, ReturnStatus.LABEL_SENT) or current.final:
+            return None
+        at = now()
+        order.record(
+            "return_label_sent" if label else "return_announced",
+            at,
+            return_id=rid,
+            **({"carrier": label.carrier, "tracking_number": label.tracking_number} if label else {}),
+        )
+        return current.model_copy(
+            update={"status": ReturnStatus.LABEL_SENT, "label": label, "updated_at": at}
+        )
+
+    done = change_return(orders, order_id, rid, change)
+    return {"order_id": order_id, "return_id": rid, "status": done.status.value}
+
+
+def _warehouse_of(order: Order, ret: OrderReturn) -> tuple[str, str]:
+    """(3PL provider, warehouse) the returned lines shipped from (the first that carried one of them)."""
+    wanted = {ln.line_id for ln in ret.lines}
+    for shipment in order.shipments:
+        if any(str(line.get("line_id")) in wanted for line in shipment.lines):
+            return shipment.provider or "default", shipment.warehouse or "main"
+    return "default", "main"
+
+
+def await_parcel(
+    order_id: str,
+    rid: str,
+    task_token: str,
+    *,
+    orders: OrderRepository,
+    store: FulfilmentStore,
+    workflow: WorkflowStarter,
+) -> dict[str, Any]:
+    """Keep the token until the 3PL has received the parcel (at once when it already has)."""
+    return _await(
+        order_id,
+        rid,
+        task_token,
+        PARCEL,
+        ReturnStatus.RECEIVED,
+        orders=orders,
+        store=store,
+        workflow=workflow,
+    )
+
+
+def await_inspection(
+    order_id: str,
+    rid: str,
+    task_token: str,
+    *,
+    orders: OrderRepository,
+    store: FulfilmentStore,
+    workflow: WorkflowStarter,
+) -> dict[str, Any]:
+    """Keep the token until the 3PL has inspected every returned unit."""
+    return _await(
+        order_id,
+        rid,
+        task_token,
+        INSPECTION,
+        ReturnStatus.INSPECTED,
+        orders=orders,
+        store=store,
+        workflow=workflow,
+    )
+
+
+def _await(
+    order_id: str,
+    rid: str,
+    task_token: str,
+    kind: str,
+    status: ReturnStatus,
+    *,
+    orders: OrderRepository,
+    store: FulfilmentStore,
+    workflow: WorkflowStarter,
+) -> dict[str, Any]:
+    store.set_token(order_id, rid, kind, task_token)
+    _, ret = load_return(orders, order_id, rid)
+    if reached(ret, status) or ret.final:
+        resume_waiting(store, workflow, order_id, rid, kind=kind, output={"status": ret.status.value})
+    return {"order_id": order_id, "return_id": rid, "status": ret.status.value}
+
+
+def resume_return(store: FulfilmentStore, workflow: WorkflowStarter, ret: OrderReturn) -> None:
+    """Wake the return workflow's wait that `ret`'s status satisfies (received, inspected, or final)."""
+    if reached(ret, ReturnStatus.RECEIVED) or ret.final:
+        resume_waiting(
+            store, workflow, ret.order_id, ret.return_id, kind=PARCEL, output={"status": ret.status.value}
+        )
+    if reached(ret, ReturnStatus.INSPECTED) or ret.final:
+        resume_waiting(
+            store, workflow, ret.order_id, ret.return_id, kind=INSPECTION, output={"status": ret.status.value}
+        )
+
+
+def overdue(
+    order_id: str, rid: str, stage: str, *, orders: OrderRepository, now: Callable[[], datetime]
+) -> dict[str, Any]:
+    """A wait ran past its deadline. No parcel by the deadline: the return expires (the customer kept the
+    goods). An inspection overdue: flagged for operators, and the workflow waits again."""
+
+    def change(order: Order, ret: OrderReturn) -> OrderReturn | None:
+        at = now()
+        if stage == "parcel" and not reached(ret, ReturnStatus.RECEIVED) and not ret.final:
+            order.record("return_expired", at, return_id=rid, reason="parcel not received by the deadline")
+            return ret.model_copy(
+                update={
+                    "status": ReturnStatus.EXPIRED,
+                    "updated_at": at,
+                    "flags": sorted({*ret.flags, "parcel_overdue"}),
+                    "refusal": {
+                        "rule": "parcel_overdue",
+                        "detail": "the parcel did not arrive by the deadline",
+                    },
+                }
+            )
+        if stage == "inspection" and "inspection_overdue" not in ret.flags:
+            order.record("return_overdue", at, return_id=rid, stage="inspection")
+            return ret.model_copy(
+                update={"flags": sorted({*ret.flags, "inspection_overdue"}), "updated_at": at}
+            )
+        return None
+
+    ret = change_return(orders, order_id, rid, change)
+    step = "done" if ret.final else ("resolve" if reached(ret, ReturnStatus.INSPECTED) else "inspection")
+    return {"order_id": order_id, "return_id": rid, "status": ret.status.value, "next": step}
+
+
+def record_failure(
+    order_id: str, rid: str, error: str, cause: str, *, orders: OrderRepository, now: Callable[[], datetime]
+) -> dict[str, Any]:
+    """A step failed for good: flagged on the return for an operator (its workflow ends Failed)."""
+    from chalicelib.domain.lifecycle import failure_summary
+
+    def change(order: Order, ret: OrderReturn) -> OrderReturn | None:
+        at = now()
+        order.record("return_failed", at, return_id=rid, error=error, cause=failure_summary(cause))
+        return ret.model_copy(update={"flags": sorted({*ret.flags, "failed"}), "updated_at": at})
+
+    try:
+        ret = change_return(orders, order_id, rid, change)
+    except NotFound:
+        return {"order_id": order_id, "return_id": rid, "recorded": False}
+    return {"order_id": order_id, "return_id": rid, "status": ret.status.value, "error": error}
