@@ -245,6 +245,6 @@ def _operator_units(ret: OrderReturn, raw: Any) -> tuple[ReturnedUnit, ...]:
         if line is None:
             raise InvalidInput(f"units[{i}].line_id is not a line of this return")
         units.append(
-            ReturnedUnit(quantity=quantity, sku=line.sku, line_id=line.line_id, outcome=Outcome(outcome))
+            ReturnedUnit(quantity=quantity, sku=line.sku, line_id=line.line_id, outcome=Outcome(str(outcome)))
         )
     return tuple(units)
