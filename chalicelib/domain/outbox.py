@@ -84,20 +84,9 @@ def due(order: Order) -> list[Milestone]:
                 Milestone("cancelled", "cancelled", entry.at, reason=str(detail.get("reason") or ""))
             )
         elif entry.event == "compensated":
-            for action in detail.get("actions", []):
-                if action.get("compensator") != "payment":
-                    continue
-                if action.get("action") == "refunded":
-                    refund = str(action.get("refund") or "refund")
-                    found.append(
-                        Milestone(f"refunded:{refund}", "refunded", entry.at, amount=action.get("amount"))
-                    )
-                elif action.get("action") == "left_to_channel" and order.channel == "woocommerce":
-                    # WooCommerce does not refund on cancellation: its gateway is asked to (Shopify's
-                    # orderCancel refunds itself; Amazon refunds cancelled orders on its own).
-                    found.append(
-                        Milestone("refunded:channel", "refunded", entry.at, amount=action.get("amount"))
-                    )
+            found.extend(_compensation_milestones(order, entry.at, detail))
+        elif entry.event in ("return_resolved", "refund_issued"):
+            found.append(_refund_milestone(entry.event, entry.at, detail))
     for shipment in order.shipments:
         if shipment.status == "delivered" and shipment.delivered_at is not None:
             found.append(
@@ -112,6 +101,40 @@ def due(order: Order) -> list[Milestone]:
                 )
             )
     return found
+
+
+def _compensation_milestones(order: Order, at: datetime, detail: dict[str, Any]) -> list[Milestone]:
+    """A cancelled order's refund: the hub's (Stripe) or, for WooCommerce, the channel's to make."""
+    found: list[Milestone] = []
+    for action in detail.get("actions", []):
+        if action.get("compensator") != "payment":
+            continue
+        if action.get("action") == "refunded":
+            refund = str(action.get("refund") or "refund")
+            found.append(Milestone(f"refunded:{refund}", "refunded", at, amount=action.get("amount")))
+        elif action.get("action") == "left_to_channel" and order.channel == "woocommerce":
+            # WooCommerce does not refund on cancellation: its gateway is asked to (Shopify's
+            # orderCancel refunds itself; Amazon refunds cancelled orders on its own).
+            found.append(Milestone("refunded:channel", "refunded", at, amount=action.get("amount")))
+    return found
+
+
+def _refund_milestone(event: str, at: datetime, detail: dict[str, Any]) -> Milestone:
+    """A return's resolution or a refund without a return: the channel records (via hub) or makes (via
+    channel) the refund, restocking what the inspection sent back to stock."""
+    ref = detail.get("return_id") if event == "return_resolved" else detail.get("refund_ref")
+    return Milestone(
+        f"refunded:{ref}",
+        "refunded",
+        at,
+        lines=[{"line_id": ln["line_id"], "quantity": ln["quantity"]} for ln in detail.get("lines", [])],
+        amount=detail.get("amount"),
+        reason=detail.get("reason"),
+        return_id=detail.get("return_id"),
+        external_return_id=detail.get("external_return_id"),
+        via=detail.get("via"),
+        restock=list(detail.get("restock", [])),
+    )
 
 
 def sync_outbox(order: Order, now: datetime) -> list[str]:
