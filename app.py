@@ -9,6 +9,8 @@ from chalicelib.entrypoints import (
     operations_api,
     queue_handlers,
     reconciliation_api,
+    return_tasks,
+    returns_api,
     schedules,
     status_page,
     webhooks,
@@ -26,3 +28,5 @@ app.register_blueprint(workflow_tasks.bp)
 app.register_blueprint(schedules.bp)
 app.register_blueprint(reconciliation_api.bp)
 app.register_blueprint(status_page.bp)
+app.register_blueprint(returns_api.bp)
+app.register_blueprint(return_tasks.bp)

@@ -38,6 +38,9 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
+from chalicelib.domain.returns.policy import ReturnPolicies
+from chalicelib.domain.returns.ports import ReturnLabels, ReturnsDesk
+from chalicelib.domain.returns.resolution import CreditIssuer
 from chalicelib.domain.webhooks import WebhookSpec
 from chalicelib.observability import use_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
@@ -64,6 +67,14 @@ def _no_payments() -> PaymentGateway:
 
 def _no_threepl(provider: str) -> ThreePL:
     raise ConfigurationError(f"no 3PL client configured for {provider}")
+
+
+def _no_return_labels() -> ReturnLabels:
+    raise ConfigurationError("no carrier account for return labels configured")
+
+
+def _no_returns_desk(provider: str) -> ReturnsDesk:
+    raise ConfigurationError(f"no 3PL returns desk configured for {provider}")
 
 
 class _NoTrackers:
@@ -125,6 +136,45 @@ class Services:
     # Where a queued message that can never be processed is set aside at once (None: the queue's own
     # retries and redrive policy park it, after max_receive_count receives).
     parking: ParkingLot | None = None
+    # Returns: the per-store policy, the return workflow, the carrier's return labels, the 3PL's returns
+    # desk by provider, and the credit ledger (store credit, vouchers).
+    return_policies: ReturnPolicies = field(default_factory=ReturnPolicies)
+    return_workflow: WorkflowStarter | None = None
+    return_labels: Callable[[], ReturnLabels] = field(default=_no_return_labels)
+    returns_desk: Callable[[str], ReturnsDesk] = field(default=_no_returns_desk)
+    credit_issuer: CreditIssuer | None = None
+
+    def returns(self) -> WorkflowStarter:
+        """The return workflow (one execution per return)."""
+        if self.return_workflow is None:
+            raise ConfigurationError("no return workflow configured")
+        return self.return_workflow
+
+    def place_replacement(self, body: dict[str, Any], delivery_id: str) -> str:
+        """Queue an exchange's replacement as a manual order (ingested and run like any other); the
+        delivery id is the return's, so a retried resolution places it once. Answers its order id."""
+        import json
+
+        from chalicelib.domain.delivery import Delivery
+        from chalicelib.domain.manual_channel import CHANNEL, normalise_manual
+
+        order = normalise_manual(body)
+        delivery = Delivery(
+            delivery_id=delivery_id,
+            channel=CHANNEL,
+            store=order.store,
+            topic="orders/create",
+            received_at=self.now(),
+            payload=body,
+            external_id=order.external_id,
+            raw=json.dumps(body, separators=(",", ":")),
+        )
+        self.ingest_queue.send(
+            delivery.to_message(),
+            group_id=delivery.message_group(),
+            deduplication_id=deduplication_id(delivery_id),
+        )
+        return order.order_id
 
     def count_sink(self, name: str, channel: str, store: str | None, value: float) -> None:
         """observability.count's sink: the per-store counts the status page shows, when kept."""
@@ -289,6 +339,13 @@ def build(settings: Settings) -> Services:
     services.parking = _LazyParkingLot(lambda: SqsParkingLot(aws.client("sqs"), settings.dlq_urls))
     if settings.fulfilment_policy:
         services.fulfilment_policy = FulfilmentPolicy.from_mapping(settings.fulfilment_policy)
+    if settings.returns_policy:
+        services.return_policies = ReturnPolicies.from_mapping(settings.returns_policy)
+    services.return_workflow = _LazyWorkflow(
+        lambda: StepFunctionsWorkflow(
+            aws.client("stepfunctions"), settings.state_machine_arn(resources.ORDER_RETURN.key)
+        )
+    )
     return services
 
 

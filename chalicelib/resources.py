@@ -168,7 +168,29 @@ ORDER_LIFECYCLE = StateMachineSpec(
     },
 )
 
-STATE_MACHINES: tuple[StateMachineSpec, ...] = (ORDER_LIFECYCLE,)
+# The return workflow's tasks.
+FUNCTION_APPROVE_RETURN = "approve_return"
+FUNCTION_ISSUE_RETURN_LABEL = "issue_return_label"
+FUNCTION_AWAIT_RETURN = "await_return"
+FUNCTION_RETURN_OVERDUE = "return_overdue"
+FUNCTION_RESOLVE_RETURN = "resolve_return"
+FUNCTION_RECORD_RETURN_FAILURE = "record_return_failure"
+
+ORDER_RETURN = StateMachineSpec(
+    key="order_return",
+    name=f"{APP_NAME}-order-return",
+    definition_file="order_return.asl.json",
+    substitutions={
+        "ApproveReturnFunctionArn": Substitution("function", FUNCTION_APPROVE_RETURN),
+        "IssueReturnLabelFunctionArn": Substitution("function", FUNCTION_ISSUE_RETURN_LABEL),
+        "AwaitReturnFunctionArn": Substitution("function", FUNCTION_AWAIT_RETURN),
+        "ReturnOverdueFunctionArn": Substitution("function", FUNCTION_RETURN_OVERDUE),
+        "ResolveReturnFunctionArn": Substitution("function", FUNCTION_RESOLVE_RETURN),
+        "RecordReturnFailureFunctionArn": Substitution("function", FUNCTION_RECORD_RETURN_FAILURE),
+    },
+)
+
+STATE_MACHINES: tuple[StateMachineSpec, ...] = (ORDER_LIFECYCLE, ORDER_RETURN)
 
 OPERATOR_TOKEN_SECRET = SecretSpec(
     key="operator_token",

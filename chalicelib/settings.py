@@ -38,6 +38,8 @@ class Settings:
     carrier_api_base: str | None = None
     # HUB_FULFILMENT_POLICY: JSON of warehouses and tracking thresholds (domain/fulfilment/policy.py).
     fulfilment_policy: Mapping[str, Any] | None = None
+    # HUB_RETURNS_POLICY: JSON of the returns policy and per-store overrides (domain/returns/policy.py).
+    returns_policy: Mapping[str, Any] | None = None
     shopify_api_base: str | None = None
     woocommerce_api_base: str | None = None
     # Sales recovery: how long a PAYMENT_PENDING order waits for a new payment method, and how many
@@ -86,6 +88,7 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         threepl_api_base=environ.get("HUB_3PL_API_BASE") or None,
         carrier_api_base=environ.get("HUB_CARRIER_API_BASE") or None,
         fulfilment_policy=_json_setting(environ, "HUB_FULFILMENT_POLICY"),
+        returns_policy=_json_setting(environ, "HUB_RETURNS_POLICY"),
         shopify_api_base=environ.get("HUB_SHOPIFY_API_BASE") or None,
         woocommerce_api_base=environ.get("HUB_WOOCOMMERCE_API_BASE") or None,
         payment_recovery_seconds=_int_setting(environ, "HUB_PAYMENT_RECOVERY_SECONDS", 48 * 3600),

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from chalice import BadRequestError, ChaliceViewError, ConflictError, NotFoundError
-from chalice.app import Request
+from chalice.app import Request, Response
 
 from chalicelib.domain.errors import ConcurrentUpdate, IdempotencyKeyReused, InvalidInput, NotFound, TooLarge
 from chalicelib.domain.json_reader import read_json
+from chalicelib.domain.returns.errors import ReturnRefused
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -19,11 +20,20 @@ class PayloadTooLargeError(ChaliceViewError):
     STATUS_CODE = 413
 
 
+def _unprocessable(exc: ReturnRefused) -> Response:
+    """422: the request is well formed but a rule refuses it; `rule` names the rule (policy or order)."""
+    return Response(
+        body={"Code": "UnprocessableEntity", "Message": str(exc), "rule": exc.rule}, status_code=422
+    )
+
+
 def http_errors(view: F) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
+        except ReturnRefused as exc:
+            return _unprocessable(exc)
         except TooLarge as exc:  # a body over a door's limit, or an order too large to store or queue
             raise PayloadTooLargeError(str(exc)) from exc
         except InvalidInput as exc:

@@ -104,17 +104,17 @@ FUNCTION_ACCESS: dict[str, Access] = {
         connection_secrets="manage",
         # the operator's fraud review answers the lifecycle's waiting task; a cancellation stops it;
         # POST /api/reconciliation/run ingests (and so starts lifecycles) as the schedule does
-        task_results=(resources.ORDER_LIFECYCLE.key,),
+        task_results=(resources.ORDER_LIFECYCLE.key, resources.ORDER_RETURN.key),
         stop=(resources.ORDER_LIFECYCLE.key,),
-        start=(resources.ORDER_LIFECYCLE.key,),
+        start=(resources.ORDER_LIFECYCLE.key, resources.ORDER_RETURN.key),
     ),
     # Ingest: applies deliveries to the table and starts the order's lifecycle execution.
     # A channel's cancellation compensates (Stripe key), a payment at the channel resumes a waiting order;
     # Stripe's webhooks come through here too.
     "ingest_deliveries": Access(
-        start=(resources.ORDER_LIFECYCLE.key,),
+        start=(resources.ORDER_LIFECYCLE.key, resources.ORDER_RETURN.key),
         stop=(resources.ORDER_LIFECYCLE.key,),
-        task_results=(resources.ORDER_LIFECYCLE.key,),
+        task_results=(resources.ORDER_LIFECYCLE.key, resources.ORDER_RETURN.key),
         connection_secrets="read",
     ),
     # SP-API notifications: reads the seller's credentials to fetch the order, archives and ingests it.
@@ -143,6 +143,16 @@ FUNCTION_ACCESS: dict[str, Access] = {
     ),
     resources.FUNCTION_AWAIT_DELIVERY: Access(task_results=(resources.ORDER_LIFECYCLE.key,)),
     resources.FUNCTION_COMPLETE_ORDER: Access(),
+    # Returns: the label (carrier key) and the RMA (3PL key); the waits resume themselves when the parcel
+    # or the inspection came first; resolution refunds (Stripe key) or queues an exchange's replacement.
+    resources.FUNCTION_APPROVE_RETURN: Access(),
+    resources.FUNCTION_ISSUE_RETURN_LABEL: Access(connection_secrets="read"),
+    resources.FUNCTION_AWAIT_RETURN: Access(task_results=(resources.ORDER_RETURN.key,)),
+    resources.FUNCTION_RETURN_OVERDUE: Access(),
+    resources.FUNCTION_RESOLVE_RETURN: Access(
+        connection_secrets="read", send_to=(resources.INGEST_QUEUE.key,)
+    ),
+    resources.FUNCTION_RECORD_RETURN_FAILURE: Access(),
     # Scheduled: writes its heartbeat item.
     "heartbeat": Access(),
     # Scheduled: reads the open shipments and flags late or silent ones on their orders.

@@ -23,7 +23,7 @@ from chalicelib.domain.ports import OrderRepository
 from chalicelib.domain.returns.amounts import lines_value, return_money
 from chalicelib.domain.returns.model import OrderReturn, Outcome, Resolution, ReturnStatus
 from chalicelib.domain.returns.policy import ReturnPolicies
-from chalicelib.domain.returns.steps import change_return, load_return, reached
+from chalicelib.domain.returns.steps import change_return, load_return, next_step, reached
 
 
 class NotInspected(HubError):
@@ -228,6 +228,7 @@ def _summary(ret: OrderReturn) -> dict[str, Any]:
         "method": m.method if m else None,
         "amount": f"{m.total:f}" if m else None,
         "reference": m.reference if m else None,
+        "next": next_step(ret),
     }
 
 

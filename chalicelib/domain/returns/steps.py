@@ -71,6 +71,19 @@ def change_return(
     return result
 
 
+def next_step(ret: OrderReturn) -> str:
+    """The return workflow's next step for a return where it is (the one Choice state routes on it)."""
+    if ret.final:
+        return "done"
+    if reached(ret, ReturnStatus.INSPECTED):
+        return "resolve"
+    if reached(ret, ReturnStatus.RECEIVED):
+        return "inspection"
+    if not reached(ret, ReturnStatus.LABEL_SENT):
+        return "label"  # buys the label when the hub sends one, and announces the return to the 3PL
+    return "parcel"
+
+
 def settle_order_status(order: Order) -> None:
     """The order's status follows its returns: RETURN_REQUESTED while one is open; afterwards RETURNED
     when every delivered unit has come back, PARTIALLY_REFUNDED when some money went back, else as the
@@ -112,16 +125,7 @@ def approve(
     ret = change_return(orders, order_id, rid, change)
     order, _ = load_return(orders, order_id, rid)
     policy = policies.for_store(order.channel, order.store)
-    if ret.status in (ReturnStatus.REJECTED, ReturnStatus.EXPIRED, ReturnStatus.RESOLVED):
-        step = "done"
-    elif reached(ret, ReturnStatus.INSPECTED):
-        step = "resolve"
-    elif reached(ret, ReturnStatus.RECEIVED):
-        step = "inspection"
-    elif ret.label_needed and ret.label is None:
-        step = "label"
-    else:
-        step = "parcel"
+    step = next_step(ret)
     return {
         "order_id": order_id,
         "return_id": rid,
@@ -194,7 +198,7 @@ def issue_label(
         )
 
     done = change_return(orders, order_id, rid, change)
-    return {"order_id": order_id, "return_id": rid, "status": done.status.value}
+    return {"order_id": order_id, "return_id": rid, "status": done.status.value, "next": next_step(done)}
 
 
 def _warehouse_of(order: Order, ret: OrderReturn) -> tuple[str, str]:
@@ -264,8 +268,12 @@ def _await(
     store.set_token(order_id, rid, kind, task_token)
     _, ret = load_return(orders, order_id, rid)
     if reached(ret, status) or ret.final:
-        resume_waiting(store, workflow, order_id, rid, kind=kind, output={"status": ret.status.value})
+        resume_waiting(store, workflow, order_id, rid, kind=kind, output=_resumed(ret))
     return {"order_id": order_id, "return_id": rid, "status": ret.status.value}
+
+
+def _resumed(ret: OrderReturn) -> dict[str, Any]:
+    return {"status": ret.status.value, "next": next_step(ret)}
 
 
 def resume_return(store: FulfilmentStore, workflow: WorkflowStarter, ret: OrderReturn) -> None:
@@ -309,8 +317,7 @@ def overdue(
         return None
 
     ret = change_return(orders, order_id, rid, change)
-    step = "done" if ret.final else ("resolve" if reached(ret, ReturnStatus.INSPECTED) else "inspection")
-    return {"order_id": order_id, "return_id": rid, "status": ret.status.value, "next": step}
+    return {"order_id": order_id, "return_id": rid, "status": ret.status.value, "next": next_step(ret)}
 
 
 def record_failure(
