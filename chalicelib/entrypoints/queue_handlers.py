@@ -150,6 +150,7 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
 
     from chalicelib.domain import fulfilment
     from chalicelib.domain.errors import DuplicateDelivery
+    from chalicelib.domain.returns.receiving import apply_return_tracking, is_return_id
 
     if svc.orders.has_delivery(delivery.delivery_id):
         count("DeliveryDuplicate", channel=delivery.channel, store=delivery.store, reason="duplicate")
@@ -170,9 +171,15 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
         tracking = svc.tracking_update(payload)
         link = svc.store().shipment_for_tracking(tracking.tracking_number)
         order_id = link[0] if link else None
-        outcome = fulfilment.apply_tracking(
-            tracking, orders=svc.orders, store=svc.store(), workflow=svc.workflow, now=svc.now
-        )
+        if link is not None and is_return_id(link[1]):
+            # A return parcel on its way back to the warehouse.
+            outcome = apply_return_tracking(
+                link[0], link[1], tracking.status, tracking.at, orders=svc.orders
+            )["status"]
+        else:
+            outcome = fulfilment.apply_tracking(
+                tracking, orders=svc.orders, store=svc.store(), workflow=svc.workflow, now=svc.now
+            )
     if order_id is not None and outcome != "unmatched":
         with contextlib.suppress(DuplicateDelivery):
             svc.orders.record_delivery(delivery.delivery_id, order_id)

@@ -18,6 +18,13 @@ from chalicelib.domain.returns.model import InspectedUnit, OrderReturn, Outcome,
 from chalicelib.domain.returns.steps import change_return, reached, resume_return
 
 
+def is_return_id(key: str) -> bool:
+    """A return id (`<order_id>-r<number>`), as tracking links and task tokens key returns; shipment ids
+    never take that shape."""
+    _, sep, number = key.rpartition("-r")
+    return bool(sep) and number.isdigit()
+
+
 def order_of_return(rid: str) -> str:
     """The order id inside a return id (`<order_id>-r<number>`)."""
     order_id, sep, number = rid.rpartition("-r")
