@@ -31,6 +31,7 @@ from chalicelib.domain.returns.model import (
     returns_of,
 )
 from chalicelib.domain.returns.policy import REASONS, ReturnPolicies, ReturnPolicy
+from chalicelib.domain.returns.steps import settle_order_status
 
 # Orders whose goods have reached the customer (and are not already all given back).
 RETURNABLE = frozenset(
@@ -364,6 +365,7 @@ def _channel_update(order: Order, known: OrderReturn, event: ChannelReturn, at: 
             }
         )
         put_return(order, rejected)
+        settle_order_status(order)
         order.record("return_rejected", at, return_id=known.return_id, source=event.channel)
         return {"order_id": order.order_id, "return_id": known.return_id, "outcome": "rejected"}
     return {"order_id": order.order_id, "return_id": known.return_id, "outcome": "duplicate"}

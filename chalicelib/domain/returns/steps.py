@@ -279,13 +279,9 @@ def _resumed(ret: OrderReturn) -> dict[str, Any]:
 def resume_return(store: FulfilmentStore, workflow: WorkflowStarter, ret: OrderReturn) -> None:
     """Wake the return workflow's wait that `ret`'s status satisfies (received, inspected, or final)."""
     if reached(ret, ReturnStatus.RECEIVED) or ret.final:
-        resume_waiting(
-            store, workflow, ret.order_id, ret.return_id, kind=PARCEL, output={"status": ret.status.value}
-        )
+        resume_waiting(store, workflow, ret.order_id, ret.return_id, kind=PARCEL, output=_resumed(ret))
     if reached(ret, ReturnStatus.INSPECTED) or ret.final:
-        resume_waiting(
-            store, workflow, ret.order_id, ret.return_id, kind=INSPECTION, output={"status": ret.status.value}
-        )
+        resume_waiting(store, workflow, ret.order_id, ret.return_id, kind=INSPECTION, output=_resumed(ret))
 
 
 def overdue(
