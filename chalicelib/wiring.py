@@ -17,6 +17,7 @@ from chalicelib.domain.order import Order
 from chalicelib.domain.payment import ChannelCapturer
 from chalicelib.domain.payment_gateway import PaymentGateway
 from chalicelib.domain.publishing import ChannelPublisher
+from chalicelib.domain.returns.ports import ReturnsReport
 from chalicelib.settings import ConfigurationError, Settings
 
 T = TypeVar("T")
@@ -118,6 +119,15 @@ class ConnectedClients:
             client = self.spapi.get(connection, secrets)
             return AmazonPublisher(client, connection.settings.get("marketplace_id", ""))
         return None
+
+    def returns_report(self, connection: Connection) -> ReturnsReport:
+        """A connected Amazon store's returns report (Reports API, with the store's SP-API client)."""
+        from chalicelib.integrations.amazon.returns_report import AmazonReturnsReport
+
+        if connection.channel != "amazon":
+            raise ConfigurationError(f"no returns report for channel {connection.channel!r}")
+        client = self.spapi.get(connection, self._secrets.get(connection.secret_ref))
+        return AmazonReturnsReport(client, connection.store, connection.settings.get("marketplace_id", ""))
 
     def fraud_signals(self, order: Order) -> FraudSignals:
         from chalicelib.domain.fraud_signals import outside_signals
