@@ -266,18 +266,12 @@ class SpApiClient:
     def get_feed(self, feed_id: str) -> dict[str, Any]:
         """getFeed: the feed, with processingStatus IN_QUEUE | IN_PROGRESS | DONE | FATAL | CANCELLED and,
         once DONE or FATAL, the resultFeedDocumentId of its processing report."""
-        feed = self._transport.request("GET", "getFeed", f"{FEEDS_PATH}/feeds/{quote(feed_id, safe='')}")
-        if not isinstance(feed.get("processingStatus"), str):
-            raise SpApiError("getFeed answered without a processingStatus", operation="getFeed")
-        return feed
+        return self._get_with("getFeed", f"{FEEDS_PATH}/feeds/{quote(feed_id, safe='')}", "processingStatus")
 
     def get_feed_document(self, feed_document_id: str) -> dict[str, Any]:
         """getFeedDocument: {feedDocumentId, url, compressionAlgorithm?} of a result document."""
         path = f"{FEEDS_PATH}/documents/{quote(feed_document_id, safe='')}"
-        document = self._transport.request("GET", "getFeedDocument", path)
-        if not isinstance(document.get("url"), str):
-            raise SpApiError("getFeedDocument answered without a url", operation="getFeedDocument")
-        return document
+        return self._get_with("getFeedDocument", path, "url")
 
     def download_feed_document(self, document: dict[str, Any]) -> bytes:
         """The content of a feed document (as get_feed_document describes it), gunzipped when it says GZIP."""
@@ -306,24 +300,25 @@ class SpApiClient:
         """getReport: the report, with processingStatus IN_QUEUE | IN_PROGRESS | DONE | CANCELLED | FATAL and,
         once DONE (FATAL sometimes), its reportDocumentId."""
         path = f"{REPORTS_PATH}/reports/{quote(report_id, safe='')}"
-        report = self._transport.request("GET", "getReport", path)
-        if not isinstance(report.get("processingStatus"), str):
-            raise SpApiError("getReport answered without a processingStatus", operation="getReport")
-        return report
+        return self._get_with("getReport", path, "processingStatus")
 
     def get_report_document(self, report_document_id: str) -> dict[str, Any]:
         """getReportDocument: {reportDocumentId, url, compressionAlgorithm?}; the URL lives five minutes."""
         path = f"{REPORTS_PATH}/documents/{quote(report_document_id, safe='')}"
-        document = self._transport.request("GET", "getReportDocument", path)
-        if not isinstance(document.get("url"), str):
-            raise SpApiError("getReportDocument answered without a url", operation="getReportDocument")
-        return document
+        return self._get_with("getReportDocument", path, "url")
 
     def download_report_document(self, document: dict[str, Any]) -> bytes:
         """A report document's content from its pre-signed URL (no SP-API token goes with it), gunzipped
         when `compressionAlgorithm` says GZIP."""
         content = self._transport.transfer("GET", str(document["url"]))
         return document_content(content, document.get("compressionAlgorithm"), "getReportDocument")
+
+    def _get_with(self, operation: str, path: str, required: str) -> dict[str, Any]:
+        """GET an SP-API resource that must carry the string field `required`."""
+        body = self._transport.request("GET", operation, path)
+        if not isinstance(body.get(required), str):
+            raise SpApiError(f"{operation} answered without a {required}", operation=operation)
+        return body
 
 
 def document_content(content: bytes, algorithm: Any, operation: str) -> bytes:
