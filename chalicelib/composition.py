@@ -39,7 +39,8 @@ from chalicelib.domain.ports import (
 from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
 from chalicelib.domain.returns.policy import ReturnPolicies
-from chalicelib.domain.returns.ports import ReturnLabels, ReturnsDesk
+from chalicelib.domain.returns.ports import ReturnLabels, ReturnsDesk, ReturnsReport
+from chalicelib.domain.returns.report_sync import ReturnsCursor
 from chalicelib.domain.returns.resolution import CreditIssuer
 from chalicelib.domain.webhooks import WebhookSpec
 from chalicelib.observability import use_count_sink
@@ -131,6 +132,9 @@ class Services:
     publisher_for: Callable[[Order], ChannelPublisher | None] = field(default=lambda order: None)
     publish_claim_seconds: float = PUBLISH_CLAIM_SECONDS
     reconciliation_store: ReconciliationStore | None = None
+    # Schedule amazon_returns: a connected store's returns report, and where each store's reading stopped.
+    returns_report: Callable[[Connection], ReturnsReport] | None = None
+    returns_cursor: ReturnsCursor | None = None
     # Keeps the counts the status page shows per store (deliveries received, rejected, ...).
     traffic: TrafficSink | None = None
     # Where a queued message that can never be processed is set aside at once (None: the queue's own
@@ -292,6 +296,7 @@ def build(settings: Settings) -> Services:
     from chalicelib.adapters.parking import SqsParkingLot
     from chalicelib.adapters.raw_archive import DynamoRawArchive
     from chalicelib.adapters.reconciliation_store import DynamoReconciliationStore
+    from chalicelib.adapters.returns_cursor import DynamoReturnsCursor
     from chalicelib.adapters.stats import DynamoTrafficStats
     from chalicelib.adapters.velocity import DynamoVelocityCounter, bind_velocity
     from chalicelib.adapters.workflow import StepFunctionsWorkflow
@@ -335,6 +340,8 @@ def build(settings: Settings) -> Services:
     services.trackers = clients
     services.publisher_for = clients.publisher_for
     services.reconciliation_store = DynamoReconciliationStore()
+    services.returns_cursor = DynamoReturnsCursor()
+    services.returns_report = clients.returns_report
     services.traffic = DynamoTrafficStats(now=utcnow)
     services.parking = _LazyParkingLot(lambda: SqsParkingLot(aws.client("sqs"), settings.dlq_urls))
     if settings.fulfilment_policy:

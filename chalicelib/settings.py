@@ -11,6 +11,12 @@ from typing import Any
 
 from chalicelib import resources
 
+# How often the amazon_returns schedule reads each Amazon store's returns report, in hours. Its one home: the
+# @schedule decorator takes it, and from there the CDK stack's EventBridge Scheduler schedule and the local
+# stack's scheduler (both read the app's schedules). Amazon builds the report in minutes; returns reach it
+# late, which the schedule's overlap window covers, so a few runs a day suffice.
+AMAZON_RETURNS_EVERY_HOURS = 6
+
 
 class ConfigurationError(RuntimeError):
     """A required setting is missing: the deployment (CDK or local stack) did not provide it."""

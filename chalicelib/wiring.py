@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from chalicelib import resources
 from chalicelib.domain.channel_events import ChannelEvent
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
 from chalicelib.domain.fraud_signals import FraudSignals
@@ -17,6 +18,7 @@ from chalicelib.domain.order import Order
 from chalicelib.domain.payment import ChannelCapturer
 from chalicelib.domain.payment_gateway import PaymentGateway
 from chalicelib.domain.publishing import ChannelPublisher
+from chalicelib.domain.returns.ports import ReturnsReport
 from chalicelib.settings import ConfigurationError, Settings
 
 T = TypeVar("T")
@@ -119,6 +121,22 @@ class ConnectedClients:
             return AmazonPublisher(client, connection.settings.get("marketplace_id", ""))
         return None
 
+    def returns_report(self, connection: Connection) -> ReturnsReport:
+        """A connected Amazon store's returns report (Reports API, with the store's SP-API client)."""
+        from chalicelib.integrations.amazon.returns_report import AmazonReturnsReport
+
+        if connection.channel != "amazon":
+            raise ConfigurationError(f"no returns report for channel {connection.channel!r}")
+        client = self.spapi.get(connection, self._secrets.get(connection.secret_ref))
+        # Polling fits inside the schedule function's timeout; a report not ready by then is asked for
+        # again on the next run (the cursor does not move).
+        return AmazonReturnsReport(
+            client,
+            connection.store,
+            connection.settings.get("marketplace_id", ""),
+            patience=REPORT_PATIENCE_SECONDS,
+        )
+
     def fraud_signals(self, order: Order) -> FraudSignals:
         from chalicelib.domain.fraud_signals import outside_signals
 
@@ -129,6 +147,10 @@ class ConnectedClients:
             unavailable=_signal_unavailable,
             unreachable=(ConfigurationError,),
         )
+
+
+# Seconds one store's returns report is polled for: a third of the function's timeout.
+REPORT_PATIENCE_SECONDS = resources.DEFAULT_FUNCTION_TIMEOUT_SECONDS / 3
 
 
 def _signal_unavailable(order_id: str, source: str, error: str) -> None:

@@ -8,6 +8,7 @@ from chalice import Blueprint, Rate
 
 from chalicelib.composition import services
 from chalicelib.entrypoints.health import HEARTBEAT
+from chalicelib.settings import AMAZON_RETURNS_EVERY_HOURS
 
 bp = Blueprint(__name__)
 
@@ -72,3 +73,52 @@ def publish_outbox(event: Any) -> dict[str, int]:
         if run.totals[name]:
             count(f"Publication{name.capitalize()}", channel="publishing", value=run.totals[name])
     return run.totals
+
+
+AMAZON_RETURNS = "amazon_returns"
+
+
+@bp.schedule(
+    Rate(AMAZON_RETURNS_EVERY_HOURS, unit=Rate.HOURS),
+    name=AMAZON_RETURNS,
+    description="Reads each Amazon store's merchant-fulfilled returns report and records the returns.",
+)
+def amazon_returns(event: Any) -> dict[str, int]:
+    from chalicelib.domain.returns import intake
+    from chalicelib.domain.returns.report_sync import sync_channel_returns
+    from chalicelib.observability import count, logger
+    from chalicelib.settings import ConfigurationError
+
+    svc = services()
+    if svc.returns_report is None or svc.returns_cursor is None:
+        raise ConfigurationError("no returns report or returns cursor configured")
+
+    def record(channel_return: Any) -> Any:
+        return intake.record_channel_return(
+            channel_return,
+            orders=svc.orders,
+            workflow=svc.returns(),
+            policies=svc.return_policies,
+            now=svc.now,
+        )
+
+    runs = sync_channel_returns(
+        channel="amazon",
+        connections=svc.connections,
+        report_for=svc.returns_report,
+        record=record,
+        cursor=svc.returns_cursor,
+        now=svc.now,
+    )
+    for run in runs:
+        logger.info("returns report read", extra=run.to_json())
+        if run.error is not None:
+            count("ReturnsReportFailed", channel=run.channel, store=run.store, reason=run.error)
+        if run.failed:
+            count("ChannelReturnFailed", channel=run.channel, store=run.store, value=len(run.failed))
+    return {
+        "stores": len(runs),
+        "failed_stores": sum(1 for r in runs if r.error is not None),
+        "returns": sum(r.seen for r in runs),
+        "recorded": sum(r.recorded for r in runs),
+    }

@@ -159,6 +159,9 @@ FUNCTION_ACCESS: dict[str, Access] = {
     "watch_shipments": Access(),
     # Scheduled: publishes order milestones with each channel's credentials.
     "publish_outbox": Access(connection_secrets="read"),
+    # Scheduled: reads each Amazon store's returns report (its SP-API credentials) and records the returns
+    # through the returns intake, which starts each new return's workflow.
+    "amazon_returns": Access(connection_secrets="read", start=(resources.ORDER_RETURN.key,)),
     # Scheduled: reads each store's orders from its channel (credentials) and ingests them; may start,
     # stop and resume lifecycles as ingestion does.
     "reconcile": Access(

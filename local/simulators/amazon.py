@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Unpack
 from urllib.parse import parse_qs, unquote
 
+from local.simulators.amazon_reports import REPORTS_RATE_LIMITS, AmazonReports
 from local.simulators.kit import FaultQueue, Knobs, Reply, Request, Router, SimulatorServer, TokenBucket
 
 log = logging.getLogger("local.amazon")
@@ -37,6 +38,7 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[float, int]] = {
     "createFeed": (0.0083, 15),
     "getFeed": (2.0, 15),
     "getFeedDocument": (0.0222, 10),
+    **REPORTS_RATE_LIMITS,
 }
 RDT_PATH = "/tokens/2021-03-01/restrictedDataToken"
 FEEDS_PATH = "/feeds/2021-06-30"
@@ -227,6 +229,7 @@ class AmazonSimulator(SimulatorServer):
         pii_absent_rate: float = 0.25,
         retry_after: float | None = None,
         feed_delay: float = 2.0,
+        report_delay: float = 2.0,
         gzip_reports: bool = False,
         clock: Callable[[], float] = time.monotonic,
         **knobs: Unpack[Knobs],
@@ -286,6 +289,10 @@ class AmazonSimulator(SimulatorServer):
             ("GET", f"{orders}/{{id}}/address", self._address_request),
         ):
             self._router.add(method, path, handler)
+        # Reports 2021-06-30 (merchant-fulfilled returns): its own module, same auth and usage plans.
+        self.reports = AmazonReports(self, report_delay=report_delay, clock=clock)
+        for method, path, operation, work in self.reports.routes():
+            self._router.add(method, path, self._reports_handler(operation, work))
 
     @property
     def lwa_url(self) -> str:
@@ -468,6 +475,41 @@ class AmazonSimulator(SimulatorServer):
     def order(self, order_id: str) -> dict[str, Any]:
         with self._lock:
             return copy.deepcopy(self._orders[order_id].order)
+
+    # --- what the Reports module reads and writes ---------------------------------------------
+
+    @property
+    def rng(self) -> Any:
+        return self._rng
+
+    def knows_marketplace(self, marketplace_id: Any) -> bool:
+        return marketplace_id in _MARKETS
+
+    def order_for_return(self, order_id: str) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+        """(getOrder view, items, currency) of an order; KeyError when the simulator has no such order."""
+        with self._lock:
+            sim = self._orders[order_id]
+            currency = _MARKETS[sim.order["MarketplaceId"]].currency
+            return copy.deepcopy(sim.order), copy.deepcopy(sim.items), currency
+
+    def store_result_document(self, content: bytes, content_type: str) -> str:
+        """Keep a document Amazon produced (a report) in the simulated S3; answers its document id."""
+        document_id = f"amzn1.spdoc.1.4.na.{uuid.uuid4()}"
+        with self._lock:
+            self._documents[document_id] = _Document(
+                content_type=content_type, secret=secrets.token_hex(32), content=content, result=True
+            )
+        return document_id
+
+    def result_document_url(self, document_id: str) -> tuple[str, bool]:
+        """(pre-signed URL, whether the download is GZIP-compressed) of a stored result document."""
+        with self._lock:
+            return self._document_url(document_id, self._documents[document_id]), self.gzip_reports
+
+    def _reports_handler(
+        self, operation: str, work: Callable[[Request], tuple[int, dict[str, Any] | None]]
+    ) -> Callable[[Request], Reply]:
+        return lambda request: self._operation(operation, request, lambda: work(request))
 
     # --- building blocks ---------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from chalicelib.integrations.amazon.errors import SpApiThrottled
 logger = Logger(service="order-hub", child=True)
 
 # Documented usage plans (requests per second, burst) per selling partner and application: Orders v0,
-# Tokens 2021-03-01 (createRestrictedDataToken) and Feeds 2021-06-30.
+# Tokens 2021-03-01 (createRestrictedDataToken), Feeds 2021-06-30 and Reports 2021-06-30.
 OPERATION_LIMITS: dict[str, tuple[float, int]] = {
     "getOrder": (0.5, 30),
     "getOrderAddress": (0.5, 30),
@@ -25,6 +25,9 @@ OPERATION_LIMITS: dict[str, tuple[float, int]] = {
     "createFeed": (0.0083, 15),
     "getFeed": (2.0, 15),
     "getFeedDocument": (0.0222, 10),
+    "createReport": (0.0167, 15),
+    "getReport": (2.0, 15),
+    "getReportDocument": (0.0167, 15),
 }
 RATE_HEADER = "x-amzn-RateLimit-Limit"
 

@@ -1,4 +1,5 @@
-"""Amazon SP-API client (LWA, Tokens RDTs, Orders v0, Feeds 2021-06-30): paced, retried, errors translated.
+"""Amazon SP-API client (LWA, Tokens RDTs, Orders v0, Feeds and Reports 2021-06-30): paced, retried, errors
+translated.
 
 The operations live here; the machinery they share is beside it: `transport` (one paced, retried,
 token-refreshing call), `tokens` (LWA exchange and cache, restricted data tokens), `pacing` (usage plans
@@ -12,9 +13,9 @@ learnt from x-amzn-RateLimit-Limit) and `errors` (the SpApiError tree).
 
 from __future__ import annotations
 
-import gzip
 import random
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +48,10 @@ _REGION_MARKETPLACES = {
 
 RDT_PATH = "/tokens/2021-03-01/restrictedDataToken"
 FEEDS_PATH = "/feeds/2021-06-30"
+REPORTS_PATH = "/reports/2021-06-30"
 _DEFAULT_RDT_SECONDS = 3600.0
+# A feed or report document is at most this large once decompressed (a GZIP bomb is refused, not inflated).
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 
 
 def endpoint_for_marketplace(marketplace_id: str) -> str:
@@ -262,28 +266,81 @@ class SpApiClient:
     def get_feed(self, feed_id: str) -> dict[str, Any]:
         """getFeed: the feed, with processingStatus IN_QUEUE | IN_PROGRESS | DONE | FATAL | CANCELLED and,
         once DONE or FATAL, the resultFeedDocumentId of its processing report."""
-        feed = self._transport.request("GET", "getFeed", f"{FEEDS_PATH}/feeds/{quote(feed_id, safe='')}")
-        if not isinstance(feed.get("processingStatus"), str):
-            raise SpApiError("getFeed answered without a processingStatus", operation="getFeed")
-        return feed
+        return self._get_with("getFeed", f"{FEEDS_PATH}/feeds/{quote(feed_id, safe='')}", "processingStatus")
 
     def get_feed_document(self, feed_document_id: str) -> dict[str, Any]:
         """getFeedDocument: {feedDocumentId, url, compressionAlgorithm?} of a result document."""
         path = f"{FEEDS_PATH}/documents/{quote(feed_document_id, safe='')}"
-        document = self._transport.request("GET", "getFeedDocument", path)
-        if not isinstance(document.get("url"), str):
-            raise SpApiError("getFeedDocument answered without a url", operation="getFeedDocument")
-        return document
+        return self._get_with("getFeedDocument", path, "url")
 
     def download_feed_document(self, document: dict[str, Any]) -> bytes:
         """The content of a feed document (as get_feed_document describes it), gunzipped when it says GZIP."""
         content = self._transport.transfer("GET", str(document["url"]))
-        algorithm = document.get("compressionAlgorithm")
-        if algorithm is None:
-            return content
-        if algorithm != "GZIP":
-            raise SpApiError(f"feed document compressed with {algorithm!r}", operation="getFeedDocument")
-        try:
-            return gzip.decompress(content)
-        except (OSError, EOFError) as exc:
-            raise SpApiError("feed document is not valid GZIP", operation="getFeedDocument") from exc
+        return document_content(content, document.get("compressionAlgorithm"), "getFeedDocument")
+
+    # --- Reports 2021-06-30 ------------------------------------------------------------------
+
+    def create_report(
+        self, report_type: str, marketplace_ids: list[str], data_start: datetime, data_end: datetime
+    ) -> str:
+        """createReport (202): Amazon builds a report of [data_start, data_end]; answers the reportId."""
+        spec = {
+            "reportType": report_type,
+            "marketplaceIds": marketplace_ids,
+            "dataStartTime": _iso(data_start),
+            "dataEndTime": _iso(data_end),
+        }
+        body = self._transport.request("POST", "createReport", f"{REPORTS_PATH}/reports", json=spec)
+        report_id = body.get("reportId")
+        if not isinstance(report_id, str) or not report_id:
+            raise SpApiError("createReport answered without a reportId", operation="createReport")
+        return report_id
+
+    def get_report(self, report_id: str) -> dict[str, Any]:
+        """getReport: the report, with processingStatus IN_QUEUE | IN_PROGRESS | DONE | CANCELLED | FATAL and,
+        once DONE (FATAL sometimes), its reportDocumentId."""
+        path = f"{REPORTS_PATH}/reports/{quote(report_id, safe='')}"
+        return self._get_with("getReport", path, "processingStatus")
+
+    def get_report_document(self, report_document_id: str) -> dict[str, Any]:
+        """getReportDocument: {reportDocumentId, url, compressionAlgorithm?}; the URL lives five minutes."""
+        path = f"{REPORTS_PATH}/documents/{quote(report_document_id, safe='')}"
+        return self._get_with("getReportDocument", path, "url")
+
+    def download_report_document(self, document: dict[str, Any]) -> bytes:
+        """A report document's content from its pre-signed URL (no SP-API token goes with it), gunzipped
+        when `compressionAlgorithm` says GZIP."""
+        content = self._transport.transfer("GET", str(document["url"]))
+        return document_content(content, document.get("compressionAlgorithm"), "getReportDocument")
+
+    def _get_with(self, operation: str, path: str, required: str) -> dict[str, Any]:
+        """GET an SP-API resource that must carry the string field `required`."""
+        body = self._transport.request("GET", operation, path)
+        if not isinstance(body.get(required), str):
+            raise SpApiError(f"{operation} answered without a {required}", operation=operation)
+        return body
+
+
+def document_content(content: bytes, algorithm: Any, operation: str) -> bytes:
+    """A downloaded document's bytes, decompressed as `algorithm` (None or "GZIP") says, at most
+    MAX_DOCUMENT_BYTES of them."""
+    if algorithm is None:
+        return content
+    if algorithm != "GZIP":
+        raise SpApiError(f"document compressed with {algorithm!r}", operation=operation)
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
+    try:
+        data = inflater.decompress(content, MAX_DOCUMENT_BYTES)
+    except zlib.error as exc:
+        raise SpApiError("document is not valid GZIP", operation=operation) from exc
+    if inflater.unconsumed_tail:
+        raise SpApiError(f"document inflates beyond {MAX_DOCUMENT_BYTES} bytes", operation=operation)
+    if not inflater.eof:
+        raise SpApiError("document is not valid GZIP (truncated)", operation=operation)
+    return data
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("report times must carry a time zone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
