@@ -38,6 +38,7 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
+from chalicelib.domain.returns.events import ChannelReturn
 from chalicelib.domain.webhooks import WebhookSpec
 from chalicelib.observability import use_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
@@ -150,6 +151,20 @@ class Services:
             compensators=self.compensators,
             stop_workflow=stop_workflow,
         )
+
+    def record_channel_return(self, event: ChannelReturn) -> Mapping[str, Any]:
+        """A return opened or changed at the channel, handed to the returns intake (ingest's
+        `channel_returns`). The intake and these three fields land with the returns core (#16)."""
+        from chalicelib.domain.returns.intake import record_channel_return  # type: ignore[import-not-found]
+
+        result: Mapping[str, Any] = record_channel_return(
+            event,
+            orders=self.orders,
+            workflow=self.return_workflow,  # type: ignore[attr-defined]
+            policies=self.return_policies,  # type: ignore[attr-defined]
+            now=self.now,
+        )
+        return result
 
     def reconciliation(self) -> ReconciliationStore:
         if self.reconciliation_store is None:
