@@ -107,6 +107,7 @@ class ReturnRefunds:
 
     # --- a Shopify return: returnProcess ----------------------------------------------------------
 
+    # Long on purpose: done() and write() of one write_once read together against returnProcess's input.
     def _process(
         self,
         order: Order,
