@@ -38,6 +38,7 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
+from chalicelib.domain.returns.events import ChannelReturn
 from chalicelib.domain.returns.policy import ReturnPolicies
 from chalicelib.domain.returns.ports import ReturnLabels, ReturnsDesk, ReturnsReport
 from chalicelib.domain.returns.report_sync import ReturnsCursor
@@ -204,6 +205,16 @@ class Services:
             compensators=self.compensators,
             stop_workflow=stop_workflow,
         )
+
+    def record_channel_return(self, event: ChannelReturn) -> Mapping[str, Any]:
+        """A return opened or changed at the channel, handed to the returns intake (ingest's
+        `channel_returns`)."""
+        from chalicelib.domain.returns.intake import record_channel_return
+
+        result: Mapping[str, Any] = record_channel_return(
+            event, orders=self.orders, workflow=self.returns(), policies=self.return_policies, now=self.now
+        )
+        return result
 
     def reconciliation(self) -> ReconciliationStore:
         if self.reconciliation_store is None:

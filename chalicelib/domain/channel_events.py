@@ -1,4 +1,5 @@
-"""What every channel adapter turns a channel's payload into: an order snapshot or a refund notice."""
+"""What every channel adapter turns a channel's payload into: an order snapshot, a refund or state notice,
+or a return opened (or changed) at the channel."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from chalicelib.domain.order import Order
+from chalicelib.domain.returns.events import ChannelReturn
 
 
 class ChannelState(StrEnum):
@@ -64,4 +66,4 @@ class StateNotice:
     state: ChannelState
 
 
-ChannelEvent = OrderSnapshot | RefundNotice | StateNotice
+ChannelEvent = OrderSnapshot | RefundNotice | StateNotice | ChannelReturn

@@ -30,6 +30,7 @@ from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment import stripe_intent
 from chalicelib.domain.payment_recovery import paid_since_last_attempt, resume_payment
 from chalicelib.domain.ports import OrderRepository, StoredOrder, WorkflowStarter
+from chalicelib.domain.returns.events import ChannelReturn
 from chalicelib.domain.status import is_forward
 from chalicelib.domain.validation import validate_order
 
@@ -37,6 +38,9 @@ from chalicelib.domain.validation import validate_order
 # channel's integration implements. The composition root hands ingestion the registry, channel → normaliser.
 Normaliser = Callable[[str, dict[str, Any], str], ChannelEvent]
 Normalisers = Mapping[str, Normaliser]
+# A return opened or changed at the channel, handed to the returns intake (`returns.intake.
+# record_channel_return` with its collaborators bound): one hub return per channel return id, idempotent.
+ChannelReturns = Callable[[ChannelReturn], Mapping[str, Any]]
 
 # Fields the channel owns; everything else on the order (status, fraud, history, ...) is the hub's.
 CHANNEL_FIELDS = (
@@ -66,6 +70,7 @@ class Outcome(StrEnum):
     STALE = "stale"
     DUPLICATE = "duplicate"
     REFUNDED = "refunded"
+    RETURN = "return"  # a channel's return recorded (or already known) by the returns intake
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ def ingest(
     workflow: WorkflowStarter,
     now: Callable[[], datetime],
     compensators: Sequence[Compensator] = (),
+    channel_returns: ChannelReturns | None = None,
 ) -> IngestResult:
     """Apply a delivery: create the order, update it if the channel's state is newer, or drop it.
 
@@ -113,6 +119,8 @@ def ingest(
     event = normalise(delivery, normalisers)
     if isinstance(event, RefundNotice | StateNotice):
         return _apply_notice(delivery, event, orders=orders, now=now)
+    if isinstance(event, ChannelReturn):
+        return _apply_return(delivery, event, orders=orders, channel_returns=channel_returns)
     candidate = event.order
     # An order that breaks the rules is never stored: InvalidOrder is permanent (a MalformedDelivery).
     validate_order(candidate, now=now())
@@ -324,6 +332,34 @@ def _record_state(
     _apply_channel_state(order, notice.state, last_channel_state(order), now)
     order.record("channel_state", now(), delivery_id=delivery.delivery_id, channel_state=notice.state.value)
     return Outcome.UPDATED
+
+
+def _apply_return(
+    delivery: Delivery,
+    event: ChannelReturn,
+    *,
+    orders: OrderRepository,
+    channel_returns: ChannelReturns | None,
+) -> IngestResult:
+    """Hand a channel's return to the returns intake once its order is stored, then record the delivery.
+
+    The intake keeps one return per channel return id, so a copy that slips past the delivery check
+    (a crash between the two writes) changes nothing twice."""
+    if orders.has_delivery(delivery.delivery_id):
+        return IngestResult(Outcome.DUPLICATE, None)
+    if channel_returns is None:
+        raise MalformedDelivery(f"{event.channel} return {event.external_return_id}: no returns intake wired")
+    if not event.external_order_id:
+        # Shopify's returns/decline names only the return: kept for an operator (and replay) until the
+        # hub can find a return's order by the channel's return id.
+        raise MalformedDelivery(f"{event.channel} return {event.external_return_id} names no order")
+    stored = orders.get_by_channel(event.channel, event.store, event.external_order_id)
+    if stored is None:
+        # The return overtook its order: fail so the queue retries it once the order exists.
+        raise OrderNotYetKnown(f"{event.channel} order {event.external_order_id} is not stored yet")
+    channel_returns(event)
+    orders.record_delivery(delivery.delivery_id, stored.order.order_id)
+    return IngestResult(Outcome.RETURN, stored.order.order_id)
 
 
 def _ensure_started(stored: StoredOrder | None, orders: OrderRepository, workflow: WorkflowStarter) -> None:

@@ -121,6 +121,7 @@ def ingest(delivery: Delivery, svc: Services) -> IngestResult:
         workflow=svc.workflow,
         now=svc.now,
         compensators=svc.compensators,
+        channel_returns=svc.record_channel_return,
     )
 
 

@@ -285,6 +285,8 @@ class WooCommerceSimulator(SimulatorServer):
         )
         self._next_post_id = 1000 + self._rng.randint(0, 500)
         self._next_item_id = 10 * self._next_post_id
+        # Product stock as wc_restock_refunded_items() moves it (a managed stock of 100 until moved).
+        self.stock: dict[int, int] = {}
         self._deliveries: list[Delivery] = []
         self._next_note_id = 100 + self._rng.randint(0, 50)  # comments have an id sequence of their own
         self._write_failures = FaultQueue()  # answers for the next REST writes
@@ -524,6 +526,23 @@ class WooCommerceSimulator(SimulatorServer):
         self._touch(stored)
         self._schedule("order.updated", int(stored.data["id"]))
         return self._render_refund(stored, refund)
+
+    def _restock(self, stored: _Stored, rows: list[dict[str, Any]]) -> None:
+        """wc_restock_refunded_items(): each refunded product line's quantity back to stock, with the
+        order note core writes for it."""
+        items = {int(i["id"]): i for i in stored.data["line_items"]}
+        for row in rows:
+            item, quantity = items.get(int(row["id"])), int(row.get("quantity") or 0)
+            if item is None or quantity <= 0 or not item.get("product_id"):
+                continue
+            product = int(item["variation_id"] or item["product_id"])
+            old = self.stock.get(product, 100)
+            self.stock[product] = old + quantity
+            self._add_note(
+                stored,
+                f"Item #{product} stock increased from {old} to {old + quantity}.",
+                customer_note=False,
+            )
 
     def _add_note(
         self, stored: _Stored, text: str, *, customer_note: bool, author: str = "system"
@@ -1115,6 +1134,10 @@ class WooCommerceSimulator(SimulatorServer):
                 _invalid_param("api_refund", "api_refund is not of type boolean.", "rest_invalid_type"),
                 {},
             )
+        restock = _boolean(params.get("restock_items", False))
+        if restock is None:
+            message = "restock_items is not of type boolean."
+            return 400, _invalid_param("restock_items", message, "rest_invalid_type"), {}
         rows = params.get("line_items") or []
         if not isinstance(rows, list) or not all(isinstance(r, dict) and "id" in r for r in rows):
             return 400, _invalid_param("line_items", "line_items[0] is not of type object."), {}
@@ -1131,6 +1154,8 @@ class WooCommerceSimulator(SimulatorServer):
             if api_refund and refundable and stored.data["payment_method"] not in _REFUNDING_GATEWAYS:
                 raise ValueError("The payment gateway for this order does not support automatic refunds.")
             refund = self._create_refund(stored, value, reason, rows, refunded_payment=api_refund)
+            if restock:
+                self._restock(stored, rows)
         except ValueError as exc:
             # Every WP_Error of wc_create_refund() leaves the controller as a 500 with this code.
             return 500, _error("woocommerce_rest_cannot_create_order_refund", str(exc), 500), {}

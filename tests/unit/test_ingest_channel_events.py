@@ -7,10 +7,11 @@ import pytest
 
 from chalicelib.domain.channel_events import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain.delivery import Delivery
-from chalicelib.domain.errors import OrderNotYetKnown
+from chalicelib.domain.errors import MalformedDelivery, OrderNotYetKnown
 from chalicelib.domain.ingest import Outcome, ingest
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import OrderStatus
+from chalicelib.domain.returns.events import ChannelReturn, ChannelReturnLine
 from tests.fakes import InMemoryOrderRepository, RecordingWorkflow, StepClock
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -121,3 +122,54 @@ def test_equal_stamps__the_state_further_along_wins_and_a_repeat_is_stale(events
     assert repo.get(created.order_id).order.status is OrderStatus.PARTIALLY_REFUNDED
     behind = deliver(events, "d3", snapshot(T0, ChannelState.PAID), repo, wf)
     assert behind.outcome is Outcome.STALE
+
+
+# --- returns opened at the channel ----------------------------------------------------------------
+
+
+def channel_return(order_id: str = "X-1", status: str = "requested") -> ChannelReturn:
+    return ChannelReturn(
+        channel="manual",
+        store="s",
+        external_order_id=order_id,
+        external_return_id="RMA-1",
+        status=status,
+        lines=(ChannelReturnLine(quantity=1, line_id="1", reason="size"),),
+        at=T0,
+    )
+
+
+def deliver_return(events, delivery_id, event, repo, wf, *, intake):
+    events[delivery_id] = event
+    d = Delivery(delivery_id, "test", "s", "t", T0, {"e": delivery_id}, "X-1")
+    normalisers = {"test": lambda topic, payload, store: events[payload["e"]]}
+    return ingest(
+        d, normalisers=normalisers, orders=repo, workflow=wf, now=StepClock(T0), channel_returns=intake
+    )
+
+
+def test_a_channel_return_is_handed_to_the_returns_intake_once_per_delivery(events):
+    repo, wf, handed = InMemoryOrderRepository(), RecordingWorkflow(), []
+    created = deliver(events, "d1", snapshot(T0, ChannelState.PAID), repo, wf)
+
+    first = deliver_return(events, "d2", channel_return(), repo, wf, intake=lambda e: handed.append(e) or {})
+    again = deliver_return(events, "d2", channel_return(), repo, wf, intake=lambda e: handed.append(e) or {})
+
+    assert (first.outcome, first.order_id) == (Outcome.RETURN, created.order_id)
+    assert again.outcome is Outcome.DUPLICATE
+    assert handed == [channel_return()]
+    assert repo.has_delivery("d2")
+
+
+def test_a_channel_return_that_overtook_its_order_is_retried_later(events):
+    repo, wf, handed = InMemoryOrderRepository(), RecordingWorkflow(), []
+    with pytest.raises(OrderNotYetKnown):
+        deliver_return(events, "d1", channel_return(), repo, wf, intake=handed.append)
+    assert handed == [] and not repo.has_delivery("d1")
+
+
+def test_a_channel_return_naming_no_order_is_parked_not_lost(events):
+    repo, wf = InMemoryOrderRepository(), RecordingWorkflow()
+    with pytest.raises(MalformedDelivery, match="names no order"):
+        deliver_return(events, "d1", channel_return(order_id=""), repo, wf, intake=lambda e: {})
+    assert not repo.has_delivery("d1")

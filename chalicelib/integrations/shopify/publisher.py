@@ -45,6 +45,7 @@ from chalicelib.integrations.shopify.refunds import (
     refund_amount,
     refund_transactions,
 )
+from chalicelib.integrations.shopify.return_refunds import ReturnRefunds
 
 logger = Logger(service="order-hub", child=True)
 
@@ -106,6 +107,7 @@ class ShopifyPublisher:
 
     def __init__(self, admin: ShopifyAdmin) -> None:
         self._admin = admin
+        self._returns = ReturnRefunds(admin, lambda m: f"{MARKER_PREFIX}{m.publication_id}")
         self._handlers: dict[str, Callable[[Order, Milestone], dict[str, Any]]] = {
             "shipped": self._shipped,
             "delivered": self._delivered,
@@ -249,6 +251,9 @@ class ShopifyPublisher:
     # --- refunded -------------------------------------------------------------------------------
 
     def _refunded(self, order: Order, milestone: Milestone) -> dict[str, Any]:
+        if milestone.return_id:
+            # A return's refund: the units (and, via the channel, the money) per return_refunds.py.
+            return self._returns.publish(order, milestone)
         amount = refund_amount(milestone)
         note = f"{MARKER_PREFIX}{milestone.publication_id}"
         gid = order_gid(order.external_id)

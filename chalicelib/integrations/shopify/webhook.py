@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib.domain.channel_events import ChannelState, OrderSnapshot, RefundNotice
+from chalicelib.domain.channel_events import ChannelEvent, ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.order import Address, Customer, Line, Order, Payment, Totals, derive_order_id
 from chalicelib.domain.validation import MAX_QUANTITY, MAX_TITLE, id_problem, text_problem
@@ -29,6 +29,7 @@ from chalicelib.integrations.shopify.fields import (
     text_of,
     timestamp_of,
 )
+from chalicelib.integrations.shopify.returns import RETURN_TOPICS, read_return, return_gid, return_order_id
 
 CHANNEL = "shopify"
 
@@ -36,7 +37,7 @@ ORDER_TOPICS = frozenset(
     {"orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled"}
 )
 REFUND_TOPIC = "refunds/create"
-TOPICS: frozenset[str] = ORDER_TOPICS | {REFUND_TOPIC}
+TOPICS: frozenset[str] = ORDER_TOPICS | {REFUND_TOPIC} | RETURN_TOPICS
 
 # financial_status values under which the buyer's money was (at least partly) taken.
 _CAPTURED = frozenset({"paid", "partially_paid", "partially_refunded", "refunded"})
@@ -68,7 +69,11 @@ def read_delivery(store: str, request: WebhookRequest) -> WebhookEvent:
     if not isinstance(payload, dict):
         raise InvalidInput("body is not a JSON object")
     topic = request.header("x-shopify-topic")
-    external_id = payload.get("order_id") if topic.startswith("refunds/") else payload.get("id")
+    if topic in RETURN_TOPICS:
+        # Grouped by the return's order; returns/decline names none, so by the return itself.
+        external_id: Any = return_order_id(payload) or return_gid(payload)
+    else:
+        external_id = payload.get("order_id") if topic.startswith("refunds/") else payload.get("id")
     event_id = request.header("x-shopify-event-id") or request.header("x-shopify-webhook-id")
     if not event_id or external_id is None:
         raise InvalidInput("missing event id or order id")
@@ -140,12 +145,13 @@ SHOPIFY_WEBHOOK = WebhookSpec(
 )
 
 
-def parse_shopify(topic: str, payload: Mapping[str, Any], store: str) -> OrderSnapshot | RefundNotice:
+def parse_shopify(topic: str, payload: Mapping[str, Any], store: str) -> ChannelEvent:
     """Turn one Shopify webhook body (REST resource, API 2024-04+) into a channel event.
 
     `orders/*` bodies are the order resource and give an `OrderSnapshot`; `refunds/create` bodies are
-    the refund resource and give a `RefundNotice`. A REST answer's wrapper (`{"order": {...}}`,
-    `{"refund": {...}}`) is accepted too, so reconciliation can feed what it fetched.
+    the refund resource and give a `RefundNotice`; `returns/*` bodies a `ChannelReturn`. A REST
+    answer's wrapper (`{"order": {...}}`, `{"refund": {...}}`) is accepted too, so reconciliation can
+    feed what it fetched.
     """
     if not store:
         raise InvalidInput("shopify: the shop domain (store) is required")
@@ -155,6 +161,8 @@ def parse_shopify(topic: str, payload: Mapping[str, Any], store: str) -> OrderSn
         return _order_snapshot(topic, _unwrap(payload, "order"), store)
     if topic == REFUND_TOPIC:
         return _refund_notice(_unwrap(payload, "refund"), store)
+    if topic in RETURN_TOPICS:
+        return read_return(topic, _unwrap(payload, "return"), store)
     raise InvalidInput(f"shopify: unsupported topic {topic!r}")
 
 

@@ -56,6 +56,7 @@ from chalicelib.integrations.http import (
     retryable_status,
 )
 from chalicelib.integrations.woocommerce.rest import WooCommerceRest
+from chalicelib.integrations.woocommerce.return_refunds import refund_parts
 
 logger = Logger(service="order-hub", child=True)
 T = TypeVar("T")
@@ -151,14 +152,30 @@ class WooCommercePublisher(WooCommerceRest):
         return {**result, **self._move(order.external_id, "cancelled", unless=_NOT_CANCELLABLE)}
 
     def _refunded(self, order: Order, milestone: Milestone) -> dict[str, Any]:
+        if milestone.return_id:
+            return self._return_refunded(order, milestone)
         if not milestone.amount:
             raise PublishRejected(f"refund milestone {milestone.publication_id} carries no amount")
-        marker = publication_marker(milestone.publication_id)
-        body: dict[str, Any] = {
-            "amount": milestone.amount,
-            "reason": f"{milestone.reason or 'Refund'} {marker}",
-            "api_refund": stripe_intent(order) is None,
-        }
+        body: dict[str, Any] = {"amount": milestone.amount, "api_refund": stripe_intent(order) is None}
+        return self._refund_once(order, milestone.publication_id, body, milestone.reason)
+
+    def _return_refunded(self, order: Order, milestone: Milestone) -> dict[str, Any]:
+        """A return's refund: its lines, restock and who moves the money (return_refunds.py)."""
+        store_order = self._attempts(lambda: self._get(f"/orders/{order.external_id}"))
+        parts = [
+            self._refund_once(order, publication_id, body, milestone.reason or "Return")
+            for publication_id, body in refund_parts(store_order, milestone)
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        return {"refunds": parts, "replayed": all(p["replayed"] for p in parts)}
+
+    def _refund_once(
+        self, order: Order, publication_id: str, fields: dict[str, Any], reason: str | None
+    ) -> dict[str, Any]:
+        """POST the refund unless one carrying the publication's marker is there already."""
+        marker = publication_marker(publication_id)
+        body = {**fields, "reason": f"{reason or 'Refund'} {marker}"}
         path = f"/orders/{order.external_id}/refunds"
 
         def step() -> dict[str, Any]:
@@ -166,7 +183,7 @@ class WooCommercePublisher(WooCommerceRest):
                 if _has_marker(refund.get("reason"), marker):
                     return {"refund_id": refund.get("id"), "replayed": True}
             created = self._request("POST", path, json=body)
-            answer = {"refund_id": created.get("id"), "amount": created.get("amount", milestone.amount)}
+            answer = {"refund_id": created.get("id"), "amount": created.get("amount", body["amount"])}
             return {**answer, "api_refund": body["api_refund"], "replayed": False}
 
         return self._attempts(step)

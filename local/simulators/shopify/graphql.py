@@ -20,6 +20,7 @@ from local.simulators.shopify.records import (
     CaptureRejected,
     MutationRejected,
 )
+from local.simulators.shopify.return_mutations import RETURN_MUTATIONS, return_node
 from local.simulators.shopify.shop import Shop
 from local.simulators.shopify.values import STATUS, decode_cursor, legacy_id_of, utc_text, version_at_least
 
@@ -59,6 +60,11 @@ from local.simulators.shopify.values import STATUS, decode_cursor, legacy_id_of,
 #   { job orderCancelUserErrors userErrors } (refundMethod from 2025-07, `refund` required before),
 #   refundCreate(input:) @idempotent(key:) (the key is required from 2026-04; a repeated key answers
 #   the first result), orderMarkAsPaid(input:).
+# - Returns (return_mutations.py, 10 each): returnRequest(input:), returnCreate(returnInput:),
+#   returnApproveRequest(input:), returnDeclineRequest(input:), returnClose(id:), returnProcess(input:)
+#   answering { return userErrors { field message code } }; `return(id:)` (cost 2) answers the Return with
+#   returnLineItems (processedQuantity unprocessedQuantity fulfillmentLineItem { lineItem }),
+#   reverseFulfillmentOrders { lineItems { dispositions } } and refunds.
 # The selection set is not read otherwise: every object carries all the fields listed.
 
 _GQL_ORDERS = re.compile(r"\borders\s*\(([^)]*)\)", re.S)
@@ -98,9 +104,32 @@ def answer_graphql(sim: Shop, body: bytes, version: str) -> ApiReply:
         return _gql_mutation(
             sim, mutation.group(1), mutation.group(2), query, variables=variables, version=version
         )
+    if _GQL_RETURN.search(query):
+        return _gql_return_query(sim, query, variables)
     if _GQL_ORDER.search(query):
         return _gql_order_query(sim, query, variables)
     return _gql_orders(sim, query, variables)
+
+
+_GQL_RETURN = re.compile(r"\breturn\s*\(([^)]*)\)", re.S)
+
+
+def _gql_return_query(sim: Shop, query: str, variables: Mapping[str, Any]) -> ApiReply:
+    """`return(id: "gid://shopify/Return/N")`: the Return (null when unknown). Cost: 2."""
+    match = _GQL_RETURN.search(query)
+    raw_id = _gql_object(match.group(1), variables).get("id") if match else None
+    return_id = legacy_id_of(raw_id, "Return")
+    if return_id is None:
+        error = {
+            "message": f"Invalid global id '{raw_id}'",
+            "extensions": {"code": "argumentLiteralsIncompatible"},
+        }
+        return ApiReply(200, {"errors": [error]})
+    level, throttled = _gql_throttled(sim, 2)
+    if throttled is not None:
+        return throttled
+    data = {"return": return_node(sim, return_id)}
+    return ApiReply(200, {"data": data, "extensions": _gql_cost(sim, 2, 2, level)})
 
 
 def _gql_throttled(sim: Shop, requested: int, *, mutation: bool = False) -> tuple[float, ApiReply | None]:
@@ -251,7 +280,8 @@ _GQL_IS_MUTATION = re.compile(r"^\s*mutation\b")
 
 
 _GQL_MUTATION = re.compile(
-    r"\b(fulfillmentCreate|fulfillmentEventCreate|orderCancel|refundCreate|orderMarkAsPaid)\s*\(([^)]*)\)",
+    r"\b(fulfillmentCreate|fulfillmentEventCreate|orderCancel|refundCreate|orderMarkAsPaid|returnRequest"
+    r"|returnCreate|returnApproveRequest|returnDeclineRequest|returnClose|returnProcess)\s*\(([^)]*)\)",
     re.S,
 )
 
@@ -269,6 +299,7 @@ _EMPTY_PAYLOADS: dict[str, dict[str, Any]] = {
     "orderCancel": {"job": None},
     "refundCreate": {"refund": None, "order": None},
     "orderMarkAsPaid": {"order": None},
+    **{name: {"return": None} for name in RETURN_MUTATIONS},
 }
 
 
@@ -319,7 +350,7 @@ def _gql_mutation(
         try:
             if forced is not None:
                 raise forced
-            payload = MUTATIONS[name](sim, args, key)
+            payload = {**MUTATIONS, **RETURN_MUTATIONS}[name](sim, args, key)
         except MutationRejected as exc:
             errors = [exc.as_error()]
             payload = {**_EMPTY_PAYLOADS[name], "userErrors": errors}

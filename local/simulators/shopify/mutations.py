@@ -135,7 +135,8 @@ def _m_order_cancel(sim: Shop, args: Mapping[str, Any], key: str | None) -> dict
 def _m_refund_create(sim: Shop, args: Mapping[str, Any], key: str | None) -> dict[str, Any]:
     given = _input(args, "input")
     transactions = given.get("transactions") or []
-    if not isinstance(transactions, list) or not transactions:
+    items = refund_line_items(given.get("refundLineItems"))
+    if not isinstance(transactions, list) or not (transactions or items):
         raise MutationRejected(["input", "transactions"], "A refund needs transactions to give money back.")
     with sim._lock:
         order = sim._orders.get(legacy_id_of(given.get("orderId"), "Order") or 0)
@@ -175,12 +176,33 @@ def _m_refund_create(sim: Shop, args: Mapping[str, Any], key: str | None) -> dic
         try:
             refund = sim._refund(
                 order, None, total, note=given.get("note"), now=now, parents=parents,
-                idempotency_key=key, via="api",
+                idempotency_key=key, via="api", items=items,
             )  # fmt: skip
         except ValueError as exc:
             raise MutationRejected(["input"], str(exc)) from None
         sim._touch(order, now, "orders/updated")
         return {"refund": gql_refund(refund, cur), "order": {"id": make_gid("Order", order["id"])}}
+
+
+_RESTOCK_TYPES = {"RETURN": "return", "NO_RESTOCK": "no_restock", "CANCEL": "cancel"}
+
+
+def refund_line_items(given: Any) -> list[tuple[int, int, str]]:
+    """RefundInput.refundLineItems as (line item id, quantity, REST restock type)."""
+    if given is None:
+        return []
+    if not isinstance(given, list):
+        raise MutationRejected(["input", "refundLineItems"], "Refund line items must be a list")
+    items = []
+    for index, item in enumerate(given):
+        where = ["input", "refundLineItems", str(index)]
+        line_id = legacy_id_of(item.get("lineItemId") if isinstance(item, dict) else None, "LineItem")
+        quantity = item.get("quantity") if isinstance(item, dict) else None
+        restock = _RESTOCK_TYPES.get(str(item.get("restockType") or "NO_RESTOCK")) if line_id else None
+        if line_id is None or not isinstance(quantity, int) or quantity <= 0 or restock is None:
+            raise MutationRejected(where, "Refund line item is invalid")
+        items.append((line_id, quantity, restock))
+    return items
 
 
 def _m_order_mark_as_paid(sim: Shop, args: Mapping[str, Any], key: str | None) -> dict[str, Any]:

@@ -479,12 +479,22 @@ def build_refund(
     transaction_id: int,
     note: str | None,
     now: str,
+    items: Sequence[tuple[int, int, str]] = (),
 ) -> dict[str, Any]:
-    """A refund resource; takes the refunded quantities off the order's lines once it is valid."""
+    """A refund resource; takes the refunded quantities off the order's lines once it is valid.
+
+    `items` (line item id, quantity, restock type) refunds part of lines (refundLineItems, returnProcess);
+    with them a refund may move no money (amount 0: the goods are recorded, the money went elsewhere).
+    """
     cur = order["currency"]
     by_id = {li["id"]: li for li in order["line_items"]}
-    full = line_item_ids is None and amount is None
-    if full:
+    full = line_item_ids is None and amount is None and not items
+    if items:
+        wrong = [i for i, q, _t in items if i not in by_id or not 0 < q <= by_id[i]["current_quantity"]]
+        if wrong:
+            raise ValueError(f"order {order['id']}: cannot refund those quantities of line items {wrong}")
+        chosen = []
+    elif full:
         chosen = [li for li in order["line_items"] if li["current_quantity"] > 0]
     else:
         unknown = [i for i in line_item_ids or [] if i not in by_id or by_id[i]["current_quantity"] == 0]
@@ -492,19 +502,25 @@ def build_refund(
             raise ValueError(f"order {order['id']}: no refundable line items {unknown}")
         chosen = [by_id[i] for i in line_item_ids or []]
     refund_lines = [_refund_line(new, li, cur) for new, li in enumerate(chosen, start=refund_id + 1)]
+    refund_lines += [
+        _refund_line(new, by_id[i], cur, quantity=q, restock_type=t)
+        for new, (i, q, t) in enumerate(items, start=refund_id + 1)
+    ]
     tax_on_top = Decimal(0) if order["taxes_included"] else set_sum(refund_lines, "total_tax_set")
     lines_total = set_sum(refund_lines, "subtotal_set") + tax_on_top
     captured = Decimal(order["total_price"]) - Decimal(order["total_outstanding"])
-    already = sum((Decimal(r["transactions"][0]["amount"]) for r in order["refunds"]), Decimal(0))
+    already = sum((Decimal(t["amount"]) for r in order["refunds"] for t in r["transactions"]), Decimal(0))
     remaining = captured - already
     value = (
         remaining if full else round_money(Decimal(str(amount)), cur) if amount is not None else lines_total
     )
-    if value <= 0 or value > remaining:
+    if value < 0 or (value == 0 and not items) or value > remaining:
         raise ValueError(f"order {order['id']}: cannot refund {value} of {remaining} refundable")
     for line in chosen:
         line["current_quantity"] = 0
         line["fulfillable_quantity"] = 0
+    for line_id, quantity, _type in items:
+        by_id[line_id]["current_quantity"] -= quantity
     text, zero = money_text(value, cur), money_set(money_text(Decimal(0), cur), cur)
     transaction = {
         "id": transaction_id, "admin_graphql_api_id": f"gid://shopify/OrderTransaction/{transaction_id}",
@@ -531,12 +547,19 @@ def build_refund(
         "additional_fees": [],
         "order_adjustments": [],
         "refund_line_items": refund_lines,
-        "transactions": [transaction],
+        "transactions": [transaction] if value > 0 else [],
     }
 
 
-def _refund_line(refund_line_id: int, line: Mapping[str, Any], cur: str) -> dict[str, Any]:
-    quantity = int(line["current_quantity"])
+def _refund_line(
+    refund_line_id: int,
+    line: Mapping[str, Any],
+    cur: str,
+    *,
+    quantity: int | None = None,
+    restock_type: str | None = None,
+) -> dict[str, Any]:
+    quantity = int(line["current_quantity"]) if quantity is None else quantity
     share = Decimal(quantity) / Decimal(line["quantity"])
     discount = sum((Decimal(a["amount"]) for a in line["discount_allocations"]), Decimal(0))
     tax = sum((Decimal(t["price"]) for t in line["tax_lines"]), Decimal(0))
@@ -547,7 +570,7 @@ def _refund_line(refund_line_id: int, line: Mapping[str, Any], cur: str) -> dict
         "line_item_id": line["id"],
         "location_id": 71_000_000_001,
         "quantity": quantity,
-        "restock_type": "return" if line["fulfillment_status"] == "fulfilled" else "cancel",
+        "restock_type": restock_type or ("return" if line["fulfillment_status"] == "fulfilled" else "cancel"),
         # Shopify sends these two as JSON numbers; the *_set strings beside them are exact.
         "subtotal": float(subtotal),
         "subtotal_set": money_set(money_text(subtotal, cur), cur),

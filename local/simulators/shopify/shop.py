@@ -310,11 +310,14 @@ class Shop(Payments):
         parents: Sequence[tuple[int, Decimal]] = (),
         idempotency_key: str | None = None,
         via: str = "admin",
+        items: Sequence[tuple[int, int, str]] = (),
     ) -> dict[str, Any]:
         """Record a refund and emit refunds/create; the caller emits the orders/* topics.
 
         `parents` (transaction id, amount) are the sales and captures refundCreate names; without them
         the refund is one REFUND transaction of no particular parent, as the admin's refunds here are.
+        `items` (line item id, quantity, restock type): part of lines (see build_refund); with them the
+        refund may move no money.
         """
         if order["financial_status"] not in ("paid", "partially_paid", "partially_refunded"):
             raise ValueError(f"order {order['id']} is {order['financial_status']}: nothing to refund")
@@ -326,16 +329,19 @@ class Shop(Payments):
             transaction_id=self._new_id(),
             note=note,
             now=now,
+            items=items,
         )
         order["refunds"].append(refund)
-        paper = refund["transactions"][0]
-        if parents:
+        # A goods-only refund (no money moved) carries no transaction.
+        paper = (refund["transactions"] or [{"id": None, "amount": "0"}])[0]
+        if refund["transactions"] and parents:
             for index, (parent_id, part) in enumerate(parents):
                 txn_id = paper["id"] if index == 0 else None
                 self._add_transaction(order, "REFUND", part, now=now, txn_id=txn_id, parent_id=parent_id)
-        else:
+        elif refund["transactions"]:
             self._add_transaction(order, "REFUND", Decimal(paper["amount"]), now=now, txn_id=paper["id"])
-        refunded_lines = {rl["line_item_id"] for rl in refund["refund_line_items"]}
+        # Whole lines refunded stop being fulfillable; part-line refunds (returns) are of shipped units.
+        refunded_lines = {rl["line_item_id"] for rl in refund["refund_line_items"]} if not items else set()
         for fo in self._fulfillment_orders.get(order["id"], []):
             for item in fo["line_items"]:
                 if item["line_item_id"] in refunded_lines:
@@ -353,9 +359,12 @@ class Shop(Payments):
         )
         self._refund_records.setdefault(order["id"], []).append(record)
         cur = order["currency"]
-        refunded = sum((Decimal(r["transactions"][0]["amount"]) for r in order["refunds"]), Decimal(0))
+        refunded = sum(
+            (Decimal(t["amount"]) for r in order["refunds"] for t in r["transactions"]), Decimal(0)
+        )
         captured = Decimal(order["total_price"]) - Decimal(order["total_outstanding"])
-        order["financial_status"] = "refunded" if refunded >= captured else "partially_refunded"
+        if refunded > 0:
+            order["financial_status"] = "refunded" if refunded >= captured else "partially_refunded"
         lines = refund["refund_line_items"]
         current = {
             "current_total_price": Decimal(order["total_price"]) - refunded,

@@ -45,7 +45,7 @@ from local.simulators.shopify.records import (
     MutationRejected,
 )
 from local.simulators.shopify.rest import STATUS_TEXT, list_orders, route_of
-from local.simulators.shopify.shop import Shop
+from local.simulators.shopify.returns import ShopReturns
 
 log = logging.getLogger("local.simulators.shopify")
 
@@ -62,7 +62,7 @@ class _Event:
     order_id: int | None
 
 
-class ShopifySimulator(WebhookSimulatorServer, Shop):
+class ShopifySimulator(WebhookSimulatorServer, ShopReturns):
     """One Shopify shop in memory, its webhook sender and its Admin API (REST and a GraphQL subset).
 
     Actions (`create_order`, `update_order`, `mark_paid`, `cancel_order`, `fulfil_order`,
@@ -110,7 +110,7 @@ class ShopifySimulator(WebhookSimulatorServer, Shop):
             self, name="shopify-api", log=log, methods=("GET", "POST", "PUT", "DELETE"), **knobs
         )
         seed = self._seed
-        Shop.__init__(
+        ShopReturns.__init__(
             self, shop_domain, seed=seed, multi_capture=multi_capture, locations=locations, clock=clock
         )
         self.webhook_secret = webhook_secret

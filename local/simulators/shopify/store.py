@@ -52,6 +52,7 @@ class Store(ABC):
         self._cancellations: dict[int, list[Cancellation]] = {}
         self._refund_records: dict[int, list[RefundRecord]] = {}
         self._idempotency: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._returns: dict[int, dict[str, Any]] = {}  # return id -> the return (returns.py)
         self._next_gql_id = 6_400_000_000_000 + self._next_id % 1_000_000 * 1000
         # GraphQL-shaped payment transactions and risk summaries, per order id (REST orders carry neither).
         self._transactions: dict[int, list[dict[str, Any]]] = {}

@@ -380,3 +380,64 @@ def test_simulator__notes_and_refunds_have_woocommerces_shapes(sim):
     listed = requests.get(f"{url}/refunds", headers=basic(), timeout=20)
     assert listed.headers["X-WP-Total"] == "1" and listed.json()[0]["id"] == body["id"]
     assert sim.get_order(placed["id"])["refunds"] == [{"id": body["id"], "reason": "late", "total": "-1.50"}]
+
+
+# --- a return's refund --------------------------------------------------------------------------------
+
+
+def return_refund(order, *, via, restock, publication_id="refunded:r1", quantity=2, amount="30.00"):
+    lines = [{"line_id": order.lines[1].line_id, "quantity": quantity}]
+    return Milestone(
+        publication_id=publication_id, kind="refunded", at=AT, amount=amount, reason="size",
+        lines=lines, return_id=f"{order.order_id}-r1", via=via,
+        restock=[{"line_id": order.lines[1].line_id, "quantity": n, "restock": True} for n in [restock] if n],
+    )  # fmt: skip
+
+
+def test_refunded__a_returns_line_is_refunded_through_the_gateway_with_its_share_and_restocked_once(
+    sim, publisher
+):
+    placed = sim.create_order(payment_method="ppcp-gateway", currency="EUR", item_count=2)
+    order = canonical(sim, placed["id"])
+    milestone = return_refund(order, via="channel", restock=2)
+
+    first = publisher.publish(order, milestone)
+    again = publisher.publish(order, milestone)
+
+    (refund,) = sim.refunds(placed["id"])
+    assert (refund["amount"], refund["refunded_payment"]) == ("30.00", True)
+    (line,) = refund["line_items"]
+    assert (line["quantity"], line["total"], line["total_tax"]) == (-2, "-63.00", "-12.60")  # 2 of 3 units
+    assert (first["replayed"], again["replayed"]) == (False, True)
+    item = placed["line_items"][1]
+    assert sim.stock[item["variation_id"]] == 102
+    assert any("stock increased from 100 to 102" in n["note"] for n in sim.notes(placed["id"]))
+
+
+def test_refunded__a_return_the_hub_refunded_is_recorded_without_the_gateway_and_partly_restocked(
+    sim, publisher
+):
+    placed = sim.create_order(payment_method="ppcp-gateway", currency="EUR", item_count=2)
+    order = canonical(sim, placed["id"])
+    milestone = return_refund(order, via="hub", restock=1)
+
+    first = publisher.publish(order, milestone)
+    again = publisher.publish(order, milestone)
+
+    refunds = sim.refunds(placed["id"])
+    assert sorted(r["amount"] for r in refunds) == ["15.00", "15.00"]
+    assert {r["refunded_payment"] for r in refunds} == {False}
+    assert {r["reason"] for r in refunds} == {
+        "size " + publication_marker("refunded:r1:restock"),
+        "size " + publication_marker("refunded:r1:keep"),
+    }
+    assert sim.stock[placed["line_items"][1]["variation_id"]] == 101  # only the restocked unit
+    assert (first["replayed"], again["replayed"]) == (False, True)
+
+
+def test_refunded__a_return_of_more_units_than_the_line_has_is_rejected(sim, publisher):
+    placed = sim.create_order(payment_method="ppcp-gateway", currency="EUR", item_count=2)
+    order = canonical(sim, placed["id"])
+    with pytest.raises(PublishRejected, match="units to refund"):
+        publisher.publish(order, return_refund(order, via="channel", restock=0, quantity=9))
+    assert sim.refunds(placed["id"]) == []

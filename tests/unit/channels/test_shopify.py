@@ -75,7 +75,7 @@ def test_verify_hmac__rejects_an_empty_secret():
 # --- orders/* -----------------------------------------------------------------------------------------
 
 
-def test_topics__are_the_six_the_hub_handles():
+def test_topics__are_the_twelve_the_hub_handles():
     assert {
         "orders/create",
         "orders/updated",
@@ -83,6 +83,12 @@ def test_topics__are_the_six_the_hub_handles():
         "orders/cancelled",
         "orders/fulfilled",
         "refunds/create",
+        "returns/request",
+        "returns/approve",
+        "returns/decline",
+        "returns/close",
+        "returns/reopen",
+        "returns/cancel",
     } == TOPICS
 
 
