@@ -5,6 +5,7 @@ from chalice import Chalice
 from chalicelib.entrypoints import (
     auth,
     connections_api,
+    credit_api,
     http_api,
     operations_api,
     queue_handlers,
@@ -25,4 +26,5 @@ app.register_blueprint(queue_handlers.bp)
 app.register_blueprint(workflow_tasks.bp)
 app.register_blueprint(schedules.bp)
 app.register_blueprint(reconciliation_api.bp)
+app.register_blueprint(credit_api.bp)
 app.register_blueprint(status_page.bp)

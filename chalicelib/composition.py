@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chalicelib import resources
 from chalicelib.domain.cancellation import Compensator, WindDownWith
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
+from chalicelib.domain.credit.model import CreditLedger
+from chalicelib.domain.credit.redemption import CreditCompensator
 from chalicelib.domain.fraud import VelocityCounter
 from chalicelib.domain.fraud_policy import FraudPolicy
 from chalicelib.domain.fraud_signals import FraudSignals
@@ -125,6 +127,8 @@ class Services:
     # Where a queued message that can never be processed is set aside at once (None: the queue's own
     # retries and redrive policy park it, after max_receive_count receives).
     parking: ParkingLot | None = None
+    # The store-credit and voucher ledger's read side (its writes go with the orders').
+    credit_ledger: CreditLedger | None = None
 
     def count_sink(self, name: str, channel: str, store: str | None, value: float) -> None:
         """observability.count's sink: the per-store counts the status page shows, when kept."""
@@ -138,8 +142,12 @@ class Services:
     @property
     def compensators(self) -> Sequence[Compensator]:
         """Undo, in order, what each stage did for a cancelled order: the goods first, then the money
-        (publishing joins with #6)."""
-        return (FulfilmentCompensator(self.orders, self.threepl, self.now), PaymentCompensator(self.payments))
+        (publishing joins with #6), then the vouchers and credit it redeemed."""
+        return (
+            FulfilmentCompensator(self.orders, self.threepl, self.now),
+            PaymentCompensator(self.payments),
+            CreditCompensator(self.orders, self.now),
+        )
 
     def wind_down_with(self, *, stop_workflow: bool = True) -> WindDownWith:
         """What cancelling an order (stopping its lifecycle, undoing what was done) works with here."""
@@ -150,6 +158,11 @@ class Services:
             compensators=self.compensators,
             stop_workflow=stop_workflow,
         )
+
+    def credit(self) -> CreditLedger:
+        if self.credit_ledger is None:
+            raise ConfigurationError("no credit ledger configured")
+        return self.credit_ledger
 
     def reconciliation(self) -> ReconciliationStore:
         if self.reconciliation_store is None:
@@ -236,6 +249,7 @@ def _install(installed: Services | None) -> None:
 def build(settings: Settings) -> Services:
     from chalicelib.adapters import aws, models
     from chalicelib.adapters.connections import DynamoConnectionRepository, SecretsManagerStore
+    from chalicelib.adapters.credit_ledger import DynamoCreditLedger
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
     from chalicelib.adapters.fulfilment_store import DynamoFulfilmentStore
     from chalicelib.adapters.order_repository import DynamoHeartbeats, DynamoOrderRepository
@@ -285,6 +299,7 @@ def build(settings: Settings) -> Services:
     services.trackers = clients
     services.publisher_for = clients.publisher_for
     services.reconciliation_store = DynamoReconciliationStore()
+    services.credit_ledger = DynamoCreditLedger(now=utcnow)
     services.traffic = DynamoTrafficStats(now=utcnow)
     services.parking = _LazyParkingLot(lambda: SqsParkingLot(aws.client("sqs"), settings.dlq_urls))
     if settings.fulfilment_policy:
