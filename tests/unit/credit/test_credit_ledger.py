@@ -296,3 +296,18 @@ def test_a_movement_the_ledger_already_holds_is_done_and_the_order_is_still_writ
     assert repo.credit.liabilities() == {"EUR": Decimal("9.00")}
     assert recorded_movements(repo.get(other).order, MovementKind.ISSUE)[0]["movement_id"] == "issue:ret-1"
     assert voucher_account(movement.code) == movement.account
+
+
+def test_a_card_order_paid_wholly_by_a_voucher_captures_nothing(repo):
+    code = give(repo, "voucher", "20.00")["movement"].code
+    gateway = FakeGateway()
+    gateway.add("pi_1", 2000)
+    order_id = place(
+        repo,
+        "P-10",
+        credits=[{"kind": "voucher", "code": code, "amount": "20.00"}],
+        payment={"source": "stripe", "reference": "pi_1"},
+    )
+    assert pay(repo, order_id, gateway)["outcome"] == "paid"
+    assert gateway.calls == []
+    assert repo.get(order_id).order.status == OrderStatus.PAID
