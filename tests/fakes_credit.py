@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
+from chalicelib.domain.credit.ledger import issue, mutate_with_movements
 from chalicelib.domain.credit.model import (
     CreditBalance,
     CreditMovement,
@@ -14,6 +15,8 @@ from chalicelib.domain.credit.model import (
     status_at,
     voucher_account,
 )
+from chalicelib.domain.order import Order
+from chalicelib.domain.ports import OrderRepository
 
 
 class InMemoryCreditLedger:
@@ -51,3 +54,32 @@ class InMemoryCreditLedger:
 
     def liabilities(self) -> dict[str, Decimal]:
         return dict(self.totals)
+
+
+def issue_with(
+    orders: OrderRepository,
+    order_id: str,
+    *,
+    kind: str,
+    amount: str,
+    return_id: str,
+    at: datetime,
+    days: int | None = 365,
+) -> CreditMovement:
+    """Resolve a (pretend) return of `order_id` as credit: the issue written with that order, as the
+    returns resolution does."""
+
+    def change(order: Order) -> tuple[CreditMovement, list[CreditMovement]]:
+        movement = issue(
+            order,
+            kind=kind,
+            amount=Decimal(amount),
+            currency=order.currency,
+            return_id=return_id,
+            now=at,
+            expires_in_days=days,
+        )
+        return movement, [movement]
+
+    movement: CreditMovement = mutate_with_movements(orders, order_id, change)
+    return movement

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import pytest
 
-from chalicelib.domain.credit.ledger import issue, mutate_with_movements
 from chalicelib.domain.manual_channel import normalise_manual
-from tests.fakes_credit import InMemoryCreditLedger
+from tests.fakes_credit import InMemoryCreditLedger, issue_with
 from tests.unit.api import AUTH
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -29,19 +27,9 @@ def voucher(svc):
     )
     svc.orders.save(order, expected_version=None)
 
-    def change(current):
-        movement = issue(
-            current,
-            kind="voucher",
-            amount=Decimal("15"),
-            currency="EUR",
-            return_id="r-1",
-            now=NOW,
-            expires_in_days=30,
-        )
-        return movement, [movement]
-
-    return mutate_with_movements(svc.orders, order.order_id, change)
+    return issue_with(
+        svc.orders, order.order_id, kind="voucher", amount="15", return_id="r-1", at=NOW, days=30
+    )
 
 
 def test_a_voucher_shows_its_balance_expiry_and_movements_typed_in_any_case(client, voucher):

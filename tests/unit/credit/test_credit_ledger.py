@@ -26,6 +26,7 @@ from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import OrderStatus
 from chalicelib.domain.payment import PaymentPolicy, take_payment
 from tests.fakes import InMemoryOrderRepository, RecordingWorkflow
+from tests.fakes_credit import issue_with
 from tests.fakes_payments import FakeGateway
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -58,21 +59,18 @@ def give(
 ) -> dict[str, Any]:
     """Resolve a (pretend) return of an earlier order as credit: the movement written with that order."""
     origin = place(repo, f"origin-{return_id}")
-
-    def change(order):
-        movement = issue(
-            order,
-            kind=kind,
-            amount=Decimal(amount),
-            currency="EUR",
-            return_id=return_id,
-            now=at,
-            expires_in_days=days,
-        )
-        return movement, [movement]
-
-    movement = mutate_with_movements(repo, origin, change)
+    movement = issue_with(repo, origin, kind=kind, amount=amount, return_id=return_id, at=at, days=days)
     return {"order_id": origin, "movement": movement}
+
+
+def card_order(repo, external_id: str, code: str, credit: str):
+    """A 20.00 order authorised on a card (pi_1) and paid partly or wholly by a voucher."""
+    gateway = FakeGateway()
+    gateway.add("pi_1", 2000)
+    credits = [{"kind": "voucher", "code": code, "amount": credit}]
+    return gateway, place(
+        repo, external_id, credits=credits, payment={"source": "stripe", "reference": "pi_1"}
+    )
 
 
 def pay(repo, order_id, gateway=None):
@@ -129,19 +127,9 @@ def test_issuing_a_voucher_writes_balance_movement_and_liability_with_the_order_
 def test_a_retried_issue_reuses_the_code_kept_in_the_order_and_writes_nothing_twice(repo):
     first = give(repo, "voucher", "15.00")
 
-    def retry(order):
-        again = issue(
-            order,
-            kind="voucher",
-            amount=Decimal("15"),
-            currency="EUR",
-            return_id="ret-1",
-            now=NOW,
-            expires_in_days=1,
-        )
-        return again, [again]
-
-    again = mutate_with_movements(repo, first["order_id"], retry)
+    again = issue_with(
+        repo, first["order_id"], kind="voucher", amount="15", return_id="ret-1", at=NOW, days=1
+    )
     assert again.code == first["movement"].code
     assert repo.credit.liabilities() == {"EUR": Decimal("15.00")}
     assert len(recorded_movements(repo.get(first["order_id"]).order, MovementKind.ISSUE)) == 1
@@ -178,14 +166,7 @@ def test_store_credit_without_a_customer_email_is_refused(repo):
 
 def test_a_voucher_paying_part_of_an_order_is_redeemed_and_stripe_captures_only_the_rest(repo):
     code = give(repo, "voucher", "15.00")["movement"].code
-    gateway = FakeGateway()
-    gateway.add("pi_1", 2000)
-    order_id = place(
-        repo,
-        "P-1",
-        credits=[{"kind": "voucher", "code": code, "amount": "15.00"}],
-        payment={"source": "stripe", "reference": "pi_1"},
-    )
+    gateway, order_id = card_order(repo, "P-1", code, "15.00")
     assert pay(repo, order_id, gateway)["outcome"] == "paid"
     assert [(c[0], c[2]) for c in gateway.calls] == [("capture", 500)]  # 20.00 − 15.00
     order = repo.get(order_id).order
@@ -300,14 +281,7 @@ def test_a_movement_the_ledger_already_holds_is_done_and_the_order_is_still_writ
 
 def test_a_card_order_paid_wholly_by_a_voucher_captures_nothing(repo):
     code = give(repo, "voucher", "20.00")["movement"].code
-    gateway = FakeGateway()
-    gateway.add("pi_1", 2000)
-    order_id = place(
-        repo,
-        "P-10",
-        credits=[{"kind": "voucher", "code": code, "amount": "20.00"}],
-        payment={"source": "stripe", "reference": "pi_1"},
-    )
+    gateway, order_id = card_order(repo, "P-10", code, "20.00")
     assert pay(repo, order_id, gateway)["outcome"] == "paid"
     assert gateway.calls == []
     assert repo.get(order_id).order.status == OrderStatus.PAID

@@ -6,34 +6,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from chalicelib import resources
-from chalicelib.adapters import models
 from chalicelib.adapters.credit_ledger import DynamoCreditLedger
 from chalicelib.adapters.order_repository import DynamoOrderRepository
-from chalicelib.domain.credit.ledger import issue, mutate_with_movements
 from chalicelib.domain.credit.model import CreditRefused, DuplicateMovement, MovementKind, Refusal
 from chalicelib.domain.credit.redemption import redeem_credits
 from chalicelib.domain.errors import ConcurrentUpdate
 from chalicelib.domain.manual_channel import normalise_manual
-from local.provision import create_table
+from tests.fakes_credit import issue_with
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def repo(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        create_table(boto3.client("dynamodb", region_name="us-east-1"), resources.TABLE)
-        models.bind(resources.TABLE.name, "us-east-1", None)
-        yield DynamoOrderRepository()
-    models.bind(resources.TABLE.name, "us-east-1", None)
+def repo(table):
+    return DynamoOrderRepository()
 
 
 @pytest.fixture
@@ -61,20 +49,9 @@ def place(repo, external_id, credits=None, currency="EUR"):
 
 def give_voucher(repo, amount="15.00", *, at=NOW, days=365, return_id="r-1"):
     origin = place(repo, f"origin-{return_id}")
-
-    def change(order):
-        movement = issue(
-            order,
-            kind="voucher",
-            amount=Decimal(amount),
-            currency="EUR",
-            return_id=return_id,
-            now=at,
-            expires_in_days=days,
-        )
-        return movement, [movement]
-
-    return origin, mutate_with_movements(repo, origin, change)
+    return origin, issue_with(
+        repo, origin, kind="voucher", amount=amount, return_id=return_id, at=at, days=days
+    )
 
 
 def test_an_issue_writes_balance_movement_and_liability_with_the_order(repo, ledger):
