@@ -77,22 +77,21 @@ def _account(order: Order, request: CreditRequest) -> str:
 
 def redemptions(order: Order, at: datetime) -> list[CreditMovement]:
     """The movements that redeem the order's credits (ids per order and account: once each)."""
-    movements = []
+    by_account: dict[str, CreditMovement] = {}
     for request in credit_requests(order):
         account = _account(order, request)
-        movements.append(
-            CreditMovement(
-                movement_id=f"redeem:{order.order_id}:{account}",
-                account=account,
-                kind=MovementKind.REDEEM,
-                amount=-request.amount,
-                currency=order.currency,
-                order_id=order.order_id,
-                at=at,
-                code=request.code,
-            )
+        earlier = by_account.get(account)  # named twice (a channel's odd entry): one redemption of both
+        by_account[account] = CreditMovement(
+            movement_id=f"redeem:{order.order_id}:{account}",
+            account=account,
+            kind=MovementKind.REDEEM,
+            amount=-request.amount + (earlier.amount if earlier else Decimal(0)),
+            currency=order.currency,
+            order_id=order.order_id,
+            at=at,
+            code=request.code,
         )
-    return movements
+    return list(by_account.values())
 
 
 def redeem_credits(order_id: str, *, orders: OrderRepository, now: Callable[[], datetime]) -> dict[str, Any]:
