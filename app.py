@@ -5,6 +5,7 @@ from chalice import Chalice
 from chalicelib.entrypoints import (
     auth,
     connections_api,
+    credit_api,
     http_api,
     operations_api,
     queue_handlers,
@@ -27,6 +28,7 @@ app.register_blueprint(queue_handlers.bp)
 app.register_blueprint(workflow_tasks.bp)
 app.register_blueprint(schedules.bp)
 app.register_blueprint(reconciliation_api.bp)
+app.register_blueprint(credit_api.bp)
 app.register_blueprint(status_page.bp)
 app.register_blueprint(returns_api.bp)
 app.register_blueprint(return_tasks.bp)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chalicelib import resources
 from chalicelib.domain.cancellation import Compensator, WindDownWith
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
+from chalicelib.domain.credit.model import CreditLedger
+from chalicelib.domain.credit.redemption import CreditCompensator
 from chalicelib.domain.fraud import VelocityCounter
 from chalicelib.domain.fraud_policy import FraudPolicy
 from chalicelib.domain.fraud_signals import FraudSignals
@@ -42,7 +44,6 @@ from chalicelib.domain.returns.events import ChannelReturn
 from chalicelib.domain.returns.policy import ReturnPolicies
 from chalicelib.domain.returns.ports import ReturnLabels, ReturnsDesk, ReturnsReport
 from chalicelib.domain.returns.report_sync import ReturnsCursor
-from chalicelib.domain.returns.resolution import CreditIssuer
 from chalicelib.domain.webhooks import WebhookSpec
 from chalicelib.observability import use_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
@@ -142,12 +143,11 @@ class Services:
     # retries and redrive policy park it, after max_receive_count receives).
     parking: ParkingLot | None = None
     # Returns: the per-store policy, the return workflow, the carrier's return labels, the 3PL's returns
-    # desk by provider, and the credit ledger (store credit, vouchers).
+    # desk by provider.
     return_policies: ReturnPolicies = field(default_factory=ReturnPolicies)
     return_workflow: WorkflowStarter | None = None
     return_labels: Callable[[], ReturnLabels] = field(default=_no_return_labels)
     returns_desk: Callable[[str], ReturnsDesk] = field(default=_no_returns_desk)
-    credit_issuer: CreditIssuer | None = None
 
     def returns(self) -> WorkflowStarter:
         """The return workflow (one execution per return)."""
@@ -181,6 +181,9 @@ class Services:
         )
         return order.order_id
 
+    # The store-credit and voucher ledger's read side (its writes go with the orders').
+    credit_ledger: CreditLedger | None = None
+
     def count_sink(self, name: str, channel: str, store: str | None, value: float) -> None:
         """observability.count's sink: the per-store counts the status page shows, when kept."""
         if self.traffic is not None:
@@ -193,8 +196,12 @@ class Services:
     @property
     def compensators(self) -> Sequence[Compensator]:
         """Undo, in order, what each stage did for a cancelled order: the goods first, then the money
-        (publishing joins with #6)."""
-        return (FulfilmentCompensator(self.orders, self.threepl, self.now), PaymentCompensator(self.payments))
+        (publishing joins with #6), then the vouchers and credit it redeemed."""
+        return (
+            FulfilmentCompensator(self.orders, self.threepl, self.now),
+            PaymentCompensator(self.payments),
+            CreditCompensator(self.orders, self.now),
+        )
 
     def wind_down_with(self, *, stop_workflow: bool = True) -> WindDownWith:
         """What cancelling an order (stopping its lifecycle, undoing what was done) works with here."""
@@ -215,6 +222,11 @@ class Services:
             event, orders=self.orders, workflow=self.returns(), policies=self.return_policies, now=self.now
         )
         return result
+
+    def credit(self) -> CreditLedger:
+        if self.credit_ledger is None:
+            raise ConfigurationError("no credit ledger configured")
+        return self.credit_ledger
 
     def reconciliation(self) -> ReconciliationStore:
         if self.reconciliation_store is None:
@@ -301,6 +313,7 @@ def _install(installed: Services | None) -> None:
 def build(settings: Settings) -> Services:
     from chalicelib.adapters import aws, models
     from chalicelib.adapters.connections import DynamoConnectionRepository, SecretsManagerStore
+    from chalicelib.adapters.credit_ledger import DynamoCreditLedger
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
     from chalicelib.adapters.fulfilment_store import DynamoFulfilmentStore
     from chalicelib.adapters.order_repository import DynamoHeartbeats, DynamoOrderRepository
@@ -353,6 +366,8 @@ def build(settings: Settings) -> Services:
     services.reconciliation_store = DynamoReconciliationStore()
     services.returns_cursor = DynamoReturnsCursor()
     services.returns_report = clients.returns_report
+
+    services.credit_ledger = DynamoCreditLedger(now=utcnow)
     services.traffic = DynamoTrafficStats(now=utcnow)
     services.parking = _LazyParkingLot(lambda: SqsParkingLot(aws.client("sqs"), settings.dlq_urls))
     if settings.fulfilment_policy:

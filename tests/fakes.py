@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.connections import Connection
+from chalicelib.domain.credit.model import CreditMovement
 from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, InvalidInput, NotFound
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.ports import ArchivedDelivery, OrderPage, StoredOrder
+from tests.fakes_credit import InMemoryCreditLedger
 
 
 class InMemoryOrderRepository:
@@ -23,6 +26,8 @@ class InMemoryOrderRepository:
         self._review_tokens: dict[str, str | None] = {}
         self._payment_tokens: dict[str, str | None] = {}
         self._payment_refs: dict[str, str] = {}
+        # The ledger the saves' movements go to (its read side is the CreditLedger port's fake).
+        self.credit = InMemoryCreditLedger()
 
     def get(self, order_id: str) -> StoredOrder | None:
         stored = self._orders.get(order_id)
@@ -50,6 +55,7 @@ class InMemoryOrderRepository:
         expected_version: int | None,
         delivery_id: str | None = None,
         replacing: OrderStatus | None = None,
+        movements: Sequence[CreditMovement] = (),
     ) -> int:
         with self._lock:
             if delivery_id is not None and delivery_id in self._deliveries:
@@ -65,6 +71,7 @@ class InMemoryOrderRepository:
             assert replacing is None or (current and current.order.status == replacing), (
                 f"save says it replaces {replacing}, the stored order is {current and current.order.status}"
             )
+            self.credit.apply(movements)  # all or nothing, with the order (refusals raise before it is kept)
             version = (expected_version or 0) + 1
             arn = current.execution_arn if current else None
             self._orders[order.order_id] = StoredOrder(order.model_copy(deep=True), version, arn)

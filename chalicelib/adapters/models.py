@@ -200,6 +200,27 @@ class TrafficModel(TableModel):
     expires_at = TTLAttribute(null=True)
 
 
+class CreditModel(TableModel):
+    """The credit ledger (see credit_ledger.py): an account's balance, a movement listed under its account,
+    a movement's once-only marker, or a currency's outstanding total. Amounts in minor units (exact)."""
+
+    class Meta(TableModel.Meta):
+        pass
+
+    account = UnicodeAttribute(null=True)
+    amount_minor = NumberAttribute(null=True)
+    currency = UnicodeAttribute(null=True)
+    # ISO 8601 UTC in one fixed format, so the condition `expires_at > :now` compares as text.
+    expires_at = UnicodeAttribute(null=True)
+    code = UnicodeAttribute(null=True)
+    kind = UnicodeAttribute(null=True)
+    movement_id = UnicodeAttribute(null=True)
+    order_id = UnicodeAttribute(null=True)
+    return_id = UnicodeAttribute(null=True)
+    at = UnicodeAttribute(null=True)
+    updated_at = UnicodeAttribute(null=True)
+
+
 MODELS: tuple[type[TableModel], ...] = (
     OrderModel,
     DeliveryModel,
@@ -211,6 +232,7 @@ MODELS: tuple[type[TableModel], ...] = (
     RawDeliveryModel,
     StatusCountModel,
     TrafficModel,
+    CreditModel,
 )
 
 

@@ -6,6 +6,7 @@ import base64
 import json
 import random
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -15,8 +16,10 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import resources
+from chalicelib.adapters.credit_ledger import ledger_writes, translate_cancellation
 from chalicelib.adapters.models import DeliveryModel, HeartbeatModel, OrderModel, PaymentRefModel
 from chalicelib.adapters.stats import status_move
+from chalicelib.domain.credit.model import CreditMovement
 from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, InvalidInput, NotFound
 from chalicelib.domain.order import Order, OrderStatus, utcnow
 from chalicelib.domain.ports import OrderPage, StoredOrder
@@ -153,6 +156,7 @@ class DynamoOrderRepository:
         expected_version: int | None,
         delivery_id: str | None = None,
         replacing: OrderStatus | None = None,
+        movements: Sequence[CreditMovement] = (),
     ) -> int:
         model = to_model(order, expected_version)
         new_version = (expected_version or 0) + 1
@@ -173,7 +177,7 @@ class DynamoOrderRepository:
         moves = previous != order.status
         if moves:
             actions.append(OrderModel.gsi2sk.set(model.gsi2sk))
-        if delivery_id is None and not moves:
+        if delivery_id is None and not moves and not movements:
             try:
                 model.update(actions=actions)
             except UpdateError as exc:
@@ -182,7 +186,12 @@ class DynamoOrderRepository:
                 raise
             return new_version
         self._transact(
-            model, actions, order.order_id, delivery_id, (previous, order.status) if moves else None
+            model,
+            actions,
+            order.order_id,
+            delivery_id,
+            (previous, order.status) if moves else None,
+            movements=movements,
         )
         return new_version
 
@@ -193,9 +202,17 @@ class DynamoOrderRepository:
         order_id: str,
         delivery_id: str | None,
         move: tuple[OrderStatus | None, OrderStatus] | None,
+        *,
+        movements: Sequence[CreditMovement] = (),
     ) -> None:
-        """The order's update with its delivery marker and/or its status-counter move (from, to),
-        retried when a counter shard was held by another transaction at that moment."""
+        """The order's update with its delivery marker, its status-counter move (from, to) and its credit
+        ledger movements, retried when a counter shard was held by another transaction at that moment."""
+        ledger_puts, ledger_updates = ledger_writes(movements)
+        # Where each item sits in the request (PynamoDB sends puts before updates): its cancellation reason.
+        tags = [("delivery", delivery_id or "")] if delivery_id is not None else []
+        tags += [w.tag for w in ledger_puts] + [("order", order_id)]
+        tags += [("status", order_id)] if move is not None else []
+        tags += [w.tag for w in ledger_updates]
         for attempt in range(_CONFLICT_ATTEMPTS):
             try:
                 with TransactWrite(connection=self._connection()) as tx:
@@ -204,17 +221,18 @@ class DynamoOrderRepository:
                             self._delivery_marker(delivery_id, order_id),
                             condition=DeliveryModel.pk.does_not_exist(),
                         )
+                    for put in ledger_puts:
+                        tx.save(put.item, condition=put.condition)
                     tx.update(model, actions=actions)
                     if move is not None:
                         tx.update(*status_move(order_id, *move))
+                    for update in ledger_updates:
+                        tx.update(update.item, actions=update.actions or [], condition=update.condition)
                 return
             except TransactWriteError as exc:
                 reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
-                at = 1 if delivery_id is not None else 0  # where the order's update sits
-                if delivery_id is not None and reasons and reasons[0] == _CONDITION_FAILED:
-                    raise DuplicateDelivery(delivery_id) from exc
-                if len(reasons) > at and reasons[at] == _CONDITION_FAILED:
-                    raise ConcurrentUpdate(order_id) from exc
+                failed = [tag for tag, code in zip(tags, reasons, strict=False) if code == _CONDITION_FAILED]
+                translate_cancellation(exc, failed, movements)
                 if "TransactionConflict" not in reasons or attempt + 1 == _CONFLICT_ATTEMPTS:
                     raise
                 # Another transaction held a counter shard at that moment: nothing was written.

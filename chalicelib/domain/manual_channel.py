@@ -7,7 +7,7 @@ import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -20,6 +20,8 @@ from pydantic import (
 )
 
 from chalicelib.domain import money
+from chalicelib.domain.credit.model import normalise_code
+from chalicelib.domain.credit.redemption import MAX_CREDITS
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import IdempotencyKeyReused, InvalidInput
 from chalicelib.domain.order import (
@@ -57,6 +59,27 @@ class ManualTotals(BaseModel):
     total: str | None = None
 
 
+class ManualCredit(BaseModel):
+    """Part of the order paid with a voucher (its code) or the customer's store credit."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["voucher", "store_credit"]
+    code: str | None = Field(default=None, max_length=64)
+    amount: str = Field(min_length=1, max_length=40)
+
+    @model_validator(mode="after")
+    def _code_for_vouchers_only(self) -> ManualCredit:
+        if self.kind == "store_credit":
+            if self.code is not None:
+                raise ValueError("store credit takes no code")
+            return self
+        code = normalise_code(self.code)
+        if code is None:
+            raise ValueError("a voucher needs its code: 16 letters and digits, e.g. ABCD-EFGH-JKLM-NPQR")
+        self.code = code
+        return self
+
+
 class ManualPayment(BaseModel):
     """Where the order's money is: a Stripe PaymentIntent the hub captures, or money taken elsewhere."""
 
@@ -65,11 +88,20 @@ class ManualPayment(BaseModel):
     reference: str | None = Field(default=None, max_length=255)
     # Already taken (cash, bank transfer received): the payment stage records it.
     amount_captured: str = "0"
+    # Vouchers and store credit paying part or all of the order (redeemed by the payment stage).
+    credits: list[ManualCredit] = Field(default_factory=list, max_length=MAX_CREDITS)
 
     @model_validator(mode="after")
     def _stripe_needs_intent(self) -> ManualPayment:
         if self.source == "stripe" and not (self.reference or "").startswith("pi_"):
             raise ValueError("a stripe payment needs its PaymentIntent id (pi_...) as reference")
+        return self
+
+    @model_validator(mode="after")
+    def _each_account_once(self) -> ManualPayment:
+        accounts = [c.code or c.kind for c in self.credits]
+        if len(set(accounts)) != len(accounts):
+            raise ValueError("each voucher code, and store credit, at most once")
         return self
 
 
@@ -134,6 +166,7 @@ def normalise_manual(payload: dict[str, Any]) -> Order:
                 status="captured" if captured > 0 else "pending",
                 amount_authorized=captured,
                 amount_captured=captured,
+                credits=_credits(src.payment.credits, cur, total - captured),
             )
     except money.MoneyError as exc:
         raise InvalidInput(str(exc)) from exc
@@ -153,6 +186,24 @@ def normalise_manual(payload: dict[str, Any]) -> Order:
         totals=Totals(subtotal=subtotal, discount=discount, shipping=shipping, tax=tax, total=total),
         payment=payment,
     )
+
+
+def _credits(credits: list[ManualCredit], currency: str, due: Decimal) -> list[dict[str, Any]]:
+    """The credits as the canonical payment keeps them: each amount exact and positive, all of them at
+    most what the order still owes."""
+    kept = []
+    for credit in credits:
+        amount = money.exact_amount(credit.amount, currency)
+        if amount <= 0:
+            raise money.MoneyError(f"a credit's amount must be positive, not {credit.amount!r}")
+        entry: dict[str, Any] = {"kind": credit.kind, "amount": f"{amount:f}"}
+        if credit.code is not None:
+            entry["code"] = credit.code
+        kept.append(entry)
+    paid = sum((Decimal(c["amount"]) for c in kept), Decimal(0))
+    if paid > max(due, Decimal(0)):
+        raise money.MoneyError(f"credits ({paid:f}) are more than the order owes ({max(due, Decimal(0)):f})")
+    return kept
 
 
 def _line(position: int, src: ManualLine, currency: str) -> Line:

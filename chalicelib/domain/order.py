@@ -87,6 +87,10 @@ class Payment(_Part):
     amount_captured: Amount = Decimal(0)
     amount_refunded: Amount = Decimal(0)
     reference: str | None = None
+    # Paid (wholly or partly) with vouchers and store credit: [{"kind": "voucher"|"store_credit", "code"?,
+    # "amount"}] (an addition to DESIGN.md's shape). Redeemed by the payment stage before the rest is taken;
+    # what was redeemed shows in the history (`credit_redeem`), not here.
+    credits: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Fraud(_Part):

@@ -10,6 +10,10 @@ Where the money is decides what "paid" means:
 - nothing yet (a declined card, a bank transfer not received): the order waits in PAYMENT_PENDING for a
   new payment method, then the payment is tried again, or the order is cancelled when the wait runs out.
 
+Vouchers and store credit named in `payment.credits` are redeemed first (all or none, once: the ledger's
+movements are written with the order's history in one transaction); only the rest is owed to the routes
+above. A refused redemption (expired, insufficient, unknown, used) waits in PAYMENT_PENDING like a decline.
+
 Every Stripe call carries an idempotency key derived from the order and the step, so a Task retried after
 a crash, a webhook racing the synchronous path, or both, end in one capture.
 """
@@ -24,6 +28,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from chalicelib.domain import money
+from chalicelib.domain.credit.model import CreditRefused
+from chalicelib.domain.credit.redemption import pending_credits, redeem_credits, redeemed
 from chalicelib.domain.errors import HubError, InvalidInput, NotFound
 from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Order, OrderStatus
@@ -96,14 +102,16 @@ def stripe_intent(order: Order) -> str | None:
 
 
 def owed(order: Order) -> Decimal:
-    """What the customer owes for the order as it stands (dropped lines are out of the channel's total)."""
-    return max(order.totals.total, Decimal(0))
+    """What the customer owes for the order as it stands (dropped lines are out of the channel's total),
+    less what vouchers and store credit paid."""
+    return max(order.totals.total - redeemed(order), Decimal(0))
 
 
 def route(order: Order) -> PaymentRoute:
-    if stripe_intent(order):
-        return PaymentRoute.STRIPE
     due = owed(order)
+    if stripe_intent(order) and not (due == 0 and redeemed(order) > 0):
+        # (Credits that paid it all leave an authorisation uncaptured: Stripe releases it after 7 days.)
+        return PaymentRoute.STRIPE
     if due == 0:
         return PaymentRoute.NOTHING_OWED
     p = order.payment
@@ -135,6 +143,21 @@ def take_payment(
         return {"order_id": order_id, "outcome": "cancelled"}
     if order.status not in _PAYABLE and not is_forward(order.status, OrderStatus.PAID):
         return {"order_id": order_id, "outcome": "paid", "already": True}
+    if pending_credits(order):
+        try:
+            redeem_credits(order_id, orders=orders, now=now)
+        except CreditRefused as exc:
+            return _pending(
+                order_id,
+                f"credit refused: {exc}",
+                f"credit_{exc.reason.value}",
+                orders=orders,
+                policy=policy,
+                now=now,
+            )
+        reloaded = orders.get(order_id)
+        assert reloaded is not None
+        order = reloaded.order
     kind = route(order)
     if kind is PaymentRoute.STRIPE:
         return _take_stripe(

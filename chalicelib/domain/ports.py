@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from chalicelib.domain.credit.model import CreditMovement
 from chalicelib.domain.order import Order, OrderStatus
 
 
@@ -36,13 +38,16 @@ class OrderRepository(Protocol):
         expected_version: int | None,
         delivery_id: str | None = None,
         replacing: OrderStatus | None = None,
+        movements: Sequence[CreditMovement] = (),
     ) -> int:
         """Write the order if its stored version is still `expected_version` (None: must not exist).
 
-        With `delivery_id`, record that delivery in the same transaction. `replacing` is the status
-        stored at `expected_version` when the caller read it (the per-status counts move with the write;
-        without it the repository reads it). Raises ConcurrentUpdate or DuplicateDelivery. Returns the
-        new version.
+        With `delivery_id`, record that delivery in the same transaction; with `movements`, write each
+        credit-ledger movement and its account's balance in it too (a movement already in the ledger:
+        DuplicateMovement; a balance the rules refuse: CreditRefused; either way nothing is written).
+        `replacing` is the status stored at `expected_version` when the caller read it (the per-status
+        counts move with the write; without it the repository reads it). Raises ConcurrentUpdate or
+        DuplicateDelivery. Returns the new version.
         """
         ...
 

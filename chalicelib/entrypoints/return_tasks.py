@@ -71,7 +71,6 @@ def resolve_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
         policies=svc.return_policies,
         gateway=svc.payments,
         now=svc.now,
-        credit=svc.credit_issuer,
         place_replacement=svc.place_replacement,
     )
 

@@ -2,11 +2,15 @@
 
 from datetime import UTC, datetime
 
+import boto3
 import pytest
 from chalice.test import Client
+from moto import mock_aws
 
-from chalicelib import composition
+from chalicelib import composition, resources
+from chalicelib.adapters import models
 from chalicelib.settings import from_environ
+from local.provision import create_table
 from tests.fake_time import Clock, Sleeps
 from tests.fakes import (
     InMemoryConnectionRepository,
@@ -87,3 +91,16 @@ def repo() -> InMemoryOrderRepository:
 @pytest.fixture
 def workflow() -> RecordingWorkflow:
     return RecordingWorkflow()
+
+
+@pytest.fixture
+def table(monkeypatch):
+    """The single table in moto, in-process, with every PynamoDB model bound to it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        create_table(boto3.client("dynamodb", region_name="us-east-1"), resources.TABLE)
+        models.bind(resources.TABLE.name, "us-east-1", None)
+        yield
+    models.bind(resources.TABLE.name, "us-east-1", None)

@@ -8,28 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from chalicelib import resources
-from chalicelib.adapters import models
 from chalicelib.adapters.order_repository import DynamoOrderRepository
 from chalicelib.adapters.stats import DynamoTrafficStats, bucket_start, status_counts
 from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import OrderStatus
-from local.provision import create_table
-
-
-@pytest.fixture
-def table(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        create_table(boto3.client("dynamodb", region_name="us-east-1"), resources.TABLE)
-        models.bind(resources.TABLE.name, "us-east-1", None)
-        yield
-    models.bind(resources.TABLE.name, "us-east-1", None)
 
 
 def _order():

@@ -200,6 +200,10 @@ def request_return(
         policy = policies.for_store(order.channel, order.store)
         overridden = str(request.override["rule"]) if request.override else None
         lines = check_return(order, request.lines, policy, at, overridden=overridden)
+        if request.resolution is Resolution.STORE_CREDIT and not order.customer.email:
+            raise ReturnRefused(
+                "no_customer_for_credit", "store credit needs the customer's e-mail on the order"
+            )
         number = 1 + len(returns_of(order))
         ret = OrderReturn(
             return_id=return_id(order_id, number),

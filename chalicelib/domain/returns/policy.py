@@ -9,7 +9,7 @@ HUB_RETURNS_POLICY (JSON): the default policy, optionally with per-store overrid
      "refund_shipping_for": ["damaged", "defective", "wrong_item"],
      "restocking_fee_percent": "10", "restocking_fee_exempt": ["damaged", "defective", "wrong_item"],
      "store_credit_bonus_percent": "5",
-     "parcel_days": 30, "inspection_days": 10,
+     "parcel_days": 30, "inspection_days": 10, "credit_expires_days": 365,
      "stores": {"shopify:acme.myshopify.com": {"window_days": 60}}}
 
 The withdrawal right (Brazil's consumer code, art. 49: seven days from receipt) is a floor no setting
@@ -50,6 +50,8 @@ class ReturnPolicy:
     # How long the return workflow waits for the parcel, then for the inspection.
     parcel_days: int = 30
     inspection_days: int = 10
+    # Store credit and vouchers issued for returns lapse after this many days (None: never).
+    credit_expires_days: int | None = 365
 
     def __post_init__(self) -> None:
         if self.window_days < WITHDRAWAL_DAYS:
@@ -89,6 +91,18 @@ def _decimal(value: Any, name: str) -> Decimal:
         raise InvalidInput(f"returns policy: {name} is not a number") from exc
 
 
+def _days(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"returns policy: {name} must be an integer")
+    return value
+
+
+def _expiry(value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InvalidInput("returns policy: credit_expires_days must be a whole number ≥ 1 or null")
+    return value
+
+
 def _policy(config: Mapping[str, Any], base: ReturnPolicy) -> ReturnPolicy:
     known = {f for f in ReturnPolicy.__dataclass_fields__} | {"stores"}
     unknown = set(config) - known
@@ -96,12 +110,11 @@ def _policy(config: Mapping[str, Any], base: ReturnPolicy) -> ReturnPolicy:
         raise InvalidInput(f"returns policy: unknown settings {sorted(unknown)}")
     try:
         changes: dict[str, Any] = {}
+        if "credit_expires_days" in config:
+            changes["credit_expires_days"] = _expiry(config["credit_expires_days"])
         for name in ("window_days", "parcel_days", "inspection_days"):
             if name in config:
-                value = config[name]
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise InvalidInput(f"returns policy: {name} must be an integer")
-                changes[name] = value
+                changes[name] = _days(config[name], name)
         for name in ("non_returnable_skus", "refund_shipping_for", "restocking_fee_exempt"):
             if name in config:
                 values = config[name]

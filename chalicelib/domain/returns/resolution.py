@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib.domain import money
 from chalicelib.domain.errors import HubError
@@ -32,22 +32,6 @@ class NotInspected(HubError):
 
 class ResolutionUnavailable(HubError):
     """The deployment lacks what this resolution needs (the credit ledger, a way to place orders)."""
-
-
-class CreditIssuer(Protocol):
-    """Issues store credit or a voucher for a return, in the same write as the return's resolution
-    (`apply(order, ret)` answers the resolved return); answers the reference (voucher code, movement id)."""
-
-    def issue_for_return(
-        self,
-        order_id: str,
-        rid: str,
-        *,
-        kind: str,
-        amount: Decimal,
-        currency: str,
-        resolve: Callable[[Order, OrderReturn, str], OrderReturn | None],
-    ) -> OrderReturn: ...
 
 
 # (manual order body, delivery id) → the replacement order's id; queued for the normal lifecycle.
@@ -119,7 +103,6 @@ def resolve(
     policies: ReturnPolicies,
     gateway: Callable[[], PaymentGateway],
     now: Callable[[], datetime],
-    credit: CreditIssuer | None = None,
     place_replacement: PlaceReplacement | None = None,
 ) -> dict[str, Any]:
     """Give back what the priced return says, once; answers the resolved return's summary."""
@@ -142,17 +125,8 @@ def resolve(
         )
         reference = refund.id
     elif method in ("store_credit", "voucher"):
-        if credit is None:
-            raise ResolutionUnavailable("store credit and vouchers need the credit ledger")
-        done = credit.issue_for_return(
-            order_id,
-            rid,
-            kind=method,
-            amount=ret.money.total,
-            currency=order.currency,
-            resolve=lambda o, r, ref: _mark_resolved(o, r, ref, now=now),
-        )
-        return _summary(done)
+        policy = policies.for_store(order.channel, order.store)
+        return _summary(_issue_credit(orders, order_id, rid, method, policy.credit_expires_days, now=now))
     elif method == "exchange":
         reference, to_card = _exchange(order, ret, place_replacement, gateway=gateway)
 
@@ -167,6 +141,45 @@ def resolve(
 
     done = change_return(orders, order_id, rid, change)
     return _summary(done)
+
+
+def _issue_credit(
+    orders: OrderRepository,
+    order_id: str,
+    rid: str,
+    kind: str,
+    expires_in_days: int | None,
+    *,
+    now: Callable[[], datetime],
+) -> OrderReturn:
+    """Store credit or a voucher for the return's value, written with the return's resolution in one
+    transaction (the ledger's movement id is the return's: a retried task issues nothing twice)."""
+    from chalicelib.domain.credit.ledger import issue, mutate_with_movements
+    from chalicelib.domain.returns.model import find_return, put_return
+    from chalicelib.domain.returns.steps import settle_order_status
+
+    def change(order: Order) -> tuple[OrderReturn, list[Any] | None]:
+        ret = find_return(order, rid)
+        if ret is None or ret.money is None:
+            raise NotInspected(f"return {rid} is not priced")
+        if ret.final:
+            return ret, None
+        movement = issue(
+            order,
+            kind=kind,
+            amount=ret.money.total,
+            currency=order.currency,
+            return_id=rid,
+            now=now(),
+            expires_in_days=expires_in_days,
+        )
+        resolved = _mark_resolved(order, ret, movement.code or movement.movement_id, now=now)
+        put_return(order, resolved)
+        settle_order_status(order)
+        return resolved, [movement]
+
+    done: OrderReturn = mutate_with_movements(orders, order_id, change)
+    return done
 
 
 def _mark_resolved(
@@ -302,7 +315,6 @@ def _exchange(
 
 
 __all__ = [
-    "CreditIssuer",
     "NotInspected",
     "PlaceReplacement",
     "ResolutionUnavailable",

@@ -190,6 +190,7 @@ def test_parse__created_order_maps_every_channel_owned_field():
         "amount_captured": "53.97",
         "amount_refunded": "0.00",
         "reference": "pi_3QxK2LExample0001",
+        "credits": [],
     }
     assert order.history == [] and order.shipments == []  # hub-owned fields are left alone
 

@@ -248,3 +248,34 @@ def test_parcel_never_arrives__the_return_expires_and_the_order_is_completed_aga
     # The units are free to return again.
     again, _ = _open(world, order_id, {"lines": [{"line_id": "L2", "quantity": 1}]})
     assert again.number == 2
+
+
+def test_store_credit__is_issued_once_and_pays_a_later_order_once(world: World):
+    from chalicelib.domain.credit.model import credit_account
+    from chalicelib.domain.credit.redemption import redeem_credits
+
+    world.policies = ReturnPolicies.from_mapping({"store_credit_bonus_percent": "10"})
+    order_id = world.delivered_order()
+    ret, _ = _open(
+        world,
+        order_id,
+        {"lines": [{"line_id": "L2", "quantity": 1, "reason": "defective"}], "resolution": "store_credit"},
+    )
+    _run_to_inspection(world, order_id, ret.return_id)
+    first = _resolve(world, order_id, ret.return_id)
+    again = _resolve(world, order_id, ret.return_id)
+    # 43.56 and a 10 % bonus (4.36): credit, not money back on the card.
+    assert first["amount"] == again["amount"] == "47.92" and world.gateway.refunds == []
+    account = credit_account("woocommerce", "default", "ana@example.com")
+    assert world.orders.credit.balance(account).amount == Decimal("47.92")
+
+    later_id = world.delivered_order(
+        "R-2", payment={"source": "manual", "credits": [{"kind": "store_credit", "amount": "30.00"}]}
+    )
+    stored = world.orders.get(later_id)
+    assert stored is not None
+    pending = stored.order.model_copy(update={"status": OrderStatus.APPROVED})
+    world.orders.save(pending, expected_version=stored.version)
+    for _ in range(2):
+        redeem_credits(later_id, orders=world.orders, now=world.clock)
+    assert world.orders.credit.balance(account).amount == Decimal("17.92")
