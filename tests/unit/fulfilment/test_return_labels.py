@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from functools import partial
 
 import pytest
 import requests
@@ -25,11 +24,10 @@ from chalicelib.integrations.easypost.webhook import (
     verify_easypost_signature,
 )
 from local.simulators.carrier import CarrierSimulator
-from tests.webhook_receiver import Signed, SignedReceiver
 
-KEY = "EZTK_returns_key"
-SECRET = "whsec-returns"
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+# The carrier simulator as its own tests start it (signed webhooks to `receiver`, moved by `advance`).
+from tests.unit.fulfilment.test_carrier_simulator import KEY, SECRET, T0, Receiver, make_sim  # noqa: F401
+
 CUSTOMER = {"name": "Ada L", "street1": "1 Main St", "city": "Brooklyn", "state": "NY", "zip": "11201",
             "country": "US"}  # fmt: skip
 WAREHOUSE = {"name": "WH East", "street1": "9 Dock Rd", "city": "Orlando", "state": "FL", "zip": "32809",
@@ -53,22 +51,6 @@ POLICY = FulfilmentPolicy.from_mapping(
         ]
     }
 )
-
-Receiver = partial(SignedReceiver, "/webhooks/carriers/easypost", "X-Hmac-Signature", Signed)
-
-
-@pytest.fixture
-def make_sim(started, receiver):
-    return started.maker(
-        CarrierSimulator,
-        KEY,
-        SECRET,
-        webhook_url=receiver.url,
-        step_s=0,
-        time_scale=1e-5,
-        seed=3,
-        now=lambda: T0,
-    )
 
 
 def post(sim: CarrierSimulator, path: str, body: dict) -> requests.Response:
@@ -174,8 +156,8 @@ def test_an_unknown_rate_is_refused(sim):
     assert answer.status_code == 422 and answer.json()["error"]["code"] == "SHIPMENT.RATE.INVALID"
 
 
-def test_a_held_return_parcel_waits_at_pre_transit_until_released(make_sim, receiver):
-    sim = make_sim(step_s=0.01, time_scale=1.0)
+def test_a_held_return_parcel_waits_at_pre_transit_until_released(request, receiver):
+    sim = request.getfixturevalue("make_sim")(step_s=0.01, time_scale=1.0)
     sim.hold_reference("ret-held")
     shipment = post(sim, "/v2/shipments", return_shipment(reference="ret-held")).json()
     code = post(
