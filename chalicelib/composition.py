@@ -38,6 +38,8 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
+from chalicelib.domain.returns.events import ReturnEvent
+from chalicelib.domain.returns.ports import ReturnLabels, ReturnsDesk
 from chalicelib.domain.webhooks import WebhookSpec
 from chalicelib.observability import use_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
@@ -46,6 +48,7 @@ from chalicelib.wiring import (
     amazon_notification,
     amazon_order,
     channel_normalisers,
+    return_event,
     threepl_update,
     tracking_update,
 )
@@ -64,6 +67,14 @@ def _no_payments() -> PaymentGateway:
 
 def _no_threepl(provider: str) -> ThreePL:
     raise ConfigurationError(f"no 3PL client configured for {provider}")
+
+
+def _no_returns_desk(provider: str) -> ReturnsDesk:
+    raise ConfigurationError(f"no 3PL returns desk configured for {provider}")
+
+
+def _no_return_labels() -> ReturnLabels:
+    raise ConfigurationError("no carrier account for return labels configured")
 
 
 class _NoTrackers:
@@ -116,6 +127,11 @@ class Services:
     trackers: Trackers = field(default_factory=_NoTrackers)
     fulfilment_store: FulfilmentStore | None = None
     fulfilment_policy: FulfilmentPolicy = field(default_factory=FulfilmentPolicy)
+    # Returns: a 3PL's signed return event (with the provider it came from) in the domain's words, a 3PL
+    # provider's returns desk by name, and the carrier account that buys return labels.
+    return_event: Callable[[dict[str, Any], str], ReturnEvent] = field(default=return_event)
+    returns_desk: Callable[[str], ReturnsDesk] = field(default=_no_returns_desk)
+    return_labels: Callable[[], ReturnLabels] = field(default=_no_return_labels)
     # The channel's publisher for an order (None: a channel the hub does not publish to).
     publisher_for: Callable[[Order], ChannelPublisher | None] = field(default=lambda order: None)
     publish_claim_seconds: float = PUBLISH_CLAIM_SECONDS
@@ -282,6 +298,8 @@ def build(settings: Settings) -> Services:
     services.fraud_signals = clients.fraud_signals
     services.fulfilment_store = DynamoFulfilmentStore()
     services.threepl = clients.threepl
+    services.returns_desk = clients.returns_desk
+    services.return_labels = clients.return_labels
     services.trackers = clients
     services.publisher_for = clients.publisher_for
     services.reconciliation_store = DynamoReconciliationStore()
