@@ -48,6 +48,8 @@ from chalicelib.wiring import (
     amazon_notification,
     amazon_order,
     channel_normalisers,
+    no_return_labels,
+    no_returns_desk,
     return_event,
     threepl_update,
     tracking_update,
@@ -67,14 +69,6 @@ def _no_payments() -> PaymentGateway:
 
 def _no_threepl(provider: str) -> ThreePL:
     raise ConfigurationError(f"no 3PL client configured for {provider}")
-
-
-def _no_returns_desk(provider: str) -> ReturnsDesk:
-    raise ConfigurationError(f"no 3PL returns desk configured for {provider}")
-
-
-def _no_return_labels() -> ReturnLabels:
-    raise ConfigurationError("no carrier account for return labels configured")
 
 
 class _NoTrackers:
@@ -127,11 +121,10 @@ class Services:
     trackers: Trackers = field(default_factory=_NoTrackers)
     fulfilment_store: FulfilmentStore | None = None
     fulfilment_policy: FulfilmentPolicy = field(default_factory=FulfilmentPolicy)
-    # Returns: a 3PL's signed return event (with the provider it came from) in the domain's words, a 3PL
-    # provider's returns desk by name, and the carrier account that buys return labels.
+    # Returns: a 3PL's return event (and its provider) in the domain's words, returns desks, return labels.
     return_event: Callable[[dict[str, Any], str], ReturnEvent] = field(default=return_event)
-    returns_desk: Callable[[str], ReturnsDesk] = field(default=_no_returns_desk)
-    return_labels: Callable[[], ReturnLabels] = field(default=_no_return_labels)
+    returns_desk: Callable[[str], ReturnsDesk] = field(default=no_returns_desk)
+    return_labels: Callable[[], ReturnLabels] = field(default=no_return_labels)
     # The channel's publisher for an order (None: a channel the hub does not publish to).
     publisher_for: Callable[[Order], ChannelPublisher | None] = field(default=lambda order: None)
     publish_claim_seconds: float = PUBLISH_CLAIM_SECONDS

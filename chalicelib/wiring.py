@@ -230,6 +230,14 @@ def threepl_update(payload: dict[str, Any]) -> ThreePLUpdate:
     return updates.threepl_update(payload)
 
 
+def no_returns_desk(provider: str) -> ReturnsDesk:
+    raise ConfigurationError(f"no 3PL returns desk configured for {provider}")
+
+
+def no_return_labels() -> ReturnLabels:
+    raise ConfigurationError("no carrier account for return labels configured")
+
+
 def return_event(payload: dict[str, Any], provider: str) -> ReturnEvent:
     """A verified 3PL return event (`return.received` / `return.inspected`) from `provider`."""
     from chalicelib.integrations.threepl import returns

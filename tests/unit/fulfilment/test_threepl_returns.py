@@ -308,3 +308,48 @@ def test_the_3pl_webhook_accepts_return_events_grouped_by_their_order():
     with pytest.raises(InvalidInput, match="quantity"):
         bad = changed("data.units.0.quantity", 0)
         THREEPL_WEBHOOK.read("acme", WebhookRequest.of(json.dumps(bad).encode(), {}, {}))
+
+
+# --- through the hub: the webhook route and the queue ------------------------------------------------
+
+
+def test_a_signed_return_event_is_accepted_at_the_3pl_webhook_and_queued_in_its_orders_group(client, svc):
+    from tests.unit.test_webhook_pipeline import connect, threepl
+
+    connect(client, "3pl")
+    assert threepl(client, svc, GOOD) == (200, {"message": "accepted"})
+    status, answer = threepl(client, svc, changed("data.units.0.outcome", "resell"))
+    assert status == 400 and "outcome" in answer["message"]
+    [sent] = svc.ingest_queue.sent
+    assert sent["body"]["delivery_id"] == "3pl:acme:evt_1" and sent["group_id"] == "3pl:acme:ord-1"
+    assert sent["body"]["topic"] == "return.inspected"
+
+
+def test_a_queued_return_event_goes_to_the_returns_stage_with_its_provider_once(svc, monkeypatch):
+    import sys
+    import types
+    from datetime import UTC, datetime
+
+    import chalicelib.domain.returns as returns_package
+    from chalicelib.domain.delivery import Delivery
+    from chalicelib.entrypoints.queue_handlers import apply_fulfilment
+    from tests.fakes_fulfilment import InMemoryFulfilmentStore
+
+    applied: list = []
+
+    def apply_return_event(event, *, orders, store, workflow, now):
+        applied.append((event, store))
+        return {"order_id": "ord-1", "return_id": event.return_id, "outcome": "inspected"}
+
+    # The lead's use case (chalicelib/domain/returns/receiving.py), stood in for by a recorder.
+    receiving = types.ModuleType("chalicelib.domain.returns.receiving")
+    receiving.apply_return_event = apply_return_event  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, receiving.__name__, receiving)
+    monkeypatch.setattr(returns_package, "receiving", receiving, raising=False)
+    svc.fulfilment_store = InMemoryFulfilmentStore()
+    delivery = Delivery("3pl:acme:evt_1", "3pl", "acme", "return.inspected", datetime.now(UTC), GOOD)
+    apply_fulfilment(delivery, svc)
+    apply_fulfilment(delivery, svc)  # a redelivery: recorded as applied, not applied again
+    [(event, store)] = applied
+    assert (event.provider, event.kind, event.return_id) == ("acme", "inspected", "ord-1-r1")
+    assert store is svc.fulfilment_store and svc.orders.has_delivery("3pl:acme:evt_1")
