@@ -40,7 +40,7 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
-from chalicelib.domain.returns.events import ChannelReturn
+from chalicelib.domain.returns.events import ChannelReturn, ReturnEvent
 from chalicelib.domain.returns.policy import ReturnPolicies
 from chalicelib.domain.returns.ports import ReturnLabels, ReturnsDesk, ReturnsReport
 from chalicelib.domain.returns.report_sync import ReturnsCursor
@@ -52,6 +52,9 @@ from chalicelib.wiring import (
     amazon_notification,
     amazon_order,
     channel_normalisers,
+    no_return_labels,
+    no_returns_desk,
+    return_event,
     threepl_update,
     tracking_update,
 )
@@ -70,14 +73,6 @@ def _no_payments() -> PaymentGateway:
 
 def _no_threepl(provider: str) -> ThreePL:
     raise ConfigurationError(f"no 3PL client configured for {provider}")
-
-
-def _no_return_labels() -> ReturnLabels:
-    raise ConfigurationError("no carrier account for return labels configured")
-
-
-def _no_returns_desk(provider: str) -> ReturnsDesk:
-    raise ConfigurationError(f"no 3PL returns desk configured for {provider}")
 
 
 class _NoTrackers:
@@ -130,6 +125,10 @@ class Services:
     trackers: Trackers = field(default_factory=_NoTrackers)
     fulfilment_store: FulfilmentStore | None = None
     fulfilment_policy: FulfilmentPolicy = field(default_factory=FulfilmentPolicy)
+    # Returns: a 3PL's return event (and its provider) in the domain's words, returns desks, return labels.
+    return_event: Callable[[dict[str, Any], str], ReturnEvent] = field(default=return_event)
+    returns_desk: Callable[[str], ReturnsDesk] = field(default=no_returns_desk)
+    return_labels: Callable[[], ReturnLabels] = field(default=no_return_labels)
     # The channel's publisher for an order (None: a channel the hub does not publish to).
     publisher_for: Callable[[Order], ChannelPublisher | None] = field(default=lambda order: None)
     publish_claim_seconds: float = PUBLISH_CLAIM_SECONDS
@@ -142,12 +141,9 @@ class Services:
     # Where a queued message that can never be processed is set aside at once (None: the queue's own
     # retries and redrive policy park it, after max_receive_count receives).
     parking: ParkingLot | None = None
-    # Returns: the per-store policy, the return workflow, the carrier's return labels, the 3PL's returns
-    # desk by provider.
+    # Returns: the per-store policy and the return workflow (one execution per return).
     return_policies: ReturnPolicies = field(default_factory=ReturnPolicies)
     return_workflow: WorkflowStarter | None = None
-    return_labels: Callable[[], ReturnLabels] = field(default=_no_return_labels)
-    returns_desk: Callable[[str], ReturnsDesk] = field(default=_no_returns_desk)
 
     def returns(self) -> WorkflowStarter:
         """The return workflow (one execution per return)."""
@@ -361,6 +357,8 @@ def build(settings: Settings) -> Services:
     services.fraud_signals = clients.fraud_signals
     services.fulfilment_store = DynamoFulfilmentStore()
     services.threepl = clients.threepl
+    services.returns_desk = clients.returns_desk
+    services.return_labels = clients.return_labels
     services.trackers = clients
     services.publisher_for = clients.publisher_for
     services.reconciliation_store = DynamoReconciliationStore()

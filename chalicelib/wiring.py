@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from chalicelib import resources
 from chalicelib.domain.channel_events import ChannelEvent
@@ -18,7 +18,8 @@ from chalicelib.domain.order import Order
 from chalicelib.domain.payment import ChannelCapturer
 from chalicelib.domain.payment_gateway import PaymentGateway
 from chalicelib.domain.publishing import ChannelPublisher
-from chalicelib.domain.returns.ports import ReturnsReport
+from chalicelib.domain.returns.events import ReturnEvent
+from chalicelib.domain.returns.ports import ReturnLabels, ReturnsDesk, ReturnsReport
 from chalicelib.settings import ConfigurationError, Settings
 
 T = TypeVar("T")
@@ -74,6 +75,31 @@ class ConnectedClients:
     def threepl(self, provider: str) -> ThreePL:
         return self._threepl.get(
             *self._connected("3pl", provider, f"no 3PL connection for provider {provider!r}")
+        )
+
+    def returns_desk(self, provider: str) -> ReturnsDesk:
+        """The 3PL provider's returns desk: its client (ThreePLClient announces returns too)."""
+        return cast("ReturnsDesk", self.threepl(provider))
+
+    def return_labels(self) -> ReturnLabels:
+        """Return labels bought with the connected EasyPost account, addressed to the warehouses of
+        HUB_FULFILMENT_POLICY (else the connection's `return_address`)."""
+        from chalicelib.domain.connections import CARRIER_ACCOUNT
+        from chalicelib.domain.fulfilment import FulfilmentPolicy
+        from chalicelib.integrations.easypost.returns import (
+            EasyPostReturnLabels,
+            connection_return_address,
+            warehouse_addresses,
+        )
+
+        missing = "no EasyPost account connected (POST /api/connections channel easypost)"
+        connection, secrets = self._connected("easypost", CARRIER_ACCOUNT, missing)
+        configured = self._settings.fulfilment_policy
+        policy = FulfilmentPolicy.from_mapping(configured) if configured else FulfilmentPolicy()
+        return EasyPostReturnLabels(
+            self._easypost.get(connection, secrets),
+            warehouses=warehouse_addresses(policy.warehouses),
+            default_address=connection_return_address(connection.settings),
         )
 
     def register(self, tracking_number: str, carrier: str) -> None:
@@ -223,6 +249,21 @@ def threepl_update(payload: dict[str, Any]) -> ThreePLUpdate:
     from chalicelib.integrations.threepl import updates
 
     return updates.threepl_update(payload)
+
+
+def no_returns_desk(provider: str) -> ReturnsDesk:
+    raise ConfigurationError(f"no 3PL returns desk configured for {provider}")
+
+
+def no_return_labels() -> ReturnLabels:
+    raise ConfigurationError("no carrier account for return labels configured")
+
+
+def return_event(payload: dict[str, Any], provider: str) -> ReturnEvent:
+    """A verified 3PL return event (`return.received` / `return.inspected`) from `provider`."""
+    from chalicelib.integrations.threepl import returns
+
+    return returns.return_event(payload, provider)
 
 
 def tracking_update(payload: dict[str, Any]) -> TrackingUpdate:

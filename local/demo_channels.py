@@ -25,11 +25,16 @@ THREEPL_KEY = "demo-3pl-api-key"
 THREEPL_SECRET = "demo-3pl-webhook-secret"  # noqa: S105 (a demo value, local only)
 EASYPOST_KEY = "EZTKdemo"
 EASYPOST_SECRET = "demo-easypost-sécret"  # noqa: S105 (a demo value, local only)
-# The demo 3PL's two warehouses (its simulator stocks any SKU in WH-EAST and WH-WEST).
+# The demo 3PL's two warehouses (its simulator stocks any SKU in WH-EAST and WH-WEST); their addresses are
+# where return labels send parcels back to.
 FULFILMENT_POLICY = (
     '{"warehouses": ['
-    '{"id": "WH-EAST", "provider": "demo-3pl", "countries": ["US", "CA"], "promise_days": 3},'
-    '{"id": "WH-WEST", "provider": "demo-3pl", "countries": ["*"], "priority": 2, "promise_days": 6}],'
+    '{"id": "WH-EAST", "provider": "demo-3pl", "countries": ["US", "CA"], "promise_days": 3,'
+    ' "address": {"name": "Demo 3PL East", "line1": "100 Warehouse Way", "city": "Orlando", "region": "FL",'
+    ' "postal_code": "32809", "country": "US"}},'
+    '{"id": "WH-WEST", "provider": "demo-3pl", "countries": ["*"], "priority": 2, "promise_days": 6,'
+    ' "address": {"name": "Demo 3PL West", "line1": "200 Depot Road", "city": "Reno", "region": "NV",'
+    ' "postal_code": "89502", "country": "US"}}],'
     ' "silent_after_hours": 48}'
 )
 STRIPE_WEBHOOK_SECRET = "whsec_demo_order_hub"  # noqa: S105 (a demo value, local only)

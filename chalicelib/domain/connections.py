@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from pydantic import (
 
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.hosts import HostRefused, check_hostname, check_url
+from chalicelib.domain.order import Address
 
 CHANNELS = ("shopify", "woocommerce", "amazon")
 # Payment accounts are registered the same way; the hub uses one Stripe account per deployment.
@@ -108,12 +110,15 @@ class ThreePLConnection(_Body):
 
 
 class EasyPostConnection(_Body):
-    """The EasyPost account that tracks parcels (trackers, and the webhook's HMAC secret)."""
+    """The EasyPost account that tracks parcels (trackers, and the webhook's HMAC secret) and buys return
+    labels; `return_address` (optional): where returns go when their warehouse has no address in
+    HUB_FULFILMENT_POLICY (kept as JSON text in the connection's settings)."""
 
     channel: Literal["easypost"]
     store: Literal["default"] = "default"
     api_key: Secret
     webhook_secret: Secret
+    return_address: Address | None = None
 
 
 AnyConnection = (
@@ -252,7 +257,9 @@ def register(
         store=store,
         secret_ref=ref,
         created_at=existing.created_at if existing else now(),
-        settings={k: str(v) for k, v in data.items()},
+        settings={
+            k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in data.items() if v is not None
+        },
     )
     return connection, connections.put(connection)
 

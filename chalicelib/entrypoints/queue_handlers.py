@@ -157,9 +157,12 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
         count("DeliveryDuplicate", channel=delivery.channel, store=delivery.store, reason="duplicate")
         return
     payload = delivery.payload or {}  # parsed once, at the webhook: read as it is, never re-serialised
-    if delivery.channel == "3pl":
+    order_id: str | None
+    if delivery.channel == "3pl" and delivery.topic in RETURN_TOPICS:
+        order_id, outcome = apply_return(delivery, payload, svc)
+    elif delivery.channel == "3pl":
         update = svc.threepl_update(payload)
-        order_id: str | None = update.order_id
+        order_id = update.order_id
         outcome = fulfilment.apply_threepl_event(
             update,
             orders=svc.orders,
@@ -189,6 +192,23 @@ def apply_fulfilment(delivery: Delivery, svc: Services) -> None:
         extra={"delivery_id": delivery.delivery_id, "outcome": outcome, "order_id": order_id},
     )
     count("DeliveryProcessed", channel=delivery.channel, store=delivery.store, reason=outcome)
+
+
+# A 3PL's returns desk events: about a return the hub announced, applied by the returns stage.
+RETURN_TOPICS = frozenset({"return.received", "return.inspected"})
+
+
+def apply_return(delivery: Delivery, payload: dict[str, Any], svc: Services) -> tuple[str | None, str]:
+    """A 3PL's receipt or inspection of a return: (the order it belongs to, the outcome)."""
+    from chalicelib.domain.returns import receiving
+
+    event = svc.return_event(payload, delivery.store)
+    result = receiving.apply_return_event(
+        event, orders=svc.orders, store=svc.store(), workflow=svc.workflow, now=svc.now
+    )
+    order_id = result.get("order_id") if isinstance(result, dict) else None
+    outcome = result.get("outcome") if isinstance(result, dict) else None
+    return (order_id if isinstance(order_id, str) else None), str(outcome or "applied")
 
 
 def parking(queue: resources.QueueSpec, handler: Callable[[SQSRecord], None]) -> Callable[[SQSRecord], None]:

@@ -1,4 +1,5 @@
-"""EasyPost-like carrier tracking simulator: the Trackers API and scripted, signed tracker webhooks."""
+"""EasyPost-like carrier simulator: the Trackers API, scripted signed tracker webhooks, and the Shipments
+API for return labels (`carrier_shipments.py`: rates, buying, a tracker per bought parcel)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import binascii
 import copy
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import random
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Unpack
 
+from local.simulators.carrier_shipments import Bought, ShipmentBook
 from local.simulators.kit import (
     FaultQueue,
     Outgoing,
@@ -129,6 +132,7 @@ class _Track:
     steps: tuple[Step, ...]
     created: datetime
     index: int = 0
+    held: bool = False  # timed steps skip it (`advance` still moves it)
     est: datetime | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -188,8 +192,23 @@ class CarrierSimulator(WebhookSimulatorServer):
             )
         )
         self.deliveries: list[Delivery] = self._webhooks.deliveries
+        self._return_scenarios: dict[str, str] = {}  # shipment reference → scenario of its parcel
+        self._held_references: set[str] = set()
+        self._label_seq = itertools.count(1)
+        self._label_base = self._rng.randrange(10**8)
+        self._shipments = ShipmentBook(
+            mode=self._mode,
+            base_url=lambda: self.url,
+            now=self._now,
+            tracking_code=self._label_code,
+            track=self._track_bought,
+        )
         self._router: Router[tuple[int, dict[str, Any]]] = Router()
         self._router.add("POST", "/v2/trackers", self._create).add("GET", "/v2/trackers/{id}", self._get)
+        self._router.add("POST", "/v2/shipments", self._locked(self._shipments.create))
+        self._router.add("GET", "/v2/shipments", self._locked(self._shipments.list))
+        self._router.add("GET", "/v2/shipments/{id}", self._locked(self._shipments.get))
+        self._router.add("POST", "/v2/shipments/{id}/buy", self._locked(self._shipments.buy))
 
     # --- knobs and inspection ----------------------------------------------------------------
 
@@ -219,6 +238,40 @@ class CarrierSimulator(WebhookSimulatorServer):
         with self._cond:
             self._overrides[tracking_code.strip().upper()] = name
 
+    def set_return_scenario(self, reference: str, name: str) -> None:
+        """The parcel of the label bought for this shipment `reference` follows `name` (default on_time)."""
+        if name not in SCENARIOS:
+            raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+        with self._cond:
+            self._return_scenarios[reference] = name
+
+    def hold_reference(self, reference: str) -> None:
+        """The parcel of the label bought for this shipment `reference` stays where it is (pre_transit
+        once bought) until `release` or `advance`: register it before the hub buys the label."""
+        with self._cond:
+            self._held_references.add(reference)
+            for track in self._tracks.values():
+                if track.tracker.get("_reference") == reference:
+                    track.held = True
+
+    def release(self, tracking_code: str) -> None:
+        """A held parcel moves on by itself again (every `step_s`)."""
+        with self._cond:
+            track = self._newest(tracking_code)
+            if track is None:
+                raise KeyError(f"no tracker for {tracking_code!r}")
+            track.held = False
+            self._schedule(track)
+
+    def shipments(self) -> list[dict[str, Any]]:
+        """Every shipment created, oldest first (bought or not)."""
+        with self._cond:
+            return self._shipments.all()
+
+    def by_reference(self, reference: str) -> list[dict[str, Any]]:
+        """The shipments created with this `reference`, oldest first."""
+        return [s for s in self.shipments() if s["reference"] == reference]
+
     def fail_next(self, n: int = 1, status: int = 500) -> None:
         """The next `n` API requests answer `status` (500, 503, 429 with Retry-After: 1) unexecuted."""
         self._faults.add(n, status)
@@ -240,7 +293,7 @@ class CarrierSimulator(WebhookSimulatorServer):
 
     def trackers(self) -> list[dict[str, Any]]:
         with self._cond:
-            return [copy.deepcopy(t.tracker) for t in self._tracks.values()]
+            return [_public(t.tracker) for t in self._tracks.values()]
 
     def scenario_of(self, tracking_code: str) -> str | None:
         with self._cond:
@@ -265,6 +318,8 @@ class CarrierSimulator(WebhookSimulatorServer):
     # --- API -----------------------------------------------------------------------------------
 
     def _reply(self, request: Request) -> Reply:
+        if request.method == "GET" and request.path.startswith("/files/postage_label/"):
+            return self._label_file(request)  # public, like EasyPost's label URLs
         failure = self._faults.take()
         if failure is not None:
             status, answer = failure.status, _error("INTERNAL_SERVER_ERROR", "Something went wrong.")
@@ -295,8 +350,25 @@ class CarrierSimulator(WebhookSimulatorServer):
         with self._cond:
             track = self._tracks.get(request.params["id"])
             if track is not None:
-                return 200, copy.deepcopy(track.tracker)
+                return 200, _public(track.tracker)
         return _not_found(request)
+
+    def _locked(
+        self, handler: Callable[[Request], tuple[int, dict[str, Any]]]
+    ) -> Callable[[Request], tuple[int, dict[str, Any]]]:
+        def run(request: Request) -> tuple[int, dict[str, Any]]:
+            with self._cond:
+                return handler(request)
+
+        return run
+
+    def _label_file(self, request: Request) -> Reply:
+        name = request.path.rsplit("/", 1)[-1].removesuffix(".png")
+        with self._cond:
+            image = self._shipments.label(Request(request.method, request.target, {}, b"", {"name": name}))
+        if image is None:
+            return Reply.json(404, _error("NOT_FOUND", "The requested resource could not be found."))
+        return Reply(200, image, {"Content-Type": "image/png"})
 
     def _create(self, request: Request) -> tuple[int, dict[str, Any]]:
         try:
@@ -315,22 +387,45 @@ class CarrierSimulator(WebhookSimulatorServer):
             existing = self._by_key.get((code, carrier.lower()))
             if existing is not None:
                 # EasyPost returns the original Tracker for a repeated code and carrier.
-                return 200, copy.deepcopy(self._tracks[existing].tracker)
+                return 200, _public(self._tracks[existing].tracker)
             track = self._new_track(code, carrier)
-            return 201, copy.deepcopy(track.tracker)
+            return 201, _public(track.tracker)
 
     # --- trackers ------------------------------------------------------------------------------
 
-    def _new_track(self, code: str, carrier: str) -> _Track:
+    @property
+    def _mode(self) -> str:
+        return "production" if self.api_key.startswith("EZAK") else "test"
+
+    def _label_code(self, bought: Bought) -> str:
+        """A bought label's tracking code, in EasyPost's test convention (EZ4…: delivered), unique."""
+        code = f"EZ4{(self._label_base + next(self._label_seq)) % 10**9:09d}"
+        # A return parcel arrives on time unless a test set a scenario for its reference.
+        self._overrides[code] = self._return_scenarios.get(bought.reference or "", "on_time")
+        return code
+
+    def _track_bought(self, bought: Bought) -> dict[str, Any]:
+        track = self._new_track(
+            bought.tracking_code,
+            bought.carrier,
+            shipment=bought,
+            held=(bought.reference or "") in self._held_references,
+        )
+        return _public(track.tracker)
+
+    def _new_track(
+        self, code: str, carrier: str, *, shipment: Bought | None = None, held: bool = False
+    ) -> _Track:
         scenario = self.scenario_for(code)
         created = self._now()
         tracker_id = f"trk_{secrets.token_hex(16)}"
         tracker: dict[str, Any] = {
-            "id": tracker_id, "object": "Tracker", "mode": "production" if self.api_key.startswith("EZAK")
-            else "test", "tracking_code": code, "status": None, "status_detail": None,
+            "id": tracker_id, "object": "Tracker", "mode": self._mode, "tracking_code": code,
+            "status": None, "status_detail": None,
             "created_at": _stamp(created), "updated_at": _stamp(created), "signed_by": None,
             "weight": round(self._rng.uniform(4.0, 900.0), 1),  # ounces, a float as EasyPost sends it
-            "est_delivery_date": None, "shipment_id": None, "carrier": carrier, "tracking_details": [],
+            "est_delivery_date": None, "shipment_id": shipment.shipment_id if shipment else None,
+            "carrier": carrier, "tracking_details": [],
             "carrier_detail": {
                 "object": "CarrierDetail", "service": "GROUND", "container_type": None,
                 "est_delivery_date_local": None, "est_delivery_time_local": None,
@@ -339,10 +434,11 @@ class CarrierSimulator(WebhookSimulatorServer):
                 "guaranteed_delivery_date": None, "alternate_identifier": None,
                 "initial_delivery_attempt": None,
             },
-            "finalized": False, "is_return": False, "fees": [],
+            "finalized": False, "is_return": bool(shipment and shipment.is_return), "fees": [],
             "public_url": f"https://track.easypost.com/{tracker_id}",
+            "_reference": shipment.reference if shipment else None,  # kept here, never sent
         }  # fmt: skip
-        track = _Track(tracker, scenario, SCENARIOS[scenario], created)
+        track = _Track(tracker, scenario, SCENARIOS[scenario], created, held=held)
         self._tracks[tracker_id] = track
         self._by_key[(code, carrier.lower())] = tracker_id
         self._apply(track, 0)
@@ -360,6 +456,8 @@ class CarrierSimulator(WebhookSimulatorServer):
             return None
         previous = track.tracker["status"]
         self._apply(track, track.index + 1)
+        if track.tracker["shipment_id"]:
+            self._shipments.note_tracker(track.tracker["shipment_id"], _public(track.tracker))
         event = self._emit(track, "tracker.updated", {"status": previous})
         self._schedule(track)
         return copy.deepcopy(event)
@@ -396,7 +494,7 @@ class CarrierSimulator(WebhookSimulatorServer):
         tracker_id, index = due
         with self._cond:
             track = self._tracks[tracker_id]
-            if track.index + 1 == index:  # else `advance` got there first
+            if track.index + 1 == index and not track.held:  # else `advance` got there first, or held
                 self._step(track)
 
     # --- webhooks ------------------------------------------------------------------------------
@@ -408,7 +506,7 @@ class CarrierSimulator(WebhookSimulatorServer):
             "created_at": at, "pending_urls": [self.webhook_url] if self.webhook_url else [],
             "completed_urls": [], "updated_at": at, "id": f"evt_{secrets.token_hex(16)}",
             "user_id": "user_simulator", "status": "pending", "object": "Event",
-            "result": copy.deepcopy(track.tracker),
+            "result": _public(track.tracker),
         }  # fmt: skip
         track.events.append(event)
         if self.webhook_url:
@@ -428,6 +526,10 @@ def sign(secret: str, body: bytes) -> str:
     """The X-Hmac-Signature EasyPost sends: HMAC-SHA256 of the body under the NFKD-normalised secret."""
     key = unicodedata.normalize("NFKD", secret).encode("utf-8")
     return "hmac-sha256-hex=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def _public(tracker: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy({k: v for k, v in tracker.items() if not k.startswith("_")})
 
 
 def _error(code: str, message: str, errors: list[Any] | None = None) -> dict[str, Any]:

@@ -25,6 +25,9 @@ and Shipwire. Every request needs `Authorization: Bearer <api_key>` (else 401). 
 - `GET /v1/inventory?sku=A&sku=B[&warehouse=W]` → `{"items": [{"sku", "warehouse", "available",
   "expected_at"}]}`, one per warehouse stocking the SKU; `expected_at` (ISO) only when `available` is 0.
   Unknown SKUs are left out. `available` is stock on hand: an order takes it when it ships.
+- `POST /v1/returns`, `GET /v1/returns/{id}`: the returns desk (expected returns, receipt, inspection,
+  `return.received` / `return.inspected` webhooks, control endpoints under `/_sim/returns/`): see
+  `threepl_returns.py`; the desk is `sim.returns`.
 - 429 (with `Retry-After`, seconds) and 5xx are injected with `fail_next`.
 
 FulfillmentOrder: `{"id": "fo_...", "reference", "order_id", "warehouse", "shipping_method",
@@ -58,7 +61,6 @@ import hmac
 import itertools
 import json
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -80,10 +82,30 @@ from local.simulators.kit import (
     WebhookSimulatorServer,
     event_sender,
 )
+from local.simulators.threepl_api import (
+    IdempotencyKeys,
+    Refusal,
+    iso_now,
+    json_body,
+    new_id,
+    text,
+    validated_lines,
+)
+from local.simulators.threepl_returns import (
+    RETURN_EVENT_TYPES,
+    SECONDS_SUFFIX,
+    ReturnsDesk,
+    control,
+)
 
 log = logging.getLogger("local.threepl")
 
-EVENT_TYPES = ("fulfillment_order.accepted", "shipment.created", "fulfillment_order.cancelled")
+EVENT_TYPES = (
+    "fulfillment_order.accepted",
+    "shipment.created",
+    "fulfillment_order.cancelled",
+    *RETURN_EVENT_TYPES,
+)
 CARRIERS = ("USPS", "UPS", "FedEx", "DHL")
 SHIPPING_METHODS = ("standard", "express")
 # 10 s, 1 min, 5 min, 30 min, 1 h, 3 h, 6 h, 12 h: the last attempt is about 22.6 h after the first.
@@ -92,18 +114,6 @@ REORDER_WINDOW_S = 30.0  # an event held back goes anyway after this (× time_sc
 BACKORDER_LEAD_DAYS = 5
 OPEN_CATALOGUE_STOCK = 1000
 DEFAULT_WAREHOUSES = ("WH-EAST", "WH-WEST")
-
-
-class _Refusal(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.field = status, code, field
-
-    def body(self) -> dict[str, Any]:
-        error = {"code": self.code, "message": str(self)}
-        if self.field is not None:
-            error["field"] = self.field
-        return {"error": error}
 
 
 @dataclass
@@ -147,6 +157,7 @@ class ThreePLSimulator(WebhookSimulatorServer):
     until the warehouse has handled every shipping task due.
     """
 
+    # Over 60 lines: one line per knob and per collaborator it starts, nothing else.
     def __init__(
         self,
         provider: str,
@@ -160,6 +171,8 @@ class ThreePLSimulator(WebhookSimulatorServer):
         reorder_rate: float = 0.0,
         inventory: Mapping[str, Mapping[str, int]] | None = None,
         auto_ship: bool = True,
+        auto_inspect: bool = True,
+        inspect_after_s: float = 2.0,
         carriers: Iterable[str] = CARRIERS,
         tracking_code_factory: Callable[[str, int], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -188,7 +201,7 @@ class ThreePLSimulator(WebhookSimulatorServer):
         self._orders: dict[str, _Order] = {}
         self._hold_for: set[str] = set()  # hub order ids whose fulfilment orders are held on arrival
         self._by_reference: dict[str, str] = {}
-        self._by_key: dict[str, tuple[str, str]] = {}  # Idempotency-Key → (fingerprint, fo id)
+        self._keys = IdempotencyKeys()  # Idempotency-Key → the fulfilment order it created
         self._faults = FaultQueue()
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, str | None, int]] = []  # method, path, Idempotency-Key, status
@@ -207,6 +220,27 @@ class ThreePLSimulator(WebhookSimulatorServer):
         # Automatic shipping, on `clock`: fulfilment order ids.
         self._warehouse: Timeline[str] = self._run(
             Timeline(self._auto_ship, clock=clock, name="3pl-sim-warehouse")
+        )
+        self.inspect_after_s = inspect_after_s
+        # The returns desk (threepl_returns.py): `sim.returns.receive(...)`, `.inspect`, `.hold`, `.resend`.
+        self.returns = self._returns_desk(auto_inspect)
+        # Automatic inspection of received returns, on `clock`: hub return ids.
+        self._inspection: Timeline[str] = self._run(
+            Timeline(self.returns.inspect_due, clock=clock, name="3pl-sim-inspection")
+        )
+
+    def _returns_desk(self, auto_inspect: bool) -> ReturnsDesk:
+        return ReturnsDesk(
+            lock=self._lock,
+            warehouses=lambda: list(self._stock),
+            stocked=self._stocked,
+            put_away=self._put_away,
+            emit=self._emit_event,
+            redeliver=self._redeliver,
+            schedule=lambda return_id: self._inspection.after(
+                self.inspect_after_s * self.time_scale, return_id
+            ),
+            auto_inspect=auto_inspect,
         )
 
     # --- knobs --------------------------------------------------------------------------------
@@ -307,7 +341,7 @@ class ThreePLSimulator(WebhookSimulatorServer):
         """Wait until the warehouse handled every shipping task due by now on `clock` (shipped, or found
         held, back-ordered or done); False when `timeout` (real seconds) passes first. Its webhooks may
         still be on their way: see `flush`."""
-        return self._warehouse.settle(timeout)
+        return self._warehouse.settle(timeout) and self._inspection.settle(timeout)
 
     def flush(self, timeout: float) -> bool:
         """Wait until no webhook is queued or being sent; False when `timeout` passes first. Orders
@@ -328,7 +362,10 @@ class ThreePLSimulator(WebhookSimulatorServer):
     ) -> tuple[int, bytes, dict[str, str]] | None:
         """One API request → (status, JSON body, extra headers); None means drop the connection."""
         idem = headers.get("idempotency-key") or None
-        extra: dict[str, str] = {"X-Request-Id": _new_id("req")}
+        extra: dict[str, str] = {"X-Request-Id": new_id("req")}
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if parts[:2] == ["_sim", "returns"] and len(parts) == 4 and method == "POST":
+            return self._control(parts[2], parts[3], body, extra)
         failure = self._faults.take()
         if failure is not None:
             status, retry_after = failure.status, failure.retry_after
@@ -343,16 +380,26 @@ class ThreePLSimulator(WebhookSimulatorServer):
         try:
             self._authenticate(headers)
             status, answer = self._route(method, path, query, body, idem=idem, extra=extra)
-        except _Refusal as refusal:
+        except Refusal as refusal:
             status, answer = refusal.status, refusal.body()
         self._record(method, path, idem, status)
+        return status, json.dumps(answer).encode(), extra
+
+    def _control(
+        self, return_id: str, action: str, body: bytes, extra: dict[str, str]
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """The simulator's own knobs over HTTP (local only): no auth, no injected faults."""
+        try:
+            status, answer = control(self.returns, action, return_id, json_body(body) if body else None)
+        except Refusal as refusal:
+            status, answer = refusal.status, refusal.body()
         return status, json.dumps(answer).encode(), extra
 
     def _authenticate(self, headers: Mapping[str, str]) -> None:
         auth = headers.get("authorization", "")
         key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         if not key or not hmac.compare_digest(key.encode(), self.api_key.encode()):
-            raise _Refusal(401, "unauthorized", "missing or invalid API key (Authorization: Bearer <key>)")
+            raise Refusal(401, "unauthorized", "missing or invalid API key (Authorization: Bearer <key>)")
 
     def _record(self, method: str, path: str, idem: str | None, status: int) -> None:
         with self._lock:
@@ -364,46 +411,51 @@ class ThreePLSimulator(WebhookSimulatorServer):
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if parts == ["v1", "inventory"] and method == "GET":
             return 200, self._inventory(parse_qs(query))
+        if parts == ["v1", "returns"] and method == "POST":
+            return self.returns.create(json_body(body), idem, extra)
+        if parts[:2] == ["v1", "returns"] and len(parts) == 3 and method == "GET":
+            return self.returns.get(parts[2])
         if parts[:2] == ["v1", "fulfillment_orders"]:
             if len(parts) == 2 and method == "POST":
-                return self._create(_json_body(body), idem, extra)
+                return self._create(json_body(body), idem, extra)
             with self._lock:
                 order = self._orders.get(parts[2]) if len(parts) > 2 else None
                 if order is None:
-                    raise _Refusal(404, "not_found", f"no fulfillment order {'/'.join(parts[2:3])!r}")
+                    raise Refusal(404, "not_found", f"no fulfillment order {'/'.join(parts[2:3])!r}")
                 if len(parts) == 3 and method == "GET":
                     return 200, self._snapshot(order)
                 if len(parts) == 4 and method == "POST" and parts[3] == "cancel":
                     return 200, self._cancel(order)
                 if len(parts) == 4 and method == "POST" and parts[3] == "recall":
                     return 200, self._recall(order)
-        raise _Refusal(404, "not_found", f"no route for {method} {path}")
+        raise Refusal(404, "not_found", f"no route for {method} {path}")
 
     # --- fulfilment orders --------------------------------------------------------------------
 
     def _create(self, body: Any, idem: str | None, extra: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        fingerprint = self._keys.fingerprint(body)
         with self._lock:
-            if idem and idem in self._by_key:
-                known_fingerprint, fo_id = self._by_key[idem]
-                if known_fingerprint != fingerprint:
-                    message = f"Idempotency-Key {idem!r} was first used with a different request"
-                    raise _Refusal(409, "idempotency_conflict", message)
+            replayed = self._keys.replayed(idem, fingerprint)
+            if replayed is not None:
                 extra["Idempotent-Replayed"] = "true"
-                return 200, self._snapshot(self._orders[fo_id])
+                return 200, self._snapshot(self._orders[replayed])
             request = self._validated(body)
             existing = self._orders.get(self._by_reference.get(request["reference"], ""))
             if existing is not None:
-                if existing.fingerprint != fingerprint:
-                    message = f"reference {request['reference']!r} was first used with a different request"
-                    raise _Refusal(409, "idempotency_conflict", message, "reference")
-                if idem:
-                    self._by_key[idem] = (fingerprint, existing.id)
+                reference = request["reference"]
+                self._keys.again(
+                    idem,
+                    fingerprint,
+                    first=existing.fingerprint,
+                    created=existing.id,
+                    field="reference",
+                    value=reference,
+                )
                 extra["Idempotent-Replayed"] = "true"
                 return 200, self._snapshot(existing)
-            now = _iso_now()
+            now = iso_now()
             order = _Order(
-                id=_new_id("fo"),
+                id=new_id("fo"),
                 request=request,
                 fingerprint=fingerprint,
                 lines=[{**line, "shipped_quantity": 0, "cancelled_quantity": 0} for line in request["lines"]],
@@ -414,8 +466,7 @@ class ThreePLSimulator(WebhookSimulatorServer):
             )
             self._orders[order.id] = order
             self._by_reference[request["reference"]] = order.id
-            if idem:
-                self._by_key[idem] = (fingerprint, order.id)
+            self._keys.remember(idem, fingerprint, order.id)
             if self._open_catalogue:
                 for line in order.lines:
                     self._stock[request["warehouse"]].setdefault(line["sku"], OPEN_CATALOGUE_STOCK)
@@ -427,60 +478,41 @@ class ThreePLSimulator(WebhookSimulatorServer):
 
     def _validated(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
-            raise _Refusal(422, "invalid_request", "the body must be a JSON object")
-        request = {name: _text(body, name) for name in ("reference", "order_id", "warehouse")}
+            raise Refusal(422, "invalid_request", "the body must be a JSON object")
+        request = {name: text(body, name) for name in ("reference", "order_id", "warehouse")}
         if request["warehouse"] not in self._stock:
-            raise _Refusal(422, "invalid_request", "unknown warehouse", "warehouse")
+            raise Refusal(422, "invalid_request", "unknown warehouse", "warehouse")
         method = body.get("shipping_method")
         if method not in SHIPPING_METHODS:
-            raise _Refusal(422, "invalid_request", f"must be one of {SHIPPING_METHODS}", "shipping_method")
+            raise Refusal(422, "invalid_request", f"must be one of {SHIPPING_METHODS}", "shipping_method")
         ship_to = body.get("ship_to")
         if not isinstance(ship_to, dict):
-            raise _Refusal(422, "invalid_request", "ship_to is required", "ship_to")
-        address = {k: _text(ship_to, k, f"ship_to.{k}") for k in ("name", "line1", "city", "postal_code")}
-        address.update({k: _text(ship_to, k, f"ship_to.{k}", optional=True) for k in ("line2", "region")})
-        address["country"] = _text(ship_to, "country", "ship_to.country")
+            raise Refusal(422, "invalid_request", "ship_to is required", "ship_to")
+        address = {k: text(ship_to, k, f"ship_to.{k}") for k in ("name", "line1", "city", "postal_code")}
+        address.update({k: text(ship_to, k, f"ship_to.{k}", optional=True) for k in ("line2", "region")})
+        address["country"] = text(ship_to, "country", "ship_to.country")
         if len(address["country"]) != 2 or not address["country"].isalpha():
-            raise _Refusal(422, "invalid_request", "an ISO 3166-1 alpha-2 code", "ship_to.country")
+            raise Refusal(422, "invalid_request", "an ISO 3166-1 alpha-2 code", "ship_to.country")
         request.update(shipping_method=method, ship_to=address, promised_by=None)
-        request["lines"] = self._validated_lines(body.get("lines"), request["warehouse"])
+        request["lines"] = validated_lines(
+            body.get("lines"), lambda sku: self._stocked(request["warehouse"], sku)
+        )
         promised_by = body.get("promised_by")
         if promised_by is not None:
             if not isinstance(promised_by, str) or _parse_instant(promised_by) is None:
-                raise _Refusal(422, "invalid_request", "an ISO 8601 date-time with offset", "promised_by")
+                raise Refusal(422, "invalid_request", "an ISO 8601 date-time with offset", "promised_by")
             request["promised_by"] = promised_by
         return request
-
-    def _validated_lines(self, lines: Any, warehouse: str) -> list[dict[str, Any]]:
-        if not isinstance(lines, list) or not lines:
-            raise _Refusal(422, "invalid_request", "at least one line is required", "lines")
-        valid: list[dict[str, Any]] = []
-        for i, line in enumerate(lines):
-            where = f"lines[{i}]"
-            if not isinstance(line, dict):
-                raise _Refusal(422, "invalid_request", "a line must be an object", where)
-            line_id, sku = _text(line, "line_id", f"{where}.line_id"), _text(line, "sku", f"{where}.sku")
-            if any(seen["line_id"] == line_id for seen in valid):
-                raise _Refusal(422, "invalid_request", "duplicate line_id", f"{where}.line_id")
-            if not self._open_catalogue and sku not in self._stock[warehouse]:
-                message = f"unknown sku {sku!r} in this warehouse"
-                raise _Refusal(422, "invalid_request", message, f"{where}.sku")
-            quantity = line.get("quantity")
-            if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
-                message = "quantity must be a positive integer"
-                raise _Refusal(422, "invalid_request", message, f"{where}.quantity")
-            valid.append({"line_id": line_id, "sku": sku, "quantity": quantity})
-        return valid
 
     def _cancel(self, order: _Order) -> dict[str, Any]:
         pending = {line["line_id"]: order.pending(line) for line in order.lines}
         if not any(pending.values()):
             if order.status == "shipped":
-                raise _Refusal(409, "already_shipped", "every line has shipped; try recall")
+                raise Refusal(409, "already_shipped", "every line has shipped; try recall")
             return self._snapshot(order)  # already cancelled: the same answer again
         for line in order.lines:
             line["cancelled_quantity"] += pending[line["line_id"]]
-        order.updated_at = _iso_now()
+        order.updated_at = iso_now()
         self._emit("fulfillment_order.cancelled", order, None)
         return self._snapshot(order)
 
@@ -499,20 +531,20 @@ class ThreePLSimulator(WebhookSimulatorServer):
                         line["cancelled_quantity"] += item["quantity"]
                         stock = self._stock[order.request["warehouse"]]
                         stock[item["sku"]] = stock.get(item["sku"], 0) + item["quantity"]
-                    order.updated_at = _iso_now()
+                    order.updated_at = iso_now()
                 (recalled if parcel["_recalled"] else handed).append(parcel["tracking_code"])
         if handed and not recalled:
-            raise _Refusal(409, "handed_to_carrier", "every parcel is already with its carrier")
+            raise Refusal(409, "handed_to_carrier", "every parcel is already with its carrier")
         return {"recalled": recalled, "handed_to_carrier": handed, "fulfillment_order": self._snapshot(order)}
 
     def _inventory(self, params: dict[str, list[str]]) -> dict[str, Any]:
         skus = params.get("sku") or []
         if not skus:
-            raise _Refusal(422, "invalid_request", "name at least one sku", "sku")
+            raise Refusal(422, "invalid_request", "name at least one sku", "sku")
         warehouses = params.get("warehouse") or []
         with self._lock:
             if any(w not in self._stock for w in warehouses):
-                raise _Refusal(422, "invalid_request", "unknown warehouse", "warehouse")
+                raise Refusal(422, "invalid_request", "unknown warehouse", "warehouse")
             items = []
             for sku in skus:
                 for warehouse in warehouses or sorted(self._stock):
@@ -535,6 +567,9 @@ class ThreePLSimulator(WebhookSimulatorServer):
         if order is None:
             raise KeyError(fo_id)
         return order
+
+    def _stocked(self, warehouse: str, sku: str) -> bool:
+        return self._open_catalogue or sku in self._stock.get(warehouse, {})
 
     def _available(self, warehouse: str, sku: str) -> int:
         skus = self._stock.get(warehouse, {})
@@ -587,8 +622,8 @@ class ThreePLSimulator(WebhookSimulatorServer):
                 }
             )
         shipment: dict[str, Any] = {
-            "id": _new_id("shp"),
-            "shipped_at": _iso_now(),
+            "id": new_id("shp"),
+            "shipped_at": iso_now(),
             "lines": _grouped(units),
             "parcels": parcels,
         }
@@ -619,18 +654,31 @@ class ThreePLSimulator(WebhookSimulatorServer):
     # --- webhooks -----------------------------------------------------------------------------
 
     def _emit(self, event_type: str, order: _Order, shipment: dict[str, Any] | None) -> None:
-        event = {
-            "id": _new_id("evt"),
-            "type": event_type,
-            "created": int(time.time()),
-            "data": {
-                "fulfillment_order": self._snapshot(order),
-                "shipment": _public_shipment(shipment) if shipment is not None else None,
-            },
+        data = {
+            "fulfillment_order": self._snapshot(order),
+            "shipment": _public_shipment(shipment) if shipment is not None else None,
         }
+        self._emit_event(event_type, data)
+
+    def _emit_event(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        event = {"id": new_id("evt"), "type": event_type, "created": int(time.time()), "data": data}
         self.events.append(event)
         if self.webhook_url:
             self._webhooks.send(event)
+        return copy.deepcopy(event)
+
+    def _redeliver(self, event: dict[str, Any]) -> None:
+        """The same event again (same id): a duplicate, or a late one once newer events went."""
+        if self.webhook_url:
+            self._webhooks.send(event)
+
+    def _put_away(self, warehouse: str, sku: str, units: int) -> None:
+        """Returned units back on the shelf; seconds (`<sku>-B`) start from none even in an open catalogue."""
+        with self._lock:
+            skus = self._stock.setdefault(warehouse, {})
+            if sku.endswith(SECONDS_SUFFIX) and sku not in skus:
+                skus[sku] = 0
+        self.restock(warehouse, sku, units)
 
     def _post(self, outgoing: Outgoing[dict[str, Any]]) -> Post:
         assert self.webhook_url is not None
@@ -650,22 +698,6 @@ class ThreePLSimulator(WebhookSimulatorServer):
             "X-ThreePL-Signature": f"t={timestamp},{signatures}",
         }
         return Post(self.webhook_url, body, headers)
-
-
-def _json_body(body: bytes) -> Any:
-    try:
-        return json.loads(body or b"null")
-    except (UnicodeDecodeError, ValueError):
-        raise _Refusal(400, "malformed_json", "the body is not JSON") from None
-
-
-def _text(source: Mapping[str, Any], name: str, where: str | None = None, *, optional: bool = False) -> Any:
-    value = source.get(name)
-    if optional and value in (None, ""):
-        return value
-    if not isinstance(value, str) or not value.strip():
-        raise _Refusal(422, "invalid_request", f"{where or name} must be a non-empty string", where or name)
-    return value
 
 
 def _parse_instant(text: str) -> datetime | None:
@@ -702,11 +734,3 @@ def _public_shipment(shipment: dict[str, Any]) -> dict[str, Any]:
         public = {k: copy.deepcopy(v) for k, v in parcel.items() if not k.startswith("_")}
         parcels.append({**public, "status": status})
     return {**copy.deepcopy({k: v for k, v in shipment.items() if k != "parcels"}), "parcels": parcels}
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"

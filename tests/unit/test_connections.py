@@ -66,6 +66,27 @@ def test_register__bad_bodies_are_refused_without_echoing_secrets():
         _register({"channel": "amazon", "store": "A1B2C3", "lwa_client_id": "a"}, repo, store)
 
 
+def test_register__an_easypost_return_address_is_kept_as_json_and_an_absent_one_not_at_all():
+    from chalicelib.integrations.easypost.returns import connection_return_address
+
+    repo, store = InMemoryConnectionRepository(), InMemorySecretStore()
+    easypost = {"channel": "easypost", "api_key": "EZTK1", "webhook_secret": "whsec"}
+    bare, _ = _register(easypost, repo, store)
+    assert bare.settings == {}
+    address = {
+        "line1": "5 Return Way",
+        "city": "Reno",
+        "region": "NV",
+        "postal_code": "89501",
+        "country": "US",
+    }
+    connection, _ = _register({**easypost, "return_address": address}, repo, store)
+    found = connection_return_address(connection.settings)
+    assert found is not None and found.model_dump(exclude_none=True) == address
+    with pytest.raises(InvalidInput, match="return_address"):
+        _register({**easypost, "return_address": {"street": "x"}}, repo, store)
+
+
 def test_remove__deletes_connection_and_secret():
     repo, store = InMemoryConnectionRepository(), InMemorySecretStore()
     connection, _ = _register(SHOPIFY, repo, store)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.order import Address
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Warehouse:
     skus: tuple[str, ...] = ("*",)
     priority: int = 1
     promise_days: int = 5
+    # Where returns to this warehouse go (the carrier's return labels); None: the carrier account's default.
+    address: Address | None = None
 
     def serves(self, sku: str | None, country: str | None) -> bool:
         country_ok = "*" in self.countries or (country or "").upper() in self.countries
@@ -28,7 +31,9 @@ class Warehouse:
 @dataclass(frozen=True)
 class FulfilmentPolicy:
     """HUB_FULFILMENT_POLICY: `{"warehouses": [{"id", "provider", "countries", "skus", "priority",
-    "promise_days"}], "silent_after_hours": 48}`."""
+    "promise_days", "address"?}], "silent_after_hours": 48}`; `address` (optional) is the canonical
+    Address `{"name", "line1", "line2", "city", "region", "postal_code", "country"}` return labels are
+    addressed to."""
 
     warehouses: tuple[Warehouse, ...] = (Warehouse("main", "default"),)
     silent_after: timedelta = timedelta(hours=48)
@@ -44,6 +49,7 @@ class FulfilmentPolicy:
                     skus=tuple(str(s) for s in w.get("skus", ["*"])),
                     priority=int(w.get("priority", 1)),
                     promise_days=int(w.get("promise_days", 5)),
+                    address=Address.model_validate(w["address"]) if w.get("address") else None,
                 )
                 for w in config.get("warehouses", [])
             )

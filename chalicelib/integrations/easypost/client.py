@@ -1,4 +1,5 @@
-"""EasyPost Trackers API client: create (deduplicated by EasyPost) and retrieve, with bounded retries."""
+"""EasyPost client: Trackers (create, deduplicated by EasyPost; retrieve) and Shipments (create, buy, list,
+retrieve: return labels), with bounded retries."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class CarrierThrottled(CarrierUnavailable, upstream.UpstreamThrottled):
 
 
 class EasyPostClient:
-    """One EasyPost account's Trackers API (HTTP Basic auth, the API key as user, no password).
+    """One EasyPost account's Trackers and Shipments APIs (HTTP Basic auth, the API key as user, no password).
 
     Transient failures (5xx, 429, connection errors and timeouts) are retried: at most `max_attempts`
     tries, a 429's Retry-After honoured, otherwise jittered exponential backoff; no single wait longer
@@ -95,10 +96,36 @@ class EasyPostClient:
         path = f"/v2/trackers/{quote(tracker_id.strip(), safe='')}"
         return self._request("retrieveTracker", "GET", path, None)
 
+    def create_shipment(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /v2/shipments: a Shipment with its `rates` (nothing is bought yet). A repeated create
+        makes another unbought shipment, which costs nothing."""
+        return self._request("createShipment", "POST", "/v2/shipments", {"shipment": dict(fields)})
+
+    def buy_shipment(self, shipment_id: str, rate_id: str) -> dict[str, Any]:
+        """POST /v2/shipments/{id}/buy: the Shipment with its label, tracking code and tracker.
+        EasyPost refuses a second purchase (422 SHIPMENT.POSTAGE.EXISTS): a retry never buys twice."""
+        return self._request(
+            "buyShipment", "POST", f"{_shipment_path(shipment_id)}/buy", {"rate": {"id": rate_id}}
+        )
+
+    def retrieve_shipment(self, shipment_id: str) -> dict[str, Any]:
+        return self._request("retrieveShipment", "GET", _shipment_path(shipment_id), None)
+
+    def list_shipments(self, **params: str) -> dict[str, Any]:
+        """GET /v2/shipments: `{"shipments": [newest first], "has_more"}`; params as EasyPost's
+        (page_size, before_id, start_datetime, purchased...)."""
+        return self._request("listShipments", "GET", "/v2/shipments", None, params=params)
+
     # --- transport ----------------------------------------------------------------------------
 
     def _request(
-        self, operation: str, method: str, path: str, body: Mapping[str, Any] | None
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        *,
+        params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         return self._http.request(
             operation,
@@ -107,9 +134,16 @@ class EasyPostClient:
             classify=lambda response: _read(operation, response),
             give_up=_GIVE_UP,
             json=body,
+            params=dict(params) if params else None,
             auth=self._auth,
             headers={"Accept": "application/json"},
         )
+
+
+def _shipment_path(shipment_id: str) -> str:
+    if not shipment_id or not shipment_id.strip():
+        raise InvalidInput("a shipment id is needed")
+    return f"/v2/shipments/{quote(shipment_id.strip(), safe='')}"
 
 
 _GIVE_UP = http.give_up_as(CarrierUnavailable, CarrierThrottled)

@@ -1,4 +1,5 @@
-"""The 3PL's REST API (fulfilment orders, cancel, recall, inventory) over requests; errors translated."""
+"""The 3PL's REST API (fulfilment orders, cancel, recall, inventory, returns) over requests; errors
+translated."""
 
 from __future__ import annotations
 
@@ -97,6 +98,21 @@ class ThreePLClient:
             json=dict(request),
             headers={"Idempotency-Key": idempotency_key},
         )
+
+    def expect_return(self, request: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
+        """Announce a return (an RMA) so the warehouse can receive it: `{"return_id", "order_id",
+        "warehouse", "tracking_number"?, "lines": [{"sku", "quantity", "line_id"}]}`. The same key (or
+        return_id) answers the return announced before. The ReturnsDesk port."""
+        if not idempotency_key:
+            raise InvalidInput("announcing a return to the 3PL needs an idempotency key")
+        body = {k: v for k, v in request.items() if not (k == "tracking_number" and v is None)}
+        return self._call(
+            "expect_return", "POST", "/v1/returns", json=body, headers={"Idempotency-Key": idempotency_key}
+        )
+
+    def get_return(self, return_id: str) -> dict[str, Any]:
+        """The return as the 3PL sees it (its id or the hub's return_id); ThreePLNotFound when unknown."""
+        return self._call("get_return", "GET", f"/v1/returns/{_segment(return_id)}")
 
     def get(self, fulfillment_order_id: str) -> dict[str, Any]:
         return self._call("get", "GET", f"/v1/fulfillment_orders/{_segment(fulfillment_order_id)}")
@@ -202,5 +218,5 @@ def _read(operation: str, response: requests.Response) -> dict[str, Any]:
 
 def _segment(value: str) -> str:
     if not value:
-        raise InvalidInput("a 3PL fulfilment order id is required")
+        raise InvalidInput("a 3PL fulfilment order or return id is required")
     return quote(value, safe="")

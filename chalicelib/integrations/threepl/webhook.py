@@ -9,8 +9,10 @@ a `t` further than `tolerance` seconds from now, either way, is refused (bounds 
 `X-ThreePL-Event-Id` repeats the body's `id`: the hub's idempotency key for the delivery.
 
 Body: `{"id": "evt_...", "type", "created": <unix>, "data": {"fulfillment_order": {...}, "shipment":
-{...} | null}}`; types in `EVENT_TYPES`. Deliveries are at least once and unordered: compare the
-fulfilment order's state, never trust arrival order.
+{...} | null}}`; types in `EVENT_TYPES`. The returns desk's `return.received` / `return.inspected`
+(`RETURN_EVENT_TYPES`) carry `data.return` and `data.units` instead (`returns.py`), signed the same way.
+Deliveries are at least once and unordered: compare the fulfilment order's state, never trust arrival
+order.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from typing import Any, NamedTuple
 from chalicelib.domain import webhooks
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.integrations.signed_headers import any_matches, parse_timestamped
+from chalicelib.integrations.threepl.returns import RETURN_EVENT_KINDS, order_of, return_event
 
 SIGNATURE_HEADER = "X-ThreePL-Signature"
 EVENT_ID_HEADER = "X-ThreePL-Event-Id"
 EVENT_TYPES = frozenset({"fulfillment_order.accepted", "shipment.created", "fulfillment_order.cancelled"})
+# The returns desk's events (`returns.py`): about a return the hub announced, not a fulfilment order.
+RETURN_EVENT_TYPES = frozenset(RETURN_EVENT_KINDS)
 DEFAULT_TOLERANCE_S = 300
 
 
@@ -44,7 +49,11 @@ def verify_threepl_signature(
 
 
 def _read(store: str, request: webhooks.WebhookRequest) -> webhooks.WebhookEvent:
-    event = threepl_event(request.body)
+    body = request.body
+    if isinstance(body, dict) and body.get("type") in RETURN_EVENT_TYPES:
+        returned = return_event(body, store)  # refused here, with a 400, when malformed
+        return webhooks.WebhookEvent(body["type"], f"3pl:{store}:{returned.event_id}", order_of(body))
+    event = threepl_event(body)
     return webhooks.WebhookEvent(event.type, f"3pl:{store}:{event.id}", event.order_id)
 
 
@@ -55,7 +64,7 @@ THREEPL_WEBHOOK = webhooks.WebhookSpec(
     unknown_store="unknown 3PL provider",
     verify=webhooks.timestamped_signature_in(SIGNATURE_HEADER.lower(), verify_threepl_signature),
     read=_read,
-    handles=EVENT_TYPES.__contains__,
+    handles=(EVENT_TYPES | RETURN_EVENT_TYPES).__contains__,
 )
 
 
