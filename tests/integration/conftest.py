@@ -246,10 +246,22 @@ EASYPOST_KEY = "EZTKintegration"
 EASYPOST_SECRET = "it-easypost-sécret"
 # Warehouses of the integration 3PL (its simulator stocks any SKU in WH-EAST and WH-WEST); SLOW-* SKUs are
 # promised for the same day, so the watchdog finds them late; BULKY-* ship from WH-WEST (split orders).
+# Where return labels send parcels back to.
+EAST = {"name": "IT 3PL East", "line1": "100 Warehouse Way", "city": "Orlando", "region": "FL",
+        "postal_code": "32801", "country": "US"}  # fmt: skip
+WEST = {"name": "IT 3PL West", "line1": "200 Depot Road", "city": "Reno", "region": "NV",
+        "postal_code": "89501", "country": "US"}  # fmt: skip
 FULFILMENT_POLICY = {
     "warehouses": [
-        {"id": "WH-EAST", "provider": THREEPL, "countries": ["US", "CA"], "promise_days": 3},
-        {"id": "WH-WEST", "provider": THREEPL, "countries": ["*"], "priority": 2, "promise_days": 5},
+        {"id": "WH-EAST", "provider": THREEPL, "countries": ["US", "CA"], "promise_days": 3, "address": EAST},
+        {
+            "id": "WH-WEST",
+            "provider": THREEPL,
+            "countries": ["*"],
+            "priority": 2,
+            "promise_days": 5,
+            "address": WEST,
+        },
         {"id": "WH-EAST", "provider": THREEPL, "skus": ["SLOW-*"], "priority": 0, "promise_days": 0},
         {"id": "WH-WEST", "provider": THREEPL, "skus": ["BULKY-*"], "priority": 0, "promise_days": 6},
     ],
