@@ -63,31 +63,31 @@ def _whole(value: str | None, where: str) -> int:
     return int(text)
 
 
-def inspection_units(form: dict[str, str]) -> list[dict[str, Any]]:
-    """The inspect form's rows (`u<i>_line`, `u<i>_quantity`, `u<i>_outcome`) with a quantity above 0."""
-    units = []
+def _rows(form: dict[str, str], prefix: str, default: str) -> list[tuple[str, int, str]]:
+    """A form's numbered rows (`<prefix>l<i>` line id, `<prefix>q<i>` units, `<prefix>v<i>` the row's
+    choice) with units above 0, as (line id, units, choice)."""
+    rows = []
     for i in range(MAX_FORM_ROWS):
-        line = form.get(f"u{i}_line")
+        line = form.get(f"{prefix}l{i}")
         if line is None:
             break
-        quantity = _whole(form.get(f"u{i}_quantity"), f"row {i + 1}: units")
-        if quantity:
-            units.append({"line_id": line, "quantity": quantity, "outcome": form.get(f"u{i}_outcome", "")})
+        units = _whole(form.get(f"{prefix}q{i}"), f"row {i + 1}: units")
+        if units:
+            rows.append((line, units, form.get(f"{prefix}v{i}", default)))
+    return rows
+
+
+def inspection_units(form: dict[str, str]) -> list[dict[str, Any]]:
+    """The inspect form's rows (prefix `i`, the choice is the outcome)."""
+    units = [{"line_id": ln, "quantity": n, "outcome": o} for ln, n, o in _rows(form, "i", "")]
     if not units:
         raise InvalidInput("record at least one unit")
     return units
 
 
 def return_request_body(form: dict[str, str]) -> dict[str, Any]:
-    """The open-return form (`l<i>` line id, `q<i>` units, `r<i>` reason; `resolution`) as the API's body."""
-    lines = []
-    for i in range(MAX_FORM_ROWS):
-        line = form.get(f"l{i}")
-        if line is None:
-            break
-        quantity = _whole(form.get(f"q{i}"), f"line {line}: units")
-        if quantity:
-            lines.append({"line_id": line, "quantity": quantity, "reason": form.get(f"r{i}", "other")})
+    """The open-return form (prefix `r`, the choice is the reason; `resolution`) as the API's body."""
+    lines = [{"line_id": ln, "quantity": n, "reason": r} for ln, n, r in _rows(form, "r", "other")]
     if not lines:
         raise InvalidInput("choose at least one unit to return")
     return {"lines": lines, "resolution": form.get("resolution", "refund")}

@@ -155,10 +155,10 @@ def _open_form(base: str, order: Order, csrf: str, back: str, form_key: str) -> 
         status = esc(order.status.value)
         return f'<p class="muted">A return can be opened once the order is delivered ({status}).</p>'
     rows = [
-        f"<tr><td>{esc(line.sku or line.title)}{_field(f'l{i}', line.line_id)}</td>"
+        f"<tr><td>{esc(line.sku or line.title)}{_field(f'rl{i}', line.line_id)}</td>"
         f'<td class="n">{esc(line.quantity)}</td>'
-        f"<td>{_units(f'q{i}', line.quantity, 0)}</td>"
-        f"<td>{_select(f'r{i}', sorted(REASONS), 'other')}</td></tr>"
+        f"<td>{_units(f'rq{i}', line.quantity, 0)}</td>"
+        f"<td>{_select(f'rv{i}', sorted(REASONS), 'other')}</td></tr>"
         for i, line in enumerate(order.lines)
     ]
     path = f"{base}/status/orders/{quote(order.order_id, safe='')}/returns"
@@ -327,9 +327,9 @@ def _inspect_form(base: str, path: str, ret: OrderReturn, csrf: str, back: str) 
     for ln in ret.lines:
         for quantity, outcome in ((ln.quantity, Outcome.RESTOCK.value), (0, Outcome.SCRAP.value)):
             rows.append(
-                f"<tr><td>{esc(ln.sku or ln.line_id)}{_field(f'u{index}_line', ln.line_id)}</td>"
-                f"<td>{_units(f'u{index}_quantity', ln.quantity, quantity)}</td>"
-                f"<td>{_select(f'u{index}_outcome', outcomes, outcome)}</td></tr>"
+                f"<tr><td>{esc(ln.sku or ln.line_id)}{_field(f'il{index}', ln.line_id)}</td>"
+                f"<td>{_units(f'iq{index}', ln.quantity, quantity)}</td>"
+                f"<td>{_select(f'iv{index}', outcomes, outcome)}</td></tr>"
             )
             index += 1
     return (

@@ -110,33 +110,9 @@ def resolve(
     """Give back what the priced return says, once; answers the resolved return's summary. A resolved
     return is recorded on `board` (the status page's day list) on every call: a retry after a crash
     between the two writes still records it, and recording twice counts once."""
-    done = _resolve(
-        order_id,
-        rid,
-        orders=orders,
-        policies=policies,
-        gateway=gateway,
-        now=now,
-        place_replacement=place_replacement,
-    )
-    if board is not None and done.status == ReturnStatus.RESOLVED:
-        board.closed(done)
-    return _summary(done)
-
-
-def _resolve(
-    order_id: str,
-    rid: str,
-    *,
-    orders: OrderRepository,
-    policies: ReturnPolicies,
-    gateway: Callable[[], PaymentGateway],
-    now: Callable[[], datetime],
-    place_replacement: PlaceReplacement | None,
-) -> OrderReturn:
     ret = price(order_id, rid, orders=orders, policies=policies, now=now)
     if ret.final:
-        return ret
+        return _summary(_recorded(ret, board))
     assert ret.money is not None
     order, _ = load_return(orders, order_id, rid)
     method = ret.money.method or "manual"
@@ -154,7 +130,8 @@ def _resolve(
         reference = refund.id
     elif method in ("store_credit", "voucher"):
         policy = policies.for_store(order.channel, order.store)
-        return _issue_credit(orders, order_id, rid, method, policy.credit_expires_days, now=now)
+        credited = _issue_credit(orders, order_id, rid, method, policy.credit_expires_days, now=now)
+        return _summary(_recorded(credited, board))
     elif method == "exchange":
         reference, to_card = _exchange(order, ret, place_replacement, gateway=gateway)
 
@@ -167,7 +144,13 @@ def _resolve(
             )
         return _mark_resolved(order, current, reference, now=now, refunded=to_card)
 
-    return change_return(orders, order_id, rid, change)
+    return _summary(_recorded(change_return(orders, order_id, rid, change), board))
+
+
+def _recorded(ret: OrderReturn, board: ReturnsBoard | None) -> OrderReturn:
+    if board is not None and ret.status == ReturnStatus.RESOLVED:
+        board.closed(ret)
+    return ret
 
 
 def _issue_credit(

@@ -9,7 +9,7 @@ from chalicelib.adapters.order_repository import DynamoOrderRepository
 from chalicelib.adapters.returns_board import DynamoReturnsBoard
 from chalicelib.adapters.status_board import DynamoStatusBoard
 from chalicelib.domain.order import OrderStatus
-from chalicelib.domain.returns import intake, resolution, steps
+from chalicelib.domain.returns import resolution, steps
 from chalicelib.domain.returns.model import ReturnStatus, find_return, put_return
 from chalicelib.domain.returns.overview import returns_overview
 from chalicelib.entrypoints.status_returns_html import liabilities_section, returns_section
@@ -31,15 +31,7 @@ class InMemoryReturnsBoard:
 
 def _open(world: World, order_id: str, line: str = "L1", quantity: int = 1):
     body = {"lines": [{"line_id": line, "quantity": quantity, "reason": "size"}], "resolution": "refund"}
-    ret, _ = intake.request_return(
-        order_id,
-        intake.parse_return_request(body),
-        orders=world.orders,
-        workflow=world.returns_workflow,
-        policies=world.policies,
-        now=world.clock,
-    )
-    return ret
+    return world.open_return(order_id, body)[0]
 
 
 def _set(world: World, order_id: str, rid: str, **update) -> None:

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import pytest
 
 from chalicelib.domain.order import OrderStatus
-from chalicelib.domain.returns import intake
 from chalicelib.domain.returns.model import ReturnLabel, ReturnStatus, find_return, put_return
 from tests.unit.api import TOKEN
 from tests.unit.returns.conftest import World
@@ -30,20 +29,9 @@ def world(svc) -> World:
     return w
 
 
-def _open(world: World, svc, order_id: str, lines=None, resolution: str = "refund"):
-    body = {
-        "lines": lines or [{"line_id": "L1", "quantity": 2, "reason": "damaged"}],
-        "resolution": resolution,
-    }
-    ret, _ = intake.request_return(
-        order_id,
-        intake.parse_return_request(body),
-        orders=svc.orders,
-        workflow=world.returns_workflow,
-        policies=world.policies,
-        now=svc.now,
-    )
-    return ret
+def _open(world: World, svc, order_id: str):
+    body = {"lines": [{"line_id": "L1", "quantity": 2, "reason": "damaged"}], "resolution": "refund"}
+    return world.open_return(order_id, body, now=svc.now)[0]
 
 
 def _post(client, path: str, fields: dict, headers=None):
@@ -119,12 +107,12 @@ def test_given_a_received_return_when_the_inspection_is_recorded_per_line_then_e
         f"{path}/inspect",
         {
             "expected_status": "received",
-            "u0_line": "L1",
-            "u0_quantity": "1",
-            "u0_outcome": "restock",
-            "u1_line": "L1",
-            "u1_quantity": "1",
-            "u1_outcome": "scrap",
+            "il0": "L1",
+            "iq0": "1",
+            "iv0": "restock",
+            "il1": "L1",
+            "iq1": "1",
+            "iv1": "scrap",
         },
     )
     assert message == f"Return {ret.return_id}: inspected."
@@ -138,10 +126,10 @@ def test_given_a_received_return_when_the_inspection_is_recorded_per_line_then_e
 @pytest.mark.parametrize(
     ("fields", "said"),
     [
-        ({"u0_line": "L1", "u0_quantity": "3", "u0_outcome": "restock"}, "more units than returned"),
-        ({"u0_line": "L1", "u0_quantity": "two", "u0_outcome": "restock"}, "whole number"),
-        ({"u0_line": "L1", "u0_quantity": "1", "u0_outcome": "burn"}, "outcome must be one of"),
-        ({"u0_line": "L1", "u0_quantity": "0", "u0_outcome": "restock"}, "at least one unit"),
+        ({"il0": "L1", "iq0": "3", "iv0": "restock"}, "more units than returned"),
+        ({"il0": "L1", "iq0": "two", "iv0": "restock"}, "whole number"),
+        ({"il0": "L1", "iq0": "1", "iv0": "burn"}, "outcome must be one of"),
+        ({"il0": "L1", "iq0": "0", "iv0": "restock"}, "at least one unit"),
     ],
 )
 def test_given_a_wrong_inspection_form_then_it_is_refused_and_nothing_changes(
@@ -176,7 +164,15 @@ def test_given_a_delivered_order_when_a_return_is_opened_from_its_page_then_it_i
     assert 'id="open-return"' in page and 'id="refund"' in page
     key = re.search(r'name="key" value="([^"]+-return)"', page)
     assert key is not None
-    form = {"key": key.group(1), "l0": "L1", "q0": "1", "r0": "size", "l1": "L2", "q1": "0", "r1": "other"}
+    form = {
+        "key": key.group(1),
+        "rl0": "L1",
+        "rq0": "1",
+        "rv0": "size",
+        "rl1": "L2",
+        "rq1": "0",
+        "rv1": "other",
+    }
     form["resolution"] = "store_credit"
 
     first = _post(client, f"/status/orders/{order_id}/returns", form)
@@ -195,12 +191,12 @@ def test_given_an_order_past_the_window_when_a_return_is_opened_then_the_page_na
     client, svc, world
 ):
     order_id = world.delivered_order(delivered_at=svc.now() - timedelta(days=45))
-    form = {"l0": "L1", "q0": "1", "r0": "size", "resolution": "refund"}
+    form = {"rl0": "L1", "rq0": "1", "rv0": "size", "resolution": "refund"}
     message = _post(client, f"/status/orders/{order_id}/returns", form)
     assert message.startswith("Refused by the returns policy: outside_window:")
     assert not [r for r in svc.orders.get(order_id).order.returns if "return_id" in r]
     empty = _post(
-        client, f"/status/orders/{order_id}/returns", {"l0": "L1", "q0": "0", "resolution": "refund"}
+        client, f"/status/orders/{order_id}/returns", {"rl0": "L1", "rq0": "0", "resolution": "refund"}
     )
     assert empty == "Refused: choose at least one unit to return"
 
