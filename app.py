@@ -14,6 +14,7 @@ from chalicelib.entrypoints import (
     returns_api,
     schedules,
     status_page,
+    status_returns,
     webhooks,
     workflow_tasks,
 )
@@ -30,5 +31,6 @@ app.register_blueprint(schedules.bp)
 app.register_blueprint(reconciliation_api.bp)
 app.register_blueprint(credit_api.bp)
 app.register_blueprint(status_page.bp)
+app.register_blueprint(status_returns.bp)
 app.register_blueprint(returns_api.bp)
 app.register_blueprint(return_tasks.bp)

@@ -42,7 +42,7 @@ from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
 from chalicelib.domain.returns.events import ChannelReturn, ReturnEvent
 from chalicelib.domain.returns.policy import ReturnPolicies
-from chalicelib.domain.returns.ports import ReturnLabels, ReturnsDesk, ReturnsReport
+from chalicelib.domain.returns.ports import ReturnLabels, ReturnsBoard, ReturnsDesk, ReturnsReport
 from chalicelib.domain.returns.report_sync import ReturnsCursor
 from chalicelib.domain.webhooks import WebhookSpec
 from chalicelib.observability import use_count_sink
@@ -144,6 +144,8 @@ class Services:
     # Returns: the per-store policy and the return workflow (one execution per return).
     return_policies: ReturnPolicies = field(default_factory=ReturnPolicies)
     return_workflow: WorkflowStarter | None = None
+    # The returns closed per day, for the status page (None: not kept, the page shows open returns only).
+    returns_board: ReturnsBoard | None = None
 
     def returns(self) -> WorkflowStarter:
         """The return workflow (one execution per return)."""
@@ -316,6 +318,7 @@ def build(settings: Settings) -> Services:
     from chalicelib.adapters.parking import SqsParkingLot
     from chalicelib.adapters.raw_archive import DynamoRawArchive
     from chalicelib.adapters.reconciliation_store import DynamoReconciliationStore
+    from chalicelib.adapters.returns_board import DynamoReturnsBoard
     from chalicelib.adapters.returns_cursor import DynamoReturnsCursor
     from chalicelib.adapters.stats import DynamoTrafficStats
     from chalicelib.adapters.velocity import DynamoVelocityCounter, bind_velocity
@@ -366,6 +369,7 @@ def build(settings: Settings) -> Services:
     services.returns_report = clients.returns_report
 
     services.credit_ledger = DynamoCreditLedger(now=utcnow)
+    services.returns_board = DynamoReturnsBoard()
     services.traffic = DynamoTrafficStats(now=utcnow)
     services.parking = _LazyParkingLot(lambda: SqsParkingLot(aws.client("sqs"), settings.dlq_urls))
     if settings.fulfilment_policy:

@@ -10,6 +10,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
     VersionAttribute,
 )
@@ -197,6 +198,16 @@ class TrafficModel(TableModel):
     throttled = NumberAttribute(null=True)
     last_event_at = UTCDateTimeAttribute(null=True)
     last_throttled_at = UTCDateTimeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
+class ReturnsDayModel(TableModel):
+    """The returns that reached one final status on one day, one shard of them (see returns_board.py)."""
+
+    class Meta(TableModel.Meta):
+        pass
+
+    return_ids = UnicodeSetAttribute(null=True)
     expires_at = TTLAttribute(null=True)
 
 

@@ -3,6 +3,7 @@
 - orders per status: the sharded counters (stats.py), kept in each order's own write;
 - stuck orders: per status, the index by status sorted by last update, read below a cut-off (oldest first);
 - review queue, failed orders: the same index, newest first, a page at most;
+- open returns: the same index (RETURN_REQUESTED), newest and oldest pages;
 - per store traffic: ten-minute buckets of the last day (stats.py);
 - queues: SQS attributes of each queue and its DLQ;
 - reconciliation: the newest run reports;
@@ -83,6 +84,17 @@ class DynamoStatusBoard:
                 f"STATUS#{status.value}", scan_index_forward=oldest_first, limit=limit
             )
         ]
+
+    def with_open_returns(self, limit: int) -> list[Order]:
+        """Orders with an open return (an order stays RETURN_REQUESTED while one is): the newest `limit`
+        and, when there are more, the oldest `limit` too (where the overdue ones are). At most two
+        queries of `limit` items each, documents included."""
+        status = OrderStatus.RETURN_REQUESTED
+        rows = self.in_status(status, limit)
+        if len(rows) == limit:
+            known = {r.order_id for r in rows}
+            rows += [r for r in self.in_status(status, limit, oldest_first=True) if r.order_id not in known]
+        return [r.order for r in rows if r.order is not None]
 
     def stuck(
         self, now: datetime, thresholds: dict[OrderStatus, timedelta], per_status: int = 10

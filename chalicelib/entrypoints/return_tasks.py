@@ -57,7 +57,12 @@ def await_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def return_overdue(event: dict[str, Any], context: Any) -> dict[str, Any]:
     svc = services()
     return steps.overdue(
-        event["order_id"], event["return_id"], str(event.get("stage")), orders=svc.orders, now=svc.now
+        event["order_id"],
+        event["return_id"],
+        str(event.get("stage")),
+        orders=svc.orders,
+        now=svc.now,
+        board=svc.returns_board,
     )
 
 
@@ -72,6 +77,7 @@ def resolve_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
         gateway=svc.payments,
         now=svc.now,
         place_replacement=svc.place_replacement,
+        board=svc.returns_board,
     )
 
 

@@ -332,7 +332,9 @@ def _kv(pairs: Iterable[tuple[str, Any]]) -> str:
     return "<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in pairs) + "</table>"
 
 
-def order_page(base: str, order: Order, csrf: str, flash: str | None, now: datetime) -> str:
+def order_page(
+    base: str, order: Order, csrf: str, flash: str | None, now: datetime, *, returns: str = ""
+) -> str:
     quoted = quote(order.order_id, safe="")
     back = f"{base}/status/orders/{quoted}"
     body = (
@@ -341,6 +343,7 @@ def order_page(base: str, order: Order, csrf: str, flash: str | None, now: datet
         f'<section id="timeline"><h2>Timeline</h2>{_timeline(order)}</section>'
         f'<section id="payments"><h2>Payments</h2>{_payment(order)}</section>'
         f'<section id="shipments"><h2>Shipments</h2>{_shipments(order)}</section>'
+        f"{returns}"
         f'<section id="publications"><h2>Publications</h2>{_publications(base, order, csrf, back, now)}</section>'
     )
     return page(f"order {order.order_id}", body, base=base, flash=flash, csrf=csrf)
@@ -442,3 +445,9 @@ def _detail(detail: dict[str, Any]) -> str:
         for k, v in detail.items()
         if k not in _HIDDEN_DETAIL and v not in (None, "", [], {})
     )
+
+
+# Shared with the return pages (status_returns_html.py).
+table = _table
+key_values = _kv
+detail_text = _detail

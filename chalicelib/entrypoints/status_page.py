@@ -16,8 +16,9 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
+from secrets import token_hex
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from chalice import Blueprint, Response
 
@@ -25,6 +26,8 @@ from chalicelib.composition import Services, services
 from chalicelib.domain.errors import ConcurrentUpdate, HubError, InvalidInput, NotFound
 from chalicelib.domain.order import OrderStatus
 from chalicelib.entrypoints import status_html as html
+from chalicelib.entrypoints import status_reads
+from chalicelib.entrypoints import status_returns_html as returns_html
 from chalicelib.entrypoints.auth import is_authorised
 from chalicelib.observability import logger
 from chalicelib.settings import ConfigurationError
@@ -180,6 +183,14 @@ def _message() -> str | None:
     return params.get("msg")
 
 
+# The same sign-in, CSRF and answers for the return pages (status_returns.py).
+signed_in_page = _page
+form_action = _act
+form_fields = _form
+flash_message = _message
+html_response = _html
+
+
 # --- pages -----------------------------------------------------------------------------------------
 
 
@@ -231,8 +242,9 @@ def _overview(svc: Services, operator: _Operator, base: str) -> Response:
     stores = [(c.channel, c.store) for c in svc.connections.list()]
     thresholds = svc.stuck_thresholds()
     store = svc.store()
+    counts = board.status_counts()
     sections = [
-        html.status_section(base, board.status_counts()),
+        html.status_section(base, counts),
         html.review_section(
             base,
             board.in_status(OrderStatus.FRAUD_REVIEW, REVIEW_QUEUE_SIZE, oldest_first=True),
@@ -253,6 +265,8 @@ def _overview(svc: Services, operator: _Operator, base: str) -> Response:
         html.channels_section(board.traffic(sorted(stores), now), now),
         html.reconciliation_section(base, _last_runs(svc), operator.csrf, back, now),
         html.carriers_section(base, store.carrier_stats(), store.flagged_shipments(), now),
+        returns_html.returns_section(base, status_reads.returns_view(svc, board, counts, now), now),
+        returns_html.liabilities_section(status_reads.liabilities(svc)),
     ]
     body = html.page(
         "status", "".join(sections), base=base, flash=_message(), refresh=REFRESH_SECONDS, csrf=operator.csrf
@@ -302,7 +316,11 @@ def order_view(order_id: str) -> Response:
         if stored is None:
             body = f"<p>No order {html.esc(order_id)}.</p>"
             return _html(html.page("not found", body, base=base, csrf=operator.csrf), 404)
-        return _html(html.order_page(base, stored.order, operator.csrf, _message(), svc.now()))
+        back = f"{base}/status/orders/{quote(order_id, safe='')}"
+        returns = returns_html.order_returns_section(base, stored.order, operator.csrf, back, token_hex(8))
+        return _html(
+            html.order_page(base, stored.order, operator.csrf, _message(), svc.now(), returns=returns)
+        )
 
     return _page(render)
 

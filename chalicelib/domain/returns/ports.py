@@ -3,6 +3,7 @@ returns report, and the credit ledger."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Protocol
 
 from chalicelib.domain.order import Order
@@ -32,3 +33,18 @@ class ReturnsReport(Protocol):
     """A channel's returns as a report (Amazon: GET_XML_RETURNS_DATA_BY_RETURN_DATE)."""
 
     def returns_since(self, since: Any) -> list[ChannelReturn]: ...
+
+
+class ReturnsBoard(Protocol):
+    """The status page's small index of returns closed per day (resolved, expired), so "resolved today"
+    is read as a few items, never by scanning orders. Recording is idempotent: a retried step that closes
+    a return again records it once."""
+
+    def closed(self, ret: OrderReturn) -> None:
+        """Record `ret` (resolved or expired) under the day it reached that status (its `updated_at`)."""
+        ...
+
+    def closed_on(self, day: date, limit: int) -> dict[str, tuple[int, list[str]]]:
+        """Per final status ("resolved", "expired"): how many returns closed on `day`, and at most `limit`
+        of their ids."""
+        ...

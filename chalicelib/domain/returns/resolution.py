@@ -23,6 +23,7 @@ from chalicelib.domain.ports import OrderRepository
 from chalicelib.domain.returns.amounts import lines_value, return_money
 from chalicelib.domain.returns.model import OrderReturn, Outcome, Resolution, ReturnStatus
 from chalicelib.domain.returns.policy import ReturnPolicies
+from chalicelib.domain.returns.ports import ReturnsBoard
 from chalicelib.domain.returns.steps import change_return, load_return, next_step, reached
 
 
@@ -104,11 +105,14 @@ def resolve(
     gateway: Callable[[], PaymentGateway],
     now: Callable[[], datetime],
     place_replacement: PlaceReplacement | None = None,
+    board: ReturnsBoard | None = None,
 ) -> dict[str, Any]:
-    """Give back what the priced return says, once; answers the resolved return's summary."""
+    """Give back what the priced return says, once; answers the resolved return's summary. A resolved
+    return is recorded on `board` (the status page's day list) on every call: a retry after a crash
+    between the two writes still records it, and recording twice counts once."""
     ret = price(order_id, rid, orders=orders, policies=policies, now=now)
     if ret.final:
-        return _summary(ret)
+        return _summary(_recorded(ret, board))
     assert ret.money is not None
     order, _ = load_return(orders, order_id, rid)
     method = ret.money.method or "manual"
@@ -126,7 +130,8 @@ def resolve(
         reference = refund.id
     elif method in ("store_credit", "voucher"):
         policy = policies.for_store(order.channel, order.store)
-        return _summary(_issue_credit(orders, order_id, rid, method, policy.credit_expires_days, now=now))
+        credited = _issue_credit(orders, order_id, rid, method, policy.credit_expires_days, now=now)
+        return _summary(_recorded(credited, board))
     elif method == "exchange":
         reference, to_card = _exchange(order, ret, place_replacement, gateway=gateway)
 
@@ -139,8 +144,13 @@ def resolve(
             )
         return _mark_resolved(order, current, reference, now=now, refunded=to_card)
 
-    done = change_return(orders, order_id, rid, change)
-    return _summary(done)
+    return _summary(_recorded(change_return(orders, order_id, rid, change), board))
+
+
+def _recorded(ret: OrderReturn, board: ReturnsBoard | None) -> OrderReturn:
+    if board is not None and ret.status == ReturnStatus.RESOLVED:
+        board.closed(ret)
+    return ret
 
 
 def _issue_credit(

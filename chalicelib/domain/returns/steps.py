@@ -23,7 +23,7 @@ from chalicelib.domain.returns.model import (
     returns_of,
 )
 from chalicelib.domain.returns.policy import ReturnPolicies
-from chalicelib.domain.returns.ports import ReturnLabels, ReturnsDesk
+from chalicelib.domain.returns.ports import ReturnLabels, ReturnsBoard, ReturnsDesk
 
 DAY = 86400
 PARCEL = "return_parcel"
@@ -285,10 +285,17 @@ def resume_return(store: FulfilmentStore, workflow: WorkflowStarter, ret: OrderR
 
 
 def overdue(
-    order_id: str, rid: str, stage: str, *, orders: OrderRepository, now: Callable[[], datetime]
+    order_id: str,
+    rid: str,
+    stage: str,
+    *,
+    orders: OrderRepository,
+    now: Callable[[], datetime],
+    board: ReturnsBoard | None = None,
 ) -> dict[str, Any]:
     """A wait ran past its deadline. No parcel by the deadline: the return expires (the customer kept the
-    goods). An inspection overdue: flagged for operators, and the workflow waits again."""
+    goods; recorded on `board`, the status page's day list). An inspection overdue: flagged for operators,
+    and the workflow waits again."""
 
     def change(order: Order, ret: OrderReturn) -> OrderReturn | None:
         at = now()
@@ -313,6 +320,8 @@ def overdue(
         return None
 
     ret = change_return(orders, order_id, rid, change)
+    if board is not None and ret.status == ReturnStatus.EXPIRED:
+        board.closed(ret)
     return {"order_id": order_id, "return_id": rid, "status": ret.status.value, "next": next_step(ret)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -127,6 +128,27 @@ class World:
         minor = int(order.totals.total * 100)
         self.gateway.add(f"pi_{external_id}", minor, status="succeeded")
         return order.order_id
+
+    def open_return(
+        self,
+        order_id: str,
+        body: dict[str, Any],
+        *,
+        key: str | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> tuple[OrderReturn, bool]:
+        """Open a return as the API does (the body as POSTed), on this world's clock unless `now`."""
+        from chalicelib.domain.returns import intake
+
+        return intake.request_return(
+            order_id,
+            intake.parse_return_request(body),
+            orders=self.orders,
+            workflow=self.returns_workflow,
+            policies=self.policies,
+            now=now or self.clock,
+            idempotency_key=key,
+        )
 
     def order(self, order_id: str) -> Order:
         stored = self.orders.get(order_id)

@@ -17,15 +17,7 @@ from tests.unit.returns.conftest import World
 
 
 def _open(world: World, order_id: str, body: dict, *, key: str | None = None):
-    return intake.request_return(
-        order_id,
-        intake.parse_return_request(body),
-        orders=world.orders,
-        workflow=world.returns_workflow,
-        policies=world.policies,
-        now=world.clock,
-        idempotency_key=key,
-    )
+    return world.open_return(order_id, body, key=key)
 
 
 def _run_to_inspection(world: World, order_id: str, rid: str, outcome: Outcome = Outcome.RESTOCK) -> None:
