@@ -42,10 +42,10 @@ def issue_return_label(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @bp.lambda_function(name=resources.FUNCTION_AWAIT_RETURN)
 def await_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
     svc = services()
-    wait = steps.await_inspection if event.get("stage") == "inspection" else steps.await_parcel
-    return wait(
+    return steps.await_stage(
         event["order_id"],
         event["return_id"],
+        "inspection" if event.get("stage") == "inspection" else "parcel",
         event["task_token"],
         orders=svc.orders,
         store=svc.store(),

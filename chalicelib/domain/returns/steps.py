@@ -210,48 +210,24 @@ def _warehouse_of(order: Order, ret: OrderReturn) -> tuple[str, str]:
     return "default", "main"
 
 
-def await_parcel(
+# The workflow's two waits: the token's kind, and the status that ends the wait.
+WAITS = {"parcel": (PARCEL, ReturnStatus.RECEIVED), "inspection": (INSPECTION, ReturnStatus.INSPECTED)}
+
+
+def await_stage(
     order_id: str,
     rid: str,
+    stage: str,
     task_token: str,
     *,
     orders: OrderRepository,
     store: FulfilmentStore,
     workflow: WorkflowStarter,
 ) -> dict[str, Any]:
-    """Keep the token until the 3PL has received the parcel (at once when it already has)."""
-    return _await(
-        order_id,
-        rid,
-        task_token,
-        PARCEL,
-        ReturnStatus.RECEIVED,
-        orders=orders,
-        store=store,
-        workflow=workflow,
-    )
-
-
-def await_inspection(
-    order_id: str,
-    rid: str,
-    task_token: str,
-    *,
-    orders: OrderRepository,
-    store: FulfilmentStore,
-    workflow: WorkflowStarter,
-) -> dict[str, Any]:
-    """Keep the token until the 3PL has inspected every returned unit."""
-    return _await(
-        order_id,
-        rid,
-        task_token,
-        INSPECTION,
-        ReturnStatus.INSPECTED,
-        orders=orders,
-        store=store,
-        workflow=workflow,
-    )
+    """Keep the token until the 3PL has received the parcel (`parcel`) or inspected every returned unit
+    (`inspection`); resumed at once when that already happened."""
+    kind, status = WAITS[stage]
+    return _await(order_id, rid, task_token, kind, status, orders=orders, store=store, workflow=workflow)
 
 
 def _await(

@@ -34,8 +34,8 @@ def _run_to_inspection(world: World, order_id: str, rid: str, outcome: Outcome =
         **kw,
     )
     assert labelled["next"] == "parcel"
-    steps.await_parcel(
-        order_id, rid, "tok-parcel", orders=world.orders, store=world.store, workflow=world.workflow
+    steps.await_stage(
+        order_id, rid, "parcel", "tok-parcel", orders=world.orders, store=world.store, workflow=world.workflow
     )
     ret = find_return(world.order(order_id), rid)
     assert ret is not None
