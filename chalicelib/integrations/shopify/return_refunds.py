@@ -50,6 +50,14 @@ query FulfilledFrom($id: ID!) {
   }
 }
 """
+RETURN_APPROVE = """
+mutation ReturnApprove($input: ReturnApproveRequestInput!) {
+  returnApproveRequest(input: $input) {
+    return { id status }
+    userErrors { field message code }
+  }
+}
+"""
 RETURN_PROCESS = """
 mutation ReturnProcess($input: ReturnProcessInput!) {
   returnProcess(input: $input) @idempotent(key: %s) {
@@ -134,6 +142,12 @@ class ReturnRefunds:
 
         def write() -> str:
             node = the_return()
+            if node.get("status") == "REQUESTED":
+                # The customer asked in Shopify and the hub accepted it (its policy, the parcel received and
+                # inspected): the request is approved in Shopify before it is processed. Approving an open
+                # return is refused by Shopify, so a replay after a lost answer reads OPEN and goes on.
+                self._admin.mutate("returnApproveRequest", RETURN_APPROVE, {"input": {"id": gid}})
+                node = the_return()
             if node.get("status") != "OPEN":
                 raise PublishRejected(f"shopify: return {gid} is {node.get('status')}, not open")
             process_input: dict[str, Any] = {

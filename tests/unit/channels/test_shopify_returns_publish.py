@@ -211,3 +211,18 @@ def test_a_return_the_hub_started_and_refunded_itself_records_the_goods_without_
         sim.get_order(shop_order["id"])["refunds"][0]["refund_line_items"][0]["restock_type"] == "no_restock"
     )
     assert sim.get_order(shop_order["id"])["financial_status"] == "paid"
+
+
+def test_a_customer_request_the_hub_accepted_is_approved_in_shopify_then_processed_once(sim, publisher):
+    shop_order, order = delivered_order(sim)
+    ret = sim.request_return(
+        shop_order["id"], [{"line_item_id": shop_order["line_items"][0]["id"], "quantity": 1}]
+    )
+    milestone = refunded(order, via="hub", external_return_id=ret["id"])
+
+    publisher.publish(order, milestone)
+    again = publisher.publish(order, milestone)
+
+    (processed,) = sim.returns(shop_order["id"])
+    assert processed["status"] == "OPEN" and again["replayed"] is True
+    assert processed["returnLineItems"]["nodes"][0]["processedQuantity"] == 1
