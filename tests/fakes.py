@@ -122,6 +122,12 @@ class InMemoryOrderRepository:
     def order_for_payment(self, reference: str) -> str | None:
         return self._payment_refs.get(reference)
 
+    def link_return(self, channel_return: str, order_id: str) -> None:
+        self._payment_refs[f"return:{channel_return}"] = order_id
+
+    def order_for_return(self, channel_return: str) -> str | None:
+        return self._payment_refs.get(f"return:{channel_return}")
+
     def pending_publications(self, limit: int = 100) -> list[str]:
         waiting = [
             (min(p.created_at for p in s.order.publications if p.status == "pending"), order_id)

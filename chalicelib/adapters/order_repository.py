@@ -308,6 +308,15 @@ class DynamoOrderRepository:
         except PaymentRefModel.DoesNotExist:
             return None
 
+    def link_return(self, channel_return: str, order_id: str) -> None:
+        PaymentRefModel(f"RETREF#{channel_return}", "RETREF", order_id=order_id).save()
+
+    def order_for_return(self, channel_return: str) -> str | None:
+        try:
+            return PaymentRefModel.get(f"RETREF#{channel_return}", "RETREF", consistent_read=True).order_id
+        except PaymentRefModel.DoesNotExist:
+            return None
+
     @staticmethod
     def _model(order_id: str) -> OrderModel | None:
         try:

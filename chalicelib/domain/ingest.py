@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -350,9 +350,16 @@ def _apply_return(
     if channel_returns is None:
         raise MalformedDelivery(f"{event.channel} return {event.external_return_id}: no returns intake wired")
     if not event.external_order_id:
-        # Shopify's returns/decline names only the return: kept for an operator (and replay) until the
-        # hub can find a return's order by the channel's return id.
-        raise MalformedDelivery(f"{event.channel} return {event.external_return_id} names no order")
+        # Shopify's returns/decline names only the return: its order is the one the hub linked it to.
+        order_id = orders.order_for_return(channel_return_key(event))
+        if order_id is None:
+            # A return the hub never heard of, declined: nothing to change.
+            orders.record_delivery(delivery.delivery_id, f"unknown-return:{event.external_return_id}")
+            return IngestResult(Outcome.DUPLICATE, None)
+        known = orders.get(order_id)
+        if known is None:
+            raise OrderNotYetKnown(f"order {order_id} of {event.channel} return {event.external_return_id}")
+        event = replace(event, external_order_id=known.order.external_id)
     stored = orders.get_by_channel(event.channel, event.store, event.external_order_id)
     if stored is None:
         # The return overtook its order: fail so the queue retries it once the order exists.
@@ -360,6 +367,11 @@ def _apply_return(
     channel_returns(event)
     orders.record_delivery(delivery.delivery_id, stored.order.order_id)
     return IngestResult(Outcome.RETURN, stored.order.order_id)
+
+
+def channel_return_key(event: ChannelReturn) -> str:
+    """How the hub names a channel's return across channels and stores."""
+    return f"{event.channel}:{event.store}:{event.external_return_id}"
 
 
 def _ensure_started(stored: StoredOrder | None, orders: OrderRepository, workflow: WorkflowStarter) -> None:

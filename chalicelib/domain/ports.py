@@ -77,6 +77,13 @@ class OrderRepository(Protocol):
 
     def order_for_payment(self, reference: str) -> str | None: ...
 
+    def link_return(self, channel_return: str, order_id: str) -> None:
+        """Remember which order a channel's return (`<channel>:<store>:<return id>`) belongs to; idempotent.
+        Shopify's `returns/decline` names only the return."""
+        ...
+
+    def order_for_return(self, channel_return: str) -> str | None: ...
+
     def pending_publications(self, limit: int = 100) -> list[str]:
         """Ids of orders whose channel outbox has pending milestones, oldest first."""
         ...

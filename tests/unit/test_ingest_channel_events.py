@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib.domain.channel_events import ChannelState, OrderSnapshot, RefundNotice
 from chalicelib.domain.delivery import Delivery
-from chalicelib.domain.errors import MalformedDelivery, OrderNotYetKnown
+from chalicelib.domain.errors import OrderNotYetKnown
 from chalicelib.domain.ingest import Outcome, ingest
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import OrderStatus
@@ -168,8 +168,21 @@ def test_a_channel_return_that_overtook_its_order_is_retried_later(events):
     assert handed == [] and not repo.has_delivery("d1")
 
 
-def test_a_channel_return_naming_no_order_is_parked_not_lost(events):
-    repo, wf = InMemoryOrderRepository(), RecordingWorkflow()
-    with pytest.raises(MalformedDelivery, match="names no order"):
-        deliver_return(events, "d1", channel_return(order_id=""), repo, wf, intake=lambda e: {})
-    assert not repo.has_delivery("d1")
+def test_a_channel_return_naming_only_the_return__finds_its_order_through_the_link(events):
+    repo, wf, handed = InMemoryOrderRepository(), RecordingWorkflow(), []
+    created = deliver(events, "d1", snapshot(T0, ChannelState.PAID), repo, wf)
+    opened = channel_return()
+    repo.link_return(f"{opened.channel}:{opened.store}:{opened.external_return_id}", str(created.order_id))
+
+    result = deliver_return(
+        events, "d2", channel_return(order_id=""), repo, wf, intake=lambda e: handed.append(e) or {}
+    )
+
+    assert (result.outcome, result.order_id) == (Outcome.RETURN, created.order_id)
+    assert [e.external_order_id for e in handed] == [opened.external_order_id]
+
+
+def test_a_declined_return_the_hub_never_heard_of__changes_nothing_and_is_not_parked(events):
+    repo, wf, handed = InMemoryOrderRepository(), RecordingWorkflow(), []
+    result = deliver_return(events, "d1", channel_return(order_id=""), repo, wf, intake=handed.append)
+    assert result.outcome is Outcome.DUPLICATE and handed == [] and repo.has_delivery("d1")

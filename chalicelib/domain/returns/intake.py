@@ -272,6 +272,8 @@ def record_channel_return(
 
         raise OrderNotYetKnown(f"{event.channel} order {event.external_order_id} is not known yet")
     order_id = stored.order.order_id
+    # A later word that names only the return (Shopify's decline) finds its order through this link.
+    orders.link_return(f"{event.channel}:{event.store}:{event.external_return_id}", order_id)
 
     def change(order: Order) -> dict[str, Any]:
         known = next((r for r in returns_of(order) if r.external_id == event.external_return_id), None)
