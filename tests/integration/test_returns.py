@@ -295,3 +295,27 @@ def test_an_amazon_return_from_the_report__is_recorded_once_however_often_it_is_
         assert answer.status_code == 200, answer.text
     returns = [r for r in stack.order(order_id)["returns"] if r.get("external_id") == rma]  # type: ignore[index]
     assert len(returns) == 1 and returns[0]["label_needed"] is False
+
+
+def test_a_shopify_return_declined_in_the_shop__is_rejected_at_the_hub(stack, shopify_store, threepl):
+    placed = shopify_store.create_order(
+        currency="USD",
+        financial_status="paid",
+        items=[{"title": "Belt", "price": "20.00", "quantity": 1, "sku": "BELT"}],
+        shipping_address=SHOP_ADDRESS,
+    )
+    order_id = derive_order_id("shopify", PUBLISH_SHOP, str(placed["id"]))
+    order = completed(stack, order_id)
+    shipped_at_channel(stack, order_id)
+    asked = shopify_store.request_return(
+        placed["id"], [{"line_item_id": int(order["lines"][0]["line_id"]), "quantity": 1}]
+    )
+
+    def recorded() -> list[dict[str, Any]]:
+        return [r for r in (stack.order(order_id) or {}).get("returns", []) if r.get("source") == "shopify"]
+
+    [ret] = eventually(recorded)
+    shopify_store.decline_return(asked["id"])  # names only the return, not its order
+    rejected = return_when(stack, order_id, ret["return_id"], status_is("rejected"))
+    assert rejected["refusal"]["rule"] == "channel_declined"
+    assert stack.order_when(order_id, lambda o: o["status"] == "COMPLETED")
