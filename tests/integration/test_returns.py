@@ -163,7 +163,7 @@ def test_store_credit__issued_once_and_redeemed_on_a_later_order_once(stack, str
 
 
 def test_an_exchange__ships_a_replacement_through_the_normal_lifecycle(stack, stripe, threepl):
-    order_id, _ = place(stack, stripe, [line("1", "SHOE-42", 1, "50.00")], total=5000)
+    order_id, intent = place(stack, stripe, [line("1", "SHOE-42", 1, "50.00")], total=5000)
     completed(stack, order_id)
     ret = open_return(
         stack, order_id,
@@ -175,6 +175,9 @@ def test_an_exchange__ships_a_replacement_through_the_normal_lifecycle(stack, st
     replacement = stack.order_when(replacement_id, lambda o: o["status"] == "COMPLETED")
     assert [ln["sku"] for ln in replacement["lines"]] == ["SHOE-43"]
     assert replacement["payment"]["source"] == "exchange"
+    # The same price: the returned shoe pays the replacement, nothing goes back to the card.
+    assert Decimal(replacement["payment"]["amount_captured"]) == Decimal("50.00")
+    assert stripe.refunds_for(intent) == []
     assert threepl.by_reference(replacement["shipments"][0]["shipment_id"])["status"] == "shipped"
 
 

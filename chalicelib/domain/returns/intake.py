@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ RETURNABLE = frozenset(
     }
 )
 MAX_LINES = 250
+_DECIMAL = re.compile(r"\d{1,15}(\.\d{1,4})?")
 _KEYS = {"lines", "resolution", "exchange", "override", "label"}
 
 
@@ -118,7 +120,21 @@ def _exchange_lines(raw: Any, resolution: Resolution) -> tuple[dict[str, Any], .
         quantity = _int(item.get("quantity"), f"exchange.lines[{i}].quantity")
         if quantity < 1:
             raise InvalidInput(f"exchange.lines[{i}].quantity must be at least 1")
-        out.append({"sku": item["sku"], "quantity": quantity})
+        wanted: dict[str, Any] = {"sku": item["sku"], "quantity": quantity}
+        price = item.get("unit_price")
+        if price is not None:
+            if not isinstance(price, str) or not _DECIMAL.fullmatch(price):
+                raise InvalidInput(f'exchange.lines[{i}].unit_price must be a decimal string, e.g. "49.90"')
+            wanted["unit_price"] = price
+        title = item.get("title")
+        if title is not None:
+            if not isinstance(title, str) or not title.strip() or len(title) > 255:
+                raise InvalidInput(f"exchange.lines[{i}].title must be a non-empty string of at most 255")
+            wanted["title"] = title
+        unknown = set(item) - {"sku", "quantity", "unit_price", "title"}
+        if unknown:
+            raise InvalidInput(f"exchange.lines[{i}]: unknown fields {sorted(unknown)}")
+        out.append(wanted)
     return tuple(out)
 
 
@@ -165,6 +181,24 @@ def check_return(
     return tuple(checked)
 
 
+def _check_exchange(order: Order, wanted: tuple[dict[str, Any], ...]) -> None:
+    """A replacement SKU the order does not carry needs its price, exact in the order's currency."""
+    from chalicelib.domain import money
+
+    skus = {line.sku for line in order.lines}
+    for i, item in enumerate(wanted):
+        price = item.get("unit_price")
+        if price is None and item["sku"] not in skus:
+            raise ReturnRefused(
+                "exchange_price_unknown", f"exchange.lines[{i}]: {item['sku']} needs a unit_price"
+            )
+        if price is not None:
+            try:
+                money.exact_amount(price, order.currency)
+            except money.MoneyError as exc:
+                raise InvalidInput(f"exchange.lines[{i}].unit_price: {exc}") from exc
+
+
 def request_hash(raw: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -200,6 +234,7 @@ def request_return(
         policy = policies.for_store(order.channel, order.store)
         overridden = str(request.override["rule"]) if request.override else None
         lines = check_return(order, request.lines, policy, at, overridden=overridden)
+        _check_exchange(order, request.exchange_lines)
         if request.resolution is Resolution.STORE_CREDIT and not order.customer.email:
             raise ReturnRefused(
                 "no_customer_for_credit", "store credit needs the customer's e-mail on the order"

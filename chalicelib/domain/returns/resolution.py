@@ -261,16 +261,12 @@ def replacement_body(order: Order, ret: OrderReturn) -> tuple[dict[str, Any], De
     lines, value = [], Decimal(0)
     for i, item in enumerate(wanted, start=1):
         source = next((ln for ln in order.lines if ln.sku == item.get("sku")), None)
-        unit = (
-            Decimal(str(item.get("unit_price")))
-            if item.get("unit_price")
-            else (source.unit_price if source else Decimal(0))
-        )
-        tax_each = (
-            source.tax / source.quantity
-            if source and source.quantity and not item.get("unit_price")
-            else Decimal(0)
-        )
+        priced = item.get("unit_price")
+        if priced is not None:
+            unit, tax_each = money.exact_amount(priced, order.currency), Decimal(0)
+        else:
+            unit = source.unit_price if source else Decimal(0)
+            tax_each = source.tax / source.quantity if source and source.quantity else Decimal(0)
         quantity = int(item["quantity"])
         tax = money.to_amount(tax_each * quantity, order.currency)
         lines.append(

@@ -45,6 +45,17 @@ def test_malformed_return_requests__are_400s_naming_the_field(body, message):
         intake.parse_return_request(body)
 
 
+def _request(world: World, order_id: str, body: dict):
+    return intake.request_return(
+        order_id,
+        intake.parse_return_request(body),
+        orders=world.orders,
+        workflow=world.returns_workflow,
+        policies=world.policies,
+        now=world.clock,
+    )
+
+
 def _open(world: World, order_id: str, lines: list[dict]) -> None:
     intake.request_return(
         order_id,
@@ -269,3 +280,74 @@ def test_an_exchange__places_one_replacement_paid_by_the_returned_value(world: W
     # The same mug (25.00 + 2.50 tax) against the 24.72 paid for it: 24.72 is credited, 2.78 is owed.
     assert body["lines"][0]["sku"] == "MUG-1" and body["payment"]["amount_captured"] == "24.72"
     assert world.gateway.refunds == []
+
+
+def test_an_exchange_for_a_sku_the_order_lacks__needs_an_exact_price(world: World):
+    order_id = world.delivered_order()
+    base = {"lines": [{"line_id": "L1", "quantity": 1, "reason": "size"}], "resolution": "exchange"}
+    with pytest.raises(ReturnRefused) as refused:
+        _request(world, order_id, {**base, "exchange": {"lines": [{"sku": "MUG-XL", "quantity": 1}]}})
+    assert refused.value.rule == "exchange_price_unknown"
+    with pytest.raises(InvalidInput, match="unit_price"):
+        _request(
+            world,
+            order_id,
+            {**base, "exchange": {"lines": [{"sku": "MUG-XL", "quantity": 1, "unit_price": "9.999"}]}},
+        )
+    with pytest.raises(InvalidInput, match="unit_price must be a decimal string"):
+        _request(
+            world,
+            order_id,
+            {**base, "exchange": {"lines": [{"sku": "MUG-XL", "quantity": 1, "unit_price": 9}]}},
+        )
+    assert world.order(order_id).returns == []
+
+
+def test_a_cheaper_exchange__refunds_the_difference_to_the_card_once(world: World):
+    from chalicelib.domain.returns import receiving, steps
+    from chalicelib.domain.returns.events import ReturnedUnit, ReturnEvent
+
+    order_id = world.delivered_order()
+    body = {
+        "lines": [{"line_id": "L2", "quantity": 1, "reason": "size"}],
+        "resolution": "exchange",
+        "label": False,
+        "exchange": {
+            "lines": [{"sku": "LAMP-S", "quantity": 1, "unit_price": "30.00", "title": "Small lamp"}]
+        },
+    }
+    ret, _ = _request(world, order_id, body)
+    steps.approve(order_id, ret.return_id, orders=world.orders, policies=world.policies, now=world.clock)
+    for kind in ("received", "inspected"):
+        unit = ReturnedUnit(quantity=1, sku="LAMP-1", outcome=None if kind == "received" else "restock")
+        receiving.apply_return_event(
+            ReturnEvent(
+                event_id=kind,
+                provider="default",
+                kind=kind,
+                return_id=ret.return_id,
+                at=world.clock(),
+                units=(unit,),
+            ),
+            orders=world.orders,
+            store=world.store,
+            workflow=world.workflow,
+            now=world.clock,
+        )
+    placed: list[dict] = []
+    for _ in range(2):
+        resolution.resolve(
+            order_id,
+            ret.return_id,
+            orders=world.orders,
+            policies=world.policies,
+            gateway=lambda: world.gateway,
+            now=world.clock,
+            place_replacement=lambda b, d: placed.append(b) or "ord_x",
+        )
+    # The lamp paid 43.56 (35.56 + 8.00 tax); the small lamp is 30.00: 13.56 goes back to the card, once.
+    assert (
+        placed[0]["payment"]["amount_captured"] == "30.00" and placed[0]["lines"][0]["title"] == "Small lamp"
+    )
+    assert [c[2] for c in world.gateway.calls if c[0] == "refund"] == [1356]
+    assert world.order(order_id).payment.amount_refunded == Decimal("13.56")
