@@ -188,3 +188,27 @@ def test_scheduler__a_paused_cadence_skips_its_slots_and_still_fires_on_demand(r
     now[0] += timedelta(minutes=5)
     assert scheduler.due(now[0]) == ["tick"]
     assert scheduler.status()["tick"] == {**scheduler.status()["tick"], "runs": 1, "paused": False}
+
+
+def test_scheduler__a_compressed_cadence_runs_an_hours_long_schedule_every_few_seconds_and_still_pauses(
+    runtime,
+):
+    now = [datetime(2026, 11, 23, 12, 0, tzinfo=UTC)]
+    scheduler = Scheduler(
+        runtime,
+        {"tick": Rate(6, unit=Rate.HOURS)},
+        region="us-east-1",
+        account="123456789012",
+        stop=threading.Event(),
+        clock=lambda: now[0],
+        every_s={"tick": 60},
+    )
+    now[0] += timedelta(seconds=60)
+    assert scheduler.due(now[0]) == ["tick"]
+    assert scheduler.status()["tick"]["every_s"] == 60
+    scheduler.pause("tick")
+    now[0] += timedelta(seconds=60)
+    assert scheduler.due(now[0]) == []
+    scheduler.resume("tick")
+    now[0] += timedelta(seconds=60)
+    assert scheduler.due(now[0]) == ["tick"]
