@@ -89,7 +89,9 @@ class DemoTraffic:
         self._rng = random.Random(seed)
         self._open: list[tuple[str, Any]] = []  # (channel, channel order id) that can still change
         # A handful of delivered orders come back, one per returns path (local/demo_returns.py).
-        self.returns = DemoReturns(hub_url, token, channels=channels, stop=stop)
+        api = requests.Session()
+        api.headers["Authorization"] = f"Bearer {token}"
+        self.returns = DemoReturns(hub_url, api, channels, stop)
         self._threads = [
             threading.Thread(target=self._run, name="demo", daemon=True),
             threading.Thread(target=self._watch, name="demo-watch", daemon=True),

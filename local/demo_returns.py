@@ -38,6 +38,7 @@ PATHS = (RESTOCK, SCRAP, VOUCHER, EXCHANGE, SHOPIFY, AMAZON)
 _API_CHANNELS = ("manual", "woocommerce")
 _AT_WAREHOUSE = ("label_sent", "in_transit")
 _FINAL = ("resolved", "rejected", "expired")
+TICK_S = 3.0  # how often the returns are looked at and moved on
 GIVE_UP_AFTER_S = 600.0  # a demo return that has not resolved by then is narrated as stuck and dropped
 # The voucher's new order ships to the demo's phone-order street (as local.demo.manual_order's do).
 DEMO_ADDRESS = {
@@ -127,26 +128,16 @@ class DemoReturns:
     """Plays the customers and the warehouse of the returns; one `tick()` every few seconds."""
 
     def __init__(
-        self,
-        hub_url: str,
-        token: str,
-        *,
-        channels: DemoChannels,
-        stop: threading.Event,
-        picker: ReturnPicker | None = None,
-        every: float = 3.0,
+        self, hub_url: str, api: requests.Session, channels: DemoChannels, stop: threading.Event
     ) -> None:
-        self._url = hub_url
-        self._headers = {"Authorization": f"Bearer {token}"}
-        self._channels = channels
-        self._stop = stop
-        self._every = every
-        self.picker = picker or ReturnPicker()
+        """`api`: a session that carries the operator's token."""
+        self._url, self._session = hub_url, api
+        self._channels, self._stop = channels, stop
+        self.picker = ReturnPicker()
         self.active: list[DemoReturn] = []
-        self._session = requests.Session()
 
     def run(self) -> None:
-        while not self._stop.wait(self._every):
+        while not self._stop.wait(TICK_S):
             try:
                 self.tick()
             except Exception as exc:  # the demo keeps going
@@ -200,7 +191,7 @@ class DemoReturns:
         answer = self._session.post(
             f"{self._url}/api/orders/{order_id}/returns",
             json=self._request(ret),
-            headers={**self._headers, "Idempotency-Key": f"demo-return-{order_id}"},
+            headers={"Idempotency-Key": f"demo-return-{order_id}"},
             timeout=15,
         )
         if answer.status_code >= 500:
@@ -327,7 +318,7 @@ class DemoReturns:
             "totals": {"shipping": "0"},
             "payment": payment,
         }
-        posted = self._session.post(f"{self._url}/api/orders", json=body, headers=self._headers, timeout=15)
+        posted = self._session.post(f"{self._url}/api/orders", json=body, timeout=15)
         if posted.status_code != 202:
             log.warning("returns: voucher %s order refused (%s)", _tail(code), posted.status_code)
             return True
@@ -349,7 +340,7 @@ class DemoReturns:
     # --- helpers --------------------------------------------------------------------------------------
 
     def _get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        answer = self._session.get(f"{self._url}{path}", params=params, headers=self._headers, timeout=15)
+        answer = self._session.get(f"{self._url}{path}", params=params, timeout=15)
         answer.raise_for_status()
         body: dict[str, Any] = answer.json()
         return body
