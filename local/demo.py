@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from local.demo_channels import DemoChannels
+from local.demo_returns import DemoReturns
 
 log = logging.getLogger("local.demo")
 
@@ -87,9 +88,14 @@ class DemoTraffic:
         self._every = every
         self._rng = random.Random(seed)
         self._open: list[tuple[str, Any]] = []  # (channel, channel order id) that can still change
+        # A handful of delivered orders come back, one per returns path (local/demo_returns.py).
+        api = requests.Session()
+        api.headers["Authorization"] = f"Bearer {token}"
+        self.returns = DemoReturns(hub_url, api, channels, stop)
         self._threads = [
             threading.Thread(target=self._run, name="demo", daemon=True),
             threading.Thread(target=self._watch, name="demo-watch", daemon=True),
+            threading.Thread(target=self.returns.run, name="demo-returns", daemon=True),
         ]
         self._seen: dict[str, int] = {}
         self._declined: list[str] = []  # PaymentIntents whose customer may come back with another card

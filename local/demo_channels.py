@@ -38,6 +38,10 @@ FULFILMENT_POLICY = (
     ' "silent_after_hours": 48}'
 )
 STRIPE_WEBHOOK_SECRET = "whsec_demo_order_hub"  # noqa: S105 (a demo value, local only)
+# Schedules whose deployed cadence is hours, compressed for the demo (seconds between runs) as the simulators
+# compress their clocks: Amazon's returns report is read every 6 hours in AWS, every minute here. Each stays
+# pausable (POST /_local/schedules/<name>/pause) and runs on demand.
+DEMO_SCHEDULE_CADENCE = {"amazon_returns": 60.0}
 
 
 class DemoChannels:
@@ -131,6 +135,10 @@ class DemoChannels:
             "HUB_CARRIER_API_BASE": self.carrier.url,
             "HUB_FULFILMENT_POLICY": FULFILMENT_POLICY,
         }
+
+    def schedule_cadence(self) -> dict[str, float]:
+        """Seconds between runs of the schedules the demo compresses (DEMO_SCHEDULE_CADENCE)."""
+        return dict(DEMO_SCHEDULE_CADENCE)
 
     def connections(self) -> list[dict[str, str]]:
         return [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -118,6 +118,14 @@ class Schedule:
     runs: int = 0
     last_result: Any = None
     paused: bool = False  # its cadence is off (as a disabled EventBridge schedule); fire() still runs it
+    # Seconds between runs instead of the expression's (the demo compresses hours-long cadences to seconds).
+    every_s: float | None = None
+
+    def after(self, at: datetime) -> datetime:
+        """Its next run after `at`."""
+        if self.every_s is not None:
+            return at + timedelta(seconds=self.every_s)
+        return next_run(self.expression, at)
 
 
 def scheduled_event(function: str, region: str, account: str, at: datetime) -> dict[str, Any]:
@@ -145,6 +153,7 @@ class Scheduler:
         account: str,
         stop: threading.Event,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        every_s: Mapping[str, float] | None = None,
     ) -> None:
         self._runtime = runtime
         self._region = region
@@ -153,10 +162,16 @@ class Scheduler:
         self._clock = clock
         self._lock = threading.Lock()
         now = clock()
+        every_s = every_s or {}
+        unknown = set(every_s) - set(schedules)
+        if unknown:
+            raise ValueError(f"cadence given for unknown schedules {sorted(unknown)}")
         self.schedules = {
-            name: Schedule(name, expression, next_run(expression, now))
+            name: Schedule(name, expression, now, every_s=every_s.get(name))
             for name, expression in schedules.items()
         }
+        for schedule in self.schedules.values():
+            schedule.next_at = schedule.after(now)
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
 
     def start(self) -> None:
@@ -187,7 +202,7 @@ class Scheduler:
         with self._lock:
             schedule = self.schedules[name]
             schedule.paused = False
-            schedule.next_at = next_run(schedule.expression, self._clock())
+            schedule.next_at = schedule.after(self._clock())
 
     def due(self, now: datetime) -> list[str]:
         """Schedules whose time has come; each is moved to its next time (a paused one is skipped)."""
@@ -197,7 +212,7 @@ class Scheduler:
                 if schedule.next_at <= now:
                     if not schedule.paused:
                         names.append(schedule.function)
-                    schedule.next_at = next_run(schedule.expression, now)
+                    schedule.next_at = schedule.after(now)
         return names
 
     def _run(self) -> None:
@@ -213,6 +228,7 @@ class Scheduler:
             return {
                 s.function: {
                     "expression": _describe(s.expression),
+                    **({"every_s": s.every_s} if s.every_s is not None else {}),
                     "next_at": s.next_at.isoformat(),
                     "runs": s.runs,
                     "paused": s.paused,

@@ -296,7 +296,12 @@ class LocalStack:
         for poller in self.pollers:
             poller.start()
         self.scheduler = Scheduler(
-            runtime, schedules, region=REGION, account=ACCOUNT_ID, stop=self.stop_event
+            runtime,
+            schedules,
+            region=REGION,
+            account=ACCOUNT_ID,
+            stop=self.stop_event,
+            every_s=self.channels.schedule_cadence() if self.channels is not None else None,
         )
         self.scheduler.start()
 

@@ -151,15 +151,16 @@ def test_schedule_expressions__rate_and_cron():
     assert next_run("cron(30 4 * * ? *)", monday_3am) == monday_3am.replace(hour=4, minute=30)
 
 
-def ticking_every_5_minutes(runtime, now: list[datetime]) -> Scheduler:
-    """A scheduler of one schedule, `tick`, whose clock reads `now[0]`."""
+def ticking_every_5_minutes(runtime, now: list[datetime], rate: Rate | None = None, **knobs) -> Scheduler:
+    """A scheduler of one schedule, `tick` (every 5 minutes unless `rate`), whose clock reads `now[0]`."""
     return Scheduler(
         runtime,
-        {"tick": Rate(5, unit=Rate.MINUTES)},
+        {"tick": rate or Rate(5, unit=Rate.MINUTES)},
         region="us-east-1",
         account="123456789012",
         stop=threading.Event(),
         clock=lambda: now[0],
+        **knobs,
     )
 
 
@@ -188,3 +189,19 @@ def test_scheduler__a_paused_cadence_skips_its_slots_and_still_fires_on_demand(r
     now[0] += timedelta(minutes=5)
     assert scheduler.due(now[0]) == ["tick"]
     assert scheduler.status()["tick"] == {**scheduler.status()["tick"], "runs": 1, "paused": False}
+
+
+def test_scheduler__a_compressed_cadence_runs_an_hours_long_schedule_every_few_seconds_and_still_pauses(
+    runtime,
+):
+    now = [datetime(2026, 11, 23, 12, 0, tzinfo=UTC)]
+    scheduler = ticking_every_5_minutes(runtime, now, Rate(6, unit=Rate.HOURS), every_s={"tick": 60})
+    now[0] += timedelta(seconds=60)
+    assert scheduler.due(now[0]) == ["tick"]
+    assert scheduler.status()["tick"]["every_s"] == 60
+    scheduler.pause("tick")
+    now[0] += timedelta(seconds=60)
+    assert scheduler.due(now[0]) == []
+    scheduler.resume("tick")
+    now[0] += timedelta(seconds=60)
+    assert scheduler.due(now[0]) == ["tick"]
