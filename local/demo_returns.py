@@ -220,7 +220,8 @@ class DemoReturns:
         return {
             "lines": [{**one, "reason": "size"}],
             "resolution": "exchange",
-            "exchange": {"lines": [{"sku": other, "quantity": 1}]},
+            # Another size at the same price: the returned unit pays for it.
+            "exchange": {"lines": [{"sku": other, "quantity": 1, "unit_price": str(line["unit_price"])}]},
         }
 
     def _receive(self, ret: DemoReturn) -> None:
