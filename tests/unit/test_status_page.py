@@ -84,6 +84,21 @@ def test_a_bearer_token_opens_the_pages_too(client, svc):
         assert f'id="{section}"' in body
 
 
+def test_the_order_page_shows_what_the_channel_withheld(client, svc):
+    order = normalise_manual(
+        {
+            "external_id": "W-1",
+            "currency": "USD",
+            "placed_at": "2026-11-23T10:00:00Z",
+            "lines": [{"title": "Mug", "quantity": 1, "unit_price": "9.90"}],
+        }
+    )
+    order.missing = ["shipping_address (restricted data token refused)"]
+    svc.orders.save(order, expected_version=None)
+    page = client.http.get(f"/status/orders/{order.order_id}", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert "<th>Missing</th><td>shipping_address (restricted data token refused)</td>" in page.body.decode()
+
+
 def test_sessions_expire_and_cannot_be_forged():
     now = time.time()
     session = new_session(TOKEN, now)
