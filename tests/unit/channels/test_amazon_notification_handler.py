@@ -13,39 +13,40 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalicelib.domain.connections import register
 from chalicelib.domain.order import derive_order_id
 from chalicelib.entrypoints.queue_handlers import amazon_notification_record
-from chalicelib.integrations.amazon.spapi import SpApiClient
 from local.simulators.amazon import AmazonSimulator
+from tests.fake_time import FakeTime
 from tests.fakes import RecordingParkingLot
 from tests.unit.api import AUTH
+from tests.unit.channels.test_spapi_client import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    MARKETPLACE,
+    REFRESH_TOKEN,
+    SELLER,
+    make_client,
+)
 from tests.unit.test_parking import record, run_batch
 
-SELLER, MARKETPLACE = "A2HUB7SELLER01", "ATVPDKIKX0DER"
-CLIENT_ID, CLIENT_SECRET, REFRESH = "amzn1.application-oa2-client.hub", "lwa-secret-0f9e", "Atzr|IwEBI-r"
 REFUSED = "shipping_address (restricted data token refused)"
 
 
 @pytest.fixture
-def amazon(started):
-    """A seller whose app lacks the restricted role: every restricted data token is refused (403)."""
-    return started(
-        AmazonSimulator(
-            SELLER, MARKETPLACE, CLIENT_ID, CLIENT_SECRET, REFRESH, seed=7, jp_rate=0.0, restricted_role=False
-        ).start()
-    )
+def fake_time():
+    return FakeTime()
 
 
 @pytest.fixture
-def connected(svc, amazon):
-    client = SpApiClient(
-        endpoint=amazon.url,
-        lwa_endpoint=amazon.lwa_url,
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        refresh_token=REFRESH,
-        sleep=lambda _: None,
-        timeout=20.0,
-    )
-    secrets = {"lwa_client_id": CLIENT_ID, "lwa_client_secret": CLIENT_SECRET, "refresh_token": REFRESH}
+def amazon(started, fake_time):
+    """A seller whose app lacks the restricted role: every restricted data token is refused (403)."""
+    sim = AmazonSimulator(SELLER, MARKETPLACE, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN,
+                          seed=7, clock=fake_time, jp_rate=0.0, restricted_role=False)  # fmt: skip
+    return started(sim.start())
+
+
+@pytest.fixture
+def connected(svc, amazon, fake_time):
+    client = make_client(amazon, fake_time)
+    secrets = {"lwa_client_id": CLIENT_ID, "lwa_client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN}
     body = {"channel": "amazon", "store": SELLER, "marketplace_id": MARKETPLACE, **secrets}
     register(body, connections=svc.connections, secrets=svc.secrets, secret_prefix="t/", now=svc.now)
     svc.spapi = lambda connection, secrets: client
