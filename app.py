@@ -7,6 +7,7 @@ from chalicelib.entrypoints import (
     connections_api,
     credit_api,
     http_api,
+    openapi_document,
     operations_api,
     queue_handlers,
     reconciliation_api,
@@ -34,3 +35,4 @@ app.register_blueprint(status_page.bp)
 app.register_blueprint(status_returns.bp)
 app.register_blueprint(returns_api.bp)
 app.register_blueprint(return_tasks.bp)
+app.register_blueprint(openapi_document.bp)

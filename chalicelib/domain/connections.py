@@ -132,6 +132,12 @@ AnyConnection = (
 ConnectionBody = Annotated[AnyConnection, Field(discriminator="channel")]
 _BODY = TypeAdapter(ConnectionBody)
 
+
+def connection_body_schema() -> dict[str, Any]:
+    """The JSON Schema of `POST /api/connections`' body (one shape per channel), for the API's document."""
+    return _BODY.json_schema()
+
+
 # Fields of each body that are secrets: they go to Secrets Manager and nowhere else.
 SECRET_FIELDS = {
     "shopify": ("webhook_secret", "access_token"),

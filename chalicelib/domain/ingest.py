@@ -53,6 +53,7 @@ CHANNEL_FIELDS = (
     "billing_address",
     "lines",
     "totals",
+    "missing",
 )
 
 # The hub's reaction to what the channel says happened (the lifecycle reacts to the status).
@@ -135,6 +136,8 @@ def ingest(
             candidate.record(
                 "received", now(), delivery_id=delivery.delivery_id, channel_state=event.state.value
             )
+            if candidate.missing:
+                candidate.record("data_missing", now(), missing=list(candidate.missing))
             _apply_channel_state(candidate, event.state, None, now)
             version = orders.save(candidate, expected_version=None, delivery_id=delivery.delivery_id)
             stored = StoredOrder(candidate, version)
@@ -151,6 +154,7 @@ def ingest(
                 channel_updated_at=candidate.updated_at.isoformat(),
                 channel_state=event.state.value,
             )
+            _record_missing(stored.order, merged, now())
             _apply_channel_state(merged, event.state, last_channel_state(stored.order), now)
             version = orders.save(
                 merged,
@@ -225,7 +229,19 @@ def _is_newer(candidate: Order, state: ChannelState, stored: Order) -> bool:
         candidate.payment.amount_captured,
     )
     stored_key = (stored_rank, stored.payment.amount_refunded, stored.payment.amount_captured)
-    return candidate_key > stored_key
+    # The same version read again with what was withheld before (an address) is newer too.
+    fills = set(candidate.missing) < set(stored.missing)
+    return candidate_key > stored_key or (candidate_key == stored_key and fills)
+
+
+def _record_missing(before: Order, after: Order, at: datetime) -> None:
+    """What the channel withheld and has now given (filled), or withholds anew, in the history."""
+    filled = [m for m in before.missing if m not in after.missing]
+    withheld = [m for m in after.missing if m not in before.missing]
+    if filled:
+        after.record("data_filled", at, filled=filled)
+    if withheld:
+        after.record("data_missing", at, missing=withheld)
 
 
 def _merge(current: Order, newer: Order) -> Order:

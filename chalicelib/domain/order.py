@@ -178,6 +178,9 @@ class Order(BaseModel):
     lines: list[Line]
     totals: Totals
     payment: Payment = Field(default_factory=Payment)
+    # Channel-owned: what the channel withheld when the order was read, "<field> (<why>)" each, e.g.
+    # "shipping_address (restricted data token refused)"; emptied by a later read that got it.
+    missing: list[str] = Field(default_factory=list)
     fraud: Fraud = Field(default_factory=Fraud)
     shipments: list[Shipment] = Field(default_factory=list)
     returns: list[dict[str, Any]] = Field(default_factory=list)

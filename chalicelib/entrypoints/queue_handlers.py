@@ -19,11 +19,11 @@ from chalice.app import SQSEvent
 from chalicelib import resources
 from chalicelib.composition import Services, services, shopify_partner_event, webhook_spec
 from chalicelib.domain import ingest as ingest_use_case
-from chalicelib.domain.connections import credentials
 from chalicelib.domain.delivery import Delivery
 from chalicelib.domain.errors import MalformedDelivery
 from chalicelib.domain.ingest import IngestResult, Outcome
 from chalicelib.domain.parking import ParkedMessage, is_permanent
+from chalicelib.entrypoints import amazon_delivery
 from chalicelib.entrypoints.intake import receive
 from chalicelib.observability import count, logger, seconds
 
@@ -91,6 +91,9 @@ def ingest_record(record: SQSRecord) -> None:
         if delivery.raw is not None:
             svc.raw_archive.put(delivery, delivery.raw.encode("utf-8"))
         delivery = resolve(delivery, svc)
+    if amazon_delivery.is_notification(delivery):
+        # A replayed Amazon delivery: its archive holds the notification, so the order is read again.
+        delivery = amazon_delivery.refetched(delivery, svc)
     if delivery.channel == "stripe":
         apply_stripe(delivery, svc)
         return
@@ -311,28 +314,13 @@ def amazon_notification_record(record: SQSRecord) -> None:
     if svc.orders.has_delivery(delivery_id):
         count("DeliveryDuplicate", channel="amazon", store=change.seller_id, reason="duplicate")
         return
-    found = credentials("amazon", change.seller_id, connections=svc.connections, secrets=svc.secrets)
-    if found is None:
-        # Parked in the DLQ at once: once the seller is connected, an operator redrives it.
-        count("WebhookRejected", channel="amazon", store=change.seller_id, reason="unknown_store")
-        raise MalformedDelivery(f"no connection for Amazon seller {change.seller_id}")
-    connection, secrets = found
-    # Kept in the delivery (the order needs its address to ship), never in the raw archive (the notification).
-    payload = svc.amazon_order(svc.spapi(connection, secrets), change.amazon_order_id)
-    delivery = Delivery(
-        delivery_id=delivery_id,
-        channel="amazon",
-        store=connection.store,
-        topic="ORDER_CHANGE",
-        received_at=svc.now(),
-        payload=payload,
-        external_id=change.amazon_order_id,
-    )
+    # Parked in the DLQ at once when the seller is not connected: once it is, an operator redrives it.
+    delivery = amazon_delivery.order_delivery(svc, change, delivery_id)
     svc.raw_archive.put(delivery, record.body.encode())
-    count("WebhookAccepted", channel="amazon", store=connection.store)
+    count("WebhookAccepted", channel="amazon", store=delivery.store)
     result = ingest(delivery, svc)
     name = "DeliveryDuplicate" if result.outcome is Outcome.DUPLICATE else "DeliveryProcessed"
-    count(name, channel="amazon", store=connection.store, reason=result.outcome.value)
+    count(name, channel="amazon", store=delivery.store, reason=result.outcome.value)
     seconds("DeliveryLag", (svc.now() - change.event_time).total_seconds(), channel="amazon")
 
 

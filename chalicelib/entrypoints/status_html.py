@@ -381,6 +381,7 @@ def _order_summary(order: Order, now: datetime) -> str:
             ("Total", f"{order.totals.total} {order.currency}"),
             ("Lines", ", ".join(f"{line.quantity} × {line.sku or line.title}" for line in order.lines)),
             ("Ships to", order.shipping_address.country if order.shipping_address else "–"),
+            *([("Missing", ", ".join(order.missing))] if order.missing else []),
             ("Fraud", f"{order.fraud.decision or '–'} (score {order.fraud.score})"),
         ]
     )

@@ -195,6 +195,8 @@ class AmazonSimulator(SimulatorServer):
     An RDT (`rdt_ttl` seconds, default 3600) is issued to an LWA token for getOrderAddress paths of
     specific orders only, and is good only for the (method, path) pairs it names; getOrderAddress
     refuses a plain LWA token, an expired RDT, or one issued for another path (403 Unauthorized).
+    `restricted_role=False` plays an application without the restricted role (Direct-to-Consumer
+    Shipping): createRestrictedDataToken then answers 403 Unauthorized to every request, as SP-API does.
 
     Merchant-fulfilled orders are published back through confirmShipment (one call per package; the same
     packageReferenceId again edits that package; an order already Shipped answers 400 InvalidInput; all
@@ -224,6 +226,7 @@ class AmazonSimulator(SimulatorServer):
         orders_page_size: int = 100,
         token_ttl: int = 3600,
         rdt_ttl: int = 3600,
+        restricted_role: bool = True,
         reorder_rate: float = 0.0,
         jp_rate: float = 0.15,
         pii_absent_rate: float = 0.25,
@@ -248,6 +251,7 @@ class AmazonSimulator(SimulatorServer):
         self.orders_page_size = orders_page_size
         self.token_ttl = token_ttl
         self.rdt_ttl = rdt_ttl
+        self.restricted_role = restricted_role  # False: the app lacks the restricted role, RDTs refused
         self.reorder_rate = reorder_rate
         self.jp_rate = jp_rate  # share of orders placed on amazon.co.jp (JPY) instead of marketplace_id
         self.pii_absent_rate = pii_absent_rate
@@ -1049,6 +1053,9 @@ class AmazonSimulator(SimulatorServer):
                 parsed = request.json()
             except ValueError:
                 parsed = None
+            if not self.restricted_role:
+                # The LWA token is good, the application is not approved for PII: SP-API's 403.
+                return 403, _errors("Unauthorized", _DENIED)
             return self._create_rdt(parsed)  # looked up at call time: tests wrap it
 
         return self._operation("createRestrictedDataToken", request, work)

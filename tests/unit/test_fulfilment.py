@@ -294,6 +294,25 @@ def test_an_order_without_a_shipping_address_has_nothing_to_ship_and_completes(e
     assert "nothing_to_ship" in [h.event for h in order_of(env, order.order_id).history]
 
 
+def test_an_order_whose_address_the_channel_withheld_is_held_for_an_operator_not_completed(env):
+    order = normalise_manual(
+        {
+            "external_id": "WITHHELD",
+            "currency": "USD",
+            "placed_at": "2026-11-23T10:00:00Z",
+            "lines": [{"sku": "MUG", "title": "Mug", "quantity": 1, "unit_price": "12.00"}],
+        }
+    )
+    order.missing = ["shipping_address (restricted data token refused)"]
+    order.status = OrderStatus.PAID
+    env.orders.save(order, expected_version=None)
+    # No address is "nothing to ship" only when none was ever due: here it was withheld, the goods must go.
+    with pytest.raises(AllocationError, match="restricted data token refused"):
+        do_allocate(env, order.order_id)
+    assert "nothing_to_ship" not in [h.event for h in order_of(env, order.order_id).history]
+    assert order_of(env, order.order_id).shipments == []
+
+
 def test_lines_without_a_sku_are_not_sent_to_a_warehouse(env):
     order_id = paid_order(
         env,

@@ -19,7 +19,7 @@ from tests.unit.api import TOKEN
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-def _order(svc, status=OrderStatus.RECEIVED, external_id="S-1", **extra):
+def _order(svc, status=OrderStatus.RECEIVED, external_id="S-1", missing=(), **extra):
     order = normalise_manual(
         {
             "external_id": external_id,
@@ -30,6 +30,7 @@ def _order(svc, status=OrderStatus.RECEIVED, external_id="S-1", **extra):
         }
     )
     order.status = status
+    order.missing = list(missing)
     svc.orders.save(order, expected_version=None)
     return order
 
@@ -82,6 +83,12 @@ def test_a_bearer_token_opens_the_pages_too(client, svc):
     body = page.body.decode()
     for section in ("timeline", "payments", "shipments", "publications"):
         assert f'id="{section}"' in body
+
+
+def test_the_order_page_shows_what_the_channel_withheld(client, svc):
+    order = _order(svc, external_id="W-1", missing=["shipping_address (restricted data token refused)"])
+    page = client.http.get(f"/status/orders/{order.order_id}", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert "<th>Missing</th><td>shipping_address (restricted data token refused)</td>" in page.body.decode()
 
 
 def test_sessions_expire_and_cannot_be_forged():

@@ -33,6 +33,11 @@ def allocate(
     if order.shipments:
         return _allocation(order)
     address = order.shipping_address
+    withheld = [m for m in order.missing if m.startswith("shipping_address")]
+    if withheld:
+        # The channel withheld the address (not "no address": not nothing to ship): an operator must act,
+        # then retry once a later read filled it in.
+        raise AllocationError(f"order {order_id} cannot ship: missing {', '.join(withheld)}")
     if address is not None and not (address.line1 and address.country):
         # Amazon gives the street only with a Restricted Data Token: an operator must complete it.
         raise AllocationError(

@@ -9,9 +9,12 @@ from typing import Any, Protocol
 
 from chalicelib.domain.channel_events import ChannelEvent
 from chalicelib.domain.reconciliation import ChannelOrder, ChannelPull
+from chalicelib.integrations.amazon.errors import SpApiAuthError
 from chalicelib.integrations.amazon.notifications import normalise_amazon_order
 
 TOPIC = "ORDER_CHANGE"
+# The calls a refused restricted data token fails: createRestrictedDataToken itself, or the RDT's use.
+RESTRICTED_OPERATIONS = frozenset({"createRestrictedDataToken", "getOrderAddress"})
 
 
 class OrdersApi(Protocol):
@@ -38,7 +41,15 @@ def order_payload(client: OrdersApi, order: dict[str, Any]) -> dict[str, Any]:
     ):
         # The hub ships it: the street, name and phone come only under a restricted data token. Kept in
         # the order (needed to ship), never in the raw archive (it holds the notification only) or logs.
-        address = client.get_order_address(amazon_id)
+        try:
+            address = client.get_order_address(amazon_id)
+        except SpApiAuthError as exc:
+            if exc.operation not in RESTRICTED_OPERATIONS:
+                raise  # LWA itself refused: the connection is broken, not just the restricted role
+            # An app without the restricted role (or a revoked one): the order is kept with what getOrder
+            # gave, flagged; a later read that gets the address fills it in.
+            payload["missing"] = {"shipping_address": "restricted data token refused"}
+            return payload
         if address:
             payload["address"] = address
     return payload
@@ -68,4 +79,9 @@ def amazon_pull(client: OrdersApi, marketplace_id: str) -> ChannelPull:
 
 def amazon_event(topic: str, payload: dict[str, Any], store: str) -> ChannelEvent:
     """Ingestion's normaliser for Amazon: the payload `order_payload` built."""
-    return normalise_amazon_order(payload["order"], payload["items"], store, payload.get("address"))
+    snapshot = normalise_amazon_order(payload["order"], payload["items"], store, payload.get("address"))
+    withheld = payload.get("missing")
+    if isinstance(withheld, dict) and withheld:
+        missing = [f"{field} ({why})" for field, why in sorted(withheld.items())]
+        snapshot.order.missing = missing
+    return snapshot

@@ -137,13 +137,17 @@ class StripePayments:
             )
             for event in page.auto_paging_iter():
                 # The PaymentIntent as it was when the money was captured (a snapshot, not expandable).
-                intent = event.data.object.to_dict()
+                snapshot = _field(_field(event, "data"), "object")
+                intent = snapshot.to_dict() if hasattr(snapshot, "to_dict") else dict(snapshot or {})
+                created = _number(event, "created")
+                if not intent.get("id") or created is None:
+                    continue  # not a capture the hub can name: reconciliation reads the intents too
                 found.append(
                     CaptureView(
                         payment_intent_id=str(intent["id"]),
                         amount=int(intent.get("amount_received") or 0),
                         currency=str(intent.get("currency") or ""),
-                        captured_at=datetime.fromtimestamp(event.created, UTC),
+                        captured_at=datetime.fromtimestamp(created, UTC),
                         charge_id=_id_of(intent.get("latest_charge")),
                     )
                 )
@@ -176,48 +180,72 @@ class StripePayments:
 
 def _refund_view(refund: Any) -> RefundView:
     return RefundView(
-        id=refund.id,
-        status=refund.status,
-        amount=refund.amount,
-        currency=refund.currency,
-        payment_intent_id=_id_of(refund.payment_intent),
-        reason=refund.reason,
+        id=str(_field(refund, "id") or ""),
+        status=_text(refund, "status"),
+        amount=_whole(refund, "amount"),
+        currency=str(_field(refund, "currency") or ""),
+        payment_intent_id=_id_of(_field(refund, "payment_intent")),
+        reason=_text(refund, "reason"),
     )
 
 
 def _intent_view(intent: stripe.PaymentIntent) -> PaymentIntentView:
-    charge = intent.latest_charge
-    outcome = None if charge is None or isinstance(charge, str) else charge.outcome
-    card = None
-    if charge is not None and not isinstance(charge, str) and charge.payment_method_details is not None:
-        card = charge.payment_method_details.card
-    error = intent.last_payment_error
+    charge = _field(intent, "latest_charge")
+    expanded = None if charge is None or isinstance(charge, str) else charge
+    outcome = _field(expanded, "outcome")
+    card = _field(_field(expanded, "payment_method_details"), "card")
+    error = _field(intent, "last_payment_error")
     return PaymentIntentView(
-        id=intent.id,
-        status=intent.status,
-        amount=intent.amount,
-        amount_capturable=intent.amount_capturable,
-        amount_received=intent.amount_received,
-        currency=intent.currency,
-        capture_method=intent.capture_method,
+        id=str(_field(intent, "id") or ""),
+        status=str(_field(intent, "status") or ""),
+        amount=_whole(intent, "amount"),
+        amount_capturable=_whole(intent, "amount_capturable"),
+        amount_received=_whole(intent, "amount_received"),
+        currency=str(_field(intent, "currency") or ""),
+        capture_method=_text(intent, "capture_method"),
         latest_charge_id=_id_of(charge),
-        risk_score=outcome.risk_score if outcome is not None else None,
-        risk_level=outcome.risk_level if outcome is not None else None,
-        outcome_type=outcome.type if outcome is not None else None,
-        card_fingerprint=card.fingerprint if card is not None else None,
-        cancellation_reason=intent.cancellation_reason,
-        last_error_code=error.code if error is not None else None,
-        last_decline_code=error.decline_code if error is not None else None,
-        amount_refunded=charge.amount_refunded if charge is not None and not isinstance(charge, str) else 0,
+        risk_score=_number(outcome, "risk_score"),
+        risk_level=_text(outcome, "risk_level"),
+        outcome_type=_text(outcome, "type"),
+        card_fingerprint=_text(card, "fingerprint"),
+        cancellation_reason=_text(intent, "cancellation_reason"),
+        last_error_code=_text(error, "code"),
+        last_decline_code=_text(error, "decline_code"),
+        amount_refunded=_whole(expanded, "amount_refunded"),
     )
+
+
+def _field(obj: Any, name: str) -> Any:
+    """An optional field of a Stripe object (or a plain dict); None when absent, never AttributeError.
+
+    The API omits fields by version, by expansion and by state; a StripeObject raises on a missing one."""
+    if obj is None or isinstance(obj, str):
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _text(obj: Any, name: str) -> str | None:
+    value = _field(obj, name)
+    return value if isinstance(value, str) else None
+
+
+def _number(obj: Any, name: str) -> int | None:
+    value = _field(obj, name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _whole(obj: Any, name: str) -> int:
+    """An amount in minor units; 0 when absent."""
+    return _number(obj, name) or 0
 
 
 def _id_of(value: Any) -> str | None:
     """The id of an expandable field, whether Stripe sent the id or the expanded object."""
     if value is None or isinstance(value, str):
         return value
-    found = getattr(value, "id", None)
-    return found if isinstance(found, str) else None
+    return _text(value, "id")
 
 
 @contextmanager

@@ -312,3 +312,59 @@ def test_captures_since__stripe_failing_is_payment_unavailable(sim, payments):
     sim.fail_next(3, 503)
     with pytest.raises(PaymentUnavailable):
         payments.captures_since(datetime.now(UTC))
+
+
+# --- Stripe objects missing optional fields (versions, expansion and state omit them) ----------------
+
+
+def _refund(**fields):
+    return stripe.Refund.construct_from({"id": "re_1", "object": "refund", **fields}, KEY)
+
+
+def test_a_refund_stripe_executed_without_a_reason_or_intent_field__read_not_a_500():
+    from chalicelib.integrations.stripe.payments import _refund_view
+
+    view = _refund_view(_refund(amount=1250, currency="eur", status="succeeded"))
+
+    assert (view.id, view.amount, view.currency, view.status) == ("re_1", 1250, "eur", "succeeded")
+    assert view.reason is None and view.payment_intent_id is None
+
+
+def test_a_payment_intent_without_last_payment_error_charge_or_outcome__read_with_nones():
+    from chalicelib.integrations.stripe.payments import _intent_view
+
+    bare = stripe.PaymentIntent.construct_from(
+        {"id": "pi_1", "object": "payment_intent", "status": "requires_capture", "amount": 5000}, KEY
+    )
+    view = _intent_view(bare)
+
+    assert (view.id, view.status, view.amount, view.amount_capturable) == (
+        "pi_1",
+        "requires_capture",
+        5000,
+        0,
+    )
+    assert view.last_error_code is None and view.last_decline_code is None and view.latest_charge_id is None
+
+
+def test_an_expanded_charge_without_outcome_or_card__read_with_nones():
+    from chalicelib.integrations.stripe.payments import _intent_view
+
+    intent = stripe.PaymentIntent.construct_from(
+        {
+            "id": "pi_2",
+            "object": "payment_intent",
+            "status": "succeeded",
+            "amount": 900,
+            "amount_received": 900,
+            "currency": "eur",
+            "latest_charge": {"id": "ch_2", "object": "charge", "payment_method_details": {"type": "card"}},
+            "last_payment_error": {"type": "card_error"},
+        },
+        KEY,
+    )
+    view = _intent_view(intent)
+
+    assert view.latest_charge_id == "ch_2" and view.amount_refunded == 0
+    assert view.risk_score is None and view.outcome_type is None and view.card_fingerprint is None
+    assert view.last_error_code is None and view.last_decline_code is None
