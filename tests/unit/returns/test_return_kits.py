@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib.domain.errors import InvalidInput
 from chalicelib.domain.order import OrderStatus, Shipment
-from chalicelib.domain.returns import intake, receiving, resolution, steps
+from chalicelib.domain.returns import intake, receiving, resolution
 from chalicelib.domain.returns.amounts import line_share
 from chalicelib.domain.returns.errors import ReturnRefused
 from chalicelib.domain.returns.events import ReturnedUnit, ReturnEvent
@@ -62,18 +62,7 @@ def _brew_order(world: World) -> str:
 def _through_3pl(world: World, order_id: str, rid: str, outcomes: dict[str, Outcome] | None = None) -> None:
     """Approve, label and announce; the 3PL receives and inspects what its RMA lists (by RMA line, as the
     3PL answers), each component restocked unless `outcomes` says otherwise (by SKU)."""
-    kw = {"orders": world.orders, "now": world.clock}
-    steps.approve(order_id, rid, policies=world.policies, **kw)
-    steps.issue_label(
-        order_id,
-        rid,
-        labels=lambda: world.labels,
-        desk=lambda provider: world.desk,
-        trackers=world.trackers,
-        store=world.store,
-        policies=world.policies,
-        **kw,
-    )
+    world.approve_and_label(order_id, rid)
     rma = world.desk.expected[f"rma-{rid}"]["lines"]
     for kind in ("received", "inspected"):
         units = tuple(
