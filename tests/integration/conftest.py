@@ -251,6 +251,13 @@ EAST = {"name": "IT 3PL East", "line1": "100 Warehouse Way", "city": "Orlando", 
         "postal_code": "32801", "country": "US"}  # fmt: skip
 WEST = {"name": "IT 3PL West", "line1": "200 Depot Road", "city": "Reno", "region": "NV",
         "postal_code": "89501", "country": "US"}  # fmt: skip
+# A kit the returns tests sell (test_returns.py): a pot (0.7 of its price) and two cups (0.3).
+RETURN_KITS = {
+    "IT-KIT-BREW": [
+        {"sku": "IT-POT", "quantity": 1, "share": "0.7"},
+        {"sku": "IT-CUP", "quantity": 2, "share": "0.3"},
+    ]
+}
 FULFILMENT_POLICY = {
     "warehouses": [
         {"id": "WH-EAST", "provider": THREEPL, "countries": ["US", "CA"], "promise_days": 3, "address": EAST},
@@ -395,6 +402,8 @@ def stack(
         "HUB_SHOPIFY_API_BASE": shopify_store.url,
         "HUB_CARRIER_API_BASE": carrier.url,
         "HUB_FULFILMENT_POLICY": json.dumps(FULFILMENT_POLICY),
+        # Only kits: every other returns setting keeps its default.
+        "HUB_RETURNS_POLICY": json.dumps({"kits": RETURN_KITS}),
         "HUB_PAYMENT_RECOVERY_SECONDS": str(PAYMENT_RECOVERY_SECONDS),
     }
     log_path = ARTIFACTS / "local-stack.log"

@@ -122,6 +122,46 @@ def test_a_damaged_unit__is_not_restocked_and_the_refund_follows_the_policy(stac
     assert threepl.stock("WH-EAST", "VASE") == before
 
 
+def test_part_of_a_kit_then_the_rest__the_3pl_handles_components_and_the_refunds_add_up_to_the_kit(
+    stack, stripe, threepl
+):
+    order_id, intent = place(stack, stripe, [line("1", "IT-KIT-BREW", 1, "30.00")], total=3000)
+    completed(stack, order_id)
+    cups = {
+        "line_id": "1",
+        "quantity": 1,
+        "reason": "damaged",
+        "components": [{"sku": "IT-CUP", "quantity": 2}],
+    }
+    ret = open_return(stack, order_id, {"lines": [cups]})
+    rid = ret["return_id"]
+    assert ret["lines"][0]["components"] == [{"sku": "IT-CUP", "quantity": 2}]
+    threepl.returns.hold(rid)
+    return_when(stack, order_id, rid, status_is("label_sent", "in_transit"))
+    assert [(ln["line_id"], ln["sku"], ln["quantity"]) for ln in threepl.returns.snapshot(rid)["lines"]] == [
+        ("1:IT-CUP", "IT-CUP", 2)
+    ]
+    before = threepl.stock("WH-EAST", "IT-CUP")
+    threepl.returns.receive(rid)
+    return_when(stack, order_id, rid, status_is("received"))
+    threepl.returns.inspect(rid, {"1:IT-CUP": "restock"})
+    done = return_when(stack, order_id, rid, status_is("resolved"))
+    assert done["money"]["total"] == "9.00"  # two cups: 0.3 of the kit's 30.00
+    assert threepl.stock("WH-EAST", "IT-CUP") == before + 2
+    # More cups than the kit holds, or the cups again: refused, nothing recorded.
+    for components in ([{"sku": "IT-CUP", "quantity": 3}], [{"sku": "IT-CUP", "quantity": 1}]):
+        body = {"lines": [{"line_id": "1", "quantity": 1, "components": components}]}
+        answer = stack.api("POST", f"/api/orders/{order_id}/returns", json=body)
+        assert answer.status_code == 422 and answer.json()["rule"] == "too_many_components", answer.text
+
+    rest = open_return(stack, order_id, {"lines": [{"line_id": "1", "quantity": 1, "reason": "damaged"}]})
+    assert rest["lines"][0]["components"] == [{"sku": "IT-POT", "quantity": 1}]
+    brought_back(stack, threepl, order_id, rest["return_id"])
+    assert [r["amount"] for r in stripe.refunds_for(intent)] == [900, 2100]
+    order = stack.order_when(order_id, lambda o: o["status"] == "RETURNED")
+    assert Decimal(order["payment"]["amount_refunded"]) == Decimal("30.00")
+
+
 def test_store_credit__issued_once_and_redeemed_on_a_later_order_once(stack, stripe, threepl):
     order_id, _ = place(stack, stripe, [line("1", "SCARF", 1, "25.00")], total=2500)
     first = completed(stack, order_id)

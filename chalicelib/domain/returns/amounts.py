@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 from chalicelib.domain import money
 from chalicelib.domain.order import Line, Order
+from chalicelib.domain.returns.kit_lines import line_units, units_before
 from chalicelib.domain.returns.model import (
     OrderReturn,
     Resolution,
@@ -16,7 +18,8 @@ from chalicelib.domain.returns.model import (
     ReturnMoney,
     delivered_at,
     delivered_units,
-    returned_units,
+    returns_of,
+    units_back,
 )
 from chalicelib.domain.returns.policy import WITHDRAWAL_DAYS, ReturnPolicy
 
@@ -31,23 +34,35 @@ def _line(order: Order, line_id: str) -> Line:
     return next(line for line in order.lines if line.line_id == line_id)
 
 
-def line_share(order: Order, line: Line, units: int) -> tuple[Decimal, Decimal]:
-    """(goods, tax) paid for `units` of `line`: the line total less its part of the order-level discount,
-    pro rata per unit; tax pro rata (zero when prices include it: it is inside the goods)."""
+def line_share(order: Order, line: Line, units: int | Fraction) -> tuple[Decimal, Decimal]:
+    """(goods, tax) paid for `units` of `line` (a kit's part: a fraction of a unit): the line total less
+    its part of the order-level discount, pro rata per unit; tax pro rata (zero when prices include it: it
+    is inside the goods)."""
     if line.quantity <= 0 or units <= 0:
         return Decimal(0), Decimal(0)
+    part = Fraction(units)
     subtotal = sum((ln.total for ln in order.lines), Decimal(0))
     discount_share = order.totals.discount * line.total / subtotal if subtotal > 0 else Decimal(0)
-    goods = (line.total - discount_share) * units / line.quantity
-    tax = Decimal(0) if order.totals.taxes_included else line.tax * units / line.quantity
+    per = Decimal(part.denominator * line.quantity)
+    goods = (line.total - discount_share) * part.numerator / per
+    tax = Decimal(0) if order.totals.taxes_included else line.tax * part.numerator / per
     return money.to_amount(goods, order.currency), money.to_amount(tax, order.currency)
+
+
+def returned_share(order: Order, ret: OrderReturn, rl: ReturnLine) -> tuple[Decimal, Decimal]:
+    """(goods, tax) of the line's units in `ret`: the line's value up to and with this return less its
+    value up to the return before (by number), each rounded once, so the returns of a line, kit
+    components included, add up to what was paid for it to the cent."""
+    line = _line(order, rl.line_id)
+    before = units_before(order, ret, rl)
+    goods, tax = line_share(order, line, before + line_units(rl))
+    goods_before, tax_before = line_share(order, line, before)
+    return goods - goods_before, tax - tax_before
 
 
 def completes_return(order: Order, ret: OrderReturn) -> bool:
     """With this return, every delivered unit of the order has come back."""
-    back = returned_units(order, excluding=ret.return_id)
-    for line in ret.lines:
-        back[line.line_id] = back.get(line.line_id, 0) + line.quantity
+    back = units_back([*(r for r in returns_of(order) if r.return_id != ret.return_id), ret])
     return all(back.get(lid, 0) >= units for lid, units in delivered_units(order).items() if units > 0)
 
 
@@ -58,7 +73,7 @@ def return_money(
     withdrawal = within_withdrawal(order, ret.requested_at)
     goods = tax = fee = Decimal(0)
     for rl in ret.lines:
-        g, t = line_share(order, _line(order, rl.line_id), rl.quantity)
+        g, t = returned_share(order, ret, rl)
         goods, tax = goods + g, tax + t
         if policy.fee_applies(rl.reason) and not withdrawal:
             fee += g * policy.restocking_fee_percent / 100
@@ -90,6 +105,6 @@ def lines_value(order: Order, lines: Sequence[ReturnLine]) -> Decimal:
     """Goods and tax paid for these units (what an exchange credits)."""
     total = Decimal(0)
     for rl in lines:
-        g, t = line_share(order, _line(order, rl.line_id), rl.quantity)
+        g, t = line_share(order, _line(order, rl.line_id), line_units(rl))
         total += g + t
     return total

@@ -19,6 +19,8 @@ from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 from chalicelib.domain.returns.amounts import within_withdrawal
 from chalicelib.domain.returns.errors import ReturnNotAllowed, ReturnRefused
 from chalicelib.domain.returns.events import ChannelReturn
+from chalicelib.domain.returns.kit_lines import with_components
+from chalicelib.domain.returns.kits import parse_components
 from chalicelib.domain.returns.model import (
     OrderReturn,
     Resolution,
@@ -87,7 +89,10 @@ def parse_return_request(body: Any) -> ReturnRequest:
         reason = raw.get("reason", "other")
         if reason not in REASONS:
             raise InvalidInput(f"{where}.reason must be one of {sorted(REASONS)}")
-        lines.append(ReturnLine(line_id=raw["line_id"], quantity=quantity, reason=reason))
+        components = parse_components(raw.get("components"), where)
+        lines.append(
+            ReturnLine(line_id=raw["line_id"], quantity=quantity, reason=reason, components=components)
+        )
     if len({ln.line_id for ln in lines}) != len(lines):
         raise InvalidInput("lines name the same line_id twice: give one entry per line")
     resolution = body.get("resolution", "refund")
@@ -163,7 +168,8 @@ def check_return(
                 "too_many_units",
                 f"line {rl.line_id}: {rl.quantity} asked, {max(left, 0)} delivered and not returned",
             )
-        checked.append(rl.model_copy(update={"sku": line.sku}))
+        sku_known = rl.model_copy(update={"sku": line.sku})
+        checked.append(with_components(order, sku_known, policy.kits, delivered=delivered.get(rl.line_id, 0)))
     if within_withdrawal(order, at):
         return tuple(checked)  # the withdrawal right: no policy rule refuses it
     rules = []

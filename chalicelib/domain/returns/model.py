@@ -6,6 +6,7 @@ shipments (a parcel coming back to sender); a customer's return is told apart by
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.domain.order import Amount, Order
+from chalicelib.domain.returns.kits import counted, whole_kits
 
 
 class ReturnStatus(StrEnum):
@@ -68,8 +70,12 @@ class ReturnLine(_Part):
     sku: str | None = None
     quantity: int = Field(gt=0)
     reason: str = "other"
-    # A kit's components (one entry per component SKU per kit unit), so the 3PL receives what it stocks.
+    # A kit's components coming back, [{"sku", "quantity"}] in units in all (not per kit): the 3PL receives,
+    # inspects and restocks components. `quantity` is then the kit units they come from.
     components: list[dict[str, Any]] = Field(default_factory=list)
+    # The kit's definition when the return was opened ([{"sku", "quantity" per kit, "share"?}], kits.py);
+    # [] for a SKU that is no kit.
+    kit: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class InspectedUnit(_Part):
@@ -166,15 +172,44 @@ def put_return(order: Order, ret: OrderReturn) -> None:
     order.returns = kept
 
 
-def returned_units(order: Order, *, excluding: str | None = None) -> dict[str, int]:
-    """Units per line already in a return that is not rejected or expired (what cannot be returned again)."""
+def _counts(ret: OrderReturn) -> bool:
+    """Whether a return holds its units (a rejected or expired one gave them back to the customer)."""
+    return ret.status not in (ReturnStatus.REJECTED, ReturnStatus.EXPIRED)
+
+
+def units_back(returns: Iterable[OrderReturn]) -> dict[str, int]:
+    """Units per line in these returns (rejected and expired aside). A kit line counts whole kits: the
+    components of part of a kit are back, the kit unit is not (until its other components follow)."""
+    returns = list(returns)
     units: dict[str, int] = {}
-    for ret in returns_of(order):
-        if ret.return_id == excluding or ret.status in (ReturnStatus.REJECTED, ReturnStatus.EXPIRED):
+    kits: dict[str, list[dict[str, Any]]] = {}
+    for ret in returns:
+        if not _counts(ret):
             continue
         for line in ret.lines:
-            units[line.line_id] = units.get(line.line_id, 0) + line.quantity
+            if line.kit:
+                kits[line.line_id] = line.kit
+            else:
+                units[line.line_id] = units.get(line.line_id, 0) + line.quantity
+    for line_id, kit in kits.items():
+        units[line_id] = units.get(line_id, 0) + whole_kits(kit, components_back(returns, line_id))
     return units
+
+
+def components_back(returns: Iterable[OrderReturn], line_id: str) -> dict[str, int]:
+    """Component SKU → units of the kit line `line_id` in these returns (rejected and expired aside)."""
+    back: dict[str, int] = {}
+    for ret in returns:
+        for line in ret.lines if _counts(ret) else ():
+            if line.line_id == line_id:
+                for sku, n in counted(line.components).items():
+                    back[sku] = back.get(sku, 0) + n
+    return back
+
+
+def returned_units(order: Order, *, excluding: str | None = None) -> dict[str, int]:
+    """Units per line already in a return that is not rejected or expired (what cannot be returned again)."""
+    return units_back(r for r in returns_of(order) if r.return_id != excluding)
 
 
 def delivered_units(order: Order) -> dict[str, int]:

@@ -10,6 +10,8 @@ HUB_RETURNS_POLICY (JSON): the default policy, optionally with per-store overrid
      "restocking_fee_percent": "10", "restocking_fee_exempt": ["damaged", "defective", "wrong_item"],
      "store_credit_bonus_percent": "5",
      "parcel_days": 30, "inspection_days": 10, "credit_expires_days": 365,
+     "kits": {"KIT-BREW": [{"sku": "POT-1", "quantity": 1, "share": "0.7"},
+                           {"sku": "CUP-1", "quantity": 2, "share": "0.3"}]},
      "stores": {"shopify:acme.myshopify.com": {"window_days": 60}}}
 
 The withdrawal right (Brazil's consumer code, art. 49: seven days from receipt) is a floor no setting
@@ -20,12 +22,13 @@ a return.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from chalicelib.domain.errors import InvalidInput
+from chalicelib.domain.returns.kits import KitComponent, parse_kits
 
 WITHDRAWAL_DAYS = 7
 # Reasons that are the merchant's fault: free label, shipping refunded, no restocking fee (by default).
@@ -52,6 +55,8 @@ class ReturnPolicy:
     inspection_days: int = 10
     # Store credit and vouchers issued for returns lapse after this many days (None: never).
     credit_expires_days: int | None = 365
+    # Kit SKU → its components (kits.py): a return of a kit brings back, refunds and restocks components.
+    kits: Mapping[str, tuple[KitComponent, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.window_days < WITHDRAWAL_DAYS:
@@ -110,8 +115,15 @@ def _policy(config: Mapping[str, Any], base: ReturnPolicy) -> ReturnPolicy:
         raise InvalidInput(f"returns policy: unknown settings {sorted(unknown)}")
     try:
         changes: dict[str, Any] = {}
-        if "credit_expires_days" in config:
-            changes["credit_expires_days"] = _expiry(config["credit_expires_days"])
+        parsers: dict[str, Callable[[Any], Any]] = {
+            "credit_expires_days": _expiry,
+            "kits": parse_kits,
+            "restocking_fee_percent": lambda v: _decimal(v, "restocking_fee_percent"),
+            "store_credit_bonus_percent": lambda v: _decimal(v, "store_credit_bonus_percent"),
+        }
+        for name, parse in parsers.items():
+            if name in config:
+                changes[name] = parse(config[name])
         for name in ("window_days", "parcel_days", "inspection_days"):
             if name in config:
                 changes[name] = _days(config[name], name)
@@ -126,9 +138,6 @@ def _policy(config: Mapping[str, Any], base: ReturnPolicy) -> ReturnPolicy:
             if not isinstance(by, Mapping):
                 raise InvalidInput("returns policy: return_shipping_paid_by must be an object")
             changes["return_shipping_paid_by"] = {str(k): str(v) for k, v in by.items()}
-        for name in ("restocking_fee_percent", "store_credit_bonus_percent"):
-            if name in config:
-                changes[name] = _decimal(config[name], name)
         return replace(base, **changes)
     except TypeError as exc:
         raise InvalidInput(f"returns policy: {exc}") from exc

@@ -14,7 +14,9 @@ from chalicelib.domain.order import Order
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 from chalicelib.domain.returns.errors import ReturnStepConflict
 from chalicelib.domain.returns.events import ReturnedUnit, ReturnEvent
-from chalicelib.domain.returns.model import InspectedUnit, OrderReturn, Outcome, ReturnStatus
+from chalicelib.domain.returns.kit_lines import expected_units, resolve_unit
+from chalicelib.domain.returns.kits import counted
+from chalicelib.domain.returns.model import InspectedUnit, OrderReturn, Outcome, ReturnLine, ReturnStatus
 from chalicelib.domain.returns.steps import change_return, reached, resume_return
 
 
@@ -78,17 +80,11 @@ def apply_return_event(
 
 
 def _units_problem(ret: OrderReturn, units: tuple[ReturnedUnit, ...], *, inspected: bool) -> str | None:
-    expected: dict[str, int] = {}
-    for line in ret.lines:
-        for part in line.components or [{"sku": line.sku, "quantity": 1}]:
-            key = str(part.get("sku") or line.line_id)
-            expected[key] = expected.get(key, 0) + line.quantity * int(part.get("quantity", 1))
+    expected = expected_units(ret)
     got: dict[str, int] = {}
     for unit in units:
-        key = unit.sku or unit.line_id or ""
-        if key not in expected:
-            by_line = next((ln for ln in ret.lines if ln.line_id == unit.line_id), None)
-            key = str(by_line.sku or by_line.line_id) if by_line else key
+        line_id, sku = resolve_unit(ret, unit)
+        key = str(sku or line_id or "")
         if key not in expected:
             return f"{key or 'a unit'} is not in this return"
         if inspected and unit.outcome is None:
@@ -119,18 +115,10 @@ def _received(
 def _inspected(order: Order, ret: OrderReturn, event: ReturnEvent, *, seen: str | None) -> OrderReturn | None:
     if reached(ret, ReturnStatus.INSPECTED):
         return ret.model_copy(update={"flags": [*ret.flags, seen]}) if seen else None
-    sku_line = {str(ln.sku or ln.line_id): ln.line_id for ln in ret.lines}
-    for ln in ret.lines:
-        for part in ln.components:
-            sku_line[str(part.get("sku"))] = ln.line_id
     inspected = [
-        InspectedUnit(
-            line_id=u.line_id or sku_line.get(u.sku or ""),
-            sku=u.sku,
-            quantity=u.quantity,
-            outcome=u.outcome or Outcome.RESTOCK,
-        )
+        InspectedUnit(line_id=line_id, sku=sku, quantity=u.quantity, outcome=u.outcome or Outcome.RESTOCK)
         for u in event.units
+        for line_id, sku in [resolve_unit(ret, u)]
     ]
     at = event.at
     order.record(
@@ -229,16 +217,15 @@ def operator_action(
 
 
 def _operator_units(ret: OrderReturn, raw: Any) -> tuple[ReturnedUnit, ...]:
+    """An operator's `units` ([{"line_id", "quantity", "outcome", "sku"?}]; `sku` names a kit's component;
+    a kit line without it grades all its components); None: every unit restocked."""
     from chalicelib.domain.errors import InvalidInput
 
     if raw is None:
-        return tuple(
-            ReturnedUnit(quantity=ln.quantity, sku=ln.sku, line_id=ln.line_id, outcome=Outcome.RESTOCK)
-            for ln in ret.lines
-        )
+        return tuple(u for ln in ret.lines for u in _whole_line(ln, Outcome.RESTOCK))
     if not isinstance(raw, list) or not raw:
-        raise InvalidInput('units must be [{"line_id", "quantity", "outcome"}]')
-    units = []
+        raise InvalidInput('units must be [{"line_id", "quantity", "outcome", "sku"?}]')
+    units: list[ReturnedUnit] = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
             raise InvalidInput(f"units[{i}] must be an object")
@@ -251,7 +238,26 @@ def _operator_units(ret: OrderReturn, raw: Any) -> tuple[ReturnedUnit, ...]:
         line = next((ln for ln in ret.lines if ln.line_id == item.get("line_id")), None)
         if line is None:
             raise InvalidInput(f"units[{i}].line_id is not a line of this return")
+        sku = item.get("sku")
+        if sku is None and line.kit:
+            if quantity != line.quantity:
+                raise InvalidInput(
+                    f"units[{i}]: line {line.line_id} is a kit: name the component (sku) graded, "
+                    f"or grade all {line.quantity} kit(s)"
+                )
+            units.extend(_whole_line(line, Outcome(str(outcome))))
+            continue
+        if sku is not None and sku not in (counted(line.components) if line.kit else {line.sku}):
+            raise InvalidInput(f"units[{i}].sku is not returned on line {line.line_id}")
         units.append(
-            ReturnedUnit(quantity=quantity, sku=line.sku, line_id=line.line_id, outcome=Outcome(str(outcome)))
+            ReturnedUnit(
+                quantity=quantity, sku=sku or line.sku, line_id=line.line_id, outcome=Outcome(str(outcome))
+            )
         )
     return tuple(units)
+
+
+def _whole_line(line: ReturnLine, outcome: Outcome) -> list[ReturnedUnit]:
+    """Every unit of a return line with one outcome (a kit line: each of its components)."""
+    parts = counted(line.components).items() if line.kit else [(line.sku, line.quantity)]
+    return [ReturnedUnit(quantity=n, sku=sku, line_id=line.line_id, outcome=outcome) for sku, n in parts]

@@ -21,7 +21,8 @@ from chalicelib.domain.payment import stripe_intent
 from chalicelib.domain.payment_gateway import PaymentGateway, idempotency_key
 from chalicelib.domain.ports import OrderRepository
 from chalicelib.domain.returns.amounts import lines_value, return_money
-from chalicelib.domain.returns.model import OrderReturn, Outcome, Resolution, ReturnStatus
+from chalicelib.domain.returns.kit_lines import restocked_units
+from chalicelib.domain.returns.model import OrderReturn, Resolution, ReturnStatus
 from chalicelib.domain.returns.policy import ReturnPolicies
 from chalicelib.domain.returns.ports import ReturnsBoard
 from chalicelib.domain.returns.steps import change_return, load_return, next_step, reached
@@ -229,14 +230,14 @@ def _mark_resolved(
 
 
 def _restock(ret: OrderReturn) -> list[dict[str, Any]]:
-    """Per returned line, how many units went back to sellable stock (the 3PL's `restock` outcome)."""
+    """Per returned line, how many units went back to sellable stock (the 3PL's `restock` outcome). Per
+    channel line: a kit line's units count as restocked only as whole kits whose every component came back
+    in this return and was restocked (components of part of a kit are the 3PL's stock, not the channel's)."""
     out = []
     for line in ret.lines:
-        restocked = sum(
-            u.quantity for u in ret.inspected if u.line_id == line.line_id and u.outcome == Outcome.RESTOCK
-        )
+        restocked = restocked_units(line, ret.inspected)
         if restocked:
-            out.append({"line_id": line.line_id, "quantity": min(restocked, line.quantity), "restock": True})
+            out.append({"line_id": line.line_id, "quantity": restocked, "restock": True})
         if line.quantity - restocked > 0:
             out.append({"line_id": line.line_id, "quantity": line.quantity - restocked, "restock": False})
     return out

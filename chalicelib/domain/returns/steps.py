@@ -14,6 +14,7 @@ from chalicelib.domain.fulfilment.shipments import resume_waiting
 from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Order
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
+from chalicelib.domain.returns.kit_lines import rma_lines
 from chalicelib.domain.returns.model import (
     RETURN_PATH,
     OrderReturn,
@@ -167,15 +168,7 @@ def issue_label(
             "order_id": order_id,
             "warehouse": warehouse,
             "tracking_number": label.tracking_number if label else None,
-            "lines": [
-                {
-                    "line_id": ln.line_id,
-                    "sku": c.get("sku", ln.sku),
-                    "quantity": int(c.get("quantity", ln.quantity)),
-                }
-                for ln in ret.lines
-                for c in (ln.components or [{}])
-            ],
+            "lines": rma_lines(ret),
         },
         idempotency_key=f"rma-{rid}",
     )

@@ -150,6 +150,23 @@ class World:
             idempotency_key=key,
         )
 
+    def approve_and_label(self, order_id: str, rid: str) -> dict[str, Any]:
+        """The return workflow's first two steps: approved, labelled and announced to the 3PL (this desk)."""
+        from chalicelib.domain.returns import steps
+
+        steps.approve(order_id, rid, orders=self.orders, policies=self.policies, now=self.clock)
+        return steps.issue_label(
+            order_id,
+            rid,
+            orders=self.orders,
+            labels=lambda: self.labels,
+            desk=lambda provider: self.desk,
+            trackers=self.trackers,
+            store=self.store,
+            policies=self.policies,
+            now=self.clock,
+        )
+
     def order(self, order_id: str) -> Order:
         stored = self.orders.get(order_id)
         assert stored is not None
