@@ -15,7 +15,10 @@ the scenario's operator answers (approve, reject, cancel) or leaves it waiting. 
   scenario): DynamoDB requests, read units and written items (priced from the stored items' sizes and the
   indexes each item is in), SQS requests (FIFO or standard; empty polls apart), Secrets Manager calls;
   Lambda invocations and handler time from `/_local/status`; API Gateway requests are the hub requests the
-  scenario made (webhooks, operator actions), and their wall time stands for the API function's duration.
+  scenario made (webhooks, operator actions), and their wall time stands for the API function's duration, plus
+  the webhooks the simulators sent (their delivery logs; each at WEBHOOK_SECONDS).
+- Returns (RETURN_SCENARIOS): N orders delivered first, outside the counters; then one return each, opened
+  over the API, its parcel received at the 3PL once the carrier delivered it; measured alike, per return.
 - Scheduled functions run on the clock, not per order: each one's footprint is measured once (fired on
   demand) and taken out of the scenarios it happened to run in.
 
