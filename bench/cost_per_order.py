@@ -531,6 +531,13 @@ def run_scenario(stack: Stack, scenario: Scenario, n: int, number: int) -> Measu
         time.sleep(0.5)
     else:
         print(f"  {scenario.label}: not every execution settled within the wait", file=sys.stderr)
+    return close_window(stack, measured, known, status_before, webhooks_before)
+
+
+def close_window(
+    stack: Stack, measured: Measured, known: set[str], status_before: dict[str, Any], webhooks_before: int
+) -> Measured:
+    """Once the work settled: the counters, then the window's executions and final statuses."""
     settle(stack)
     take_counters(stack, measured, status_before, webhooks_before)
     # Everything below reads past the counters (moto directly) or after they were taken.
@@ -674,13 +681,7 @@ def run_returns(stack: Stack, scenario: ReturnScenario, orders: list[tuple[str, 
     else:
         print(f"  {scenario.label}: not every return ended within the wait", file=sys.stderr)
     settle_executions(stack, known)
-    settle(stack)
-    take_counters(stack, measured, status_before, webhooks_before)
-    for arn in (a for a in stack.executions() if a not in known):
-        execution = stack.sfn.describe_execution(executionArn=arn)
-        measured.executions.append(figures(execution, history(stack.sfn, arn)))
-    final_statuses(stack, measured)
-    return measured
+    return close_window(stack, measured, known, status_before, webhooks_before)
 
 
 def settle_executions(stack: Stack, known: set[str], timeout_s: float = 120.0) -> None:
