@@ -15,7 +15,10 @@ the scenario's operator answers (approve, reject, cancel) or leaves it waiting. 
   scenario): DynamoDB requests, read units and written items (priced from the stored items' sizes and the
   indexes each item is in), SQS requests (FIFO or standard; empty polls apart), Secrets Manager calls;
   Lambda invocations and handler time from `/_local/status`; API Gateway requests are the hub requests the
-  scenario made (webhooks, operator actions), and their wall time stands for the API function's duration.
+  scenario made (webhooks, operator actions), and their wall time stands for the API function's duration, plus
+  the webhooks the simulators sent (their delivery logs; each at WEBHOOK_SECONDS).
+- Returns (RETURN_SCENARIOS): N orders delivered first, outside the counters; then one return each, opened
+  over the API, its parcel received at the 3PL once the carrier delivered it; measured alike, per return.
 - Scheduled functions run on the clock, not per order: each one's footprint is measured once (fired on
   demand) and taken out of the scenarios it happened to run in.
 
@@ -68,6 +71,12 @@ THREEPL_SECRET = "bench-3pl-secret"
 EASYPOST_KEY = "EZTKbench"
 EASYPOST_SECRET = "bench-easypost-secret"
 STRIPE_WEBHOOK_SECRET = "whsec_bench"
+WAREHOUSE = {"name": "Bench 3PL East", "line1": "100 Warehouse Way", "city": "Orlando", "region": "FL",
+             "postal_code": "32801", "country": "US"}  # fmt: skip
+# The webhooks the simulators send (3PL, carrier, Stripe) are API Gateway requests and API-function
+# invocations like the bench's own; their handler time is not seen from here: each is taken at the
+# webhook ack's p50 measured by bench/webhook_ack.py (45 ms, bench/RESULTS.md).
+WEBHOOK_SECONDS = 0.045
 
 # us-east-1, on-demand list prices in USD, read on PRICES_DATE; the sources are in bench/RESULTS.md.
 PRICES_DATE = "2026-11-23"
@@ -329,7 +338,13 @@ class Stack:
             "HUB_FULFILMENT_POLICY": json.dumps(
                 {
                     "warehouses": [
-                        {"id": "WH-EAST", "provider": THREEPL, "countries": ["*"], "promise_days": 3}
+                        {
+                            "id": "WH-EAST",
+                            "provider": THREEPL,
+                            "countries": ["*"],
+                            "promise_days": 3,
+                            "address": WAREHOUSE,  # where return labels send parcels back to
+                        }
                     ]
                 }
             ),
@@ -377,6 +392,10 @@ class Stack:
                     found[execution["executionArn"]] = execution
         return found
 
+    def webhooks(self) -> int:
+        """Webhook deliveries the simulators attempted so far (each one a request to the hub's API)."""
+        return sum(len(sim.deliveries) for sim in (self.stripe, self.threepl, self.carrier))
+
     def api(self, method: str, path: str, **kwargs: Any) -> tuple[requests.Response, float]:
         started = time.perf_counter()
         answer = self.session.request(method, f"{self.url}{path}", timeout=30, **kwargs)
@@ -423,6 +442,8 @@ class Measured:
     seconds: dict[str, float] = field(default_factory=dict)
     api_requests: int = 0
     api_seconds: float = 0.0
+    webhooks: int = 0  # the simulators' webhook deliveries to the hub (every attempt)
+    per: str = "order"  # what the figures are divided by: the orders' executions, or "return"s
     write_units: float = 0.0
     index_write_units: float = 0.0
     schedule_runs: dict[str, int] = field(default_factory=dict)
@@ -450,6 +471,7 @@ def run_scenario(stack: Stack, scenario: Scenario, n: int, number: int) -> Measu
     settle(stack)
     known = set(stack.executions())
     status_before = stack.status()
+    webhooks_before = stack.webhooks()
     stack.counters(reset=True)
     measured = Measured(scenario.label, n)
     intents: dict[str, str] = {}
@@ -509,8 +531,28 @@ def run_scenario(stack: Stack, scenario: Scenario, n: int, number: int) -> Measu
         time.sleep(0.5)
     else:
         print(f"  {scenario.label}: not every execution settled within the wait", file=sys.stderr)
+    return close_window(stack, measured, known, status_before, webhooks_before)
+
+
+def close_window(
+    stack: Stack, measured: Measured, known: set[str], status_before: dict[str, Any], webhooks_before: int
+) -> Measured:
+    """Once the work settled: the counters, then the window's executions and final statuses."""
     settle(stack)
+    take_counters(stack, measured, status_before, webhooks_before)
+    # Everything below reads past the counters (moto directly) or after they were taken.
+    for arn in (a for a in stack.executions() if a not in known):
+        execution = stack.sfn.describe_execution(executionArn=arn)
+        measured.executions.append(figures(execution, history(stack.sfn, arn)))
+    final_statuses(stack, measured)
+    return measured
+
+
+def take_counters(
+    stack: Stack, measured: Measured, status_before: dict[str, Any], webhooks_before: int
+) -> None:
     measured.counters = stack.counters()
+    measured.webhooks = stack.webhooks() - webhooks_before
     status_after = stack.status()
     measured.invocations = diff(status_after["invocations"], status_before["invocations"])
     measured.seconds = diff(
@@ -520,10 +562,9 @@ def run_scenario(stack: Stack, scenario: Scenario, n: int, number: int) -> Measu
     measured.schedule_runs = {
         k: v - before_runs.get(k, 0) for k, v in after_runs.items() if v - before_runs.get(k, 0)
     }
-    # Everything below reads past the counters (moto directly) or after they were taken.
-    for arn in (a for a in stack.executions() if a not in known):
-        execution = stack.sfn.describe_execution(executionArn=arn)
-        measured.executions.append(figures(execution, history(stack.sfn, arn)))
+
+
+def final_statuses(stack: Stack, measured: Measured) -> None:
     for figure in measured.executions:
         answer = stack.session.get(
             f"{stack.url}/api/orders/{figure.order_id}", headers=stack.auth, timeout=10
@@ -531,7 +572,145 @@ def run_scenario(stack: Stack, scenario: Scenario, n: int, number: int) -> Measu
         measured.final_status[figure.order_id] = (
             answer.json().get("status", "?") if answer.ok else f"HTTP {answer.status_code}"
         )
-    return measured
+
+
+# ---------------------------------------------------------------------------------------------- returns
+
+
+@dataclass(frozen=True)
+class ReturnScenario:
+    label: str
+    body: dict[str, Any]  # the return's request besides its lines (resolution, exchange)
+    reason: str = "defective"
+
+
+RETURN_SCENARIOS = (
+    ReturnScenario("return of one line of two, card refund (Stripe)", {}),
+    ReturnScenario("return of one line of two, store credit (voucher)", {"resolution": "voucher"}),
+    ReturnScenario(
+        "return of one line of two, exchange (return and replacement order)",
+        {
+            "resolution": "exchange",
+            "exchange": {"lines": [{"sku": "LAMP-XL", "quantity": 1, "unit_price": "40.00"}]},
+        },
+        reason="size",
+    ),
+)
+# The exchange's replacement is an ordinary manual order without a payment to take: the scenario priced with
+# it is subtracted to leave the return's own figures.
+REPLACEMENT_LIKE = "operator API (manual order), paid by bank transfer"
+EXCHANGE_HEADER = ("transitions", "Lambda invocations", "DynamoDB WRU / RRU", "SQS requests", "API GW")
+
+
+def delivered_orders(stack: Stack, n: int, number: int) -> list[tuple[str, str]]:
+    """n manual orders of two lines (a mug, a lamp), paid by Stripe card, delivered: (order id, the lamp's
+    line id). Made before a return scenario's counters are reset: their cost is not the returns'."""
+    placed = []
+    for i in range(n):
+        intent = stack.stripe.create_payment_intent(5740, "eur", "pm_card_visa")["id"]
+        body = manual_order(number + i, "12.50", intent)
+        body["lines"].append({"sku": "LAMP", "title": "Lamp", "quantity": 1, "unit_price": "40.00"})
+        answer, _ = stack.api("POST", "/api/orders", json=body, headers=stack.auth)
+        answer.raise_for_status()
+        placed.append(str(answer.json()["order_id"]))
+    done: dict[str, str] = {}
+    deadline = time.monotonic() + 240
+    while len(done) < n and time.monotonic() < deadline:
+        for order_id in (o for o in placed if o not in done):
+            order = stack.session.get(f"{stack.url}/api/orders/{order_id}", headers=stack.auth, timeout=10)
+            if order.ok and order.json().get("status") == "COMPLETED":
+                lines = order.json().get("lines") or []
+                done[order_id] = next(str(ln["line_id"]) for ln in lines if ln.get("sku") == "LAMP")
+        time.sleep(0.5)
+    if len(done) < n:
+        print(f"  {n - len(done)} of {n} orders not delivered in time: left out", file=sys.stderr)
+    return list(done.items())
+
+
+def parcel_arrived(stack: Stack, return_id: str) -> bool:
+    """The carrier delivered the return label's parcel to the warehouse (its tracker is final)."""
+    labels = stack.carrier.by_reference(f"label-{return_id}")
+    codes = {str(s.get("tracking_code")) for s in labels if s.get("tracking_code")}
+    return any(
+        t.get("tracking_code") in codes and t.get("status") == "delivered" for t in stack.carrier.trackers()
+    )
+
+
+def run_returns(stack: Stack, scenario: ReturnScenario, orders: list[tuple[str, str]]) -> Measured:
+    """One return per delivered order: opened over the API; once its workflow waits for the parcel and the
+    carrier delivered it, the warehouse receives it (the 3PL inspects it by itself: restock); until every
+    return's execution ended and the work settled. State is read from moto and the simulators, uncounted."""
+    settle(stack)
+    known = set(stack.executions())
+    status_before = stack.status()
+    webhooks_before = stack.webhooks()
+    stack.counters(reset=True)
+    measured = Measured(scenario.label, len(orders), per="return")
+    returns: dict[str, str] = {}  # return id → its execution's ARN
+    machine = next(m for m in stack.machines if "order-return" in m)
+    for order_id, line_id in orders:
+        body = {"lines": [{"line_id": line_id, "quantity": 1, "reason": scenario.reason}], **scenario.body}
+        answer, took = stack.api("POST", f"/api/orders/{order_id}/returns", json=body, headers=stack.auth)
+        measured.api_requests += 1
+        measured.api_seconds += took
+        if answer.status_code >= 300:
+            print(f"  {scenario.label}: {answer.status_code} {answer.text[:200]}", file=sys.stderr)
+            continue
+        return_id = str(answer.json()["return_id"])
+        returns[return_id] = machine.replace(":stateMachine:", ":execution:") + f":{return_id}"
+    received: set[str] = set()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        running = 0
+        for return_id, arn in returns.items():
+            try:
+                execution = stack.sfn.describe_execution(executionArn=arn)
+            except stack.sfn.exceptions.ExecutionDoesNotExist:
+                running += 1
+                continue
+            if execution["status"] != "RUNNING":
+                continue
+            running += 1
+            waiting = return_id not in received and waiting_on_token(history(stack.sfn, arn))
+            if waiting and parcel_arrived(stack, return_id):
+                stack.threepl.returns.receive(return_id)
+                received.add(return_id)
+        if not running:
+            break
+        time.sleep(0.5)
+    else:
+        print(f"  {scenario.label}: not every return ended within the wait", file=sys.stderr)
+    settle_executions(stack, known)
+    return close_window(stack, measured, known, status_before, webhooks_before)
+
+
+def settle_executions(stack: Stack, known: set[str], timeout_s: float = 120.0) -> None:
+    """Executions started in the window (an exchange's replacement order) ran to their end."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        new = [e for arn, e in stack.executions().items() if arn not in known]
+        if all(e["status"] != "RUNNING" for e in new):
+            return
+        time.sleep(0.5)
+
+
+def minus(cost: Cost, other: Cost, label: str) -> Cost:
+    """`cost` less one `other` (per unit): an exchange's return without its replacement order."""
+    return Cost(
+        label=label,
+        orders=cost.orders,
+        transitions=cost.transitions - other.transitions,
+        sfn_lambda=cost.sfn_lambda - other.sfn_lambda,
+        lambda_requests=cost.lambda_requests - other.lambda_requests,
+        gb_seconds=cost.gb_seconds - other.gb_seconds,
+        wru=cost.wru - other.wru,
+        rru=cost.rru - other.rru,
+        sqs_fifo=cost.sqs_fifo - other.sqs_fifo,
+        sqs_standard=cost.sqs_standard - other.sqs_standard,
+        apigw=cost.apigw - other.apigw,
+        secrets=cost.secrets - other.secrets,
+        unpriced={k: v - other.unpriced.get(k, 0.0) for k, v in cost.unpriced.items()},
+    )
 
 
 def price_writes(stack: Stack, counters: dict[str, Any]) -> tuple[float, float]:
@@ -616,7 +795,7 @@ class Cost:
 
 
 def cost_of(measured: Measured, write_units: tuple[float, float]) -> Cost:
-    n = max(1, len(measured.executions) or measured.orders)
+    n = max(1, measured.orders if measured.per == "return" else len(measured.executions) or measured.orders)
     requests_ = measured.counters["requests"]
     sqs = requests_.get("sqs", {})
     fifo = sum(
@@ -627,8 +806,8 @@ def cost_of(measured: Measured, write_units: tuple[float, float]) -> Cost:
     )
     functions = sum(measured.invocations.values())
     # One API-function invocation per API Gateway request; its wall time (client side) stands for its run.
-    seconds = sum(measured.seconds.values()) + measured.api_seconds
-    invocations = functions + measured.api_requests
+    seconds = sum(measured.seconds.values()) + measured.api_seconds + measured.webhooks * WEBHOOK_SECONDS
+    invocations = functions + measured.api_requests + measured.webhooks
     billed_seconds = seconds + 0.0005 * invocations  # each invocation is rounded up to the next 1 ms
     unpriced = {
         f"{service} {op}": float(v)
@@ -648,7 +827,7 @@ def cost_of(measured: Measured, write_units: tuple[float, float]) -> Cost:
         rru=sum(measured.counters["dynamodb"]["read_units"].values()) / n,
         sqs_fifo=fifo / n,
         sqs_standard=standard / n,
-        apigw=measured.api_requests / n,
+        apigw=(measured.api_requests + measured.webhooks) / n,
         secrets=sum(requests_.get("secretsmanager", {}).values()) / n,
         unpriced={k: v / n for k, v in unpriced.items()},
     )
@@ -670,9 +849,9 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def report(results: list[tuple[Measured, Cost]], n: int) -> str:
+def report(results: list[tuple[Measured, Cost]], n: int, unit: str = "order") -> str:
     memory = f"{LAMBDA_MEMORY_GB * 1024:.0f} MB x86_64"
-    out = [f"orders per scenario: {n}; prices: us-east-1 on-demand, {PRICES_DATE}; Lambda at {memory}", ""]
+    out = [f"{unit}s per scenario: {n}; prices: us-east-1 on-demand, {PRICES_DATE}; Lambda at {memory}", ""]
     out += ["### Paths (from the execution histories)", ""]
     rows: list[list[str]] = []
     for measured, _ in results:
@@ -698,9 +877,9 @@ def report(results: list[tuple[Measured, Cost]], n: int) -> str:
                     mean([e.token_waits for e in members]),
                 ]
             )
-    header = ["scenario", "orders", "order status", "execution", "path (states entered)"]
+    header = ["scenario", "executions", "order status", "execution", "path (states entered)"]
     out += table([*header, "billed transitions", "Lambda tasks", "retries", "token waits"], rows)
-    out += ["", "### Requests per order (counters; schedules and idle polls taken out)", ""]
+    out += ["", f"### Requests per {unit} (counters; schedules and idle polls taken out)", ""]
     rows = []
     for measured, cost in results:
         ddb_ops = measured.counters["requests"].get("dynamodb", {})
@@ -714,7 +893,7 @@ def report(results: list[tuple[Measured, Cost]], n: int) -> str:
                 f"{cost.wru:.1f} / {cost.rru:.1f}",
                 f"{ddb_requests / cost.orders:.1f}",
                 f"{cost.sqs_fifo + cost.sqs_standard:.2f}",
-                f"{cost.apigw:g}",
+                f"{cost.apigw:.2f} ({measured.webhooks / cost.orders:.2f})",
                 f"{cost.secrets:.2f}",
                 ", ".join(f"{k} {v:g}" for k, v in cost.unpriced.items()) or "none",
             ]
@@ -726,9 +905,9 @@ def report(results: list[tuple[Measured, Cost]], n: int) -> str:
         "Lambda GB-s",
         "DynamoDB WRU / RRU",
     ]
-    header += ["DynamoDB requests", "SQS requests", "API GW requests", "Secrets Manager", "other"]
+    header += ["DynamoDB requests", "SQS requests", "API GW requests (webhooks)", "Secrets Manager", "other"]
     out += table(header, rows)
-    out += ["", "### Cost per order and per 1,000 / 100,000 orders (USD, no free tier)", ""]
+    out += ["", f"### Cost per {unit} and per 1,000 / 100,000 {unit}s (USD, no free tier)", ""]
     services = list(results[0][1].usd()) if results else []
     rows = []
     for _, cost in results:
@@ -736,8 +915,8 @@ def report(results: list[tuple[Measured, Cost]], n: int) -> str:
         total = sum(parts.values())
         money = [usd(parts[s]) for s in services]
         rows.append([cost.label, *money, usd(total), usd(total * 1000), usd(total * 100_000)])
-    out += table(["scenario", *services, "per order", "per 1,000", "per 100,000"], rows)
-    out += ["", "### Where the requests went (per order)", ""]
+    out += table(["scenario", *services, f"per {unit}", "per 1,000", "per 100,000"], rows)
+    out += ["", f"### Where the requests went (per {unit})", ""]
     for measured, cost in results:
         flat = {
             f"{s} {op}": v / cost.orders
@@ -755,10 +934,28 @@ def report(results: list[tuple[Measured, Cost]], n: int) -> str:
         api_ms = 1000 * measured.api_seconds / max(1, measured.api_requests)
         out.append(f"- {cost.label}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(flat.items())))
         out.append(
-            f"  - Lambda invocations by function: {functions}; API {cost.apigw:g} (mean {api_ms:.0f} ms)"
+            f"  - Lambda invocations by function: {functions}; API {cost.apigw:.2f} (the bench's own"
+            f" requests: mean {api_ms:.0f} ms; webhooks {measured.webhooks / cost.orders:.2f},"
+            f" at {WEBHOOK_SECONDS * 1000:.0f} ms)"
         )
         out.append(f"  - mean handler time: {ms}")
     return "\n".join(out)
+
+
+def measure_returns(
+    stack: Stack, n: int, footprints: dict[str, dict[str, Any]]
+) -> list[tuple[Measured, Cost]]:
+    """Each return scenario on n orders delivered first (outside its counters)."""
+    returned: list[tuple[Measured, Cost]] = []
+    for index, scenario in enumerate(RETURN_SCENARIOS):
+        print(f"returns {index + 1}/{len(RETURN_SCENARIOS)}: {scenario.label}", file=sys.stderr)
+        orders = delivered_orders(stack, n, 20_000 + 1000 * index)
+        measured = run_returns(stack, scenario, orders)
+        subtract_schedules(measured, footprints)
+        units = price_writes(stack, measured.counters)
+        measured.write_units, measured.index_write_units = units
+        returned.append((measured, cost_of(measured, units)))
+    return returned
 
 
 def main() -> None:
@@ -797,7 +994,36 @@ def main() -> None:
             units = price_writes(stack, measured.counters)
             measured.write_units, measured.index_write_units = units
             results.append((measured, cost_of(measured, units)))
+        returned = measure_returns(stack, n, footprints)
         print(report(results, n))
+        print()
+        print(report(returned, n, unit="return"))
+        replacement_like = next(c for m, c in results if m.label == REPLACEMENT_LIKE)
+        exchange = minus(returned[-1][1], replacement_like, "exchange, the return only")
+        print()
+        print(f"### Exchange without its replacement order (less one '{REPLACEMENT_LIKE}' order of this run)")
+        print()
+        parts = exchange.usd()
+        print(
+            "\n".join(
+                table(
+                    [*EXCHANGE_HEADER, *parts, "per return", "per 1,000"],
+                    [
+                        [
+                            f"{exchange.transitions:g}",
+                            f"{exchange.lambda_requests:.2f}",
+                            f"{exchange.wru:.1f} / {exchange.rru:.1f}",
+                            f"{exchange.sqs_fifo + exchange.sqs_standard:.2f}",
+                            f"{exchange.apigw:.2f}",
+                            *(usd(v) for v in parts.values()),
+                            usd(sum(parts.values())),
+                            usd(sum(parts.values()) * 1000),
+                        ]
+                    ],
+                )
+            )
+        )
+        results += returned
         if json_path is not None:
             raw = {
                 "orders_per_scenario": n,
@@ -816,6 +1042,8 @@ def main() -> None:
                         "seconds": m.seconds,
                         "api_requests": m.api_requests,
                         "api_seconds": m.api_seconds,
+                        "webhooks": m.webhooks,
+                        "per": m.per,
                         "write_units": {"table": m.write_units, "indexes": m.index_write_units},
                         "cost": c.__dict__ | {"usd": c.usd()},
                     }
