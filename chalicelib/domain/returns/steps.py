@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.errors import NotFound
+from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.fulfilment.ports import FulfilmentStore, Trackers
 from chalicelib.domain.fulfilment.shipments import resume_waiting
 from chalicelib.domain.mutation import mutate
@@ -25,6 +25,7 @@ from chalicelib.domain.returns.model import (
 )
 from chalicelib.domain.returns.policy import ReturnPolicies
 from chalicelib.domain.returns.ports import ReturnLabels, ReturnsBoard, ReturnsDesk
+from chalicelib.domain.upstream import UpstreamRejected
 
 DAY = 86400
 PARCEL = "return_parcel"
@@ -153,14 +154,21 @@ def issue_label(
     3PL that will receive it, follow the parcel like an outbound one."""
     order, ret = load_return(orders, order_id, rid)
     label = ret.label
+    refused: str | None = None
     if label is None and ret.label_needed:
         policy = policies.for_store(order.channel, order.store)
         merchant_pays = any(policy.label_paid_by(ln.reason) == "merchant" for ln in ret.lines)
         payer = "merchant" if merchant_pays else "customer"
-        label = labels().return_label(
-            order, ret.model_copy(update={"label": None}), idempotency_key=f"label-{rid}"
-        )
-        label = label.model_copy(update={"paid_by": payer})
+        try:
+            bought = labels().return_label(
+                order, ret.model_copy(update={"label": None}), idempotency_key=f"label-{rid}"
+            )
+        except (InvalidInput, UpstreamRejected) as exc:
+            # An optional call refused never costs the return: it goes on without a hub label (the
+            # customer sends the parcel their own way), flagged with why for an operator.
+            refused = f"label_refused: {str(exc)[:200]}"
+        else:
+            label = bought.model_copy(update={"paid_by": payer})
     provider, warehouse = _warehouse_of(order, ret)
     desk(provider).expect_return(
         {
@@ -185,9 +193,11 @@ def issue_label(
             at,
             return_id=rid,
             **({"carrier": label.carrier, "tracking_number": label.tracking_number} if label else {}),
+            **({"label_refused": refused} if refused else {}),
         )
+        flags = sorted({*current.flags, "label_refused"}) if refused else current.flags
         return current.model_copy(
-            update={"status": ReturnStatus.LABEL_SENT, "label": label, "updated_at": at}
+            update={"status": ReturnStatus.LABEL_SENT, "label": label, "updated_at": at, "flags": flags}
         )
 
     done = change_return(orders, order_id, rid, change)

@@ -271,3 +271,29 @@ def test_store_credit__is_issued_once_and_pays_a_later_order_once(world: World):
     for _ in range(2):
         redeem_credits(later_id, orders=world.orders, now=world.clock)
     assert world.orders.credit.balance(account).amount == Decimal("17.92")
+
+
+def test_a_refused_label__never_costs_the_return_it_goes_on_flagged(world: World):
+    from chalicelib.domain.errors import InvalidInput
+
+    class NoAddress:
+        def return_label(self, order, ret, *, idempotency_key):
+            raise InvalidInput("no warehouse address and no return_address on the carrier connection")
+
+    order_id = world.delivered_order()
+    ret, _ = _open(world, order_id, {"lines": [{"line_id": "L2", "quantity": 1, "reason": "defective"}]})
+    steps.approve(order_id, ret.return_id, orders=world.orders, policies=world.policies, now=world.clock)
+    out = steps.issue_label(
+        order_id,
+        ret.return_id,
+        orders=world.orders,
+        labels=lambda: NoAddress(),
+        desk=lambda p: world.desk,
+        trackers=world.trackers,
+        store=world.store,
+        policies=world.policies,
+        now=world.clock,
+    )
+    stored = find_return(world.order(order_id), ret.return_id)
+    assert out["next"] == "parcel" and stored is not None and stored.label is None
+    assert "label_refused" in stored.flags and f"rma-{ret.return_id}" in world.desk.expected
