@@ -287,7 +287,7 @@ def test_a_refused_label__never_costs_the_return_it_goes_on_flagged(world: World
         order_id,
         ret.return_id,
         orders=world.orders,
-        labels=lambda: NoAddress(),
+        labels=NoAddress,
         desk=lambda p: world.desk,
         trackers=world.trackers,
         store=world.store,
