@@ -215,9 +215,15 @@ class Services:
         """A return opened or changed at the channel, handed to the returns intake (ingest's
         `channel_returns`)."""
         from chalicelib.domain.returns.intake import record_channel_return
+        from chalicelib.domain.returns.steps import resume_return
 
         result: Mapping[str, Any] = record_channel_return(
-            event, orders=self.orders, workflow=self.returns(), policies=self.return_policies, now=self.now
+            event,
+            orders=self.orders,
+            workflow=self.returns(),
+            policies=self.return_policies,
+            now=self.now,
+            resume=lambda ret: resume_return(self.store(), self.workflow, ret),
         )
         return result
 

@@ -362,3 +362,7 @@ def test_a_shopify_return_declined_in_the_shop__is_rejected_at_the_hub(stack, sh
     rejected = return_when(stack, order_id, ret["return_id"], status_is("rejected"))
     assert rejected["refusal"]["rule"] == "channel_declined"
     assert stack.order_when(order_id, lambda o: o["status"] == "COMPLETED")
+    # Its workflow ends now, not at the parcel deadline.
+    arn = stack.lifecycle_arn(order_id).replace("order-lifecycle", "order-return") + "-r1"
+    sfn = stack.client("stepfunctions")
+    eventually(lambda: sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED")

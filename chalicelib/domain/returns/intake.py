@@ -28,6 +28,7 @@ from chalicelib.domain.returns.model import (
     ReturnStatus,
     delivered_at,
     delivered_units,
+    find_return,
     put_return,
     return_id,
     returned_units,
@@ -302,11 +303,13 @@ def record_channel_return(
     workflow: WorkflowStarter,
     policies: ReturnPolicies,
     now: Callable[[], datetime],
+    resume: Callable[[OrderReturn], None] | None = None,
 ) -> dict[str, Any]:
     """A channel's return (Shopify returns/*, Amazon's report): one hub return per channel return id,
     however often it is heard of. A return the channel declines or cancels before the parcel arrives is
     rejected; the channel's own checks (window, units) are the channel's, but units the hub knows were
-    never delivered are refused and recorded."""
+    never delivered are refused and recorded. `resume` wakes the return workflow's wait of a return the
+    channel rejected, so it ends now rather than at its deadline."""
     stored = orders.get_by_channel(event.channel, event.store, event.external_order_id)
     if stored is None:
         from chalicelib.domain.errors import OrderNotYetKnown
@@ -362,6 +365,11 @@ def record_channel_return(
         return {"order_id": order_id, "return_id": ret.return_id, "outcome": "opened", "start": True}
 
     result: dict[str, Any] = mutate(orders, order_id, change)
+    if result.get("outcome") == "rejected" and resume is not None:
+        after = orders.get(order_id)
+        rejected = find_return(after.order, str(result["return_id"])) if after else None
+        if rejected is not None:
+            resume(rejected)
     if result.get("start"):
         stored_after = orders.get(order_id)
         ret = (

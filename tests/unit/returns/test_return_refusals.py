@@ -201,18 +201,20 @@ def test_a_channel_return_heard_of_many_times__is_one_return(world: World):
     assert len(world.returns_workflow.started) == 1
 
 
-def test_a_channel_return_the_channel_declines__is_rejected(world: World):
+def test_a_channel_return_the_channel_declines__is_rejected_and_its_wait_woken(world: World):
     order_id = world.delivered_order()
+    woken: list[str] = []
     kw = {
         "orders": world.orders,
         "workflow": world.returns_workflow,
         "policies": world.policies,
         "now": world.clock,
+        "resume": lambda ret: woken.append(ret.status.value),
     }
     intake.record_channel_return(_channel_return("R-1"), **kw)
     intake.record_channel_return(_channel_return("R-1", "declined"), **kw)
     (ret,) = returns_of(world.order(order_id))
-    assert ret.status == ReturnStatus.REJECTED
+    assert ret.status == ReturnStatus.REJECTED and woken == ["rejected"]
     assert world.order(order_id).status == OrderStatus.COMPLETED
 
 
