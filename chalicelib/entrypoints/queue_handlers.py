@@ -115,17 +115,33 @@ def ingest_record(record: SQSRecord) -> None:
     seconds("DeliveryLag", (svc.now() - delivery.received_at).total_seconds(), channel=delivery.channel)
 
 
+# Another writer changed the order between ingestion's read and its write (the lifecycle, the outbox): the
+# delivery is applied again on the fresh order at once, rather than after the queue's visibility timeout.
+INGEST_ATTEMPTS = 4
+
+
 def ingest(delivery: Delivery, svc: Services) -> IngestResult:
-    """A sales channel's delivery applied to the hub's orders (the ingest use case)."""
-    return ingest_use_case.ingest(
-        delivery,
-        normalisers=svc.normalisers,
-        orders=svc.orders,
-        workflow=svc.workflow,
-        now=svc.now,
-        compensators=svc.compensators,
-        channel_returns=svc.record_channel_return,
-    )
+    """A sales channel's delivery applied to the hub's orders (the ingest use case). Ingestion is
+    idempotent (the delivery id is written with the change), so applying it again is safe."""
+    from chalicelib.domain.errors import ConcurrentUpdate
+
+    for attempt in range(1, INGEST_ATTEMPTS + 1):
+        try:
+            return ingest_use_case.ingest(
+                delivery,
+                normalisers=svc.normalisers,
+                orders=svc.orders,
+                workflow=svc.workflow,
+                now=svc.now,
+                compensators=svc.compensators,
+                channel_returns=svc.record_channel_return,
+            )
+        except ConcurrentUpdate as exc:
+            # Only a lost race is retried here; its subclasses are refusals (not cancellable, ...).
+            if type(exc) is not ConcurrentUpdate or attempt == INGEST_ATTEMPTS:
+                raise
+            count("IngestConflict", channel=delivery.channel, store=delivery.store, reason="retried")
+    raise AssertionError("unreachable")
 
 
 def apply_stripe(delivery: Delivery, svc: Services) -> None:

@@ -98,3 +98,23 @@ def test_delivery_message__round_trips_and_rejects_garbage():
         Delivery.from_message("not json")
     with pytest.raises(MalformedDelivery):
         Delivery.from_message('{"delivery_id": "x"}')
+
+
+def test_ingest_handler__a_lost_race_with_another_writer_is_applied_again_at_once(svc):
+    from chalicelib.domain.errors import ConcurrentUpdate
+    from chalicelib.entrypoints.queue_handlers import ingest as ingest_handler
+
+    run(delivery("d1"), svc.orders, svc.workflow)
+    real_save, raced = svc.orders.save, []
+
+    def save(order, **kwargs):
+        if not raced:  # the outbox wrote the order between ingestion's read and its write
+            raced.append(True)
+            raise ConcurrentUpdate("version moved")
+        return real_save(order, **kwargs)
+
+    svc.orders.save = save
+    result = ingest_handler(delivery("d2", updated_at=T0 + timedelta(minutes=1), quantity=2), svc)
+    assert result.outcome is Outcome.UPDATED and raced == [True]
+    stored = svc.orders.get(result.order_id)
+    assert stored is not None and stored.order.lines[0].quantity == 2 and svc.orders.has_delivery("d2")
