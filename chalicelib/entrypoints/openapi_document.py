@@ -120,13 +120,18 @@ _ACTION = {
     "303": "done (or refused, with a flash message): back to the page",
     "401": "no session",
     "403": "bad CSRF token",
+    "404": "unknown",
 }
+_UNSUPPORTED = {"415": "a content type the route does not take (no body is taken as JSON)"}
+# The status pages refuse in HTML; Chalice's own refusals (415) are JSON everywhere.
+_HTML_OR_ERROR = {"application/json": {"schema": _ERROR}, "text/html": {"schema": {"type": "string"}}}
 _WEBHOOK = {
     "200": "accepted (queued) or ignored",
     "400": "malformed",
     "401": "missing or wrong signature",
     "404": "unknown store",
     "413": "too large",
+    "415": "a content type the route does not take",
 }
 
 # (method, path) → {status: description}: the README's "HTTP API" table.
@@ -166,6 +171,7 @@ ANSWERS: dict[tuple[str, str], dict[str, str]] = {
     },
     ("POST", "/api/orders/{order_id}/payment/retry"): {
         "200": "{workflow_resumed}",
+        "400": "malformed",
         "404": "unknown",
         "409": "not waiting for a payment",
     },
@@ -234,12 +240,16 @@ def _operation(method: str, path: str, route: Any) -> dict[str, Any]:
     public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
     if not public and not path.startswith("/status"):
         answers = {**answers, **_AUTH}
+    types = list(getattr(route, "content_types", None) or ["application/json"])
+    if method in ("POST", "PUT", "PATCH") and "application/json" not in types:
+        answers = {**answers, **_UNSUPPORTED}
+    refusal = _HTML_OR_ERROR if path.startswith("/status") else {"application/json": {"schema": _ERROR}}
     operation: dict[str, Any] = {
         "operationId": f"{route.view_name}_{method.lower()}",
         "responses": {
             status: {
                 "description": text,
-                **({"content": {"application/json": {"schema": _ERROR}}} if status[0] == "4" else {}),
+                **({"content": refusal} if status[0] == "4" else {}),
             }
             for status, text in sorted(answers.items())
         },
@@ -259,7 +269,6 @@ def _operation(method: str, path: str, route: Any) -> dict[str, Any]:
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body()}}}
     elif method in ("POST", "PUT", "PATCH"):
-        types = list(getattr(route, "content_types", None) or ["application/json"])
         operation["requestBody"] = {"required": False, "content": {t: {"schema": {}} for t in types}}
     return operation
 

@@ -418,7 +418,7 @@ def stack(
             pytest.fail(f"local stack exited with {process.returncode}: {log_path.read_text()[-3000:]}")
         try:
             response = requests.get(f"{hub_url}/health", timeout=2)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # still booting, or a busy machine
             return None
         return dict(response.json()) if response.status_code == 200 else None
 

@@ -148,6 +148,9 @@ def normalise_amazon_order(
         raise InvalidInput(f"amazon order {amazon_order_id}: unknown OrderStatus {status!r}")
     if not items:
         raise InvalidInput(f"amazon order {amazon_order_id}: getOrderItems returned no items")
+    strays = [i for i, item in enumerate(items) if not isinstance(item, Mapping)]
+    if strays:
+        raise InvalidInput(f"amazon order {amazon_order_id}: OrderItems[{strays[0]}] is not an object")
     currency = _currency(order, items, amazon_order_id)
     try:
         lines, totals = _lines_and_totals(order, items, currency)
