@@ -36,20 +36,36 @@ TEST_PROCESS_LOG = ARTIFACTS / "test-process.log"
 LOG_SCAN_MODULE = "test_log_scan.py"
 
 
+class _TestProcessFormatter(logging.Formatter):
+    """The hub's records as the hub writes them (Powertools JSON, extra keys included), others as text."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        from chalicelib.observability import logger
+
+        self.hub = logger.registered_formatter
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.hub.format(record) if record.name == "order-hub" else super().format(record)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def test_process_log() -> Iterator[logging.Handler]:
-    """Every log record of the test process at INFO and above, to TEST_PROCESS_LOG, for the whole run."""
+    """Every log record of the test process (the simulators' down to DEBUG, their access logs; everything
+    else from INFO, the hub's code run in-process included) to TEST_PROCESS_LOG, for the whole run."""
     ARTIFACTS.mkdir(exist_ok=True)
     handler = logging.FileHandler(TEST_PROCESS_LOG, mode="w", encoding="utf-8")
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    level = root.level
+    handler.setFormatter(_TestProcessFormatter())
+    handler.addFilter(lambda record: record.levelno >= logging.INFO or record.name.startswith("local"))
+    root, simulators = logging.getLogger(), logging.getLogger("local")
+    levels = root.level, simulators.level
     root.addHandler(handler)
-    root.setLevel(min(level, logging.INFO) if level else logging.INFO)
+    root.setLevel(min(levels[0], logging.INFO) if levels[0] else logging.INFO)
+    simulators.setLevel(logging.DEBUG)
     yield handler
     root.removeHandler(handler)
-    root.setLevel(level)
+    root.setLevel(levels[0])
+    simulators.setLevel(levels[1])
     handler.close()
 
 
