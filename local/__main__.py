@@ -58,8 +58,10 @@ def _banner(stack: LocalStack, token_was_set: bool) -> None:
         f"  status page    {stack.hub_url}/status   (sign in with the operator token)",
         f"  hub API        {stack.hub_url}   (health: {stack.hub_url}/health)",
         f"  AWS endpoint   {stack.aws_url}   (moto + in-process Lambda)",
-        f"  operator token {token}"
-        + ("" if token_was_set else "   (generated; set HUB_OPERATOR_TOKEN to fix it)"),
+        # A token the operator set is theirs already: never echoed (the banner goes to logs too).
+        "  operator token from HUB_OPERATOR_TOKEN"
+        if token_was_set
+        else f"  operator token {token}   (generated; set HUB_OPERATOR_TOKEN to fix it)",
         *(
             [
                 f"  simulators     shopify {stack.channels.shopify.url}, woocommerce "
@@ -68,7 +70,8 @@ def _banner(stack: LocalStack, token_was_set: bool) -> None:
             if stack.channels is not None
             else []
         ),
-        f"  try: curl -H 'Authorization: Bearer {token}' {stack.hub_url}/api/orders",
+        f"  try: curl -H 'Authorization: Bearer {'$HUB_OPERATOR_TOKEN' if token_was_set else token}' "
+        f"{stack.hub_url}/api/orders",
         "  Ctrl-C stops everything.",
         "",
     ]

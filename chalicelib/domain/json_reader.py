@@ -2,8 +2,9 @@
 
 Python's `json` accepts what the rest of the hub cannot hold or was never sent as JSON: NaN and Infinity,
 numbers of any length (a 45-digit total, `1e400` read as infinity), nesting deep enough to exhaust the
-stack (RecursionError, a 500), and, given bytes, a leading byte order mark. Each of these is refused here
-with a message that names the limit, so every door answers 400 before anything is stored or queued.
+stack (RecursionError, a 500), given bytes, a leading byte order mark, and an object holding one key twice.
+Each of these is refused here with a message that names the limit, so every door answers 400 before
+anything is stored or queued.
 """
 
 from __future__ import annotations
@@ -56,7 +57,13 @@ def read_json(raw: bytes, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
         raise JsonRefused(f"body is not UTF-8 (byte {exc.start})") from None
     _check_depth(text)
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_float, parse_int=_int)
+        value = json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_float=_float,
+            parse_int=_int,
+            object_pairs_hook=_object,
+        )
     except JsonRefused:
         raise
     except RecursionError:  # defensive: _check_depth already bounds the nesting
@@ -79,6 +86,20 @@ def _check_depth(text: str) -> None:
                 raise JsonRefused(f"JSON nested deeper than {MAX_DEPTH} levels")
         else:
             depth -= 1
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are unique. A repeated key is refused: readers disagree on which one wins
+    (Python's last, others the first), so the hub and the sender could read different orders from one
+    signed body."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JsonRefused(f"duplicate key {key[:40]!r} in a JSON object")
+            seen.add(key)
+    return value
 
 
 def _no_constant(name: str) -> Any:

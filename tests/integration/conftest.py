@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -28,6 +29,49 @@ VISIBILITY_SECONDS = 1
 # generous deadline costs nothing when the suite passes and keeps a busy machine (a CPU hog beside the
 # suite, a shared runner) from failing it.
 WAIT_SECONDS = 60.0
+
+
+# What the test process itself logs (the simulators, the test helpers): scanned with the stack's log.
+TEST_PROCESS_LOG = ARTIFACTS / "test-process.log"
+LOG_SCAN_MODULE = "test_log_scan.py"
+
+
+class _TestProcessFormatter(logging.Formatter):
+    """The hub's records as the hub writes them (Powertools JSON, extra keys included), others as text."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        from chalicelib.observability import logger
+
+        self.hub = logger.registered_formatter
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.hub.format(record) if record.name == "order-hub" else super().format(record)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_process_log() -> Iterator[logging.Handler]:
+    """Every log record of the test process (the simulators' down to DEBUG, their access logs; everything
+    else from INFO, the hub's code run in-process included) to TEST_PROCESS_LOG, for the whole run."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    handler = logging.FileHandler(TEST_PROCESS_LOG, mode="w", encoding="utf-8")
+    handler.setFormatter(_TestProcessFormatter())
+    handler.addFilter(lambda record: record.levelno >= logging.INFO or record.name.startswith("local"))
+    root, simulators = logging.getLogger(), logging.getLogger("local")
+    levels = root.level, simulators.level
+    root.addHandler(handler)
+    root.setLevel(min(levels[0], logging.INFO) if levels[0] else logging.INFO)
+    simulators.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(levels[0])
+    simulators.setLevel(levels[1])
+    handler.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The log scan (test_log_scan.py) runs after every other test: it reads what the whole run logged."""
+    items.sort(key=lambda item: item.path.name == LOG_SCAN_MODULE)
 
 
 def free_port() -> int:
@@ -135,6 +179,16 @@ class Stack:
             return all(int(attributes.get(name, "0")) == 0 for name in names)
 
         eventually(empty, timeout=timeout, interval=0.2)
+
+    def stop(self) -> None:
+        """Stop the stack as Ctrl-C does (its buffered output is then in its log), killed after 20 s."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def publish_outbox(self) -> dict[str, Any]:
         """Run the channel outbox now (it runs every minute on its own)."""
@@ -464,13 +518,7 @@ def stack(
             assert answer.status_code in (200, 201), answer.text
         yield running
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)  # what Ctrl-C sends
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        Stack(hub_url, "", token, process, log_path, {}).stop()
         log.close()
 
 

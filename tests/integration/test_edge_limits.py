@@ -94,3 +94,29 @@ def test_a_body_with_a_byte_order_mark_is_400_and_not_queued(stack):
     assert deep.status_code == 400 and "nested deeper" in deep.json()["Message"]
     stack.drained(resources.INGEST_QUEUE.name)  # anything queued would have been handled by now
     assert stack.api("GET", f"/api/orders/by-channel/manual/{external_id}").status_code == 404
+
+
+def _raw_headers(stack, extra: str) -> tuple[int, bytes]:
+    url = urlparse(stack.hub_url)
+    with socket.create_connection((url.hostname, url.port), timeout=20) as sock:
+        sock.sendall(
+            f"GET /api/orders HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {stack.token}\r\n"
+            f"{extra}Connection: close\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1]), answer
+
+
+@pytest.mark.parametrize(
+    ("what", "extra"),
+    [
+        ("one 100 KB header", "X-Pad: " + "a" * 100_000 + "\r\n"),
+        ("200 headers", "".join(f"X-Pad-{n}: x\r\n" for n in range(200))),
+    ],
+)
+def test_oversized_headers_are_431_and_the_server_keeps_serving(stack, what, extra):
+    status, _ = _raw_headers(stack, extra)
+    assert status == 431, what
+    assert stack.api("GET", "/health").status_code == 200

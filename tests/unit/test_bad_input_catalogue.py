@@ -84,6 +84,9 @@ API_CATALOGUE = [
     ("no lines", with_(lines=[]), 400, "lines"),
     ("quantity 10^400", with_(**{"lines.0.quantity": 10**400}), 400, "longer than 40 characters"),
     ("quantity 100001", with_(**{"lines.0.quantity": 100_001}), 400, "quantity"),
+    ("quantity -1", with_(**{"lines.0.quantity": -1}), 400, "quantity"),
+    ("quantity 0", with_(**{"lines.0.quantity": 0}), 400, "quantity"),
+    ("quantity 1.5", with_(**{"lines.0.quantity": 1.5}), 400, "quantity"),
     ("a 1.5 MB title", with_(**{"lines.0.title": "t" * 1_500_000}), 400, "title"),
     ("a 300-character e-mail", with_(**{"customer.email": "a" * 290 + "@example.com"}), 400, "email"),
     ("an object as e-mail", with_(**{"customer.email": {"$ne": ""}}), 400, "email"),
@@ -238,6 +241,7 @@ SHOPIFY_CATALOGUE = [
     ("line id 1e400", shopify_with(line={"id": float("inf")}), "not a JSON number"),
     ("line id with /", shopify_with(line={"id": "1/2"}), "path separator"),
     ("quantity 10^400", shopify_with(line={"quantity": 10**400}), "longer than 40 characters"),
+    ("quantity -1", shopify_with(line={"quantity": -1}), "quantity"),
     ("line price NaN", shopify_with(line={"price": "NaN"}), "price"),
 ]
 

@@ -1,10 +1,12 @@
-"""GIVEN the app's routes as Chalice registered them WHEN each is called without a credential or with a
-wrong one THEN it answers 401 or sends to the sign-in form: a new route cannot skip authentication.
+"""GIVEN the app's routes as Chalice registered them WHEN each is called without a credential, with a
+wrong one or with an expired one (a session cookie past its expiry, credentials from before the operator
+token was rotated) THEN it answers 401 or sends to the sign-in form: a new route cannot skip authentication.
 And GIVEN /openapi.json THEN it documents every route with its answers, as a valid OpenAPI 3.1 document."""
 
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urlparse
 
 import pytest
@@ -12,7 +14,7 @@ from openapi_spec_validator import validate
 
 from app import app
 from chalicelib.entrypoints.openapi_document import PUBLIC_PATHS, PUBLIC_PREFIXES
-from chalicelib.entrypoints.status_page import COOKIE
+from chalicelib.entrypoints.status_page import COOKIE, SESSION_SECONDS, new_session
 from tests.unit.api import TOKEN
 
 # The documented public ones (README "HTTP API" and "Status page"): each has its own check or none.
@@ -46,6 +48,21 @@ WRONG = {
     "a forged session cookie": {"Cookie": f"{COOKIE}=1999999999.forged"},
 }
 
+# Credentials that were good once: the operator token rotates (README "Status page"), sessions expire.
+BEFORE_ROTATION = "op-token-before-rotation"
+EXPIRED = {
+    "a session cookie past its expiry": lambda: {
+        "Cookie": f"{COOKIE}={new_session(TOKEN, time.time() - SESSION_SECONDS - 60)}"
+    },
+    "a session cookie one second past its expiry": lambda: {
+        "Cookie": f"{COOKIE}={new_session(TOKEN, time.time() - SESSION_SECONDS - 1)}"
+    },
+    "a session cookie signed before the token was rotated": lambda: {
+        "Cookie": f"{COOKIE}={new_session(BEFORE_ROTATION, time.time())}"
+    },
+    "the bearer token before it was rotated": lambda: {"Authorization": f"Bearer {BEFORE_ROTATION}"},
+}
+
 
 def test_the_public_routes_are_exactly_the_documented_ones():
     public = {path for path in app.routes if _public(path)}
@@ -71,6 +88,20 @@ def test_every_api_and_status_route_refuses_a_missing_or_wrong_credential(
     else:
         assert answer.status_code == 401, answer.body[:200]
     assert svc.ingest_queue.sent == [] and svc.workflow.started == []
+
+
+@pytest.mark.parametrize("credential", EXPIRED.values(), ids=EXPIRED.keys())
+@pytest.mark.parametrize(("method", "path"), PROTECTED, ids=[f"{m} {p}" for m, p in PROTECTED])
+def test_every_api_and_status_route_refuses_an_expired_credential(client, svc, method, path, credential):
+    test_every_api_and_status_route_refuses_a_missing_or_wrong_credential(
+        client, svc, method, path, credential()
+    )
+
+
+def test_a_session_cookie_within_its_expiry_is_accepted(client):
+    """The neighbour of the expired ones: the same cookie, minted a minute before it would expire."""
+    cookie = {"Cookie": f"{COOKIE}={new_session(TOKEN, time.time() - SESSION_SECONDS + 60)}"}
+    assert client.http.get("/status/orders", headers=cookie).status_code == 200
 
 
 def test_openapi_json__public_and_a_valid_openapi_3_1_document(client):
