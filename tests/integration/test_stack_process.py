@@ -29,7 +29,8 @@ def stack_env(hub: int, aws: int, moto: int) -> dict[str, str]:
 def health_ok(port: int) -> bool:
     try:
         return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):
+        # Not answering yet (or too busy to answer within the timeout): the caller polls again.
         return False
 
 
