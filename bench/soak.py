@@ -89,7 +89,12 @@ CHANNELS = ("shopify", "woocommerce", "amazon", "manual")
 # Where an order may rest: the lifecycle's ends, and the waits it names (a person or a payment to come).
 TERMINAL = {"COMPLETED", "CANCELLED", "REFUNDED", "FAILED"}
 NAMED_WAITS = {"FRAUD_REVIEW", "PAYMENT_PENDING", "ON_HOLD"}
-QUIET_SECONDS = 20.0  # settled: nothing changed in the orders' statuses for this long, queues empty
+QUIET_SECONDS = 20.0
+ENDED = (
+    "FAILED",
+    "ABORTED",
+    "TIMED_OUT",
+)  # settled: nothing changed in the orders' statuses for this long, queues empty
 
 
 @dataclass
@@ -429,11 +434,15 @@ class Soak:
                 requests.post(f"{self.aws_url}/_local/schedules/publish_outbox", timeout=120)
             orders = self.orders()
             statuses = {k: (v or {}).get("status") for k, v in orders.items()}
-            pending = sum(
-                1 for v in orders.values()
-                if v is None or v["status"] not in TERMINAL | NAMED_WAITS
+            moving = [
+                k
+                for k, v in orders.items()
+                if v is None
+                or v["status"] not in TERMINAL | NAMED_WAITS
                 or any(p.get("status") == "pending" for p in v.get("publications", []))
-            )  # fmt: skip
+            ]
+            # An order whose lifecycle execution ended (FAILED, ...) outside a resting status moves no more.
+            pending = sum(1 for k in moving if not self._execution_status(k).startswith(ENDED))
             if statuses != last:
                 last, quiet_since = statuses, time.monotonic()
             self.log(f"  settling: {pending} orders still moving; {dict(Counter(statuses.values()))}")
