@@ -1,4 +1,8 @@
-"""`python -m local run`: start the local stack in the foreground until Ctrl-C (or SIGTERM)."""
+"""`python -m local run`: start the local stack in the foreground until Ctrl-C (or SIGTERM).
+
+`python -m local moto`: only moto, in the foreground, on HUB_LOCAL_MOTO_PORT, for a `run` started with
+HUB_LOCAL_EXTERNAL_MOTO=1 (same ports): that `run` can then be killed and started again while the AWS state
+survives, as DynamoDB, SQS and Step Functions survive a Lambda crash (bench/soak.py does)."""
 
 from __future__ import annotations
 
@@ -14,8 +18,8 @@ from local.stack import LocalStack, Options, StackError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local")
-    parser.add_argument("command", choices=["run"])
-    parser.parse_args(argv)
+    parser.add_argument("command", choices=["run", "moto"])
+    command = parser.parse_args(argv).command
     logging.basicConfig(
         level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -24,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("botocore", "pynamodb", "stripe"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     options = Options.from_environ(dict(os.environ))
+    if command == "moto":
+        from local.stack import moto_command, moto_environment
+
+        # Replaces this process: whoever started it holds moto's own pid.
+        arguments = moto_command(options.host, options.ports)
+        os.execve(arguments[0], arguments, moto_environment(options.ports))  # noqa: S606 - no shell
     token_was_set = bool(options.operator_token)
     stack = LocalStack(options)
     stop = threading.Event()

@@ -24,7 +24,20 @@ def function_arn(region: str, app_name: str, stage: str, function: str) -> str:
     return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{app_name}-{stage}-{function}"
 
 
+def _exists(exc: Exception, *codes: str) -> bool:
+    """A create call refused because the resource is there already (a restart against a surviving moto)."""
+    return getattr(exc, "response", {}).get("Error", {}).get("Code") in codes
+
+
 def create_table(ddb: Any, spec: resources.TableSpec) -> None:
+    try:
+        _create_table(ddb, spec)
+    except Exception as exc:
+        if not _exists(exc, "ResourceInUseException"):
+            raise
+
+
+def _create_table(ddb: Any, spec: resources.TableSpec) -> None:
     attributes = {spec.partition_key, spec.sort_key}
     for index in spec.indexes:
         attributes |= {index.partition_key, index.sort_key}
@@ -105,6 +118,10 @@ def resolve_substitutions(
 
 def create_state_machine(sfn: Any, spec: resources.StateMachineSpec, values: dict[str, str]) -> str:
     definition = resources.substitute(spec.definition_path(ROOT).read_text(), values)
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        if machine["name"] == spec.name:  # a restart against a surviving moto: executions go on
+            sfn.update_state_machine(stateMachineArn=machine["stateMachineArn"], definition=definition)
+            return str(machine["stateMachineArn"])
     response = sfn.create_state_machine(
         name=spec.name,
         definition=definition,
@@ -135,9 +152,15 @@ def provision(
     secrets = clients("secretsmanager")
     for secret in resources.SECRETS:
         value = operator_token if secret is resources.OPERATOR_TOKEN_SECRET else ""
-        arn = secrets.create_secret(Name=secret.name, Description=secret.description, SecretString=value)[
-            "ARN"
-        ]
+        try:
+            arn = secrets.create_secret(Name=secret.name, Description=secret.description, SecretString=value)[
+                "ARN"
+            ]
+        except Exception as exc:
+            if not _exists(exc, "ResourceExistsException"):
+                raise
+            # A restart against a surviving moto: the secret keeps what was stored in it (connections).
+            arn = secrets.describe_secret(SecretId=secret.name)["ARN"]
         env[secret.env_var] = arn
 
     machine_arns: dict[str, str] = {}

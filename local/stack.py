@@ -59,6 +59,9 @@ class Options:
     visibility_override: int | None = None
     # Count the requests each AWS service gets (GET /_local/counters on the AWS endpoint): bench/.
     counters: bool = False
+    # Attach to a moto already running on the moto port (`python -m local moto`) instead of starting one:
+    # the handler side can then be killed and restarted while the AWS state survives (bench/soak.py).
+    external_moto: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -71,6 +74,7 @@ class Options:
             demo=environ.get("HUB_DEMO", "0") == "1",
             visibility_override=int(visibility) if visibility else None,
             counters=environ.get("HUB_LOCAL_COUNTERS", "0") == "1",
+            external_moto=environ.get("HUB_LOCAL_EXTERNAL_MOTO", "0") == "1",
         )
 
 
@@ -85,6 +89,15 @@ def ensure_free(host: str, port: int, variable: str) -> None:
                 f"port {port} ({variable}) is already in use on {host}: stop whatever holds it "
                 f"(`ss -ltnp 'sport = :{port}'` shows it) or set {variable} to a free port"
             ) from None
+
+
+def moto_command(host: str, ports: Ports) -> list[str]:
+    return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(ports.moto)]
+
+
+def moto_environment(ports: Ports) -> dict[str, str]:
+    """moto's Step Functions interpreter calls Lambda at http://localhost:$MOTO_PORT: the gateway's port."""
+    return {**os.environ, "MOTO_PORT": str(ports.aws)}
 
 
 def _die_with_parent() -> None:
@@ -129,11 +142,10 @@ class LocalStack:
         started = time.monotonic()
         deadline = started + START_DEADLINE_SECONDS
         opts = self.options
-        for port, variable in (
-            (opts.ports.hub, "HUB_PORT"),
-            (opts.ports.aws, "HUB_LOCAL_AWS_PORT"),
-            (opts.ports.moto, "HUB_LOCAL_MOTO_PORT"),
-        ):
+        ports = [(opts.ports.hub, "HUB_PORT"), (opts.ports.aws, "HUB_LOCAL_AWS_PORT")]
+        if not opts.external_moto:
+            ports.append((opts.ports.moto, "HUB_LOCAL_MOTO_PORT"))
+        for port, variable in ports:
             ensure_free(opts.host, port, variable)
         if not opts.operator_token:
             opts.operator_token = secrets.token_urlsafe(24)
@@ -153,17 +165,17 @@ class LocalStack:
 
     def _start_moto(self, deadline: float) -> None:
         ports = self.options.ports
-        env = {**os.environ, "MOTO_PORT": str(ports.aws)}
-        # The Step Functions interpreter inside moto calls http://localhost:$MOTO_PORT: our gateway.
-        self._moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.options.host, "-p", str(ports.moto)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks involved
-            # Its own session: Ctrl-C reaches only us, and we stop moto last, after its clients.
-            start_new_session=True,
-        )
+        if not self.options.external_moto:
+            # The Step Functions interpreter inside moto calls http://localhost:$MOTO_PORT: our gateway.
+            self._moto = subprocess.Popen(
+                moto_command(self.options.host, ports),
+                env=moto_environment(ports),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks involved
+                # Its own session: Ctrl-C reaches only us, and we stop moto last, after its clients.
+                start_new_session=True,
+            )
         moto_url = f"http://{self.options.host}:{ports.moto}"
         _wait_for(f"{moto_url}/moto-api/", deadline, "moto")
         request = urllib.request.Request(

@@ -158,6 +158,7 @@ class CarrierSimulator(WebhookSimulatorServer):
         webhook_secret: str,
         *,
         step_s: float = 2.0,
+        reorder_rate: float = 0.0,
         now: Callable[[], datetime] | None = None,
         carrier_step: timedelta | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -166,6 +167,8 @@ class CarrierSimulator(WebhookSimulatorServer):
         super().__init__(name="carrier-sim", log=log, methods=("GET", "POST"), **knobs)
         self.api_key = api_key
         self.webhook_secret = webhook_secret
+        # Share of tracker events held back until the next one has gone: out of order (adjustable).
+        self.reorder_rate = reorder_rate
         self._interval = step_s * self.time_scale if step_s > 0 else None
         # Whole seconds at least: EasyPost stamps trackers to the second, and steps must stay apart.
         self._carrier_step = carrier_step or timedelta(seconds=max(self._interval or 3600.0, 1.0))
@@ -188,6 +191,7 @@ class CarrierSimulator(WebhookSimulatorServer):
                 RETRY_DELAYS_S,
                 name="carrier-sim-webhooks",
                 record=_delivery,
+                reorder_rate=lambda: self.reorder_rate,
                 cond=self._cond,
             )
         )
