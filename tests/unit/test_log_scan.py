@@ -59,3 +59,14 @@ def test_luhn_and_the_personal_data_it_knows():
     assert luhn("4242424242424242") and not luhn("4242424242424241")
     kinds = set(PERSONAL.values())
     assert kinds == {"street address", "phone number"} and len(PERSONAL) >= 20
+
+
+def test_an_amazon_order_id_and_a_vendors_support_address__are_not_findings():
+    from tests.log_scan import scan_line
+
+    assert scan_line('"GET /orders/v0/orders/359-7935169-6829332/orderItems HTTP/1.1" 200 -', {}, {}) == []
+    assert scan_line("let us know at support@stripe.com.", {}, {}) == []
+    assert scan_line("card 4242 4242 4242 4242 and ana@example.com", {}, {}) == [
+        "card number",
+        "e-mail address",
+    ]

@@ -195,7 +195,9 @@ class WebhookSender(Generic[E, R]):
                 due = time.monotonic() + self._delays[outgoing.attempt - 1] * self._time_scale()
                 self._outbox.put(dataclasses.replace(outgoing, attempt=outgoing.attempt + 1), due)
             else:
-                log.warning("webhook %r given up after %d attempts", outgoing.event, outgoing.attempt)
+                # The event's topic only: its body is a customer's order (names, addresses, contacts).
+                topic = getattr(outgoing.event, "topic", type(outgoing.event).__name__)
+                log.warning("webhook %s given up after %d attempts", topic, outgoing.attempt)
 
 
 class EventKnobs(Protocol):
