@@ -21,13 +21,14 @@ class DynamoClosedOrders:
         """The by-status index (gsi2) is ordered by when the order entered its status: a range read, no
         scan, and only what the index projects that the run needs."""
         high = f"{until.isoformat()}{_AFTER_INSTANT}"
-        low = after or ""
-        if low >= high:
+        if after is not None and after >= high:
             return []
+        # DynamoDB refuses an empty key value: the first read is bounded above only.
+        within = OrderModel.gsi2sk.between(after, high) if after else OrderModel.gsi2sk <= high
         refs = []
         for model in OrderModel.by_status.query(
             f"STATUS#{status.value}",
-            OrderModel.gsi2sk.between(low, high),
+            within,
             scan_index_forward=True,
             limit=limit + 1,  # `after` itself comes back first: between is inclusive
             attributes_to_get=["pk", "sk", "gsi2pk", "gsi2sk", "channel"],
