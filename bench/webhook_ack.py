@@ -163,12 +163,12 @@ def main() -> None:
         rates = {}
         for label, paused in (("edge only, consumers paused", True), ("consumers running", False)):
             if paused:
-                requests.post(f"{aws_url}/_local/event-sources/pause", timeout=10).raise_for_status()
+                requests.post(f"{aws_url}/_local/event-sources/pause", timeout=90).raise_for_status()
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=8) as pool:
                 accepted = sum(pool.map(send, chunks))
             rates[label] = (accepted, time.perf_counter() - started)
-            requests.post(f"{aws_url}/_local/event-sources/resume", timeout=10).raise_for_status()
+            requests.post(f"{aws_url}/_local/event-sources/resume", timeout=90).raise_for_status()
             base += n
             chunks = [range(base + k * (n // 8), base + (k + 1) * (n // 8)) for k in range(8)]
         accepted_burst = sum(a for a, _ in rates.values())
