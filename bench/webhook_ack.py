@@ -3,8 +3,11 @@
 Run: .venv/bin/python bench/webhook_ack.py [deliveries]   (record the printout in bench/RESULTS.md)
 
 It boots the local stack (HUB_DEMO=0) on free ports, registers a Shopify store, then in one run:
-1. floor: N bare SQS SendMessage calls of the same body to the same local endpoint (a FIFO queue);
-2. ack: N signed `orders/create` deliveries posted one after another to /webhooks/shopify;
+1. floor: N bare SQS SendMessage calls of the same body to the same local endpoint (a FIFO queue), which a
+   consumer drains as the runtime drains the hub's ingest queue (receive up to 10, delete what it got), so
+   the floor's queue stays as short as the hub's and the two pay moto's per-message costs alike;
+2. ack: N signed `orders/create` deliveries posted one after another to /webhooks/shopify, alternating with
+   the floor; the hub's own share of an ack is ack minus the floor sent just before it (paired);
 3. burst: 8 concurrent senders posting N deliveries in all; deliveries/s;
 and finally checks that every accepted delivery became exactly one order.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +61,46 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+class FloorDrain:
+    """Drains the floor queue the way the local runtime drains the ingest queue (its event-source mapping):
+    long-poll up to 10, delete what arrived. It stops by itself when told or after `limit_s`."""
+
+    def __init__(self, sqs_endpoint: str, queue_url: str, limit_s: float = 1800.0) -> None:
+        self._sqs = boto3.client(
+            "sqs",
+            region_name="us-east-1",
+            endpoint_url=sqs_endpoint,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+        self._queue_url = queue_url
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + limit_s
+        self.drained = 0
+        self._thread = threading.Thread(target=self._run, name="floor-drain", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            got = self._sqs.receive_message(
+                QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if got:
+                entries = [{"Id": str(k), "ReceiptHandle": m["ReceiptHandle"]} for k, m in enumerate(got)]
+                self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+                self.drained += len(got)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def queued(self) -> int:
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     hub, aws = free_port(), free_port()
@@ -78,6 +122,7 @@ def main() -> None:
         floor_queue = sqs.create_queue(QueueName="bench-floor.fifo", Attributes={"FifoQueue": "true"})[
             "QueueUrl"
         ]
+        drain = FloorDrain(aws_url, floor_queue)
         body = order_body(0)
         session = requests.Session()
         session.post(f"{url}/webhooks/shopify", data=body, headers=headers_for(body), timeout=10)  # warm-up
@@ -97,6 +142,8 @@ def main() -> None:
             answer = session.post(f"{url}/webhooks/shopify", data=payload, headers=headers, timeout=10)
             ack.append(time.perf_counter() - started)
             assert answer.status_code == 200, answer.text
+        floor_left = drain.queued()
+        drain.stop()
 
         def send(numbers: range) -> int:
             local = requests.Session()
@@ -116,12 +163,12 @@ def main() -> None:
         rates = {}
         for label, paused in (("edge only, consumers paused", True), ("consumers running", False)):
             if paused:
-                requests.post(f"{aws_url}/_local/event-sources/pause", timeout=10).raise_for_status()
+                requests.post(f"{aws_url}/_local/event-sources/pause", timeout=90).raise_for_status()
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=8) as pool:
                 accepted = sum(pool.map(send, chunks))
             rates[label] = (accepted, time.perf_counter() - started)
-            requests.post(f"{aws_url}/_local/event-sources/resume", timeout=10).raise_for_status()
+            requests.post(f"{aws_url}/_local/event-sources/resume", timeout=90).raise_for_status()
             base += n
             chunks = [range(base + k * (n // 8), base + (k + 1) * (n // 8)) for k in range(8)]
         accepted_burst = sum(a for a, _ in rates.values())
@@ -153,7 +200,19 @@ def main() -> None:
         print(
             f"ratio ack/floor: p50 {percentile(ack, 0.5) / percentile(floor, 0.5):.2f}x, "
             f"p99 {percentile(ack, 0.99) / percentile(floor, 0.99):.2f}x; "
-            f"mean ack {ms(statistics.mean(ack))}"
+            f"mean ack {ms(statistics.mean(ack))}, mean floor {ms(statistics.mean(floor))}"
+        )
+        # Each ack against the floor sent just before it, so both met the same moment of the run.
+        share = [a - f for a, f in zip(ack, floor, strict=True)]
+        print(
+            f"hub's own share (ack - paired floor): p50 {ms(percentile(share, 0.5))}, "
+            f"p99 {ms(percentile(share, 0.99))}, mean {ms(statistics.mean(share))} = "
+            f"{statistics.mean(share) / statistics.mean(ack):.0%} of the mean ack"
+        )
+        first, last = floor[: n // 4], floor[-(n // 4) :]
+        print(
+            f"floor drained: {drain.drained} of {n} received and deleted, {floor_left} queued at the end; "
+            f"floor p50 first quarter {ms(percentile(first, 0.5))}, last quarter {ms(percentile(last, 0.5))}"
         )
         for label, (accepted, elapsed) in rates.items():
             print(f"burst, {label}: {accepted} accepted in {elapsed:.2f} s = {accepted / elapsed:.0f}/s")

@@ -40,6 +40,7 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
+from chalicelib.domain.retention import ClosedOrders, RetentionCursor
 from chalicelib.domain.returns.events import ChannelReturn, ReturnEvent
 from chalicelib.domain.returns.policy import ReturnPolicies
 from chalicelib.domain.returns.ports import ReturnLabels, ReturnsBoard, ReturnsDesk, ReturnsReport
@@ -141,6 +142,9 @@ class Services:
     # Where a queued message that can never be processed is set aside at once (None: the queue's own
     # retries and redrive policy park it, after max_receive_count receives).
     parking: ParkingLot | None = None
+    # Schedule redact_personal_data: closed orders by the time they closed, and where each lane stopped.
+    closed_orders: ClosedOrders | None = None
+    retention_cursor: RetentionCursor | None = None
     # Returns: the per-store policy and the return workflow (one execution per return).
     return_policies: ReturnPolicies = field(default_factory=ReturnPolicies)
     return_workflow: WorkflowStarter | None = None
@@ -324,6 +328,7 @@ def build(settings: Settings) -> Services:
     from chalicelib.adapters.parking import SqsParkingLot
     from chalicelib.adapters.raw_archive import DynamoRawArchive
     from chalicelib.adapters.reconciliation_store import DynamoReconciliationStore
+    from chalicelib.adapters.retention_store import DynamoClosedOrders, DynamoRetentionCursor
     from chalicelib.adapters.returns_board import DynamoReturnsBoard
     from chalicelib.adapters.returns_cursor import DynamoReturnsCursor
     from chalicelib.adapters.stats import DynamoTrafficStats
@@ -373,6 +378,8 @@ def build(settings: Settings) -> Services:
     services.reconciliation_store = DynamoReconciliationStore()
     services.returns_cursor = DynamoReturnsCursor()
     services.returns_report = clients.returns_report
+    services.closed_orders = DynamoClosedOrders()
+    services.retention_cursor = DynamoRetentionCursor()
 
     services.credit_ledger = DynamoCreditLedger(now=utcnow)
     services.returns_board = DynamoReturnsBoard()

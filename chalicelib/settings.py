@@ -18,6 +18,15 @@ from chalicelib import resources
 AMAZON_RETURNS_EVERY_HOURS = 6
 
 
+# Personal-data retention: how long a closed order keeps its customer's names, addresses and contacts, per
+# channel (`default=90d,amazon=30d`; s, m, h or d). Its one home: HUB_PERSONAL_DATA_RETENTION, set by the CDK
+# stack (context `personal_data_retention`) and the local stack, defaulting to this. Amazon's Data Protection
+# Policy allows 30 days after delivery; a delivered order closes when its last parcel is delivered.
+PERSONAL_DATA_RETENTION = "default=90d,amazon=30d"
+# How often the redact_personal_data schedule runs, in minutes (with its per-lane bound, the pace it keeps).
+REDACT_PERSONAL_DATA_EVERY_MINUTES = 15
+
+
 class ConfigurationError(RuntimeError):
     """A required setting is missing: the deployment (CDK or local stack) did not provide it."""
 
@@ -57,6 +66,8 @@ class Settings:
     # HUB_ALLOW_PRIVATE_HOSTS=1: the hub may call loopback and private hosts (store URLs, API bases). Set only
     # by the local stack (`local/`), whose simulators listen on 127.0.0.1; unset in AWS: public hosts only.
     allow_private_hosts: bool = False
+    # HUB_PERSONAL_DATA_RETENTION: per-channel retention of a closed order's personal data (see above).
+    personal_data_retention: str = PERSONAL_DATA_RETENTION
 
     def queue_url(self, key: str) -> str:
         try:
@@ -101,6 +112,7 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         payment_max_attempts=_int_setting(environ, "HUB_PAYMENT_MAX_ATTEMPTS", 3),
         stuck_after=environ.get("HUB_STUCK_AFTER") or None,
         allow_private_hosts=environ.get("HUB_ALLOW_PRIVATE_HOSTS") == "1",
+        personal_data_retention=environ.get("HUB_PERSONAL_DATA_RETENTION") or PERSONAL_DATA_RETENTION,
     )
 
 

@@ -242,6 +242,10 @@ class LocalStack:
             visibility_override=self.options.visibility_override,
         )
         os.environ.update(self.provisioned.environment)
+        from chalicelib.settings import PERSONAL_DATA_RETENTION
+
+        # Personal-data retention as deployed unless the caller set it (a suite may shorten it).
+        os.environ.setdefault("HUB_PERSONAL_DATA_RETENTION", PERSONAL_DATA_RETENTION)
 
     def _start_demo_channels(self) -> None:
         from local.demo_channels import DemoChannels

@@ -28,6 +28,8 @@ class InMemoryOrderRepository:
         self._payment_refs: dict[str, str] = {}
         # The ledger the saves' movements go to (its read side is the CreditLedger port's fake).
         self.credit = InMemoryCreditLedger()
+        # What the by-status index's sort key holds: when each order entered its status.
+        self.entered: dict[str, str] = {}
 
     def get(self, order_id: str) -> StoredOrder | None:
         stored = self._orders.get(order_id)
@@ -75,6 +77,9 @@ class InMemoryOrderRepository:
             version = (expected_version or 0) + 1
             arn = current.execution_arn if current else None
             self._orders[order.order_id] = StoredOrder(order.model_copy(deep=True), version, arn)
+            if current is None or current.order.status != order.status:
+                at = order.history[-1].at if order.history else order.updated_at
+                self.entered[order.order_id] = f"{at.isoformat()}#{order.order_id}"
             if delivery_id is not None:
                 self._deliveries[delivery_id] = order.order_id
             return version
@@ -270,6 +275,37 @@ class InMemorySecretStore:
         self.values.pop(ref, None)
 
 
+class InMemoryClosedOrders:
+    """The by-status index's range read (DynamoClosedOrders) over the fake repository."""
+
+    def __init__(self, orders: InMemoryOrderRepository) -> None:
+        self.orders = orders
+        self.reads = 0
+
+    def closed(self, status: OrderStatus, *, after: str | None, until: datetime, limit: int) -> list[Any]:
+        from chalicelib.domain.retention import ClosedOrderRef
+
+        high = f"{until.isoformat()}$"
+        listed = sorted(
+            (position, oid)
+            for oid, position in self.orders.entered.items()
+            if (s := self.orders.get(oid)) and s.order.status == status and (after or "") < position <= high
+        )[:limit]
+        self.reads += len(listed)
+        return [ClosedOrderRef(p, oid, self.orders.get(oid).order.channel) for p, oid in listed]  # type: ignore[union-attr]
+
+
+class InMemoryRetentionCursor:
+    def __init__(self) -> None:
+        self.positions: dict[str, str] = {}
+
+    def position(self, lane: str) -> str | None:
+        return self.positions.get(lane)
+
+    def move(self, lane: str, position: str) -> None:
+        self.positions[lane] = position
+
+
 class InMemoryRawArchive:
     def __init__(self) -> None:
         self.items: dict[str, ArchivedDelivery] = {}
@@ -289,6 +325,9 @@ class InMemoryRawArchive:
 
     def get(self, delivery_id: str) -> ArchivedDelivery | None:
         return self.items.get(delivery_id)
+
+    def forget(self, delivery_id: str) -> None:
+        self.items.pop(delivery_id, None)
 
 
 class RecordingParkingLot:

@@ -44,6 +44,10 @@ class DynamoRawArchive:
             if exc.cause_response_code != "ConditionalCheckFailedException":
                 raise
 
+    def forget(self, delivery_id: str) -> None:
+        """Personal-data retention: the exact bytes go (a delete of nothing is fine)."""
+        RawDeliveryModel(*_key(delivery_id)).delete()
+
     def get(self, delivery_id: str) -> ArchivedDelivery | None:
         try:
             model = RawDeliveryModel.get(*_key(delivery_id))

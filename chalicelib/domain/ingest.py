@@ -30,6 +30,7 @@ from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.payment import stripe_intent
 from chalicelib.domain.payment_recovery import paid_since_last_attempt, resume_payment
 from chalicelib.domain.ports import OrderRepository, StoredOrder, WorkflowStarter
+from chalicelib.domain.retention import keep_redacted
 from chalicelib.domain.returns.events import ChannelReturn
 from chalicelib.domain.status import is_forward
 from chalicelib.domain.validation import validate_order
@@ -245,7 +246,7 @@ def _record_missing(before: Order, after: Order, at: datetime) -> None:
 
 
 def _merge(current: Order, newer: Order) -> Order:
-    changes: dict[str, Any] = {name: getattr(newer, name) for name in CHANNEL_FIELDS}
+    changes: dict[str, Any] = {name: getattr(keep_redacted(current, newer), name) for name in CHANNEL_FIELDS}
     if stripe_intent(current) is None:
         # The channel holds the money (no PaymentIntent of the hub's own): its view is the truth.
         changes["payment"] = newer.payment

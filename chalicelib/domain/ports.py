@@ -118,6 +118,10 @@ class RawArchive(Protocol):
 
     def get(self, delivery_id: str) -> ArchivedDelivery | None: ...
 
+    def forget(self, delivery_id: str) -> None:
+        """Delete the delivery's bytes (personal-data retention); nothing there is fine."""
+        ...
+
 
 class WorkflowStarter(Protocol):
     def start(self, order_id: str, payload: dict[str, Any], *, name: str | None = None) -> str:

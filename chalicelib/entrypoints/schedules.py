@@ -8,7 +8,7 @@ from chalice import Blueprint, Rate
 
 from chalicelib.composition import services
 from chalicelib.entrypoints.health import HEARTBEAT
-from chalicelib.settings import AMAZON_RETURNS_EVERY_HOURS
+from chalicelib.settings import AMAZON_RETURNS_EVERY_HOURS, REDACT_PERSONAL_DATA_EVERY_MINUTES
 
 bp = Blueprint(__name__)
 
@@ -122,3 +122,39 @@ def amazon_returns(event: Any) -> dict[str, int]:
         "returns": sum(r.seen for r in runs),
         "recorded": sum(r.recorded for r in runs),
     }
+
+
+REDACT_PERSONAL_DATA = "redact_personal_data"
+
+
+@bp.schedule(
+    Rate(REDACT_PERSONAL_DATA_EVERY_MINUTES, unit=Rate.MINUTES),
+    name=REDACT_PERSONAL_DATA,
+    description="Redacts closed orders' personal data past their channel's retention, raw deliveries too.",
+)
+def redact_personal_data(event: Any) -> dict[str, Any]:
+    from chalicelib.domain.retention import RetentionPolicy, redact_due
+    from chalicelib.observability import count, logger
+    from chalicelib.settings import ConfigurationError
+
+    svc = services()
+    if svc.closed_orders is None or svc.retention_cursor is None:
+        raise ConfigurationError("no closed-orders index or retention cursor configured")
+    try:
+        policy = RetentionPolicy.parse(svc.settings.personal_data_retention)
+    except ValueError as exc:
+        raise ConfigurationError(f"HUB_PERSONAL_DATA_RETENTION: {exc}") from None
+    run = redact_due(
+        closed=svc.closed_orders,
+        orders=svc.orders,
+        archive=svc.raw_archive,
+        cursor=svc.retention_cursor,
+        policy=policy,
+        now=svc.now,
+    )
+    logger.info("personal data retention run", extra=run.to_json())
+    if run.redacted:
+        count("PersonalDataRedacted", channel="retention", value=run.redacted)
+    if run.more:
+        count("RetentionBacklog", channel="retention", value=len(run.more))
+    return run.to_json()

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 
 from chalicelib.domain.lifecycle import failure_summary
 from chalicelib.domain.order import Order
+from chalicelib.domain.retention import PERSONAL_DATA_REDACTED, REDACTED
 from chalicelib.domain.status_views import OrderRow, Traffic
 
 STYLE = """
@@ -370,6 +371,14 @@ def _order_actions(base: str, order: Order, csrf: str, back: str) -> str:
     return " ".join(actions)
 
 
+def _personal_data(order: Order) -> list[tuple[str, str]]:
+    """Once retention has redacted the order, the page says so where the customer would be."""
+    for entry in order.history:
+        if entry.event == PERSONAL_DATA_REDACTED:
+            return [("Customer", f"{REDACTED} since {entry.at.date().isoformat()} (retention)")]
+    return []
+
+
 def _order_summary(order: Order, now: datetime) -> str:
     return _kv(
         [
@@ -381,6 +390,7 @@ def _order_summary(order: Order, now: datetime) -> str:
             ("Total", f"{order.totals.total} {order.currency}"),
             ("Lines", ", ".join(f"{line.quantity} × {line.sku or line.title}" for line in order.lines)),
             ("Ships to", order.shipping_address.country if order.shipping_address else "–"),
+            *_personal_data(order),
             *([("Missing", ", ".join(order.missing))] if order.missing else []),
             ("Fraud", f"{order.fraud.decision or '–'} (score {order.fraud.score})"),
         ]

@@ -17,6 +17,7 @@ from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib import resources
+from chalicelib.settings import PERSONAL_DATA_RETENTION
 from infra.stacks import model
 from infra.stacks.alarms import AlarmsMixin
 from infra.stacks.api import ApiMixin
@@ -129,6 +130,10 @@ class HubStack(StorageMixin, AlarmsMixin, FunctionsMixin, ApiMixin, SchedulesMix
     def environment(self) -> dict[str, str]:
         """Exactly the variables chalicelib.settings reads (tokens resolve at synth)."""
         env = {"HUB_STAGE": self.stage, resources.TABLE.env_var: self.table.table_name}
+        # Per-channel retention of closed orders' personal data (cdk synth -c personal_data_retention=...).
+        env["HUB_PERSONAL_DATA_RETENTION"] = str(
+            self.node.try_get_context("personal_data_retention") or PERSONAL_DATA_RETENTION
+        )
         for spec in resources.QUEUES:
             env[spec.env_var] = self.queues[spec.key].queue_url
             env[spec.dlq_env_var] = self.dlqs[spec.key].queue_url

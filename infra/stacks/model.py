@@ -162,6 +162,9 @@ FUNCTION_ACCESS: dict[str, Access] = {
     # Scheduled: reads each Amazon store's returns report (its SP-API credentials) and records the returns
     # through the returns intake, which starts each new return's workflow.
     "amazon_returns": Access(connection_secrets="read", start=(resources.ORDER_RETURN.key,)),
+    # Scheduled: reads closed orders from the by-status index, redacts their personal data and deletes their
+    # archived raw deliveries (items of the single table): nothing else.
+    "redact_personal_data": Access(),
     # Scheduled: reads each store's orders from its channel (credentials) and ingests them; may start,
     # stop and resume lifecycles as ingestion does.
     "reconcile": Access(

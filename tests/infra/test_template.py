@@ -26,7 +26,7 @@ from chalice.utils import to_cfn_resource_name
 
 from chalicelib import resources
 from chalicelib.integrations.shopify.eventbridge import PARTNER_SOURCE_PREFIX, is_shopify_event
-from chalicelib.settings import from_environ
+from chalicelib.settings import PERSONAL_DATA_RETENTION, from_environ
 from infra.check import SAMPLE_SHOPIFY_EVENT_SOURCE, SHOPIFY_EVENTS_ASSEMBLY, expand_template
 from infra.stacks import model
 
@@ -250,9 +250,11 @@ def test_functions_get_exactly_the_environment_settings_reads(template):
     expected = {"HUB_STAGE", resources.TABLE.env_var}
     expected |= {q.env_var for q in resources.QUEUES} | {q.dlq_env_var for q in resources.QUEUES}
     expected |= {m.env_var for m in resources.STATE_MACHINES} | {s.env_var for s in resources.SECRETS}
+    expected |= {"HUB_PERSONAL_DATA_RETENTION"}
     for logical_id, function in functions.items():
         variables = function["Properties"]["Environment"]["Variables"]
         assert set(variables) == expected, logical_id
+        assert variables["HUB_PERSONAL_DATA_RETENTION"] == PERSONAL_DATA_RETENTION, logical_id
         settings = from_environ(dict.fromkeys(variables, "x") | {"HUB_STAGE": STAGE})
         assert settings.queue_urls.keys() == {q.key for q in resources.QUEUES}
         assert settings.dlq_urls.keys() == {q.key for q in resources.QUEUES}

@@ -118,3 +118,24 @@ def test_ingest_handler__a_lost_race_with_another_writer_is_applied_again_at_onc
     assert result.outcome is Outcome.UPDATED and raced == [True]
     stored = svc.orders.get(result.order_id)
     assert stored is not None and stored.order.lines[0].quantity == 2 and svc.orders.has_delivery("d2")
+
+
+def test_ingest__a_newer_copy_of_a_redacted_order_does_not_bring_its_customer_back(repo, workflow):
+    from chalicelib.domain.retention import REDACTED, redact
+
+    d1 = delivery("d1")
+    assert d1.payload is not None
+    d1.payload["customer"] = {"email": "ada@example.com", "name": "Ada"}
+    created = run(d1, repo, workflow)
+    stored = repo.get(created.order_id)
+    redact(stored.order, T0 + timedelta(minutes=1), "closed")
+    repo.save(stored.order, expected_version=stored.version)
+
+    newer = delivery("d2", updated_at=T0 + timedelta(minutes=5), quantity=3)
+    assert newer.payload is not None
+    newer.payload["customer"] = {"email": "ada@example.com", "name": "Ada"}
+    result = run(newer, repo, workflow)
+
+    order = repo.get(created.order_id).order
+    assert result.outcome is Outcome.UPDATED and order.lines[0].quantity == 3
+    assert order.customer.email is None and order.customer.name == REDACTED
