@@ -224,6 +224,10 @@ def _mark_resolved(
     )
     update: dict[str, Any] = {"status": ReturnStatus.RESOLVED, "updated_at": at}
     update["money"] = ret.money.model_copy(update={"reference": reference})
+    if ret.money.method == "manual" and ret.money.total > 0:
+        # Neither Stripe nor a channel holds this order's money (cash, a bank transfer): the hub cannot give
+        # it back itself, so the operator is told to, on the return and in the overview's flags.
+        update["flags"] = sorted({*ret.flags, "refund_by_hand"})
     if ret.money.method == "exchange":
         update["exchange_order_id"] = reference
     return ret.model_copy(update=update)

@@ -297,3 +297,15 @@ def test_a_refused_label__never_costs_the_return_it_goes_on_flagged(world: World
     stored = find_return(world.order(order_id), ret.return_id)
     assert out["next"] == "parcel" and stored is not None and stored.label is None
     assert "label_refused" in stored.flags and f"rma-{ret.return_id}" in world.desk.expected
+
+
+def test_money_no_one_can_give_back__is_flagged_for_the_operator_to_refund_by_hand(world: World):
+    order_id = world.delivered_order(
+        channel="manual", payment={"source": "bank_transfer", "amount_captured": "100.00"}
+    )
+    ret, _ = _open(world, order_id, {"lines": [{"line_id": "L2", "quantity": 1, "reason": "defective"}]})
+    _run_to_inspection(world, order_id, ret.return_id)
+    done = _resolve(world, order_id, ret.return_id)
+    stored = find_return(world.order(order_id), ret.return_id)
+    assert done["method"] == "manual" and done["amount"] == "43.56" and world.gateway.refunds == []
+    assert stored is not None and "refund_by_hand" in stored.flags
