@@ -7,8 +7,10 @@ from typing import Any
 from chalice import Blueprint, Response
 
 from chalicelib.composition import services
+from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.manual_channel import idempotency_key
 from chalicelib.domain.returns import intake, receiving, refunds
+from chalicelib.domain.returns.model import returns_of
 from chalicelib.entrypoints.errors import http_errors, json_body
 
 bp = Blueprint(__name__)
@@ -45,11 +47,7 @@ def list_returns(order_id: str) -> dict[str, Any]:
     svc = services()
     stored = svc.orders.get(order_id)
     if stored is None:
-        from chalicelib.domain.errors import NotFound
-
         raise NotFound(f"order {order_id} does not exist")
-    from chalicelib.domain.returns.model import returns_of
-
     return {"order_id": order_id, "returns": [_public(r) for r in returns_of(stored.order)]}
 
 
@@ -70,8 +68,6 @@ def act_on_return(order_id: str, return_id: str, action: str) -> dict[str, Any]:
     `expected_status` (what the operator saw), a return that moved on meanwhile answers 409."""
     body = json_body(bp.current_request) or {}
     if not isinstance(body, dict):
-        from chalicelib.domain.errors import InvalidInput
-
         raise InvalidInput("body must be a JSON object")
     svc = services()
     ret = receiving.operator_action(

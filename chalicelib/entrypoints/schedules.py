@@ -84,7 +84,6 @@ AMAZON_RETURNS = "amazon_returns"
     description="Reads each Amazon store's merchant-fulfilled returns report and records the returns.",
 )
 def amazon_returns(event: Any) -> dict[str, int]:
-    from chalicelib.domain.returns import intake
     from chalicelib.domain.returns.report_sync import sync_channel_returns
     from chalicelib.observability import count, logger
     from chalicelib.settings import ConfigurationError
@@ -93,20 +92,11 @@ def amazon_returns(event: Any) -> dict[str, int]:
     if svc.returns_report is None or svc.returns_cursor is None:
         raise ConfigurationError("no returns report or returns cursor configured")
 
-    def record(channel_return: Any) -> Any:
-        return intake.record_channel_return(
-            channel_return,
-            orders=svc.orders,
-            workflow=svc.returns(),
-            policies=svc.return_policies,
-            now=svc.now,
-        )
-
     runs = sync_channel_returns(
         channel="amazon",
         connections=svc.connections,
         report_for=svc.returns_report,
-        record=record,
+        record=svc.record_channel_return,
         cursor=svc.returns_cursor,
         now=svc.now,
     )

@@ -1,8 +1,6 @@
 """GIVEN connected Amazon stores WHEN the returns schedule runs THEN each store's report is read from its
 cursor minus the overlap, every return goes to the intake, and the cursor moves only past what was read."""
 
-import sys
-import types
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -185,19 +183,16 @@ def test_against_the_simulator__second_run_reads_the_same_rma_again(started):
 
 @pytest.fixture
 def intake(monkeypatch):
-    """The returns intake (the lead's use case) as a recording stand-in."""
-    calls = []
-    module = types.ModuleType("chalicelib.domain.returns.intake")
+    """The returns intake's use case, recorded instead of run."""
+    from chalicelib.domain.returns import intake as real_intake
 
-    def record_channel_return(event, *, orders, workflow, policies, now):
+    calls = []
+
+    def record_channel_return(event, *, orders, workflow, policies, now, resume=None):
         calls.append((event.external_return_id, workflow, policies))
         return {"return_id": f"r-{event.external_return_id}"}
 
-    module.record_channel_return = record_channel_return  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "chalicelib.domain.returns.intake", module)
-    import chalicelib.domain.returns as package
-
-    monkeypatch.setattr(package, "intake", module, raising=False)
+    monkeypatch.setattr(real_intake, "record_channel_return", record_channel_return)
     return calls
 
 

@@ -3,7 +3,6 @@ fees, label cost and credit bonus, as the store's returns policy says."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -99,12 +98,3 @@ def return_money(
         total=total + bonus,
         method=method,
     )
-
-
-def lines_value(order: Order, lines: Sequence[ReturnLine]) -> Decimal:
-    """Goods and tax paid for these units (what an exchange credits)."""
-    total = Decimal(0)
-    for rl in lines:
-        g, t = line_share(order, _line(order, rl.line_id), line_units(rl))
-        total += g + t
-    return total

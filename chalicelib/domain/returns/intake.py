@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.domain.errors import InvalidInput, NotFound
+from chalicelib.domain import money
+from chalicelib.domain.errors import IdempotencyKeyReused, InvalidInput, NotFound, OrderNotYetKnown
 from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
@@ -190,8 +191,6 @@ def check_return(
 
 def _check_exchange(order: Order, wanted: tuple[dict[str, Any], ...]) -> None:
     """A replacement SKU the order does not carry needs its price, exact in the order's currency."""
-    from chalicelib.domain import money
-
     skus = {line.sku for line in order.lines}
     for i, item in enumerate(wanted):
         price = item.get("unit_price")
@@ -224,8 +223,6 @@ def request_return(
 ) -> tuple[OrderReturn, bool]:
     """Open a return (and start its workflow); (the return, created). The same Idempotency-Key with the same
     body answers the first return; with another body it is IdempotencyKeyReused (409)."""
-    from chalicelib.domain.errors import IdempotencyKeyReused
-
     digest = request_hash(request.raw)
 
     def change(order: Order) -> tuple[OrderReturn, bool]:
@@ -312,8 +309,6 @@ def record_channel_return(
     channel rejected, so it ends now rather than at its deadline."""
     stored = orders.get_by_channel(event.channel, event.store, event.external_order_id)
     if stored is None:
-        from chalicelib.domain.errors import OrderNotYetKnown
-
         raise OrderNotYetKnown(f"{event.channel} order {event.external_order_id} is not known yet")
     order_id = stored.order.order_id
     # A later word that names only the return (Shopify's decline) finds its order through this link.

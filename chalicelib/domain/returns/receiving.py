@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from chalicelib.domain.errors import NotFound
+from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.fulfilment.ports import FulfilmentStore
 from chalicelib.domain.order import Order
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
@@ -193,8 +193,6 @@ def operator_action(
             )
             problem = _units_problem(ret, units, inspected=True)
             if problem:
-                from chalicelib.domain.errors import InvalidInput
-
                 raise InvalidInput(problem)
             return _inspected(order, ret, event, seen=None)
         if action == "reject":
@@ -219,8 +217,6 @@ def operator_action(
 def _operator_units(ret: OrderReturn, raw: Any) -> tuple[ReturnedUnit, ...]:
     """An operator's `units` ([{"line_id", "quantity", "outcome", "sku"?}]; `sku` names a kit's component;
     a kit line without it grades all its components); None: every unit restocked."""
-    from chalicelib.domain.errors import InvalidInput
-
     if raw is None:
         return tuple(u for ln in ret.lines for u in _whole_line(ln, Outcome.RESTOCK))
     if not isinstance(raw, list) or not raw:

@@ -14,18 +14,32 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.domain import money
+from chalicelib.domain.credit.ledger import issue, mutate_with_movements
 from chalicelib.domain.errors import HubError
 from chalicelib.domain.order import Order
 from chalicelib.domain.outbox import PUBLISHED_CHANNELS
 from chalicelib.domain.payment import stripe_intent
 from chalicelib.domain.payment_gateway import PaymentGateway, idempotency_key
 from chalicelib.domain.ports import OrderRepository
-from chalicelib.domain.returns.amounts import lines_value, return_money
+from chalicelib.domain.returns.amounts import return_money
 from chalicelib.domain.returns.kit_lines import restocked_units
-from chalicelib.domain.returns.model import OrderReturn, Resolution, ReturnStatus
+from chalicelib.domain.returns.model import (
+    OrderReturn,
+    Resolution,
+    ReturnStatus,
+    find_return,
+    put_return,
+    returns_of,
+)
 from chalicelib.domain.returns.policy import ReturnPolicies
 from chalicelib.domain.returns.ports import ReturnsBoard
-from chalicelib.domain.returns.steps import change_return, load_return, next_step, reached
+from chalicelib.domain.returns.steps import (
+    change_return,
+    load_return,
+    next_step,
+    reached,
+    settle_order_status,
+)
 
 
 class NotInspected(HubError):
@@ -44,8 +58,6 @@ def refundable(order: Order) -> Decimal:
     """What can still go back to the card or channel: captured, less refunded, less refunds under way
     (returns priced but not resolved, refunds requested but not recorded)."""
     pending = Decimal(0)
-    from chalicelib.domain.returns.model import returns_of
-
     for ret in returns_of(order):
         if (
             ret.money is not None
@@ -165,9 +177,6 @@ def _issue_credit(
 ) -> OrderReturn:
     """Store credit or a voucher for the return's value, written with the return's resolution in one
     transaction (the ledger's movement id is the return's: a retried task issues nothing twice)."""
-    from chalicelib.domain.credit.ledger import issue, mutate_with_movements
-    from chalicelib.domain.returns.model import find_return, put_return
-    from chalicelib.domain.returns.steps import settle_order_status
 
     def change(order: Order) -> tuple[OrderReturn, list[Any] | None]:
         ret = find_return(order, rid)
@@ -329,7 +338,6 @@ __all__ = [
     "NotInspected",
     "PlaceReplacement",
     "ResolutionUnavailable",
-    "lines_value",
     "refundable",
     "resolve",
 ]

@@ -11,16 +11,19 @@ from typing import Any
 from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.fulfilment.ports import FulfilmentStore, Trackers
 from chalicelib.domain.fulfilment.shipments import resume_waiting
+from chalicelib.domain.lifecycle import failure_summary
 from chalicelib.domain.mutation import mutate
-from chalicelib.domain.order import Order
+from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 from chalicelib.domain.returns.kit_lines import rma_lines
 from chalicelib.domain.returns.model import (
     RETURN_PATH,
     OrderReturn,
     ReturnStatus,
+    delivered_units,
     find_return,
     put_return,
+    returned_units,
     returns_of,
 )
 from chalicelib.domain.returns.policy import ReturnPolicies
@@ -90,9 +93,6 @@ def settle_order_status(order: Order) -> None:
     """The order's status follows its returns: RETURN_REQUESTED while one is open; afterwards RETURNED
     when every delivered unit has come back, PARTIALLY_REFUNDED when some money went back, else as the
     returns found it (COMPLETED)."""
-    from chalicelib.domain.order import OrderStatus
-    from chalicelib.domain.returns.model import delivered_units, returned_units
-
     customer = returns_of(order)
     if not customer or order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
         return
@@ -308,7 +308,6 @@ def record_failure(
     order_id: str, rid: str, error: str, cause: str, *, orders: OrderRepository, now: Callable[[], datetime]
 ) -> dict[str, Any]:
     """A step failed for good: flagged on the return for an operator (its workflow ends Failed)."""
-    from chalicelib.domain.lifecycle import failure_summary
 
     def change(order: Order, ret: OrderReturn) -> OrderReturn | None:
         at = now()
