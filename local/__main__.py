@@ -1,8 +1,9 @@
 """`python -m local run`: start the local stack in the foreground until Ctrl-C (or SIGTERM).
 
-`python -m local moto`: only moto, in the foreground, on HUB_LOCAL_MOTO_PORT, for a `run` started with
+`python -m local moto`: only moto (HUB_LOCAL_MOTO_PORT) and the Lambda service front its Step Functions
+interpreter invokes through (HUB_LOCAL_LAMBDA_PORT), in the foreground, for a `run` started with
 HUB_LOCAL_EXTERNAL_MOTO=1 (same ports): that `run` can then be killed and started again while the AWS state
-survives, as DynamoDB, SQS and Step Functions survive a Lambda crash (bench/soak.py does)."""
+and the Lambda service survive, as they survive a Lambda crash in AWS (bench/soak.py does)."""
 
 from __future__ import annotations
 
@@ -28,17 +29,20 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("botocore", "pynamodb", "stripe"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     options = Options.from_environ(dict(os.environ))
-    if command == "moto":
-        from local.stack import moto_command, moto_environment
-
-        # Replaces this process: whoever started it holds moto's own pid.
-        arguments = moto_command(options.host, options.ports)
-        os.execve(arguments[0], arguments, moto_environment(options.ports))  # noqa: S606 - no shell
-    token_was_set = bool(options.operator_token)
-    stack = LocalStack(options)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if command == "moto":
+        from local.stack import serve_aws_state
+
+        try:
+            serve_aws_state(options, stop)
+        except StackError as exc:
+            print(f"order-hub: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    token_was_set = bool(options.operator_token)
+    stack = LocalStack(options)
     try:
         stack.start()
     except StackError as exc:

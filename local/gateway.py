@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from local.counters import RequestCounter, classify
 from local.http_server import NoDelayRequestHandler
-from local.lambda_runtime import FunctionNotFound, LambdaRuntime
+from local.lambda_runtime import FunctionNotFound, Functions, FunctionUnavailable
 
 log = logging.getLogger("local.gateway")
 _DYNAMODB_LOCK = threading.Lock()
@@ -44,7 +44,7 @@ class Gateway:
         host: str,
         port: int,
         moto_port: int,
-        runtime: LambdaRuntime,
+        runtime: Functions,
         control: dict[str, ControlRoute] | None = None,
         counter: RequestCounter | None = None,
     ) -> None:
@@ -125,32 +125,33 @@ class _GatewayHandler(NoDelayRequestHandler):
         try:
             runtime.resolve(function)
             event = json.loads(body) if body else {}
+            if invocation_type == "DryRun":
+                self._send(204, b"", {})
+            elif invocation_type == "Event":
+                threading.Thread(target=runtime.invoke, args=(function, event), daemon=True).start()
+                self._send(202, b"", {})
+            else:
+                result = runtime.invoke(function, event)
+                headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
+                if result.function_error:
+                    headers["X-Amz-Function-Error"] = result.function_error
+                self._send(200, json.dumps(result.payload).encode(), headers)
         except FunctionNotFound:
             self._send_json(
                 404,
                 {"Type": "User", "Message": f"Function not found: {function}"},
                 {"x-amzn-ErrorType": "ResourceNotFoundException"},
             )
-            return
+        except FunctionUnavailable as exc:
+            self._send_json(
+                500, {"Type": "Service", "Message": str(exc)}, {"x-amzn-ErrorType": "ServiceException"}
+            )
         except ValueError:
             self._send_json(
                 400,
                 {"Type": "User", "message": "Could not parse request body into json"},
                 {"x-amzn-ErrorType": "InvalidRequestContentException"},
             )
-            return
-        if invocation_type == "DryRun":
-            self._send(204, b"", {})
-            return
-        if invocation_type == "Event":
-            threading.Thread(target=runtime.invoke, args=(function, event), daemon=True).start()
-            self._send(202, b"", {})
-            return
-        result = runtime.invoke(function, event)
-        headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
-        if result.function_error:
-            headers["X-Amz-Function-Error"] = result.function_error
-        self._send(200, json.dumps(result.payload).encode(), headers)
 
     def _counters(self, action: str) -> None:
         counter = self.owner.counter

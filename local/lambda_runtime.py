@@ -8,7 +8,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chalice import Chalice
 from chalice.local import LambdaContext
@@ -23,10 +23,23 @@ class FunctionNotFound(KeyError):
     """No handler of that name in the app (Lambda answers ResourceNotFoundException)."""
 
 
+class FunctionUnavailable(RuntimeError):
+    """The function could not be started in time (Lambda answers 500 ServiceException; Step Functions
+    names it Lambda.ServiceException, which every task retries)."""
+
+
 @dataclass(frozen=True)
 class InvocationResult:
     payload: Any
     function_error: str | None  # "Unhandled" when the handler raised, as Lambda reports it
+
+
+class Functions(Protocol):
+    """What the AWS gateway needs of the functions it answers Invoke for."""
+
+    def resolve(self, name_or_arn: str) -> str: ...
+
+    def invoke(self, name_or_arn: str, event: Any) -> InvocationResult: ...
 
 
 class LambdaRuntime:

@@ -39,6 +39,8 @@ class Ports:
     hub: int
     aws: int
     moto: int
+    # Only for `python -m local moto`: the Lambda service front that outlives the hub process.
+    lambda_front: int = 4568
 
     @classmethod
     def from_environ(cls, environ: dict[str, str]) -> Ports:
@@ -46,6 +48,7 @@ class Ports:
             hub=int(environ.get("HUB_PORT", "8000")),
             aws=int(environ.get("HUB_LOCAL_AWS_PORT", "4566")),
             moto=int(environ.get("HUB_LOCAL_MOTO_PORT", "4567")),
+            lambda_front=int(environ.get("HUB_LOCAL_LAMBDA_PORT", "4568")),
         )
 
 
@@ -92,12 +95,50 @@ def ensure_free(host: str, port: int, variable: str) -> None:
 
 
 def moto_command(host: str, ports: Ports) -> list[str]:
-    return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(ports.moto)]
+    return [sys.executable, "-m", "local.moto_server", "-H", host, "-p", str(ports.moto)]
 
 
-def moto_environment(ports: Ports) -> dict[str, str]:
-    """moto's Step Functions interpreter calls Lambda at http://localhost:$MOTO_PORT: the gateway's port."""
-    return {**os.environ, "MOTO_PORT": str(ports.aws)}
+def moto_environment(ports: Ports, *, front: bool = False) -> dict[str, str]:
+    """moto's Step Functions interpreter calls Lambda at http://localhost:$MOTO_PORT: the gateway's port, or
+    with `front` the Lambda service front of `python -m local moto` (local/lambda_service.py)."""
+    return {**os.environ, "MOTO_PORT": str(ports.lambda_front if front else ports.aws)}
+
+
+def serve_aws_state(options: Options, stop: threading.Event) -> None:
+    """`python -m local moto`: moto and the Lambda service front, in the foreground until `stop`; the hub
+    process (`python -m local run` with HUB_LOCAL_EXTERNAL_MOTO=1) can die and start again meanwhile."""
+    from local.lambda_service import lambda_front
+
+    ports = options.ports
+    ensure_free(options.host, ports.moto, "HUB_LOCAL_MOTO_PORT")
+    ensure_free(options.host, ports.lambda_front, "HUB_LOCAL_LAMBDA_PORT")
+    moto = subprocess.Popen(
+        moto_command(options.host, ports),
+        cwd=ROOT,
+        env=moto_environment(ports, front=True),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks involved
+        start_new_session=True,
+    )
+    front = lambda_front(
+        host=options.host, port=ports.lambda_front, moto_port=ports.moto, hub_aws_port=ports.aws
+    )
+    front.start()
+    try:
+        _wait_for(f"http://{options.host}:{ports.moto}/moto-api/", time.monotonic() + 30, "moto")
+        log.info("moto on %s, Lambda service front on %s", ports.moto, ports.lambda_front)
+        while not stop.wait(0.5):
+            if moto.poll() is not None:
+                raise StackError(f"moto exited with {moto.returncode}")
+    finally:
+        front.stop()
+        moto.terminate()
+        try:
+            moto.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            moto.kill()
+            moto.wait()
 
 
 def _die_with_parent() -> None:
@@ -169,6 +210,7 @@ class LocalStack:
             # The Step Functions interpreter inside moto calls http://localhost:$MOTO_PORT: our gateway.
             self._moto = subprocess.Popen(
                 moto_command(self.options.host, ports),
+                cwd=ROOT,
                 env=moto_environment(ports),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -220,11 +262,12 @@ class LocalStack:
         from local.provision import provision
 
         self._runtime_holder: dict[str, LambdaRuntime] = {}
+        self._runtime_loaded = threading.Event()
         self.gateway = Gateway(
             host=self.options.host,
             port=self.options.ports.aws,
             moto_port=self.options.ports.moto,
-            runtime=_DeferredRuntime(self._runtime_holder),  # type: ignore[arg-type]
+            runtime=_DeferredRuntime(self._runtime_holder, self._runtime_loaded),
             control={
                 "/_local/schedules/": self._fire_schedule,
                 "/_local/status": self._status,
@@ -288,6 +331,7 @@ class LocalStack:
 
         runtime = LambdaRuntime(app, app_name=APP_NAME, stage=STAGE)
         self._runtime_holder["runtime"] = runtime
+        self._runtime_loaded.set()
         assert self.provisioned is not None
         schedules: dict[str, Any] = {}
         for source in app.event_sources:
@@ -398,15 +442,21 @@ def _thread_local_requests(app: Any) -> Any:
 
 
 class _DeferredRuntime:
-    """Lets the gateway start (for provisioning) before the app and its functions are loaded."""
+    """Lets the gateway start (for provisioning) before the app and its functions are loaded. An Invoke that
+    arrives meanwhile (moto surviving a restart of this process runs its executions on) waits for the
+    functions, as Lambda holds an invocation while it starts an execution environment."""
 
-    def __init__(self, holder: dict[str, Any]) -> None:
+    def __init__(self, holder: dict[str, Any], loaded: threading.Event) -> None:
         self._holder = holder
+        self._loaded = loaded
 
     def __getattr__(self, name: str) -> Any:
         from local.lambda_runtime import FunctionNotFound
 
         runtime = self._holder.get("runtime")
+        if runtime is None and name in ("resolve", "invoke"):
+            self._loaded.wait(START_DEADLINE_SECONDS)
+            runtime = self._holder.get("runtime")
         if runtime is None:
             if name == "resolve":
 
