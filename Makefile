@@ -31,10 +31,11 @@ $(INFRA_STAMP): infra/requirements.txt requirements.txt
 synth: $(INFRA_STAMP)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} HUB_STAGE=$(STAGE) $(INFRA_PY) infra/app.py
 
-# Synthesise offline, then cfn-lint, cdk-nag and statelint; then the template tests on that synth.
+# Synthesise offline, then cfn-lint, cdk-nag and statelint; then the template tests on that synth (and a second
+# stage beside it: two stages share no physical name).
 infra-check: $(INFRA_STAMP)
 	$(INFRA_PY) infra/check.py --outdir test-artifacts/infra
-	HUB_INFRA_ASSEMBLY=test-artifacts/infra/cdk.out $(INFRA_PY) -m pytest tests/infra/test_template.py
+	HUB_INFRA_ASSEMBLY=test-artifacts/infra/cdk.out $(INFRA_PY) -m pytest tests/infra/test_template.py tests/infra/test_stages.py
 
 # Needs AWS credentials; once per account and region first: cd infra && npx aws-cdk@2.1148.1 bootstrap
 # CDK_ARGS passes more, e.g. CDK_ARGS="-c shopify_event_source=aws.partner/shopify.com/123/order-hub"
@@ -75,7 +76,7 @@ integration: $(STAMP) browser
 	$(PY) -m pytest tests/integration
 
 test: $(STAMP) browser lint typecheck infra-check
-	$(PY) -m pytest --ignore=tests/infra/test_template.py
+	$(PY) -m pytest --ignore=tests/infra/test_template.py --ignore=tests/infra/test_stages.py
 
 # The integration suite with two CPU hogs beside it (a busy laptop, a shared runner). STRESS_ARGS passes
 # more, e.g. STRESS_ARGS="--repeat 5 tests/integration/test_payment_lifecycle.py" runs one file five times.

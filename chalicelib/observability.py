@@ -8,7 +8,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+from chalicelib.settings import get_settings
+
 NAMESPACE = "OrderHub"
+# Every metric carries its stage: several stages share an account's namespace, and each stage's alarms
+# select their own (infra's webhook-rejections alarm filters on it).
+STAGE_DIMENSION = "stage"
 
 logger = Logger(service="order-hub")
 
@@ -35,6 +40,7 @@ def count(
     if is_metrics_disabled():  # single_metric itself prints regardless of POWERTOOLS_METRICS_DISABLED
         return
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name=STAGE_DIMENSION, value=get_settings().stage)
         metric.add_dimension(name="channel", value=channel)
         if store:
             metric.add_dimension(name="store", value=store[:250])
@@ -46,6 +52,7 @@ def seconds(name: str, value: float, *, channel: str, store: str | None = None) 
     if is_metrics_disabled():
         return
     with single_metric(name=name, unit=MetricUnit.Seconds, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name=STAGE_DIMENSION, value=get_settings().stage)
         metric.add_dimension(name="channel", value=channel)
         if store:
             metric.add_dimension(name="store", value=store[:250])

@@ -7,11 +7,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 APP_NAME = "order-hub"
+# Every spec has a stage-free `name`, which the local stack provisions as it is (one hub per moto server),
+# and a `physical_name(stage)`, which a deployment provisions: several stages share an account and region.
 
 # Lambda's own advice: a queue's visibility timeout should be at least six times the function timeout.
 DEFAULT_FUNCTION_TIMEOUT_SECONDS = 30
 # SQS's maximum: an operator has two weeks to inspect and redrive a poison message.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+
+
+def staged_name(name: str, stage: str) -> str:
+    """A stage-free spec name as a deployed stage names it: the stage follows the app name, with the
+    name's own separator (order-hub-main → order-hub-prod-main, order-hub/operator-token →
+    order-hub/prod/operator-token), so every name of a stage starts with order-hub-<stage> (or /<stage>/)."""
+    for separator in ("-", "/"):
+        prefix = APP_NAME + separator
+        if name.startswith(prefix):
+            return f"{prefix}{stage}{separator}{name.removeprefix(prefix)}"
+    raise ValueError(f"{name!r} does not start with {APP_NAME}- or {APP_NAME}/")
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,9 @@ class TableSpec:
     ttl_attribute: str
     env_var: str
 
+    def physical_name(self, stage: str) -> str:
+        return staged_name(self.name, stage)
+
 
 @dataclass(frozen=True)
 class QueueSpec:
@@ -52,6 +68,12 @@ class QueueSpec:
     def dlq_name(self) -> str:
         stem = self.name.removesuffix(".fifo")
         return f"{stem}-dlq.fifo" if self.fifo else f"{stem}-dlq"
+
+    def physical_name(self, stage: str) -> str:
+        return staged_name(self.name, stage)
+
+    def physical_dlq_name(self, stage: str) -> str:
+        return staged_name(self.dlq_name, stage)
 
     @property
     def env_var(self) -> str:
@@ -81,6 +103,9 @@ class StateMachineSpec:
     def env_var(self) -> str:
         return f"HUB_STATE_MACHINE_ARN_{self.key.upper()}"
 
+    def physical_name(self, stage: str) -> str:
+        return staged_name(self.name, stage)
+
     def definition_path(self, root: Path) -> Path:
         return root / "step_functions" / self.definition_file
 
@@ -91,6 +116,9 @@ class SecretSpec:
     name: str
     description: str
     env_var: str
+
+    def physical_name(self, stage: str) -> str:
+        return staged_name(self.name, stage)
 
 
 TABLE = TableSpec(

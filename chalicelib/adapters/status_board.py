@@ -121,7 +121,9 @@ class DynamoStatusBoard:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         rows = []
         for spec in resources.QUEUES:
-            row: dict[str, Any] = {"key": spec.key, "name": spec.name, "depth": None, "in_flight": None}
+            # The name the queue has here (order-hub-<stage>-... when deployed): the last part of its URL.
+            name = queue_urls[spec.key].rsplit("/", 1)[-1] if spec.key in queue_urls else spec.name
+            row: dict[str, Any] = {"key": spec.key, "name": name, "depth": None, "in_flight": None}
             row["dlq_depth"] = None
             try:
                 if spec.key in queue_urls:

@@ -13,13 +13,17 @@ from chalicelib.domain.delivery import Delivery
 from chalicelib.entrypoints.errors import http_errors, json_body
 from chalicelib.entrypoints.intake import enqueue
 from chalicelib.observability import logger
+from chalicelib.settings import Settings
 
 bp = Blueprint(__name__)
 
 
-def _queue_spec(name: str) -> resources.QueueSpec:
+def find_queue(name: str, settings: Settings) -> resources.QueueSpec:
+    """By key, stage-free name, or the name the queue or its DLQ has in this deployment (its URL's end)."""
     for spec in resources.QUEUES:
-        if name in (spec.key, spec.name, spec.dlq_name, spec.name.removesuffix(".fifo")):
+        urls = (settings.queue_urls.get(spec.key), settings.dlq_urls.get(spec.key))
+        deployed = {url.rsplit("/", 1)[-1] for url in urls if url}
+        if name in {spec.key, spec.name, spec.dlq_name, spec.name.removesuffix(".fifo"), *deployed}:
             return spec
     raise NotFoundError(f"no queue {name!r}; known: {[q.key for q in resources.QUEUES]}")
 
@@ -31,8 +35,8 @@ def redrive_dlq(queue: str) -> dict[str, Any]:
 
 def redrive_queue(queue: str) -> dict[str, Any]:
     """Move a queue's dead letters back to it (by queue key or name); NotFoundError for no such queue."""
-    spec = _queue_spec(queue)
     svc = services()
+    spec = find_queue(queue, svc.settings)
     dlq_url = svc.settings.dlq_urls.get(spec.key)
     if dlq_url is None:
         raise NotFoundError(f"{spec.dlq_env_var} is not set")

@@ -24,10 +24,14 @@ class ApiMixin:
     """
 
     def _harden_rest_api(self, manage_account_role: bool) -> None:
-        """Access logs, execution logs (errors) and tracing on the REST API stage Chalice generates."""
+        """The stage's API name, access logs, execution logs (errors) and tracing on Chalice's REST API."""
         if not any(fn.resource_name == model.API_HANDLER for fn in self.functions):
             return
         api = self.chalice.get_resource("RestAPI")
+        # Chalice names the API after the app (the OpenAPI title); the stage's API carries the stage.
+        name = f"{resources.APP_NAME}-{self.stage}"
+        api.add_property_override("Name", name)
+        api.add_property_override("DefinitionBody.info.title", name)
         if manage_account_role:
             # API Gateway writes logs through ONE role per account and region (AWS::ApiGateway::Account).
             # Kept on stack deletion: other APIs of the account may log through it by then.

@@ -108,7 +108,7 @@ class FunctionsMixin:
                         self.format_arn(
                             service="states",
                             resource="execution",
-                            resource_name=f"{spec.name}:*",
+                            resource_name=f"{spec.physical_name(self.stage)}:*",
                             arn_format=ArnFormat.COLON_RESOURCE_NAME,
                         )
                         for spec in resources.STATE_MACHINES
@@ -121,7 +121,7 @@ class FunctionsMixin:
                     acknowledge(
                         role,
                         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
-                        f"<AWS::AccountId>:execution:{spec.name}:*]",
+                        f"<AWS::AccountId>:execution:{spec.physical_name(self.stage)}:*]",
                         "Executions are named after orders at run time, so only the machine can be named: "
                         "the wildcard spans this one state machine's executions (describe and stop to "
                         "cancel an order).",
@@ -179,6 +179,11 @@ class FunctionsMixin:
             )
             for spec in resources.QUEUES:
                 if spec.name in fn.queues:
+                    # The app's decorator names the stage-free queue (it cannot know the stage at import);
+                    # the trigger reads this stage's queue.
+                    cfn.add_property_override(
+                        f"Events.{fn.sqs_event_logical_id}.Properties.Queue", self.queues[spec.key].queue_arn
+                    )
                     cfn.node.add_dependency(self.queues[spec.key])
         name = fn.function_name(self.stage)
         self._alarm(

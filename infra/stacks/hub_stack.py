@@ -36,8 +36,10 @@ class HubStack(StorageMixin, AlarmsMixin, FunctionsMixin, ApiMixin, SchedulesMix
     """One stage of the hub. The construct id is the stage name, because Chalice takes its stage from the
     enclosing scope's id; the CloudFormation stack is named order-hub-<stage>.
 
-    Physical names come from chalicelib.resources (Chalice's SQS triggers and the local stack use them), so
-    one account and region holds one stage. Stages in PROTECTED_STAGES keep their data on deletion.
+    Physical names carry the stage (chalicelib.resources' physical_name(stage): order-hub-<stage>-...,
+    order-hub/<stage>/...), so several stages share an account and region; Chalice's SQS triggers, which
+    name the stage-free queue, are pointed at this stage's queues. Stages in PROTECTED_STAGES keep their data
+    on deletion.
 
     Chalice's @schedule handlers run from EventBridge Scheduler schedules (Chalice's own EventBridge rules are
     removed). `shopify_event_source` (a partner event source name, see model.shopify_event_source) adds the
@@ -78,7 +80,7 @@ class HubStack(StorageMixin, AlarmsMixin, FunctionsMixin, ApiMixin, SchedulesMix
             spec.key: self.format_arn(
                 service="states",
                 resource="stateMachine",
-                resource_name=spec.name,
+                resource_name=spec.physical_name(stage),
                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
             )
             for spec in resources.STATE_MACHINES
@@ -111,9 +113,11 @@ class HubStack(StorageMixin, AlarmsMixin, FunctionsMixin, ApiMixin, SchedulesMix
         self._alarm(
             "webhook-rejections",
             cloudwatch.MathExpression(
-                # Metrics Insights: the sum over every dimension combination (channel, store, reason).
-                expression=(  # CloudWatch Metrics Insights over two constants, not a database query
-                    f'SELECT SUM("{model.WEBHOOK_REJECTED_METRIC}") FROM "{model.APP_METRICS_NAMESPACE}"'  # noqa: S608
+                # Metrics Insights: this stage's sum over every other dimension (channel, store, reason).
+                # The stage is validated ([a-z0-9-]) and the rest are constants: not a database query.
+                expression=(
+                    f'SELECT SUM("{model.WEBHOOK_REJECTED_METRIC}") FROM "{model.APP_METRICS_NAMESPACE}" '  # noqa: S608
+                    f"WHERE {model.APP_METRICS_STAGE_DIMENSION} = '{stage}'"
                 ),
                 label="webhook deliveries rejected",
                 period=ALARM_PERIOD,

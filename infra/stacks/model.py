@@ -36,6 +36,8 @@ API_HANDLER_LOGICAL_ID = "APIHandler"  # ...and the logical id `chalice package`
 # counts webhook deliveries refused (bad signature, unknown store, ...).
 APP_METRICS_NAMESPACE = "OrderHub"
 WEBHOOK_REJECTED_METRIC = "WebhookRejected"
+# ...and the dimension each metric names its stage with (mirrors chalicelib.observability.STAGE_DIMENSION).
+APP_METRICS_STAGE_DIMENSION = "stage"
 
 SUBSTITUTION_KINDS = ("function", "queue_url", "queue_arn", "table_name", "table_arn")
 
@@ -43,7 +45,8 @@ SUBSTITUTION_KINDS = ("function", "queue_url", "queue_arn", "table_name", "table
 SCHEDULE_EXPRESSION_PREFIXES = ("rate(", "cron(")
 
 # AWS-only queues: dead-letter queues of AWS services that the local stack does not run (EventBridge
-# Scheduler, EventBridge rule targets), so they are not in chalicelib.resources. Standard queues: neither
+# Scheduler, EventBridge rule targets), so they are not in chalicelib.resources. Stage-free names, as the
+# spec's are: the stack creates resources.staged_name(name, stage). Standard queues: neither
 # service accepts a FIFO queue as its dead-letter queue.
 SCHEDULER_DLQ_NAME = f"{resources.APP_NAME}-scheduler-dlq"
 SHOPIFY_EVENTS_DLQ_NAME = f"{resources.APP_NAME}-shopify-events-dlq"

@@ -37,13 +37,14 @@ class SchedulesMixin:
         scheduled = model.schedules(self.functions)
         if not scheduled:
             return {}
+        dlq_name = resources.staged_name(model.SCHEDULER_DLQ_NAME, self.stage)
         dlq = self._aws_only_dlq(
             "scheduler",
-            model.SCHEDULER_DLQ_NAME,
+            dlq_name,
             "the EventBridge Scheduler schedules",
             f"EventBridge Scheduler gave up invoking a scheduled function (after {SCHEDULE_RETRY_ATTEMPTS} "
             "retries, or at once for errors retrying cannot fix: permissions, a missing function). The "
-            f"message in {model.SCHEDULER_DLQ_NAME} names the schedule and the error: fix the cause, then "
+            f"message in {dlq_name} names the schedule and the error: fix the cause, then "
             "delete the message (the next scheduled run follows anyway).",
         )
         # A scope of their own: hashed logical ids, which cannot collide with the Chalice template's.
@@ -139,13 +140,15 @@ class SchedulesMixin:
         pending in this account and region); the ingest handler recognises the events by their source.
         """
         bus = events.EventBus(self, "ShopifyEventBus", event_source_name=source_name)
+        dlq_name = resources.staged_name(model.SHOPIFY_EVENTS_DLQ_NAME, self.stage)
+        ingest = resources.INGEST_QUEUE.physical_name(self.stage)
         dlq = self._aws_only_dlq(
             "shopify-events",
-            model.SHOPIFY_EVENTS_DLQ_NAME,
+            dlq_name,
             "the Shopify EventBridge rule's target",
-            f"EventBridge gave up delivering Shopify events to {resources.INGEST_QUEUE.name} (after "
+            f"EventBridge gave up delivering Shopify events to {ingest} (after "
             f"{SHOPIFY_EVENTS_MAX_EVENT_AGE.to_hours()} hours of retries, or at once for errors retrying "
-            f"cannot fix: permissions, a missing queue). They are in {model.SHOPIFY_EVENTS_DLQ_NAME}, the "
+            f"cannot fix: permissions, a missing queue). They are in {dlq_name}, the "
             "message attributes say why: fix the cause, then send each body to the ingest queue with "
             f"message group {model.SHOPIFY_EVENTS_MESSAGE_GROUP}.",
         )

@@ -31,7 +31,7 @@ class StorageMixin:
         table = dynamodb.Table(
             self,
             "Table",
-            table_name=spec.name,
+            table_name=spec.physical_name(self.stage),
             partition_key=dynamodb.Attribute(name=spec.partition_key, type=string),
             sort_key=dynamodb.Attribute(name=spec.sort_key, type=string),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
@@ -57,7 +57,7 @@ class StorageMixin:
         dlq = sqs.Queue(
             self,
             f"{camel(spec.key)}Dlq",
-            queue_name=spec.dlq_name,
+            queue_name=spec.physical_dlq_name(self.stage),
             fifo=fifo,
             retention_period=Duration.seconds(resources.DLQ_RETENTION_SECONDS),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
@@ -67,7 +67,7 @@ class StorageMixin:
         queue = sqs.Queue(
             self,
             f"{camel(spec.key)}Queue",
-            queue_name=spec.name,
+            queue_name=spec.physical_name(self.stage),
             fifo=fifo,
             content_based_deduplication=True if spec.fifo and spec.content_based_deduplication else None,
             visibility_timeout=Duration.seconds(spec.visibility_timeout_seconds),
@@ -93,7 +93,8 @@ class StorageMixin:
             dlq.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
             ),
-            f"A message reached {spec.dlq_name}: inspect it and redrive (POST /api/dlq/{spec.key}/redrive).",
+            f"A message reached {spec.physical_dlq_name(self.stage)}: inspect it and redrive "
+            f"(POST /api/dlq/{spec.key}/redrive).",
         )
         return queue, dlq
 
@@ -101,7 +102,7 @@ class StorageMixin:
         secret = secretsmanager.Secret(
             self,
             f"{camel(spec.key)}Secret",
-            secret_name=spec.name,
+            secret_name=spec.physical_name(self.stage),
             description=spec.description,
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=48, exclude_punctuation=True

@@ -53,14 +53,14 @@ class WorkflowsMixin:
             self,
             f"{camel(spec.key)}Logs",
             # /aws/vendedlogs/ keeps the log group resource policy small (AWS's advice for Step Functions).
-            log_group_name=f"/aws/vendedlogs/states/{spec.name}",
+            log_group_name=f"/aws/vendedlogs/states/{spec.physical_name(self.stage)}",
             retention=LOG_RETENTION,
             removal_policy=self.removal,
         )
         machine = sfn.StateMachine(
             self,
             f"{camel(spec.key)}StateMachine",
-            state_machine_name=spec.name,
+            state_machine_name=spec.physical_name(self.stage),
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_string(text),
             definition_substitutions=values,
@@ -93,11 +93,12 @@ class WorkflowsMixin:
         self._alarm(
             f"{spec.key.replace('_', '-')}-failed",
             machine.metric_failed(period=ALARM_PERIOD, statistic=cloudwatch.Stats.SUM),
-            f"An execution of {spec.name} failed: the order is FAILED and needs an operator.",
+            f"An execution of {spec.physical_name(self.stage)} failed: the order is FAILED and needs an "
+            "operator.",
         )
         self._alarm(
             f"{spec.key.replace('_', '-')}-timed-out",
             machine.metric_timed_out(period=ALARM_PERIOD, statistic=cloudwatch.Stats.SUM),
-            f"An execution of {spec.name} timed out.",
+            f"An execution of {spec.physical_name(self.stage)} timed out.",
         )
         return machine

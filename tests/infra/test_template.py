@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +32,13 @@ from infra.check import SAMPLE_SHOPIFY_EVENT_SOURCE, SHOPIFY_EVENTS_ASSEMBLY, ex
 from infra.stacks import model
 
 STAGE = "dev"
+SCHEDULER_DLQ = resources.staged_name(model.SCHEDULER_DLQ_NAME, STAGE)
+SHOPIFY_EVENTS_DLQ = resources.staged_name(model.SHOPIFY_EVENTS_DLQ_NAME, STAGE)
 
 
 @pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    existing = os.environ.get("HUB_INFRA_ASSEMBLY")
-    if existing:
-        path = Path(existing) / f"{STAGE}.template.json"
-    else:
-        from infra import app as cdk_app
-
-        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-        outdir = tmp_path_factory.mktemp("cdk.out")
-        cdk_app.build(outdir=str(outdir), stage=STAGE)
-        path = outdir / f"{STAGE}.template.json"
-    return json.loads(path.read_text())
+def template(stage_template: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    return stage_template(STAGE)  # tests/infra/conftest.py: one synth per stage and session
 
 
 @pytest.fixture(scope="session")
@@ -142,7 +135,7 @@ def schedule_handlers() -> dict[str, str]:
 def test_table_matches_the_spec(template):
     (table,) = [r["Properties"] for r in of_type(template, "AWS::DynamoDB::Table").values()]
     spec = resources.TABLE
-    assert table["TableName"] == spec.name
+    assert table["TableName"] == spec.physical_name(STAGE)
     assert table["KeySchema"] == [
         {"AttributeName": spec.partition_key, "KeyType": "HASH"},
         {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
@@ -163,8 +156,8 @@ def test_table_matches_the_spec(template):
 
 @pytest.mark.parametrize("spec", resources.QUEUES, ids=lambda q: q.key)
 def test_queue_and_dlq_match_the_spec(template, spec):
-    dlq_id, dlq = queue_by_name(template, spec.dlq_name)
-    _, queue = queue_by_name(template, spec.name)
+    dlq_id, dlq = queue_by_name(template, spec.physical_dlq_name(STAGE))
+    _, queue = queue_by_name(template, spec.physical_name(STAGE))
     assert bool(queue.get("FifoQueue")) is spec.fifo
     assert bool(dlq.get("FifoQueue")) is spec.fifo
     assert queue["VisibilityTimeout"] == spec.visibility_timeout_seconds
@@ -182,18 +175,20 @@ def test_queue_and_dlq_match_the_spec(template, spec):
 def test_no_queue_outside_the_spec(template, events_template):
     # Besides the spec's queues, only the AWS-only dead-letter queues of EventBridge Scheduler and, with the
     # optional rule, of its target (services the local stack does not run).
-    spec = {q.name for q in resources.QUEUES} | {q.dlq_name for q in resources.QUEUES}
-    scheduler = {model.SCHEDULER_DLQ_NAME} if schedule_handlers() else set()
+    spec = {q.physical_name(STAGE) for q in resources.QUEUES} | {
+        q.physical_dlq_name(STAGE) for q in resources.QUEUES
+    }
+    scheduler = {SCHEDULER_DLQ} if schedule_handlers() else set()
     names = {r["Properties"]["QueueName"] for r in of_type(template, "AWS::SQS::Queue").values()}
     assert names == spec | scheduler
     names = {r["Properties"]["QueueName"] for r in of_type(events_template, "AWS::SQS::Queue").values()}
-    assert names == spec | scheduler | {model.SHOPIFY_EVENTS_DLQ_NAME}
+    assert names == spec | scheduler | {SHOPIFY_EVENTS_DLQ}
 
 
 @pytest.mark.parametrize("spec", resources.QUEUES, ids=lambda q: q.key)
 def test_every_queue_requires_tls_and_every_dlq_alarms(template, spec):
-    queue_id, _ = queue_by_name(template, spec.name)
-    dlq_id, _ = queue_by_name(template, spec.dlq_name)
+    queue_id, _ = queue_by_name(template, spec.physical_name(STAGE))
+    dlq_id, _ = queue_by_name(template, spec.physical_dlq_name(STAGE))
     assert any(
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         for s in policy_statements(template, queue_id)
@@ -206,7 +201,7 @@ def test_state_machine_matches_the_spec(template, spec):
     (machine,) = [
         r["Properties"]
         for r in of_type(template, "AWS::StepFunctions::StateMachine").values()
-        if r["Properties"]["StateMachineName"] == spec.name
+        if r["Properties"]["StateMachineName"] == spec.physical_name(STAGE)
     ]
     definition = model.definition_text(spec)
     assert machine["DefinitionString"] == definition  # unchanged: placeholders resolve in CloudFormation
@@ -227,7 +222,7 @@ def test_state_machine_role_invokes_only_its_functions(template):
         (logical_id,) = [
             k
             for k, r in of_type(template, "AWS::StepFunctions::StateMachine").items()
-            if r["Properties"]["StateMachineName"] == spec.name
+            if r["Properties"]["StateMachineName"] == spec.physical_name(STAGE)
         ]
         role = template["Resources"][logical_id]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
         statements = [
@@ -296,7 +291,7 @@ def test_every_function_has_its_own_role_log_group_and_alarms(template):
 
 def test_secrets_match_the_spec(template):
     names = {r["Properties"]["Name"] for r in of_type(template, "AWS::SecretsManager::Secret").values()}
-    assert names == {s.name for s in resources.SECRETS}
+    assert names == {s.physical_name(STAGE) for s in resources.SECRETS}
 
 
 # ------------------------------------------------------------------------- EventBridge Scheduler
@@ -308,7 +303,7 @@ def test_one_scheduler_schedule_per_chalice_schedule_handler(template):
     schedules = of_type(template, "AWS::Scheduler::Schedule")
     assert len(schedules) == len(handlers)
     (group_id,) = of_type(template, "AWS::Scheduler::ScheduleGroup")
-    dlq_id, dlq = queue_by_name(template, model.SCHEDULER_DLQ_NAME)
+    dlq_id, dlq = queue_by_name(template, SCHEDULER_DLQ)
     assert not dlq.get("FifoQueue"), "Scheduler accepts only a standard queue as its DLQ"
     for name, expression in handlers.items():
         function_id = to_cfn_resource_name(name)
@@ -345,7 +340,7 @@ def test_schedule_input_is_the_event_a_chalice_schedule_handler_parses(template)
 def test_schedule_role_may_only_invoke_its_function(template):
     (group_id,) = of_type(template, "AWS::Scheduler::ScheduleGroup")
     group_name = template["Resources"][group_id]["Properties"]["Name"]
-    dlq_id, _ = queue_by_name(template, model.SCHEDULER_DLQ_NAME)
+    dlq_id, _ = queue_by_name(template, SCHEDULER_DLQ)
     roles = set()
     for schedule in of_type(template, "AWS::Scheduler::Schedule").values():
         target = schedule["Properties"]["Target"]
@@ -392,7 +387,7 @@ def test_no_eventbridge_rule_is_left_for_a_schedule(template, expanded):
 
 
 def test_scheduler_dlq_requires_tls_and_alarms(template):
-    dlq_id, _ = queue_by_name(template, model.SCHEDULER_DLQ_NAME)
+    dlq_id, _ = queue_by_name(template, SCHEDULER_DLQ)
     alarm = assert_tls_only_and_alarmed(template, dlq_id)
     assert alarm["AlarmName"] == f"order-hub-{STAGE}-dlq-scheduler"
 
@@ -420,10 +415,10 @@ def test_rule_sends_shopify_events_to_the_fifo_ingest_queue(events_template):
     assert rule["EventPattern"] == {"source": [{"prefix": PARTNER_SOURCE_PREFIX}]}
     # The handler side recognises what the rule lets through.
     assert is_shopify_event({"source": SAMPLE_SHOPIFY_EVENT_SOURCE, "detail-type": "shopifyWebhook"})
-    ingest_id, ingest = queue_by_name(events_template, resources.INGEST_QUEUE.name)
+    ingest_id, ingest = queue_by_name(events_template, resources.INGEST_QUEUE.physical_name(STAGE))
     assert ingest["FifoQueue"] is True
     assert ingest["ContentBasedDeduplication"] is True, "EventBridge needs it to target a FIFO queue"
-    dlq_id, dlq = queue_by_name(events_template, model.SHOPIFY_EVENTS_DLQ_NAME)
+    dlq_id, dlq = queue_by_name(events_template, SHOPIFY_EVENTS_DLQ)
     assert not dlq.get("FifoQueue"), "EventBridge accepts only a standard queue as a target's DLQ"
     (target,) = rule["Targets"]
     assert target["Arn"] == get_att(ingest_id)
@@ -435,7 +430,7 @@ def test_rule_sends_shopify_events_to_the_fifo_ingest_queue(events_template):
 
 def test_only_this_rule_may_send_to_the_ingest_queue_and_its_dlq(events_template):
     (rule_id,) = of_type(events_template, "AWS::Events::Rule")
-    for name in (resources.INGEST_QUEUE.name, model.SHOPIFY_EVENTS_DLQ_NAME):
+    for name in (resources.INGEST_QUEUE.physical_name(STAGE), SHOPIFY_EVENTS_DLQ):
         queue_id, _ = queue_by_name(events_template, name)
         allowed = [s for s in policy_statements(events_template, queue_id) if s["Effect"] == "Allow"]
         (statement,) = allowed
@@ -448,6 +443,6 @@ def test_only_this_rule_may_send_to_the_ingest_queue_and_its_dlq(events_template
 
 
 def test_shopify_events_dlq_requires_tls_and_alarms(events_template):
-    dlq_id, _ = queue_by_name(events_template, model.SHOPIFY_EVENTS_DLQ_NAME)
+    dlq_id, _ = queue_by_name(events_template, SHOPIFY_EVENTS_DLQ)
     alarm = assert_tls_only_and_alarmed(events_template, dlq_id)
     assert alarm["AlarmName"] == f"order-hub-{STAGE}-dlq-shopify-events"
