@@ -48,7 +48,7 @@ class Report:
     """One line per check, in the order they ran."""
 
     lines: list[tuple[bool, str, str]] = field(default_factory=list)
-    out: Callable[[str], None] = print
+    out: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
 
     def check(self, name: str, ok: bool, detail: str) -> bool:
         self.lines.append((ok, name, detail))

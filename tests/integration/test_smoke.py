@@ -8,17 +8,17 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.integration.conftest import ROOT, Stack
+from tests.integration.conftest import PUBLISH_WOO, PUBLISH_WOO_SECRET, ROOT, Stack
 
 # The smoke run bounds its own waits (120 s for the order); this only stops a hung process.
 PROCESS_TIMEOUT_S = 300
 
 
-def smoke(stack: Stack, token: str) -> subprocess.CompletedProcess[str]:
-    """What `make smoke BASE_URL=<the stack> TOKEN=<token>` runs."""
-    env = {**os.environ, "HUB_SMOKE_BASE_URL": stack.hub_url, "HUB_OPERATOR_TOKEN": token}
+def smoke(stack: Stack, token: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """What `make smoke BASE_URL=<the stack> TOKEN=<token> SMOKE_ARGS=<args>` runs."""
+    env = {**os.environ, "HUB_SMOKE_BASE_URL": stack.hub_url, "HUB_OPERATOR_TOKEN": token, **env}
     return subprocess.run(
-        [sys.executable, "-m", "local.smoke"],
+        [sys.executable, "-m", "local.smoke", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -66,3 +66,13 @@ def test_smoke_with_a_wrong_token_stops_with_a_clear_message_and_registers_nothi
     assert "Traceback" not in result.stderr
     assert "connection" not in result.stdout
     assert connected_stores(stack) == before
+
+
+def test_smoke_through_an_existing_store_uses_it_and_keeps_it_connected(stack):
+    result = smoke(stack, stack.token, "--store", PUBLISH_WOO, HUB_SMOKE_WEBHOOK_SECRET=PUBLISH_WOO_SECRET)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"  ok    connection: existing woocommerce store {PUBLISH_WOO}\n" in result.stdout
+    assert "reached COMPLETED" in result.stdout
+    assert "cleanup" not in result.stdout
+    assert ("woocommerce", PUBLISH_WOO) in connected_stores(stack)

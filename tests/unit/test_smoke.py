@@ -12,12 +12,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import requests
 
 from chalicelib.domain.channel_events import OrderSnapshot
 from chalicelib.domain.validation import validate_order
 from chalicelib.integrations.shopify.webhook import parse_shopify, verify_shopify_hmac
 from chalicelib.integrations.woocommerce.webhook import parse_woocommerce, verify_wc_signature
-from local.smoke import Unusable, main, refuse_unless_allowed
+from local.smoke import Hub, Report, Unusable, main, refuse_unless_allowed, run
 from local.smoke_channels import SMOKE_SKU, SmokeStore, new_external_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,3 +122,59 @@ def test_the_smoke_command_needs_only_requests_and_the_standard_library():
     allowed.add("cython_runtime")
     foreign = [m for m in loaded if m not in allowed and m != "local" and not m.startswith("_")]
     assert foreign == []
+
+
+HEALTHY = {
+    "status": "ok",
+    "components": {c: {"status": "ok"} for c in ("table", "queues", "workflows", "scheduler")},
+}
+PATHS = ("/health", "/api/orders", "/api/connections/{connection_id}", "/webhooks/woocommerce")
+CANNED = {
+    "/health": HEALTHY,
+    "/openapi.json": {"openapi": "3.1.0", "paths": {p: {} for p in PATHS}},
+    "/api/orders": {"orders": []},
+}
+
+
+class FakeHub(Hub):
+    """A hub whose order rests in FRAUD_REVIEW (a stage whose fraud policy flags everything)."""
+
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:1", "t")
+        self.calls: list[tuple[str, str, object]] = []
+
+    def call(self, method: str, path: str, *, auth: bool = True, **kwargs: object) -> requests.Response:
+        self.calls.append((method, path, kwargs.get("json")))
+        if path in CANNED:
+            return answer(200, CANNED[path])
+        if path == "/api/connections" and method == "POST":
+            return answer(201, {"connection_id": "conn_1"})
+        if path == "/api/connections":
+            return answer(200, {"connections": []})
+        if path.startswith("/api/orders/by-channel/"):
+            return answer(
+                200, {"order_id": "ord_1", "status": "FRAUD_REVIEW", "history": [{"event": "received"}]}
+            )
+        return answer(204 if method == "DELETE" else 200, {})
+
+    def sign_in(self) -> requests.Response:
+        return answer(401, {})
+
+
+def answer(status: int, body: object) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode()
+    return response
+
+
+def test_an_order_resting_elsewhere_fails_the_run_and_is_cancelled_then_the_store_deleted():
+    hub, report = FakeHub(), Report(out=lambda line: None)
+
+    run(hub, SmokeStore.throwaway_store("woocommerce"), timeout_s=5, report=report)
+
+    failed = [name for ok, name, _ in report.lines if not ok]
+    assert failed == ["order", "status page"]
+    assert ("POST", "/api/orders/ord_1/cancel", {"reason": "smoke test"}) in hub.calls
+    assert ("DELETE", "/api/connections/conn_1", None) in hub.calls
+    assert [name for _, name, _ in report.lines][-2:] == ["cleanup order", "cleanup connection"]
