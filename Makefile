@@ -10,7 +10,7 @@ INFRA_PY    := infra/.venv/bin/python
 INFRA_STAMP := infra/.venv/.installed
 STAGE       ?= dev
 
-.PHONY: run test test-stress lint typecheck unit integration venv browser clean synth infra-check deploy
+.PHONY: run test test-stress lint typecheck unit integration venv browser clean synth infra-check deploy smoke
 
 venv: $(STAMP)
 
@@ -41,6 +41,15 @@ infra-check: $(INFRA_STAMP)
 # CDK_ARGS passes more, e.g. CDK_ARGS="-c shopify_event_source=aws.partner/shopify.com/123/order-hub"
 deploy: $(INFRA_STAMP)
 	cd infra && npx --yes aws-cdk@2.1148.1 deploy --all -c stage=$(STAGE) $(CDK_ARGS)
+
+# Checks a running hub end to end (local/smoke.py): health, status page, API, one signed order, clean-up.
+# Locally: `make run` in one terminal, `make smoke TOKEN=<the printed token>` in another. A deployed stage:
+# make smoke BASE_URL=https://<api-id>.execute-api.<region>.amazonaws.com/api TOKEN=... SMOKE_ARGS=--deployed
+# BASE_URL and TOKEN travel as HUB_SMOKE_BASE_URL and HUB_OPERATOR_TOKEN (the token never on a command line).
+SMOKE_ARGS ?=
+smoke: $(STAMP)
+	@$(if $(BASE_URL),HUB_SMOKE_BASE_URL='$(BASE_URL)') $(if $(TOKEN),HUB_OPERATOR_TOKEN='$(TOKEN)') \
+		$(PY) -m local.smoke $(SMOKE_ARGS)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used): installed
 # here when missing (a no-op when present), with sudo unless root. HUB_CHROMIUM=/path names another binary.

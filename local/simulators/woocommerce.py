@@ -24,7 +24,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from local.simulators.kit import FaultQueue, Knobs, Outbox, Reply, Request, SimulatorServer
+from local.simulators.kit import (
+    FaultQueue,
+    Knobs,
+    Outbox,
+    Reply,
+    Request,
+    SimulatorServer,
+    base64_hmac_sha256,
+)
 
 log = logging.getLogger("local.simulators.woocommerce")
 
@@ -900,7 +908,7 @@ class WooCommerceSimulator(SimulatorServer):
         else:
             payload = self._render(stored)
         body = wp_json_encode(payload)
-        key = _wp_specialchars_decode(self._stored_secret).encode()
+        key = _wp_specialchars_decode(self._stored_secret)
         # get_new_delivery_id() is wp_hash(webhook id . time()): unique per webhook and second only.
         stamp = int(self._clock().timestamp())
         delivery_id = hmac.new(self._salt, f"{hook.webhook_id}{stamp}".encode(), hashlib.md5).hexdigest()
@@ -912,7 +920,7 @@ class WooCommerceSimulator(SimulatorServer):
             "X-WC-Webhook-Topic": hook.topic,
             "X-WC-Webhook-Resource": resource,
             "X-WC-Webhook-Event": event,
-            "X-WC-Webhook-Signature": base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode(),
+            "X-WC-Webhook-Signature": base64_hmac_sha256(key, body),
             "X-WC-Webhook-ID": str(hook.webhook_id),
             "X-WC-Webhook-Delivery-ID": delivery_id,
         }

@@ -11,6 +11,7 @@ from local.simulators.kit.http import (
     WebhookSimulatorServer,
 )
 from local.simulators.kit.queues import Outbox, Timeline
+from local.simulators.kit.signatures import base64_hmac_sha256
 from local.simulators.kit.webhooks import (
     Delivery,
     Outgoing,
@@ -40,6 +41,7 @@ __all__ = [
     "WebhookKnobs",
     "WebhookSender",
     "WebhookSimulatorServer",
+    "base64_hmac_sha256",
     "event_sender",
     "post_with_urllib",
 ]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
 import hmac
 import json
 import logging
@@ -29,6 +27,7 @@ from local.simulators.kit import (
     WebhookKnobs,
     WebhookSender,
     WebhookSimulatorServer,
+    base64_hmac_sha256,
 )
 from local.simulators.shopify.graphql import answer_graphql, is_mutation
 from local.simulators.shopify.records import (
@@ -163,12 +162,11 @@ class ShopifySimulator(WebhookSimulatorServer, ShopReturns):
 
     def _post(self, outgoing: Outgoing[_Event]) -> Post:
         event = outgoing.event
-        digest = hmac.new(self.webhook_secret.encode(), event.body, hashlib.sha256).digest()
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "Shopify-Captain-Hook",
             "X-Shopify-Topic": event.topic,
-            "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
+            "X-Shopify-Hmac-Sha256": base64_hmac_sha256(self.webhook_secret, event.body),
             "X-Shopify-Shop-Domain": self.shop_domain,
             "X-Shopify-API-Version": API_VERSION,
             "X-Shopify-Webhook-Id": outgoing.delivery_id,  # each copy its own, kept by its retries
