@@ -18,7 +18,6 @@ from local.http_server import NoDelayRequestHandler
 from local.lambda_runtime import FunctionNotFound, Functions, FunctionUnavailable
 
 log = logging.getLogger("local.gateway")
-_DYNAMODB_LOCK = threading.Lock()
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations/?$")
 _HOP_BY_HOP = {
@@ -175,14 +174,7 @@ class _GatewayHandler(NoDelayRequestHandler):
         self._send_json(404, {"message": f"no local control route {path}"})
 
     def _forward(self, body: bytes) -> None:
-        if self.headers.get("X-Amz-Target", "").startswith("DynamoDB_"):
-            # moto's DynamoDB is not thread-safe: an update is checked, then applied attribute by attribute
-            # in place, so a racing conditional write can pass on the same version, and a read can see half
-            # an update. Seen here as a lost write (an order's shipments gone under a webhook's update),
-            # which AWS never allows. One DynamoDB request at a time (about 2 ms each locally).
-            with _DYNAMODB_LOCK:
-                self._forward_to_moto(body)
-            return
+        # DynamoDB requests are serialised inside moto (local/moto_server.py): moto's is not thread-safe.
         self._forward_to_moto(body)
 
     def _forward_to_moto(self, body: bytes) -> None:
