@@ -89,7 +89,13 @@ CHANNELS = ("shopify", "woocommerce", "amazon", "manual")
 # Where an order may rest: the lifecycle's ends, and the waits it names (a person or a payment to come).
 TERMINAL = {"COMPLETED", "CANCELLED", "REFUNDED", "FAILED"}
 NAMED_WAITS = {"FRAUD_REVIEW", "PAYMENT_PENDING", "ON_HOLD"}
+RETURN_FINAL = {"resolved", "rejected", "expired"}
+RETURN_AT_WAREHOUSE = {"label_sent", "in_transit"}
+RETURN_SHARE = 0.1  # of the manual (card) orders: returned once delivered, while the traffic goes on
 QUIET_SECONDS = 20.0
+# The vendors' webhook retry schedules (Shopify's first retry after ~56 s, EasyPost's after 60 s) run at
+# this share of real time: a delivery refused while the handlers restart comes back in seconds.
+VENDOR_TIME = 0.05
 ENDED = (
     "FAILED",
     "ABORTED",
@@ -108,6 +114,21 @@ class Placed:
 
 
 @dataclass
+class SoakReturn:
+    """An operator's return on a delivered manual order, opened while the traffic goes on."""
+
+    placed: Placed
+    return_id: str | None = None
+    status: str | None = None
+    received: bool = False
+    refused: str | None = None  # the hub's answer when it refused to open it
+
+    @property
+    def done(self) -> bool:
+        return self.refused is not None or self.status in RETURN_FINAL
+
+
+@dataclass
 class Faults:
     duplicates_sent: int = 0
     channel_read_faults: int = 0
@@ -115,6 +136,7 @@ class Faults:
     stripe_dropped: int = 0
     stripe_lost_answers: int = 0
     cancels: int = 0
+    shopify_reordered: int = 0
     kills: list[float] = field(default_factory=list)  # seconds into the run
 
 
@@ -125,7 +147,12 @@ class Soak:
         self.log = log
         self.placed: list[Placed] = []
         self.faults = Faults()
+        self.returns: list[SoakReturn] = []
+        self._sfn: Any = None
+        self.reconciled = threading.Event()
+        self._lifecycle_arn: str | None = None
         self.hub_port, self.aws_port, self.moto_port = free_port(), free_port(), free_port()
+        self.lambda_port = free_port()
         self.hub_url = f"http://127.0.0.1:{self.hub_port}"
         self.aws_url = f"http://127.0.0.1:{self.aws_port}"
         self.moto: subprocess.Popen[bytes] | None = None
@@ -157,7 +184,7 @@ class Soak:
         )  # fmt: skip
         self.sims["carrier"] = CarrierSimulator(
             EASYPOST_KEY, EASYPOST_SECRET, webhook_url=f"{hook}/webhooks/carriers/easypost",
-            step_s=0.4, seed=17, duplicate_rate=0.2, reorder_rate=0.1,
+            step_s=0.4 / VENDOR_TIME, seed=17, duplicate_rate=0.2, reorder_rate=0.1, time_scale=VENDOR_TIME,
         )  # fmt: skip
         self.sims["woocommerce"] = WooCommerceSimulator(
             WOO, WOO_SECRET, "ck_soak", "cs_soak", webhook_url=f"{hook}/webhooks/woocommerce",
@@ -170,6 +197,7 @@ class Soak:
             webhook_url=f"{hook}/webhooks/shopify",
             seed=29,
             duplicate_rate=0.2,
+            time_scale=VENDOR_TIME,
         )
         self.sims["amazon"] = AmazonSimulator(
             SELLER, MARKETPLACE, LWA["lwa_client_id"], LWA["lwa_client_secret"], LWA["refresh_token"],
@@ -189,6 +217,7 @@ class Soak:
                 **os.environ,
                 "HUB_LOCAL_AWS_PORT": str(self.aws_port),
                 "HUB_LOCAL_MOTO_PORT": str(self.moto_port),
+                "HUB_LOCAL_LAMBDA_PORT": str(self.lambda_port),
             },
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -323,6 +352,10 @@ class Soak:
         channel = CHANNELS[number % len(CHANNELS)]
         self._arm_channel_faults(channel)
         if channel == "shopify":
+            # 10 %: this order's webhooks are held back and sent newest first with the next ones.
+            reordered = self.rng.random() < 0.1
+            self.sims["shopify"].reorder = reordered
+            self.faults.shopify_reordered += reordered
             created = self.sims["shopify"].create_order(
                 currency="USD", financial_status="paid", shipping_address=SHOP_ADDRESS,
                 items=[{"title": "Mug", "price": "12.00", "quantity": 1 + number % 3, "sku": "MUG"}],
@@ -364,6 +397,8 @@ class Soak:
                 stripe.lose_next_response("/capture")  # done, and the answer lost
                 self.faults.stripe_lost_answers += 1
         placed = Placed("manual", external, derive_order_id("manual", MANUAL_STORE, external), intent["id"])
+        if self.rng.random() < RETURN_SHARE:
+            self.returns.append(SoakReturn(placed))
         copies = 2 if self.rng.random() < 0.2 else 1
         self.faults.duplicates_sent += copies - 1
         for _ in range(copies):
@@ -399,20 +434,74 @@ class Soak:
                 to_cancel.append(placed)
             if len(to_cancel) > 3:  # a few orders later: the order is somewhere in its lifecycle
                 self.cancel_in_flight(to_cancel.pop(0), deadline)
+            if number % 50 == 49:
+                self.move_returns(None, deadline)
             if number % 100 == 99:
                 self.log(f"  {number + 1} orders placed, {time.monotonic() - started:.0f} s")
             time.sleep(1.0 / rate)
         for placed in to_cancel:
             self.cancel_in_flight(placed, deadline)
 
+    def move_returns(self, orders: dict[str, dict[str, Any] | None] | None, deadline: float) -> None:
+        """Open a return on each chosen order once it is delivered; hand its parcel to the 3PL once the
+        label is out. `orders` as `orders()` read them, or None to read the few orders concerned."""
+        for ret in self.returns:
+            if ret.done or ret.placed.cancelled:
+                continue
+            order_id = ret.placed.order_id
+            if orders is not None:
+                order = orders.get(order_id)
+            else:
+                answer = self._api_until_answered("GET", f"/api/orders/{order_id}", deadline)
+                order = answer.json() if answer.status_code == 200 else None
+            if order is None:
+                continue
+            if ret.return_id is None:
+                if order.get("status") == "COMPLETED":
+                    self._open_return(ret, deadline)
+                elif order.get("status") in TERMINAL:
+                    # Cancelled before delivery: nothing to return.
+                    ret.refused = f"order {order.get('status')}"
+                continue
+            found = next((r for r in order.get("returns") or [] if r.get("return_id") == ret.return_id), None)
+            ret.status = (found or {}).get("status")
+            if ret.status in RETURN_AT_WAREHOUSE and not ret.received:
+                with contextlib.suppress(KeyError, ValueError):  # not at the desk yet: the next look
+                    self.sims["threepl"].returns.receive(ret.return_id)
+                    ret.received = True
+
+    def _open_return(self, ret: SoakReturn, deadline: float) -> None:
+        answer = self._api_until_answered(
+            "POST",
+            f"/api/orders/{ret.placed.order_id}/returns",
+            deadline,
+            json={"lines": [{"line_id": "1", "quantity": 1, "reason": "changed_mind"}]},
+            headers={"Idempotency-Key": f"soak-return-{ret.placed.order_id}"},
+        )
+        if answer.status_code in (200, 201):
+            ret.return_id = answer.json()["return_id"]
+        else:
+            ret.refused = f"{answer.status_code} {answer.json().get('message', '')}"[:200]
+
     # ------------------------------------------------------------------------------------- settling
 
     def orders(self) -> dict[str, dict[str, Any] | None]:
-        found: dict[str, dict[str, Any] | None] = {}
-        for placed in self.placed:
-            answer = self.api("GET", f"/api/orders/{placed.order_id}")
-            found[placed.order_id] = answer.json() if answer.status_code == 200 else None
-        return found
+        """Every placed order as the hub holds it (None: not there), read a page of 100 at a time."""
+        listed = self._listing()
+        return {placed.order_id: listed.get(placed.order_id) for placed in self.placed}
+
+    def _listing(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        cursor: str | None = None
+        while True:
+            params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
+            answer = self.api("GET", "/api/orders", params=params)
+            answer.raise_for_status()
+            page = answer.json()
+            found.update((o["order_id"], o) for o in page.get("orders", []))
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return found
 
     def queues_empty(self) -> bool:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
@@ -429,10 +518,17 @@ class Soak:
         QUIET_SECONDS, or the deadline."""
         last: dict[str, str | None] = {}
         quiet_since = time.monotonic()
+        self.sims["shopify"].reorder = False
+        self.sims["shopify"].flush(timeout=30)  # a reordered delivery still held back goes out now
+        # WooCommerce never retries a refused delivery (it counts the failure): what a restart refused is
+        # the scheduled reconciliation's to find, as in production; run it now rather than in 15 minutes.
+        # It paces itself to the channels' rate limits: in the background, while settling goes on.
+        threading.Thread(target=self._reconcile, name="soak-reconcile", daemon=True).start()
         while True:
             with contextlib.suppress(requests.RequestException):  # a run meeting a restart: the next one
                 requests.post(f"{self.aws_url}/_local/schedules/publish_outbox", timeout=120)
             orders = self.orders()
+            self.move_returns(orders, deadline)
             statuses = {k: (v or {}).get("status") for k, v in orders.items()}
             moving = [
                 k
@@ -441,17 +537,26 @@ class Soak:
                 or v["status"] not in TERMINAL | NAMED_WAITS
                 or any(p.get("status") == "pending" for p in v.get("publications", []))
             ]
-            # An order whose lifecycle execution ended (FAILED, ...) outside a resting status moves no more.
-            pending = sum(1 for k in moving if not self._execution_status(k).startswith(ENDED))
             if statuses != last:
                 last, quiet_since = statuses, time.monotonic()
+                pending = len(moving)
+            else:
+                # Nothing moved for a while: an order whose lifecycle execution ended (FAILED, ...)
+                # outside a resting status moves no more. Asked only then (moto is slow to answer).
+                pending = sum(1 for k in moving if not self._execution_status(k).startswith(ENDED))
             self.log(f"  settling: {pending} orders still moving; {dict(Counter(statuses.values()))}")
-            if pending == 0 and time.monotonic() - quiet_since >= QUIET_SECONDS and self.queues_empty():
+            quiet = time.monotonic() - quiet_since >= QUIET_SECONDS
+            if pending == 0 and quiet and self.reconciled.is_set() and self.queues_empty():
                 return orders
             if time.monotonic() > deadline:
                 self.log("  settling stopped at the time cap")
                 return orders
             time.sleep(3)
+
+    def _reconcile(self) -> None:
+        with contextlib.suppress(requests.RequestException):
+            requests.post(f"{self.aws_url}/_local/schedules/reconcile", timeout=600)
+        self.reconciled.set()
 
     # ------------------------------------------------------------------------------------- checks
 
@@ -475,9 +580,7 @@ class Soak:
         # 3. Stripe's ledger: captures and refunds per PaymentIntent.
         stripe = self.sims["stripe"]
         captures, refunds_over = Counter(), []
-        with stripe._lock:
-            executed = list(stripe.executed)
-        for method, path, _ in executed:
+        for method, path, _ in stripe.executed_requests():
             if method == "POST" and path.endswith("/capture"):
                 captures[path.split("/")[-2]] += 1
         double = {intent: n for intent, n in captures.items() if n > 1}
@@ -498,7 +601,9 @@ class Soak:
         # 4. Every milestone reached its channel exactly once.
         milestones = self._milestones(orders, problems)
         # 5. Every DLQ message explained.
-        dlq = self._dlq(problems)
+        dlq = self._dlq(orders, problems)
+        # 6. Every return opened came to an end, its refund executed once (the Stripe checks above).
+        returns = self._returns_report(problems)
         return {
             "orders_placed": len(self.placed),
             "by_channel": dict(Counter(p.channel for p in self.placed)),
@@ -516,6 +621,7 @@ class Soak:
                 "refund_above_capture": len(refunds_over),
             },
             "milestones": milestones,
+            "returns": returns,
             "dlq": dlq,
             "faults": {
                 **{k: v for k, v in vars(self.faults).items() if k != "kills"},
@@ -529,31 +635,26 @@ class Soak:
 
     def _execution_status(self, order_id: str) -> str:
         """The order's lifecycle execution as Step Functions tells it: status and the last event's type."""
-        sfn = boto3.session.Session().client(
-            "stepfunctions", region_name="us-east-1", endpoint_url=self.aws_url,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
-        machines = sfn.list_state_machines()["stateMachines"]
-        arn = next(m["stateMachineArn"] for m in machines if m["name"] == resources.ORDER_LIFECYCLE.name)
-        execution = arn.replace(":stateMachine:", ":execution:") + f":{order_id}"
+        if self._lifecycle_arn is None:
+            self._sfn = boto3.session.Session().client(
+                "stepfunctions", region_name="us-east-1", endpoint_url=self.aws_url,
+                aws_access_key_id="testing", aws_secret_access_key="testing",
+            )  # fmt: skip
+            machines = self._sfn.list_state_machines()["stateMachines"]
+            self._lifecycle_arn = next(
+                m["stateMachineArn"] for m in machines if m["name"] == resources.ORDER_LIFECYCLE.name
+            )
+        execution = self._lifecycle_arn.replace(":stateMachine:", ":execution:") + f":{order_id}"
         try:
-            status = sfn.describe_execution(executionArn=execution)["status"]
-            events = sfn.get_execution_history(executionArn=execution, reverseOrder=True, maxResults=1)
+            status = self._sfn.describe_execution(executionArn=execution)["status"]
+            events = self._sfn.get_execution_history(executionArn=execution, reverseOrder=True, maxResults=1)
         except Exception as exc:
             return f"unknown: {type(exc).__name__}"
         last = events["events"][0]["type"] if events["events"] else "-"
         return f"{status}, last event {last}"
 
     def _all_order_ids(self) -> set[str]:
-        ids: set[str] = set()
-        cursor: str | None = None
-        while True:
-            params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
-            answer = self.api("GET", "/api/orders", params=params).json()
-            ids |= {o["order_id"] for o in answer.get("orders", answer.get("items", []))}
-            cursor = answer.get("next_cursor") or answer.get("cursor")
-            if not cursor:
-                return ids
+        return set(self._listing())
 
     def _milestones(self, orders: dict[str, dict[str, Any] | None], problems: list[str]) -> dict[str, Any]:
         reached: Counter[str] = Counter()
@@ -580,19 +681,60 @@ class Soak:
                 )
         return {"shipped_at_channel": dict(reached)}
 
-    def _dlq(self, problems: list[str]) -> dict[str, Any]:
-        seen: dict[str, int] = {}
+    def _returns_report(self, problems: list[str]) -> dict[str, Any]:
+        opened = [r for r in self.returns if r.return_id is not None]
+        refunded = 0
+        for ret in opened:
+            if ret.status not in RETURN_FINAL:
+                problems.append(f"return {ret.return_id} of {ret.placed.order_id} not ended: {ret.status}")
+            assert ret.placed.intent is not None
+            refunds = self.sims["stripe"].refunds_for(ret.placed.intent)
+            refunds = [r for r in refunds if r.get("status") != "failed"]
+            refunded += len(refunds) == 1
+            if ret.status == "resolved" and len(refunds) != 1:
+                problems.append(f"return {ret.return_id}: {len(refunds)} Stripe refunds for its order")
+        return {
+            "chosen": len(self.returns),
+            "opened": len(opened),
+            "by_status": dict(Counter(r.status for r in opened)),
+            "refunded_once_at_stripe": refunded,
+            "not_opened": dict(Counter((r.refused or "never delivered").split(" ")[0] for r in self.returns
+                                       if r.return_id is None)),
+        }  # fmt: skip
+
+    def _dlq(self, orders: dict[str, dict[str, Any] | None], problems: list[str]) -> dict[str, Any]:
+        """Read every dead-lettered message and explain it from the data: a delivery whose order the hub
+        holds at rest was applied by another copy (a duplicate, a retry, a replay); anything else is not
+        explained and fails the run."""
+        explained: Counter[str] = Counter()
         for name, url in self.queues.items():
             if "dlq" not in name.lower():
                 continue
-            attributes = self.sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-            )
-            count = int(attributes["Attributes"].get("ApproximateNumberOfMessages", "0"))
-            if count:
-                seen[name] = count
-                problems.append(f"{count} unexplained message(s) in {name}")
-        return seen
+            while True:
+                batch = self.sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600, WaitTimeSeconds=0
+                ).get("Messages", [])
+                if not batch:
+                    break
+                for message in batch:
+                    order_id = self._order_of_message(message.get("Body", ""))
+                    order = orders.get(order_id) if order_id else None
+                    if order is not None and order.get("status") in TERMINAL | NAMED_WAITS:
+                        explained[f"{name}: order applied by another copy"] += 1
+                    else:
+                        explained[f"{name}: unexplained"] += 1
+                        problems.append(f"{name}: a message not explained ({order_id or 'no order in it'})")
+        return dict(explained)
+
+    @staticmethod
+    def _order_of_message(body: str) -> str | None:
+        with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+            message = json.loads(body)
+            if "channel" in message:  # the ingest queue: a delivery
+                return derive_order_id(message["channel"], message["store"], str(message["external_id"]))
+            amazon_id = message["Payload"]["OrderChangeNotification"]["AmazonOrderId"]  # SP-API
+            return derive_order_id("amazon", SELLER, str(amazon_id))
+        return None
 
     def _webhook_duplicates(self) -> int:
         total = 0

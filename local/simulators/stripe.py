@@ -135,6 +135,11 @@ class StripeSimulator(WebhookSimulatorServer):
         with self._lock:
             self._lose_responses.append(path_contains)
 
+    def executed_requests(self) -> list[tuple[str, str, str | None]]:
+        """What Stripe executed so far (method, path, Idempotency-Key): its own ledger, for checks."""
+        with self._lock:
+            return list(self.executed)
+
     def executed_count(self, method: str, path_suffix: str) -> int:
         with self._lock:
             return sum(1 for m, p, _ in self.executed if m == method and p.endswith(path_suffix))

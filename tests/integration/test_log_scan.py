@@ -14,7 +14,7 @@ from tests.integration import conftest
 from tests.log_scan import Finding, fixture_personal_data, scan
 
 # Streets the integration tests' own orders ship to (the warehouses' addresses are the hub's, not personal).
-TEST_STREETS = ("1 Harbour St",)
+TEST_STREETS = ("1 Harbour St",)  # the soak's (bench/soak.py) as well
 SECRET_NAME_PARTS = ("SECRET", "TOKEN", "_KEY", "PASSWORD")
 SHOWN = 40
 
@@ -42,7 +42,9 @@ def run_secrets(stack: Any, woo_store: Any, shopify_store: Any) -> dict[str, str
 
 def logs_of_the_run(stack: Any) -> list[Path]:
     browser = sorted((conftest.ARTIFACTS / "browser").glob("*/console.log"))
-    return [stack.log_path, conftest.TEST_PROCESS_LOG, *browser]
+    # The soak's own stack (tests/integration/test_soak.py): its handler process, killed and restarted.
+    soak = conftest.ARTIFACTS / "soak-stack.log"
+    return [stack.log_path, conftest.TEST_PROCESS_LOG, *browser, soak]
 
 
 def test_no_log_line_of_the_run_holds_a_secret_or_personal_data(
