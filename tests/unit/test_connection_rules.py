@@ -89,7 +89,13 @@ REFUSED = [
     ),
     (
         "a 1 MB 3PL key",
-        {"channel": "3pl", "store": "acme", "api_key": MEGABYTE, "webhook_secret": "s"},
+        {
+            "channel": "3pl",
+            "store": "acme",
+            "api_base": "https://api.acme-3pl.example",
+            "api_key": MEGABYTE,
+            "webhook_secret": "s",
+        },
         "api_key",
     ),
 ]
