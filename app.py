@@ -14,6 +14,7 @@ from chalicelib.entrypoints import (
     return_tasks,
     returns_api,
     schedules,
+    settings_api,
     status_page,
     status_returns,
     webhooks,
@@ -36,3 +37,4 @@ app.register_blueprint(status_returns.bp)
 app.register_blueprint(returns_api.bp)
 app.register_blueprint(return_tasks.bp)
 app.register_blueprint(openapi_document.bp)
+app.register_blueprint(settings_api.bp)

@@ -333,7 +333,6 @@ class Stack:
             "HUB_LOCAL_COUNTERS": "1",
             "HUB_FRAUD_POLICY": os.environ.get("HUB_FRAUD_POLICY", FRAUD_POLICY),
             "HUB_STRIPE_API_BASE": self.stripe.url,
-            "HUB_3PL_API_BASE": self.threepl.url,
             "HUB_CARRIER_API_BASE": self.carrier.url,
             "HUB_FULFILMENT_POLICY": json.dumps(
                 {
@@ -973,6 +972,7 @@ def main() -> None:
         threepl = {
             "channel": "3pl",
             "store": THREEPL,
+            "api_base": stack.threepl.url,
             "api_key": THREEPL_KEY,
             "webhook_secret": THREEPL_SECRET,
         }

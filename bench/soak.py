@@ -237,7 +237,6 @@ class Soak:
             "HUB_AMAZON_SPAPI_ENDPOINT": self.sims["amazon"].url,
             "HUB_AMAZON_LWA_ENDPOINT": self.sims["amazon"].lwa_url,
             "HUB_STRIPE_API_BASE": self.sims["stripe"].url,
-            "HUB_3PL_API_BASE": self.sims["threepl"].url,
             "HUB_WOOCOMMERCE_API_BASE": self.sims["woocommerce"].url,
             "HUB_SHOPIFY_API_BASE": self.sims["shopify"].url,
             "HUB_CARRIER_API_BASE": self.sims["carrier"].url,
@@ -268,7 +267,8 @@ class Soak:
         self.amazon_queue = self.queues[resources.AMAZON_NOTIFICATIONS_QUEUE.name]
         for body in (
             {"channel": "stripe", "secret_key": STRIPE_KEY, "webhook_secret": STRIPE_WEBHOOK_SECRET},
-            {"channel": "3pl", "store": THREEPL, "api_key": THREEPL_KEY, "webhook_secret": THREEPL_SECRET},
+            {"channel": "3pl", "store": THREEPL, "api_base": self.sims["threepl"].url,
+             "api_key": THREEPL_KEY, "webhook_secret": THREEPL_SECRET},
             {"channel": "easypost", "api_key": EASYPOST_KEY, "webhook_secret": EASYPOST_SECRET},
             {"channel": "woocommerce", "store": WOO, "webhook_secret": WOO_SECRET,
              "consumer_key": "ck_soak", "consumer_secret": "cs_soak"},

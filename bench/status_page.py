@@ -107,7 +107,6 @@ from chalicelib.adapters.stats import (  # noqa: E402
     status_shard,
     traffic_pk,
 )
-from chalicelib.adapters.status_board import STUCK_AFTER  # noqa: E402
 from chalicelib.domain.connections import Connection  # noqa: E402
 from chalicelib.domain.order import (  # noqa: E402
     Address,
@@ -124,6 +123,7 @@ from chalicelib.domain.order import (  # noqa: E402
 )
 from chalicelib.domain.reconciliation import ReconciliationReport  # noqa: E402
 from chalicelib.domain.status import from_on  # noqa: E402
+from chalicelib.domain.status_views import STUCK_AFTER  # noqa: E402
 from chalicelib.settings import get_settings  # noqa: E402
 from local.counters import classify, item_size, read_units  # noqa: E402
 from local.provision import create_queue, create_table  # noqa: E402

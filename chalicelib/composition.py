@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib import resources
+from chalicelib.domain import runtime_settings
 from chalicelib.domain.cancellation import Compensator, WindDownWith
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
 from chalicelib.domain.credit.model import CreditLedger
@@ -40,11 +41,12 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.publishing import ChannelPublisher
 from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
-from chalicelib.domain.retention import ClosedOrders, RetentionCursor
+from chalicelib.domain.retention import ClosedOrders, RetentionCursor, RetentionPolicy
 from chalicelib.domain.returns.events import ChannelReturn, ReturnEvent
 from chalicelib.domain.returns.policy import ReturnPolicies
 from chalicelib.domain.returns.ports import ReturnLabels, ReturnsBoard, ReturnsDesk, ReturnsReport
 from chalicelib.domain.returns.report_sync import ReturnsCursor
+from chalicelib.domain.runtime_settings import Policies, SettingsAudit, SettingsStore, StoredSetting
 from chalicelib.domain.webhooks import WebhookSpec
 from chalicelib.observability import use_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
@@ -111,21 +113,18 @@ class Services:
     # An SP-API notification (None: not an ORDER_CHANGE), and the order it names, read with a client.
     amazon_notification: Callable[[dict[str, Any]], Any] = field(default=amazon_notification)
     amazon_order: Callable[[Any, str], dict[str, Any]] = field(default=amazon_order)
-    fraud_policy: FraudPolicy = field(default_factory=FraudPolicy)
     # Builds (and caches, token and pacing included) the SP-API client of one Amazon connection.
     spapi: Callable[[Connection, dict[str, str]], Any] = field(default=lambda c, s: None)
     # The Stripe account's client (built from the registered Stripe connection, cached per key).
     payments: Callable[[], PaymentGateway] = field(default=_no_payments)
     # Captures a channel's own authorisation (Shopify), or None when the channel cannot.
     channel_capturer: Callable[[Order], ChannelCapturer | None] = field(default=lambda order: None)
-    payment_policy: PaymentPolicy = field(default_factory=PaymentPolicy)
     # What the channel and the payment provider say about an order's risk (Shopify risk, Stripe Radar).
     fraud_signals: Callable[[Order], FraudSignals] = field(default=lambda order: FraudSignals())
     # Fulfilment: a 3PL provider's client by name, the carrier's trackers, what the stage keeps aside.
     threepl: Callable[[str], ThreePL] = field(default=_no_threepl)
     trackers: Trackers = field(default_factory=_NoTrackers)
     fulfilment_store: FulfilmentStore | None = None
-    fulfilment_policy: FulfilmentPolicy = field(default_factory=FulfilmentPolicy)
     # Returns: a 3PL's return event (and its provider) in the domain's words, returns desks, return labels.
     return_event: Callable[[dict[str, Any], str], ReturnEvent] = field(default=return_event)
     returns_desk: Callable[[str], ReturnsDesk] = field(default=no_returns_desk)
@@ -145,8 +144,7 @@ class Services:
     # Schedule redact_personal_data: closed orders by the time they closed, and where each lane stopped.
     closed_orders: ClosedOrders | None = None
     retention_cursor: RetentionCursor | None = None
-    # Returns: the per-store policy and the return workflow (one execution per return).
-    return_policies: ReturnPolicies = field(default_factory=ReturnPolicies)
+    # Returns: the return workflow (one execution per return).
     return_workflow: WorkflowStarter | None = None
     # The returns closed per day, for the status page (None: not kept, the page shows open returns only).
     returns_board: ReturnsBoard | None = None
@@ -185,6 +183,36 @@ class Services:
 
     # The store-credit and voucher ledger's read side (its writes go with the orders').
     credit_ledger: CreditLedger | None = None
+    # The business policies in force (the runtime settings store's values; defaults without one), and the
+    # store itself with its audit trail for /api/settings.
+    policies: Policies = field(default_factory=Policies)
+    settings_store: SettingsStore | None = None
+    settings_audit: SettingsAudit | None = None
+
+    @property
+    def fraud_policy(self) -> FraudPolicy:
+        return self.policies.get(runtime_settings.FRAUD_POLICY)
+
+    @property
+    def payment_policy(self) -> PaymentPolicy:
+        return self.policies.get(runtime_settings.PAYMENT_RECOVERY)
+
+    @property
+    def fulfilment_policy(self) -> FulfilmentPolicy:
+        return self.policies.get(runtime_settings.FULFILMENT_POLICY)
+
+    @property
+    def return_policies(self) -> ReturnPolicies:
+        return self.policies.get(runtime_settings.RETURNS_POLICY)
+
+    @property
+    def personal_data_retention(self) -> RetentionPolicy:
+        return self.policies.get(runtime_settings.PERSONAL_DATA_RETENTION)
+
+    def runtime_settings(self) -> tuple[SettingsStore, SettingsAudit]:
+        if self.settings_store is None or self.settings_audit is None:
+            raise ConfigurationError("no runtime settings store configured")
+        return self.settings_store, self.settings_audit
 
     def count_sink(self, name: str, channel: str, store: str | None, value: float) -> None:
         """observability.count's sink: the per-store counts the status page shows, when kept."""
@@ -254,9 +282,7 @@ class Services:
         return DynamoStatusBoard()
 
     def stuck_thresholds(self) -> dict[OrderStatus, timedelta]:
-        from chalicelib.adapters.status_board import stuck_thresholds
-
-        return stuck_thresholds(self.settings.stuck_after)
+        return self.policies.get(runtime_settings.STUCK_AFTER)
 
     def channel_pull(self, connection: Connection) -> ChannelPull:
         """Reconciliation's reader of one connected store (its channel's read API, with its credentials)."""
@@ -325,12 +351,14 @@ def build(settings: Settings) -> Services:
     from chalicelib.adapters.delivery_queue import SqsDeliveryQueue
     from chalicelib.adapters.fulfilment_store import DynamoFulfilmentStore
     from chalicelib.adapters.order_repository import DynamoHeartbeats, DynamoOrderRepository
+    from chalicelib.adapters.parameter_store import SsmSettingsStore
     from chalicelib.adapters.parking import SqsParkingLot
     from chalicelib.adapters.raw_archive import DynamoRawArchive
     from chalicelib.adapters.reconciliation_store import DynamoReconciliationStore
     from chalicelib.adapters.retention_store import DynamoClosedOrders, DynamoRetentionCursor
     from chalicelib.adapters.returns_board import DynamoReturnsBoard
     from chalicelib.adapters.returns_cursor import DynamoReturnsCursor
+    from chalicelib.adapters.settings_audit import DynamoSettingsAudit
     from chalicelib.adapters.stats import DynamoTrafficStats
     from chalicelib.adapters.velocity import DynamoVelocityCounter, bind_velocity
     from chalicelib.adapters.workflow import StepFunctionsWorkflow
@@ -359,12 +387,15 @@ def build(settings: Settings) -> Services:
         secrets=SecretsManagerStore(aws.client("secretsmanager")),
         raw_archive=DynamoRawArchive(),
         velocity=DynamoVelocityCounter(),
-        fraud_policy=FraudPolicy.from_mapping(settings.fraud_policy)
-        if settings.fraud_policy
-        else FraudPolicy(),
-        payment_policy=PaymentPolicy(settings.payment_recovery_seconds, settings.payment_max_attempts),
     )
-    clients = ConnectedClients(settings, services.connections, services.secrets)
+    store = _LazySettingsStore(
+        lambda: SsmSettingsStore(aws.client("ssm"), settings.settings_path, max_age=settings.settings_max_age)
+    )
+    services.settings_store, services.settings_audit = store, DynamoSettingsAudit()
+    services.policies = Policies(store, unusable=_unusable_setting)
+    clients = ConnectedClients(
+        settings, services.connections, services.secrets, fulfilment_policy=lambda: services.fulfilment_policy
+    )
     services.spapi = clients.spapi.get
     services.payments = clients.payments
     services.channel_capturer = clients.capturer
@@ -385,10 +416,6 @@ def build(settings: Settings) -> Services:
     services.returns_board = DynamoReturnsBoard()
     services.traffic = DynamoTrafficStats(now=utcnow)
     services.parking = _LazyParkingLot(lambda: SqsParkingLot(aws.client("sqs"), settings.dlq_urls))
-    if settings.fulfilment_policy:
-        services.fulfilment_policy = FulfilmentPolicy.from_mapping(settings.fulfilment_policy)
-    if settings.returns_policy:
-        services.return_policies = ReturnPolicies.from_mapping(settings.returns_policy)
     services.return_workflow = _LazyWorkflow(
         lambda: StepFunctionsWorkflow(
             aws.client("stepfunctions"), settings.state_machine_arn(resources.ORDER_RETURN.key)
@@ -406,6 +433,37 @@ def _operator_token(settings: Settings) -> str | None:
         # Cached for five minutes: a rotated token takes effect without a redeploy.
         return str(parameters.get_secret(settings.operator_token_secret_id, max_age=300))
     return None
+
+
+def _unusable_setting(name: str, reason: str) -> None:
+    from chalicelib.observability import logger
+
+    logger.warning("runtime setting unusable, last good one kept", extra={"setting": name, "error": reason})
+
+
+class _LazySettingsStore:
+    """Opens the store on first use: a function that reads no policy makes no SSM client."""
+
+    def __init__(self, factory: Callable[[], SettingsStore]) -> None:
+        self._factory = factory
+        self._store: SettingsStore | None = None
+
+    def _get(self) -> SettingsStore:
+        if self._store is None:
+            self._store = self._factory()
+        return self._store
+
+    def current(self) -> Mapping[str, Any]:
+        return self._get().current()
+
+    def read(self, name: str) -> StoredSetting | None:
+        return self._get().read(name)
+
+    def write(self, name: str, text: str) -> int:
+        return self._get().write(name, text)
+
+    def versions(self, name: str) -> list[StoredSetting]:
+        return self._get().versions(name)
 
 
 class _LazyWorkflow:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from chalicelib import resources
 
@@ -18,13 +16,18 @@ from chalicelib import resources
 AMAZON_RETURNS_EVERY_HOURS = 6
 
 
-# Personal-data retention: how long a closed order keeps its customer's names, addresses and contacts, per
-# channel (`default=90d,amazon=30d`; s, m, h or d). Its one home: HUB_PERSONAL_DATA_RETENTION, set by the CDK
-# stack (context `personal_data_retention`) and the local stack, defaulting to this. Amazon's Data Protection
-# Policy allows 30 days after delivery; a delivered order closes when its last parcel is delivered.
-PERSONAL_DATA_RETENTION = "default=90d,amazon=30d"
 # How often the redact_personal_data schedule runs, in minutes (with its per-lane bound, the pace it keeps).
+# Its retention periods are the personal_data_retention setting (domain/runtime_settings.py).
 REDACT_PERSONAL_DATA_EVERY_MINUTES = 15
+
+# Seconds a function keeps the runtime settings it read before asking the store again (Powertools'
+# parameters cache): a policy changed through PUT /api/settings/{name} is in force everywhere within this.
+SETTINGS_MAX_AGE_SECONDS = 60
+
+
+def settings_path(stage: str) -> str:
+    """Where the stage's runtime settings live in SSM Parameter Store: one parameter per setting below it."""
+    return f"/{resources.APP_NAME}/{stage}/settings"
 
 
 class ConfigurationError(RuntimeError):
@@ -46,28 +49,17 @@ class Settings:
     # One base-URL override per external system (DESIGN §3); None means the real service.
     amazon_spapi_endpoint: str | None = None
     amazon_lwa_endpoint: str | None = None
-    # HUB_FRAUD_POLICY: JSON overriding the fraud rules' thresholds and weights (domain/fraud_policy.py).
-    fraud_policy: Mapping[str, Any] | None = None
     stripe_api_base: str | None = None
-    threepl_api_base: str | None = None
     carrier_api_base: str | None = None
-    # HUB_FULFILMENT_POLICY: JSON of warehouses and tracking thresholds (domain/fulfilment/policy.py).
-    fulfilment_policy: Mapping[str, Any] | None = None
-    # HUB_RETURNS_POLICY: JSON of the returns policy and per-store overrides (domain/returns/policy.py).
-    returns_policy: Mapping[str, Any] | None = None
     shopify_api_base: str | None = None
     woocommerce_api_base: str | None = None
-    # Sales recovery: how long a PAYMENT_PENDING order waits for a new payment method, and how many
-    # payment attempts it gets before it is cancelled.
-    payment_recovery_seconds: int = 48 * 3600
-    payment_max_attempts: int = 3
-    # HUB_STUCK_AFTER: the status page's per-status "no progress for" limits ("PAID=30m,SHIPPED=10d").
-    stuck_after: str | None = None
     # HUB_ALLOW_PRIVATE_HOSTS=1: the hub may call loopback and private hosts (store URLs, API bases). Set only
     # by the local stack (`local/`), whose simulators listen on 127.0.0.1; unset in AWS: public hosts only.
     allow_private_hosts: bool = False
-    # HUB_PERSONAL_DATA_RETENTION: per-channel retention of a closed order's personal data (see above).
-    personal_data_retention: str = PERSONAL_DATA_RETENTION
+    # HUB_SETTINGS_PATH: the runtime settings' parameter path (settings_path(stage) when unset).
+    settings_path: str = ""
+    # HUB_LOCAL_SETTINGS_MAX_AGE: the local stack's shorter cache of runtime settings.
+    settings_max_age: int = SETTINGS_MAX_AGE_SECONDS
 
     def queue_url(self, key: str) -> str:
         try:
@@ -87,8 +79,9 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
     queue_urls = {q.key: environ[q.env_var] for q in resources.QUEUES if q.env_var in environ}
     dlq_urls = {q.key: environ[q.dlq_env_var] for q in resources.QUEUES if q.dlq_env_var in environ}
     machines = {m.key: environ[m.env_var] for m in resources.STATE_MACHINES if m.env_var in environ}
+    stage = environ.get("HUB_STAGE", "dev")
     return Settings(
-        stage=environ.get("HUB_STAGE", "dev"),
+        stage=stage,
         region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         table_name=environ.get(resources.TABLE.env_var, resources.TABLE.name),
         queue_urls=queue_urls,
@@ -100,19 +93,13 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         local=environ.get("HUB_LOCAL") == "1",
         amazon_spapi_endpoint=environ.get("HUB_AMAZON_SPAPI_ENDPOINT") or None,
         amazon_lwa_endpoint=environ.get("HUB_AMAZON_LWA_ENDPOINT") or None,
-        fraud_policy=_json_setting(environ, "HUB_FRAUD_POLICY"),
         stripe_api_base=environ.get("HUB_STRIPE_API_BASE") or None,
-        threepl_api_base=environ.get("HUB_3PL_API_BASE") or None,
         carrier_api_base=environ.get("HUB_CARRIER_API_BASE") or None,
-        fulfilment_policy=_json_setting(environ, "HUB_FULFILMENT_POLICY"),
-        returns_policy=_json_setting(environ, "HUB_RETURNS_POLICY"),
         shopify_api_base=environ.get("HUB_SHOPIFY_API_BASE") or None,
         woocommerce_api_base=environ.get("HUB_WOOCOMMERCE_API_BASE") or None,
-        payment_recovery_seconds=_int_setting(environ, "HUB_PAYMENT_RECOVERY_SECONDS", 48 * 3600),
-        payment_max_attempts=_int_setting(environ, "HUB_PAYMENT_MAX_ATTEMPTS", 3),
-        stuck_after=environ.get("HUB_STUCK_AFTER") or None,
         allow_private_hosts=environ.get("HUB_ALLOW_PRIVATE_HOSTS") == "1",
-        personal_data_retention=environ.get("HUB_PERSONAL_DATA_RETENTION") or PERSONAL_DATA_RETENTION,
+        settings_path=environ.get("HUB_SETTINGS_PATH") or settings_path(stage),
+        settings_max_age=_int_setting(environ, "HUB_LOCAL_SETTINGS_MAX_AGE", SETTINGS_MAX_AGE_SECONDS),
     )
 
 
@@ -129,19 +116,74 @@ def _int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _json_setting(environ: Mapping[str, str], name: str) -> Mapping[str, Any] | None:
-    raw = environ.get(name)
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ConfigurationError(f"{name} must be a JSON object")
-    return value
-
-
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return from_environ(os.environ)
+
+
+# ------------------------------------------------------------------------------- where each setting lives
+
+# The homes a setting can have, and who changes a setting there.
+HOMES = {
+    "stack": "the deployment: the CDK stack (infra/) in AWS, the local stack (local/) on one machine",
+    "lambda": "the Lambda service itself (the local stack plays it)",
+    "connection": "an operator, with the connection it belongs to: POST /api/connections",
+    "config": "an operator, without a redeploy: PUT /api/settings/{name} (SSM Parameter Store)",
+    "local": "the local stack only (python -m local); unset in AWS, where the default is the right one",
+}
+
+
+@dataclass(frozen=True)
+class SettingHome:
+    name: str  # an environment variable; a runtime setting's name (config); `<channel>.<field>` (connection)
+    home: str
+    meaning: str
+
+
+def _stack_resources() -> tuple[SettingHome, ...]:
+    found = [SettingHome(resources.TABLE.env_var, "stack", "the single DynamoDB table's name")]
+    for queue in resources.QUEUES:
+        found.append(SettingHome(queue.env_var, "stack", f"the {queue.key} queue's URL"))
+        found.append(SettingHome(queue.dlq_env_var, "stack", f"the {queue.key} queue's DLQ URL"))
+    for machine in resources.STATE_MACHINES:
+        found.append(SettingHome(machine.env_var, "stack", f"the {machine.key} state machine's ARN"))
+    for secret in resources.SECRETS:
+        found.append(SettingHome(secret.env_var, "stack", f"the {secret.key} secret's ARN"))
+    return tuple(found)
+
+
+# Every setting the app reads, with its one home (tests/unit/test_settings_homes.py derives what the code
+# reads and fails on a setting missing here; tests/infra checks the stack provides every `stack` one).
+SETTINGS: tuple[SettingHome, ...] = (
+    SettingHome("HUB_STAGE", "stack", "the stage (dev, prod, ...): names, secret prefixes, settings path"),
+    SettingHome("HUB_SETTINGS_PATH", "stack", "the SSM path of the stage's runtime settings"),
+    *_stack_resources(),
+    SettingHome("AWS_REGION", "lambda", "the function's region"),
+    SettingHome("AWS_DEFAULT_REGION", "lambda", "the function's region (read when AWS_REGION is not set)"),
+    SettingHome("fraud_policy", "config", "fraud thresholds, weights, high-value amounts, velocity limits"),
+    SettingHome("fulfilment_policy", "config", "warehouses (3PL, countries, SKUs, promise), silence limit"),
+    SettingHome("returns_policy", "config", "return window, fees, credit bonus, kits, per-store overrides"),
+    SettingHome("payment_recovery", "config", "wait for a new payment method (seconds) and attempts"),
+    SettingHome("stuck_after", "config", "the status page's per-status 'no progress for' limits"),
+    SettingHome("personal_data_retention", "config", "per-channel retention of closed orders' personal data"),
+    SettingHome("3pl.api_base", "connection", "a 3PL's API base URL (https; loopback only locally)"),
+    SettingHome("3pl.api_key", "connection", "a 3PL's API key and webhook secret (Secrets Manager)"),
+    SettingHome("shopify.access_token", "connection", "each store's credentials (Secrets Manager)"),
+    SettingHome("stripe.secret_key", "connection", "the Stripe account's key and webhook secret"),
+    SettingHome("easypost.api_key", "connection", "the EasyPost account's key and webhook secret"),
+    SettingHome("HUB_LOCAL", "local", "1: the local stack (health shows its endpoints and queues)"),
+    SettingHome("AWS_ENDPOINT_URL", "local", "the local AWS endpoint (moto behind the gateway)"),
+    SettingHome("HUB_OPERATOR_TOKEN", "local", "the operator token (AWS: the operator-token secret)"),
+    SettingHome("HUB_ALLOW_PRIVATE_HOSTS", "local", "1: the hub may call loopback hosts (the simulators)"),
+    SettingHome("HUB_LOCAL_SETTINGS_MAX_AGE", "local", "seconds the runtime settings are cached (AWS: 60)"),
+    SettingHome("HUB_SHOPIFY_API_BASE", "local", "Shopify Admin API base (AWS: each shop's own domain)"),
+    SettingHome("HUB_WOOCOMMERCE_API_BASE", "local", "WooCommerce REST base (AWS: each store's site URL)"),
+    SettingHome("HUB_AMAZON_SPAPI_ENDPOINT", "local", "SP-API endpoint (AWS: the marketplace's region)"),
+    SettingHome("HUB_AMAZON_LWA_ENDPOINT", "local", "Login with Amazon token URL (AWS: api.amazon.com)"),
+    SettingHome("HUB_STRIPE_API_BASE", "local", "Stripe API base (AWS: api.stripe.com)"),
+    SettingHome("HUB_CARRIER_API_BASE", "local", "EasyPost API base (AWS: api.easypost.com)"),
+)
+
+
+def home_of(name: str) -> SettingHome | None:
+    return next((s for s in SETTINGS if s.name == name), None)

@@ -11,7 +11,7 @@ from chalicelib import resources
 from chalicelib.domain.channel_events import ChannelEvent
 from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
 from chalicelib.domain.fraud_signals import FraudSignals
-from chalicelib.domain.fulfilment import ThreePL, ThreePLUpdate, TrackingUpdate
+from chalicelib.domain.fulfilment import FulfilmentPolicy, ThreePL, ThreePLUpdate, TrackingUpdate
 from chalicelib.domain.ingest import Normaliser, normalise_manual_event
 from chalicelib.domain.manual_channel import CHANNEL as MANUAL
 from chalicelib.domain.order import Order
@@ -47,13 +47,21 @@ class CredentialCache(Generic[T]):
 class ConnectedClients:
     """The vendor clients of the connected accounts and stores, each built once per credentials."""
 
-    def __init__(self, settings: Settings, connections: ConnectionRepository, secrets: SecretStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        connections: ConnectionRepository,
+        secrets: SecretStore,
+        *,
+        fulfilment_policy: Callable[[], FulfilmentPolicy],
+    ) -> None:
         self._settings = settings
         self._connections = connections
         self._secrets = secrets
+        self._fulfilment_policy = fulfilment_policy
         self.spapi = CredentialCache(lambda c, s: _spapi_client(settings, c, s))
         self._stripe = CredentialCache(lambda c, s: _stripe_client(settings, s), keep_one=True)
-        self._threepl = CredentialCache(lambda c, s: _threepl_client(settings, s))
+        self._threepl = CredentialCache(_threepl_client)
         self._easypost = CredentialCache(lambda c, s: _easypost_client(settings, s), keep_one=True)
         self._shopify = CredentialCache(lambda c, s: _shopify_admin(settings, c, s))
         self._publishers: CredentialCache[ChannelPublisher | None] = CredentialCache(self._publisher)
@@ -82,10 +90,9 @@ class ConnectedClients:
         return cast("ReturnsDesk", self.threepl(provider))
 
     def return_labels(self) -> ReturnLabels:
-        """Return labels bought with the connected EasyPost account, addressed to the warehouses of
-        HUB_FULFILMENT_POLICY (else the connection's `return_address`)."""
+        """Return labels bought with the connected EasyPost account, addressed to the warehouses of the
+        fulfilment_policy setting (else the connection's `return_address`)."""
         from chalicelib.domain.connections import CARRIER_ACCOUNT
-        from chalicelib.domain.fulfilment import FulfilmentPolicy
         from chalicelib.integrations.easypost.returns import (
             EasyPostReturnLabels,
             connection_return_address,
@@ -94,8 +101,7 @@ class ConnectedClients:
 
         missing = "no EasyPost account connected (POST /api/connections channel easypost)"
         connection, secrets = self._connected("easypost", CARRIER_ACCOUNT, missing)
-        configured = self._settings.fulfilment_policy
-        policy = FulfilmentPolicy.from_mapping(configured) if configured else FulfilmentPolicy()
+        policy = self._fulfilment_policy()
         return EasyPostReturnLabels(
             self._easypost.get(connection, secrets),
             warehouses=warehouse_addresses(policy.warehouses),
@@ -204,15 +210,19 @@ def _stripe_client(settings: Settings, secrets: dict[str, str]) -> PaymentGatewa
     return StripePayments(secrets["secret_key"], api_base=settings.stripe_api_base)
 
 
-def _threepl_client(settings: Settings, secrets: dict[str, str]) -> ThreePL:
-    """A 3PL provider's client (its connection: API key; HUB_3PL_API_BASE: the provider's API)."""
+def _threepl_client(connection: Connection, secrets: dict[str, str]) -> ThreePL:
+    """A 3PL provider's client: its API base from its connection (a 3PL has no public endpoint of its own),
+    its API key from the connection's secret."""
     from chalicelib.integrations.threepl.client import ThreePLClient
 
-    if settings.threepl_api_base is None:
-        raise ConfigurationError("HUB_3PL_API_BASE is not set (the 3PL's API base URL)")
+    api_base = connection.settings.get("api_base")
+    if not api_base:
+        raise ConfigurationError(
+            f"the 3PL connection {connection.store!r} has no api_base: register it again with its API URL"
+        )
     # Its refusals are the domain's own (AlreadyShipped is an AlreadyShippedError, HandedToCarrier a
     # RecallRefused): nothing to translate.
-    return ThreePLClient(settings.threepl_api_base, secrets["api_key"])
+    return ThreePLClient(api_base, secrets["api_key"])
 
 
 def _easypost_client(settings: Settings, secrets: dict[str, str]) -> Any:

@@ -124,14 +124,14 @@ class DemoChannels:
             simulator.stop()
 
     def environment(self) -> dict[str, str]:
-        """The base-URL overrides that point the hub at these simulators (DESIGN §3)."""
+        """The base-URL overrides that point the hub at these simulators (DESIGN §3; the 3PL's is on its
+        connection), and the demo's warehouses (a seed of the fulfilment_policy setting)."""
         return {
             "HUB_SHOPIFY_API_BASE": self.shopify.url,
             "HUB_WOOCOMMERCE_API_BASE": self.woocommerce.url,
             "HUB_AMAZON_SPAPI_ENDPOINT": self.amazon.url,
             "HUB_AMAZON_LWA_ENDPOINT": self.amazon.lwa_url,
             "HUB_STRIPE_API_BASE": self.stripe.url,
-            "HUB_3PL_API_BASE": self.threepl.url,
             "HUB_CARRIER_API_BASE": self.carrier.url,
             "HUB_FULFILMENT_POLICY": FULFILMENT_POLICY,
         }
@@ -164,7 +164,13 @@ class DemoChannels:
                 "refresh_token": "Atzr|demo-refresh-token",
             },
             {"channel": "stripe", "secret_key": STRIPE_KEY, "webhook_secret": STRIPE_WEBHOOK_SECRET},
-            {"channel": "3pl", "store": THREEPL, "api_key": THREEPL_KEY, "webhook_secret": THREEPL_SECRET},
+            {
+                "channel": "3pl",
+                "store": THREEPL,
+                "api_base": self.threepl.url,
+                "api_key": THREEPL_KEY,
+                "webhook_secret": THREEPL_SECRET,
+            },
             {"channel": "easypost", "api_key": EASYPOST_KEY, "webhook_secret": EASYPOST_SECRET},
         ]
 

@@ -170,3 +170,70 @@ def provision(
         machine_arns[machine.name] = arn
         env[machine.env_var] = arn
     return Provisioned(environment=env, queue_urls=queue_urls, state_machine_arns=machine_arns)
+
+
+# The local stack's own option: environment variables that seed the runtime settings store when it provisions
+# it (tests, the demo and bench/ pass policies this way). Lambda code never reads them: it reads the store.
+SETTING_SEEDS = {
+    "HUB_FRAUD_POLICY": "fraud_policy",
+    "HUB_FULFILMENT_POLICY": "fulfilment_policy",
+    "HUB_RETURNS_POLICY": "returns_policy",
+    "HUB_STUCK_AFTER": "stuck_after",
+    "HUB_PERSONAL_DATA_RETENTION": "personal_data_retention",
+}
+PAYMENT_SEEDS = {
+    "HUB_PAYMENT_RECOVERY_SECONDS": "recovery_seconds",
+    "HUB_PAYMENT_MAX_ATTEMPTS": "max_attempts",
+}
+
+
+def setting_seeds(environ: dict[str, str]) -> dict[str, Any]:
+    """The seed values the environment gives (JSON for the policies, text for the two specs, whole numbers
+    for payment recovery), each validated by its setting's schema; ValueError naming the variable."""
+    from chalicelib.domain.runtime_settings import PAYMENT_RECOVERY, RUNTIME_SETTINGS, SettingRefused
+
+    seeds: dict[str, Any] = {}
+    for variable, name in SETTING_SEEDS.items():
+        raw = environ.get(variable)
+        if not raw:
+            continue
+        setting = RUNTIME_SETTINGS[name]
+        try:
+            value = raw if isinstance(setting.default, str) else json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(f"{variable} is not JSON: {exc}") from None
+        seeds[name] = value
+    payment = {key: environ[v] for v, key in PAYMENT_SEEDS.items() if environ.get(v)}
+    if payment:
+        try:
+            numbers = {k: int(v) for k, v in payment.items()}
+            seeds[PAYMENT_RECOVERY.name] = {**PAYMENT_RECOVERY.default, **numbers}
+        except ValueError:
+            raise ValueError(f"{', '.join(PAYMENT_SEEDS)} are whole numbers") from None
+    for name, value in seeds.items():
+        try:
+            RUNTIME_SETTINGS[name].parse(value)
+        except SettingRefused as exc:
+            raise ValueError(f"seed of {exc}") from None
+    return seeds
+
+
+def provision_settings(ssm: Any, path: str, seeds: dict[str, Any]) -> None:
+    """One parameter per runtime setting under `path`, as the CDK stack makes them: the seed, else the
+    validated default. A restart against a surviving moto keeps what is stored (operators' changes)."""
+    from chalicelib.domain.runtime_settings import RUNTIME_SETTINGS
+
+    for name, setting in RUNTIME_SETTINGS.items():
+        value = seeds.get(name, setting.default)
+        setting.parse(value)
+        try:
+            ssm.put_parameter(
+                Name=f"{path}/{name}",
+                Value=json.dumps(value, separators=(",", ":"), sort_keys=True),
+                Type="String",
+                Description=setting.meaning[:1024],
+                Overwrite=False,
+            )
+        except Exception as exc:
+            if not _exists(exc, "ParameterAlreadyExists"):
+                raise

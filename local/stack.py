@@ -196,6 +196,7 @@ class LocalStack:
             self._start_gateway_and_provision()
             if opts.demo:
                 self._start_demo_channels()
+            self._provision_settings()
             self._start_app()
             if self.channels is not None:
                 self.channels.register(self.hub_url, opts.operator_token)
@@ -241,6 +242,9 @@ class LocalStack:
                 # The simulators listen on loopback: the hub may call private hosts here, never in AWS.
                 "HUB_ALLOW_PRIVATE_HOSTS": "1",
                 "HUB_STAGE": STAGE,
+                # Runtime settings cached for seconds, not a minute: a change written straight to the
+                # store (not through the API, which clears this process's cache) shows up soon.
+                "HUB_LOCAL_SETTINGS_MAX_AGE": os.environ.get("HUB_LOCAL_SETTINGS_MAX_AGE", "5"),
                 "HUB_OPERATOR_TOKEN": self.options.operator_token,
                 "POWERTOOLS_SERVICE_NAME": APP_NAME,
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
@@ -285,10 +289,20 @@ class LocalStack:
             visibility_override=self.options.visibility_override,
         )
         os.environ.update(self.provisioned.environment)
-        from chalicelib.settings import PERSONAL_DATA_RETENTION
 
-        # Personal-data retention as deployed unless the caller set it (a suite may shorten it).
-        os.environ.setdefault("HUB_PERSONAL_DATA_RETENTION", PERSONAL_DATA_RETENTION)
+    def _provision_settings(self) -> None:
+        """The runtime settings store (SSM in moto) with every setting's default, or its seed from the
+        environment (HUB_FRAUD_POLICY, ...: local/provision.py SETTING_SEEDS), as the CDK stack makes it."""
+        from chalicelib.settings import settings_path
+        from local.provision import provision_settings, setting_seeds
+
+        try:
+            seeds = setting_seeds(dict(os.environ))
+        except ValueError as exc:
+            raise StackError(str(exc)) from None
+        path = settings_path(STAGE)
+        provision_settings(self._boto("ssm"), path, seeds)
+        os.environ["HUB_SETTINGS_PATH"] = path
 
     def _start_demo_channels(self) -> None:
         from local.demo_channels import DemoChannels
@@ -307,8 +321,9 @@ class LocalStack:
         # The hub talks to the simulators, unless the user pointed a channel elsewhere.
         for name, value in self.channels.environment().items():
             os.environ.setdefault(name, value)
-        # Demo orders are small: a lower value threshold sends some of them to the fraud review. Demo
-        # customers pay with Stripe's few test cards (one fingerprint each): card velocity is left out.
+        # Seeds of the runtime settings (unless the caller seeds them): demo orders are small, so a lower
+        # value threshold sends some of them to the fraud review; demo customers pay with Stripe's few test
+        # cards (one fingerprint each), so card velocity is left out.
         os.environ.setdefault(
             "HUB_FRAUD_POLICY",
             '{"weights": {"high_value": 45}, "high_value": {"EUR": "250", "USD": "250", "GBP": "250"},'

@@ -6,7 +6,7 @@ import base64
 import json
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.connections import Connection
@@ -14,6 +14,7 @@ from chalicelib.domain.credit.model import CreditMovement
 from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, InvalidInput, NotFound
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.ports import ArchivedDelivery, OrderPage, StoredOrder
+from chalicelib.domain.runtime_settings import SettingChange, StoredSetting
 from tests.fakes_credit import InMemoryCreditLedger
 
 
@@ -341,3 +342,44 @@ class RecordingParkingLot:
         if self.broken:
             raise ConnectionError("dead-letter queue unreachable")
         self.parked.append((queue, message))
+
+
+class InMemorySettingsStore:
+    """SettingsStore as SSM Parameter Store behaves: every write a new version, history kept."""
+
+    def __init__(self, values: dict[str, Any] | None = None) -> None:
+        self._versions: dict[str, list[StoredSetting]] = {}
+        for name, value in (values or {}).items():
+            self.write(name, json.dumps(value))
+
+    def current(self) -> dict[str, Any]:
+        return {name: versions[-1].value for name, versions in self._versions.items()}
+
+    def read(self, name: str) -> StoredSetting | None:
+        versions = self._versions.get(name)
+        return versions[-1] if versions else None
+
+    def write(self, name: str, text: str) -> int:
+        versions = self._versions.setdefault(name, [])
+        at = datetime(2026, 11, 23, 12, 0, tzinfo=UTC) + timedelta(minutes=len(versions))
+        versions.append(StoredSetting(name, json.loads(text), len(versions) + 1, at))
+        return len(versions)
+
+    def versions(self, name: str) -> list[StoredSetting]:
+        return list(self._versions.get(name, []))
+
+
+class InMemorySettingsAudit:
+    def __init__(self) -> None:
+        self.recorded: dict[tuple[str, int], SettingChange] = {}
+
+    def claim(self, change: SettingChange) -> None:
+        if (change.name, change.version) in self.recorded:
+            raise ConcurrentUpdate(f"{change.name} version {change.version} was written first")
+        self.recorded[(change.name, change.version)] = change
+
+    def release(self, name: str, version: int) -> None:
+        self.recorded.pop((name, version), None)
+
+    def changes(self, name: str) -> list[SettingChange]:
+        return sorted((c for c in self.recorded.values() if c.name == name), key=lambda c: c.version)

@@ -232,6 +232,17 @@ class CreditModel(TableModel):
     updated_at = UnicodeAttribute(null=True)
 
 
+class SettingChangeModel(TableModel):
+    """One change of a runtime setting made through the API (settings_audit.py): who, when, what."""
+
+    class Meta(TableModel.Meta):
+        pass
+
+    at = UTCDateTimeAttribute()
+    by = UnicodeAttribute()
+    summary = UnicodeAttribute()
+
+
 MODELS: tuple[type[TableModel], ...] = (
     OrderModel,
     DeliveryModel,
@@ -244,6 +255,7 @@ MODELS: tuple[type[TableModel], ...] = (
     StatusCountModel,
     TrafficModel,
     CreditModel,
+    SettingChangeModel,
 )
 
 

@@ -23,36 +23,6 @@ from chalicelib.adapters.stats import DynamoTrafficStats, status_counts
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.status_views import OrderRow, Traffic
 
-# No progress for this long in a status: stuck. FRAUD_REVIEW and FAILED have their own lists;
-# terminal statuses never get stuck.
-STUCK_AFTER: dict[OrderStatus, timedelta] = {
-    OrderStatus.RECEIVED: timedelta(minutes=15),
-    OrderStatus.APPROVED: timedelta(minutes=15),
-    OrderStatus.PAID: timedelta(hours=1),
-    OrderStatus.PAYMENT_PENDING: timedelta(days=3),
-    OrderStatus.FULFILMENT_REQUESTED: timedelta(days=2),
-    OrderStatus.PARTIALLY_SHIPPED: timedelta(days=5),
-    OrderStatus.SHIPPED: timedelta(days=14),
-    OrderStatus.DELIVERED: timedelta(hours=1),
-    OrderStatus.RETURN_REQUESTED: timedelta(days=14),
-    OrderStatus.ON_HOLD: timedelta(hours=4),
-}
-
-
-def stuck_thresholds(spec: str | None) -> dict[OrderStatus, timedelta]:
-    """STUCK_AFTER with overrides from `HUB_STUCK_AFTER` ("PAID=30m,SHIPPED=10d"; s, m, h or d)."""
-    thresholds = dict(STUCK_AFTER)
-    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-    for part in (spec or "").split(","):
-        name, _, value = part.strip().partition("=")
-        if not name:
-            continue
-        status, unit = OrderStatus(name.strip().upper()), value.strip()[-1:]
-        if unit not in units:
-            raise ValueError(f"HUB_STUCK_AFTER: {part!r} needs a unit (s, m, h or d)")
-        thresholds[status] = timedelta(**{units[unit]: float(value.strip()[:-1])})
-    return thresholds
-
 
 def _row(model: OrderModel, with_document: bool) -> OrderRow:
     return OrderRow(

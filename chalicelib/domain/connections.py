@@ -101,18 +101,34 @@ class StripeConnection(_Body):
 
 
 class ThreePLConnection(_Body):
-    """A 3PL provider; store = its name, as in HUB_FULFILMENT_POLICY and /webhooks/3pl/{provider}."""
+    """A 3PL provider; store = its name, as in the fulfilment_policy setting and /webhooks/3pl/{provider};
+    api_base = its API's base URL (a merchant's 3PL has no public endpoint the hub could default to)."""
 
     channel: Literal["3pl"]
     store: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    api_base: str = Field(min_length=1, max_length=500)
     api_key: Secret
     webhook_secret: Secret
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, value: str, info: ValidationInfo) -> str:
+        # The hub calls it with the API key: a public https host, unless the local stack allows its own
+        # simulators (HUB_ALLOW_PRIVATE_HOSTS); checked again, resolved, on every call.
+        allow_private = bool((info.context or {}).get("allow_private_hosts"))
+        try:
+            parts = check_url(value, allow_private=allow_private)
+        except HostRefused as exc:
+            raise ValueError(f"a 3PL's api_base is its https API URL: {exc}") from None
+        if parts.query or parts.fragment:
+            raise ValueError("a 3PL's api_base has no query or fragment")
+        return value.rstrip("/")
 
 
 class EasyPostConnection(_Body):
     """The EasyPost account that tracks parcels (trackers, and the webhook's HMAC secret) and buys return
     labels; `return_address` (optional): where returns go when their warehouse has no address in
-    HUB_FULFILMENT_POLICY (kept as JSON text in the connection's settings)."""
+    the fulfilment_policy setting (kept as JSON text in the connection's settings)."""
 
     channel: Literal["easypost"]
     store: Literal["default"] = "default"

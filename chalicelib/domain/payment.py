@@ -71,7 +71,7 @@ class PaymentStillProcessing(PaymentUnavailable):
 
 @dataclass(frozen=True)
 class PaymentPolicy:
-    """HUB_PAYMENT_RECOVERY_SECONDS and HUB_PAYMENT_MAX_ATTEMPTS."""
+    """The payment_recovery setting (domain/runtime_settings.py)."""
 
     recovery_seconds: int = 48 * 3600
     max_attempts: int = 3

@@ -12,6 +12,7 @@ from chalice.app import Request, Response
 from chalicelib.domain.errors import ConcurrentUpdate, IdempotencyKeyReused, InvalidInput, NotFound, TooLarge
 from chalicelib.domain.json_reader import read_json
 from chalicelib.domain.returns.errors import ReturnRefused
+from chalicelib.domain.runtime_settings import SettingRefused
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +35,8 @@ def http_errors(view: F) -> F:
             return view(*args, **kwargs)
         except ReturnRefused as exc:
             return _unprocessable(exc)
+        except SettingRefused as exc:  # well formed, but the setting's schema refuses the value
+            return Response(body={"Code": "UnprocessableEntity", "Message": str(exc)}, status_code=422)
         except TooLarge as exc:  # a body over a door's limit, or an order too large to store or queue
             raise PayloadTooLargeError(str(exc)) from exc
         except InvalidInput as exc:

@@ -112,6 +112,10 @@ REQUEST_BODIES: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
     ("POST", "/api/deliveries/replay"): lambda: _object(
         {"delivery_id": {"type": "string"}}, ("delivery_id",)
     ),
+    # The value's schema is its setting's (GET /api/settings/{name} shows the default's shape).
+    ("PUT", "/api/settings/{name}"): lambda: _object(
+        {"value": {}, "expected_version": {"type": "integer", "minimum": 0}}, ("value",)
+    ),
 }
 
 _AUTH = {"401": "no operator token, or a wrong one"}
@@ -156,6 +160,19 @@ ANSWERS: dict[tuple[str, str], dict[str, str]] = {
         "400": "malformed",
     },
     ("GET", "/api/connections"): {"200": "connections, without secrets"},
+    ("GET", "/api/settings"): {"200": "every runtime setting: name, meaning, version, value, default"},
+    ("GET", "/api/settings/{name}"): {"200": "the setting", "404": "unknown setting"},
+    ("PUT", "/api/settings/{name}"): {
+        "200": "the setting's new version, and the change as recorded",
+        "400": "malformed",
+        "404": "unknown setting",
+        "409": "not the expected_version, or another change first",
+        "422": "its schema refuses the value (the reason says why)",
+    },
+    ("GET", "/api/settings/{name}/history"): {
+        "200": "every version, newest first: value, when, by whom, what changed",
+        "404": "unknown setting",
+    },
     ("DELETE", "/api/connections/{connection_id}"): {"204": "removed", "404": "unknown"},
     ("POST", "/api/dlq/{queue}/redrive"): {"200": "{queue, moved, remaining}", "404": "unknown queue"},
     ("POST", "/api/orders/{order_id}/review"): {

@@ -123,23 +123,19 @@ REDACT_PERSONAL_DATA = "redact_personal_data"
     description="Redacts closed orders' personal data past their channel's retention, raw deliveries too.",
 )
 def redact_personal_data(event: Any) -> dict[str, Any]:
-    from chalicelib.domain.retention import RetentionPolicy, redact_due
+    from chalicelib.domain.retention import redact_due
     from chalicelib.observability import count, logger
     from chalicelib.settings import ConfigurationError
 
     svc = services()
     if svc.closed_orders is None or svc.retention_cursor is None:
         raise ConfigurationError("no closed-orders index or retention cursor configured")
-    try:
-        policy = RetentionPolicy.parse(svc.settings.personal_data_retention)
-    except ValueError as exc:
-        raise ConfigurationError(f"HUB_PERSONAL_DATA_RETENTION: {exc}") from None
     run = redact_due(
         closed=svc.closed_orders,
         orders=svc.orders,
         archive=svc.raw_archive,
         cursor=svc.retention_cursor,
-        policy=policy,
+        policy=svc.personal_data_retention,
         now=svc.now,
     )
     logger.info("personal data retention run", extra=run.to_json())

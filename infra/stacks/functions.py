@@ -134,6 +134,8 @@ class FunctionsMixin:
                 self.queues[spec.key].grant_send_messages(role)
         if access.connection_secrets:
             self._grant_connection_secrets(role, manage=access.connection_secrets == "manage")
+        if access.settings:
+            self._grant_runtime_settings(role, manage=access.settings == "manage")
         return role
 
     def _grant_connection_secrets(self, role: iam.Role, *, manage: bool) -> None:

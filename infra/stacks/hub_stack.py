@@ -17,7 +17,7 @@ from chalice.cdk import Chalice
 from constructs import Construct
 
 from chalicelib import resources
-from chalicelib.settings import PERSONAL_DATA_RETENTION
+from chalicelib.settings import settings_path
 from infra.stacks import model
 from infra.stacks.alarms import AlarmsMixin
 from infra.stacks.api import ApiMixin
@@ -27,12 +27,22 @@ from infra.stacks.common import (
     camel,
 )
 from infra.stacks.functions import FunctionsMixin
+from infra.stacks.runtime_settings import RuntimeSettingsMixin
 from infra.stacks.schedules import SchedulesMixin
 from infra.stacks.storage import StorageMixin
 from infra.stacks.workflows import WorkflowsMixin
 
 
-class HubStack(StorageMixin, AlarmsMixin, FunctionsMixin, ApiMixin, SchedulesMixin, WorkflowsMixin, Stack):
+class HubStack(
+    StorageMixin,
+    AlarmsMixin,
+    RuntimeSettingsMixin,
+    FunctionsMixin,
+    ApiMixin,
+    SchedulesMixin,
+    WorkflowsMixin,
+    Stack,
+):
     """One stage of the hub. The construct id is the stage name, because Chalice takes its stage from the
     enclosing scope's id; the CloudFormation stack is named order-hub-<stage>.
 
@@ -76,6 +86,7 @@ class HubStack(StorageMixin, AlarmsMixin, FunctionsMixin, ApiMixin, SchedulesMix
         for spec in resources.QUEUES:
             self.queues[spec.key], self.dlqs[spec.key] = self._queue(spec)
         self.secrets = {spec.key: self._secret(spec) for spec in resources.SECRETS}
+        self.runtime_settings = self._runtime_settings()
         self.state_machine_arns = {
             spec.key: self.format_arn(
                 service="states",
@@ -134,10 +145,8 @@ class HubStack(StorageMixin, AlarmsMixin, FunctionsMixin, ApiMixin, SchedulesMix
     def environment(self) -> dict[str, str]:
         """Exactly the variables chalicelib.settings reads (tokens resolve at synth)."""
         env = {"HUB_STAGE": self.stage, resources.TABLE.env_var: self.table.table_name}
-        # Per-channel retention of closed orders' personal data (cdk synth -c personal_data_retention=...).
-        env["HUB_PERSONAL_DATA_RETENTION"] = str(
-            self.node.try_get_context("personal_data_retention") or PERSONAL_DATA_RETENTION
-        )
+        # The business policies are not here: they are parameters below this path (runtime_settings.py).
+        env["HUB_SETTINGS_PATH"] = settings_path(self.stage)
         for spec in resources.QUEUES:
             env[spec.env_var] = self.queues[spec.key].queue_url
             env[spec.dlq_env_var] = self.dlqs[spec.key].queue_url

@@ -75,6 +75,9 @@ class Access:
     connection_secrets: str = ""  # "read" or "manage" the per-store channel credentials (see below)
     task_results: tuple[str, ...] = ()  # state machine keys whose waiting tasks it completes (task tokens)
     stop: tuple[str, ...] = ()  # state machine keys whose executions it may describe and stop (cancellation)
+    # "read" the runtime settings (business policies; any task may consult one), or "manage" them
+    # (PUT /api/settings: write, history), or "" for none.
+    settings: str = "read"
 
 
 # Channel credentials: one secret per registered store, created at run time under this prefix
@@ -105,6 +108,7 @@ FUNCTION_ACCESS: dict[str, Access] = {
         secrets=(resources.OPERATOR_TOKEN_SECRET.key,),
         redrive=True,
         connection_secrets="manage",
+        settings="manage",
         # the operator's fraud review answers the lifecycle's waiting task; a cancellation stops it;
         # POST /api/reconciliation/run ingests (and so starts lifecycles) as the schedule does
         task_results=(resources.ORDER_LIFECYCLE.key, resources.ORDER_RETURN.key),
@@ -285,6 +289,8 @@ def check_functions(functions: list[ChaliceFunction], stage: str) -> list[str]:
     for name, access in FUNCTION_ACCESS.items():
         if access.connection_secrets not in ("", "read", "manage"):
             problems.append(f"FUNCTION_ACCESS[{name!r}].connection_secrets: {access.connection_secrets!r}")
+        if access.settings not in ("", "read", "manage"):
+            problems.append(f"FUNCTION_ACCESS[{name!r}].settings: {access.settings!r}")
         for key in access.send_to:
             _known(problems, name, "queue", key, [q.key for q in resources.QUEUES])
         for key in access.start:

@@ -26,10 +26,12 @@ from chalice.app import CloudWatchEvent, ScheduledEventConfig
 from chalice.utils import to_cfn_resource_name
 
 from chalicelib import resources
+from chalicelib.domain.runtime_settings import RUNTIME_SETTINGS
 from chalicelib.integrations.shopify.eventbridge import PARTNER_SOURCE_PREFIX, is_shopify_event
-from chalicelib.settings import PERSONAL_DATA_RETENTION, from_environ
+from chalicelib.settings import SETTINGS, from_environ, settings_path
 from infra.check import SAMPLE_SHOPIFY_EVENT_SOURCE, SHOPIFY_EVENTS_ASSEMBLY, expand_template
 from infra.stacks import model
+from tests.settings_reads import deployed_reads, names
 
 STAGE = "dev"
 SCHEDULER_DLQ = resources.staged_name(model.SCHEDULER_DLQ_NAME, STAGE)
@@ -240,16 +242,19 @@ def test_state_machine_role_invokes_only_its_functions(template):
 
 
 def test_functions_get_exactly_the_environment_settings_reads(template):
+    """The expectation comes from the code (an ast scan of app.py and chalicelib/, tests/settings_reads.py),
+    not from the lists the stack uses: a function gets every `stack`-homed variable the code reads, and
+    nothing else (no `local` override, no variable only tests set)."""
     functions = of_type(template, "AWS::Serverless::Function")
     assert {f.logical_id for f in model.chalice_functions(model.load_app())} == set(functions)
-    expected = {"HUB_STAGE", resources.TABLE.env_var}
-    expected |= {q.env_var for q in resources.QUEUES} | {q.dlq_env_var for q in resources.QUEUES}
-    expected |= {m.env_var for m in resources.STATE_MACHINES} | {s.env_var for s in resources.SECRETS}
-    expected |= {"HUB_PERSONAL_DATA_RETENTION"}
+    homes = {s.name: s.home for s in SETTINGS}
+    read = names(deployed_reads(), kind="env")
+    expected = {name for name in read if homes.get(name) == "stack"}
+    assert "HUB_SETTINGS_PATH" in expected and resources.TABLE.env_var in expected
     for logical_id, function in functions.items():
         variables = function["Properties"]["Environment"]["Variables"]
         assert set(variables) == expected, logical_id
-        assert variables["HUB_PERSONAL_DATA_RETENTION"] == PERSONAL_DATA_RETENTION, logical_id
+        assert variables["HUB_SETTINGS_PATH"] == settings_path(STAGE), logical_id
         settings = from_environ(dict.fromkeys(variables, "x") | {"HUB_STAGE": STAGE})
         assert settings.queue_urls.keys() == {q.key for q in resources.QUEUES}
         assert settings.dlq_urls.keys() == {q.key for q in resources.QUEUES}
@@ -446,3 +451,48 @@ def test_shopify_events_dlq_requires_tls_and_alarms(events_template):
     dlq_id, _ = queue_by_name(events_template, SHOPIFY_EVENTS_DLQ)
     alarm = assert_tls_only_and_alarmed(events_template, dlq_id)
     assert alarm["AlarmName"] == f"order-hub-{STAGE}-dlq-shopify-events"
+
+
+def test_every_runtime_setting_the_code_reads_is_a_parameter_with_its_validated_default(template):
+    parameters = {
+        p["Properties"]["Name"]: p["Properties"] for p in of_type(template, "AWS::SSM::Parameter").values()
+    }
+    read = names(deployed_reads(), kind="config")
+    assert read == set(RUNTIME_SETTINGS)
+    expected = {f"{settings_path(STAGE)}/{name}" for name in read}
+    assert expected <= set(parameters)
+    for name in read:
+        parameter = parameters[f"{settings_path(STAGE)}/{name}"]
+        assert parameter["Type"] == "String" and parameter["Tier"] == "Standard"
+        RUNTIME_SETTINGS[name].parse(json.loads(parameter["Value"]))
+
+
+def _ssm_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for p in of_type(template, "AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if any(a.startswith("ssm:") for a in _actions(s))
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+def test_functions_read_only_the_stage_settings_and_only_the_api_writes_them(template):
+    functions = of_type(template, "AWS::Serverless::Function")
+    fns = model.chalice_functions(model.load_app())
+    api = next(f.logical_id for f in fns if f.resource_name == model.API_HANDLER)
+    path = settings_path(STAGE)
+    for logical_id, function in functions.items():
+        role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        statements = _ssm_statements(template, role)
+        actions = {a for s in statements for a in _actions(s)}
+        writes = {"ssm:PutParameter", "ssm:GetParameterHistory"}
+        assert "ssm:GetParametersByPath" in actions, logical_id
+        assert (writes <= actions) == (logical_id == api), logical_id
+        text = json.dumps([s["Resource"] for s in statements])
+        assert path.lstrip("/") in text and "*" not in text, logical_id

@@ -451,7 +451,6 @@ def stack(
         "HUB_AMAZON_SPAPI_ENDPOINT": amazon.url,
         "HUB_AMAZON_LWA_ENDPOINT": amazon.lwa_url,
         "HUB_STRIPE_API_BASE": stripe.url,
-        "HUB_3PL_API_BASE": threepl.url,
         "HUB_WOOCOMMERCE_API_BASE": woo_store.url,
         "HUB_SHOPIFY_API_BASE": shopify_store.url,
         "HUB_CARRIER_API_BASE": carrier.url,
@@ -498,7 +497,13 @@ def stack(
         )
         assert registered.status_code in (200, 201), registered.text
         for body in (
-            {"channel": "3pl", "store": THREEPL, "api_key": THREEPL_KEY, "webhook_secret": THREEPL_SECRET},
+            {
+                "channel": "3pl",
+                "store": THREEPL,
+                "api_base": threepl.url,
+                "api_key": THREEPL_KEY,
+                "webhook_secret": THREEPL_SECRET,
+            },
             {"channel": "easypost", "api_key": EASYPOST_KEY, "webhook_secret": EASYPOST_SECRET},
             {
                 "channel": "woocommerce",

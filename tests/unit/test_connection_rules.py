@@ -89,7 +89,13 @@ REFUSED = [
     ),
     (
         "a 1 MB 3PL key",
-        {"channel": "3pl", "store": "acme", "api_key": MEGABYTE, "webhook_secret": "s"},
+        {
+            "channel": "3pl",
+            "store": "acme",
+            "api_base": "https://api.acme-3pl.example",
+            "api_key": MEGABYTE,
+            "webhook_secret": "s",
+        },
         "api_key",
     ),
 ]
@@ -306,3 +312,33 @@ def test_no_guard_installed__tests_call_their_local_simulators_freely():
     session.mount("http://", network)
     guard_session(session)
     assert session.get("http://127.0.0.1:9/x").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("api_base", "allow_private", "accepted"),
+    [
+        ("https://api.acme-3pl.example/", False, True),
+        ("http://api.acme-3pl.example", False, False),  # the API key would travel in clear
+        ("http://127.0.0.1:9000", False, False),  # loopback: only on the local stack
+        ("http://127.0.0.1:9000", True, True),
+        ("https://169.254.169.254/", True, False),  # the metadata service, never
+        ("https://api.acme-3pl.example/?a=1", False, False),
+    ],
+)
+def test_a_3pl_connection_carries_its_api_base_next_to_its_key(api_base, allow_private, accepted):
+    from chalicelib.domain.connections import parse_connection
+
+    body = {"channel": "3pl", "store": "acme", "api_base": api_base, "api_key": "k", "webhook_secret": "s"}
+    if accepted:
+        parsed = parse_connection(body, allow_private_hosts=allow_private)
+        assert parsed.api_base == api_base.rstrip("/")  # type: ignore[union-attr]
+    else:
+        with pytest.raises(InvalidInput, match="api_base"):
+            parse_connection(body, allow_private_hosts=allow_private)
+
+
+def test_a_3pl_connection_without_its_api_base_is_refused():
+    from chalicelib.domain.connections import parse_connection
+
+    with pytest.raises(InvalidInput, match="api_base"):
+        parse_connection({"channel": "3pl", "store": "acme", "api_key": "k", "webhook_secret": "s"})

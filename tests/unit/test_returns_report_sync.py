@@ -9,13 +9,14 @@ from chalicelib.domain.connections import Connection
 from chalicelib.domain.errors import InvalidInput, OrderNotYetKnown
 from chalicelib.domain.returns.events import ChannelReturn, ChannelReturnLine
 from chalicelib.domain.returns.report_sync import FIRST_LOOKBACK, OVERLAP, sync_channel_returns
+from chalicelib.domain.runtime_settings import Policies
 from chalicelib.domain.upstream import UpstreamUnavailable
 from chalicelib.integrations.amazon.returns_report import AmazonReturnsReport
 from chalicelib.integrations.amazon.spapi import SpApiClient
 from local.scheduler import scheduled_event
 from local.simulators.amazon import AmazonSimulator
 from tests.fake_time import FakeTime
-from tests.fakes import InMemoryConnectionRepository
+from tests.fakes import InMemoryConnectionRepository, InMemorySettingsStore
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SELLER, MARKETPLACE = "A2HUB7SELLER01", "ATVPDKIKX0DER"
@@ -202,11 +203,12 @@ def test_schedule__records_through_the_intake_with_the_return_collaborators(svc,
     svc.returns_cursor = InMemoryCursor()
     svc.returns_report = lambda c: ScriptedReport([channel_return("D5RMA")])
     monkeypatch.setattr(svc, "return_workflow", "return-workflow", raising=False)
-    monkeypatch.setattr(svc, "return_policies", "policies", raising=False)
+    svc.policies = Policies(InMemorySettingsStore({"returns_policy": {"window_days": 10}}))
 
     event = scheduled_event("amazon_returns", "us-east-1", "123456789012", NOW)
     answer = client.lambda_.invoke("amazon_returns", event).payload
 
     assert answer == {"stores": 1, "failed_stores": 0, "returns": 1, "recorded": 1}
-    assert intake == [("D5RMA", "return-workflow", "policies")]
+    assert intake == [("D5RMA", "return-workflow", svc.return_policies)]
+    assert svc.return_policies.default.window_days == 10
     assert svc.returns_cursor.marks[("amazon", SELLER)] == svc.now()

@@ -39,7 +39,13 @@ CONNECTIONS = {
         "consumer_key": "ck_u",
         "consumer_secret": "cs_u",
     },
-    "3pl": {"channel": "3pl", "store": "acme", "api_key": "k", "webhook_secret": SECRET},
+    "3pl": {
+        "channel": "3pl",
+        "store": "acme",
+        "api_base": "https://api.acme-3pl.example",
+        "api_key": "k",
+        "webhook_secret": SECRET,
+    },
     "easypost": {"channel": "easypost", "api_key": "EZAK_u", "webhook_secret": SECRET},
 }
 

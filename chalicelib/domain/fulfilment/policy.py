@@ -30,7 +30,7 @@ class Warehouse:
 
 @dataclass(frozen=True)
 class FulfilmentPolicy:
-    """HUB_FULFILMENT_POLICY: `{"warehouses": [{"id", "provider", "countries", "skus", "priority",
+    """The fulfilment_policy setting: `{"warehouses": [{"id", "provider", "countries", "skus", "priority",
     "promise_days", "address"?}], "silent_after_hours": 48}`; `address` (optional) is the canonical
     Address `{"name", "line1", "line2", "city", "region", "postal_code", "country"}` return labels are
     addressed to."""
@@ -55,5 +55,5 @@ class FulfilmentPolicy:
             )
             silent = timedelta(hours=float(config.get("silent_after_hours", 48)))
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInput(f"HUB_FULFILMENT_POLICY: {exc}") from exc
+            raise InvalidInput(f"fulfilment policy: {exc}") from exc
         return cls(warehouses=warehouses or cls.warehouses, silent_after=silent)

@@ -1,7 +1,7 @@
 """Kits (bundles) as the returns policy defines them: a kit SKU's components, each's part of the kit's
 price, and how many whole kits a set of returned components makes.
 
-`kits` in HUB_RETURNS_POLICY: {"<kit sku>": [{"sku": "<component sku>", "quantity": n, "share": "0.6"?}]}.
+`kits` in returns_policy: {"<kit sku>": [{"sku": "<component sku>", "quantity": n, "share": "0.6"?}]}.
 `quantity` is per kit unit; `share` is the component's (all `quantity` units') part of the kit's price,
 given for every component or for none (then by quantity: each unit of the kit weighs the same).
 A return line keeps the definition it was opened with (`ReturnLine.kit`, as `snapshot` writes it), so a

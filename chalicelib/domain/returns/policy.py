@@ -1,7 +1,7 @@
 """The returns policy per store: window, what cannot come back, who pays the label, fees and credit bonus.
 
-HUB_RETURNS_POLICY (JSON): the default policy, optionally with per-store overrides keyed
-"<channel>:<store>":
+The returns_policy setting (JSON, domain/runtime_settings.py): the default policy, optionally with
+per-store overrides keyed "<channel>:<store>":
 
     {"window_days": 30, "non_returnable_skus": ["GIFT-*"],
      "return_shipping_paid_by": {"damaged": "merchant", "defective": "merchant", "wrong_item": "merchant",

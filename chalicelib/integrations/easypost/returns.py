@@ -36,8 +36,8 @@ MAX_PAGES = 10
 
 class EasyPostReturnLabels:
     """Buys the label from the customer's shipping address to the warehouse the returned lines shipped
-    from (`warehouses`: warehouse id → its address, from HUB_FULFILMENT_POLICY), else to `default_address`
-    (the EasyPost connection's `return_address`)."""
+    from (`warehouses`: warehouse id → its address, from the fulfilment_policy setting), else to
+    `default_address` (the EasyPost connection's `return_address`)."""
 
     def __init__(
         self,
@@ -126,7 +126,7 @@ class EasyPostReturnLabels:
         if self._default is None:
             raise InvalidInput(
                 f"no return address for return {ret.return_id}: give the warehouse an address in "
-                "HUB_FULFILMENT_POLICY or the EasyPost connection a return_address"
+                "the fulfilment_policy setting or the EasyPost connection a return_address"
             )
         return self._default
 

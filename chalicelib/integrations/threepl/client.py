@@ -63,7 +63,7 @@ _GIVE_UP = http.give_up_as(ThreePLUnavailable, ThreePLThrottled)
 
 
 class ThreePLClient:
-    """One 3PL account's API (`base_url`, e.g. HUB_3PL_API_BASE). Build once and reuse (pooled session).
+    """One 3PL account's API (`base_url`: its connection's api_base). Build once and reuse (pooled session).
 
     Every call is safe to repeat (creates carry their Idempotency-Key; cancel and recall are
     idempotent), so 429, 5xx and transport errors are retried: the 429/503 Retry-After when sent,
