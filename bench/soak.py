@@ -233,6 +233,8 @@ class Soak:
             "HUB_OPERATOR_TOKEN": TOKEN,
             "HUB_DEMO": "0",
             "HUB_LOCAL_QUEUE_VISIBILITY_SECONDS": "2",
+            # Lambda scales an SQS mapping out; four pollers per queue here (FIFO groups keep their order).
+            "HUB_LOCAL_POLLER_CONCURRENCY": "4",
             "HUB_FRAUD_POLICY": '{"velocity": {"card": {"1h": 1000000}, "email": {"1h": 1000000}}}',
             "HUB_AMAZON_SPAPI_ENDPOINT": self.sims["amazon"].url,
             "HUB_AMAZON_LWA_ENDPOINT": self.sims["amazon"].lwa_url,

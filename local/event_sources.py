@@ -85,7 +85,8 @@ def failed_ids(response: Any, message_ids: set[str]) -> set[str] | None:
 @dataclass(kw_only=True, eq=False)
 class SqsPoller:
     """One event-source mapping: `queue_url`'s messages to `function` on `runtime`, `batch_size` at a time,
-    until `stop` is set."""
+    until `stop` is set. `concurrency` pollers at once, as Lambda scales a mapping out (a FIFO queue keeps
+    each message group to one batch in flight, so a group's order holds)."""
 
     sqs: Any
     runtime: LambdaRuntime
@@ -94,29 +95,41 @@ class SqsPoller:
     batch_size: int
     region: str
     stop: threading.Event
+    concurrency: int = 1
     stats: MappingStats = field(default_factory=MappingStats, init=False)
     # Like disabling an event-source mapping: messages wait in the queue (tests, benchmarks).
     paused: threading.Event = field(default_factory=threading.Event, init=False)
 
     def __post_init__(self) -> None:
-        self._idle = threading.Event()  # set while no receive or batch is in progress
-        self._idle.set()
+        self._busy = 0  # pollers with a receive or a batch in progress
+        self._busy_changed = threading.Condition()
         attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
         self._queue_arn = attributes["Attributes"]["QueueArn"]
-        self._thread = threading.Thread(target=self._run, name=f"sqs:{self.function}", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"sqs:{self.function}:{n}", daemon=True)
+            for n in range(max(1, self.concurrency))
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _set_busy(self, delta: int) -> None:
+        with self._busy_changed:
+            self._busy += delta
+            self._busy_changed.notify_all()
 
     def _run(self) -> None:
         while not self.stop.is_set():
             if self.paused.is_set():
                 self.stop.wait(0.1)
                 continue
-            self._idle.clear()
+            self._set_busy(1)
             try:
                 if not self.paused.is_set():
                     self.poll_once()
@@ -127,12 +140,13 @@ class SqsPoller:
                     log.warning("poller %s: %s", self.function, exc)
                     time.sleep(ERROR_PAUSE_SECONDS)
             finally:
-                self._idle.set()
+                self._set_busy(-1)
 
     def pause(self, timeout: float = 30.0) -> bool:
         """Stop polling; returns once the receive or batch in progress (if any) has finished."""
         self.paused.set()
-        return self._idle.wait(timeout)
+        with self._busy_changed:
+            return self._busy_changed.wait_for(lambda: self._busy == 0, timeout)
 
     def resume(self) -> None:
         self.paused.clear()

@@ -65,6 +65,8 @@ class Options:
     # Attach to a moto already running on the moto port (`python -m local moto`) instead of starting one:
     # the handler side can then be killed and restarted while the AWS state survives (bench/soak.py).
     external_moto: bool = False
+    # Pollers per SQS event-source mapping (Lambda scales a mapping out; 1 keeps a run easy to follow).
+    poller_concurrency: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -78,6 +80,7 @@ class Options:
             visibility_override=int(visibility) if visibility else None,
             counters=environ.get("HUB_LOCAL_COUNTERS", "0") == "1",
             external_moto=environ.get("HUB_LOCAL_EXTERNAL_MOTO", "0") == "1",
+            poller_concurrency=int(environ.get("HUB_LOCAL_POLLER_CONCURRENCY", "1")),
         )
 
 
@@ -362,6 +365,7 @@ class LocalStack:
                         batch_size=source.batch_size,
                         region=REGION,
                         stop=self.stop_event,
+                        concurrency=self.options.poller_concurrency,
                     )
                 )
             elif isinstance(source, ScheduledEventConfig):

@@ -11,6 +11,7 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from local.moto_server import (
     one_dynamodb_request_at_a_time,
     share_parsed_definitions,
+    sqs_reads_the_clock_cheaply,
     transactions_snapshot_their_items,
 )
 
@@ -97,3 +98,15 @@ def test_a_definition_is_parsed_once_and_the_patches_apply_once():
     serialised = DynamoHandler.call_action
     one_dynamodb_request_at_a_time()
     assert DynamoHandler.call_action is serialised
+
+
+def test_sqs_reads_the_same_clock_cheaply():
+    import time
+
+    import moto.sqs.models as sqs_models
+
+    sqs_reads_the_clock_cheaply()
+    sqs_reads_the_clock_cheaply()
+    now = sqs_models.unix_time_millis()
+    assert abs(now - time.time() * 1000) < 1000
+    assert getattr(sqs_models.unix_time_millis, "cheap", False)
