@@ -254,6 +254,7 @@ MODELS: tuple[type[TableModel], ...] = (
     RawDeliveryModel,
     StatusCountModel,
     TrafficModel,
+    ReturnsDayModel,
     CreditModel,
     SettingChangeModel,
 )
