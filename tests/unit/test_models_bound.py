@@ -4,7 +4,7 @@ table named after its class default, which a stage-named deployment does not hav
 import importlib
 import pkgutil
 
-import chalicelib.adapters as adapters
+from chalicelib import adapters
 from chalicelib.adapters import models, velocity
 
 
