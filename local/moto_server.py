@@ -16,6 +16,9 @@ Two changes to moto:
   import) per message, and a FIFO SendMessage counts the queue's messages three times over: with a backlog
   of a few hundred messages every send cost tens of milliseconds. The same milliseconds since the epoch,
   from time.time().
+- The list of moto's services is read once. moto's server finds which service a request is for by listing
+  its own package directory (an os.listdir and ~150 stat calls) for every request, under a lock every
+  request takes: under load, requests queued there.
 - For volume: moto's Step Functions interpreter parses a state machine's definition
 (ANTLR, ~0.5 s of CPU for the order lifecycle) at the start of every execution, and each execution keeps its
 own parse alive (~1.3 MB), so thousands of orders cost minutes of CPU and gigabytes. The parse depends on the
@@ -33,6 +36,7 @@ import threading
 import time
 from typing import Any
 
+import moto.backends as moto_backends
 import moto.dynamodb.models as dynamodb_models
 import moto.sqs.models as sqs_models
 from moto import server
@@ -158,7 +162,15 @@ def sqs_reads_the_clock_cheaply() -> None:
     setattr(sqs_models, "unix_time_millis", unix_time_millis)  # noqa: B010 - the module global moto calls
 
 
+def services_listed_once() -> None:
+    listing = moto_backends.list_of_moto_modules
+    if not hasattr(listing, "cache_info"):
+        cached = functools.cache(lambda: tuple(listing()))
+        setattr(moto_backends, "list_of_moto_modules", cached)  # noqa: B010 - the module global moto calls
+
+
 def main(argv: list[str] | None = None) -> None:
+    services_listed_once()
     one_dynamodb_request_at_a_time()
     sqs_reads_the_clock_cheaply()
     transactions_snapshot_their_items()

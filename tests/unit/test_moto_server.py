@@ -10,6 +10,7 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 
 from local.moto_server import (
     one_dynamodb_request_at_a_time,
+    services_listed_once,
     share_parsed_definitions,
     sqs_reads_the_clock_cheaply,
     transactions_snapshot_their_items,
@@ -110,3 +111,12 @@ def test_sqs_reads_the_same_clock_cheaply():
     now = sqs_models.unix_time_millis()
     assert abs(now - time.time() * 1000) < 1000
     assert getattr(sqs_models.unix_time_millis, "cheap", False)
+
+
+def test_the_services_are_listed_once():
+    import moto.backends as moto_backends
+
+    services_listed_once()
+    services_listed_once()
+    assert {"dynamodb", "sqs", "stepfunctions"} <= set(moto_backends.list_of_moto_modules())
+    assert moto_backends.list_of_moto_modules() is moto_backends.list_of_moto_modules()
