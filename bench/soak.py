@@ -52,6 +52,8 @@ sys.path.insert(0, str(ROOT))
 from bench.local_stack import free_port, wait_healthy  # noqa: E402
 from chalicelib import resources  # noqa: E402
 from chalicelib.domain.order import derive_order_id  # noqa: E402
+from chalicelib.domain.retention import CLOSED_STATUSES  # noqa: E402
+from chalicelib.domain.returns.model import FINAL_RETURN_STATUSES  # noqa: E402
 
 TOKEN = "soak-token"
 SELLER = "A1SOAKSELLER01"
@@ -87,9 +89,10 @@ FULFILMENT_POLICY = {
 }
 CHANNELS = ("shopify", "woocommerce", "amazon", "manual")
 # Where an order may rest: the lifecycle's ends, and the waits it names (a person or a payment to come).
-TERMINAL = {"COMPLETED", "CANCELLED", "REFUNDED", "FAILED"}
+# The hub's closed statuses (a delivered order with a resolved return rests PARTIALLY_REFUNDED), and FAILED.
+TERMINAL = {str(status) for status in CLOSED_STATUSES} | {"FAILED"}
 NAMED_WAITS = {"FRAUD_REVIEW", "PAYMENT_PENDING", "ON_HOLD"}
-RETURN_FINAL = {"resolved", "rejected", "expired"}
+RETURN_FINAL = {str(status) for status in FINAL_RETURN_STATUSES}
 RETURN_AT_WAREHOUSE = {"label_sent", "in_transit"}
 RETURN_SHARE = 0.1  # of the manual (card) orders: returned once delivered, while the traffic goes on
 QUIET_SECONDS = 20.0
