@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -92,6 +93,7 @@ CHANNELS = ("shopify", "woocommerce", "amazon", "manual")
 # The hub's closed statuses (a delivered order with a resolved return rests PARTIALLY_REFUNDED), and FAILED.
 TERMINAL = {str(status) for status in CLOSED_STATUSES} | {"FAILED"}
 NAMED_WAITS = {"FRAUD_REVIEW", "PAYMENT_PENDING", "ON_HOLD"}
+HUB_ORDER_ID = re.compile(r"ord_[a-z0-9]{24}")
 RETURN_FINAL = {str(status) for status in FINAL_RETURN_STATUSES}
 RETURN_AT_WAREHOUSE = {"label_sent", "in_transit"}
 RETURN_SHARE = 0.1  # of the manual (card) orders: returned once delivered, while the traffic goes on
@@ -235,7 +237,9 @@ class Soak:
             "HUB_LOCAL_EXTERNAL_MOTO": "1",
             "HUB_OPERATOR_TOKEN": TOKEN,
             "HUB_DEMO": "0",
-            "HUB_LOCAL_QUEUE_VISIBILITY_SECONDS": "2",
+            # A killed batch comes back in 20 s (180 s in AWS); shorter, a slow batch would be received again
+            # while it runs and reach the DLQ on receive counts alone.
+            "HUB_LOCAL_QUEUE_VISIBILITY_SECONDS": "20",
             # Lambda scales an SQS mapping out; four pollers per queue here (FIFO groups keep their order).
             "HUB_LOCAL_POLLER_CONCURRENCY": "4",
             "HUB_FRAUD_POLICY": '{"velocity": {"card": {"1h": 1000000}, "email": {"1h": 1000000}}}',
@@ -733,13 +737,18 @@ class Soak:
 
     @staticmethod
     def _order_of_message(body: str) -> str | None:
+        """The placed order a dead-lettered message is about: a channel's delivery names its order by the
+        channel's id, an SP-API notification by the Amazon order id, a 3PL, carrier or Stripe event by the
+        hub's own order id somewhere in its payload."""
         with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
             message = json.loads(body)
-            if "channel" in message:  # the ingest queue: a delivery
+            if message.get("channel") in CHANNELS:  # the ingest queue: a channel's delivery
                 return derive_order_id(message["channel"], message["store"], str(message["external_id"]))
-            amazon_id = message["Payload"]["OrderChangeNotification"]["AmazonOrderId"]  # SP-API
-            return derive_order_id("amazon", SELLER, str(amazon_id))
-        return None
+            if "Payload" in message:  # SP-API
+                amazon_id = message["Payload"]["OrderChangeNotification"]["AmazonOrderId"]
+                return derive_order_id("amazon", SELLER, str(amazon_id))
+        found = HUB_ORDER_ID.search(body)
+        return found.group(0) if found else None
 
     def _webhook_duplicates(self) -> int:
         total = 0
