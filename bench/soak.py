@@ -522,9 +522,9 @@ class Soak:
                 return False
         return True
 
-    def settle(self, deadline: float) -> dict[str, dict[str, Any] | None]:
+    def settle(self, deadline: float, quiet_s: float = QUIET_SECONDS) -> dict[str, dict[str, Any] | None]:
         """Publish and poll until every order rests (terminal or a named wait) and nothing moved for
-        QUIET_SECONDS, or the deadline."""
+        `quiet_s`, or the deadline."""
         last: dict[str, str | None] = {}
         quiet_since = time.monotonic()
         self.sims["shopify"].reorder = False
@@ -554,7 +554,7 @@ class Soak:
                 # outside a resting status moves no more. Asked only then (moto is slow to answer).
                 pending = sum(1 for k in moving if not self._execution_status(k).startswith(ENDED))
             self.log(f"  settling: {pending} orders still moving; {dict(Counter(statuses.values()))}")
-            quiet = time.monotonic() - quiet_since >= QUIET_SECONDS
+            quiet = time.monotonic() - quiet_since >= quiet_s
             if pending == 0 and quiet and self.reconciled.is_set() and self.queues_empty():
                 return orders
             if time.monotonic() > deadline:
@@ -760,7 +760,14 @@ class Soak:
 
 
 def run(  # noqa: PLR0917 - the command line's options, in its order
-    orders: int, kills: int, max_seconds: float, rate: float, seed: int, log_path: Path, log: Any = print
+    orders: int,
+    kills: int,
+    max_seconds: float,
+    rate: float,
+    seed: int,
+    log_path: Path,
+    log: Any = print,
+    quiet_s: float = QUIET_SECONDS,
 ) -> dict[str, Any]:
     soak = Soak(orders, kills, max_seconds, seed, log)
     started = time.monotonic()
@@ -770,7 +777,7 @@ def run(  # noqa: PLR0917 - the command line's options, in its order
         log(f"soak: {orders} orders, {kills} kills, cap {max_seconds:.0f} s")
         soak.traffic(started, deadline, rate)
         traffic_s = time.monotonic() - started
-        settled = soak.settle(deadline)
+        settled = soak.settle(deadline, quiet_s)
         report = soak.check(settled)
         report.update(
             traffic_seconds=round(traffic_s, 1),
