@@ -98,6 +98,9 @@ class StateMachineSpec:
     name: str
     definition_file: str
     substitutions: dict[str, Substitution] = field(default_factory=dict)
+    # Functions an earlier definition called: running executions keep the definition they started with, so
+    # the machine may still invoke these until the last of them ends; then they are deleted.
+    retired_functions: tuple[str, ...] = ()
 
     @property
     def env_var(self) -> str:
@@ -163,37 +166,46 @@ AMAZON_NOTIFICATIONS_QUEUE = QueueSpec(
 QUEUES: tuple[QueueSpec, ...] = (INGEST_QUEUE, AMAZON_NOTIFICATIONS_QUEUE)
 
 # Lambda functions the state machines call, by Chalice function name.
-FUNCTION_VALIDATE_ORDER = "validate_order"
+FUNCTION_CHECK_ORDER = "check_order"
 FUNCTION_RECORD_FAILURE = "record_failure"
-FUNCTION_FRAUD_CHECK = "fraud_check"
 FUNCTION_REQUEST_REVIEW = "request_review"
 FUNCTION_REVIEW_TIMED_OUT = "review_timed_out"
 FUNCTION_TAKE_PAYMENT = "take_payment"
 FUNCTION_REQUEST_PAYMENT_METHOD = "request_payment_method"
 FUNCTION_CANCEL_ORDER = "cancel_order"
+FUNCTION_FULFIL_ORDER = "fulfil_order"
+FUNCTION_AWAIT_ORDER_DELIVERY = "await_order_delivery"
+FUNCTION_COMPLETE_ORDER = "complete_order"
+# Retired from the lifecycle (2026-12, one wait per order): only executions started before still call them.
+FUNCTION_VALIDATE_ORDER = "validate_order"
+FUNCTION_FRAUD_CHECK = "fraud_check"
 FUNCTION_ALLOCATE = "allocate_shipments"
 FUNCTION_REQUEST_FULFILMENT = "request_fulfilment"
 FUNCTION_AWAIT_DELIVERY = "await_delivery"
-FUNCTION_COMPLETE_ORDER = "complete_order"
 
 ORDER_LIFECYCLE = StateMachineSpec(
     key="order_lifecycle",
     name=f"{APP_NAME}-order-lifecycle",
     definition_file="order_lifecycle.asl.json",
     substitutions={
-        "ValidateOrderFunctionArn": Substitution("function", FUNCTION_VALIDATE_ORDER),
+        "CheckOrderFunctionArn": Substitution("function", FUNCTION_CHECK_ORDER),
         "RecordFailureFunctionArn": Substitution("function", FUNCTION_RECORD_FAILURE),
-        "FraudCheckFunctionArn": Substitution("function", FUNCTION_FRAUD_CHECK),
         "RequestReviewFunctionArn": Substitution("function", FUNCTION_REQUEST_REVIEW),
         "ReviewTimedOutFunctionArn": Substitution("function", FUNCTION_REVIEW_TIMED_OUT),
         "TakePaymentFunctionArn": Substitution("function", FUNCTION_TAKE_PAYMENT),
         "RequestPaymentMethodFunctionArn": Substitution("function", FUNCTION_REQUEST_PAYMENT_METHOD),
         "CancelOrderFunctionArn": Substitution("function", FUNCTION_CANCEL_ORDER),
-        "AllocateFunctionArn": Substitution("function", FUNCTION_ALLOCATE),
-        "RequestFulfilmentFunctionArn": Substitution("function", FUNCTION_REQUEST_FULFILMENT),
-        "AwaitDeliveryFunctionArn": Substitution("function", FUNCTION_AWAIT_DELIVERY),
+        "FulfilOrderFunctionArn": Substitution("function", FUNCTION_FULFIL_ORDER),
+        "AwaitDeliveryFunctionArn": Substitution("function", FUNCTION_AWAIT_ORDER_DELIVERY),
         "CompleteOrderFunctionArn": Substitution("function", FUNCTION_COMPLETE_ORDER),
     },
+    retired_functions=(
+        FUNCTION_VALIDATE_ORDER,
+        FUNCTION_FRAUD_CHECK,
+        FUNCTION_ALLOCATE,
+        FUNCTION_REQUEST_FULFILMENT,
+        FUNCTION_AWAIT_DELIVERY,
+    ),
 )
 
 # The return workflow's tasks.

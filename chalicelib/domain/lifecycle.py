@@ -42,12 +42,18 @@ def failure_summary(cause: object) -> str:
     return line if len(line) <= MAX_CAUSE_CHARS else line[: MAX_CAUSE_CHARS - 1] + "…"
 
 
+def record_validation(order: Order, at: datetime) -> list[str]:
+    """Check the order's own figures and keep the result in its history; answers the issues found."""
+    issues = totals_issues(order)
+    order.record("validated", at, totals_consistent=not issues, issues=issues)
+    return issues
+
+
 def validate_order(order_id: str, *, orders: OrderRepository, now: Callable[[], datetime]) -> dict[str, Any]:
     """Check the order's figures; a mismatch is recorded and flagged, and the order goes on."""
 
     def change(order: Order) -> dict[str, Any]:
-        issues = totals_issues(order)
-        order.record("validated", now(), totals_consistent=not issues, issues=issues)
+        issues = record_validation(order, now())
         return {"order_id": order_id, "totals_consistent": not issues, "issues": issues}
 
     result: dict[str, Any] = mutate(orders, order_id, change)

@@ -10,6 +10,7 @@ from chalicelib.domain.errors import ConcurrentUpdate, InvalidInput, NotFound
 from chalicelib.domain.fraud import Decision, VelocityCounter, assess
 from chalicelib.domain.fraud_policy import FraudPolicy
 from chalicelib.domain.fraud_signals import FraudSignals
+from chalicelib.domain.lifecycle import record_validation
 from chalicelib.domain.mutation import mutate
 from chalicelib.domain.order import Fraud, Order, OrderStatus
 from chalicelib.domain.ports import OrderRepository, WorkflowStarter
@@ -39,26 +40,62 @@ def fraud_check(
     """Assess the order once and move it on; a retry after a decision returns that decision."""
 
     def change(order: Order) -> dict[str, Any]:
-        if order.fraud.decision is not None:
-            return {"order_id": order_id, "decision": order.fraud.decision, "score": order.fraud.score}
-        if order.status == OrderStatus.CANCELLED:
-            return {"order_id": order_id, "decision": "cancelled", "score": None}
-        assessment = assess(order, signals or FraudSignals(), velocity, policy, now())
-        order.fraud = assessment.to_fraud()
-        target = _DECIDED[assessment.decision]
-        if is_forward(order.status, target):
-            order.status = target
-        order.record(
-            "fraud_checked",
-            now(),
-            decision=assessment.decision.value,
-            score=assessment.score,
-            reasons=list(assessment.reasons),
-        )
-        return {"order_id": order_id, "decision": assessment.decision.value, "score": assessment.score}
+        return _decide(order, velocity=velocity, policy=policy, now=now, signals=signals)
 
     result: dict[str, Any] = mutate(orders, order_id, change)
     return result
+
+
+def check_order(
+    order_id: str,
+    *,
+    orders: OrderRepository,
+    velocity: VelocityCounter,
+    policy: FraudPolicy,
+    now: Callable[[], datetime],
+    signals: FraudSignals | None = None,
+) -> dict[str, Any]:
+    """The lifecycle's first step: validate the order's figures, then assess it, in one write.
+
+    Both are recorded in the order's history (`validated`, `fraud_checked`) as the two steps they were;
+    a retry after the decision answers that decision and records nothing again."""
+
+    def change(order: Order) -> dict[str, Any]:
+        issues = record_validation(order, now()) if order.fraud.decision is None else None
+        decided = _decide(order, velocity=velocity, policy=policy, now=now, signals=signals)
+        return {**decided, "totals_consistent": not issues if issues is not None else None, "issues": issues}
+
+    result: dict[str, Any] = mutate(orders, order_id, change)
+    return result
+
+
+def _decide(
+    order: Order,
+    *,
+    velocity: VelocityCounter,
+    policy: FraudPolicy,
+    now: Callable[[], datetime],
+    signals: FraudSignals | None,
+) -> dict[str, Any]:
+    """Assess the order once and move it on (a decision already taken is answered as it was)."""
+    order_id = order.order_id
+    if order.fraud.decision is not None:
+        return {"order_id": order_id, "decision": order.fraud.decision, "score": order.fraud.score}
+    if order.status == OrderStatus.CANCELLED:
+        return {"order_id": order_id, "decision": "cancelled", "score": None}
+    assessment = assess(order, signals or FraudSignals(), velocity, policy, now())
+    order.fraud = assessment.to_fraud()
+    target = _DECIDED[assessment.decision]
+    if is_forward(order.status, target):
+        order.status = target
+    order.record(
+        "fraud_checked",
+        now(),
+        decision=assessment.decision.value,
+        score=assessment.score,
+        reasons=list(assessment.reasons),
+    )
+    return {"order_id": order_id, "decision": assessment.decision.value, "score": assessment.score}
 
 
 def request_review(

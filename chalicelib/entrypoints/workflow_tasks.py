@@ -1,4 +1,9 @@
-"""Lambda functions that Step Functions Tasks invoke; each delegates to one use case."""
+"""Lambda functions that Step Functions Tasks invoke; each delegates to one use case.
+
+`validate_order`, `fraud_check`, `allocate_shipments`, `request_fulfilment` and `await_delivery` are retired:
+the lifecycle calls `check_order`, `fulfil_order` and `await_order_delivery` instead. They stay (with the
+state machine's permission to invoke them, `resources.ORDER_LIFECYCLE.retired_functions`) for executions
+started under the earlier definition, which keep it to their end (the longest waits: 14 + 60 days)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,23 @@ bp = Blueprint(__name__)
 def validate_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
     svc = services()
     return lifecycle.validate_order(event["order_id"], orders=svc.orders, now=svc.now)
+
+
+@bp.lambda_function(name=resources.FUNCTION_CHECK_ORDER)
+def check_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    if svc.velocity is None:
+        raise ConfigurationError("no velocity counter configured")
+    stored = svc.orders.get(event["order_id"])
+    signals = svc.fraud_signals(stored.order) if stored is not None else None
+    return review.check_order(
+        event["order_id"],
+        orders=svc.orders,
+        velocity=svc.velocity,
+        policy=svc.fraud_policy,
+        now=svc.now,
+        signals=signals,
+    )
 
 
 @bp.lambda_function(name=resources.FUNCTION_RECORD_FAILURE)
@@ -100,6 +122,29 @@ def cancel_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
         str(event.get("reason") or "cancelled by the lifecycle"),
         source=str(event.get("source") or "lifecycle"),
         **svc.wind_down_with(stop_workflow=False),
+    )
+
+
+@bp.lambda_function(name=resources.FUNCTION_FULFIL_ORDER)
+def fulfil_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    return fulfilment.fulfil_order(
+        event["order_id"],
+        event["task_token"],
+        orders=svc.orders,
+        store=svc.store(),
+        workflow=svc.workflow,
+        threepl=svc.threepl,
+        policy=svc.fulfilment_policy,
+        now=svc.now,
+    )
+
+
+@bp.lambda_function(name=resources.FUNCTION_AWAIT_ORDER_DELIVERY)
+def await_order_delivery(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    svc = services()
+    return fulfilment.await_order_delivery(
+        event["order_id"], event["task_token"], orders=svc.orders, store=svc.store(), workflow=svc.workflow
     )
 
 

@@ -132,10 +132,10 @@ FUNCTION_ACCESS: dict[str, Access] = {
         connection_secrets="read",
     ),
     # Step Functions tasks: each reads and writes the order.
-    resources.FUNCTION_VALIDATE_ORDER: Access(),
+    # Validation, then the fraud check: reads Stripe Radar's verdict on the order's PaymentIntent (the
+    # Stripe key is a connection secret).
+    resources.FUNCTION_CHECK_ORDER: Access(connection_secrets="read"),
     resources.FUNCTION_RECORD_FAILURE: Access(),
-    # Reads Stripe Radar's verdict on the order's PaymentIntent (the Stripe key is a connection secret).
-    resources.FUNCTION_FRAUD_CHECK: Access(connection_secrets="read"),
     resources.FUNCTION_REQUEST_REVIEW: Access(),
     resources.FUNCTION_REVIEW_TIMED_OUT: Access(),
     # Payment: Stripe (its key) or the channel's API (its credentials); cancelling voids or refunds.
@@ -143,13 +143,21 @@ FUNCTION_ACCESS: dict[str, Access] = {
     resources.FUNCTION_REQUEST_PAYMENT_METHOD: Access(task_results=(resources.ORDER_LIFECYCLE.key,)),
     resources.FUNCTION_CANCEL_ORDER: Access(connection_secrets="read"),
     # Fulfilment: the 3PL's API (its key) for stock and requests; the waits resume themselves when the
-    # confirmation or the delivery came first.
+    # confirmations or the deliveries came first.
+    resources.FUNCTION_FULFIL_ORDER: Access(
+        connection_secrets="read", task_results=(resources.ORDER_LIFECYCLE.key,)
+    ),
+    resources.FUNCTION_AWAIT_ORDER_DELIVERY: Access(task_results=(resources.ORDER_LIFECYCLE.key,)),
+    resources.FUNCTION_COMPLETE_ORDER: Access(),
+    # Retired from the lifecycle (resources.ORDER_LIFECYCLE.retired_functions), the same access as before
+    # for the executions started under the earlier definition.
+    resources.FUNCTION_VALIDATE_ORDER: Access(),
+    resources.FUNCTION_FRAUD_CHECK: Access(connection_secrets="read"),
     resources.FUNCTION_ALLOCATE: Access(connection_secrets="read"),
     resources.FUNCTION_REQUEST_FULFILMENT: Access(
         connection_secrets="read", task_results=(resources.ORDER_LIFECYCLE.key,)
     ),
     resources.FUNCTION_AWAIT_DELIVERY: Access(task_results=(resources.ORDER_LIFECYCLE.key,)),
-    resources.FUNCTION_COMPLETE_ORDER: Access(),
     # Returns: the label (carrier key) and the RMA (3PL key); the waits resume themselves when the parcel
     # or the inspection came first; resolution refunds (Stripe key) or queues an exchange's replacement.
     resources.FUNCTION_APPROVE_RETURN: Access(),

@@ -82,6 +82,12 @@ class WorkflowsMixin:
                 self.queues[sub.target].grant_send_messages(machine)
             elif sub.kind in ("table_name", "table_arn"):
                 self.table.grant(machine, *TABLE_ACTIONS)
+        for retired in spec.retired_functions:
+            # Executions started under an earlier definition still call these until they end.
+            arn = self.chalice.get_function(by_name[retired].logical_id).function_arn
+            machine.add_to_role_policy(
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[arn])
+            )
         policy = machine.role.node.try_find_child("DefaultPolicy")
         acknowledge(
             policy or machine.role,

@@ -52,6 +52,11 @@ def test_every_function_a_definition_names_exists_in_the_chalice_app(spec, app):
             f"{placeholder} names {sub.target!r}; the app's @lambda_function are {sorted(lambda_functions)}"
         )
         assert sub.target in handlers
+    for retired in spec.retired_functions:
+        assert retired in lambda_functions, (
+            f"{retired!r} is retired, not deleted, until no execution calls it"
+        )
+        assert retired not in {s.target for s in spec.substitutions.values()}, f"{retired!r} is in use"
 
 
 @MACHINES

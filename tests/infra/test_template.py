@@ -238,6 +238,7 @@ def test_state_machine_role_invokes_only_its_functions(template):
         }
         functions = {f.resource_name: f.logical_id for f in model.chalice_functions(model.load_app())}
         expected = {functions[s.target] for s in spec.substitutions.values() if s.kind == "function"}
+        expected |= {functions[name] for name in spec.retired_functions}
         assert invoked == expected
 
 

@@ -1,5 +1,6 @@
 """Fulfilment and tracking on the local stack: the 3PL and EasyPost simulators, signed webhooks, the
-lifecycle's Map of shipments waiting on task tokens, the watchdog schedule."""
+lifecycle's two waits per order (every shipment shipped, every shipment delivered) on task tokens, the
+watchdog schedule."""
 
 from __future__ import annotations
 
@@ -59,6 +60,36 @@ def order_when(stack, order_id: str, predicate, timeout: float = WAIT_SECONDS) -
     return stack.order_when(order_id, predicate, timeout=timeout)
 
 
+# What the console shows of a delivered order, however many shipments it has: one wait per stage, not per
+# shipment (7 billed transitions).
+DELIVERED_PATH = [
+    "CheckOrder",
+    "RouteByFraudDecision",
+    "TakePayment",
+    "RouteByPayment",
+    "FulfilOrder",
+    "AwaitDelivery",
+    "CompleteOrder",
+]
+
+
+def execution_history(stack, order_id: str) -> list[dict[str, Any]]:
+    """The finished lifecycle execution of the order (named after it), its events in order."""
+    sfn = stack.client("stepfunctions")
+    machine = next(
+        m["stateMachineArn"]
+        for m in sfn.list_state_machines()["stateMachines"]
+        if m["name"] == resources.ORDER_LIFECYCLE.name
+    )
+    arn = f"{machine.replace(':stateMachine:', ':execution:')}:{order_id}"
+    eventually(lambda: sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED" or None)
+    return sfn.get_paginator("get_execution_history").paginate(executionArn=arn).build_full_result()["events"]
+
+
+def entered(history: list[dict[str, Any]]) -> list[str]:
+    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+
+
 def test_one_shipment_end_to_end_to_completed(stack, stripe, threepl, carrier):
     order_id, _ = place(stack, stripe, [line("1", "MUG", 2)], total=2000)
     done = order_when(stack, order_id, lambda o: o["status"] == "COMPLETED")
@@ -83,6 +114,7 @@ def test_one_shipment_end_to_end_to_completed(stack, stripe, threepl, carrier):
     fo = threepl.by_reference(shipment["shipment_id"])
     assert fo is not None and fo["status"] == "shipped"
     assert [t["tracking_code"] for t in carrier.trackers()].count(parcels[0]["tracking_number"]) == 1
+    assert entered(execution_history(stack, order_id)) == DELIVERED_PATH
 
 
 def test_a_split_order_ships_from_two_warehouses_and_completes_when_both_arrive(stack, stripe):
@@ -94,6 +126,15 @@ def test_a_split_order_ships_from_two_warehouses_and_completes_when_both_arrive(
     delivered = sorted(s["delivered_at"] for s in done["shipments"])
     assert all(delivered) and all(s["status"] == "delivered" for s in done["shipments"])
     assert {len(s["lines"]) for s in done["shipments"]} == {1}
+    # One wait for both shipments to ship, one for both to arrive; the console shows each one's status.
+    history = execution_history(stack, order_id)
+    assert entered(history) == DELIVERED_PATH
+    outputs = [
+        json.loads(e["stateExitedEventDetails"]["output"])
+        for e in history
+        if e.get("stateExitedEventDetails", {}).get("name") == "AwaitDelivery"
+    ]
+    assert [sorted(o["delivery"]["shipments"].values()) for o in outputs] == [["delivered", "delivered"]]
 
 
 def test_a_partial_shipment_then_the_rest(stack, stripe, threepl):

@@ -52,7 +52,7 @@ def test_resources__provisioned_from_the_specification(stack):
 
 
 def test_state_machine_task__invokes_a_chalice_lambda_through_the_gateway(stack):
-    """A failing lifecycle: ValidateOrder raises NotFound in-process, Catch routes to RecordFailure."""
+    """A failing lifecycle: CheckOrder raises NotFound in-process, Catch routes to RecordFailure."""
     sfn = stack.client("stepfunctions")
     arn = next(
         m["stateMachineArn"]
@@ -70,9 +70,9 @@ def test_state_machine_task__invokes_a_chalice_lambda_through_the_gateway(stack)
     assert done["status"] == "FAILED"
     events = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-    assert entered == ["ValidateOrder", "RecordFailure", "Failed"]
+    assert entered == ["CheckOrder", "RecordFailure", "Failed"]
     invocations = stack.local_status()["invocations"]
-    assert invocations.get("validate_order", 0) >= 1 and invocations.get("record_failure", 0) >= 1
+    assert invocations.get("check_order", 0) >= 1 and invocations.get("record_failure", 0) >= 1
 
 
 def test_wait_for_task_token__resumed_by_send_task_success(stack):
@@ -130,7 +130,7 @@ def test_gateway__unknown_function_is_resource_not_found(stack):
         stack.client("lambda").invoke(FunctionName="order-hub-local-nope", Payload=b"{}")
     assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
     ok = stack.client("lambda").invoke(
-        FunctionName="order-hub-local-validate_order", Payload=json.dumps({"order_id": "ord_x"})
+        FunctionName="order-hub-local-check_order", Payload=json.dumps({"order_id": "ord_x"})
     )
     assert ok["FunctionError"] == "Unhandled"
     assert json.loads(ok["Payload"].read())["errorType"] == "NotFound"

@@ -18,7 +18,9 @@ from chalicelib.domain.fulfilment import (
     apply_threepl_event,
     apply_tracking,
     await_delivery,
+    await_order_delivery,
     complete_order,
+    fulfil_order,
     request_fulfilment,
     watch,
 )
@@ -89,6 +91,23 @@ def request(env, order_id, shipment_id, waiting="tok-ship"):
         threepl=lambda p: env.threepl,
         now=now,
     )
+
+
+def fulfil(env, order_id, waiting="tok-order"):
+    return fulfil_order(
+        order_id,
+        waiting,
+        orders=env.orders,
+        store=env.store,
+        workflow=env.workflow,
+        threepl=lambda p: env.threepl,
+        policy=POLICY,
+        now=now,
+    )
+
+
+def await_order(env, order_id, waiting="tok-delivered"):
+    return await_order_delivery(order_id, waiting, orders=env.orders, store=env.store, workflow=env.workflow)
 
 
 def shipped(env, order_id, shipment_id, lines, parcels, *, event="evt", provider_shipment="shp_1"):
@@ -204,6 +223,107 @@ def test_a_shipment_end_to_end_partial_then_rest_duplicates_and_delivery(env):
     ]
     assert (order_id, sid) not in env.store.open
     assert env.store.flagged_shipments() == []  # delivered: off the list
+
+
+def test_fulfil_order__one_wait_for_every_shipment_then_one_for_every_delivery(env):
+    # GIVEN a paid order whose mug ships from us-east and whose cap only eu has in stock
+    order_id = paid_order(env)
+    # WHEN the lifecycle's fulfilment step runs (and, a 3PL hiccup later, runs again)
+    first = fulfil(env, order_id, waiting="tok-1")
+    again = fulfil(env, order_id, waiting="tok-2")
+    # THEN each shipment was requested once, each step is in the history, and nothing resumed yet
+    mug, cap = f"{order_id}-1", f"{order_id}-2"
+    assert (
+        first
+        == again
+        == {
+            "order_id": order_id,
+            "outcome": "shipped",
+            "shipments": {mug: "requested", cap: "requested"},
+        }
+    )
+    assert sorted(env.threepl.orders) == [mug, cap]
+    events = [h.event for h in order_of(env, order_id).history]
+    assert events.count("allocated") == 1 and events.count("fulfilment_requested") == 2
+    assert env.workflow.completed == []
+
+    # the first shipment leaving does not wake the order; the second does, with the retry's token
+    shipped(env, order_id, mug, [{"line_id": "1", "quantity": 2}], [("USPS", "EZ1")])
+    assert env.workflow.completed == []
+    shipped(env, order_id, cap, [{"line_id": "2", "quantity": 1}], [("UPS", "EZ2")], event="e2")
+    assert env.workflow.completed == [
+        ("tok-2", {"outcome": "shipped", "shipments": {mug: "shipped", cap: "shipped"}})
+    ]
+
+    # one wait for both deliveries
+    assert await_order(env, order_id)["outcome"] == "shipped"
+    track(env, "EZ1", "delivered", NOW + timedelta(days=1))
+    assert len(env.workflow.completed) == 1
+    track(env, "EZ2", "delivered", NOW + timedelta(days=2))
+    assert env.workflow.completed[-1] == (
+        "tok-delivered",
+        {"outcome": "delivered", "shipments": {mug: "delivered", cap: "delivered"}},
+    )
+    assert complete_order(order_id, orders=env.orders, now=now)["status"] == "COMPLETED"
+
+
+def test_fulfil_order__a_cancelled_shipment_is_not_waited_for(env):
+    order_id = paid_order(env)
+    fulfil(env, order_id)
+    mug, cap = f"{order_id}-1", f"{order_id}-2"
+    shipped(env, order_id, mug, [{"line_id": "1", "quantity": 2}], [("USPS", "EZ1")])
+    cancelled = ThreePLUpdate(
+        event_id="c1", type="fulfillment_order.cancelled", order_id=order_id, shipment_id=cap
+    )
+    apply_threepl_event(
+        cancelled, orders=env.orders, store=env.store, workflow=env.workflow, trackers=env.trackers, now=now
+    )
+    assert env.workflow.completed[-1][0] == "tok-order"
+    await_order(env, order_id)
+    track(env, "EZ1", "delivered", NOW + timedelta(days=1))
+    assert env.workflow.completed[-1] == (
+        "tok-delivered",
+        {"outcome": "delivered", "shipments": {mug: "delivered", cap: "cancelled"}},
+    )
+
+
+def test_await_order_delivery__deliveries_before_the_wait_resume_it_at_once(env):
+    order_id = paid_order(
+        env, lines=[{"line_id": "1", "sku": "MUG", "title": "Mug", "quantity": 1, "unit_price": "1"}]
+    )
+    fulfil(env, order_id)
+    sid = f"{order_id}-1"
+    shipped(env, order_id, sid, [{"line_id": "1", "quantity": 1}], [("USPS", "EZ7")])
+    track(env, "EZ7", "delivered", NOW + timedelta(days=1))  # the carrier was quicker than the lifecycle
+    answer = await_order(env, order_id, waiting="late")
+    assert answer["outcome"] == "delivered"
+    assert env.workflow.completed[-1] == ("late", {"outcome": "delivered", "shipments": {sid: "delivered"}})
+
+
+def test_fulfil_order__nothing_to_ship_waits_for_nothing(env):
+    order_id = paid_order(
+        env, lines=[{"line_id": "1", "title": "Gift wrap", "quantity": 1, "unit_price": "2"}]
+    )
+    assert fulfil(env, order_id)["outcome"] == "nothing_to_ship"
+    assert await_order(env, order_id)["outcome"] == "nothing_to_ship"
+    assert [token for token, _ in env.workflow.completed] == ["tok-order", "tok-delivered"]
+    assert complete_order(order_id, orders=env.orders, now=now)["status"] == "COMPLETED"
+
+
+def test_an_execution_that_waits_per_shipment_is_still_woken_per_shipment(env):
+    # An execution started under the earlier definition (a Map of shipments) keeps it to its end.
+    order_id = paid_order(env)
+    do_allocate(env, order_id)
+    mug, cap = f"{order_id}-1", f"{order_id}-2"
+    request(env, order_id, mug, waiting="ship-1")
+    request(env, order_id, cap, waiting="ship-2")
+    shipped(env, order_id, mug, [{"line_id": "1", "quantity": 2}], [("USPS", "EZ1")])
+    assert env.workflow.completed == [("ship-1", {"outcome": "shipped"})]
+    shipped(env, order_id, cap, [{"line_id": "2", "quantity": 1}], [("UPS", "EZ2")], event="e2")
+    assert env.workflow.completed[-1] == ("ship-2", {"outcome": "shipped"})
+    await_delivery(order_id, mug, "del-1", orders=env.orders, store=env.store, workflow=env.workflow)
+    track(env, "EZ1", "delivered", NOW + timedelta(days=1))
+    assert env.workflow.completed[-1] == ("del-1", {"outcome": "delivered"})
 
 
 def test_a_confirmation_before_the_wait_resumes_it_at_once(env):

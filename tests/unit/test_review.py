@@ -8,7 +8,14 @@ from chalicelib.domain.errors import InvalidInput, NotFound
 from chalicelib.domain.fraud_policy import FraudPolicy
 from chalicelib.domain.manual_channel import normalise_manual
 from chalicelib.domain.order import OrderStatus
-from chalicelib.domain.review import ReviewConflict, fraud_check, request_review, review, review_timed_out
+from chalicelib.domain.review import (
+    ReviewConflict,
+    check_order,
+    fraud_check,
+    request_review,
+    review,
+    review_timed_out,
+)
 from tests.fakes import InMemoryOrderRepository, RecordingWorkflow, StepClock
 from tests.fakes_fraud import InMemoryVelocityCounter
 
@@ -44,6 +51,24 @@ def test_fraud_check__approves_an_ordinary_order_and_decides_only_once():
     again = check(repo, order_id, FraudPolicy.from_mapping({"weights": {"high_value": 100}}))
     assert again["decision"] == "approve"  # a retried task returns the decision already made
     assert [h.event for h in repo.get(order_id).order.history].count("fraud_checked") == 1
+
+
+def test_check_order__validates_then_decides_in_one_write_and_only_once():
+    repo = InMemoryOrderRepository()
+    order_id = stored(repo, "40.00")
+    version = repo.get(order_id).version
+    answer = check_order(
+        order_id, orders=repo, velocity=InMemoryVelocityCounter(), policy=REVIEW_ON_VALUE, now=StepClock(NOW)
+    )
+    assert answer["decision"] == "approve" and answer["issues"] == []
+    after = repo.get(order_id)
+    assert after.version == version + 1  # one save for both steps
+    assert [h.event for h in after.order.history][-2:] == ["validated", "fraud_checked"]
+    again = check_order(
+        order_id, orders=repo, velocity=InMemoryVelocityCounter(), policy=REVIEW_ON_VALUE, now=StepClock(NOW)
+    )
+    assert again["decision"] == "approve"  # a retried task answers the decision already taken
+    assert [h.event for h in repo.get(order_id).order.history].count("validated") == 1
 
 
 def test_review__waits_with_a_token_then_applies_the_operators_decision():

@@ -4,9 +4,11 @@
   country, SKU patterns, priority, the 3PL's stock); lines nobody has in stock are back-ordered: held at the
   3PL until restocked, in their own shipment with a later promise. One shipment per warehouse (and
   back-order), each with its promise.
-- `request_fulfilment` (threepl_request.py): one fulfilment order per shipment at its 3PL (idempotent on the
-  shipment id); the lifecycle waits on a task token until the 3PL's signed confirmations say everything
-  shipped.
+- `fulfil_order` (threepl_request.py): allocates, then one fulfilment order per shipment at its 3PL
+  (idempotent on the shipment id); the lifecycle waits on one task token per order until the 3PL's signed
+  confirmations say every shipment shipped, then (`await_order_delivery`) on one more until the carriers say
+  every parcel arrived. `request_fulfilment` and `await_delivery` wait per shipment: they serve executions
+  started before the lifecycle waited per order.
 - `apply_threepl_event` (threepl_events.py): shipped lines and parcels (partial shipments, several parcels),
   duplicates and late confirmations harmless; each parcel's tracker registered with the carrier.
 - `apply_tracking` (tracking.py): carrier events move each parcel (out-of-order events ignored), re-estimate
@@ -33,11 +35,12 @@ from chalicelib.domain.fulfilment.ports import (
 )
 from chalicelib.domain.fulfilment.shipments import DELIVERED, RETURNED
 from chalicelib.domain.fulfilment.threepl_events import ShippedParcel, ThreePLUpdate, apply_threepl_event
-from chalicelib.domain.fulfilment.threepl_request import request_fulfilment
+from chalicelib.domain.fulfilment.threepl_request import fulfil_order, request_fulfilment
 from chalicelib.domain.fulfilment.tracking import (
     TrackingUpdate,
     apply_tracking,
     await_delivery,
+    await_order_delivery,
     complete_order,
 )
 from chalicelib.domain.fulfilment.watching import watch
@@ -62,7 +65,9 @@ __all__ = [
     "apply_threepl_event",
     "apply_tracking",
     "await_delivery",
+    "await_order_delivery",
     "complete_order",
+    "fulfil_order",
     "request_fulfilment",
     "watch",
 ]

@@ -14,6 +14,8 @@ DELIVERED = "delivered"
 RETURNED = "returned_to_sender"
 # Shipment statuses after which nothing more is expected of the 3PL or the carrier.
 SHIPMENT_DONE = frozenset({"delivered", "cancelled", "returned"})
+# The lifecycle waits once per order (not per shipment): its tokens are kept under this key.
+WHOLE_ORDER = "*"
 
 
 def load_order(orders: OrderRepository, order_id: str) -> Order:
@@ -58,6 +60,31 @@ def resume_waiting(
     return workflow.complete_task(token, output)
 
 
+def all_shipped(order: Order) -> bool:
+    """Every shipment left its 3PL in full, or was cancelled (an order without shipments waits for none)."""
+    return all(fully_shipped(s) or s.status == "cancelled" for s in order.shipments)
+
+
+def all_delivered(order: Order) -> bool:
+    """Nothing more to expect of a carrier: each shipment not cancelled is delivered or back at the sender."""
+    return all(s.status in SHIPMENT_DONE for s in order.shipments)
+
+
+def order_outcome(order: Order) -> dict[str, Any]:
+    """What a resumed order-level wait hands the lifecycle: where each shipment stands, for the console."""
+    statuses = {s.shipment_id: s.status for s in order.shipments}
+    active = [status for status in statuses.values() if status != "cancelled"]
+    if not statuses:
+        outcome = "nothing_to_ship"
+    elif not active:
+        outcome = "cancelled"
+    elif all(status == DELIVERED for status in active):
+        outcome = DELIVERED
+    else:
+        outcome = "shipped" if all(status != "returned" for status in active) else "returned"
+    return {"outcome": outcome, "shipments": statuses}
+
+
 def resume_if_shipped(
     order_id: str,
     shipment_id: str,
@@ -66,9 +93,37 @@ def resume_if_shipped(
     store: FulfilmentStore,
     workflow: WorkflowStarter,
 ) -> Shipment:
-    """Wake the wait for the 3PL once the shipment has all shipped (or was cancelled); answer the shipment."""
-    current = find_shipment(load_order(orders, order_id), shipment_id)
+    """Wake the wait for the 3PL once the shipment has all shipped (or was cancelled); answer the shipment.
+
+    The order's wait (`WHOLE_ORDER`) wakes when every shipment has; an execution started before the lifecycle
+    waited per order waits per shipment, and is woken per shipment."""
+    order = load_order(orders, order_id)
+    current = find_shipment(order, shipment_id)
+    if all_shipped(order) and resume_waiting(
+        store, workflow, order_id, WHOLE_ORDER, kind="shipped", output=order_outcome(order)
+    ):
+        return current
     if fully_shipped(current) or current.status == "cancelled":
         outcome = "cancelled" if current.status == "cancelled" else "shipped"
         resume_waiting(store, workflow, order_id, shipment_id, kind="shipped", output={"outcome": outcome})
     return current
+
+
+def resume_if_delivered(
+    order: Order, shipment_id: str, *, store: FulfilmentStore, workflow: WorkflowStarter
+) -> None:
+    """Wake the wait for the carrier once every shipment is done (per shipment for earlier executions)."""
+    if all_delivered(order) and resume_waiting(
+        store, workflow, order.order_id, WHOLE_ORDER, kind="delivered", output=order_outcome(order)
+    ):
+        return
+    shipment = find_shipment(order, shipment_id)
+    if shipment.status in SHIPMENT_DONE:
+        resume_waiting(
+            store,
+            workflow,
+            order.order_id,
+            shipment_id,
+            kind="delivered",
+            output={"outcome": shipment.status},
+        )

@@ -11,7 +11,9 @@ from chalicelib.domain.fulfilment.ports import FulfilmentStore, Trackers
 from chalicelib.domain.fulfilment.shipments import (
     find_shipment,
     fully_shipped,
+    load_order,
     replace_shipment,
+    resume_if_delivered,
     resume_if_shipped,
 )
 from chalicelib.domain.mutation import mutate
@@ -66,6 +68,10 @@ def apply_threepl_event(
     else:
         return "ignored"
     resume_if_shipped(update.order_id, update.shipment_id, orders=orders, store=store, workflow=workflow)
+    if update.type == "fulfillment_order.cancelled":
+        # A shipment cancelled while the order waits for its deliveries leaves nothing to wait for.
+        order = load_order(orders, update.order_id)
+        resume_if_delivered(order, update.shipment_id, store=store, workflow=workflow)
     return outcome
 
 

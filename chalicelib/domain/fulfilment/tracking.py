@@ -12,10 +12,14 @@ from chalicelib.domain.fulfilment.shipments import (
     DELIVERED,
     RETURNED,
     SHIPMENT_DONE,
+    WHOLE_ORDER,
+    all_delivered,
     find_shipment,
     fully_shipped,
     load_order,
+    order_outcome,
     replace_shipment,
+    resume_if_delivered,
     resume_waiting,
 )
 from chalicelib.domain.mutation import mutate
@@ -24,6 +28,23 @@ from chalicelib.domain.ports import OrderRepository, WorkflowStarter
 from chalicelib.domain.status import is_forward
 
 _FLAGS = {"failed_attempt": "failed_attempt", "exception": "exception", RETURNED: "returned_to_sender"}
+
+
+def await_order_delivery(
+    order_id: str,
+    task_token: str,
+    *,
+    orders: OrderRepository,
+    store: FulfilmentStore,
+    workflow: WorkflowStarter,
+) -> dict[str, Any]:
+    """The lifecycle's one wait for the carriers: keep its token until every shipment is delivered (or back
+    at the sender, or cancelled); a delivery that came before the wait resumes it at once."""
+    store.set_token(order_id, WHOLE_ORDER, "delivered", task_token)
+    order = load_order(orders, order_id)
+    if all_delivered(order):
+        resume_waiting(store, workflow, order_id, WHOLE_ORDER, kind="delivered", output=order_outcome(order))
+    return {"order_id": order_id, **order_outcome(order)}
 
 
 def await_delivery(
@@ -35,7 +56,9 @@ def await_delivery(
     store: FulfilmentStore,
     workflow: WorkflowStarter,
 ) -> dict[str, Any]:
-    """Keep the waiting task's token until every parcel is delivered (or back at the sender)."""
+    """Keep the waiting task's token until every parcel is delivered (or back at the sender).
+
+    Per shipment: only executions started before the lifecycle waited once per order call it."""
     store.set_token(order_id, shipment_id, "delivered", task_token)
     shipment = find_shipment(load_order(orders, order_id), shipment_id)
     if shipment.status in SHIPMENT_DONE:
@@ -101,15 +124,14 @@ def apply_tracking(
         return outcome
     for carrier, country, on_time in delivered_now:
         store.record_delivery(carrier, country, on_time)
-    shipment = find_shipment(load_order(orders, order_id), shipment_id)
+    order = load_order(orders, order_id)
+    shipment = find_shipment(order, shipment_id)
     if shipment.flags and shipment.status not in SHIPMENT_DONE:
         store.flag_shipment(order_id, shipment_id, list(shipment.flags), now())
     if shipment.status in SHIPMENT_DONE:
         # Also takes it off the flagged list (a shipment without a promise has no open item).
         store.close_shipment(order_id, shipment_id, shipment.promised_at or now())
-        resume_waiting(
-            store, workflow, order_id, shipment_id, kind="delivered", output={"outcome": shipment.status}
-        )
+        resume_if_delivered(order, shipment_id, store=store, workflow=workflow)
     return outcome
 
 
