@@ -222,7 +222,7 @@ def eventbridge(topic: str = "orders/create", shop: str = SHOP) -> dict:
 
 
 def test_eventbridge__the_same_pipeline_unsigned_archived_instead_of_queued(client, svc, counts):
-    from chalicelib.entrypoints.queue_handlers import from_shopify_event
+    from chalicelib.entrypoints.queue_records import from_shopify_event
 
     body = eventbridge()
     with pytest.raises(MalformedDelivery):
