@@ -45,14 +45,19 @@ def use_count_sink(sink: CountSink | None) -> None:
 
 
 def count(
-    name: str, *, channel: str, store: str | None = None, reason: str | None = None, value: float = 1
+    name: str,
+    *,
+    channel: str,
+    store: str | None = None,
+    reason: str | None = None,
+    value: float = 1,
+    aggregate: bool = True,
 ) -> None:
-    """One EMF metric line, flushed at once (works the same in a route, a queue handler or a task)."""
-    if _sink is not None:
-        try:
-            _sink(name, channel, store, value)
-        except Exception:  # an aggregate that cannot be kept never fails what was counted
-            logger.exception("count sink failed", extra={"metric": name, "channel": channel})
+    """One EMF metric line, flushed at once (works the same in a route, a queue handler or a task), and the
+    count sink told. `aggregate=False`: the metric only; whoever calls `tally` later keeps the aggregate
+    (off a webhook's answer path)."""
+    if aggregate:
+        tally(name, channel=channel, store=store, value=value)
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
     from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
@@ -65,6 +70,16 @@ def count(
             metric.add_dimension(name="store", value=store[:250])
         if reason:
             metric.add_dimension(name="reason", value=reason)
+
+
+def tally(name: str, *, channel: str, store: str | None = None, value: float = 1) -> None:
+    """The count sink only (the status page's aggregates), for a count whose metric line went out with
+    `count(..., aggregate=False)`."""
+    if _sink is not None:
+        try:
+            _sink(name, channel, store, value)
+        except Exception:  # an aggregate that cannot be kept never fails what was counted
+            logger.exception("count sink failed", extra={"metric": name, "channel": channel})
 
 
 def seconds(name: str, value: float, *, channel: str, store: str | None = None) -> None:

@@ -17,7 +17,7 @@ from chalicelib.domain.ingest import IngestResult, Outcome
 from chalicelib.domain.parking import ParkedMessage, is_permanent
 from chalicelib.entrypoints import amazon_delivery
 from chalicelib.entrypoints.intake import receive
-from chalicelib.observability import count, logger, seconds
+from chalicelib.observability import count, logger, seconds, tally
 
 
 def resolve(delivery: Delivery, svc: Services) -> Delivery:
@@ -64,6 +64,12 @@ def _json_body(record: SQSRecord, what: str) -> Any:
         raise MalformedDelivery(f"{what} is not JSON (or nested too deep)") from exc
 
 
+def _first_receive(record: SQSRecord) -> bool:
+    """The record's first delivery to a consumer (a retried one was counted on its first)."""
+    attributes = record.raw_event.get("attributes") or {}
+    return str(attributes.get("ApproximateReceiveCount", "1")) == "1"
+
+
 def ingest_record(record: SQSRecord) -> None:
     svc = services()
     body = _json_body(record, "queued delivery")
@@ -76,6 +82,8 @@ def ingest_record(record: SQSRecord) -> None:
         delivery = Delivery.from_message(record.body)
         if delivery.raw is not None:
             svc.raw_archive.put(delivery, delivery.raw.encode("utf-8"))
+            if _first_receive(record):  # the edge left this count to its archiver (intake.enqueue)
+                tally("WebhookAccepted", channel=delivery.channel, store=delivery.store)
         delivery = resolve(delivery, svc)
     if amazon_delivery.is_notification(delivery):
         # A replayed Amazon delivery: its archive holds the notification, so the order is read again.
