@@ -7,7 +7,9 @@ It boots the local stack (HUB_DEMO=0) on free ports, registers a Shopify store, 
    consumer drains as the runtime drains the hub's ingest queue (receive up to 10, delete what it got), so
    the floor's queue stays as short as the hub's and the two pay moto's per-message costs alike;
 2. ack: N signed `orders/create` deliveries posted one after another to /webhooks/shopify, alternating with
-   the floor; the hub's own share of an ack is ack minus the floor sent just before it (paired);
+   the floor; the hub's own share of an ack is ack minus the floor sent just before it (paired); twice:
+   under load (the stack processes each accepted order meanwhile, in the same process) and idle (the queue
+   consumers paused, the issue #19 target: ack <= 2x the floor at p50, <= 3x at p99);
 3. burst: 8 concurrent senders posting N deliveries in all; deliveries/s;
 and finally checks that every accepted delivery became exactly one order.
 """
@@ -126,22 +128,34 @@ def main() -> None:
         body = order_body(0)
         session = requests.Session()
         session.post(f"{url}/webhooks/shopify", data=body, headers=headers_for(body), timeout=10)  # warm-up
-        floor, ack = [], []
-        for i in range(n):
-            started = time.perf_counter()
-            sqs.send_message(
-                QueueUrl=floor_queue,
-                MessageBody=body.decode(),
-                MessageGroupId=str(i),
-                MessageDeduplicationId=uuid.uuid4().hex,
-            )
-            floor.append(time.perf_counter() - started)
-            payload = order_body(i + 1)
-            headers = headers_for(payload)
-            started = time.perf_counter()
-            answer = session.post(f"{url}/webhooks/shopify", data=payload, headers=headers, timeout=10)
-            ack.append(time.perf_counter() - started)
-            assert answer.status_code == 200, answer.text
+
+        def sequential(first: int) -> tuple[list[float], list[float]]:
+            """n signed deliveries one after another, each right after its floor SendMessage."""
+            floor, ack = [], []
+            for i in range(n):
+                started = time.perf_counter()
+                sqs.send_message(
+                    QueueUrl=floor_queue,
+                    MessageBody=body.decode(),
+                    MessageGroupId=str(first + i),
+                    MessageDeduplicationId=uuid.uuid4().hex,
+                )
+                floor.append(time.perf_counter() - started)
+                payload = order_body(first + i)
+                headers = headers_for(payload)
+                started = time.perf_counter()
+                answer = session.post(f"{url}/webhooks/shopify", data=payload, headers=headers, timeout=10)
+                ack.append(time.perf_counter() - started)
+                assert answer.status_code == 200, answer.text
+            return floor, ack
+
+        # Under load: the stack processes each accepted order (ingest, Step Functions, tasks) in the same
+        # process meanwhile. Idle: the queue consumers paused (the issue's target), so the hub's process does
+        # nothing but answer; the ingest queue grows by n while the floor's is drained.
+        floor, ack = sequential(1)
+        requests.post(f"{aws_url}/_local/event-sources/pause", timeout=90).raise_for_status()
+        idle_floor, idle_ack = sequential(3 * n + 1)
+        requests.post(f"{aws_url}/_local/event-sources/resume", timeout=90).raise_for_status()
         floor_left = drain.queued()
         drain.stop()
 
@@ -156,7 +170,7 @@ def main() -> None:
                 accepted += answer.status_code == 200
             return accepted
 
-        base = n + 1
+        base = 4 * n + 1
         chunks = [range(base + k * (n // 8), base + (k + 1) * (n // 8)) for k in range(8)]
         # The burst twice: the webhook edge alone (queue consumers paused, as a throttled or disabled
         # mapping would be; the queue absorbs it), then with the consumers working at the same time.
@@ -172,7 +186,7 @@ def main() -> None:
             base += n
             chunks = [range(base + k * (n // 8), base + (k + 1) * (n // 8)) for k in range(8)]
         accepted_burst = sum(a for a, _ in rates.values())
-        expected = 1 + n + accepted_burst  # warm-up order 0 + sequential + burst
+        expected = 1 + 2 * n + accepted_burst  # warm-up order 0 + both sequential phases + bursts
         deadline = time.monotonic() + 900
         stored = 0
         while time.monotonic() < deadline:
@@ -194,24 +208,30 @@ def main() -> None:
         def ms(v: float) -> str:
             return f"{v * 1000:.1f} ms"
 
-        print(f"deliveries: sequential {n}, two bursts of {8 * (n // 8)} from 8 senders")
-        for label, values in (("floor (bare SQS SendMessage)", floor), ("webhook ack", ack)):
-            print(f"{label:<29} p50 {ms(percentile(values, 0.5))}, p99 {ms(percentile(values, 0.99))}")
         print(
-            f"ratio ack/floor: p50 {percentile(ack, 0.5) / percentile(floor, 0.5):.2f}x, "
-            f"p99 {percentile(ack, 0.99) / percentile(floor, 0.99):.2f}x; "
-            f"mean ack {ms(statistics.mean(ack))}, mean floor {ms(statistics.mean(floor))}"
+            f"deliveries: sequential {n} twice (under load, idle), "
+            f"two bursts of {8 * (n // 8)} from 8 senders"
         )
-        # Each ack against the floor sent just before it, so both met the same moment of the run.
-        share = [a - f for a, f in zip(ack, floor, strict=True)]
-        print(
-            f"hub's own share (ack - paired floor): p50 {ms(percentile(share, 0.5))}, "
-            f"p99 {ms(percentile(share, 0.99))}, mean {ms(statistics.mean(share))} = "
-            f"{statistics.mean(share) / statistics.mean(ack):.0%} of the mean ack"
-        )
+        for phase, phase_floor, phase_ack in (("under load", floor, ack), ("idle", idle_floor, idle_ack)):
+            print(f"-- {phase}")
+            for label, values in (("floor (bare SQS SendMessage)", phase_floor), ("webhook ack", phase_ack)):
+                print(f"{label:<29} p50 {ms(percentile(values, 0.5))}, p99 {ms(percentile(values, 0.99))}")
+            print(
+                f"ratio ack/floor: p50 {percentile(phase_ack, 0.5) / percentile(phase_floor, 0.5):.2f}x, "
+                f"p99 {percentile(phase_ack, 0.99) / percentile(phase_floor, 0.99):.2f}x; "
+                f"mean ack {ms(statistics.mean(phase_ack))}, mean floor {ms(statistics.mean(phase_floor))}"
+            )
+            # Each ack against the floor sent just before it, so both met the same moment of the run.
+            share = [a - f for a, f in zip(phase_ack, phase_floor, strict=True)]
+            print(
+                f"hub's own share (ack - paired floor): p50 {ms(percentile(share, 0.5))}, "
+                f"p99 {ms(percentile(share, 0.99))}, mean {ms(statistics.mean(share))} = "
+                f"{statistics.mean(share) / statistics.mean(phase_ack):.0%} of the mean ack"
+            )
         first, last = floor[: n // 4], floor[-(n // 4) :]
         print(
-            f"floor drained: {drain.drained} of {n} received and deleted, {floor_left} queued at the end; "
+            f"floor drained: {drain.drained} of {2 * n} received and deleted, "
+            f"{floor_left} queued at the end; "
             f"floor p50 first quarter {ms(percentile(first, 0.5))}, last quarter {ms(percentile(last, 0.5))}"
         )
         for label, (accepted, elapsed) in rates.items():

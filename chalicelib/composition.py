@@ -9,45 +9,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib import resources
-from chalicelib.domain import runtime_settings
-from chalicelib.domain.cancellation import Compensator, WindDownWith
-from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
-from chalicelib.domain.credit.model import CreditLedger
-from chalicelib.domain.credit.redemption import CreditCompensator
-from chalicelib.domain.fraud import VelocityCounter
-from chalicelib.domain.fraud_policy import FraudPolicy
-from chalicelib.domain.fraud_signals import FraudSignals
-from chalicelib.domain.fulfilment import (
-    FulfilmentCompensator,
-    FulfilmentPolicy,
-    FulfilmentStore,
-    ThreePL,
-    ThreePLUpdate,
-    Trackers,
-    TrackingUpdate,
-)
-from chalicelib.domain.ingest import Normalisers
-from chalicelib.domain.order import Order, utcnow
-from chalicelib.domain.parking import ParkedMessage, ParkingLot
-from chalicelib.domain.payment import ChannelCapturer, PaymentPolicy
-from chalicelib.domain.payment_compensation import PaymentCompensator
-from chalicelib.domain.payment_gateway import PaymentGateway
-from chalicelib.domain.ports import (
-    DeliveryQueue,
-    Heartbeats,
-    OrderRepository,
-    RawArchive,
-    WorkflowStarter,
-)
-from chalicelib.domain.publishing import ChannelPublisher
-from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
-from chalicelib.domain.retention import ClosedOrders, RetentionCursor, RetentionPolicy
-from chalicelib.domain.returns.events import ChannelReturn, ReturnEvent
-from chalicelib.domain.returns.policy import ReturnPolicies
-from chalicelib.domain.returns.ports import ReturnLabels, ReturnsBoard, ReturnsDesk, ReturnsReport
-from chalicelib.domain.returns.report_sync import ReturnsCursor
-from chalicelib.domain.runtime_settings import Policies, SettingsAudit, SettingsStore, StoredSetting
-from chalicelib.domain.webhooks import WebhookSpec
 from chalicelib.observability import use_count_sink
 from chalicelib.settings import ConfigurationError, Settings, get_settings
 from chalicelib.wiring import (
@@ -62,12 +23,46 @@ from chalicelib.wiring import (
     tracking_update,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: each function imports the domain modules (and pydantic) its work needs
     from datetime import timedelta
 
     from chalicelib.adapters.plumbing import AwsPlumbing
     from chalicelib.adapters.status_board import DynamoStatusBoard
-    from chalicelib.domain.order import OrderStatus
+    from chalicelib.domain.cancellation import Compensator, WindDownWith
+    from chalicelib.domain.connections import Connection, ConnectionRepository, SecretStore
+    from chalicelib.domain.credit.model import CreditLedger
+    from chalicelib.domain.fraud import VelocityCounter
+    from chalicelib.domain.fraud_policy import FraudPolicy
+    from chalicelib.domain.fraud_signals import FraudSignals
+    from chalicelib.domain.fulfilment import (
+        FulfilmentPolicy,
+        FulfilmentStore,
+        ThreePL,
+        ThreePLUpdate,
+        Trackers,
+        TrackingUpdate,
+    )
+    from chalicelib.domain.ingest import Normalisers
+    from chalicelib.domain.order import Order, OrderStatus
+    from chalicelib.domain.parking import ParkedMessage, ParkingLot
+    from chalicelib.domain.payment import ChannelCapturer, PaymentPolicy
+    from chalicelib.domain.payment_gateway import PaymentGateway
+    from chalicelib.domain.ports import (
+        DeliveryQueue,
+        Heartbeats,
+        OrderRepository,
+        RawArchive,
+        WorkflowStarter,
+    )
+    from chalicelib.domain.publishing import ChannelPublisher
+    from chalicelib.domain.reconciliation import ChannelPull, ReconciliationStore
+    from chalicelib.domain.retention import ClosedOrders, RetentionCursor, RetentionPolicy
+    from chalicelib.domain.returns.events import ChannelReturn, ReturnEvent
+    from chalicelib.domain.returns.policy import ReturnPolicies
+    from chalicelib.domain.returns.ports import ReturnLabels, ReturnsBoard, ReturnsDesk, ReturnsReport
+    from chalicelib.domain.returns.report_sync import ReturnsCursor
+    from chalicelib.domain.runtime_settings import Policies, SettingsAudit, SettingsStore, StoredSetting
+    from chalicelib.domain.webhooks import WebhookSpec
 
 
 def _no_payments() -> PaymentGateway:
@@ -76,6 +71,18 @@ def _no_payments() -> PaymentGateway:
 
 def _no_threepl(provider: str) -> ThreePL:
     raise ConfigurationError(f"no 3PL client configured for {provider}")
+
+
+def _no_fraud_signals(order: Order) -> FraudSignals:
+    from chalicelib.domain.fraud_signals import FraudSignals
+
+    return FraudSignals()
+
+
+def _default_policies() -> Policies:
+    from chalicelib.domain.runtime_settings import Policies
+
+    return Policies()
 
 
 class _NoTrackers:
@@ -120,7 +127,7 @@ class Services:
     # Captures a channel's own authorisation (Shopify), or None when the channel cannot.
     channel_capturer: Callable[[Order], ChannelCapturer | None] = field(default=lambda order: None)
     # What the channel and the payment provider say about an order's risk (Shopify risk, Stripe Radar).
-    fraud_signals: Callable[[Order], FraudSignals] = field(default=lambda order: FraudSignals())
+    fraud_signals: Callable[[Order], FraudSignals] = field(default=_no_fraud_signals)
     # Fulfilment: a 3PL provider's client by name, the carrier's trackers, what the stage keeps aside.
     threepl: Callable[[str], ThreePL] = field(default=_no_threepl)
     trackers: Trackers = field(default_factory=_NoTrackers)
@@ -185,28 +192,38 @@ class Services:
     credit_ledger: CreditLedger | None = None
     # The business policies in force (the runtime settings store's values; defaults without one), and the
     # store itself with its audit trail for /api/settings.
-    policies: Policies = field(default_factory=Policies)
+    policies: Policies = field(default_factory=_default_policies)
     settings_store: SettingsStore | None = None
     settings_audit: SettingsAudit | None = None
 
     @property
     def fraud_policy(self) -> FraudPolicy:
+        from chalicelib.domain import runtime_settings
+
         return self.policies.get(runtime_settings.FRAUD_POLICY)
 
     @property
     def payment_policy(self) -> PaymentPolicy:
+        from chalicelib.domain import runtime_settings
+
         return self.policies.get(runtime_settings.PAYMENT_RECOVERY)
 
     @property
     def fulfilment_policy(self) -> FulfilmentPolicy:
+        from chalicelib.domain import runtime_settings
+
         return self.policies.get(runtime_settings.FULFILMENT_POLICY)
 
     @property
     def return_policies(self) -> ReturnPolicies:
+        from chalicelib.domain import runtime_settings
+
         return self.policies.get(runtime_settings.RETURNS_POLICY)
 
     @property
     def personal_data_retention(self) -> RetentionPolicy:
+        from chalicelib.domain import runtime_settings
+
         return self.policies.get(runtime_settings.PERSONAL_DATA_RETENTION)
 
     def runtime_settings(self) -> tuple[SettingsStore, SettingsAudit]:
@@ -227,6 +244,10 @@ class Services:
     def compensators(self) -> Sequence[Compensator]:
         """Undo, in order, what each stage did for a cancelled order: the goods first, then the money
         (publishing joins with #6), then the vouchers and credit it redeemed."""
+        from chalicelib.domain.credit.redemption import CreditCompensator
+        from chalicelib.domain.fulfilment import FulfilmentCompensator
+        from chalicelib.domain.payment_compensation import PaymentCompensator
+
         return (
             FulfilmentCompensator(self.orders, self.threepl, self.now),
             PaymentCompensator(self.payments),
@@ -235,6 +256,8 @@ class Services:
 
     def wind_down_with(self, *, stop_workflow: bool = True) -> WindDownWith:
         """What cancelling an order (stopping its lifecycle, undoing what was done) works with here."""
+        from chalicelib.domain.cancellation import WindDownWith
+
         return WindDownWith(
             orders=self.orders,
             workflow=self.workflow,
@@ -282,6 +305,8 @@ class Services:
         return DynamoStatusBoard()
 
     def stuck_thresholds(self) -> dict[OrderStatus, timedelta]:
+        from chalicelib.domain import runtime_settings
+
         return self.policies.get(runtime_settings.STUCK_AFTER)
 
     def channel_pull(self, connection: Connection) -> ChannelPull:
@@ -362,6 +387,8 @@ def build(settings: Settings) -> Services:
     from chalicelib.adapters.stats import DynamoTrafficStats
     from chalicelib.adapters.velocity import DynamoVelocityCounter, bind_velocity
     from chalicelib.adapters.workflow import StepFunctionsWorkflow
+    from chalicelib.domain.order import utcnow
+    from chalicelib.domain.runtime_settings import Policies
     from chalicelib.integrations.http import HostGuard, guard_hosts
 
     models.bind(settings.table_name, settings.region, settings.aws_endpoint)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint, Rate
 
 from chalicelib.composition import Services, services
-from chalicelib.domain.reconciliation import ReconciliationReport
-from chalicelib.domain.reconciliation_run import reconcile_all
 from chalicelib.entrypoints.errors import http_errors
 from chalicelib.observability import count, logger
+
+if TYPE_CHECKING:
+    from chalicelib.domain.reconciliation import ReconciliationReport
 
 bp = Blueprint(__name__)
 
@@ -18,6 +19,8 @@ RECONCILE = "reconcile"
 
 
 def run_all(svc: Services) -> list[dict[str, Any]]:
+    from chalicelib.domain.reconciliation_run import reconcile_all
+
     reports = reconcile_all(
         connections=svc.connections,
         pull_for=svc.channel_pull,

@@ -9,7 +9,6 @@ from chalice import Blueprint
 
 from chalicelib import resources
 from chalicelib.composition import services
-from chalicelib.domain.returns import resolution, steps
 from chalicelib.observability import logger
 
 bp = Blueprint(__name__)
@@ -17,6 +16,8 @@ bp = Blueprint(__name__)
 
 @bp.lambda_function(name=resources.FUNCTION_APPROVE_RETURN)
 def approve_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain.returns import steps
+
     svc = services()
     return steps.approve(
         event["order_id"], event["return_id"], orders=svc.orders, policies=svc.return_policies, now=svc.now
@@ -25,6 +26,8 @@ def approve_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_ISSUE_RETURN_LABEL)
 def issue_return_label(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain.returns import steps
+
     svc = services()
     return steps.issue_label(
         event["order_id"],
@@ -41,6 +44,8 @@ def issue_return_label(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_AWAIT_RETURN)
 def await_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain.returns import steps
+
     svc = services()
     return steps.await_stage(
         event["order_id"],
@@ -55,6 +60,8 @@ def await_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_RETURN_OVERDUE)
 def return_overdue(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain.returns import steps
+
     svc = services()
     return steps.overdue(
         event["order_id"],
@@ -68,6 +75,8 @@ def return_overdue(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_RESOLVE_RETURN)
 def resolve_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain.returns import resolution
+
     svc = services()
     return resolution.resolve(
         event["order_id"],
@@ -83,6 +92,8 @@ def resolve_return(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_RECORD_RETURN_FAILURE)
 def record_return_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain.returns import steps
+
     svc = services()
     error = event.get("error") or {}
     cause = str(error.get("Cause", ""))

@@ -13,7 +13,6 @@ from chalice import Blueprint
 
 from chalicelib import resources
 from chalicelib.composition import services
-from chalicelib.domain import cancellation, fulfilment, lifecycle, payment, payment_recovery, review
 from chalicelib.observability import logger
 from chalicelib.settings import ConfigurationError
 
@@ -22,6 +21,8 @@ bp = Blueprint(__name__)
 
 @bp.lambda_function(name=resources.FUNCTION_VALIDATE_ORDER)
 def validate_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import lifecycle
+
     svc = services()
     return lifecycle.validate_order(event["order_id"], orders=svc.orders, now=svc.now)
 
@@ -45,6 +46,8 @@ def check_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_RECORD_FAILURE)
 def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import lifecycle
+
     svc = services()
     error = event.get("error") or {}
     cause = str(error.get("Cause", ""))
@@ -64,6 +67,8 @@ def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_FRAUD_CHECK)
 def fraud_check(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import review
+
     svc = services()
     if svc.velocity is None:
         raise ConfigurationError("no velocity counter configured")
@@ -81,18 +86,24 @@ def fraud_check(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_REQUEST_REVIEW)
 def request_review(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import review
+
     svc = services()
     return review.request_review(event["order_id"], event["task_token"], orders=svc.orders, now=svc.now)
 
 
 @bp.lambda_function(name=resources.FUNCTION_REVIEW_TIMED_OUT)
 def review_timed_out(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import review
+
     svc = services()
     return review.review_timed_out(event["order_id"], orders=svc.orders, now=svc.now)
 
 
 @bp.lambda_function(name=resources.FUNCTION_TAKE_PAYMENT)
 def take_payment(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import payment
+
     svc = services()
     return payment.take_payment(
         event["order_id"],
@@ -107,6 +118,8 @@ def take_payment(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_REQUEST_PAYMENT_METHOD)
 def request_payment_method(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import payment_recovery
+
     svc = services()
     return payment_recovery.request_payment_method(
         event["order_id"], event["task_token"], orders=svc.orders, workflow=svc.workflow, now=svc.now
@@ -116,6 +129,8 @@ def request_payment_method(event: dict[str, Any], context: Any) -> dict[str, Any
 @bp.lambda_function(name=resources.FUNCTION_CANCEL_ORDER)
 def cancel_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The lifecycle's own cancellation (fraud or review reject, payment never came): compensate, no stop."""
+    from chalicelib.domain import cancellation
+
     svc = services()
     return cancellation.cancel(
         event["order_id"],
@@ -150,6 +165,8 @@ def await_order_delivery(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_ALLOCATE)
 def allocate_shipments(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import fulfilment
+
     svc = services()
     return fulfilment.allocate(
         event["order_id"], orders=svc.orders, threepl=svc.threepl, policy=svc.fulfilment_policy, now=svc.now
@@ -158,6 +175,8 @@ def allocate_shipments(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_REQUEST_FULFILMENT)
 def request_fulfilment(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import fulfilment
+
     svc = services()
     return fulfilment.request_fulfilment(
         event["order_id"],
@@ -173,6 +192,8 @@ def request_fulfilment(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_AWAIT_DELIVERY)
 def await_delivery(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import fulfilment
+
     svc = services()
     return fulfilment.await_delivery(
         event["order_id"],
@@ -186,5 +207,7 @@ def await_delivery(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_COMPLETE_ORDER)
 def complete_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import fulfilment
+
     svc = services()
     return fulfilment.complete_order(event["order_id"], orders=svc.orders, now=svc.now)

@@ -102,7 +102,7 @@ def test_delivery_message__round_trips_and_rejects_garbage():
 
 def test_ingest_handler__a_lost_race_with_another_writer_is_applied_again_at_once(svc):
     from chalicelib.domain.errors import ConcurrentUpdate
-    from chalicelib.entrypoints.queue_handlers import ingest as ingest_handler
+    from chalicelib.entrypoints.queue_records import ingest as ingest_handler
 
     run(delivery("d1"), svc.orders, svc.workflow)
     real_save, raced = svc.orders.save, []

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.domain.connections import register
 from chalicelib.domain.order import derive_order_id
-from chalicelib.entrypoints.queue_handlers import amazon_notification_record
+from chalicelib.entrypoints.queue_records import amazon_notification_record
 from local.simulators.amazon import AmazonSimulator
 from tests.fake_time import FakeTime
 from tests.fakes import RecordingParkingLot

@@ -329,7 +329,7 @@ def test_a_queued_return_event_goes_to_the_returns_stage_with_its_provider_once(
     from datetime import UTC, datetime
 
     from chalicelib.domain.delivery import Delivery
-    from chalicelib.entrypoints.queue_handlers import apply_fulfilment
+    from chalicelib.entrypoints.queue_records import apply_fulfilment
     from tests.fakes_fulfilment import InMemoryFulfilmentStore
 
     applied: list = []
