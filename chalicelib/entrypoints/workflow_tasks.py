@@ -29,6 +29,8 @@ def validate_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_CHECK_ORDER)
 def check_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import review
+
     svc = services()
     if svc.velocity is None:
         raise ConfigurationError("no velocity counter configured")
@@ -142,6 +144,8 @@ def cancel_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_FULFIL_ORDER)
 def fulfil_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import fulfilment
+
     svc = services()
     return fulfilment.fulfil_order(
         event["order_id"],
@@ -157,6 +161,8 @@ def fulfil_order(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @bp.lambda_function(name=resources.FUNCTION_AWAIT_ORDER_DELIVERY)
 def await_order_delivery(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from chalicelib.domain import fulfilment
+
     svc = services()
     return fulfilment.await_order_delivery(
         event["order_id"], event["task_token"], orders=svc.orders, store=svc.store(), workflow=svc.workflow
