@@ -12,7 +12,8 @@ to the seeding time) and Chalice's test client sending `Authorization: Bearer <t
    report per store and hour for 30 hours, carrier counters, eight flagged shipments; each page rendered
    once (warm-up: clients, connections);
 2. N orders, each the items `batch_write()` would send for the repository's own models
-   (`new_order_items(order)`: the order item and its entries), put straight into moto's table, and the per-status counter shards
+   (`new_order_items(order)`: the order item and its entries), put straight into moto's table, and the
+   per-status counter shards
    set to match (checked through `status_counts()`). A fixed 240 of them (30 in review, 30 failed, 60 just
    paid, 12 stuck in each status that can get stuck) fill the page's lists at every size; the rest are placed
    over 90 days with a status that follows their age (recent ones in flight, old ones mostly completed, a
@@ -566,7 +567,8 @@ class MotoIndex:
 
 def seed_orders(n: int, now: datetime, seed: int) -> Counter[str]:
     """N orders, each the items `batch_write()` would send for the repository's own models
-    (`new_order_items(order)`, each `.serialize()`d: as its first save leaves them), put straight into moto's table
+    (`new_order_items(order)`, each `.serialize()`d: as its first save leaves them), put straight into
+    moto's table
     (`put_item` of its DynamoDB backend, what moto's BatchWriteItem calls per item) without the HTTP round
     trip, which costs moto 0.4 ms an item (40 s of the 100,000). Then the per-status counters to match."""
     from moto.core import DEFAULT_ACCOUNT_ID

@@ -78,8 +78,9 @@ def test_the_order_item_stays_small_whatever_its_history_and_outbox_hold(table):
     repo.save(order, expected_version=None)
     stored = repo.get(order.order_id)
     _tracked(stored.order, 300)
+    at = stored.order.updated_at
     stored.order.publications = [
-        Publication(publication_id=f"p-{n}", kind="shipped", created_at=stored.order.updated_at) for n in range(40)
+        Publication(publication_id=f"p-{n}", kind="shipped", created_at=at) for n in range(40)
     ]
     repo.save(stored.order, expected_version=stored.version)
     items = _items(order.order_id)
