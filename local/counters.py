@@ -114,8 +114,8 @@ class RequestCounter:
             self._requests: dict[str, dict[str, int]] = {}
             self._read_units: dict[str, float] = {}
             self._read_items: dict[str, int] = {}
-            # table → key (json) → {"writes", "transactional", "deletes", "put_bytes"}
-            self._writes: dict[str, dict[str, dict[str, int]]] = {}
+            # table → key (json) → {"writes", "transactional", "deletes", "put_bytes", "touched"}
+            self._writes: dict[str, dict[str, dict[str, Any]]] = {}
         return before
 
     def snapshot(self) -> dict[str, Any]:
@@ -128,7 +128,10 @@ class RequestCounter:
             "dynamodb": {
                 "read_units": dict(self._read_units),
                 "read_items": dict(self._read_items),
-                "writes": {t: {k: dict(v) for k, v in keys.items()} for t, keys in self._writes.items()},
+                "writes": {
+                    t: {k: {**v, "touched": dict(v["touched"])} for k, v in keys.items()}
+                    for t, keys in self._writes.items()
+                },
                 "key_schemas": dict(self._key_schemas),
             },
         }
