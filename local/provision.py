@@ -56,7 +56,10 @@ def _create_table(ddb: Any, spec: resources.TableSpec) -> None:
                     {"AttributeName": index.partition_key, "KeyType": "HASH"},
                     {"AttributeName": index.sort_key, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": {
+                    "ProjectionType": index.projection_type,
+                    **({"NonKeyAttributes": list(index.include)} if index.include else {}),
+                },
             }
             for index in spec.indexes
         ],

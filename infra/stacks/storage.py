@@ -48,7 +48,8 @@ class StorageMixin:
                 index_name=index.name,
                 partition_key=dynamodb.Attribute(name=index.partition_key, type=string),
                 sort_key=dynamodb.Attribute(name=index.sort_key, type=string),
-                projection_type=dynamodb.ProjectionType.ALL,
+                projection_type=dynamodb.ProjectionType(index.projection_type),
+                non_key_attributes=list(index.include) or None,
             )
         return table
 
