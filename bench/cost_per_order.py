@@ -716,22 +716,15 @@ def price_writes(stack: Stack, counters: dict[str, Any]) -> tuple[float, float]:
     """Write request units of the counted writes: (table, indexes).
 
     Each written item is sized as it is stored now (after the scenario: an upper bound for its earlier
-    writes). A write costs ceil(size / 1 KB) units, twice that in a transaction. A global secondary index the
-    item is in costs one more write per table write that reaches it: with an ALL projection every write, at
-    the item's size; with KEYS_ONLY or INCLUDE only a write that set or removed an attribute the index
-    keys on or projects (the counters' `touched`), at the size of what it projects. Not counted: the extra
-    index delete when a write changes an index key. An item deleted since is priced at its put size, or 1 KB.
+    writes). A write costs ceil(size / 1 KB) units, twice that in a transaction; every global secondary index
+    the item is in (ALL projection) costs ceil(size / 1 KB) more per write. Not counted: the extra index
+    delete when a write changes an index key. An item deleted since is priced at its put size, or 1 KB.
     """
     table_units = index_units = 0.0
     for table, keys in counters["dynamodb"]["writes"].items():
         description = stack.ddb.describe_table(TableName=table)["Table"]
-        table_keys = [k["AttributeName"] for k in description["KeySchema"]]
         indexes = [
-            (
-                [k["AttributeName"] for k in gsi["KeySchema"]],
-                gsi["Projection"]["ProjectionType"],
-                gsi["Projection"].get("NonKeyAttributes", []),
-            )
+            [k["AttributeName"] for k in gsi["KeySchema"]]
             for gsi in description.get("GlobalSecondaryIndexes", [])
         ]
         for key_json, entry in keys.items():
@@ -743,23 +736,8 @@ def price_writes(stack: Stack, counters: dict[str, Any]) -> tuple[float, float]:
             units = max(1, math.ceil(size / 1024))
             plain = entry["writes"] - entry["transactional"]
             table_units += units * (plain + 2 * entry["transactional"] + 2 * entry["condition_checks"])
-            for names, projection, included in indexes:
-                if not item or not all(a in item for a in names):
-                    continue
-                if projection == "ALL":
-                    index_units += units * (entry["writes"] - entry["deletes"])
-                    continue
-                projected = {*table_keys, *names, *included}
-                reaching = (
-                    sum(
-                        n
-                        for touched, n in entry.get("touched", {}).items()
-                        if touched == "*" or projected & set(touched.split(","))
-                    )
-                    - entry["deletes"]
-                )
-                size = item_size({a: v for a, v in item.items() if a in projected})
-                index_units += max(1, math.ceil(size / 1024)) * max(0, reaching)
+            in_indexes = sum(all(a in item for a in names) for names in indexes) if item else 0
+            index_units += units * in_indexes * (entry["writes"] - entry["deletes"])
     return table_units, index_units
 
 

@@ -29,18 +29,11 @@ def staged_name(name: str, stage: str) -> str:
 
 @dataclass(frozen=True)
 class IndexSpec:
-    """A global secondary index over generic key attributes (single-table design). It projects the keys
-    and `include` (KEYS_ONLY when empty): an index write then happens only when one of those changes, at
-    their size, instead of the whole item on every write (ALL)."""
+    """A global secondary index over generic key attributes (single-table design)."""
 
     name: str
     partition_key: str
     sort_key: str
-    include: tuple[str, ...] = ()
-
-    @property
-    def projection_type(self) -> str:
-        return "INCLUDE" if self.include else "KEYS_ONLY"
 
 
 @dataclass(frozen=True)
@@ -137,21 +130,14 @@ TABLE = TableSpec(
     partition_key="pk",
     sort_key="sk",
     indexes=(
-        # by-channel id: CHANNEL#<channel>#<external id>, sorted by store; also the connections' listing
-        # (CONNECTIONS), which shows what it includes (an order's channel and store never change: free)
-        IndexSpec(
-            "gsi1",
-            "gsi1pk",
-            "gsi1sk",
-            ("channel", "store", "connection_id", "secret_ref", "created_at", "settings"),
-        ),
-        # by status + time: STATUS#<status>, sorted by when the order entered it; the status page's rows
-        # (stuck orders) and retention read what it includes, the rest reads the orders by key
-        IndexSpec("gsi2", "gsi2pk", "gsi2sk", ("channel", "store", "external_id")),
+        # by-channel id: CHANNEL#<channel>#<store>#<external id>
+        IndexSpec("gsi1", "gsi1pk", "gsi1sk"),
+        # by status + time: STATUS#<status>, sorted by updated time
+        IndexSpec("gsi2", "gsi2pk", "gsi2sk"),
         # by store + time: STORE#<channel>#<store>, sorted by placed time
         IndexSpec("gsi3", "gsi3pk", "gsi3sk"),
-        # every order, newest first: ORDERS, sorted by placed time (the channel filters it)
-        IndexSpec("gsi4", "gsi4pk", "gsi4sk", ("channel",)),
+        # every order, newest first: ORDERS, sorted by placed time
+        IndexSpec("gsi4", "gsi4pk", "gsi4sk"),
         # sparse: orders whose channel outbox has pending milestones, oldest first (PUBPENDING)
         IndexSpec("gsi5", "gsi5pk", "gsi5sk"),
     ),

@@ -7,9 +7,7 @@ Off unless `HUB_LOCAL_COUNTERS=1`. When on, the gateway records every request it
   hour, not per order; requests to a FIFO queue are marked ` [fifo]` (priced higher);
 - DynamoDB read request units computed from the items each read returned (4 KB units, half for eventually
   consistent reads, double in a transaction), and every written item's key with its write count, so a
-  reader can price the writes from the items' stored sizes (`GET /_local/counters`, then size the keys),
-  and which attributes the writes set or removed (`touched`: "a,b,c" → writes), so a reader can tell which
-  writes reached an index that projects only some attributes.
+  reader can price the writes from the items' stored sizes (`GET /_local/counters`, then size the keys).
 
 It is a lock and a few dicts; DynamoDB bodies are parsed only while counting.
 """
@@ -27,22 +25,6 @@ from urllib.parse import parse_qs
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 
 _READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
-_NAME = re.compile(r"#[A-Za-z0-9_]+|[A-Za-z_][A-Za-z0-9_]*")
-_CLAUSES = {"SET", "REMOVE", "ADD", "DELETE", "if_not_exists", "list_append"}
-
-
-def touched(kind: str, action: dict[str, Any]) -> str:
-    """The attributes one write sets or removes, sorted and joined ("*" for a delete: every one)."""
-    if kind == "Put":
-        return ",".join(sorted(action["Item"]))
-    if kind != "Update":
-        return "*"
-    names = action.get("ExpressionAttributeNames") or {}
-    expression = re.sub(r":[A-Za-z0-9_]+", " ", action.get("UpdateExpression") or "")
-    found = {names.get(token, token) for token in _NAME.findall(expression) if token not in _CLAUSES}
-    return ",".join(sorted(found))
-
-
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
@@ -114,8 +96,8 @@ class RequestCounter:
             self._requests: dict[str, dict[str, int]] = {}
             self._read_units: dict[str, float] = {}
             self._read_items: dict[str, int] = {}
-            # table → key (json) → {"writes", "transactional", "deletes", "put_bytes", "touched"}
-            self._writes: dict[str, dict[str, dict[str, Any]]] = {}
+            # table → key (json) → {"writes", "transactional", "deletes", "put_bytes"}
+            self._writes: dict[str, dict[str, dict[str, int]]] = {}
         return before
 
     def snapshot(self) -> dict[str, Any]:
@@ -128,10 +110,7 @@ class RequestCounter:
             "dynamodb": {
                 "read_units": dict(self._read_units),
                 "read_items": dict(self._read_items),
-                "writes": {
-                    t: {k: {**v, "touched": dict(v["touched"])} for k, v in keys.items()}
-                    for t, keys in self._writes.items()
-                },
+                "writes": {t: {k: dict(v) for k, v in keys.items()} for t, keys in self._writes.items()},
                 "key_schemas": dict(self._key_schemas),
             },
         }
@@ -203,40 +182,29 @@ class RequestCounter:
                 self._read_items[op] = self._read_items.get(op, 0) + items_read
 
     def _dynamodb_writes(self, operation: str, body: dict[str, Any]) -> None:
-        # (kind, table, key or item, transactional, attributes touched)
-        actions: list[tuple[str, str, dict[str, Any], bool, str]] = []
+        actions: list[tuple[str, str, dict[str, Any], bool]] = []  # (kind, table, key or item, transactional)
         if operation == "PutItem":
-            actions.append(("Put", body["TableName"], body["Item"], False, touched("Put", body)))
+            actions.append(("Put", body["TableName"], body["Item"], False))
         elif operation in ("UpdateItem", "DeleteItem"):
-            kind = operation.removesuffix("Item")
-            actions.append((kind, body["TableName"], body["Key"], False, touched(kind, body)))
+            actions.append((operation.removesuffix("Item"), body["TableName"], body["Key"], False))
         elif operation == "BatchWriteItem":
             for table, requests in body["RequestItems"].items():
                 for request in requests:
                     if "PutRequest" in request:
-                        put = request["PutRequest"]
-                        actions.append(("Put", table, put["Item"], False, touched("Put", put)))
+                        actions.append(("Put", table, request["PutRequest"]["Item"], False))
                     else:
-                        actions.append(("Delete", table, request["DeleteRequest"]["Key"], False, "*"))
+                        actions.append(("Delete", table, request["DeleteRequest"]["Key"], False))
         else:  # TransactWriteItems
             for entry in body["TransactItems"]:
                 ((kind, action),) = entry.items()
-                item = action.get("Item") or action["Key"]
-                actions.append((kind, action["TableName"], item, True, touched(kind, action)))
+                actions.append((kind, action["TableName"], action.get("Item") or action["Key"], True))
         with self._lock:
-            for kind, table, attributes, transactional, names_touched in actions:
+            for kind, table, attributes, transactional in actions:
                 names = self._key_schemas.get(table) or sorted(attributes)
                 key = json.dumps({n: attributes.get(n) for n in names}, sort_keys=True)
                 entry = self._writes.setdefault(table, {}).setdefault(
                     key,
-                    {
-                        "writes": 0,
-                        "transactional": 0,
-                        "deletes": 0,
-                        "condition_checks": 0,
-                        "put_bytes": 0,
-                        "touched": {},
-                    },
+                    {"writes": 0, "transactional": 0, "deletes": 0, "condition_checks": 0, "put_bytes": 0},
                 )
                 if kind == "ConditionCheck":
                     entry["condition_checks"] += 1
@@ -244,6 +212,5 @@ class RequestCounter:
                 entry["writes"] += 1
                 entry["transactional"] += transactional
                 entry["deletes"] += kind == "Delete"
-                entry["touched"][names_touched] = entry["touched"].get(names_touched, 0) + 1
                 if kind == "Put":
                     entry["put_bytes"] = max(entry["put_bytes"], item_size(attributes))

@@ -56,10 +56,7 @@ def _create_table(ddb: Any, spec: resources.TableSpec) -> None:
                     {"AttributeName": index.partition_key, "KeyType": "HASH"},
                     {"AttributeName": index.sort_key, "KeyType": "RANGE"},
                 ],
-                "Projection": {
-                    "ProjectionType": index.projection_type,
-                    **({"NonKeyAttributes": list(index.include)} if index.include else {}),
-                },
+                "Projection": {"ProjectionType": "ALL"},
             }
             for index in spec.indexes
         ],

@@ -70,8 +70,6 @@ class InMemoryOrderRepository:
                 raise ConcurrentUpdate(order.order_id)
             if current_version != expected_version:
                 raise ConcurrentUpdate(order.order_id)
-            if current is not None and delivery_id is None and not movements and current.order == order:
-                return current.version  # nothing changed: nothing is written (as the DynamoDB repository)
             # The contract: `replacing` is the status stored at the expected version.
             assert replacing is None or (current and current.order.status == replacing), (
                 f"save says it replaces {replacing}, the stored order is {current and current.order.status}"

@@ -14,7 +14,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib import resources
@@ -24,8 +24,7 @@ TABLE = resources.TABLE
 
 def _index(spec: resources.IndexSpec) -> type[GlobalSecondaryIndex[Any]]:
     """A PynamoDB index class built from the resource specification, so both cannot disagree."""
-    projection = IncludeProjection(list(spec.include)) if spec.include else KeysOnlyProjection()
-    meta = type("Meta", (), {"index_name": spec.name, "projection": projection})
+    meta = type("Meta", (), {"index_name": spec.name, "projection": AllProjection()})
     attrs = {
         "Meta": meta,
         spec.partition_key: UnicodeAttribute(hash_key=True),
@@ -48,17 +47,13 @@ class TableModel(Model):
 
 
 class OrderModel(TableModel):
-    """One order: the canonical document without its growing lists (see order_items.py), the lists'
-    lengths, and the keys its indexes need. An item without `lists` is the old layout: every list inside
-    the document (read as it is, rewritten in the new layout by the order's next save)."""
+    """One order: the canonical document plus the keys its indexes need."""
 
     class Meta(TableModel.Meta):
         pass
 
     version = VersionAttribute()
     document = JSONAttribute()
-    # {"history": n, "publications": n, "returns": n}: how many entry items of each list are the order's.
-    lists = JSONAttribute(null=True)
     status = UnicodeAttribute()
     channel = UnicodeAttribute()
     store = UnicodeAttribute()
@@ -85,16 +80,6 @@ class OrderModel(TableModel):
     by_store = _ByStore()
     all_orders = _AllOrders()
     pending_publications = _PendingPublications()
-
-
-class OrderEntryModel(TableModel):
-    """One entry of an order's list (a history entry, an outbox milestone, a return), in the order's
-    partition under `H#`, `P#` or `R#` and its position."""
-
-    class Meta(TableModel.Meta):
-        pass
-
-    body = JSONAttribute()
 
 
 class DeliveryModel(TableModel):
@@ -260,7 +245,6 @@ class SettingChangeModel(TableModel):
 
 MODELS: tuple[type[TableModel], ...] = (
     OrderModel,
-    OrderEntryModel,
     DeliveryModel,
     PaymentRefModel,
     FulfilmentModel,

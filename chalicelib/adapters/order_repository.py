@@ -17,27 +17,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import resources
 from chalicelib.adapters.credit_ledger import ledger_writes, translate_cancellation
-from chalicelib.adapters.models import (
-    DeliveryModel,
-    HeartbeatModel,
-    OrderEntryModel,
-    OrderModel,
-    PaymentRefModel,
-    TableModel,
-)
-from chalicelib.adapters.order_items import (
-    FIRST_SK,
-    INDEX_ATTRIBUTES,
-    LAST_SK,
-    ORDER_SK,
-    Changes,
-    Images,
-    Snapshots,
-    changes,
-    images,
-    order_pk,
-    read,
-)
+from chalicelib.adapters.models import DeliveryModel, HeartbeatModel, OrderModel, PaymentRefModel
 from chalicelib.adapters.stats import status_move
 from chalicelib.domain.credit.model import CreditMovement
 from chalicelib.domain.errors import ConcurrentUpdate, DuplicateDelivery, InvalidInput, NotFound
@@ -51,49 +31,67 @@ _CONFLICT_ATTEMPTS = 4
 
 
 def order_key(order_id: str) -> tuple[str, str]:
-    return order_pk(order_id), ORDER_SK
+    return f"ORDER#{order_id}", "ORDER"
 
 
 def delivery_key(delivery_id: str) -> tuple[str, str]:
     return f"DELIVERY#{delivery_id}", "DELIVERY"
 
 
-# How many entry items one save's transaction may hold (DynamoDB's limit is 100 items; the rest is kept
-# for the order item, its delivery marker, its status counter and its credit-ledger items).
-_ORDER_BUDGET = 90
-
-
-def new_order_items(order: Order, version: int = 1) -> list[TableModel]:
-    """The items a first save writes for `order` (the order item and one per list entry), as models."""
-    after = images(order)
-    return [_order_item(order.order_id, after, version)] + [
-        OrderEntryModel(order_pk(order.order_id), sk, body=json.loads(body))
-        for sk, body in after.entries.items()
-    ]
-
-
-def _order_item(order_id: str, after: Images, version: int | None) -> OrderModel:
-    pk, sk = order_key(order_id)
-    model = OrderModel(pk, sk, document=json.loads(after.document), lists=after.lengths)
-    for name, value in after.attributes.items():
-        setattr(model, name, value)
+def to_model(order: Order, version: int | None) -> OrderModel:
+    pk, sk = order_key(order.order_id)
+    placed = order.placed_at.isoformat()
+    model = OrderModel(
+        pk,
+        sk,
+        document=order.to_json(),
+        status=order.status.value,
+        channel=order.channel,
+        store=order.store,
+        external_id=order.external_id,
+        gsi1pk=f"CHANNEL#{order.channel}#{order.external_id}",
+        gsi1sk=order.store,
+        gsi2pk=f"STATUS#{order.status.value}",
+        # By status, ordered by when the order entered it (what "stuck" measures). Written only when the
+        # status moves (see save): the index item is rewritten then anyway, so ordering costs nothing more.
+        gsi2sk=f"{_progress_at(order).isoformat()}#{order.order_id}",
+        gsi3pk=f"STORE#{order.channel}#{order.store}",
+        gsi3sk=f"{placed}#{order.order_id}",
+        gsi4pk="ORDERS",
+        gsi4sk=f"{placed}#{order.order_id}",
+    )
     if version is not None:
         model.version = version
     return model
 
 
-def _update_actions(after: Images, change: Changes) -> list[Any]:
-    """The order item's update: only what changed (an update, not a put: what lives beside the document,
-    the execution ARN and the task tokens, stays)."""
-    actions: list[Any] = []
-    if change.document:
-        actions.append(OrderModel.document.set(json.loads(after.document)))
-    if change.lengths:
-        actions.append(OrderModel.lists.set(after.lengths))
-    for name, value in change.attributes.items():
-        attribute = getattr(OrderModel, name)
-        actions.append(attribute.set(value) if value is not None else attribute.remove())
-    return actions
+def _progress_at(order: Order) -> datetime:
+    return order.history[-1].at if order.history else order.updated_at
+
+
+# The attributes a save writes; everything else on the item is left as it is.
+_WRITTEN = (
+    "document",
+    "status",
+    "channel",
+    "store",
+    "external_id",
+    "gsi1pk",
+    "gsi1sk",
+    "gsi2pk",
+    "gsi3pk",
+    "gsi3sk",
+    "gsi4pk",
+    "gsi4sk",
+)
+
+
+def _to_stored(model: OrderModel) -> StoredOrder:
+    return StoredOrder(
+        order=Order.model_validate(model.document),
+        version=int(model.version or 0),
+        execution_arn=model.execution_arn,
+    )
 
 
 def _encode_cursor(key: dict[str, Any] | None) -> str | None:
@@ -134,63 +132,22 @@ def transaction_connection(region: str | None, host: str | None) -> Connection:
     return Connection(region=region, host=host)
 
 
-_SNAPSHOTS = Snapshots()
-
-
-def _read_partition(order_id: str) -> tuple[StoredOrder, Images] | None:
-    """The order from its partition in one consistent Query (more pages only past 1 MB)."""
-    main: OrderModel | None = None
-    bodies: dict[str, Any] = {}
-    start = None
-    while True:
-        page = OrderModel._get_connection().query(
-            order_pk(order_id),
-            OrderModel.sk.between(FIRST_SK, LAST_SK),
-            consistent_read=True,
-            exclusive_start_key=start,
-        )
-        for raw in page.get("Items", []):
-            if raw["sk"]["S"] == ORDER_SK:
-                main = OrderModel.from_raw_data(raw)
-            else:
-                bodies[raw["sk"]["S"]] = OrderEntryModel.from_raw_data(raw).body
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            break
-    if main is None:
-        return None
-    fields = {"document": main.document, "lists": main.lists, "execution_arn": main.execution_arn}
-    fields |= {name: getattr(main, name) for name in INDEX_ATTRIBUTES}
-    order, stored = read(fields, bodies)
-    version = int(main.version or 0)
-    _SNAPSHOTS.put(order_id, version, stored)
-    return StoredOrder(order=order, version=version, execution_arn=main.execution_arn), stored
-
-
-def load_orders(order_ids: Sequence[str]) -> list[Order]:
-    """Orders by id, each read whole (the indexes project keys, not documents); a vanished one is left out."""
-    found = (_read_partition(order_id) for order_id in order_ids)
-    return [f[0].order for f in found if f is not None]
-
-
 class DynamoOrderRepository:
     def get(self, order_id: str) -> StoredOrder | None:
-        found = _read_partition(order_id)
-        return found[0] if found else None
+        try:
+            return _to_stored(OrderModel.get(*order_key(order_id), consistent_read=True))
+        except OrderModel.DoesNotExist:
+            return None
 
     def get_by_channel(self, channel: str, store: str, external_id: str) -> StoredOrder | None:
         for model in OrderModel.by_channel.query(
             f"CHANNEL#{channel}#{external_id}", OrderModel.gsi1sk == store, limit=1
         ):
-            return self.get(model.pk.removeprefix("ORDER#"))
+            return _to_stored(model)
         return None
 
     def find_by_external_id(self, channel: str, external_id: str) -> list[StoredOrder]:
-        found = (
-            self.get(m.pk.removeprefix("ORDER#"))
-            for m in OrderModel.by_channel.query(f"CHANNEL#{channel}#{external_id}")
-        )
-        return [s for s in found if s is not None]
+        return [_to_stored(m) for m in OrderModel.by_channel.query(f"CHANNEL#{channel}#{external_id}")]
 
     def save(
         self,
@@ -201,91 +158,59 @@ class DynamoOrderRepository:
         replacing: OrderStatus | None = None,
         movements: Sequence[CreditMovement] = (),
     ) -> int:
-        before: Images | None = None
-        if expected_version is not None:
-            before = _SNAPSHOTS.get(order.order_id, expected_version) or self._stored(
-                order.order_id, expected_version
-            )
-        after = images(order, before)
-        change = changes(before, after)
-        if expected_version is not None and change.none and delivery_id is None and not movements:
-            return expected_version  # nothing to write: the stored order is this one
-        previous = OrderStatus(str(before.attributes["status"])) if before is not None else None
-        moves = previous != order.status
+        model = to_model(order, expected_version)
         new_version = (expected_version or 0) + 1
-        model = _order_item(order.order_id, after, expected_version)
-        actions = _update_actions(after, change)
-        if delivery_id is None and not moves and not movements and not change.puts and not change.deletes:
+        # An update, not a put: what lives beside the document (execution ARN, review token) stays.
+        actions: list[Any] = [getattr(OrderModel, name).set(getattr(model, name)) for name in _WRITTEN]
+        pending = [p.created_at for p in order.publications if p.status == "pending"]
+        if pending:
+            actions += [
+                OrderModel.gsi5pk.set("PUBPENDING"),
+                OrderModel.gsi5sk.set(f"{min(pending).isoformat()}#{order.order_id}"),
+            ]
+        else:
+            actions += [OrderModel.gsi5pk.remove(), OrderModel.gsi5sk.remove()]
+        # The orders-per-status counters move in the same transaction as a status change.
+        previous = None
+        if expected_version is not None:
+            previous = replacing or self._stored_status(order.order_id, expected_version)
+        moves = previous != order.status
+        if moves:
+            actions.append(OrderModel.gsi2sk.set(model.gsi2sk))
+        if delivery_id is None and not moves and not movements:
             try:
                 model.update(actions=actions)
             except UpdateError as exc:
                 if exc.cause_response_code == f"{_CONDITION_FAILED}Exception":
                     raise ConcurrentUpdate(order.order_id) from exc
                 raise
-        else:
-            self._transact(
-                model,
-                actions,
-                change,
-                order_id=order.order_id,
-                delivery_id=delivery_id,
-                move=(previous, order.status) if moves else None,
-                movements=movements,
-            )
-        _SNAPSHOTS.put(
+            return new_version
+        self._transact(
+            model,
+            actions,
             order.order_id,
-            new_version,
-            Images(
-                after.document,
-                after.attributes,
-                after.entries,
-                after.lengths,
-                True,
-                before.execution_arn if before is not None else None,
-            ),
+            delivery_id,
+            (previous, order.status) if moves else None,
+            movements=movements,
         )
         return new_version
-
-    @staticmethod
-    def _stored(order_id: str, expected_version: int) -> Images:
-        """The images stored at `expected_version`, read (this process has not seen that version)."""
-        found = _read_partition(order_id)
-        if found is None or found[0].version != expected_version:
-            raise ConcurrentUpdate(order_id)
-        return found[1]
 
     def _transact(
         self,
         model: OrderModel,
         actions: list[Any],
-        change: Changes,
-        *,
         order_id: str,
         delivery_id: str | None,
         move: tuple[OrderStatus | None, OrderStatus] | None,
+        *,
         movements: Sequence[CreditMovement] = (),
     ) -> None:
-        """The order item's update with the entry items that changed, its delivery marker, its status-counter
-        move (from, to) and its credit ledger movements, retried when a counter shard was held by another
-        transaction at that moment. Entry items beyond one transaction's room (an old order's first save in
-        the new layout) are written first: past the stored lengths until the transaction commits, or equal to
-        what the transaction writes, they change nothing a reader sees."""
+        """The order's update with its delivery marker, its status-counter move (from, to) and its credit
+        ledger movements, retried when a counter shard was held by another transaction at that moment."""
         ledger_puts, ledger_updates = ledger_writes(movements)
-        pk = order_pk(order_id)
-        entries = [OrderEntryModel(pk, sk, body=json.loads(body)) for sk, body in change.puts.items()]
-        deletes = [OrderEntryModel(pk, sk) for sk in change.deletes]
-        room = _ORDER_BUDGET - len(ledger_puts) - len(ledger_updates)
-        if len(entries) + len(deletes) > room:
-            early, entries = entries[: len(entries) - room], entries[len(entries) - room :]
-            with OrderEntryModel.batch_write() as batch:
-                for item in early:
-                    batch.save(item)
-            deletes, late = deletes[: max(0, room - len(entries))], deletes[max(0, room - len(entries)) :]
-            del late  # past the lengths: never read, overwritten by the next entry at that position
         # Where each item sits in the request (PynamoDB sends puts before updates): its cancellation reason.
         tags = [("delivery", delivery_id or "")] if delivery_id is not None else []
-        tags += [w.tag for w in ledger_puts] + [("entry", order_id)] * len(entries)
-        tags += [("order", order_id)]
+        tags += [w.tag for w in ledger_puts] + [("order", order_id)]
         tags += [("status", order_id)] if move is not None else []
         tags += [w.tag for w in ledger_updates]
         for attempt in range(_CONFLICT_ATTEMPTS):
@@ -298,15 +223,11 @@ class DynamoOrderRepository:
                         )
                     for put in ledger_puts:
                         tx.save(put.item, condition=put.condition)
-                    for entry in entries:
-                        tx.save(entry)
                     tx.update(model, actions=actions)
                     if move is not None:
                         tx.update(*status_move(order_id, *move))
                     for update in ledger_updates:
                         tx.update(update.item, actions=update.actions or [], condition=update.condition)
-                    for gone in deletes:
-                        tx.delete(gone)
                 return
             except TransactWriteError as exc:
                 reasons = [r.code if r else None for r in (exc.cancellation_reasons or [])]
@@ -316,6 +237,22 @@ class DynamoOrderRepository:
                     raise
                 # Another transaction held a counter shard at that moment: nothing was written.
                 time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 (jitter, not security)
+
+    @staticmethod
+    def _stored_status(order_id: str, expected_version: int) -> OrderStatus:
+        """The status stored at `expected_version` (the write's version condition makes it the one
+        replaced)."""
+        try:
+            item = OrderModel.get(
+                *order_key(order_id),
+                consistent_read=True,
+                attributes_to_get=["status", "version"],
+            )
+        except OrderModel.DoesNotExist as exc:
+            raise ConcurrentUpdate(order_id) from exc
+        if int(item.version or 0) != expected_version:
+            raise ConcurrentUpdate(order_id)
+        return OrderStatus(item.status)
 
     def record_delivery(self, delivery_id: str, order_id: str) -> None:
         try:
@@ -336,18 +273,16 @@ class DynamoOrderRepository:
         # Bumping the version makes any writer holding an older copy reload rather than drop the ARN.
         pk, sk = order_key(order_id)
         try:
-            answer = OrderModel._get_connection().update_item(
+            OrderModel._get_connection().update_item(
                 pk,
                 sk,
                 actions=[OrderModel.execution_arn.set(execution_arn), OrderModel.version.add(1)],
                 condition=OrderModel.pk.exists(),
-                return_values="UPDATED_NEW",
             )
         except UpdateError as exc:
             if exc.cause_response_code == f"{_CONDITION_FAILED}Exception":
                 raise NotFound(order_id) from exc
             raise
-        _moved(order_id, answer, execution_arn)
 
     def set_review_token(self, order_id: str, token: str | None) -> None:
         self._set_token(OrderModel.review_token, order_id, token)
@@ -394,18 +329,13 @@ class DynamoOrderRepository:
         pk, sk = order_key(order_id)
         action = attribute.set(token) if token else attribute.remove()
         try:
-            answer = OrderModel._get_connection().update_item(
-                pk,
-                sk,
-                actions=[action, OrderModel.version.add(1)],
-                condition=OrderModel.pk.exists(),
-                return_values="UPDATED_NEW",
+            OrderModel._get_connection().update_item(
+                pk, sk, actions=[action, OrderModel.version.add(1)], condition=OrderModel.pk.exists()
             )
         except UpdateError as exc:
             if exc.cause_response_code == f"{_CONDITION_FAILED}Exception":
                 raise NotFound(order_id) from exc
             raise
-        _moved(order_id, answer)
 
     def pending_publications(self, limit: int = 100) -> list[str]:
         """Orders whose outbox has pending milestones, oldest first (the sparse gsi5: no scan)."""
@@ -430,6 +360,7 @@ class DynamoOrderRepository:
             partition = f"STORE#{channel}#{store}"
             results = OrderModel.by_store.query(
                 partition,
+                filter_condition=(OrderModel.status == status.value) if status else None,
                 scan_index_forward=False,
                 limit=limit,
                 last_evaluated_key=_decode_cursor(cursor, OrderModel.by_store, partition),
@@ -451,11 +382,7 @@ class DynamoOrderRepository:
                 limit=limit,
                 last_evaluated_key=_decode_cursor(cursor, OrderModel.all_orders, "ORDERS"),
             )
-        orders = load_orders([m.pk.removeprefix("ORDER#") for m in results])
-        if store is not None and status is not None:
-            # The by-store index projects keys only (a status there would be rewritten on every move):
-            # the page's orders are read anyway, so the status narrows them here, as a filter would.
-            orders = [o for o in orders if o.status == status]
+        orders = [_to_stored(m).order for m in results]
         return OrderPage(orders=orders, next_cursor=_encode_cursor(results.last_evaluated_key))
 
     @staticmethod
@@ -468,14 +395,6 @@ class DynamoOrderRepository:
         # One per process: a new Connection builds a botocore client, reading service models from disk.
         meta = OrderModel.Meta
         return transaction_connection(meta.region, meta.host)
-
-
-def _moved(order_id: str, answer: dict[str, Any], execution_arn: str | None = None) -> None:
-    """An update that only bumped the order item's version: what this process knew of the version before
-    is still the order's images."""
-    version = int(answer.get("Attributes", {}).get("version", {}).get("N", 0))
-    if version > 1:
-        _SNAPSHOTS.moved(order_id, version - 1, version, execution_arn)
 
 
 class DynamoHeartbeats:

@@ -19,26 +19,24 @@ from typing import Any
 
 from chalicelib import resources
 from chalicelib.adapters.models import OrderModel
-from chalicelib.adapters.order_repository import load_orders
 from chalicelib.adapters.stats import DynamoTrafficStats, status_counts
 from chalicelib.domain.order import Order, OrderStatus
 from chalicelib.domain.status_views import OrderRow, Traffic
 
 
-def _row(model: OrderModel, order: Order | None = None) -> OrderRow:
-    """A row from what the by-status index projects (its keys, channel, store, external id)."""
+def _row(model: OrderModel, with_document: bool) -> OrderRow:
     return OrderRow(
         order_id=model.pk.removeprefix("ORDER#"),
         channel=model.channel,
         store=model.store,
         external_id=model.external_id,
-        status=model.gsi2pk.removeprefix("STATUS#"),
+        status=model.status,
         updated_at=model.gsi2sk.rpartition("#")[0],
-        order=order,
+        order=Order.model_validate(model.document) if with_document else None,
     )
 
 
-_ROW_ATTRIBUTES = ["pk", "sk", "gsi2pk", "channel", "store", "external_id", "gsi2sk"]
+_ROW_ATTRIBUTES = ["pk", "status", "channel", "store", "external_id", "gsi2sk"]
 
 
 class DynamoStatusBoard:
@@ -49,13 +47,13 @@ class DynamoStatusBoard:
         return status_counts()
 
     def in_status(self, status: OrderStatus, limit: int, *, oldest_first: bool = False) -> list[OrderRow]:
-        """Orders in one status, each read whole (the review queue, the failed list): the index projects
-        keys, not documents, so a page of rows is one index query and one partition query per order."""
-        models = list(
-            OrderModel.by_status.query(f"STATUS#{status.value}", scan_index_forward=oldest_first, limit=limit)
-        )
-        orders = {o.order_id: o for o in load_orders([m.pk.removeprefix("ORDER#") for m in models])}
-        return [_row(m, orders[oid]) for m in models if (oid := m.pk.removeprefix("ORDER#")) in orders]
+        """Orders in one status with their documents (the review queue, the failed list)."""
+        return [
+            _row(m, with_document=True)
+            for m in OrderModel.by_status.query(
+                f"STATUS#{status.value}", scan_index_forward=oldest_first, limit=limit
+            )
+        ]
 
     def with_open_returns(self, limit: int) -> list[Order]:
         """Orders with an open return (an order stays RETURN_REQUESTED while one is): the newest `limit`
@@ -75,7 +73,7 @@ class DynamoStatusBoard:
         for status, after in thresholds.items():
             cutoff = (now - after).isoformat()
             rows += [
-                _row(m)
+                _row(m, with_document=False)
                 for m in OrderModel.by_status.query(
                     f"STATUS#{status.value}",
                     OrderModel.gsi2sk < cutoff,

@@ -48,8 +48,7 @@ class StorageMixin:
                 index_name=index.name,
                 partition_key=dynamodb.Attribute(name=index.partition_key, type=string),
                 sort_key=dynamodb.Attribute(name=index.sort_key, type=string),
-                projection_type=dynamodb.ProjectionType(index.projection_type),
-                non_key_attributes=list(index.include) or None,
+                projection_type=dynamodb.ProjectionType.ALL,
             )
         return table
 
