@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,6 +27,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# Below Linux's ephemeral range (32768-60999 by default): no outgoing connection is given one of these, so a
+# port chosen here stays free until its server binds it, and again after that server is killed.
+_STABLE_PORTS = range(20000, 32000)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports that are free now, from outside the ephemeral range."""
+    chosen: list[int] = []
+    for port in random.sample(_STABLE_PORTS, len(_STABLE_PORTS)):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+        if len(chosen) == count:
+            return chosen
+    raise RuntimeError(f"no {count} free ports in {_STABLE_PORTS}")
 
 
 def boot(hub_port: int, token: str, **env: str) -> subprocess.Popen[bytes]:

@@ -50,7 +50,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.local_stack import free_port, wait_healthy  # noqa: E402
+from bench.local_stack import free_ports, wait_healthy  # noqa: E402
 from chalicelib import resources  # noqa: E402
 from chalicelib.domain.order import derive_order_id  # noqa: E402
 from chalicelib.domain.retention import CLOSED_STATUSES  # noqa: E402
@@ -156,8 +156,7 @@ class Soak:
         self._sfn: Any = None
         self.reconciled = threading.Event()
         self._lifecycle_arn: str | None = None
-        self.hub_port, self.aws_port, self.moto_port = free_port(), free_port(), free_port()
-        self.lambda_port = free_port()
+        self.hub_port, self.aws_port, self.moto_port, self.lambda_port = free_ports(4)
         self.hub_url = f"http://127.0.0.1:{self.hub_port}"
         self.aws_url = f"http://127.0.0.1:{self.aws_port}"
         self.moto: subprocess.Popen[bytes] | None = None
