@@ -50,7 +50,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.local_stack import free_ports, wait_healthy  # noqa: E402
+from bench.local_stack import die_with_parent, free_ports, wait_healthy  # noqa: E402
 from chalicelib import resources  # noqa: E402
 from chalicelib.domain.order import derive_order_id  # noqa: E402
 from chalicelib.domain.retention import CLOSED_STATUSES  # noqa: E402
@@ -223,6 +223,7 @@ class Soak:
                 "HUB_LOCAL_MOTO_PORT": str(self.moto_port),
                 "HUB_LOCAL_LAMBDA_PORT": str(self.lambda_port),
             },
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks involved
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -257,6 +258,7 @@ class Soak:
             env=env,
             stdout=self._log_file,
             stderr=self._log_file,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks involved
         )
         wait_healthy(self.hub_url, timeout_s=90)
 
