@@ -13,16 +13,20 @@ Faults, through the simulators' knobs: duplicate deliveries (20 %: every webhook
 and a second POST of a manual order), out of order (10 %: WooCommerce, Amazon, the 3PL's confirmations
 (late ones) and the carrier's tracker events), channel 429/5xx (5 % of orders each arm one on reads and
 one on publishing writes), Stripe network errors (2 % of the manual orders: an unexecuted dropped request or
-a capture executed whose answer is lost), operator cancels in flight (3 %), and `--kills` SIGKILLs of the
-handler process at random moments of the traffic, each followed by a restart.
+a capture executed whose answer is lost), operator cancels in flight (3 %), operator returns on 10 % of the
+card orders once delivered (the parcel received at the 3PL), 10 % of Shopify orders' webhooks reordered, and
+`--kills` SIGKILLs of the handler process at random moments of the traffic, each followed by a restart (the
+Lambda service front of `python -m local moto` outlives it). When traffic ends it runs the reconciliation once
+(WooCommerce never retries a refused delivery).
 
 Then it checks from the data, not logs: every accepted delivery is exactly one order (one order per
 external id, found by its derived id; no order the bench did not place); every order terminal or in a
 named wait; no PaymentIntent captured or refunded twice, no refund above its capture (the Stripe
 simulator's ledger of executed requests); every milestone reached its channel exactly once (the channel
-simulators' records: Shopify fulfillments, WooCommerce notes, Amazon shipment confirmations); every DLQ
-message explained. Bounded by `--orders` and `--max-seconds` (traffic and settling together): it stops by
-itself and reports what had not settled as a failure.
+simulators' records: Shopify fulfillments, WooCommerce notes, Amazon shipment confirmations); every return
+ended with one Stripe refund; every DLQ message read and explained by the order it concerns. Bounded by
+`--orders` and `--max-seconds` (traffic and settling together): it stops by itself and reports what had not
+settled as a failure.
 """
 
 from __future__ import annotations
